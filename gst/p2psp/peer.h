@@ -1,0 +1,115 @@
+// gst-p2psp: the peer state machine (sans-I/O): joins a team, floods the
+// chunks it gets from the splitter to its neighbours (DBS), and rebuilds the
+// stream in order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gst/p2psp/media.h>
+#include <gst/p2psp/outbox.h>
+#include <gst/p2psp/wire.h>
+
+namespace p2psp {
+
+struct PeerConfig {
+  Micros latency_us = 200000;  // how long a chunk waits for earlier ones
+  uint32_t max_chunk_debt = 128;
+  size_t buffer_chunks = 8192;  // reorder window, in chunk numbers
+  // Pending forwards older than this go out even without the DBS trigger
+  // (a received chunk), so a quiet team still floods in time.
+  Micros forward_flush_us = 10000;
+  Micros register_retry_us = 200000;  // UDP REGISTER resend period
+};
+
+enum class PeerState {
+  kIdle,         // start() not called
+  kJoining,      // JOIN sent, waiting for WELCOME
+  kRegistering,  // WELCOME received, REGISTER sent until TEAM arrives
+  kMember,       // in the team
+  kRemoved,      // the splitter removed us (or rejected the join)
+  kLeft,         // leave() called, or the splitter connection closed
+};
+
+struct PeerStats {
+  uint64_t chunks_from_splitter = 0;
+  uint64_t chunks_from_peers = 0;
+  uint64_t chunks_forwarded = 0;  // datagrams sent to neighbours
+  uint64_t duplicates = 0;
+  uint64_t late = 0;              // arrived after being declared lost/played
+  uint64_t lost = 0;              // declared lost by the playout buffer
+  uint64_t played = 0;            // chunks released in order
+  uint64_t bytes_up = 0;          // UDP bytes sent
+  uint64_t bytes_down = 0;        // UDP bytes received and accepted
+  uint64_t rejected_datagrams = 0;  // malformed, foreign or non-member
+  uint64_t neighbours = 0;
+  uint64_t buffer_fill = 0;       // chunks held in the playout buffer
+  Micros chunk_delay_us = 0;      // last arrival delay above the minimum seen
+  Micros chunk_delay_max_us = 0;
+};
+
+struct PeerEvent {
+  enum class Kind {
+    kJoined,             // TEAM received: we are a member
+    kNeighbourAdded,
+    kNeighbourRemoved,
+    kRemoved,            // REMOVED or REJECT from the splitter
+    kProtocolError,      // splitter sent garbage; connection must close
+  };
+  Kind kind = Kind::kJoined;
+  uint32_t peer_id = 0;
+  Endpoint endpoint;
+  RemoveReason reason = RemoveReason::kUnknown;
+  std::string text;
+};
+
+struct NeighbourInfo {
+  uint32_t id = 0;
+  Endpoint endpoint;
+  int64_t debt = 0;
+  uint64_t chunks_sent = 0;
+  uint64_t chunks_received = 0;
+};
+
+class Peer {
+ public:
+  // splitter: the splitter's address; its port is replaced by the UDP port
+  // the WELCOME announces.
+  Peer(const PeerConfig& config, const Endpoint& splitter);
+  ~Peer();
+
+  // Sends JOIN on the (already connected) TCP control channel.
+  void start(Micros now, Outbox* out);
+  void on_tcp_data(const uint8_t* data, size_t size, Micros now, Outbox* out);
+  void on_tcp_closed(Micros now, Outbox* out);
+  void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
+              Micros now, Outbox* out);
+  void tick(Micros now, Outbox* out);
+  Micros next_deadline() const;
+  // Flushes pending forwards, says goodbye to neighbours and the splitter.
+  void leave(Micros now, Outbox* out);
+
+  // Playout: the next item in stream order, once due. Late joiners start at
+  // the first keyframe; buffers touched by a lost chunk are dropped and the
+  // next one carries MediaBuffer::kDiscont. Caps items come in-band.
+  bool pop_item(Micros now, StreamItem* out);
+
+  PeerState state() const;
+  uint32_t id() const;
+  uint32_t team_id() const;
+  const std::string& welcome_caps() const;  // caps at join time
+  uint32_t chunk_size() const;
+  Endpoint public_endpoint() const;
+  std::vector<PeerEvent> take_events();
+  const PeerStats& stats() const;
+  std::vector<NeighbourInfo> neighbours() const;
+  void set_latency_us(Micros latency_us);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace p2psp

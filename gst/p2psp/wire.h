@@ -1,0 +1,173 @@
+// gst-p2psp: wire format, version 1 (see docs/protocol.md, which is the
+// normative text; keep the two in step).
+//
+// Every decoder here is bounds-checked: it reads only inside [data, data+size)
+// and returns nullopt (or an error) on any malformed input. Decoders are
+// fuzzable entry points.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <gst/p2psp/endpoint.h>
+#include <gst/p2psp/seq.h>
+
+namespace p2psp {
+
+using Bytes = std::vector<uint8_t>;
+using SharedBytes = std::shared_ptr<const Bytes>;
+
+constexpr uint8_t kProtocolVersion = 1;
+
+// ---------------------------------------------------------------- UDP ----
+// Common header, 8 bytes: u16 magic 0x5032 ("P2"), u8 version, u8 type,
+// u32 team id. All integers big-endian.
+constexpr uint16_t kUdpMagic = 0x5032;
+constexpr size_t kUdpHeaderSize = 8;
+// Chunk datagram header (common header included).
+constexpr size_t kChunkHeaderSize = 24;
+// No frame starts in this chunk.
+constexpr uint16_t kNoFrameStart = 0xFFFF;
+// Largest chunk payload: keeps a chunk datagram under 64 KiB and lets
+// first_frame_offset fit 16 bits with kNoFrameStart reserved.
+constexpr size_t kMaxChunkPayload = 65000;
+
+enum class UdpType : uint8_t {
+  kChunk = 1,     // splitter -> origin peer, origin peer -> other peers
+  kHello = 2,     // peer -> peer on join
+  kRegister = 3,  // peer -> splitter: binds the peer's UDP endpoint
+  kGoodbye = 4,   // peer -> peers on leave
+};
+
+// A chunk, decoded as a view into the datagram it came from.
+struct ChunkMsg {
+  uint32_t team_id = 0;
+  ChunkNumber number = 0;
+  uint32_t origin = 0;        // peer id of the chunk's origin peer
+  uint32_t send_time_ms = 0;  // splitter clock, ms, wraps; for delay stats
+  uint16_t first_frame_offset = kNoFrameStart;
+  const uint8_t* payload = nullptr;
+  size_t payload_size = 0;
+};
+struct HelloMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;
+};
+struct RegisterMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;
+  uint64_t token = 0;
+};
+struct GoodbyeMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;
+};
+using UdpMessage = std::variant<ChunkMsg, HelloMsg, RegisterMsg, GoodbyeMsg>;
+
+std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size);
+
+Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
+                   uint32_t send_time_ms, uint16_t first_frame_offset,
+                   const uint8_t* payload, size_t payload_size);
+Bytes encode_hello(const HelloMsg& m);
+Bytes encode_register(const RegisterMsg& m);
+Bytes encode_goodbye(const GoodbyeMsg& m);
+
+// ---------------------------------------------------------------- TCP ----
+// Framing: u32 length (of type byte + body, 1..kMaxTcpMessage), u8 type, body.
+constexpr uint32_t kMaxTcpMessage = 1u << 20;
+// First bytes of a JOIN body: ASCII "P2PSP" then the version byte.
+constexpr char kJoinMagic[5] = {'P', '2', 'P', 'S', 'P'};
+
+enum class TcpType : uint8_t {
+  kJoin = 1,        // peer -> splitter
+  kWelcome = 2,     // splitter -> peer
+  kTeam = 3,        // splitter -> peer, once its UDP endpoint is registered
+  kPeerJoined = 4,  // splitter -> peers
+  kPeerLeft = 5,    // splitter -> peers
+  kRemoved = 6,     // splitter -> peer: you are no longer in the team
+  kGoodbye = 7,     // peer -> splitter: leaving
+  kReject = 8,      // splitter -> peer: join refused
+};
+
+enum class RemoveReason : uint8_t {
+  kUnknown = 0,
+  kShutdown = 1,         // splitter stopping
+  kProtocolError = 2,    // peer broke the protocol
+  kTimeout = 3,          // handshake or liveness timeout
+  kTeamFull = 4,         // max-peers reached
+  kVersion = 5,          // unsupported protocol version
+  kExpelled = 6,         // operator or loss-based expulsion
+};
+
+struct PeerInfo {
+  uint32_t id = 0;
+  Endpoint endpoint;  // public UDP endpoint as the splitter sees it
+  bool operator==(const PeerInfo& o) const {
+    return id == o.id && endpoint == o.endpoint;
+  }
+};
+
+struct JoinMsg {
+  uint8_t version = kProtocolVersion;
+  uint32_t flags = 0;  // reserved, zero
+};
+struct WelcomeMsg {
+  uint8_t version = kProtocolVersion;
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;
+  uint64_t token = 0;  // echoed in the UDP REGISTER
+  uint32_t chunk_size = 0;
+  uint16_t splitter_udp_port = 0;
+  std::string caps;  // GstCaps string (with streamheader), may be empty
+};
+struct TeamMsg {
+  Endpoint public_endpoint;     // the joining peer's, as the splitter sees it
+  ChunkNumber next_chunk = 0;   // number of the next chunk the splitter cuts
+  std::vector<PeerInfo> peers;  // everyone else in the team
+};
+struct PeerJoinedMsg {
+  PeerInfo peer;
+};
+struct PeerLeftMsg {
+  uint32_t peer_id = 0;
+};
+struct RemovedMsg {
+  RemoveReason reason = RemoveReason::kUnknown;
+  std::string text;
+};
+struct TcpGoodbyeMsg {};
+struct RejectMsg {
+  RemoveReason reason = RemoveReason::kUnknown;
+  std::string text;
+};
+using TcpMessage =
+    std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
+                 RemovedMsg, TcpGoodbyeMsg, RejectMsg>;
+
+// Encodes one framed TCP message (length prefix included).
+Bytes encode_tcp(const TcpMessage& m);
+// Decodes one message body (type byte + body, no length prefix).
+std::optional<TcpMessage> decode_tcp_body(const uint8_t* data, size_t size);
+
+// Reassembles framed TCP messages from a byte stream.
+class TcpReader {
+ public:
+  enum class Status { kMessage, kNeedMore, kError };
+  void feed(const uint8_t* data, size_t size);
+  // kMessage fills *out; kError means the stream is garbage (bad length or a
+  // body that does not decode): the caller closes the connection.
+  Status next(TcpMessage* out);
+  size_t buffered() const { return buf_.size() - pos_; }
+
+ private:
+  Bytes buf_;
+  size_t pos_ = 0;
+};
+
+}  // namespace p2psp
