@@ -1,0 +1,1 @@
+#include <gst/p2psp/peer.h>

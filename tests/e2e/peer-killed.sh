@@ -1,0 +1,3 @@
+#!/bin/bash
+# placeholder, being written
+exit 77
