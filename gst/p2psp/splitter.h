@@ -81,6 +81,8 @@ class Splitter {
   // Earliest time tick() has something to do (UINT64_MAX: nothing).
   Micros next_deadline() const;
 
+  // Sends the partial chunk now (EOS, or before a caps change matters).
+  void flush(Micros now, Outbox* out);
   // Removes a peer, tells it why, and tells the rest of the team.
   void remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out);
   // Flushes the partial chunk and tells every peer the splitter is going.
