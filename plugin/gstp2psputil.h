@@ -1,0 +1,127 @@
+/* gst-p2psp: the thin I/O layer shared by both elements: GIO sockets,
+ * endpoint conversion, RAII holders, and a poll thread that drives a core
+ * state machine. Nothing here knows the P2PSP protocol. */
+#pragma once
+
+#include <gio/gio.h>
+#include <gst/gst.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gst/p2psp/endpoint.h>
+#include <gst/p2psp/outbox.h>
+
+namespace p2psp_gst {
+
+/* RAII for GObject refs (GSocket, GSocketAddress, GCancellable, ...). */
+template <typename T>
+class GRef {
+ public:
+  GRef () = default;
+  explicit GRef (T *adopt) : p_ (adopt) {}
+  GRef (const GRef &) = delete;
+  GRef &operator= (const GRef &) = delete;
+  GRef (GRef &&o) noexcept : p_ (o.p_) { o.p_ = nullptr; }
+  GRef &operator= (GRef &&o) noexcept {
+    if (this != &o) { reset (); p_ = o.p_; o.p_ = nullptr; }
+    return *this;
+  }
+  ~GRef () { reset (); }
+  void reset (T *adopt = nullptr) {
+    if (p_) g_object_unref (p_);
+    p_ = adopt;
+  }
+  T *get () const { return p_; }
+  explicit operator bool () const { return p_ != nullptr; }
+
+ private:
+  T *p_ = nullptr;
+};
+
+struct GErrorDeleter {
+  void operator() (GError *e) const { g_error_free (e); }
+};
+using GErrorPtr = std::unique_ptr<GError, GErrorDeleter>;
+
+struct GstStructureDeleter {
+  void operator() (GstStructure *s) const { gst_structure_free (s); }
+};
+using GstStructurePtr = std::unique_ptr<GstStructure, GstStructureDeleter>;
+
+/* Microseconds on the monotonic clock (the core's notion of "now"). */
+p2psp::Micros monotonic_now_us ();
+
+p2psp::Endpoint endpoint_from_address (GSocketAddress *addr);
+/* Transfer full; NULL for an invalid endpoint. */
+GSocketAddress *address_from_endpoint (const p2psp::Endpoint &ep);
+
+/* Resolves host (name or literal) and returns the first address; NULL and
+ * *error set on failure. Blocking, cancellable. */
+GInetAddress *resolve_host (const std::string &host, GCancellable *cancel,
+    GError **error);
+
+/* Sends datagrams with g_socket_send_messages on a non-blocking socket.
+ * Datagrams the kernel refuses (full buffer, unreachable) are dropped, not
+ * retried: returns how many were dropped. */
+size_t send_datagrams (GSocket *sock, const std::vector<p2psp::UdpSend> &sends);
+
+struct ReceivedDatagram {
+  p2psp::Endpoint from;
+  std::vector<uint8_t> data;
+  size_t size = 0;
+};
+/* Receives up to batch.size() datagrams without blocking
+ * (g_socket_receive_messages). Returns the number received (0 when none). */
+size_t receive_datagrams (GSocket *sock, std::vector<ReceivedDatagram> &batch);
+
+/* A TCP connection with an unbounded-but-watched output queue, written
+ * without blocking. */
+class TcpConnection {
+ public:
+  explicit TcpConnection (GSocket *adopt);
+  GSocket *socket () const { return socket_.get (); }
+  void queue (const std::vector<uint8_t> &bytes);
+  /* Writes what the kernel takes now. FALSE on a fatal error. */
+  bool flush ();
+  bool wants_write () const { return pos_ < out_.size (); }
+  size_t queued () const { return out_.size () - pos_; }
+  /* Reads what is available now into buf; returns bytes read, 0 on EOF, -1 on
+   * error, -2 when nothing is available. */
+  gssize read_some (uint8_t *buf, size_t size);
+
+ private:
+  GRef<GSocket> socket_;
+  std::vector<uint8_t> out_;
+  size_t pos_ = 0;
+};
+
+/* A thread that polls a set of sockets and a timer, and calls back. All
+ * callbacks run on that thread. wake() interrupts the poll (e.g. after
+ * another thread queued TCP output or changed the deadline). */
+class PollThread {
+ public:
+  using SocketCallback = std::function<void (GSocket *, GIOCondition)>;
+  /* Returns the next absolute deadline (monotonic us) it wants on_timer at. */
+  using TimerCallback = std::function<p2psp::Micros (p2psp::Micros now)>;
+  /* Called each round to learn which sockets to poll and for what. */
+  using WatchList = std::vector<std::pair<GSocket *, GIOCondition>>;
+  using WatchCallback = std::function<void (WatchList &)>;
+
+  PollThread ();
+  ~PollThread ();
+  bool start (const char *name, WatchCallback watches, SocketCallback on_io,
+      TimerCallback on_timer);
+  void stop ();
+  void wake ();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace p2psp_gst
