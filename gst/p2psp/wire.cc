@@ -1,1 +1,437 @@
 #include <gst/p2psp/wire.h>
+
+#include <cstring>
+#include <type_traits>
+
+namespace p2psp {
+
+namespace {
+
+// ------------------------------------------------------------ helpers ----
+
+// Appends big-endian integers and raw bytes to a buffer.
+class Writer {
+ public:
+  explicit Writer(Bytes* out) : out_(out) {}
+  void u8(uint8_t v) { out_->push_back(v); }
+  void u16(uint16_t v) { uint_be(v, 2); }
+  void u32(uint32_t v) { uint_be(v, 4); }
+  void u64(uint64_t v) { uint_be(v, 8); }
+  void raw(const void* data, size_t size) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    out_->insert(out_->end(), p, p + size);
+  }
+  void string(const std::string& s) {
+    u32(static_cast<uint32_t>(s.size()));
+    raw(s.data(), s.size());
+  }
+  void endpoint(const Endpoint& e) {
+    u8(static_cast<uint8_t>(e.family));
+    raw(e.addr.data(), address_size(e.family));
+    u16(e.port);
+  }
+  static size_t address_size(Endpoint::Family f) {
+    return f == Endpoint::Family::kIPv6 ? 16 : 4;
+  }
+
+ private:
+  void uint_be(uint64_t v, int bytes) {
+    for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+      out_->push_back(static_cast<uint8_t>(v >> shift));
+    }
+  }
+  Bytes* out_;
+};
+
+// Bounds-checked big-endian cursor. Once a read runs past the end, every
+// later read fails too and ok() stays false, so decoders can read a whole
+// message and check once.
+class Reader {
+ public:
+  Reader(const uint8_t* data, size_t size) : p_(data), end_(data + size) {}
+
+  bool ok() const { return ok_; }
+  size_t remaining() const { return ok_ ? static_cast<size_t>(end_ - p_) : 0; }
+  bool at_end() const { return ok_ && p_ == end_; }
+
+  uint8_t u8() { return static_cast<uint8_t>(uint_be(1)); }
+  uint16_t u16() { return static_cast<uint16_t>(uint_be(2)); }
+  uint32_t u32() { return static_cast<uint32_t>(uint_be(4)); }
+  uint64_t u64() { return uint_be(8); }
+
+  const uint8_t* take(size_t n) {
+    if (!ok_ || n > remaining()) {
+      ok_ = false;
+      return nullptr;
+    }
+    const uint8_t* start = p_;
+    p_ += n;
+    return start;
+  }
+  std::string string() {
+    uint32_t len = u32();
+    const uint8_t* bytes = take(len);
+    if (!bytes) return {};
+    return std::string(reinterpret_cast<const char*>(bytes), len);
+  }
+  Endpoint endpoint() {
+    uint8_t family = u8();
+    Endpoint e;
+    if (family == 4) {
+      e.family = Endpoint::Family::kIPv4;
+    } else if (family == 6) {
+      e.family = Endpoint::Family::kIPv6;
+    } else {
+      ok_ = false;
+      return e;
+    }
+    const uint8_t* addr = take(Writer::address_size(e.family));
+    if (addr) std::memcpy(e.addr.data(), addr, Writer::address_size(e.family));
+    e.port = u16();
+    return e;
+  }
+  void fail() { ok_ = false; }
+
+ private:
+  uint64_t uint_be(size_t bytes) {
+    const uint8_t* p = take(bytes);
+    if (!p) return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; ++i) v = (v << 8) | p[i];
+    return v;
+  }
+  const uint8_t* p_;
+  const uint8_t* end_;
+  bool ok_ = true;
+};
+
+// Smallest encoded endpoint: family byte, IPv4 address, port.
+constexpr size_t kMinEndpointSize = 1 + 4 + 2;
+constexpr size_t kHelloSize = kUdpHeaderSize + 4;
+constexpr size_t kRegisterSize = kUdpHeaderSize + 4 + 8;
+constexpr size_t kGoodbyeSize = kUdpHeaderSize + 4;
+
+// ---------------------------------------------------------------- UDP ----
+
+void write_udp_header(Writer& w, UdpType type, uint32_t team_id) {
+  w.u16(kUdpMagic);
+  w.u8(kProtocolVersion);
+  w.u8(static_cast<uint8_t>(type));
+  w.u32(team_id);
+}
+
+std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id) {
+  ChunkMsg m;
+  m.team_id = team_id;
+  m.number = r.u32();
+  m.origin = r.u32();
+  m.send_time_ms = r.u32();
+  m.first_frame_offset = r.u16();
+  r.u16();  // reserved: senders write 0, receivers ignore it
+  if (!r.ok()) return std::nullopt;
+  m.payload_size = r.remaining();
+  if (m.payload_size == 0 || m.payload_size > kMaxChunkPayload) {
+    return std::nullopt;
+  }
+  if (m.first_frame_offset != kNoFrameStart &&
+      m.first_frame_offset >= m.payload_size) {
+    return std::nullopt;
+  }
+  m.payload = r.take(m.payload_size);
+  return m;
+}
+
+// HELLO and GOODBYE share a layout: header + peer id.
+template <typename Msg>
+std::optional<UdpMessage> decode_peer_id_only(Reader& r, uint32_t team_id,
+                                              size_t size) {
+  if (size != kHelloSize) return std::nullopt;
+  Msg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  return m;
+}
+
+std::optional<UdpMessage> decode_register(Reader& r, uint32_t team_id,
+                                          size_t size) {
+  if (size != kRegisterSize) return std::nullopt;
+  RegisterMsg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  m.token = r.u64();
+  return m;
+}
+
+// ---------------------------------------------------------------- TCP ----
+
+TcpType type_of(const TcpMessage& m) {
+  // The variant's alternatives are listed in TcpType order, from 1.
+  return static_cast<TcpType>(m.index() + 1);
+}
+
+struct BodyWriter {
+  Writer& w;
+  void operator()(const JoinMsg& m) {
+    w.raw(kJoinMagic, sizeof kJoinMagic);
+    w.u8(m.version);
+    w.u32(m.flags);
+  }
+  void operator()(const WelcomeMsg& m) {
+    w.u8(m.version);
+    w.u32(m.team_id);
+    w.u32(m.peer_id);
+    w.u64(m.token);
+    w.u32(m.chunk_size);
+    w.u16(m.splitter_udp_port);
+    w.string(m.caps);
+  }
+  void operator()(const TeamMsg& m) {
+    w.endpoint(m.public_endpoint);
+    w.u32(m.next_chunk);
+    w.u32(static_cast<uint32_t>(m.peers.size()));
+    for (const PeerInfo& p : m.peers) peer_info(p);
+  }
+  void operator()(const PeerJoinedMsg& m) { peer_info(m.peer); }
+  void operator()(const PeerLeftMsg& m) { w.u32(m.peer_id); }
+  void operator()(const RemovedMsg& m) {
+    w.u8(static_cast<uint8_t>(m.reason));
+    w.string(m.text);
+  }
+  void operator()(const TcpGoodbyeMsg&) {}
+  void operator()(const RejectMsg& m) {
+    w.u8(static_cast<uint8_t>(m.reason));
+    w.string(m.text);
+  }
+
+ private:
+  void peer_info(const PeerInfo& p) {
+    w.u32(p.id);
+    w.endpoint(p.endpoint);
+  }
+};
+
+PeerInfo read_peer_info(Reader& r) {
+  PeerInfo p;
+  p.id = r.u32();
+  p.endpoint = r.endpoint();
+  return p;
+}
+
+RemoveReason read_reason(Reader& r) {
+  uint8_t v = r.u8();
+  if (v > static_cast<uint8_t>(RemoveReason::kExpelled)) r.fail();
+  return static_cast<RemoveReason>(v);
+}
+
+JoinMsg read_join(Reader& r) {
+  JoinMsg m;
+  const uint8_t* magic = r.take(sizeof kJoinMagic);
+  if (magic && std::memcmp(magic, kJoinMagic, sizeof kJoinMagic) != 0) {
+    r.fail();
+  }
+  // Any version decodes, so the splitter can answer REJECT kVersion.
+  m.version = r.u8();
+  m.flags = r.u32();
+  return m;
+}
+
+WelcomeMsg read_welcome(Reader& r) {
+  WelcomeMsg m;
+  m.version = r.u8();
+  m.team_id = r.u32();
+  m.peer_id = r.u32();
+  m.token = r.u64();
+  m.chunk_size = r.u32();
+  m.splitter_udp_port = r.u16();
+  m.caps = r.string();
+  return m;
+}
+
+TeamMsg read_team(Reader& r) {
+  TeamMsg m;
+  m.public_endpoint = r.endpoint();
+  m.next_chunk = r.u32();
+  uint32_t count = r.u32();
+  // Refuse a count the remaining bytes cannot hold before reserving memory
+  // for it: a hostile count must not become a huge allocation.
+  if (!r.ok() || count > r.remaining() / (4 + kMinEndpointSize)) {
+    r.fail();
+    return m;
+  }
+  m.peers.reserve(count);
+  for (uint32_t i = 0; i < count && r.ok(); ++i) {
+    m.peers.push_back(read_peer_info(r));
+  }
+  return m;
+}
+
+std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
+  switch (type) {
+    case TcpType::kJoin:
+      return read_join(r);
+    case TcpType::kWelcome:
+      return read_welcome(r);
+    case TcpType::kTeam:
+      return read_team(r);
+    case TcpType::kPeerJoined:
+      return PeerJoinedMsg{read_peer_info(r)};
+    case TcpType::kPeerLeft:
+      return PeerLeftMsg{r.u32()};
+    case TcpType::kRemoved: {
+      RemovedMsg m;
+      m.reason = read_reason(r);
+      m.text = r.string();
+      return m;
+    }
+    case TcpType::kGoodbye:
+      return TcpGoodbyeMsg{};
+    case TcpType::kReject: {
+      RejectMsg m;
+      m.reason = read_reason(r);
+      m.text = r.string();
+      return m;
+    }
+  }
+  return std::nullopt;  // unknown type
+}
+
+// TcpReader: consumed bytes are dropped once there are this many, or once
+// they outnumber the unread ones.
+constexpr size_t kCompactThreshold = 4096;
+
+}  // namespace
+
+// ---------------------------------------------------------------- UDP ----
+
+std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
+  if (data == nullptr) return std::nullopt;
+  Reader r(data, size);
+  uint16_t magic = r.u16();
+  uint8_t version = r.u8();
+  uint8_t type = r.u8();
+  uint32_t team_id = r.u32();
+  if (!r.ok() || magic != kUdpMagic || version != kProtocolVersion) {
+    return std::nullopt;
+  }
+  switch (static_cast<UdpType>(type)) {
+    case UdpType::kChunk:
+      return decode_chunk(r, team_id);
+    case UdpType::kHello:
+      return decode_peer_id_only<HelloMsg>(r, team_id, size);
+    case UdpType::kRegister:
+      return decode_register(r, team_id, size);
+    case UdpType::kGoodbye:
+      return decode_peer_id_only<GoodbyeMsg>(r, team_id, size);
+  }
+  return std::nullopt;
+}
+
+Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
+                   uint32_t send_time_ms, uint16_t first_frame_offset,
+                   const uint8_t* payload, size_t payload_size) {
+  Bytes out;
+  out.reserve(kChunkHeaderSize + payload_size);
+  Writer w(&out);
+  write_udp_header(w, UdpType::kChunk, team_id);
+  w.u32(number);
+  w.u32(origin);
+  w.u32(send_time_ms);
+  w.u16(first_frame_offset);
+  w.u16(0);
+  if (payload_size > 0) w.raw(payload, payload_size);
+  return out;
+}
+
+Bytes encode_hello(const HelloMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kHello, m.team_id);
+  w.u32(m.peer_id);
+  return out;
+}
+
+Bytes encode_register(const RegisterMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kRegister, m.team_id);
+  w.u32(m.peer_id);
+  w.u64(m.token);
+  return out;
+}
+
+Bytes encode_goodbye(const GoodbyeMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kGoodbye, m.team_id);
+  w.u32(m.peer_id);
+  return out;
+}
+
+// ---------------------------------------------------------------- TCP ----
+
+Bytes encode_tcp(const TcpMessage& m) {
+  Bytes out(4, 0);  // length, patched below
+  Writer w(&out);
+  w.u8(static_cast<uint8_t>(type_of(m)));
+  std::visit(BodyWriter{w}, m);
+  uint32_t length = static_cast<uint32_t>(out.size() - 4);
+  for (int i = 0; i < 4; ++i) {
+    out[i] = static_cast<uint8_t>(length >> (24 - 8 * i));
+  }
+  return out;
+}
+
+std::optional<TcpMessage> decode_tcp_body(const uint8_t* data, size_t size) {
+  if (data == nullptr || size == 0) return std::nullopt;
+  Reader r(data, size);
+  auto type = static_cast<TcpType>(r.u8());
+  std::optional<TcpMessage> msg = read_body(type, r);
+  if (!msg || !r.at_end()) return std::nullopt;  // also rejects trailing bytes
+  return msg;
+}
+
+void TcpReader::feed(const uint8_t* data, size_t size) {
+  // A broken stream is never read again: keep no more of it.
+  if (error_ || size == 0) return;
+  compact();
+  buf_.insert(buf_.end(), data, data + size);
+}
+
+TcpReader::Status TcpReader::next(TcpMessage* out) {
+  if (error_) return Status::kError;
+  if (buffered() < 4) return Status::kNeedMore;
+  const uint8_t* p = buf_.data() + pos_;
+  uint32_t length = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+                    (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+  if (length == 0 || length > kMaxTcpMessage) {
+    error_ = true;
+  } else if (buffered() - 4 < length) {
+    return Status::kNeedMore;
+  } else {
+    std::optional<TcpMessage> msg = decode_tcp_body(p + 4, length);
+    pos_ += 4 + length;
+    if (msg) {
+      *out = std::move(*msg);
+      compact();
+      return Status::kMessage;
+    }
+    error_ = true;
+  }
+  buf_.clear();
+  buf_.shrink_to_fit();
+  pos_ = 0;
+  return Status::kError;
+}
+
+void TcpReader::compact() {
+  if (pos_ == 0) return;
+  if (pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+  } else if (pos_ >= kCompactThreshold || pos_ * 2 >= buf_.size()) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+}
+
+}  // namespace p2psp

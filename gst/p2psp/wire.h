@@ -97,12 +97,12 @@ enum class TcpType : uint8_t {
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
-  kShutdown = 1,         // splitter stopping
-  kProtocolError = 2,    // peer broke the protocol
-  kTimeout = 3,          // handshake or liveness timeout
-  kTeamFull = 4,         // max-peers reached
-  kVersion = 5,          // unsupported protocol version
-  kExpelled = 6,         // operator or loss-based expulsion
+  kShutdown = 1,       // splitter stopping
+  kProtocolError = 2,  // peer broke the protocol
+  kTimeout = 3,        // handshake or liveness timeout
+  kTeamFull = 4,       // max-peers reached
+  kVersion = 5,        // unsupported protocol version
+  kExpelled = 6,       // operator or loss-based expulsion
 };
 
 struct PeerInfo {
@@ -166,8 +166,12 @@ class TcpReader {
   size_t buffered() const { return buf_.size() - pos_; }
 
  private:
+  // Drops consumed bytes once they dominate the buffer, so memory stays
+  // bounded by one pending message plus what was fed since.
+  void compact();
   Bytes buf_;
   size_t pos_ = 0;
+  bool error_ = false;  // sticky: a byte stream cannot resynchronise
 };
 
 }  // namespace p2psp
