@@ -1,1 +1,325 @@
-// placeholder, being written
+/* gst-p2psp: the thin I/O layer shared by both elements. */
+#include "gstp2psputil.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace p2psp_gst {
+
+namespace {
+
+/* Enough for sendmmsg to amortise the syscall, small enough to keep the
+ * GOutputMessage arrays on the stack-like vectors cheap. */
+constexpr size_t kSendBatch = 64;
+constexpr size_t kMaxDatagram = 65536;
+/* The poll loop wakes at least this often, so a deadline the callbacks moved
+ * without calling wake() is never missed for long. */
+constexpr p2psp::Micros kMaxPollWaitUs = 100000;
+
+bool is_would_block(const GError *error) {
+  return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+}
+
+/* An IPv6 socket (dual-stack) only sends to IPv6 addresses, so IPv4
+ * destinations are written as v4-mapped. */
+GSocketAddress *address_for_socket(GSocket *sock, const p2psp::Endpoint &ep) {
+  if (ep.family == p2psp::Endpoint::Family::kIPv4 &&
+      g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6) {
+    std::array<uint8_t, 16> mapped{};
+    mapped[10] = 0xff;
+    mapped[11] = 0xff;
+    std::copy_n(ep.addr.begin(), 4, mapped.begin() + 12);
+    return address_from_endpoint(p2psp::Endpoint::ipv6(mapped, ep.port));
+  }
+  return address_from_endpoint(ep);
+}
+
+}  // namespace
+
+p2psp::Micros monotonic_now_us() {
+  return static_cast<p2psp::Micros>(g_get_monotonic_time());
+}
+
+p2psp::Endpoint endpoint_from_address(GSocketAddress *addr) {
+  if (addr == nullptr || !G_IS_INET_SOCKET_ADDRESS(addr)) return {};
+  auto *inet_sa = G_INET_SOCKET_ADDRESS(addr);
+  GInetAddress *inet = g_inet_socket_address_get_address(inet_sa);
+  const guint16 port = g_inet_socket_address_get_port(inet_sa);
+  const guint8 *bytes = g_inet_address_to_bytes(inet);
+  switch (g_inet_address_get_family(inet)) {
+    case G_SOCKET_FAMILY_IPV4:
+      return p2psp::Endpoint::ipv4(bytes[0], bytes[1], bytes[2], bytes[3],
+                                   port);
+    case G_SOCKET_FAMILY_IPV6: {
+      std::array<uint8_t, 16> a{};
+      std::copy_n(bytes, a.size(), a.begin());
+      return p2psp::Endpoint::ipv6(a, port).normalized();
+    }
+    default:
+      return {};
+  }
+}
+
+GSocketAddress *address_from_endpoint(const p2psp::Endpoint &ep) {
+  GSocketFamily family;
+  switch (ep.family) {
+    case p2psp::Endpoint::Family::kIPv4:
+      family = G_SOCKET_FAMILY_IPV4;
+      break;
+    case p2psp::Endpoint::Family::kIPv6:
+      family = G_SOCKET_FAMILY_IPV6;
+      break;
+    default:
+      return nullptr;
+  }
+  GInetAddress *inet = g_inet_address_new_from_bytes(ep.addr.data(), family);
+  GSocketAddress *sa = g_inet_socket_address_new(inet, ep.port);
+  g_object_unref(inet);
+  return sa;
+}
+
+GInetAddress *resolve_host(const std::string &host, GCancellable *cancel,
+                           GError **error) {
+  GInetAddress *literal = g_inet_address_new_from_string(host.c_str());
+  if (literal != nullptr) return literal;
+
+  GResolver *resolver = g_resolver_get_default();
+  GList *results =
+      g_resolver_lookup_by_name(resolver, host.c_str(), cancel, error);
+  g_object_unref(resolver);
+  if (results == nullptr) return nullptr;
+  auto *first = G_INET_ADDRESS(g_object_ref(results->data));
+  g_resolver_free_addresses(results);
+  return first;
+}
+
+size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
+  size_t dropped = 0;
+  std::vector<GOutputVector> vectors(std::min(sends.size(), kSendBatch));
+  std::vector<GOutputMessage> messages(vectors.size());
+  std::vector<GRef<GSocketAddress>> addresses(vectors.size());
+
+  for (size_t base = 0; base < sends.size(); base += kSendBatch) {
+    const size_t count = std::min(kSendBatch, sends.size() - base);
+    for (size_t i = 0; i < count; i++) {
+      const p2psp::UdpSend &send = sends[base + i];
+      addresses[i].reset(address_for_socket(sock, send.to));
+      vectors[i].buffer = send.data ? send.data->data() : nullptr;
+      vectors[i].size = send.data ? send.data->size() : 0;
+      messages[i] = GOutputMessage{};
+      messages[i].address = addresses[i].get();
+      messages[i].vectors = &vectors[i];
+      messages[i].num_vectors = 1;
+    }
+
+    size_t next = 0;
+    while (next < count) {
+      /* An invalid endpoint has no address: skip it rather than let GLib
+       * send to whatever the socket is connected to. */
+      if (messages[next].address == nullptr) {
+        dropped++;
+        next++;
+        continue;
+      }
+      size_t run = next;
+      while (run < count && messages[run].address != nullptr) run++;
+      GError *error = nullptr;
+      gint sent = g_socket_send_messages(sock, &messages[next], run - next, 0,
+                                         nullptr, &error);
+      if (sent > 0) {
+        next += static_cast<size_t>(sent);
+        continue;
+      }
+      GErrorPtr owned(error);
+      if (sent < 0 && is_would_block(error)) {
+        /* The kernel buffer is full: this batch is lost; the next batch (and
+         * the next render) tries again. */
+        dropped += count - next;
+        break;
+      }
+      /* Anything else (unreachable, wrong family) concerns that one
+       * destination only. */
+      dropped++;
+      next++;
+    }
+  }
+  return dropped;
+}
+
+size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch) {
+  if (batch.empty()) return 0;
+  std::vector<GInputVector> vectors(batch.size());
+  std::vector<GInputMessage> messages(batch.size());
+  std::vector<GSocketAddress *> addresses(batch.size(), nullptr);
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (batch[i].data.size() < kMaxDatagram) batch[i].data.resize(kMaxDatagram);
+    vectors[i].buffer = batch[i].data.data();
+    vectors[i].size = batch[i].data.size();
+    messages[i] = GInputMessage{};
+    messages[i].address = &addresses[i];
+    messages[i].vectors = &vectors[i];
+    messages[i].num_vectors = 1;
+  }
+
+  GError *error = nullptr;
+  gint got = g_socket_receive_messages(sock, messages.data(), messages.size(),
+                                       0, nullptr, &error);
+  GErrorPtr owned(error);
+  const size_t received = got > 0 ? static_cast<size_t>(got) : 0;
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (i < received) {
+      batch[i].from = endpoint_from_address(addresses[i]);
+      batch[i].size = messages[i].bytes_received;
+    }
+    if (addresses[i] != nullptr) g_object_unref(addresses[i]);
+  }
+  return received;
+}
+
+TcpConnection::TcpConnection(GSocket *adopt) : socket_(adopt) {}
+
+void TcpConnection::queue(const std::vector<uint8_t> &bytes) {
+  out_.insert(out_.end(), bytes.begin(), bytes.end());
+}
+
+bool TcpConnection::flush() {
+  while (pos_ < out_.size()) {
+    GError *error = nullptr;
+    gssize n = g_socket_send(socket_.get(),
+                             reinterpret_cast<const gchar *>(&out_[pos_]),
+                             out_.size() - pos_, nullptr, &error);
+    GErrorPtr owned(error);
+    if (n < 0) {
+      if (is_would_block(error)) break;
+      return false;
+    }
+    pos_ += static_cast<size_t>(n);
+  }
+  if (pos_ == out_.size()) {
+    out_.clear();
+    pos_ = 0;
+  } else if (pos_ > out_.size() / 2) {
+    /* Keeps memory proportional to what is still unsent. */
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+  return true;
+}
+
+gssize TcpConnection::read_some(uint8_t *buf, size_t size) {
+  GError *error = nullptr;
+  gssize n = g_socket_receive(socket_.get(), reinterpret_cast<gchar *>(buf),
+                              size, nullptr, &error);
+  GErrorPtr owned(error);
+  if (n >= 0) return n;
+  return is_would_block(error) ? -2 : -1;
+}
+
+struct PollThread::Impl {
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  int wake_fd = -1;
+  WatchCallback watches;
+  SocketCallback on_io;
+  TimerCallback on_timer;
+
+  void run();
+  void drain_wake_fd() const;
+  int poll_timeout_ms(p2psp::Micros deadline) const;
+};
+
+void PollThread::Impl::drain_wake_fd() const {
+  uint64_t value;
+  while (read(wake_fd, &value, sizeof value) == sizeof value) {
+  }
+}
+
+int PollThread::Impl::poll_timeout_ms(p2psp::Micros deadline) const {
+  const p2psp::Micros now = monotonic_now_us();
+  if (deadline <= now) return 0;
+  const p2psp::Micros wait = std::min(deadline - now, kMaxPollWaitUs);
+  /* Round up: waking a little late beats spinning until the deadline. */
+  return static_cast<int>((wait + 999) / 1000);
+}
+
+void PollThread::Impl::run() {
+  WatchList list;
+  std::vector<pollfd> fds;
+  p2psp::Micros deadline = on_timer(monotonic_now_us());
+  while (!stopping.load()) {
+    list.clear();
+    watches(list);
+    fds.assign(1, pollfd{wake_fd, POLLIN, 0});
+    for (const auto &watch : list) {
+      /* GIOCondition values are the poll() bits on every platform GLib
+       * supports with poll(). */
+      fds.push_back(pollfd{g_socket_get_fd(watch.first),
+                           static_cast<short>(watch.second), 0});
+    }
+
+    int ready = poll(fds.data(), fds.size(), poll_timeout_ms(deadline));
+    if (ready < 0 && errno != EINTR) break;
+    if (stopping.load()) break;
+    if (fds[0].revents != 0) drain_wake_fd();
+    for (size_t i = 1; ready > 0 && i < fds.size(); i++) {
+      if (fds[i].revents != 0)
+        on_io(list[i - 1].first, static_cast<GIOCondition>(fds[i].revents));
+    }
+    /* I/O and other threads (that called wake()) can move the deadline, so
+     * the timer callback is asked again every round, not only when due. */
+    deadline = on_timer(monotonic_now_us());
+  }
+}
+
+PollThread::PollThread() : impl_(new Impl) {}
+
+PollThread::~PollThread() { stop(); }
+
+bool PollThread::start(const char *name, WatchCallback watches,
+                       SocketCallback on_io, TimerCallback on_timer) {
+  if (impl_->thread.joinable()) return false;
+  impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (impl_->wake_fd < 0) return false;
+  impl_->stopping = false;
+  impl_->watches = std::move(watches);
+  impl_->on_io = std::move(on_io);
+  impl_->on_timer = std::move(on_timer);
+  std::string thread_name = name ? name : "p2psp-poll";
+  impl_->thread = std::thread([this, thread_name] {
+    /* Linux limits thread names to 15 characters. */
+    pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+    impl_->run();
+  });
+  return true;
+}
+
+void PollThread::stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->stopping = true;
+  wake();
+  /* From a callback, only ask: the loop ends when the callback returns and
+   * a later stop() from another thread joins it. */
+  if (impl_->thread.get_id() == std::this_thread::get_id()) return;
+  impl_->thread.join();
+  close(impl_->wake_fd);
+  impl_->wake_fd = -1;
+  impl_->watches = nullptr;
+  impl_->on_io = nullptr;
+  impl_->on_timer = nullptr;
+}
+
+void PollThread::wake() {
+  if (impl_->wake_fd < 0) return;
+  const uint64_t one = 1;
+  /* A full counter already means "wake up": nothing to do on failure. */
+  ssize_t ignored = write(impl_->wake_fd, &one, sizeof one);
+  (void)ignored;
+}
+
+}  // namespace p2psp_gst

@@ -102,7 +102,15 @@ class TcpConnection {
 
 /* A thread that polls a set of sockets and a timer, and calls back. All
  * callbacks run on that thread. wake() interrupts the poll (e.g. after
- * another thread queued TCP output or changed the deadline). */
+ * another thread queued TCP output or changed the deadline).
+ *
+ * The timer callback runs once at start and then after every poll round
+ * (I/O, wake() or timeout; rounds are at most 100 ms apart), so it must cope
+ * with being called before its deadline (the core's tick() does). The socket
+ * callback gets the GSocket* from the latest watch list: look it up before
+ * using it, since an earlier callback of the same round may have closed it.
+ * stop() joins the thread; called from a callback it only asks the loop to
+ * end. */
 class PollThread {
  public:
   using SocketCallback = std::function<void (GSocket *, GIOCondition)>;
