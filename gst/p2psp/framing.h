@@ -7,14 +7,14 @@
 // docs/protocol.md, "Frames".
 #pragma once
 
+#include <gst/p2psp/media.h>
+#include <gst/p2psp/wire.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string>
 #include <vector>
-
-#include <gst/p2psp/media.h>
-#include <gst/p2psp/wire.h>
 
 namespace p2psp {
 
@@ -47,10 +47,17 @@ class Framer {
  private:
   void append_frame(FrameKind kind, const MediaBuffer& meta,
                     const uint8_t* data, size_t size);
+  ChunkPayload take_chunk(size_t size);
   size_t chunk_size_;
+  // Framed bytes not yet cut into chunks start at pending_[read_pos_]; the
+  // consumed prefix is dropped lazily so that cutting a chunk never moves the
+  // rest of the stream.
   Bytes pending_;
-  // Offsets in pending_ where frames start.
-  std::deque<size_t> frame_starts_;
+  size_t read_pos_ = 0;
+  // Stream offset (bytes ever framed) of pending_[read_pos_].
+  uint64_t stream_pos_ = 0;
+  // Stream offsets where frames start, not yet assigned to a chunk.
+  std::deque<uint64_t> frame_starts_;
 };
 
 class Deframer {
@@ -72,12 +79,37 @@ class Deframer {
   const Stats& stats() const { return stats_; }
 
  private:
-  bool synced_ = false;   // false until a frame start is seen
-  bool discont_ = true;   // next buffer out carries DISCONT
-  Bytes partial_;         // bytes of the frame being assembled
+  struct FrameHeader {
+    FrameKind kind = FrameKind::kBuffer;
+    uint8_t flags = 0;
+    uint32_t size = 0;
+    uint64_t pts = kNoTime;
+    uint64_t dts = kNoTime;
+    uint64_t duration = kNoTime;
+  };
+
+  bool synced_ = false;  // false until a frame start is seen
+  bool discont_ = true;  // next buffer out carries DISCONT
+  // The frame being assembled: its header bytes first, then its data.
+  uint8_t header_bytes_[kFrameHeaderSize] = {};
+  size_t header_fill_ = 0;  // > 0 while a frame is being assembled
+  FrameHeader header_;      // valid once header_fill_ == kFrameHeaderSize
+  Bytes partial_;           // data of the frame being assembled
   std::deque<StreamItem> ready_;
   Stats stats_;
-  void consume(const uint8_t* data, size_t size);
+
+  bool frame_in_progress() const { return header_fill_ > 0; }
+  size_t bytes_wanted() const;
+  // Consumes header or data bytes of the current frame; false if the frame
+  // header turned out invalid.
+  bool consume(const uint8_t* data, size_t size);
+  void append_data(const uint8_t* data, size_t size);
+  void emit_frame();
+  void drop_frame();
+  // The stream cannot be trusted any more: forget the frame, wait for the next
+  // frame start, and mark the next buffer DISCONT.
+  void lose_sync();
+  void on_malformed();
 };
 
 }  // namespace p2psp

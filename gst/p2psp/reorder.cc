@@ -1,1 +1,168 @@
+// gst-p2psp: the peer's playout (reordering) buffer.
 #include <gst/p2psp/reorder.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace p2psp {
+
+namespace {
+
+uint64_t saturating_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+}  // namespace
+
+ReorderBuffer::ReorderBuffer(size_t capacity, uint64_t hold_us)
+    : slots_(std::max<size_t>(capacity, 1)),
+      played_(slots_.size()),
+      played_valid_(slots_.size(), false),
+      hold_us_(hold_us) {}
+
+ReorderBuffer::Insert ReorderBuffer::insert(const StoredChunk& chunk,
+                                            uint64_t now_us) {
+  if (!started_) return insert_before_start(chunk, now_us);
+  const ChunkNumber n = chunk.msg.number;
+  if (seq_before(n, head_)) return classify_behind_head(n);
+  if (static_cast<uint64_t>(seq_distance(head_, n)) >= capacity()) {
+    return Insert::kTooFarAhead;
+  }
+  return store(chunk);
+}
+
+ReorderBuffer::Insert ReorderBuffer::insert_before_start(
+    const StoredChunk& chunk, uint64_t now_us) {
+  const ChunkNumber n = chunk.msg.number;
+  if (count_ == 0) {
+    head_ = n;
+    head_index_ = n % capacity();
+    first_arrival_us_ = now_us;
+  } else {
+    // Whatever starts the window must leave room on both sides of the first
+    // arrival, since the smallest number held becomes the head.
+    const int64_t distance = seq_distance(head_, n);
+    if (distance != 0 &&
+        static_cast<uint64_t>(std::llabs(distance)) >= capacity() / 2) {
+      return Insert::kTooFarAhead;
+    }
+  }
+  return store(chunk);
+}
+
+ReorderBuffer::Insert ReorderBuffer::classify_behind_head(ChunkNumber n) const {
+  const uint64_t behind = static_cast<uint32_t>(head_ - n);
+  if (behind <= capacity()) {
+    const size_t index = index_of(n);
+    if (played_valid_[index] && played_[index] == n) return Insert::kDuplicate;
+  }
+  return Insert::kLate;
+}
+
+ReorderBuffer::Insert ReorderBuffer::store(const StoredChunk& chunk) {
+  const ChunkNumber n = chunk.msg.number;
+  Cell& cell = slots_[index_of(n)];
+  if (cell.present) return Insert::kDuplicate;
+  cell.present = true;
+  cell.number = n;
+  cell.chunk = chunk;
+  ++count_;
+  if (next_present_valid_ && seq_before(n, next_present_)) next_present_ = n;
+  return Insert::kAccepted;
+}
+
+bool ReorderBuffer::pop(uint64_t now_us, Slot* out) {
+  if (!started_) {
+    if (count_ == 0 || now_us < saturating_add(first_arrival_us_, hold_us_)) {
+      return false;
+    }
+    start();
+  }
+  if (count_ == 0) return false;
+
+  Cell& cell = slots_[head_index_];
+  if (cell.present) {
+    out->number = head_;
+    out->lost = false;
+    out->chunk = std::move(cell.chunk);
+    cell.chunk = StoredChunk();
+    cell.present = false;
+    --count_;
+    played_[head_index_] = head_;
+    played_valid_[head_index_] = true;
+    if (next_present_valid_ && next_present_ == head_) {
+      next_present_valid_ = false;
+    }
+    advance_head();
+    return true;
+  }
+  if (now_us < saturating_add(oldest_waiting_us(), hold_us_)) return false;
+  out->number = head_;
+  out->lost = true;
+  out->chunk = StoredChunk();
+  advance_head();
+  return true;
+}
+
+uint64_t ReorderBuffer::next_deadline_us() const {
+  if (count_ == 0) return UINT64_MAX;
+  if (!started_) return saturating_add(first_arrival_us_, hold_us_);
+  if (slots_[head_index_].present) return 0;
+  return saturating_add(oldest_waiting_us(), hold_us_);
+}
+
+void ReorderBuffer::reset() {
+  std::fill(slots_.begin(), slots_.end(), Cell());
+  std::fill(played_valid_.begin(), played_valid_.end(), false);
+  started_ = false;
+  first_arrival_us_ = 0;
+  head_ = 0;
+  head_index_ = 0;
+  count_ = 0;
+  next_present_valid_ = false;
+}
+
+size_t ReorderBuffer::index_of(ChunkNumber n) const {
+  const int64_t cap = static_cast<int64_t>(capacity());
+  const int64_t offset = seq_distance(head_, n) % cap;
+  return static_cast<size_t>(
+      (static_cast<int64_t>(head_index_) + offset + cap) % cap);
+}
+
+void ReorderBuffer::start() {
+  ChunkNumber smallest = head_;
+  for (const Cell& cell : slots_) {
+    if (cell.present && seq_before(cell.number, smallest)) {
+      smallest = cell.number;
+    }
+  }
+  head_index_ = index_of(smallest);
+  head_ = smallest;
+  started_ = true;
+  next_present_valid_ = false;
+}
+
+void ReorderBuffer::advance_head() {
+  ++head_;
+  head_index_ = (head_index_ + 1) % capacity();
+}
+
+const ReorderBuffer::Cell& ReorderBuffer::first_present() const {
+  if (!next_present_valid_) {
+    for (size_t i = 0; i < capacity(); ++i) {
+      const Cell& cell = slots_[(head_index_ + i) % capacity()];
+      if (cell.present) {
+        next_present_ = cell.number;
+        next_present_valid_ = true;
+        break;
+      }
+    }
+  }
+  return slots_[index_of(next_present_)];
+}
+
+uint64_t ReorderBuffer::oldest_waiting_us() const {
+  return first_present().chunk.arrival_us;
+}
+
+}  // namespace p2psp

@@ -5,12 +5,12 @@
 // a missing chunk once a later chunk has waited `hold_us` for it.
 #pragma once
 
+#include <gst/p2psp/seq.h>
+#include <gst/p2psp/wire.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
-
-#include <gst/p2psp/seq.h>
-#include <gst/p2psp/wire.h>
 
 namespace p2psp {
 
@@ -61,8 +61,28 @@ class ReorderBuffer {
   uint64_t hold_us_;
   bool started_ = false;
   uint64_t first_arrival_us_ = 0;
-  ChunkNumber head_ = 0;  // next number to release
+  // Before the start, head_ is the first number that arrived: the anchor of
+  // the slot indexing and of the too-far-ahead check.
+  ChunkNumber head_ = 0;   // next number to release
+  size_t head_index_ = 0;  // slot of head_
   size_t count_ = 0;
+  // Cache of the first present chunk at or after head_ (valid when
+  // next_present_valid_), so that a long run of losses is not rescanned for
+  // every lost chunk released.
+  mutable bool next_present_valid_ = false;
+  mutable ChunkNumber next_present_ = 0;
+
+  // Slot of n, for n within capacity() of head_. Not simply n % capacity():
+  // that breaks across the 2^32 wrap unless the capacity divides 2^32.
+  size_t index_of(ChunkNumber n) const;
+  Insert insert_before_start(const StoredChunk& chunk, uint64_t now_us);
+  Insert classify_behind_head(ChunkNumber n) const;
+  Insert store(const StoredChunk& chunk);
+  void start();
+  void advance_head();
+  // The first present chunk after head_; requires count_ > 0 after start.
+  const Cell& first_present() const;
+  // Arrival time of first_present(): the chunk waiting for head_.
   uint64_t oldest_waiting_us() const;
 };
 
