@@ -1,1 +1,495 @@
+// gst-p2psp: the splitter state machine (sans-I/O).
 #include <gst/p2psp/splitter.h>
+
+#include <algorithm>
+#include <unordered_map>
+#include <variant>
+
+namespace p2psp {
+
+namespace {
+
+// splitmix64: tokens only need to be unpredictable to other peers of the
+// team, not cryptographically strong, and the core must not do I/O.
+class TokenGenerator {
+ public:
+  explicit TokenGenerator(uint64_t seed)
+      : state_(seed ^ 0x5032505350535054ull) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+uint64_t saturating_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+}  // namespace
+
+struct Splitter::Impl {
+  enum class ConnState { kAwaitJoin, kAwaitRegister, kMember };
+
+  struct Conn {
+    ConnId id = 0;
+    Endpoint remote;
+    ConnState state = ConnState::kAwaitJoin;
+    TcpReader reader;
+    Micros accepted_us = 0;
+    bool welcomed = false;
+    uint32_t peer_id = 0;
+    uint64_t token = 0;
+  };
+
+  struct Member {
+    ConnId conn = 0;
+    SplitterPeerStats stats;
+  };
+
+  explicit Impl(const SplitterConfig& c)
+      : config(c),
+        framer(c.chunk_size),
+        tokens(c.team_id),
+        next_chunk(c.first_chunk) {
+    // The framer clamps the size; peers must be told the real one.
+    config.chunk_size = static_cast<uint32_t>(framer.chunk_payload_size());
+  }
+
+  SplitterConfig config;
+  Framer framer;
+  TokenGenerator tokens;
+  ChunkNumber next_chunk;
+  uint32_t next_peer_id = 1;
+  size_t round_robin = 0;
+  std::string caps;
+  bool has_caps = false;
+  Micros pending_since_us = 0;
+
+  std::unordered_map<ConnId, Conn> conns;
+  // Members in join order: the round-robin order of chunk origins.
+  std::vector<Member> members;
+  // Peer id -> conn, for peers that got WELCOME but have not registered.
+  std::unordered_map<uint32_t, ConnId> awaiting_register;
+
+  SplitterStats stats;
+  std::vector<SplitterEvent> events;
+
+  // ------------------------------------------------------------ helpers --
+
+  Member* find_member(uint32_t peer_id) {
+    for (Member& m : members) {
+      if (m.stats.id == peer_id) return &m;
+    }
+    return nullptr;
+  }
+
+  static void send_tcp(ConnId conn, const TcpMessage& msg, Outbox* out) {
+    out->tcp.push_back(TcpSend{conn, encode_tcp(msg)});
+  }
+
+  void close_conn(ConnId conn, Outbox* out) {
+    auto it = conns.find(conn);
+    if (it == conns.end()) return;
+    if (it->second.state == ConnState::kAwaitRegister) {
+      awaiting_register.erase(it->second.peer_id);
+    }
+    conns.erase(it);
+    out->tcp_close.push_back(conn);
+  }
+
+  // Takes a member out of the team and tells everyone else. The caller
+  // decides whether the member itself is told why (REMOVED) first.
+  void drop_member(uint32_t peer_id, RemoveReason reason, Outbox* out) {
+    auto it =
+        std::find_if(members.begin(), members.end(),
+                     [&](const Member& m) { return m.stats.id == peer_id; });
+    if (it == members.end()) return;
+    const Member gone = *it;
+    const size_t index = static_cast<size_t>(it - members.begin());
+    members.erase(it);
+    // Keep the round-robin position on the member that followed the one
+    // removed, so nobody is skipped or served twice in this round.
+    if (index < round_robin) --round_robin;
+    for (const Member& m : members) {
+      send_tcp(m.conn, PeerLeftMsg{peer_id}, out);
+    }
+    close_conn(gone.conn, out);
+    ++stats.peers_left;
+    events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerRemoved, peer_id,
+                                   gone.stats.endpoint, reason});
+  }
+
+  // A connection broke the protocol (garbage, or a message out of place).
+  void reject_misbehaving(Conn& conn, Outbox* out) {
+    ++stats.rejected_connections;
+    if (conn.state == ConnState::kMember) {
+      drop_member(conn.peer_id, RemoveReason::kProtocolError, out);
+    } else {
+      close_conn(conn.id, out);
+    }
+  }
+
+  void reject_join(Conn& conn, RemoveReason reason, const std::string& text,
+                   Outbox* out) {
+    ++stats.rejected_connections;
+    send_tcp(conn.id, RejectMsg{reason, text}, out);
+    close_conn(conn.id, out);
+  }
+
+  // ------------------------------------------------------------ TCP ------
+
+  void handle_join(Conn& conn, const JoinMsg& join, Outbox* out) {
+    if (join.version != kProtocolVersion) {
+      reject_join(conn, RemoveReason::kVersion,
+                  "unsupported protocol version " +
+                      std::to_string(join.version) + "; this splitter speaks " +
+                      std::to_string(kProtocolVersion),
+                  out);
+      return;
+    }
+    const size_t joining = members.size() + awaiting_register.size();
+    if (config.max_peers != 0 && joining >= config.max_peers) {
+      reject_join(conn, RemoveReason::kTeamFull,
+                  "team full (" + std::to_string(config.max_peers) + " peers)",
+                  out);
+      return;
+    }
+    conn.peer_id = next_peer_id++;
+    conn.token = tokens.next();
+    conn.state = ConnState::kAwaitRegister;
+    conn.welcomed = true;
+    awaiting_register[conn.peer_id] = conn.id;
+    WelcomeMsg welcome;
+    welcome.team_id = config.team_id;
+    welcome.peer_id = conn.peer_id;
+    welcome.token = conn.token;
+    welcome.chunk_size = config.chunk_size;
+    welcome.splitter_udp_port = config.udp_port;
+    welcome.caps = caps;
+    send_tcp(conn.id, welcome, out);
+  }
+
+  // Returns false when the connection is gone and reading must stop.
+  bool handle_tcp_message(Conn& conn, const TcpMessage& msg, Outbox* out) {
+    const bool is_join = std::holds_alternative<JoinMsg>(msg);
+    const bool is_goodbye = std::holds_alternative<TcpGoodbyeMsg>(msg);
+    if (conn.state == ConnState::kAwaitJoin && is_join) {
+      handle_join(conn, std::get<JoinMsg>(msg), out);
+      return conns.count(conn.id) != 0;
+    }
+    if (conn.state == ConnState::kMember && is_goodbye) {
+      drop_member(conn.peer_id, RemoveReason::kUnknown, out);
+      return false;
+    }
+    if (conn.state == ConnState::kAwaitRegister && is_goodbye) {
+      close_conn(conn.id, out);
+      return false;
+    }
+    reject_misbehaving(conn, out);
+    return false;
+  }
+
+  void on_tcp_data(ConnId id, const uint8_t* data, size_t size, Outbox* out) {
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    Conn& conn = it->second;
+    conn.reader.feed(data, size);
+    TcpMessage msg;
+    for (;;) {
+      switch (conn.reader.next(&msg)) {
+        case TcpReader::Status::kNeedMore:
+          return;
+        case TcpReader::Status::kError:
+          reject_misbehaving(conn, out);
+          return;
+        case TcpReader::Status::kMessage:
+          // `conn` dangles once the message closed the connection.
+          if (!handle_tcp_message(conn, msg, out)) return;
+          break;
+      }
+    }
+  }
+
+  void on_tcp_closed(ConnId id, Outbox* out) {
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    if (it->second.state == ConnState::kMember) {
+      drop_member(it->second.peer_id, RemoveReason::kUnknown, out);
+    } else {
+      close_conn(id, out);
+    }
+  }
+
+  // ------------------------------------------------------------ UDP ------
+
+  void register_peer(Conn& conn, const Endpoint& from, Micros now,
+                     Outbox* out) {
+    const Endpoint endpoint = from.normalized();
+    awaiting_register.erase(conn.peer_id);
+    conn.state = ConnState::kMember;
+
+    TeamMsg team;
+    team.public_endpoint = endpoint;
+    team.next_chunk = next_chunk;
+    for (const Member& m : members) {
+      team.peers.push_back(PeerInfo{m.stats.id, m.stats.endpoint});
+    }
+    send_tcp(conn.id, team, out);
+    const PeerInfo info{conn.peer_id, endpoint};
+    for (const Member& m : members) {
+      send_tcp(m.conn, PeerJoinedMsg{info}, out);
+    }
+
+    Member member;
+    member.conn = conn.id;
+    member.stats.id = conn.peer_id;
+    member.stats.endpoint = endpoint;
+    member.stats.tcp_endpoint = conn.remote;
+    member.stats.joined_us = now;
+    members.push_back(member);
+    ++stats.peers_joined;
+    events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerAdded,
+                                   conn.peer_id, endpoint,
+                                   RemoveReason::kUnknown});
+  }
+
+  void handle_register(const RegisterMsg& reg, const Endpoint& from, Micros now,
+                       Outbox* out) {
+    auto waiting = awaiting_register.find(reg.peer_id);
+    if (waiting != awaiting_register.end()) {
+      Conn& conn = conns.at(waiting->second);
+      if (conn.token == reg.token) {
+        register_peer(conn, from, now, out);
+        return;
+      }
+    }
+    // REGISTER is resent until TEAM arrives, so copies after the first are
+    // expected from a member, as long as they carry its token.
+    const Member* member = find_member(reg.peer_id);
+    if (member && conns.at(member->conn).token == reg.token) return;
+    ++stats.rejected_datagrams;
+  }
+
+  bool is_member_at(uint32_t peer_id, const Endpoint& from) {
+    const Member* member = find_member(peer_id);
+    return member && member->stats.endpoint == from.normalized();
+  }
+
+  void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
+              Micros now, Outbox* out) {
+    const std::optional<UdpMessage> msg = decode_udp(data, size);
+    if (!msg) {
+      ++stats.rejected_datagrams;
+      return;
+    }
+    if (const auto* reg = std::get_if<RegisterMsg>(&*msg)) {
+      if (reg->team_id == config.team_id) {
+        handle_register(*reg, from, now, out);
+        return;
+      }
+    } else if (const auto* hello = std::get_if<HelloMsg>(&*msg)) {
+      if (hello->team_id == config.team_id &&
+          is_member_at(hello->peer_id, from)) {
+        return;
+      }
+    } else if (const auto* bye = std::get_if<GoodbyeMsg>(&*msg)) {
+      if (bye->team_id == config.team_id && is_member_at(bye->peer_id, from)) {
+        return;
+      }
+    }
+    ++stats.rejected_datagrams;
+  }
+
+  // ------------------------------------------------------------ stream ---
+
+  void send_chunk(const ChunkPayload& chunk, Micros now, Outbox* out) {
+    const ChunkNumber number = next_chunk++;
+    ++stats.chunks_cut;
+    if (members.empty()) {
+      ++stats.chunks_dropped;
+      return;
+    }
+    round_robin %= members.size();
+    Member& dest = members[round_robin++];
+    auto datagram = std::make_shared<const Bytes>(encode_chunk(
+        config.team_id, number, dest.stats.id,
+        static_cast<uint32_t>(now / 1000), chunk.first_frame_offset,
+        chunk.bytes.data(), chunk.bytes.size()));
+    ++stats.chunks_sent;
+    stats.bytes_sent += datagram->size();
+    ++dest.stats.chunks_sent;
+    dest.stats.bytes_sent += datagram->size();
+    out->udp.push_back(UdpSend{dest.stats.endpoint, std::move(datagram)});
+  }
+
+  void send_full_chunks(Micros now, Outbox* out) {
+    const bool had_pending = framer.pending_bytes() > 0;
+    bool popped = false;
+    ChunkPayload chunk;
+    while (framer.pop_full(&chunk)) {
+      send_chunk(chunk, now, out);
+      popped = true;
+    }
+    // What is left after a full chunk went out arrived just now; otherwise
+    // the oldest pending byte keeps its age.
+    if (popped || !had_pending) pending_since_us = now;
+  }
+
+  void send_partial(Micros now, Outbox* out) {
+    ChunkPayload chunk;
+    if (framer.pop_partial(&chunk)) send_chunk(chunk, now, out);
+  }
+
+  Micros flush_deadline() const {
+    if (framer.pending_bytes() == 0) return UINT64_MAX;
+    return saturating_add(pending_since_us, config.flush_delay_us);
+  }
+
+  Micros handshake_deadline() const {
+    Micros earliest = UINT64_MAX;
+    for (const auto& [id, conn] : conns) {
+      if (conn.state == ConnState::kMember) continue;
+      earliest = std::min(
+          earliest,
+          saturating_add(conn.accepted_us, config.handshake_timeout_us));
+    }
+    return earliest;
+  }
+
+  void expire_handshakes(Micros now, Outbox* out) {
+    std::vector<ConnId> expired;
+    for (const auto& [id, conn] : conns) {
+      if (conn.state != ConnState::kMember &&
+          saturating_add(conn.accepted_us, config.handshake_timeout_us) <=
+              now) {
+        expired.push_back(id);
+      }
+    }
+    for (ConnId id : expired) {
+      Conn& conn = conns.at(id);
+      ++stats.rejected_connections;
+      if (conn.welcomed) {
+        send_tcp(id, RejectMsg{RemoveReason::kTimeout, "handshake timed out"},
+                 out);
+      }
+      close_conn(id, out);
+    }
+  }
+};
+
+Splitter::Splitter(const SplitterConfig& config)
+    : impl_(std::make_unique<Impl>(config)) {}
+
+Splitter::~Splitter() = default;
+
+void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
+  if (impl_->has_caps && impl_->caps == caps) return;
+  impl_->caps = caps;
+  impl_->has_caps = true;
+  impl_->framer.push_caps(caps);
+  impl_->send_full_chunks(now, out);
+}
+
+void Splitter::push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out) {
+  ++impl_->stats.buffers_in;
+  impl_->stats.bytes_in += buffer.data.size();
+  impl_->framer.push_buffer(buffer);
+  impl_->send_full_chunks(now, out);
+}
+
+void Splitter::on_tcp_accepted(ConnId conn, const Endpoint& remote, Micros now,
+                               Outbox* out) {
+  (void)out;
+  Impl::Conn c;
+  c.id = conn;
+  c.remote = remote.normalized();
+  c.accepted_us = now;
+  impl_->conns[conn] = std::move(c);
+}
+
+void Splitter::on_tcp_data(ConnId conn, const uint8_t* data, size_t size,
+                           Micros now, Outbox* out) {
+  (void)now;
+  impl_->on_tcp_data(conn, data, size, out);
+}
+
+void Splitter::on_tcp_closed(ConnId conn, Micros now, Outbox* out) {
+  (void)now;
+  impl_->on_tcp_closed(conn, out);
+}
+
+void Splitter::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
+                      Micros now, Outbox* out) {
+  impl_->on_udp(from, data, size, now, out);
+}
+
+void Splitter::tick(Micros now, Outbox* out) {
+  if (impl_->flush_deadline() <= now) impl_->send_partial(now, out);
+  impl_->expire_handshakes(now, out);
+}
+
+Micros Splitter::next_deadline() const {
+  return std::min(impl_->flush_deadline(), impl_->handshake_deadline());
+}
+
+void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }
+
+void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
+  const Impl::Member* member = impl_->find_member(peer_id);
+  if (member) {
+    Impl::send_tcp(member->conn, RemovedMsg{reason, "removed by the splitter"},
+                   out);
+    impl_->drop_member(peer_id, reason, out);
+    return;
+  }
+  auto waiting = impl_->awaiting_register.find(peer_id);
+  if (waiting != impl_->awaiting_register.end()) {
+    const ConnId conn = waiting->second;
+    Impl::send_tcp(conn, RejectMsg{reason, "removed by the splitter"}, out);
+    impl_->close_conn(conn, out);
+  }
+}
+
+void Splitter::shutdown(Micros now, Outbox* out) {
+  impl_->send_partial(now, out);
+  std::vector<ConnId> all;
+  for (const auto& [id, conn] : impl_->conns) all.push_back(id);
+  for (ConnId id : all) {
+    Impl::send_tcp(id, RemovedMsg{RemoveReason::kShutdown, "splitter stopping"},
+                   out);
+  }
+  // Everyone is told REMOVED, so no PEER_LEFT goes around.
+  for (const Impl::Member& m : impl_->members) {
+    ++impl_->stats.peers_left;
+    impl_->events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerRemoved,
+                                          m.stats.id, m.stats.endpoint,
+                                          RemoveReason::kShutdown});
+  }
+  impl_->members.clear();
+  for (ConnId id : all) impl_->close_conn(id, out);
+}
+
+std::vector<SplitterEvent> Splitter::take_events() {
+  std::vector<SplitterEvent> events;
+  events.swap(impl_->events);
+  return events;
+}
+
+const SplitterStats& Splitter::stats() const { return impl_->stats; }
+
+std::vector<SplitterPeerStats> Splitter::peer_stats() const {
+  std::vector<SplitterPeerStats> result;
+  for (const Impl::Member& m : impl_->members) result.push_back(m.stats);
+  return result;
+}
+
+size_t Splitter::num_peers() const { return impl_->members.size(); }
+
+const SplitterConfig& Splitter::config() const { return impl_->config; }
+
+}  // namespace p2psp
