@@ -1,1 +1,995 @@
-// placeholder, being written
+/* gst-p2psp: p2pspsplittersink, the splitter end of a P2PSP team.
+ *
+ * The element is a thin wrapper: p2psp::Splitter decides everything (who is
+ * in the team, which peer gets which chunk); this file moves bytes between it
+ * and the sockets. render() cuts and sends without ever waiting for the
+ * network; a poll thread accepts peers, reads their TCP control messages and
+ * UDP registrations, flushes TCP output, and runs the core's timers. */
+
+/**
+ * SECTION:element-p2pspsplittersink
+ * @title: p2pspsplittersink
+ * @see_also: p2pspsrc
+ *
+ * Turns the stream it receives into a P2PSP team: the stream is cut into
+ * numbered chunks and each chunk is sent by UDP to one peer of the team,
+ * round-robin; the peers (p2pspsrc elements) flood the chunks to each other
+ * and rebuild the stream. Peers join over TCP on #GstP2pspSplitterSink:port;
+ * the caps (with their streamheader) are sent to every peer that joins, so
+ * late joiners can start decoding at the next keyframe.
+ *
+ * The sink never waits for the network: with no peer in the team the chunks
+ * are dropped (and counted in #GstP2pspSplitterSink:stats) and the pipeline
+ * runs on, unless #GstP2pspSplitterSink:wait-for-peers asks it to hold the
+ * stream until enough peers have joined.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! theoraenc ! oggmux ! \
+ *     p2pspsplittersink port=4552
+ * ]| Streams a live test video to every peer that joins on port 4552.
+ * |[
+ * gst-launch-1.0 souphttpsrc location=http://host:8000/stream.ogg ! \
+ *     p2pspsplittersink
+ * ]| Relays an Icecast stream to a team.
+ * |[
+ * gst-launch-1.0 p2pspsrc uri=p2psp://splitter-host:4552 ! decodebin ! \
+ *     autovideosink
+ * ]| A peer of either team.
+ */
+
+#include "gstp2pspsplittersink.h"
+
+#include <gst/p2psp/splitter.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gstp2pspelements.h"
+#include "gstp2psputil.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_p2psp_splitter_sink_debug);
+#define GST_CAT_DEFAULT gst_p2psp_splitter_sink_debug
+
+using p2psp_gst::GErrorPtr;
+using p2psp_gst::GRef;
+
+namespace {
+
+constexpr const char *DEFAULT_HOST = "0.0.0.0";
+/* The port the P2PSP console tools used. */
+constexpr gint DEFAULT_PORT = 4552;
+constexpr guint DEFAULT_CHUNK_SIZE = 1024;
+constexpr guint MIN_CHUNK_SIZE = 64;
+constexpr guint MAX_CHUNK_SIZE = 65000; /* p2psp::kMaxChunkPayload */
+constexpr guint DEFAULT_MAX_PEERS = 0;
+constexpr guint DEFAULT_WAIT_FOR_PEERS = 0;
+
+/* How long stop() lets queued TCP output (REMOVED messages) drain. */
+constexpr gint64 kStopFlushTimeoutUs = 200000;
+constexpr gint64 kStopFlushPollUs = 5000;
+constexpr size_t kReceiveBatch = 16;
+constexpr size_t kTcpReadSize = 16384;
+constexpr gint kListenBacklog = 64;
+
+enum {
+  PROP_0,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_CURRENT_PORT,
+  PROP_CHUNK_SIZE,
+  PROP_MAX_PEERS,
+  PROP_NUM_PEERS,
+  PROP_WAIT_FOR_PEERS,
+  PROP_STATS,
+  N_PROPERTIES
+};
+
+enum { SIGNAL_PEER_ADDED, SIGNAL_PEER_REMOVED, N_SIGNALS };
+
+GParamSpec *properties[N_PROPERTIES];
+guint signals[N_SIGNALS];
+
+/* Copied under the object lock at start(): the run uses one consistent set. */
+struct Settings {
+  std::string host = DEFAULT_HOST;
+  gint port = DEFAULT_PORT;
+  guint chunk_size = DEFAULT_CHUNK_SIZE;
+  guint max_peers = DEFAULT_MAX_PEERS;
+};
+
+enum class State { kStopped, kRunning };
+
+struct Connection {
+  std::unique_ptr<p2psp_gst::TcpConnection> tcp;
+  /* The core asked for it to be closed once its output is written. */
+  bool close_when_flushed = false;
+};
+
+GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+}  // namespace
+
+/* Everything C++ lives here, so its constructors and destructors run. */
+struct SplitterSinkPrivate {
+  /* Object lock. */
+  Settings settings;
+  guint wait_for_peers = DEFAULT_WAIT_FOR_PEERS;
+  gint current_port = -1;
+
+  /* core_mutex guards the run: the splitter, the sockets' bookkeeping and the
+   * counters the core does not keep. Outboxes are dispatched under it too
+   * (the sends never block), so datagrams leave in the order they were cut. */
+  std::mutex core_mutex;
+  State state = State::kStopped;
+  std::unique_ptr<p2psp::Splitter> splitter;
+  GRef<GSocket> listener;
+  GRef<GSocket> udp;
+  std::map<p2psp::ConnId, Connection> connections;
+  p2psp::ConnId next_conn = 1;
+  std::deque<p2psp::SplitterEvent> pending_events;
+  p2psp::Micros armed_deadline = UINT64_MAX;
+  uint64_t datagrams_dropped = 0;
+  uint64_t rejected_accepts = 0;
+  std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
+  p2psp_gst::PollThread poll;
+
+  /* Serialises signal emission so handlers see events in order; never held
+   * together with core_mutex. */
+  std::mutex emit_mutex;
+
+  /* peers_mutex guards what wait-for-peers waits on. */
+  std::mutex peers_mutex;
+  std::condition_variable peers_cond;
+  guint num_peers = 0;
+  bool unlocked = false;
+};
+
+struct _GstP2pspSplitterSink {
+  GstBaseSink parent;
+  SplitterSinkPrivate *priv;
+};
+
+#define gst_p2psp_splitter_sink_parent_class parent_class
+G_DEFINE_TYPE(GstP2pspSplitterSink, gst_p2psp_splitter_sink,
+              GST_TYPE_BASE_SINK);
+GST_ELEMENT_REGISTER_DEFINE(p2pspsplittersink, "p2pspsplittersink",
+                            GST_RANK_NONE, GST_TYPE_P2PSP_SPLITTER_SINK);
+
+namespace {
+
+SplitterSinkPrivate *priv_of(gpointer self) {
+  return GST_P2PSP_SPLITTER_SINK(self)->priv;
+}
+
+/* ------------------------------------------------------------ events ---- */
+
+void emit_event(GstP2pspSplitterSink *self, const p2psp::SplitterEvent &ev) {
+  const std::string endpoint = ev.endpoint.to_string();
+  const bool added = ev.kind == p2psp::SplitterEvent::Kind::kPeerAdded;
+  GST_INFO_OBJECT(self, "peer %u (%s) %s", ev.peer_id, endpoint.c_str(),
+                  added ? "joined" : "left");
+  g_signal_emit(self, signals[added ? SIGNAL_PEER_ADDED : SIGNAL_PEER_REMOVED],
+                0, ev.peer_id, endpoint.c_str());
+}
+
+void publish_num_peers(GstP2pspSplitterSink *self, guint num_peers) {
+  SplitterSinkPrivate *priv = self->priv;
+  {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    if (priv->num_peers == num_peers) return;
+    priv->num_peers = num_peers;
+  }
+  priv->peers_cond.notify_all();
+  g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NUM_PEERS]);
+}
+
+/* Emits the events the core produced, outside core_mutex so that handlers
+ * may read properties. Whichever thread gets here first emits everything
+ * pending, in order. */
+void emit_pending_events(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  std::lock_guard<std::mutex> emit_lock(priv->emit_mutex);
+  for (;;) {
+    p2psp::SplitterEvent ev;
+    guint num_peers;
+    {
+      std::lock_guard<std::mutex> lock(priv->core_mutex);
+      if (priv->pending_events.empty()) return;
+      ev = priv->pending_events.front();
+      priv->pending_events.pop_front();
+      num_peers = priv->splitter ? priv->splitter->num_peers() : 0;
+    }
+    emit_event(self, ev);
+    publish_num_peers(self, num_peers);
+  }
+}
+
+/* ---------------------------------------------------------- dispatch ---- */
+
+/* Carries out what the core asked for. Called with core_mutex held. Returns
+ * TRUE when the poll thread must be woken (TCP output or an earlier
+ * deadline). */
+bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
+  bool wake = false;
+  if (!out.udp.empty() && priv->udp)
+    priv->datagrams_dropped +=
+        p2psp_gst::send_datagrams(priv->udp.get(), out.udp);
+  for (const p2psp::TcpSend &send : out.tcp) {
+    auto it = priv->connections.find(send.conn);
+    if (it == priv->connections.end()) continue;
+    it->second.tcp->queue(send.data);
+    wake = true;
+  }
+  for (p2psp::ConnId conn : out.tcp_close) {
+    auto it = priv->connections.find(conn);
+    if (it == priv->connections.end()) continue;
+    it->second.close_when_flushed = true;
+    wake = true;
+  }
+  if (priv->splitter) {
+    for (auto &ev : priv->splitter->take_events())
+      priv->pending_events.push_back(std::move(ev));
+    if (priv->splitter->next_deadline() < priv->armed_deadline) wake = true;
+  }
+  out.clear();
+  return wake;
+}
+
+/* Runs one core operation and dispatches its outbox. */
+template <typename Op>
+void run_core(GstP2pspSplitterSink *self, Op op) {
+  SplitterSinkPrivate *priv = self->priv;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    if (priv->state != State::kRunning || !priv->splitter) return;
+    p2psp::Outbox out;
+    op(*priv->splitter, p2psp_gst::monotonic_now_us(), &out);
+    wake = dispatch_locked(priv, out);
+  }
+  if (wake) priv->poll.wake();
+  emit_pending_events(self);
+}
+
+/* ------------------------------------------------------- poll thread ---- */
+
+void collect_watches(SplitterSinkPrivate *priv,
+                     p2psp_gst::PollThread::WatchList &list) {
+  std::lock_guard<std::mutex> lock(priv->core_mutex);
+  /* Connections are only destroyed here, on the poll thread, so the sockets
+   * of a watch list stay alive for the whole poll round. */
+  for (auto it = priv->connections.begin(); it != priv->connections.end();) {
+    if (it->second.close_when_flushed && !it->second.tcp->wants_write()) {
+      g_socket_close(it->second.tcp->socket(), nullptr);
+      it = priv->connections.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (priv->listener) list.emplace_back(priv->listener.get(), G_IO_IN);
+  if (priv->udp) list.emplace_back(priv->udp.get(), G_IO_IN);
+  for (auto &entry : priv->connections) {
+    const Connection &c = entry.second;
+    int cond = c.close_when_flushed ? 0 : G_IO_IN;
+    if (c.tcp->wants_write()) cond |= G_IO_OUT;
+    list.emplace_back(c.tcp->socket(), static_cast<GIOCondition>(cond));
+  }
+}
+
+void accept_connections(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  for (;;) {
+    GError *error = nullptr;
+    GSocket *sock = g_socket_accept(priv->listener.get(), nullptr, &error);
+    GErrorPtr owned(error);
+    if (sock == nullptr) {
+      if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        /* Typically EMFILE: the peer is turned away, the team goes on. */
+        GST_WARNING_OBJECT(self, "accept failed: %s", error->message);
+        std::lock_guard<std::mutex> lock(priv->core_mutex);
+        priv->rejected_accepts++;
+      }
+      return;
+    }
+    g_socket_set_blocking(sock, FALSE);
+    GSocketAddress *remote_addr = g_socket_get_remote_address(sock, nullptr);
+    const p2psp::Endpoint remote =
+        p2psp_gst::endpoint_from_address(remote_addr);
+    if (remote_addr) g_object_unref(remote_addr);
+
+    p2psp::ConnId conn;
+    {
+      std::lock_guard<std::mutex> lock(priv->core_mutex);
+      conn = priv->next_conn++;
+      Connection c;
+      c.tcp.reset(new p2psp_gst::TcpConnection(sock));
+      priv->connections.emplace(conn, std::move(c));
+    }
+    GST_DEBUG_OBJECT(self, "TCP connection %" G_GUINT64_FORMAT " from %s",
+                     static_cast<guint64>(conn), remote.to_string().c_str());
+    run_core(self,
+             [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+               s.on_tcp_accepted(conn, remote, now, out);
+             });
+  }
+}
+
+/* Forgets a connection the remote closed (or broke) and tells the core. */
+void drop_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
+  SplitterSinkPrivate *priv = self->priv;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    auto it = priv->connections.find(conn);
+    if (it == priv->connections.end()) return;
+    g_socket_close(it->second.tcp->socket(), nullptr);
+    priv->connections.erase(it);
+  }
+  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
+                     p2psp::Outbox *out) { s.on_tcp_closed(conn, now, out); });
+}
+
+p2psp_gst::TcpConnection *find_connection_locked(SplitterSinkPrivate *priv,
+                                                 GSocket *sock,
+                                                 p2psp::ConnId *conn) {
+  for (auto &entry : priv->connections) {
+    if (entry.second.tcp->socket() == sock) {
+      *conn = entry.first;
+      return entry.second.tcp.get();
+    }
+  }
+  return nullptr;
+}
+
+void read_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
+  SplitterSinkPrivate *priv = self->priv;
+  uint8_t buf[kTcpReadSize];
+  for (;;) {
+    gssize n;
+    {
+      std::lock_guard<std::mutex> lock(priv->core_mutex);
+      auto it = priv->connections.find(conn);
+      if (it == priv->connections.end() || it->second.close_when_flushed)
+        return;
+      n = it->second.tcp->read_some(buf, sizeof buf);
+    }
+    if (n == -2) return;
+    if (n <= 0) {
+      drop_connection(self, conn);
+      return;
+    }
+    run_core(self,
+             [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+               s.on_tcp_data(conn, buf, static_cast<size_t>(n), now, out);
+             });
+  }
+}
+
+void on_connection_io(GstP2pspSplitterSink *self, GSocket *sock,
+                      GIOCondition cond) {
+  SplitterSinkPrivate *priv = self->priv;
+  p2psp::ConnId conn = 0;
+  bool broken = false;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    p2psp_gst::TcpConnection *tcp = find_connection_locked(priv, sock, &conn);
+    if (tcp == nullptr) return;
+    if ((cond & G_IO_OUT) && !tcp->flush()) broken = true;
+  }
+  if (broken || (cond & (G_IO_ERR | G_IO_NVAL))) {
+    drop_connection(self, conn);
+    return;
+  }
+  /* HUP with data pending still reads the data first, then the EOF. */
+  if (cond & (G_IO_IN | G_IO_HUP)) read_connection(self, conn);
+}
+
+void read_datagrams(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    if (priv->state != State::kRunning || !priv->splitter) return;
+    size_t got;
+    while ((got = p2psp_gst::receive_datagrams(priv->udp.get(),
+                                               priv->rx_batch)) > 0) {
+      p2psp::Outbox out;
+      for (size_t i = 0; i < got; i++) {
+        const auto &d = priv->rx_batch[i];
+        priv->splitter->on_udp(d.from, d.data.data(), d.size,
+                               p2psp_gst::monotonic_now_us(), &out);
+      }
+      wake |= dispatch_locked(priv, out);
+      if (got < priv->rx_batch.size()) break;
+    }
+  }
+  if (wake) priv->poll.wake();
+  emit_pending_events(self);
+}
+
+void on_socket_io(GstP2pspSplitterSink *self, GSocket *sock,
+                  GIOCondition cond) {
+  SplitterSinkPrivate *priv = self->priv;
+  if (sock == priv->listener.get()) {
+    accept_connections(self);
+  } else if (sock == priv->udp.get()) {
+    read_datagrams(self);
+  } else {
+    on_connection_io(self, sock, cond);
+  }
+}
+
+p2psp::Micros on_timer(GstP2pspSplitterSink *self, p2psp::Micros now) {
+  SplitterSinkPrivate *priv = self->priv;
+  p2psp::Micros next;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    if (priv->state != State::kRunning || !priv->splitter) return UINT64_MAX;
+    p2psp::Outbox out;
+    priv->splitter->tick(now, &out);
+    dispatch_locked(priv, out);
+    next = priv->splitter->next_deadline();
+    priv->armed_deadline = next;
+  }
+  /* The poll thread is the caller: it polls the new TCP output next round. */
+  emit_pending_events(self);
+  return next;
+}
+
+/* ------------------------------------------------------- start, stop ---- */
+
+GSocket *bind_socket(GInetAddress *inet, guint16 port, GSocketType type,
+                     GError **error) {
+  GSocket *sock = g_socket_new(g_inet_address_get_family(inet), type,
+                               G_SOCKET_PROTOCOL_DEFAULT, error);
+  if (sock == nullptr) return nullptr;
+  GSocketAddress *addr = g_inet_socket_address_new(inet, port);
+  /* Reuse lets a restarted TCP listener take its port back from TIME_WAIT;
+   * for UDP it would let two splitters share a port, so it stays off. */
+  const gboolean reuse = type == G_SOCKET_TYPE_STREAM;
+  gboolean ok = g_socket_bind(sock, addr, reuse, error);
+  g_object_unref(addr);
+  if (ok && type == G_SOCKET_TYPE_STREAM) {
+    g_socket_set_listen_backlog(sock, kListenBacklog);
+    ok = g_socket_listen(sock, error);
+  }
+  if (!ok) {
+    g_object_unref(sock);
+    return nullptr;
+  }
+  g_socket_set_blocking(sock, FALSE);
+  return sock;
+}
+
+guint16 local_port(GSocket *sock) {
+  GSocketAddress *addr = g_socket_get_local_address(sock, nullptr);
+  if (addr == nullptr) return 0;
+  guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr));
+  g_object_unref(addr);
+  return port;
+}
+
+/* Binds the TCP listener, then UDP on the same port number so a firewall
+ * needs one rule; UDP falls back to any port (WELCOME announces it). */
+gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
+                      GRef<GSocket> *listener, GRef<GSocket> *udp) {
+  GError *error = nullptr;
+  GInetAddress *inet = p2psp_gst::resolve_host(settings.host, nullptr, &error);
+  if (inet == nullptr) {
+    GErrorPtr owned(error);
+    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
+                      ("Could not resolve host \"%s\"", settings.host.c_str()),
+                      ("%s", error ? error->message : "no address"));
+    return FALSE;
+  }
+  GRef<GInetAddress> address(inet);
+
+  listener->reset(
+      bind_socket(inet, settings.port, G_SOCKET_TYPE_STREAM, &error));
+  if (!*listener) {
+    GErrorPtr owned(error);
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, OPEN_READ_WRITE,
+        ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
+        ("TCP: %s", error->message));
+    return FALSE;
+  }
+  const guint16 port = local_port(listener->get());
+  udp->reset(bind_socket(inet, port, G_SOCKET_TYPE_DATAGRAM, nullptr));
+  if (!*udp) {
+    GST_INFO_OBJECT(self, "UDP port %u taken, using another one", port);
+    udp->reset(bind_socket(inet, 0, G_SOCKET_TYPE_DATAGRAM, &error));
+  }
+  if (!*udp) {
+    GErrorPtr owned(error);
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, OPEN_READ_WRITE,
+        ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
+        ("UDP: %s", error->message));
+    listener->reset();
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void set_current_port(GstP2pspSplitterSink *self, gint port) {
+  GST_OBJECT_LOCK(self);
+  self->priv->current_port = port;
+  GST_OBJECT_UNLOCK(self);
+  g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
+}
+
+gboolean start_poll_thread(GstP2pspSplitterSink *self) {
+  return self->priv->poll.start(
+      "p2psp-splitter",
+      [self](p2psp_gst::PollThread::WatchList &list) {
+        collect_watches(self->priv, list);
+      },
+      [self](GSocket *sock, GIOCondition cond) {
+        on_socket_io(self, sock, cond);
+      },
+      [self](p2psp::Micros now) { return on_timer(self, now); });
+}
+
+gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  SplitterSinkPrivate *priv = self->priv;
+
+  GST_OBJECT_LOCK(self);
+  const Settings settings = priv->settings;
+  GST_OBJECT_UNLOCK(self);
+
+  GRef<GSocket> listener, udp;
+  if (!open_sockets(self, settings, &listener, &udp)) return FALSE;
+  const guint16 tcp_port = local_port(listener.get());
+  const guint16 udp_port = local_port(udp.get());
+
+  p2psp::SplitterConfig config;
+  config.chunk_size = settings.chunk_size;
+  config.max_peers = settings.max_peers;
+  config.udp_port = udp_port;
+  config.team_id = g_random_int();
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    priv->splitter.reset(new p2psp::Splitter(config));
+    priv->listener = std::move(listener);
+    priv->udp = std::move(udp);
+    priv->connections.clear();
+    priv->pending_events.clear();
+    priv->armed_deadline = UINT64_MAX;
+    priv->datagrams_dropped = 0;
+    priv->rejected_accepts = 0;
+    priv->rx_batch.assign(kReceiveBatch, {});
+    priv->state = State::kRunning;
+  }
+  {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    priv->num_peers = 0;
+  }
+  if (!start_poll_thread(self)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
+                      ("Could not start the network thread"), (nullptr));
+    return FALSE;
+  }
+  GST_INFO_OBJECT(self, "team %08x on %s: TCP port %u, UDP port %u",
+                  config.team_id, settings.host.c_str(), tcp_port, udp_port);
+  set_current_port(self, tcp_port);
+  return TRUE;
+}
+
+/* Gives the poll thread a bounded chance to write what is queued (the
+ * REMOVED messages of a shutdown): a peer that learns it was removed does not
+ * wait for a timeout. */
+void drain_tcp_output(SplitterSinkPrivate *priv) {
+  const gint64 give_up = g_get_monotonic_time() + kStopFlushTimeoutUs;
+  while (g_get_monotonic_time() < give_up) {
+    bool pending = false;
+    {
+      std::lock_guard<std::mutex> lock(priv->core_mutex);
+      for (const auto &entry : priv->connections)
+        pending |= entry.second.tcp->wants_write();
+    }
+    if (!pending) return;
+    priv->poll.wake();
+    g_usleep(kStopFlushPollUs);
+  }
+}
+
+gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  SplitterSinkPrivate *priv = self->priv;
+
+  run_core(self, [](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+    s.shutdown(now, out);
+  });
+  drain_tcp_output(priv);
+  priv->poll.stop();
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    priv->state = State::kStopped;
+    for (auto &entry : priv->connections)
+      g_socket_close(entry.second.tcp->socket(), nullptr);
+    priv->connections.clear();
+    if (priv->listener) g_socket_close(priv->listener.get(), nullptr);
+    if (priv->udp) g_socket_close(priv->udp.get(), nullptr);
+    priv->listener.reset();
+    priv->udp.reset();
+    /* The splitter stays for the stats of the finished run; start() makes a
+     * new one. */
+  }
+  emit_pending_events(self);
+  publish_num_peers(self, 0);
+  set_current_port(self, -1);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ stream ---- */
+
+gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  gchar *text = gst_caps_to_string(caps);
+  const std::string caps_string(text);
+  g_free(text);
+  GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
+  run_core(self,
+           [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+             s.set_caps(caps_string, now, out);
+           });
+  return TRUE;
+}
+
+uint64_t running_time_of(const GstSegment *segment, GstClockTime ts) {
+  if (!GST_CLOCK_TIME_IS_VALID(ts) || segment->format != GST_FORMAT_TIME)
+    return p2psp::kNoTime;
+  const guint64 rt = gst_segment_to_running_time(segment, GST_FORMAT_TIME, ts);
+  return GST_CLOCK_TIME_IS_VALID(rt) ? rt : p2psp::kNoTime;
+}
+
+uint32_t media_flags_of(GstBuffer *buffer) {
+  uint32_t flags = 0;
+  if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_HEADER))
+    flags |= p2psp::MediaBuffer::kHeader;
+  if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT))
+    flags |= p2psp::MediaBuffer::kDeltaUnit;
+  if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT))
+    flags |= p2psp::MediaBuffer::kDiscont;
+  if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_GAP))
+    flags |= p2psp::MediaBuffer::kGap;
+  return flags;
+}
+
+/* Timestamps travel as splitter running time: peers map them onto their own
+ * clock, whatever segment the splitter's input had. */
+gboolean media_buffer_from(GstBaseSink *sink, GstBuffer *buffer,
+                           p2psp::MediaBuffer *mb) {
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return FALSE;
+  mb->data.assign(map.data, map.data + map.size);
+  gst_buffer_unmap(buffer, &map);
+  mb->pts = running_time_of(&sink->segment, GST_BUFFER_PTS(buffer));
+  mb->dts = running_time_of(&sink->segment, GST_BUFFER_DTS(buffer));
+  mb->duration = GST_BUFFER_DURATION_IS_VALID(buffer)
+                     ? GST_BUFFER_DURATION(buffer)
+                     : p2psp::kNoTime;
+  mb->flags = media_flags_of(buffer);
+  return TRUE;
+}
+
+/* Holds the stream until wait-for-peers peers are in (or unlock()). */
+GstFlowReturn wait_for_peers(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  for (;;) {
+    GST_OBJECT_LOCK(self);
+    const guint wanted = priv->wait_for_peers;
+    GST_OBJECT_UNLOCK(self);
+
+    std::unique_lock<std::mutex> lock(priv->peers_mutex);
+    if (priv->num_peers >= wanted) return GST_FLOW_OK;
+    if (!priv->unlocked) {
+      GST_DEBUG_OBJECT(self, "waiting for %u peers (have %u)", wanted,
+                       priv->num_peers);
+      priv->peers_cond.wait(lock);
+      continue;
+    }
+    lock.unlock();
+    /* Unlocked by a flush or a state change: basesink decides whether the
+     * stream goes on (OK, wait again) or not. */
+    GstFlowReturn ret = gst_base_sink_wait_preroll(GST_BASE_SINK(self));
+    if (ret != GST_FLOW_OK) return ret;
+  }
+}
+
+GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
+                                             GstBuffer *buffer) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  GstFlowReturn ret = wait_for_peers(self);
+  if (ret != GST_FLOW_OK) return ret;
+
+  p2psp::MediaBuffer mb;
+  if (!media_buffer_from(sink, buffer, &mb)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not read a buffer"),
+                      (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
+  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
+                     p2psp::Outbox *out) { s.push_buffer(mb, now, out); });
+  return GST_FLOW_OK;
+}
+
+gboolean gst_p2psp_splitter_sink_event(GstBaseSink *sink, GstEvent *event) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    /* The tail of the stream must not wait for the flush timer. */
+    run_core(self, [](p2psp::Splitter &s, p2psp::Micros now,
+                      p2psp::Outbox *out) { s.flush(now, out); });
+  }
+  return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
+}
+
+gboolean gst_p2psp_splitter_sink_unlock(GstBaseSink *sink) {
+  SplitterSinkPrivate *priv = priv_of(sink);
+  {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    priv->unlocked = true;
+  }
+  priv->peers_cond.notify_all();
+  return TRUE;
+}
+
+gboolean gst_p2psp_splitter_sink_unlock_stop(GstBaseSink *sink) {
+  SplitterSinkPrivate *priv = priv_of(sink);
+  std::lock_guard<std::mutex> lock(priv->peers_mutex);
+  priv->unlocked = false;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------- stats ---- */
+
+GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
+  const std::string endpoint = p.endpoint.to_string();
+  return gst_structure_new("application/x-p2psp-peer", "id", G_TYPE_UINT, p.id,
+                           "endpoint", G_TYPE_STRING, endpoint.c_str(),
+                           "chunks-sent", G_TYPE_UINT64, p.chunks_sent,
+                           "bytes-sent", G_TYPE_UINT64, p.bytes_sent, nullptr);
+}
+
+void add_peer_array(GstStructure *s,
+                    const std::vector<p2psp::SplitterPeerStats> &peers) {
+  GValue array = G_VALUE_INIT;
+  gst_value_array_init(&array, peers.size());
+  for (const auto &p : peers) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, GST_TYPE_STRUCTURE);
+    g_value_take_boxed(&v, peer_structure(p));
+    gst_value_array_append_and_take_value(&array, &v);
+  }
+  gst_structure_take_value(s, "peers", &array);
+}
+
+GstStructure *build_stats(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->core_mutex);
+  p2psp::SplitterStats st;
+  std::vector<p2psp::SplitterPeerStats> peers;
+  guint num_peers = 0;
+  if (priv->splitter) {
+    st = priv->splitter->stats();
+    num_peers = priv->splitter->num_peers();
+    if (priv->state == State::kRunning)
+      peers = priv->splitter->peer_stats();
+    else
+      num_peers = 0;
+  }
+  GstStructure *s = gst_structure_new(
+      "application/x-p2psp-splitter-stats", "buffers-in", G_TYPE_UINT64,
+      st.buffers_in, "bytes-in", G_TYPE_UINT64, st.bytes_in, "chunks-cut",
+      G_TYPE_UINT64, st.chunks_cut, "chunks-sent", G_TYPE_UINT64,
+      st.chunks_sent, "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
+      "chunks-dropped", G_TYPE_UINT64, st.chunks_dropped, "datagrams-dropped",
+      G_TYPE_UINT64, static_cast<guint64>(priv->datagrams_dropped),
+      "peers-joined", G_TYPE_UINT64, st.peers_joined, "peers-left",
+      G_TYPE_UINT64, st.peers_left, "rejected-datagrams", G_TYPE_UINT64,
+      st.rejected_datagrams, "rejected-connections", G_TYPE_UINT64,
+      static_cast<guint64>(st.rejected_connections + priv->rejected_accepts),
+      "num-peers", G_TYPE_UINT, num_peers, nullptr);
+  add_peer_array(s, peers);
+  return s;
+}
+
+/* -------------------------------------------------------- properties ---- */
+
+void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
+                                          const GValue *value,
+                                          GParamSpec *pspec) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(object);
+  SplitterSinkPrivate *priv = self->priv;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_HOST: {
+      const gchar *host = g_value_get_string(value);
+      priv->settings.host = host ? host : DEFAULT_HOST;
+      break;
+    }
+    case PROP_PORT:
+      priv->settings.port = g_value_get_int(value);
+      break;
+    case PROP_CHUNK_SIZE:
+      priv->settings.chunk_size = g_value_get_uint(value);
+      break;
+    case PROP_MAX_PEERS:
+      priv->settings.max_peers = g_value_get_uint(value);
+      break;
+    case PROP_WAIT_FOR_PEERS:
+      priv->wait_for_peers = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK(self);
+  /* A lowered wait-for-peers releases a waiting render() at once. */
+  if (prop_id == PROP_WAIT_FOR_PEERS) {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    priv->peers_cond.notify_all();
+  }
+}
+
+void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
+                                          GValue *value, GParamSpec *pspec) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(object);
+  SplitterSinkPrivate *priv = self->priv;
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, build_stats(self));
+    return;
+  }
+  if (prop_id == PROP_NUM_PEERS) {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    g_value_set_uint(value, priv->num_peers);
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_HOST:
+      g_value_set_string(value, priv->settings.host.c_str());
+      break;
+    case PROP_PORT:
+      g_value_set_int(value, priv->settings.port);
+      break;
+    case PROP_CURRENT_PORT:
+      g_value_set_int(value, priv->current_port);
+      break;
+    case PROP_CHUNK_SIZE:
+      g_value_set_uint(value, priv->settings.chunk_size);
+      break;
+    case PROP_MAX_PEERS:
+      g_value_set_uint(value, priv->settings.max_peers);
+      break;
+    case PROP_WAIT_FOR_PEERS:
+      g_value_set_uint(value, priv->wait_for_peers);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+void gst_p2psp_splitter_sink_finalize(GObject *object) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(object);
+  delete self->priv;
+  self->priv = nullptr;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+void install_properties(GObjectClass *gobject_class) {
+  constexpr auto kReadWrite = static_cast<GParamFlags>(
+      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  constexpr auto kReadOnly =
+      static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  properties[PROP_HOST] = g_param_spec_string(
+      "host", "Host",
+      "Address to listen on (\"0.0.0.0\": every IPv4 interface; \"::\": "
+      "IPv6 and IPv4)",
+      DEFAULT_HOST, kReadWrite);
+  properties[PROP_PORT] = g_param_spec_int(
+      "port", "Port",
+      "TCP port peers join on; UDP uses the same number when free (0: pick "
+      "one, see current-port)",
+      0, G_MAXUINT16, DEFAULT_PORT, kReadWrite);
+  properties[PROP_CURRENT_PORT] =
+      g_param_spec_int("current-port", "Current port",
+                       "TCP port actually bound (-1 when not listening)", -1,
+                       G_MAXUINT16, -1, kReadOnly);
+  properties[PROP_CHUNK_SIZE] = g_param_spec_uint(
+      "chunk-size", "Chunk size", "Stream bytes per chunk (one UDP datagram)",
+      MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, DEFAULT_CHUNK_SIZE, kReadWrite);
+  properties[PROP_MAX_PEERS] =
+      g_param_spec_uint("max-peers", "Maximum peers",
+                        "Largest team; later peers are rejected (0: no limit)",
+                        0, G_MAXUINT, DEFAULT_MAX_PEERS, kReadWrite);
+  properties[PROP_NUM_PEERS] = g_param_spec_uint("num-peers", "Number of peers",
+                                                 "Peers currently in the team",
+                                                 0, G_MAXUINT, 0, kReadOnly);
+  properties[PROP_WAIT_FOR_PEERS] = g_param_spec_uint(
+      "wait-for-peers", "Wait for peers",
+      "Hold the stream until this many peers are in the team (0: never "
+      "wait; chunks cut with no peer are dropped)",
+      0, G_MAXUINT, DEFAULT_WAIT_FOR_PEERS,
+      static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                               GST_PARAM_MUTABLE_PLAYING));
+  properties[PROP_STATS] = g_param_spec_boxed(
+      "stats", "Statistics",
+      "Counters of the current (or last) run, with one structure per peer",
+      GST_TYPE_STRUCTURE, kReadOnly);
+  g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
+}
+
+void install_signals(GObjectClass *gobject_class) {
+  /**
+   * GstP2pspSplitterSink::peer-added:
+   * @sink: the element
+   * @peer_id: the team-unique id of the peer
+   * @endpoint: its public UDP endpoint, "host:port"
+   *
+   * A peer completed its join and gets chunks from now on. Emitted from the
+   * streaming thread or the element's network thread.
+   */
+  signals[SIGNAL_PEER_ADDED] = g_signal_new(
+      "peer-added", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
+      nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+  /**
+   * GstP2pspSplitterSink::peer-removed:
+   * @sink: the element
+   * @peer_id: the id the peer had
+   * @endpoint: its public UDP endpoint, "host:port"
+   *
+   * A peer left, was removed, or the splitter stopped.
+   */
+  signals[SIGNAL_PEER_REMOVED] = g_signal_new(
+      "peer-removed", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
+      nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+}
+
+}  // namespace
+
+static void gst_p2psp_splitter_sink_class_init(
+    GstP2pspSplitterSinkClass *klass) {
+  auto *gobject_class = G_OBJECT_CLASS(klass);
+  auto *element_class = GST_ELEMENT_CLASS(klass);
+  auto *basesink_class = GST_BASE_SINK_CLASS(klass);
+
+  gobject_class->set_property = gst_p2psp_splitter_sink_set_property;
+  gobject_class->get_property = gst_p2psp_splitter_sink_get_property;
+  gobject_class->finalize = gst_p2psp_splitter_sink_finalize;
+  install_properties(gobject_class);
+  install_signals(gobject_class);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_set_static_metadata(
+      element_class, "P2PSP splitter sink", "Sink/Network",
+      "Splits a stream into chunks and sends them to a P2PSP team of peers",
+      "gst-p2psp developers");
+
+  basesink_class->start = gst_p2psp_splitter_sink_start;
+  basesink_class->stop = gst_p2psp_splitter_sink_stop;
+  basesink_class->set_caps = gst_p2psp_splitter_sink_set_caps;
+  basesink_class->render = gst_p2psp_splitter_sink_render;
+  basesink_class->event = gst_p2psp_splitter_sink_event;
+  basesink_class->unlock = gst_p2psp_splitter_sink_unlock;
+  basesink_class->unlock_stop = gst_p2psp_splitter_sink_unlock_stop;
+
+  GST_DEBUG_CATEGORY_INIT(gst_p2psp_splitter_sink_debug, "p2pspsplittersink", 0,
+                          "P2PSP splitter sink");
+}
+
+static void gst_p2psp_splitter_sink_init(GstP2pspSplitterSink *self) {
+  self->priv = new SplitterSinkPrivate;
+}
