@@ -1,1 +1,1342 @@
-// placeholder, being written
+/* gst-p2psp: p2pspsrc, a peer of a P2PSP team as a live GStreamer source.
+ *
+ * The protocol lives in p2psp::Peer (sans-I/O); this element owns the
+ * sockets, a poll thread that feeds the peer, and the streaming thread that
+ * takes the rebuilt stream out of it. */
+
+/**
+ * SECTION:element-p2pspsrc
+ * @title: p2pspsrc
+ * @see_also: p2pspsplittersink
+ *
+ * p2pspsrc joins the team of a P2PSP splitter (#p2pspsplittersink): it
+ * connects to the splitter over TCP, receives chunks of the stream over UDP
+ * from the splitter and from the other peers, floods the chunks it got from
+ * the splitter to every other peer, and outputs the stream rebuilt in order,
+ * with the caps, timestamps and buffer flags the splitter's pipeline had.
+ *
+ * The element is a live source. `latency` is the playout buffering that
+ * absorbs the jitter of the round-robin and of the flooding; it is reported
+ * in the LATENCY query. A late joiner starts at a keyframe, after the
+ * stream headers (the caps' `streamheader`).
+ *
+ * The element handles `p2psp://host:port` URIs (`p2psp://[::1]:4552` for
+ * IPv6); query keys set properties, e.g. `p2psp://host:4552?latency=500`.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 p2pspsrc uri=p2psp://127.0.0.1:4552 ! oggdemux ! theoradec !
+ * autovideosink
+ * ]| Joins the team of a splitter on this host and plays an Ogg/Theora
+ * stream.
+ * |[
+ * gst-play-1.0 p2psp://127.0.0.1:4552
+ * ]| Same, letting playbin find the decoders.
+ * |[
+ * gst-launch-1.0 p2pspsrc host=splitter.example.org ! queue ! shout2send
+ * ip=127.0.0.1 mount=/live.ogg
+ * ]| Relays the team's stream to an Icecast server.
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! theoraenc ! oggmux !
+ * p2pspsplittersink port=4552
+ * ]| The splitter end, for the examples above.
+ */
+
+#include "gstp2pspsrc.h"
+
+#include <gio/gio.h>
+#include <gst/p2psp/peer.h>
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gstp2pspelements.h"
+#include "gstp2psputil.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_p2psp_src_debug);
+#define GST_CAT_DEFAULT gst_p2psp_src_debug
+
+namespace {
+
+using p2psp::Micros;
+using p2psp_gst::GErrorPtr;
+using p2psp_gst::GRef;
+
+constexpr const char* kDefaultHost = "127.0.0.1";
+constexpr int kDefaultPort = 4552;
+constexpr guint kDefaultLatencyMs = 200;
+constexpr guint kDefaultTimeoutS = 10;
+constexpr guint kMaxLatencyMs = 600000;
+constexpr guint kMaxTimeoutS = 3600;
+
+constexpr const char* kStatsName = "application/x-p2psp-peer-stats";
+constexpr const char* kNeighbourStatsName = "application/x-p2psp-neighbour";
+
+constexpr size_t kReceiveBatch = 32;
+// Bounds the UDP batches per wake-up so TCP and timers are never starved.
+constexpr int kMaxReceiveRounds = 8;
+constexpr size_t kTcpReadSize = 16384;
+// stop() gives the goodbye this long to leave the socket.
+constexpr Micros kLeaveFlushUs = 200000;
+constexpr Micros kNever = UINT64_MAX;
+
+enum {
+  PROP_0,
+  PROP_URI,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_LATENCY,
+  PROP_TIMEOUT,
+  PROP_STATS,
+};
+
+enum { SIGNAL_PEER_ADDED, SIGNAL_PEER_REMOVED, LAST_SIGNAL };
+guint src_signals[LAST_SIGNAL];
+
+struct Settings {
+  std::string host = kDefaultHost;
+  int port = kDefaultPort;
+  guint latency_ms = kDefaultLatencyMs;
+  guint timeout_s = kDefaultTimeoutS;
+};
+
+// The streaming side's view of the connection.
+enum class SrcState {
+  kStopped,    // before start() / after stop()
+  kReady,      // started; connects on the first create()
+  kStreaming,  // connected: the poll thread runs the peer
+  kFailed,     // an error was posted; create() keeps failing
+  kEos,        // the splitter ended the stream
+};
+
+// Why the poll thread gave up on the splitter (create() reports it).
+enum class Failure { kNone, kLostSplitter, kRemoved };
+
+struct NeighbourSignal {
+  guint signal = 0;
+  guint id = 0;
+  std::string endpoint;
+};
+
+class MutexLock {
+ public:
+  explicit MutexLock(GMutex* mutex) : mutex_(mutex) { g_mutex_lock(mutex_); }
+  ~MutexLock() { g_mutex_unlock(mutex_); }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  GMutex* mutex_;
+};
+
+struct CapsDeleter {
+  void operator()(GstCaps* caps) const { gst_caps_unref(caps); }
+};
+using CapsPtr = std::unique_ptr<GstCaps, CapsDeleter>;
+
+struct BufferDeleter {
+  void operator()(GstBuffer* buffer) const { gst_buffer_unref(buffer); }
+};
+using BufferPtr = std::unique_ptr<GstBuffer, BufferDeleter>;
+
+}  // namespace
+
+struct GstP2pspSrcPrivate {
+  Settings settings;  // properties, under GST_OBJECT_LOCK
+  Settings active;    // copied at start(), read by the streaming thread
+  SrcState state = SrcState::kStopped;  // streaming thread and start/stop
+
+  // Fired by unlock(): interrupts resolving and connecting.
+  GRef<GCancellable> cancel{g_cancellable_new()};
+
+  // Shared by the streaming thread and the poll thread, under core_lock.
+  GMutex core_lock;
+  GCond core_cond;  // signalled when the peer may have output or news
+  bool flushing = false;
+  std::unique_ptr<p2psp::Peer> peer;
+  p2psp::Outbox outbox;
+  Failure failure = Failure::kNone;
+  std::string failure_text;
+  bool splitter_shutdown = false;
+  Micros shutdown_at_us = 0;
+  Micros last_activity_us = 0;  // last chunk (or connect) time
+  uint64_t chunks_seen = 0;
+  bool welcome_caps_taken = false;
+
+  // Sockets: set up by create(), then used by the poll thread only, until
+  // stop() has stopped it.
+  GRef<GSocketConnection> tcp_stream;
+  std::unique_ptr<p2psp_gst::TcpConnection> tcp;
+  bool tcp_close_requested = false;
+  bool tcp_closed = false;
+  GRef<GSocket> udp;
+  std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
+  std::vector<uint8_t> tcp_rx;
+  p2psp_gst::PollThread poll;
+
+  // Output, streaming thread only.
+  CapsPtr caps;
+  bool caps_have_streamheader = false;
+  std::vector<BufferPtr> pending_headers;  // go out before the next buffer
+  std::deque<BufferPtr> output;
+  bool have_ts_offset = false;
+  GstClockTimeDiff ts_offset = 0;
+  bool carry_discont = false;  // a dropped buffer carried DISCONT
+
+  GstP2pspSrcPrivate() {
+    g_mutex_init(&core_lock);
+    g_cond_init(&core_cond);
+  }
+  ~GstP2pspSrcPrivate() {
+    g_cond_clear(&core_cond);
+    g_mutex_clear(&core_lock);
+  }
+};
+
+struct _GstP2pspSrc {
+  GstPushSrc parent;
+  GstP2pspSrcPrivate* priv;
+};
+
+static void gst_p2psp_src_uri_handler_init(gpointer iface, gpointer data);
+
+#define gst_p2psp_src_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE(GstP2pspSrc, gst_p2psp_src, GST_TYPE_PUSH_SRC,
+                        G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER,
+                                              gst_p2psp_src_uri_handler_init);
+                        GST_DEBUG_CATEGORY_INIT(gst_p2psp_src_debug, "p2pspsrc",
+                                                0, "P2PSP peer source"));
+
+GST_ELEMENT_REGISTER_DEFINE(p2pspsrc, "p2pspsrc", GST_RANK_PRIMARY,
+                            GST_TYPE_P2PSP_SRC);
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+/* ------------------------------------------------------------ stats ---- */
+
+static const char* peer_state_name(p2psp::PeerState state) {
+  switch (state) {
+    case p2psp::PeerState::kIdle:
+      return "idle";
+    case p2psp::PeerState::kJoining:
+      return "joining";
+    case p2psp::PeerState::kRegistering:
+      return "registering";
+    case p2psp::PeerState::kMember:
+      return "member";
+    case p2psp::PeerState::kRemoved:
+      return "removed";
+    case p2psp::PeerState::kLeft:
+      return "left";
+  }
+  return "unknown";
+}
+
+static const char* remove_reason_name(p2psp::RemoveReason reason) {
+  switch (reason) {
+    case p2psp::RemoveReason::kShutdown:
+      return "the splitter is shutting down";
+    case p2psp::RemoveReason::kProtocolError:
+      return "protocol error";
+    case p2psp::RemoveReason::kTimeout:
+      return "timed out";
+    case p2psp::RemoveReason::kTeamFull:
+      return "the team is full";
+    case p2psp::RemoveReason::kVersion:
+      return "unsupported protocol version";
+    case p2psp::RemoveReason::kExpelled:
+      return "expelled";
+    case p2psp::RemoveReason::kUnknown:
+      break;
+  }
+  return "no reason given";
+}
+
+static GValue neighbours_list_value(
+    const std::vector<p2psp::NeighbourInfo>& neighbours) {
+  GValue list = G_VALUE_INIT;
+  g_value_init(&list, GST_TYPE_ARRAY);
+  for (const p2psp::NeighbourInfo& n : neighbours) {
+    GValue entry = G_VALUE_INIT;
+    g_value_init(&entry, GST_TYPE_STRUCTURE);
+    g_value_take_boxed(
+        &entry,
+        gst_structure_new(kNeighbourStatsName,                   //
+                          "id", G_TYPE_UINT, n.id,               //
+                          "endpoint", G_TYPE_STRING,             //
+                          n.endpoint.to_string().c_str(),        //
+                          "debt", G_TYPE_INT64, (gint64)n.debt,  //
+                          "chunks-sent", G_TYPE_UINT64,          //
+                          (guint64)n.chunks_sent,                //
+                          "chunks-received", G_TYPE_UINT64,      //
+                          (guint64)n.chunks_received, nullptr));
+    gst_value_array_append_and_take_value(&list, &entry);
+  }
+  return list;
+}
+
+static GstStructure* build_stats(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  MutexLock lock(&priv->core_lock);
+  const p2psp::PeerStats empty_stats;
+  const p2psp::PeerStats& s = priv->peer ? priv->peer->stats() : empty_stats;
+  const p2psp::PeerState state =
+      priv->peer ? priv->peer->state() : p2psp::PeerState::kIdle;
+
+  GstStructure* stats = gst_structure_new(
+      kStatsName,                                                  //
+      "peer-id", G_TYPE_UINT, priv->peer ? priv->peer->id() : 0u,  //
+      "state", G_TYPE_STRING, peer_state_name(state),              //
+      "chunks-from-splitter", G_TYPE_UINT64, (guint64)s.chunks_from_splitter,
+      "chunks-from-peers", G_TYPE_UINT64, (guint64)s.chunks_from_peers,  //
+      "chunks-forwarded", G_TYPE_UINT64, (guint64)s.chunks_forwarded,    //
+      "duplicates", G_TYPE_UINT64, (guint64)s.duplicates,                //
+      "lost", G_TYPE_UINT64, (guint64)s.lost,                            //
+      "late", G_TYPE_UINT64, (guint64)s.late,                            //
+      "played", G_TYPE_UINT64, (guint64)s.played,                        //
+      "bytes-up", G_TYPE_UINT64, (guint64)s.bytes_up,                    //
+      "bytes-down", G_TYPE_UINT64, (guint64)s.bytes_down,                //
+      "rejected-datagrams", G_TYPE_UINT64, (guint64)s.rejected_datagrams,
+      "neighbours", G_TYPE_UINT64, (guint64)s.neighbours,    //
+      "buffer-fill", G_TYPE_UINT64, (guint64)s.buffer_fill,  //
+      "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
+      "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
+      nullptr);
+  GValue list =
+      neighbours_list_value(priv->peer ? priv->peer->neighbours()
+                                       : std::vector<p2psp::NeighbourInfo>());
+  gst_structure_take_value(stats, "neighbours-list", &list);
+  return stats;
+}
+
+/* ------------------------------------------------------- poll thread ---- */
+
+// Hands what the peer asked for to the sockets. Called with core_lock held.
+static void dispatch_outbox(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  p2psp::Outbox& out = priv->outbox;
+  if (!out.udp.empty() && priv->udp) {
+    size_t dropped = p2psp_gst::send_datagrams(priv->udp.get(), out.udp);
+    if (dropped > 0)
+      GST_LOG_OBJECT(self, "%" G_GSIZE_FORMAT " datagrams dropped", dropped);
+  }
+  if (priv->tcp && !priv->tcp_closed) {
+    for (const p2psp::TcpSend& send : out.tcp) priv->tcp->queue(send.data);
+    if (!out.tcp_close.empty()) priv->tcp_close_requested = true;
+    if (priv->tcp->wants_write() && !priv->tcp->flush()) {
+      GST_DEBUG_OBJECT(self, "writing to the splitter failed");
+      priv->tcp_closed = true;
+      if (priv->failure == Failure::kNone && !priv->splitter_shutdown) {
+        priv->failure = Failure::kLostSplitter;
+        priv->failure_text = "Sending to the splitter failed";
+      }
+    }
+  }
+  out.clear();
+}
+
+// Turns peer events into state and pending signals. Called with core_lock.
+static void collect_events(GstP2pspSrc* self, Micros now,
+                           std::vector<NeighbourSignal>* signals) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  for (const p2psp::PeerEvent& ev : priv->peer->take_events()) {
+    switch (ev.kind) {
+      case p2psp::PeerEvent::Kind::kJoined:
+        GST_INFO_OBJECT(self, "joined the team as peer %u", priv->peer->id());
+        break;
+      case p2psp::PeerEvent::Kind::kNeighbourAdded:
+        signals->push_back({src_signals[SIGNAL_PEER_ADDED], ev.peer_id,
+                            ev.endpoint.to_string()});
+        break;
+      case p2psp::PeerEvent::Kind::kNeighbourRemoved:
+        signals->push_back({src_signals[SIGNAL_PEER_REMOVED], ev.peer_id,
+                            ev.endpoint.to_string()});
+        break;
+      case p2psp::PeerEvent::Kind::kRemoved:
+        if (ev.reason == p2psp::RemoveReason::kShutdown) {
+          GST_INFO_OBJECT(self, "the splitter is shutting down");
+          if (!priv->splitter_shutdown) priv->shutdown_at_us = now;
+          priv->splitter_shutdown = true;
+        } else if (priv->failure == Failure::kNone) {
+          priv->failure = Failure::kRemoved;
+          priv->failure_text =
+              ev.text.empty() ? remove_reason_name(ev.reason) : ev.text;
+        }
+        break;
+      case p2psp::PeerEvent::Kind::kProtocolError:
+        if (priv->failure == Failure::kNone) {
+          priv->failure = Failure::kLostSplitter;
+          priv->failure_text = "Protocol error: " + ev.text;
+        }
+        break;
+    }
+  }
+  const p2psp::PeerStats& stats = priv->peer->stats();
+  const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers;
+  if (chunks != priv->chunks_seen) {
+    priv->chunks_seen = chunks;
+    priv->last_activity_us = now;
+  }
+}
+
+// Ends a round of core work: sends, wakes create(). Called with core_lock.
+static void finish_core_round(GstP2pspSrc* self, Micros now,
+                              std::vector<NeighbourSignal>* signals) {
+  dispatch_outbox(self);
+  collect_events(self, now, signals);
+  g_cond_broadcast(&self->priv->core_cond);
+}
+
+static void emit_signals(GstP2pspSrc* self,
+                         const std::vector<NeighbourSignal>& signals) {
+  for (const NeighbourSignal& s : signals) {
+    GST_DEBUG_OBJECT(self, "%s %u %s", g_signal_name(s.signal), s.id,
+                     s.endpoint.c_str());
+    g_signal_emit(self, s.signal, 0, s.id, s.endpoint.c_str());
+  }
+}
+
+static void on_udp_readable(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::vector<NeighbourSignal> signals;
+  {
+    MutexLock lock(&priv->core_lock);
+    const Micros now = p2psp_gst::monotonic_now_us();
+    for (int round = 0; round < kMaxReceiveRounds; round++) {
+      size_t n = p2psp_gst::receive_datagrams(priv->udp.get(), priv->rx_batch);
+      for (size_t i = 0; i < n; i++) {
+        const p2psp_gst::ReceivedDatagram& d = priv->rx_batch[i];
+        priv->peer->on_udp(d.from, d.data.data(), d.size, now, &priv->outbox);
+      }
+      if (n < priv->rx_batch.size()) break;
+    }
+    finish_core_round(self, now, &signals);
+  }
+  emit_signals(self, signals);
+}
+
+// The splitter's TCP connection ended. Called with core_lock held.
+static void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->tcp_closed = true;
+  priv->peer->on_tcp_closed(now, &priv->outbox);
+  // A splitter that shuts down says so before closing; anything else is a
+  // lost connection.
+  if (!priv->splitter_shutdown && priv->failure == Failure::kNone) {
+    priv->failure = Failure::kLostSplitter;
+    priv->failure_text = why;
+  }
+}
+
+static void read_tcp(GstP2pspSrc* self, Micros now,
+                     std::vector<NeighbourSignal>* signals) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->tcp_rx.resize(kTcpReadSize);
+  while (!priv->tcp_closed) {
+    gssize n = priv->tcp->read_some(priv->tcp_rx.data(), priv->tcp_rx.size());
+    if (n == -2) break;
+    if (n <= 0) {
+      // Events already read (e.g. a shutdown notice) decide what EOF means.
+      collect_events(self, now, signals);
+      on_tcp_ended(self, now,
+                   n == 0 ? "The splitter closed the connection"
+                          : "Reading from the splitter failed");
+      break;
+    }
+    priv->peer->on_tcp_data(priv->tcp_rx.data(), static_cast<size_t>(n), now,
+                            &priv->outbox);
+  }
+}
+
+static void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::vector<NeighbourSignal> signals;
+  {
+    MutexLock lock(&priv->core_lock);
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if ((condition & G_IO_OUT) && !priv->tcp->flush())
+      on_tcp_ended(self, now, "Sending to the splitter failed");
+    if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+      read_tcp(self, now, &signals);
+    finish_core_round(self, now, &signals);
+  }
+  emit_signals(self, signals);
+}
+
+static void watch_sockets(GstP2pspSrc* self,
+                          p2psp_gst::PollThread::WatchList& list) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  MutexLock lock(&priv->core_lock);
+  if (priv->tcp_close_requested && !priv->tcp->wants_write() &&
+      !priv->tcp_closed) {
+    // The peer is done with the splitter: stop watching, close in stop().
+    priv->tcp_closed = true;
+  }
+  if (!priv->tcp_closed) {
+    int condition = G_IO_IN;
+    if (priv->tcp->wants_write()) condition |= G_IO_OUT;
+    list.emplace_back(priv->tcp->socket(),
+                      static_cast<GIOCondition>(condition));
+  }
+  list.emplace_back(priv->udp.get(), G_IO_IN);
+}
+
+static Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::vector<NeighbourSignal> signals;
+  Micros deadline;
+  {
+    MutexLock lock(&priv->core_lock);
+    if (now >= priv->peer->next_deadline()) {
+      priv->peer->tick(now, &priv->outbox);
+      finish_core_round(self, now, &signals);
+    }
+    deadline = priv->peer->next_deadline();
+  }
+  emit_signals(self, signals);
+  return deadline;
+}
+
+static bool start_poll_thread(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  return priv->poll.start(
+      "p2pspsrc-io",
+      [self](p2psp_gst::PollThread::WatchList& list) {
+        watch_sockets(self, list);
+      },
+      [self](GSocket* socket, GIOCondition condition) {
+        if (socket == self->priv->udp.get())
+          on_udp_readable(self);
+        else
+          on_tcp_io(self, condition);
+      },
+      [self](Micros now) { return on_poll_timer(self, now); });
+}
+
+/* ---------------------------------------------------------- connect ---- */
+
+static GstFlowReturn post_connect_error(GstP2pspSrc* self, GError* error) {
+  const Settings& s = self->priv->active;
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return GST_FLOW_FLUSHING;
+  GST_ELEMENT_ERROR(
+      self, RESOURCE, OPEN_READ,
+      ("Could not connect to P2PSP splitter at %s:%d", s.host.c_str(), s.port),
+      ("%s", error->message));
+  return GST_FLOW_ERROR;
+}
+
+// Resolves the splitter's host and opens the TCP control connection.
+static GstFlowReturn open_tcp(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  GError* error = nullptr;
+  GRef<GInetAddress> address(
+      p2psp_gst::resolve_host(s.host, priv->cancel.get(), &error));
+  if (!address) {
+    GErrorPtr owned(error);
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      return GST_FLOW_FLUSHING;
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, NOT_FOUND,
+        ("Could not resolve P2PSP splitter host \"%s\"", s.host.c_str()),
+        ("%s", error->message));
+    return GST_FLOW_ERROR;
+  }
+
+  GRef<GSocketAddress> splitter(
+      g_inet_socket_address_new(address.get(), static_cast<guint16>(s.port)));
+  GRef<GSocketClient> client(g_socket_client_new());
+  g_socket_client_set_timeout(client.get(), s.timeout_s);
+  GST_DEBUG_OBJECT(self, "connecting to %s:%d", s.host.c_str(), s.port);
+  priv->tcp_stream.reset(g_socket_client_connect(
+      client.get(), G_SOCKET_CONNECTABLE(splitter.get()), priv->cancel.get(),
+      &error));
+  if (!priv->tcp_stream) {
+    GErrorPtr owned(error);
+    return post_connect_error(self, error);
+  }
+  GSocket* socket = g_socket_connection_get_socket(priv->tcp_stream.get());
+  // The client's timeout was for connecting; the poll thread never blocks.
+  g_socket_set_timeout(socket, 0);
+  g_socket_set_blocking(socket, FALSE);
+  priv->tcp = std::make_unique<p2psp_gst::TcpConnection>(
+      G_SOCKET(g_object_ref(socket)));
+  return GST_FLOW_OK;
+}
+
+// A UDP socket on the any-address of the splitter's family, any port.
+static GstFlowReturn open_udp(GstP2pspSrc* self, GSocketFamily family) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  GError* error = nullptr;
+  priv->udp.reset(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
+                               G_SOCKET_PROTOCOL_UDP, &error));
+  if (priv->udp) {
+    GRef<GInetAddress> any(g_inet_address_new_any(family));
+    GRef<GSocketAddress> local(g_inet_socket_address_new(any.get(), 0));
+    if (!g_socket_bind(priv->udp.get(), local.get(), FALSE, &error))
+      priv->udp.reset();
+  }
+  if (!priv->udp) {
+    GErrorPtr owned(error);
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                      ("Could not open a UDP socket for the P2PSP team"),
+                      ("%s", error->message));
+    return GST_FLOW_ERROR;
+  }
+  g_socket_set_blocking(priv->udp.get(), FALSE);
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn start_peer(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  GError* error = nullptr;
+  GRef<GSocketAddress> remote(
+      g_socket_connection_get_remote_address(priv->tcp_stream.get(), &error));
+  GErrorPtr owned(error);
+  const p2psp::Endpoint splitter =
+      p2psp_gst::endpoint_from_address(remote.get());
+  if (!splitter.valid()) return post_connect_error(self, error);
+
+  GstFlowReturn ret = open_udp(self, g_socket_address_get_family(remote.get()));
+  if (ret != GST_FLOW_OK) return ret;
+
+  p2psp::PeerConfig config;
+  config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
+  priv->rx_batch.resize(kReceiveBatch);
+  {
+    MutexLock lock(&priv->core_lock);
+    const Micros now = p2psp_gst::monotonic_now_us();
+    priv->peer = std::make_unique<p2psp::Peer>(config, splitter);
+    priv->last_activity_us = now;
+    priv->peer->start(now, &priv->outbox);
+    dispatch_outbox(self);
+  }
+  if (!start_poll_thread(self)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
+                      ("Could not start the P2PSP network thread"), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  GST_INFO_OBJECT(self, "connected to the splitter at %s",
+                  splitter.to_string().c_str());
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
+  GstFlowReturn ret = open_tcp(self);
+  if (ret == GST_FLOW_OK) ret = start_peer(self);
+  if (ret == GST_FLOW_OK) self->priv->state = SrcState::kStreaming;
+  if (ret == GST_FLOW_ERROR) self->priv->state = SrcState::kFailed;
+  return ret;
+}
+
+/* ----------------------------------------------------------- output ---- */
+
+static GstClockTime to_output_time(GstP2pspSrcPrivate* priv, uint64_t t) {
+  if (t == p2psp::kNoTime || !priv->have_ts_offset) return GST_CLOCK_TIME_NONE;
+  const GstClockTimeDiff shifted =
+      static_cast<GstClockTimeDiff>(t) + priv->ts_offset;
+  return shifted < 0 ? 0 : static_cast<GstClockTime>(shifted);
+}
+
+// The pipeline's running time now (0 without a clock).
+static GstClockTime current_running_time(GstP2pspSrc* self) {
+  GstClock* clock = gst_element_get_clock(GST_ELEMENT(self));
+  if (clock == nullptr) return 0;
+  const GstClockTime now = gst_clock_get_time(clock);
+  const GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
+  gst_object_unref(clock);
+  return now > base ? now - base : 0;
+}
+
+// The splitter's running time is mapped so the first buffer leaves "now".
+static void map_timestamps(GstP2pspSrc* self, const p2psp::MediaBuffer& in,
+                           GstBuffer* out) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  if (!priv->have_ts_offset && in.pts != p2psp::kNoTime) {
+    const GstClockTime running = current_running_time(self);
+    priv->ts_offset = static_cast<GstClockTimeDiff>(running) -
+                      static_cast<GstClockTimeDiff>(in.pts);
+    priv->have_ts_offset = true;
+    GST_DEBUG_OBJECT(self, "timestamp offset %" GST_STIME_FORMAT,
+                     GST_STIME_ARGS(priv->ts_offset));
+  }
+  GST_BUFFER_PTS(out) = to_output_time(priv, in.pts);
+  GST_BUFFER_DTS(out) = to_output_time(priv, in.dts);
+  GST_BUFFER_DURATION(out) =
+      in.duration == p2psp::kNoTime ? GST_CLOCK_TIME_NONE : in.duration;
+}
+
+static GstBuffer* wrap_data(std::vector<uint8_t>&& data) {
+  if (data.empty()) return gst_buffer_new();
+  auto* holder = new std::vector<uint8_t>(std::move(data));
+  return gst_buffer_new_wrapped_full(
+      GST_MEMORY_FLAG_READONLY, holder->data(), holder->size(), 0,
+      holder->size(), holder,
+      [](gpointer p) { delete static_cast<std::vector<uint8_t>*>(p); });
+}
+
+static void map_flags(uint32_t flags, GstBuffer* out) {
+  if (flags & p2psp::MediaBuffer::kHeader)
+    GST_BUFFER_FLAG_SET(out, GST_BUFFER_FLAG_HEADER);
+  if (flags & p2psp::MediaBuffer::kDeltaUnit)
+    GST_BUFFER_FLAG_SET(out, GST_BUFFER_FLAG_DELTA_UNIT);
+  if (flags & p2psp::MediaBuffer::kDiscont)
+    GST_BUFFER_FLAG_SET(out, GST_BUFFER_FLAG_DISCONT);
+  if (flags & p2psp::MediaBuffer::kGap)
+    GST_BUFFER_FLAG_SET(out, GST_BUFFER_FLAG_GAP);
+}
+
+static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const bool discont = (in.flags & p2psp::MediaBuffer::kDiscont) != 0;
+  if ((in.flags & p2psp::MediaBuffer::kHeader) &&
+      priv->caps_have_streamheader) {
+    // The caps' streamheader already carries it (and went out first).
+    GST_LOG_OBJECT(self, "dropping in-stream header buffer");
+    priv->carry_discont = priv->carry_discont || discont;
+    return;
+  }
+  BufferPtr buffer(wrap_data(std::move(in.data)));
+  map_timestamps(self, in, buffer.get());
+  map_flags(in.flags, buffer.get());
+  if (priv->carry_discont)
+    GST_BUFFER_FLAG_SET(buffer.get(), GST_BUFFER_FLAG_DISCONT);
+  priv->carry_discont = false;
+
+  for (BufferPtr& header : priv->pending_headers) {
+    GST_BUFFER_PTS(header.get()) = GST_BUFFER_PTS(buffer.get());
+    priv->output.push_back(std::move(header));
+  }
+  priv->pending_headers.clear();
+  priv->output.push_back(std::move(buffer));
+}
+
+static const GValue* streamheader_of(GstCaps* caps) {
+  if (caps == nullptr || gst_caps_get_size(caps) == 0) return nullptr;
+  const GValue* value =
+      gst_structure_get_value(gst_caps_get_structure(caps, 0), "streamheader");
+  return value != nullptr && GST_VALUE_HOLDS_ARRAY(value) ? value : nullptr;
+}
+
+// Copies of the streamheader buffers, flagged for going out first.
+static void queue_streamheader(GstP2pspSrc* self, const GValue* streamheader) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->pending_headers.clear();
+  const guint n = gst_value_array_get_size(streamheader);
+  for (guint i = 0; i < n; i++) {
+    const GValue* v = gst_value_array_get_value(streamheader, i);
+    if (!GST_VALUE_HOLDS_BUFFER(v)) continue;
+    GstBuffer* copy = gst_buffer_copy(gst_value_get_buffer(v));
+    GST_BUFFER_PTS(copy) = GST_CLOCK_TIME_NONE;
+    GST_BUFFER_DTS(copy) = GST_CLOCK_TIME_NONE;
+    GST_BUFFER_FLAG_SET(copy, GST_BUFFER_FLAG_HEADER);
+    if (priv->pending_headers.empty())
+      GST_BUFFER_FLAG_SET(copy, GST_BUFFER_FLAG_DISCONT);
+    priv->pending_headers.emplace_back(copy);
+  }
+}
+
+static GstFlowReturn apply_caps(GstP2pspSrc* self, const std::string& text) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  CapsPtr caps(gst_caps_from_string(text.c_str()));
+  if (!caps) {
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                      ("Received invalid caps from the P2PSP team"),
+                      ("%s", text.c_str()));
+    return GST_FLOW_ERROR;
+  }
+  if (priv->caps && gst_caps_is_equal(caps.get(), priv->caps.get()))
+    return GST_FLOW_OK;
+
+  GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, caps.get());
+  const GValue* old_header = streamheader_of(priv->caps.get());
+  const GValue* new_header = streamheader_of(caps.get());
+  if (new_header == nullptr) {
+    priv->pending_headers.clear();
+  } else if (old_header == nullptr ||
+             gst_value_compare(old_header, new_header) != GST_VALUE_EQUAL) {
+    queue_streamheader(self, new_header);
+  }
+  priv->caps_have_streamheader = new_header != nullptr;
+  if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps.get())) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                      ("Downstream refused the stream's caps"),
+                      ("%s", text.c_str()));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  priv->caps = std::move(caps);
+  return GST_FLOW_OK;
+}
+
+/* ------------------------------------------------------------ create ---- */
+
+static GstFlowReturn post_failure(GstP2pspSrc* self, Failure failure,
+                                  const std::string& text) {
+  const Settings& s = self->priv->active;
+  if (failure == Failure::kRemoved) {
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, READ,
+        ("Removed from the P2PSP team by the splitter: %s", text.c_str()),
+        (nullptr));
+  } else {
+    GST_ELEMENT_ERROR(self, RESOURCE, READ,
+                      ("Lost the connection to the P2PSP splitter at %s:%d",
+                       s.host.c_str(), s.port),
+                      ("%s", text.c_str()));
+  }
+  self->priv->state = SrcState::kFailed;
+  return GST_FLOW_ERROR;
+}
+
+static GstFlowReturn post_timeout(GstP2pspSrc* self) {
+  const Settings& s = self->priv->active;
+  GST_ELEMENT_ERROR(self, RESOURCE, READ,
+                    ("Timed out: no data from the P2PSP team of %s:%d for "
+                     "%u seconds",
+                     s.host.c_str(), s.port, s.timeout_s),
+                    (nullptr));
+  self->priv->state = SrcState::kFailed;
+  return GST_FLOW_ERROR;
+}
+
+// Waits on core_cond until `deadline` (core clock). Called with core_lock.
+static void wait_until(GstP2pspSrcPrivate* priv, Micros now, Micros deadline) {
+  if (deadline == kNever) {
+    g_cond_wait(&priv->core_cond, &priv->core_lock);
+    return;
+  }
+  const gint64 wait_us =
+      static_cast<gint64>(std::min<Micros>(deadline - now, G_USEC_PER_SEC));
+  g_cond_wait_until(&priv->core_cond, &priv->core_lock,
+                    g_get_monotonic_time() + wait_us);
+}
+
+// What ends a wait for the next item, other than an item.
+enum class WaitEnd { kItem, kFlushing, kFailure, kTimeout, kEos };
+
+static WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
+                             Failure* failure, std::string* failure_text) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Micros timeout_us =
+      static_cast<Micros>(priv->active.timeout_s) * G_USEC_PER_SEC;
+  const Micros drain_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
+  MutexLock lock(&priv->core_lock);
+  for (;;) {
+    if (priv->flushing) return WaitEnd::kFlushing;
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if (!priv->caps && !priv->welcome_caps_taken &&
+        !priv->peer->welcome_caps().empty()) {
+      priv->welcome_caps_taken = true;
+      item->kind = p2psp::StreamItem::Kind::kCaps;
+      item->caps = priv->peer->welcome_caps();
+      return WaitEnd::kItem;
+    }
+    if (priv->peer->pop_item(now, item)) return WaitEnd::kItem;
+    if (priv->failure != Failure::kNone) {
+      *failure = priv->failure;
+      *failure_text = priv->failure_text;
+      return WaitEnd::kFailure;
+    }
+    Micros deadline = priv->peer->next_deadline();
+    if (priv->splitter_shutdown) {
+      // Whatever was still in flight had `latency` to arrive.
+      const Micros end = priv->shutdown_at_us + drain_us;
+      if (now >= end) return WaitEnd::kEos;
+      deadline = std::min(deadline, end);
+    } else if (timeout_us > 0) {
+      const Micros end = priv->last_activity_us + timeout_us;
+      if (now >= end) return WaitEnd::kTimeout;
+      deadline = std::min(deadline, end);
+    }
+    if (deadline > now) wait_until(priv, now, deadline);
+  }
+}
+
+static GstFlowReturn next_item(GstP2pspSrc* self) {
+  p2psp::StreamItem item;
+  Failure failure = Failure::kNone;
+  std::string failure_text;
+  switch (wait_for_item(self, &item, &failure, &failure_text)) {
+    case WaitEnd::kItem:
+      break;
+    case WaitEnd::kFlushing:
+      return GST_FLOW_FLUSHING;
+    case WaitEnd::kFailure:
+      return post_failure(self, failure, failure_text);
+    case WaitEnd::kTimeout:
+      return post_timeout(self);
+    case WaitEnd::kEos:
+      GST_INFO_OBJECT(self, "the splitter ended the stream");
+      self->priv->state = SrcState::kEos;
+      return GST_FLOW_EOS;
+  }
+  if (item.kind == p2psp::StreamItem::Kind::kCaps)
+    return apply_caps(self, item.caps);
+  queue_buffer(self, std::move(item.buffer));
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn gst_p2psp_src_create(GstPushSrc* psrc, GstBuffer** out) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(psrc);
+  GstP2pspSrcPrivate* priv = self->priv;
+  if (priv->state == SrcState::kReady) {
+    GstFlowReturn ret = connect_to_splitter(self);
+    if (ret != GST_FLOW_OK) return ret;
+  }
+  while (priv->output.empty()) {
+    if (priv->state == SrcState::kFailed) return GST_FLOW_ERROR;
+    if (priv->state == SrcState::kEos) return GST_FLOW_EOS;
+    GstFlowReturn ret = next_item(self);
+    if (ret != GST_FLOW_OK) return ret;
+  }
+  *out = priv->output.front().release();
+  priv->output.pop_front();
+  GST_LOG_OBJECT(self, "pushing %" GST_PTR_FORMAT, *out);
+  return GST_FLOW_OK;
+}
+
+/* --------------------------------------------------- start and stop ---- */
+
+static void reset_output(GstP2pspSrcPrivate* priv) {
+  priv->caps.reset();
+  priv->caps_have_streamheader = false;
+  priv->pending_headers.clear();
+  priv->output.clear();
+  priv->have_ts_offset = false;
+  priv->ts_offset = 0;
+  priv->carry_discont = false;
+}
+
+static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
+  GstP2pspSrcPrivate* priv = self->priv;
+  GST_OBJECT_LOCK(self);
+  priv->active = priv->settings;
+  GST_OBJECT_UNLOCK(self);
+  {
+    MutexLock lock(&priv->core_lock);
+    priv->flushing = false;
+    priv->failure = Failure::kNone;
+    priv->failure_text.clear();
+    priv->splitter_shutdown = false;
+    priv->chunks_seen = 0;
+    priv->welcome_caps_taken = false;
+  }
+  g_cancellable_reset(priv->cancel.get());
+  reset_output(priv);
+  priv->state = SrcState::kReady;
+  GST_DEBUG_OBJECT(self, "started; will join %s:%d", priv->active.host.c_str(),
+                   priv->active.port);
+  return TRUE;
+}
+
+// Gives queued TCP bytes (the goodbye) a bounded chance to leave.
+static void flush_tcp_bounded(GstP2pspSrcPrivate* priv) {
+  if (!priv->tcp || priv->tcp_closed) return;
+  const Micros end = p2psp_gst::monotonic_now_us() + kLeaveFlushUs;
+  while (priv->tcp->wants_write()) {
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if (now >= end) break;
+    g_socket_condition_timed_wait(priv->tcp->socket(), G_IO_OUT,
+                                  static_cast<gint64>(end - now), nullptr,
+                                  nullptr);
+    if (!priv->tcp->flush()) break;
+  }
+}
+
+static void leave_team(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  {
+    MutexLock lock(&priv->core_lock);
+    if (!priv->peer) return;
+    priv->peer->leave(p2psp_gst::monotonic_now_us(), &priv->outbox);
+    dispatch_outbox(self);
+  }
+  flush_tcp_bounded(priv);
+}
+
+static void close_sockets(GstP2pspSrcPrivate* priv) {
+  priv->tcp.reset();
+  if (priv->tcp_stream)
+    g_io_stream_close(G_IO_STREAM(priv->tcp_stream.get()), nullptr, nullptr);
+  priv->tcp_stream.reset();
+  if (priv->udp) g_socket_close(priv->udp.get(), nullptr);
+  priv->udp.reset();
+  priv->tcp_close_requested = false;
+  priv->tcp_closed = false;
+}
+
+static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->poll.stop();
+  leave_team(self);
+  close_sockets(priv);
+  {
+    MutexLock lock(&priv->core_lock);
+    priv->peer.reset();
+    priv->outbox.clear();
+  }
+  reset_output(priv);
+  priv->state = SrcState::kStopped;
+  GST_DEBUG_OBJECT(self, "stopped");
+  return TRUE;
+}
+
+static gboolean gst_p2psp_src_unlock(GstBaseSrc* bsrc) {
+  GstP2pspSrcPrivate* priv = GST_P2PSP_SRC(bsrc)->priv;
+  {
+    MutexLock lock(&priv->core_lock);
+    priv->flushing = true;
+    g_cond_broadcast(&priv->core_cond);
+  }
+  g_cancellable_cancel(priv->cancel.get());
+  return TRUE;
+}
+
+static gboolean gst_p2psp_src_unlock_stop(GstBaseSrc* bsrc) {
+  GstP2pspSrcPrivate* priv = GST_P2PSP_SRC(bsrc)->priv;
+  {
+    MutexLock lock(&priv->core_lock);
+    priv->flushing = false;
+  }
+  g_cancellable_reset(priv->cancel.get());
+  return TRUE;
+}
+
+static gboolean gst_p2psp_src_query(GstBaseSrc* bsrc, GstQuery* query) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
+  if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
+    return GST_BASE_SRC_CLASS(parent_class)->query(bsrc, query);
+  GST_OBJECT_LOCK(self);
+  const GstClockTime latency = self->priv->settings.latency_ms * GST_MSECOND;
+  GST_OBJECT_UNLOCK(self);
+  gst_query_set_latency(query, TRUE, latency, latency);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------- URI ---- */
+
+static gchar* build_uri(const Settings& s) {
+  GString* uri = g_string_new("p2psp://");
+  const bool ipv6 = s.host.find(':') != std::string::npos;
+  g_string_append_printf(uri, ipv6 ? "[%s]:%d" : "%s:%d", s.host.c_str(),
+                         s.port);
+  const char* separator = "?";
+  if (s.latency_ms != kDefaultLatencyMs) {
+    g_string_append_printf(uri, "%slatency=%u", separator, s.latency_ms);
+    separator = "&";
+  }
+  if (s.timeout_s != kDefaultTimeoutS)
+    g_string_append_printf(uri, "%stimeout=%u", separator, s.timeout_s);
+  return g_string_free(uri, FALSE);
+}
+
+// Query keys may set the properties that are not part of the URI itself.
+static gboolean check_query_key(GObject* object, const char* key,
+                                const char* value, GError** error) {
+  GParamSpec* pspec =
+      g_object_class_find_property(G_OBJECT_GET_CLASS(object), key);
+  const bool settable = pspec != nullptr && (pspec->flags & G_PARAM_WRITABLE) &&
+                        g_strcmp0(key, "uri") != 0 &&
+                        g_strcmp0(key, "host") != 0 &&
+                        g_strcmp0(key, "port") != 0;
+  if (!settable) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                "Unknown query key '%s' in p2psp URI", key);
+    return FALSE;
+  }
+  GValue v = G_VALUE_INIT;
+  g_value_init(&v, pspec->value_type);
+  const bool ok = value != nullptr && gst_value_deserialize(&v, value) &&
+                  !g_param_value_validate(pspec, &v);
+  g_value_unset(&v);
+  if (!ok) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                "Invalid value '%s' for '%s' in p2psp URI", value ? value : "",
+                key);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean parse_uri_authority(GstUri* uri, Settings* s, GError** error) {
+  const gchar* scheme = gst_uri_get_scheme(uri);
+  const gchar* host = gst_uri_get_host(uri);
+  const gchar* path = gst_uri_get_path(uri);
+  const guint port = gst_uri_get_port(uri);
+  if (g_ascii_strcasecmp(scheme ? scheme : "", "p2psp") != 0 ||
+      host == nullptr || host[0] == '\0' || port > 65535 ||
+      gst_uri_get_userinfo(uri) != nullptr ||
+      (path != nullptr && g_strcmp0(path, "") != 0 &&
+       g_strcmp0(path, "/") != 0)) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                "Expected p2psp://host:port");
+    return FALSE;
+  }
+  s->host = host;
+  s->port = port == GST_URI_NO_PORT ? kDefaultPort : static_cast<int>(port);
+  return TRUE;
+}
+
+static gboolean gst_p2psp_src_set_uri(GstP2pspSrc* self, const gchar* text,
+                                      GError** error) {
+  GST_OBJECT_LOCK(self);
+  const GstState state = GST_STATE(self);
+  GST_OBJECT_UNLOCK(self);
+  if (state > GST_STATE_READY) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                "Changing the URI of p2pspsrc is only possible in the NULL "
+                "or READY state");
+    return FALSE;
+  }
+
+  GstUri* uri = text ? gst_uri_from_string(text) : nullptr;
+  if (uri == nullptr) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                "Invalid p2psp URI: %s", text ? text : "(null)");
+    return FALSE;
+  }
+  Settings parsed;
+  gboolean ok = parse_uri_authority(uri, &parsed, error);
+  GHashTable* query = ok ? gst_uri_get_query_table(uri) : nullptr;
+  if (query != nullptr) {
+    GHashTableIter iter;
+    gpointer key, value;
+    g_hash_table_iter_init(&iter, query);
+    while (ok && g_hash_table_iter_next(&iter, &key, &value))
+      ok = check_query_key(G_OBJECT(self), static_cast<const char*>(key),
+                           static_cast<const char*>(value), error);
+  }
+  if (ok) {
+    GST_OBJECT_LOCK(self);
+    self->priv->settings.host = parsed.host;
+    self->priv->settings.port = parsed.port;
+    GST_OBJECT_UNLOCK(self);
+    if (query != nullptr) {
+      GHashTableIter iter;
+      gpointer key, value;
+      g_hash_table_iter_init(&iter, query);
+      while (g_hash_table_iter_next(&iter, &key, &value))
+        gst_util_set_object_arg(G_OBJECT(self), static_cast<gchar*>(key),
+                                static_cast<gchar*>(value));
+    }
+    g_object_notify(G_OBJECT(self), "host");
+    g_object_notify(G_OBJECT(self), "port");
+    g_object_notify(G_OBJECT(self), "uri");
+  }
+  if (query != nullptr) g_hash_table_unref(query);
+  gst_uri_unref(uri);
+  return ok;
+}
+
+static GstURIType gst_p2psp_src_uri_get_type(GType) { return GST_URI_SRC; }
+
+static const gchar* const* gst_p2psp_src_uri_get_protocols(GType) {
+  static const gchar* protocols[] = {"p2psp", nullptr};
+  return protocols;
+}
+
+static gchar* gst_p2psp_src_uri_get_uri(GstURIHandler* handler) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(handler);
+  GST_OBJECT_LOCK(self);
+  gchar* uri = build_uri(self->priv->settings);
+  GST_OBJECT_UNLOCK(self);
+  return uri;
+}
+
+static gboolean gst_p2psp_src_uri_set_uri(GstURIHandler* handler,
+                                          const gchar* uri, GError** error) {
+  return gst_p2psp_src_set_uri(GST_P2PSP_SRC(handler), uri, error);
+}
+
+static void gst_p2psp_src_uri_handler_init(gpointer g_iface, gpointer) {
+  auto* iface = static_cast<GstURIHandlerInterface*>(g_iface);
+  iface->get_type = gst_p2psp_src_uri_get_type;
+  iface->get_protocols = gst_p2psp_src_uri_get_protocols;
+  iface->get_uri = gst_p2psp_src_uri_get_uri;
+  iface->set_uri = gst_p2psp_src_uri_set_uri;
+}
+
+/* ------------------------------------------------------ properties ---- */
+
+static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
+                                       const GValue* value, GParamSpec* pspec) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(object);
+  Settings& s = self->priv->settings;
+  if (prop_id == PROP_URI) {
+    GError* error = nullptr;
+    if (!gst_p2psp_src_set_uri(self, g_value_get_string(value), &error)) {
+      GST_WARNING_OBJECT(self, "%s", error->message);
+      g_error_free(error);
+    }
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_HOST: {
+      const gchar* host = g_value_get_string(value);
+      s.host = host ? host : kDefaultHost;
+      break;
+    }
+    case PROP_PORT:
+      s.port = g_value_get_int(value);
+      break;
+    case PROP_LATENCY:
+      s.latency_ms = g_value_get_uint(value);
+      break;
+    case PROP_TIMEOUT:
+      s.timeout_s = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
+                                       GValue* value, GParamSpec* pspec) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(object);
+  const Settings& s = self->priv->settings;
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, build_stats(self));
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_URI:
+      g_value_take_string(value, build_uri(s));
+      break;
+    case PROP_HOST:
+      g_value_set_string(value, s.host.c_str());
+      break;
+    case PROP_PORT:
+      g_value_set_int(value, s.port);
+      break;
+    case PROP_LATENCY:
+      g_value_set_uint(value, s.latency_ms);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint(value, s.timeout_s);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+/* ------------------------------------------------------------ GType ---- */
+
+static void gst_p2psp_src_finalize(GObject* object) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(object);
+  delete self->priv;
+  self->priv = nullptr;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_p2psp_src_init(GstP2pspSrc* self) {
+  self->priv = new GstP2pspSrcPrivate();
+  gst_base_src_set_live(GST_BASE_SRC(self), TRUE);
+  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
+  gst_base_src_set_do_timestamp(GST_BASE_SRC(self), FALSE);
+}
+
+static void install_properties(GObjectClass* gobject_class) {
+  const auto rw = static_cast<GParamFlags>(
+      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_URI,
+      g_param_spec_string("uri", "URI",
+                          "Splitter to join, as p2psp://host:port (query "
+                          "keys set other properties, e.g. ?latency=300)",
+                          "p2psp://127.0.0.1:4552", rw));
+  g_object_class_install_property(
+      gobject_class, PROP_HOST,
+      g_param_spec_string("host", "Host",
+                          "Host name or address of the splitter", kDefaultHost,
+                          rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PORT,
+      g_param_spec_int("port", "Port", "TCP port of the splitter", 1, 65535,
+                       kDefaultPort, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_LATENCY,
+      g_param_spec_uint("latency", "Latency",
+                        "Playout buffering in milliseconds: how long a chunk "
+                        "waits for earlier ones",
+                        0, kMaxLatencyMs, kDefaultLatencyMs, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_TIMEOUT,
+      g_param_spec_uint("timeout", "Timeout",
+                        "Seconds to wait for the connection, and for data "
+                        "before giving up (0 = forever)",
+                        0, kMaxTimeoutS, kDefaultTimeoutS, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed(
+          "stats", "Statistics",
+          "Peer statistics (application/x-p2psp-peer-stats)",
+          GST_TYPE_STRUCTURE,
+          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+}
+
+static void install_signals(GObjectClass* gobject_class) {
+  /**
+   * GstP2pspSrc::peer-added:
+   * @src: the p2pspsrc
+   * @id: the neighbour's peer id
+   * @endpoint: the neighbour's UDP endpoint, "address:port"
+   *
+   * A peer joined the team and became a neighbour. Emitted from the
+   * element's network thread.
+   */
+  src_signals[SIGNAL_PEER_ADDED] = g_signal_new(
+      "peer-added", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
+      nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+  /**
+   * GstP2pspSrc::peer-removed:
+   * @src: the p2pspsrc
+   * @id: the neighbour's peer id
+   * @endpoint: the neighbour's UDP endpoint, "address:port"
+   *
+   * A neighbour left the team or was dropped. Emitted from the element's
+   * network thread.
+   */
+  src_signals[SIGNAL_PEER_REMOVED] = g_signal_new(
+      "peer-removed", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
+      nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+}
+
+static void gst_p2psp_src_class_init(GstP2pspSrcClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseSrcClass* basesrc_class = GST_BASE_SRC_CLASS(klass);
+  GstPushSrcClass* pushsrc_class = GST_PUSH_SRC_CLASS(klass);
+
+  gobject_class->set_property = gst_p2psp_src_set_property;
+  gobject_class->get_property = gst_p2psp_src_get_property;
+  gobject_class->finalize = gst_p2psp_src_finalize;
+  install_properties(gobject_class);
+  install_signals(gobject_class);
+
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "P2PSP peer source", "Source/Network",
+      "Joins a P2PSP team and outputs the live stream it carries",
+      "gst-p2psp developers");
+
+  basesrc_class->start = gst_p2psp_src_start;
+  basesrc_class->stop = gst_p2psp_src_stop;
+  basesrc_class->unlock = gst_p2psp_src_unlock;
+  basesrc_class->unlock_stop = gst_p2psp_src_unlock_stop;
+  basesrc_class->query = gst_p2psp_src_query;
+  pushsrc_class->create = gst_p2psp_src_create;
+}
