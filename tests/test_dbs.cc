@@ -1,2 +1,649 @@
+// DBS on the in-memory network: a splitter and a team of peers built from the
+// sans-I/O core, driven by the simulated clock of sim_network.h.
 #include <gtest/gtest.h>
-// placeholder, being written
+
+#include <map>
+#include <random>
+
+#include "sim_network.h"
+
+namespace p2psp {
+namespace {
+
+using sim::NodeId;
+using sim::PeerNode;
+using sim::SplitterNode;
+
+constexpr uint32_t kTeamId = 0x7e57c0de;
+constexpr uint16_t kSplitterTcpPort = 4552;
+constexpr uint16_t kSplitterUdpPort = 4553;
+const char kCaps[] = "video/x-test, streamheader=(buffer)<0102>";
+// 1316-byte buffers at 1 Mb/s.
+constexpr size_t kBufferSize = 1316;
+constexpr Micros kBufferInterval = kBufferSize * 8;
+constexpr Micros kStreamStart = 500000;
+
+Endpoint splitter_udp() {
+  return Endpoint::ipv4(10, 0, 0, 1, kSplitterUdpPort);
+}
+Endpoint peer_udp(size_t index) {
+  return Endpoint::ipv4(10, 1, static_cast<uint8_t>(index / 200),
+                        static_cast<uint8_t>(index % 200 + 1), 5000);
+}
+
+SplitterConfig splitter_config(uint32_t chunk_size = 200) {
+  SplitterConfig config;
+  config.chunk_size = chunk_size;
+  config.team_id = kTeamId;
+  config.udp_port = kSplitterUdpPort;
+  return config;
+}
+
+struct StreamSpec {
+  size_t count = 190;  // about 2 s
+  size_t min_size = kBufferSize;
+  size_t max_size = kBufferSize;
+  size_t gop = 30;  // a keyframe every `gop` buffers
+  uint64_t seed = 7;
+};
+
+std::vector<MediaBuffer> make_stream(const StreamSpec& spec) {
+  std::mt19937_64 rng(spec.seed);
+  std::uniform_int_distribution<size_t> size_dist(spec.min_size, spec.max_size);
+  std::vector<MediaBuffer> stream(spec.count);
+  for (size_t i = 0; i < spec.count; ++i) {
+    MediaBuffer& b = stream[i];
+    b.data.resize(size_dist(rng));
+    for (uint8_t& byte : b.data) byte = static_cast<uint8_t>(rng());
+    b.pts = i * kBufferInterval * 1000;
+    b.dts = b.pts;
+    b.duration = kBufferInterval * 1000;
+    b.flags = i % spec.gop == 0 ? 0u : uint32_t{MediaBuffer::kDeltaUnit};
+  }
+  return stream;
+}
+
+bool same_buffer(const MediaBuffer& a, const MediaBuffer& b) {
+  const uint32_t mask = ~static_cast<uint32_t>(MediaBuffer::kDiscont);
+  return a.data == b.data && a.pts == b.pts && a.dts == b.dts &&
+         a.duration == b.duration && (a.flags & mask) == (b.flags & mask);
+}
+
+bool has_discont(const MediaBuffer& b) {
+  return (b.flags & MediaBuffer::kDiscont) != 0;
+}
+
+std::vector<MediaBuffer> buffers_of(const PeerNode& node) {
+  std::vector<MediaBuffer> out;
+  for (const StreamItem& item : node.items) {
+    if (item.kind == StreamItem::Kind::kBuffer) out.push_back(item.buffer);
+  }
+  return out;
+}
+
+// out must be exactly in[first..]: same bytes and metadata, DISCONT only on
+// the first buffer.
+void expect_identical_from(const std::vector<MediaBuffer>& out,
+                           const std::vector<MediaBuffer>& in, size_t first) {
+  ASSERT_EQ(out.size(), in.size() - first);
+  ASSERT_FALSE(out.empty());
+  EXPECT_TRUE(has_discont(out[0]));
+  for (size_t j = 0; j < out.size(); ++j) {
+    ASSERT_TRUE(same_buffer(out[j], in[first + j])) << "buffer " << j;
+    if (j > 0) {
+      ASSERT_FALSE(has_discont(out[j])) << "buffer " << j;
+    }
+  }
+}
+
+// out must be in with some buffers missing: nothing corrupted, nothing out of
+// order, and DISCONT wherever something is missing before a buffer.
+// Returns how many input buffers are missing.
+size_t expect_subsequence(const std::vector<MediaBuffer>& out,
+                          const std::vector<MediaBuffer>& in) {
+  size_t pos = 0;
+  size_t previous = SIZE_MAX;
+  for (size_t j = 0; j < out.size(); ++j) {
+    while (pos < in.size() && !same_buffer(in[pos], out[j])) ++pos;
+    if (pos == in.size()) {
+      ADD_FAILURE() << "output buffer " << j << " matches no input buffer";
+      return in.size();
+    }
+    const bool gap = previous == SIZE_MAX || pos != previous + 1;
+    if (gap) {
+      EXPECT_TRUE(has_discont(out[j])) << "buffer " << j;
+    }
+    previous = pos++;
+  }
+  return in.size() - out.size();
+}
+
+// A node that speaks raw bytes, for malformed or stalled clients.
+class ScriptNode : public sim::Node {
+ public:
+  void on_udp(const Endpoint&, const uint8_t*, size_t, Micros,
+              Outbox*) override {}
+  void on_tcp_data(ConnId, const uint8_t* data, size_t size, Micros,
+                   Outbox*) override {
+    reader.feed(data, size);
+    TcpMessage msg;
+    while (reader.next(&msg) == TcpReader::Status::kMessage) {
+      received.push_back(msg);
+    }
+  }
+  void on_tcp_closed(ConnId, Micros now, Outbox*) override { closed_at = now; }
+  void tick(Micros, Outbox*) override {}
+  Micros next_deadline() const override { return sim::kNever; }
+
+  TcpReader reader;
+  std::vector<TcpMessage> received;
+  Micros closed_at = sim::kNever;
+};
+
+struct Team {
+  explicit Team(const SplitterConfig& config, uint64_t seed = 1) : net(seed) {
+    splitter =
+        net.add_node(std::make_shared<SplitterNode>(config), splitter_udp());
+  }
+
+  NodeId add_peer(const PeerConfig& config = PeerConfig()) {
+    auto node = std::make_shared<PeerNode>(
+        config, Endpoint::ipv4(10, 0, 0, 1, kSplitterTcpPort));
+    const NodeId id = net.add_node(node, peer_udp(peers.size()));
+    peers.push_back(id);
+    sim::start_peer(net, id, splitter);
+    return id;
+  }
+
+  NodeId add_script_client() {
+    const NodeId id = net.add_node(std::make_shared<ScriptNode>(),
+                                   Endpoint::ipv4(10, 2, 0, 1, 6000));
+    net.connect(id, 0, splitter);
+    return id;
+  }
+  void send_tcp(NodeId from, Bytes bytes) {
+    net.with(from, [&](Micros, Outbox* out) {
+      out->tcp.push_back(TcpSend{0, std::move(bytes)});
+    });
+  }
+
+  // Feeds the stream at its own pace, starting at `start`.
+  void schedule_stream(const std::vector<MediaBuffer>& stream, Micros start) {
+    net.schedule(start, [this, start] {
+      net.with(splitter, [&](Micros now, Outbox* out) {
+        sp().set_caps(kCaps, now, out);
+      });
+    });
+    for (size_t i = 0; i < stream.size(); ++i) {
+      const MediaBuffer* buffer = &stream[i];
+      net.schedule(start + buffer->pts / 1000, [this, buffer] {
+        net.with(splitter, [&](Micros now, Outbox* out) {
+          sp().push_buffer(*buffer, now, out);
+        });
+      });
+    }
+  }
+  // Flushes the last partial chunk and lets the team play everything out.
+  void finish(const std::vector<MediaBuffer>& stream, Micros start) {
+    const Micros end = start + stream.back().pts / 1000 + kBufferInterval;
+    net.run_until(end);
+    net.with(splitter, [&](Micros now, Outbox* out) { sp().flush(now, out); });
+    net.run_until(end + 1000000);
+  }
+
+  Splitter& sp() { return net.node<SplitterNode>(splitter)->splitter; }
+  SplitterNode& splitter_node() { return *net.node<SplitterNode>(splitter); }
+  PeerNode& peer(size_t i) { return *net.node<PeerNode>(peers[i]); }
+  ScriptNode& script(NodeId id) { return *net.node<ScriptNode>(id); }
+
+  sim::Network net;
+  NodeId splitter = 0;
+  std::vector<NodeId> peers;
+};
+
+std::optional<ChunkMsg> as_chunk(const Bytes& datagram) {
+  auto msg = decode_udp(datagram.data(), datagram.size());
+  if (!msg || !std::holds_alternative<ChunkMsg>(*msg)) return std::nullopt;
+  return std::get<ChunkMsg>(*msg);
+}
+
+bool has_event(const PeerNode& node, PeerEvent::Kind kind, uint32_t peer_id) {
+  for (const PeerEvent& e : node.events) {
+    if (e.kind == kind && e.peer_id == peer_id) return true;
+  }
+  return false;
+}
+
+bool lists_neighbour(const Peer& peer, uint32_t peer_id) {
+  for (const NeighbourInfo& n : peer.neighbours()) {
+    if (n.id == peer_id) return true;
+  }
+  return false;
+}
+
+// ------------------------------------------------------------ team ------
+
+TEST(Dbs, FiftyPeersEachGetEveryChunkOnce) {
+  constexpr size_t kPeers = 50;
+  Team team(splitter_config(200));
+  std::map<ChunkNumber, std::vector<Endpoint>> splitter_sends;
+  team.net.set_udp_tap(
+      [&](Micros, const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        auto chunk = as_chunk(data);
+        if (from == splitter_udp() && chunk) {
+          splitter_sends[chunk->number].push_back(to);
+        }
+      });
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  team.net.run_until(kStreamStart);
+  ASSERT_EQ(team.sp().num_peers(), kPeers);
+  for (size_t i = 0; i < kPeers; ++i) {
+    ASSERT_EQ(team.peer(i).peer.state(), PeerState::kMember);
+    ASSERT_EQ(team.peer(i).peer.neighbours().size(), kPeers - 1);
+  }
+
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+
+  const SplitterStats& s = team.sp().stats();
+  EXPECT_GT(s.chunks_cut, 1000u);
+  EXPECT_EQ(s.chunks_sent, s.chunks_cut);
+  EXPECT_EQ(s.chunks_dropped, 0u);
+  EXPECT_EQ(splitter_sends.size(), s.chunks_cut);
+  for (const auto& [number, destinations] : splitter_sends) {
+    ASSERT_EQ(destinations.size(), 1u) << "chunk " << number;
+  }
+
+  std::map<uint32_t, uint64_t> splitter_bytes_to;
+  for (const SplitterPeerStats& p : team.sp().peer_stats()) {
+    splitter_bytes_to[p.id] = p.bytes_sent;
+  }
+  const double fair_upload =
+      static_cast<double>(s.bytes_sent) * (kPeers - 1) / kPeers;
+  for (size_t i = 0; i < kPeers; ++i) {
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const Peer& peer = team.peer(i).peer;
+    const PeerStats& ps = peer.stats();
+    EXPECT_EQ(ps.chunks_from_splitter + ps.chunks_from_peers, s.chunks_cut);
+    EXPECT_EQ(ps.duplicates, 0u);
+    EXPECT_EQ(ps.lost, 0u);
+    EXPECT_EQ(ps.late, 0u);
+    EXPECT_EQ(ps.rejected_datagrams, 0u);
+    EXPECT_EQ(ps.played, s.chunks_cut);
+    // Each chunk a peer got from the splitter went to every other peer once.
+    EXPECT_EQ(ps.bytes_up, (kPeers - 1) * splitter_bytes_to[peer.id()]);
+    EXPECT_NEAR(static_cast<double>(ps.bytes_up), fair_upload,
+                0.05 * fair_upload);
+
+    const auto& items = team.peer(i).items;
+    ASSERT_FALSE(items.empty());
+    EXPECT_EQ(items[0].kind, StreamItem::Kind::kCaps);
+    EXPECT_EQ(items[0].caps, kCaps);
+    expect_identical_from(buffers_of(team.peer(i)), stream, 0);
+  }
+}
+
+TEST(Dbs, LateJoinerStartsAtKeyframeWithDiscont) {
+  Team team(splitter_config(1024));
+  for (int i = 0; i < 6; ++i) team.add_peer();
+  StreamSpec spec;
+  spec.count = 285;
+  spec.min_size = 100;
+  spec.max_size = 3000;
+  spec.gop = 25;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.net.run_until(kStreamStart + 1300000);
+  const NodeId late = team.add_peer();
+  team.finish(stream, kStreamStart);
+
+  const PeerNode& node = *team.net.node<PeerNode>(late);
+  EXPECT_EQ(node.peer.state(), PeerState::kMember);
+  EXPECT_EQ(node.peer.welcome_caps(), kCaps);
+  const auto out = buffers_of(node);
+  ASSERT_FALSE(out.empty());
+  size_t first = 0;
+  while (first < stream.size() && !same_buffer(stream[first], out[0])) {
+    ++first;
+  }
+  ASSERT_LT(first, stream.size()) << "first buffer matches no input buffer";
+  EXPECT_GT(first, 100u);  // it joined 1.3 s into the stream
+  EXPECT_TRUE(out[0].is_keyframe());
+  EXPECT_TRUE(stream[first].is_keyframe());
+  expect_identical_from(out, stream, first);
+
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(team.peer(i).peer.stats().lost, 0u);
+    EXPECT_EQ(team.peer(i).peer.neighbours().size(), 6u);
+    expect_identical_from(buffers_of(team.peer(i)), stream, 0);
+  }
+}
+
+// ------------------------------------------------------------ churn -----
+
+TEST(Dbs, KilledPeerIsRemovedAndCostsOnlyItsChunksInFlight) {
+  constexpr size_t kPeers = 8;
+  constexpr size_t kVictim = 3;
+  constexpr Micros kKillAt = kStreamStart + 1000000;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  const Endpoint victim_udp = peer_udp(kVictim);
+  std::vector<Micros> splitter_to_victim;
+  Micros last_to_victim = 0;
+  team.net.set_udp_tap(
+      [&](Micros now, const Endpoint& from, const Endpoint& to, const Bytes&) {
+        if (to != victim_udp) return;
+        last_to_victim = now;
+        if (from == splitter_udp()) splitter_to_victim.push_back(now);
+      });
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  team.net.run_until(kKillAt);
+  const uint32_t victim_id = team.peer(kVictim).peer.id();
+  team.net.kill(team.peers[kVictim]);
+  team.finish(stream, kStreamStart);
+
+  EXPECT_EQ(team.sp().num_peers(), kPeers - 1);
+  EXPECT_EQ(team.sp().stats().peers_left, 1u);
+  bool splitter_removed = false;
+  for (const SplitterEvent& e : team.splitter_node().events) {
+    splitter_removed |=
+        e.kind == SplitterEvent::Kind::kPeerRemoved && e.peer_id == victim_id;
+  }
+  EXPECT_TRUE(splitter_removed);
+  // TCP close reaches the splitter, then PEER_LEFT the peers: two delays.
+  EXPECT_LE(last_to_victim, kKillAt + 3000);
+
+  // What the victim got from the splitter but had not flooded yet is lost:
+  // at most a forward-flush period of its chunks, plus those sent after
+  // its death.
+  const Micros in_flight_since = kKillAt - PeerConfig().forward_flush_us - 2000;
+  const size_t in_flight = static_cast<size_t>(
+      std::count_if(splitter_to_victim.begin(), splitter_to_victim.end(),
+                    [&](Micros t) { return t >= in_flight_since; }));
+  const uint64_t cut = team.sp().stats().chunks_cut;
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kVictim) continue;
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerNode& node = team.peer(i);
+    const PeerStats& ps = node.peer.stats();
+    EXPECT_TRUE(has_event(node, PeerEvent::Kind::kNeighbourRemoved, victim_id));
+    EXPECT_FALSE(lists_neighbour(node.peer, victim_id));
+    EXPECT_EQ(node.peer.neighbours().size(), kPeers - 2);
+    EXPECT_LE(ps.lost, in_flight);
+    EXPECT_EQ(ps.played + ps.lost, cut);
+    EXPECT_EQ(ps.duplicates, 0u);
+    expect_subsequence(buffers_of(node), stream);
+  }
+}
+
+// The leave time is swept over one round so that chunks the splitter sends
+// the leaver while its GOODBYE travels are part of the test.
+class LeaveTimes : public ::testing::TestWithParam<Micros> {};
+
+TEST_P(LeaveTimes, PeerLeavingWithGoodbyeCostsNothing) {
+  constexpr size_t kPeers = 8;
+  constexpr size_t kLeaver = 5;
+  const Micros leave_at = kStreamStart + 1000000 + GetParam();
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  team.net.run_until(leave_at);
+  const uint32_t leaver_id = team.peer(kLeaver).peer.id();
+  team.net.with(team.peers[kLeaver], [&](Micros now, Outbox* out) {
+    team.peer(kLeaver).peer.leave(now, out);
+  });
+  EXPECT_EQ(team.peer(kLeaver).peer.state(), PeerState::kLeft);
+  team.net.run_until(leave_at + 100000);
+  team.net.kill(team.peers[kLeaver]);  // the process exits
+  team.finish(stream, kStreamStart);
+
+  EXPECT_EQ(team.sp().num_peers(), kPeers - 1);
+  EXPECT_EQ(team.sp().stats().peers_left, 1u);
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kLeaver) continue;
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerNode& node = team.peer(i);
+    EXPECT_TRUE(has_event(node, PeerEvent::Kind::kNeighbourRemoved, leaver_id));
+    EXPECT_FALSE(lists_neighbour(node.peer, leaver_id));
+    EXPECT_EQ(node.peer.stats().lost, 0u);
+    EXPECT_EQ(node.peer.stats().rejected_datagrams, 0u);
+    expect_identical_from(buffers_of(node), stream, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OneRound, LeaveTimes,
+                         ::testing::Values(0, 1600, 3200, 4800, 6400, 8000,
+                                           9600, 11200));
+
+// ------------------------------------------------------------ numbers ---
+
+TEST(Dbs, ChunkNumbersWrapWithoutLoss) {
+  SplitterConfig config = splitter_config(200);
+  config.first_chunk = 0xFFFFFF00u;
+  Team team(config);
+  bool saw_last = false, saw_zero = false;
+  team.net.set_udp_tap(
+      [&](Micros, const Endpoint&, const Endpoint&, const Bytes& data) {
+        if (auto chunk = as_chunk(data)) {
+          saw_last |= chunk->number == 0xFFFFFFFFu;
+          saw_zero |= chunk->number == 0;
+        }
+      });
+  for (int i = 0; i < 5; ++i) team.add_peer();
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+  EXPECT_TRUE(saw_last);
+  EXPECT_TRUE(saw_zero);
+  for (int i = 0; i < 5; ++i) {
+    const PeerStats& ps = team.peer(i).peer.stats();
+    EXPECT_EQ(ps.lost, 0u);
+    EXPECT_EQ(ps.duplicates, 0u);
+    EXPECT_EQ(ps.played, team.sp().stats().chunks_cut);
+    expect_identical_from(buffers_of(team.peer(i)), stream, 0);
+  }
+}
+
+TEST(Dbs, RandomLossIsCountedAndNeverCorrupts) {
+  constexpr size_t kPeers = 10;
+  Team team(splitter_config(500), /*seed=*/2024);
+  team.net.set_default_link(sim::LinkParams{1000, 0.02});
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  StreamSpec spec;
+  spec.count = 285;
+  spec.min_size = 50;
+  spec.max_size = 2500;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+
+  EXPECT_GT(team.net.stats().udp_lost, 0u);
+  uint64_t total_lost = 0;
+  for (size_t i = 0; i < kPeers; ++i) {
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerNode& node = team.peer(i);
+    const PeerStats& ps = node.peer.stats();
+    // REGISTER and HELLO may be lost too: retries and PEER_JOINED cover it.
+    EXPECT_EQ(node.peer.state(), PeerState::kMember);
+    EXPECT_EQ(node.peer.neighbours().size(), kPeers - 1);
+    EXPECT_LE(ps.played + ps.lost, team.sp().stats().chunks_cut);
+    total_lost += ps.lost;
+    const size_t missing = expect_subsequence(buffers_of(node), stream);
+    EXPECT_LT(missing, stream.size() / 5);
+    if (ps.lost == 0) {
+      EXPECT_EQ(missing, 0u);
+    }
+  }
+  EXPECT_GT(total_lost, 0u);
+}
+
+// ------------------------------------------------------------ bad input -
+
+TEST(Dbs, GarbageOnTcpClosesTheConnection) {
+  Team team(splitter_config());
+  const NodeId client = team.add_script_client();
+  team.send_tcp(client, Bytes{0xff, 0xff, 0xff, 0xff, 1, 2, 3});
+  team.net.run_for(10000);
+  EXPECT_NE(team.script(client).closed_at, sim::kNever);
+  EXPECT_EQ(team.sp().stats().rejected_connections, 1u);
+  EXPECT_EQ(team.sp().num_peers(), 0u);
+}
+
+TEST(Dbs, JoinWithOtherVersionIsRejected) {
+  Team team(splitter_config());
+  const NodeId client = team.add_script_client();
+  JoinMsg join;
+  join.version = 2;
+  team.send_tcp(client, encode_tcp(join));
+  team.net.run_for(10000);
+  const ScriptNode& script = team.script(client);
+  ASSERT_EQ(script.received.size(), 1u);
+  const auto* reject = std::get_if<RejectMsg>(&script.received[0]);
+  ASSERT_NE(reject, nullptr);
+  EXPECT_EQ(reject->reason, RemoveReason::kVersion);
+  EXPECT_NE(reject->text.find(std::to_string(kProtocolVersion)),
+            std::string::npos);
+  EXPECT_NE(script.closed_at, sim::kNever);
+  EXPECT_EQ(team.sp().stats().rejected_connections, 1u);
+}
+
+TEST(Dbs, FullTeamRejectsJoin) {
+  SplitterConfig config = splitter_config();
+  config.max_peers = 2;
+  Team team(config);
+  for (int i = 0; i < 3; ++i) team.add_peer();
+  team.net.run_for(100000);
+  EXPECT_EQ(team.sp().num_peers(), 2u);
+  EXPECT_EQ(team.peer(0).peer.state(), PeerState::kMember);
+  EXPECT_EQ(team.peer(1).peer.state(), PeerState::kMember);
+  const PeerNode& third = team.peer(2);
+  EXPECT_EQ(third.peer.state(), PeerState::kRemoved);
+  ASSERT_FALSE(third.events.empty());
+  EXPECT_EQ(third.events.back().kind, PeerEvent::Kind::kRemoved);
+  EXPECT_EQ(third.events.back().reason, RemoveReason::kTeamFull);
+  EXPECT_EQ(team.sp().stats().rejected_connections, 1u);
+}
+
+TEST(Dbs, HandshakeTimeoutClosesSilentConnections) {
+  SplitterConfig config = splitter_config();
+  config.handshake_timeout_us = 1000000;
+  Team team(config);
+  const NodeId silent = team.add_script_client();
+  const NodeId unregistered = team.add_script_client();
+  team.send_tcp(unregistered, encode_tcp(JoinMsg{}));
+  team.net.run_for(900000);
+  EXPECT_EQ(team.script(silent).closed_at, sim::kNever);
+  team.net.run_for(200000);
+  EXPECT_NE(team.script(silent).closed_at, sim::kNever);
+  EXPECT_TRUE(team.script(silent).received.empty());
+  const ScriptNode& joined = team.script(unregistered);
+  EXPECT_NE(joined.closed_at, sim::kNever);
+  ASSERT_EQ(joined.received.size(), 2u);
+  EXPECT_TRUE(std::holds_alternative<WelcomeMsg>(joined.received[0]));
+  const auto* reject = std::get_if<RejectMsg>(&joined.received[1]);
+  ASSERT_NE(reject, nullptr);
+  EXPECT_EQ(reject->reason, RemoveReason::kTimeout);
+  EXPECT_EQ(team.sp().stats().rejected_connections, 2u);
+  EXPECT_EQ(team.sp().next_deadline(), UINT64_MAX);
+}
+
+TEST(Dbs, ForgedDatagramsAreCountedAndChangeNothing) {
+  Team team(splitter_config(200));
+  for (int i = 0; i < 3; ++i) team.add_peer();
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  team.net.run_until(kStreamStart + 300000);
+
+  const Peer& victim = team.peer(0).peer;
+  const uint32_t other_id = team.peer(1).peer.id();
+  // Numbers the stream has not reached yet: accepted, they would corrupt it.
+  const ChunkNumber ahead =
+      static_cast<ChunkNumber>(team.sp().stats().chunks_cut + 20);
+  const Bytes payload(200, 0xAB);
+  auto forged = [&](uint32_t team_id, ChunkNumber n, uint32_t origin) {
+    return encode_chunk(team_id, n, origin, 0, 0, payload.data(),
+                        payload.size());
+  };
+  const Endpoint stranger = Endpoint::ipv4(10, 9, 9, 9, 5000);
+  const Endpoint victim_udp = peer_udp(0);
+  // From a non-member, naming a member as origin.
+  team.net.inject_udp(stranger, victim_udp, forged(kTeamId, ahead, other_id));
+  // Wrong team.
+  team.net.inject_udp(peer_udp(1), victim_udp,
+                      forged(kTeamId + 1, ahead + 1, other_id));
+  // Truncated.
+  Bytes truncated = forged(kTeamId, ahead + 2, other_id);
+  truncated.resize(kChunkHeaderSize - 3);
+  team.net.inject_udp(peer_udp(1), victim_udp, truncated);
+  // Spoofed origin: a member's endpoint claiming to relay the victim's own
+  // splitter chunk, and the splitter's endpoint with another origin.
+  team.net.inject_udp(peer_udp(1), victim_udp,
+                      forged(kTeamId, ahead + 3, victim.id()));
+  team.net.inject_udp(splitter_udp(), victim_udp,
+                      forged(kTeamId, ahead + 4, other_id));
+  // At the splitter: garbage, a foreign REGISTER, a REGISTER with a bad
+  // token, and a chunk.
+  team.net.inject_udp(stranger, splitter_udp(), Bytes{1, 2, 3});
+  team.net.inject_udp(stranger, splitter_udp(),
+                      encode_register(RegisterMsg{kTeamId + 1, 1, 0}));
+  team.net.inject_udp(stranger, splitter_udp(),
+                      encode_register(RegisterMsg{kTeamId, victim.id(), 42}));
+  team.net.inject_udp(stranger, splitter_udp(), forged(kTeamId, ahead, 1));
+  team.finish(stream, kStreamStart);
+
+  EXPECT_EQ(victim.stats().rejected_datagrams, 5u);
+  EXPECT_EQ(team.sp().stats().rejected_datagrams, 4u);
+  EXPECT_EQ(team.sp().num_peers(), 3u);
+  EXPECT_EQ(team.peer(0).peer.neighbours().size(), 2u);
+  for (int i = 0; i < 3; ++i) {
+    const PeerStats& ps = team.peer(i).peer.stats();
+    EXPECT_EQ(ps.lost, 0u);
+    EXPECT_EQ(ps.duplicates, 0u);
+    EXPECT_EQ(ps.played, team.sp().stats().chunks_cut);
+    expect_identical_from(buffers_of(team.peer(i)), stream, 0);
+  }
+}
+
+// ------------------------------------------------------------ debt ------
+
+TEST(Dbs, NeighbourThatNeverSendsIsDroppedOverDebt) {
+  constexpr size_t kPeers = 4;
+  constexpr size_t kMute = 3;
+  PeerConfig config;
+  config.max_chunk_debt = 4;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer(config);
+  team.net.run_until(kStreamStart);
+  const uint32_t mute_id = team.peer(kMute).peer.id();
+  // Receives everything, sends nothing.
+  team.net.set_link(team.peers[kMute], sim::kAnyNode, sim::LinkParams{1000, 1});
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  // Two rounds in: every peer is still within its allowance.
+  team.net.run_until(kStreamStart + 15000);
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kMute) continue;
+    // Still within its debt allowance after a few chunks.
+    EXPECT_TRUE(lists_neighbour(team.peer(i).peer, mute_id));
+  }
+  team.finish(stream, kStreamStart);
+
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kMute) continue;
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerNode& node = team.peer(i);
+    EXPECT_TRUE(has_event(node, PeerEvent::Kind::kNeighbourRemoved, mute_id));
+    EXPECT_FALSE(lists_neighbour(node.peer, mute_id));
+    // Peers that do send stay in: their debt balances.
+    EXPECT_EQ(node.peer.neighbours().size(), kPeers - 2);
+    for (const NeighbourInfo& n : node.peer.neighbours()) {
+      EXPECT_LE(n.debt, static_cast<int64_t>(config.max_chunk_debt));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace p2psp

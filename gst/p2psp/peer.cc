@@ -47,6 +47,17 @@ struct Peer::Impl {
   // Round-robin order of the DBS trigger.
   std::vector<Neighbour> neighbours;
   size_t next_neighbour = 0;
+  // Neighbours that said GOODBYE: no longer served, but the chunks the
+  // splitter sent them just before it heard their TCP GOODBYE are still
+  // taken from them (they relay those, see relay_after_leave) for one
+  // playout hold, or the team would lose them. Later ones could not play.
+  struct Departing {
+    PeerInfo info;
+    Micros until_us = 0;
+  };
+  std::vector<Departing> departing;
+  // After leave(): where chunks the splitter still sends us are relayed.
+  std::vector<Endpoint> farewell_targets;
   // Splitter chunks that arrived before TEAM named the neighbours; they are
   // queued for them once TEAM arrives, or the team would never get them.
   std::vector<SharedBytes> early_own_chunks;
@@ -88,8 +99,24 @@ struct Peer::Impl {
     events.push_back(std::move(event));
   }
 
+  const PeerInfo* find_departing(uint32_t peer_id) const {
+    for (const Departing& d : departing) {
+      if (d.info.id == peer_id) return &d.info;
+    }
+    return nullptr;
+  }
+
+  void forget_departed(Micros now) {
+    departing.erase(
+        std::remove_if(departing.begin(), departing.end(),
+                       [&](const Departing& d) { return d.until_us <= now; }),
+        departing.end());
+  }
+
   void add_neighbour(const PeerInfo& peer) {
-    if (peer.id == id || find_neighbour(peer.id)) return;
+    if (peer.id == id || find_neighbour(peer.id) || find_departing(peer.id)) {
+      return;
+    }
     Neighbour n;
     n.info.id = peer.id;
     n.info.endpoint = peer.endpoint.normalized();
@@ -223,14 +250,23 @@ struct Peer::Impl {
     return chunk;
   }
 
+  bool from_departing(const Endpoint& from, uint32_t origin) const {
+    const PeerInfo* p = find_departing(origin);
+    return p && p->endpoint == from;
+  }
+
   void on_chunk(const Endpoint& from, const ChunkMsg& msg, const uint8_t* data,
                 size_t size, Micros now, Outbox* out) {
     const bool from_splitter = from == splitter_udp && msg.origin == id;
     Neighbour* sender = from_splitter ? nullptr : find_neighbour_at(from);
-    if (!from_splitter && (!sender || sender->info.id != msg.origin)) {
+    const bool from_neighbour = sender && sender->info.id == msg.origin;
+    if (!departing.empty()) forget_departed(now);
+    if (!from_splitter && !from_neighbour &&
+        !from_departing(from, msg.origin)) {
       ++stats.rejected_datagrams;
       return;
     }
+    if (!from_neighbour) sender = nullptr;
     if (sender) {
       --sender->info.debt;
       ++sender->info.chunks_received;
@@ -274,19 +310,45 @@ struct Peer::Impl {
     add_neighbour(PeerInfo{hello.peer_id, from});
   }
 
-  void on_goodbye(const Endpoint& from, const GoodbyeMsg& bye) {
+  void on_goodbye(const Endpoint& from, const GoodbyeMsg& bye, Micros now) {
     Neighbour* n = find_neighbour(bye.peer_id);
-    if (n && n->info.endpoint == from) remove_neighbour(bye.peer_id);
+    if (!n || n->info.endpoint != from) return;
+    forget_departed(now);
+    departing.push_back(Departing{PeerInfo{bye.peer_id, from},
+                                  saturating_add(now, config.latency_us)});
+    remove_neighbour(bye.peer_id);
   }
 
   bool receiving() const {
     return state == PeerState::kRegistering || state == PeerState::kMember;
   }
 
+  // After leave(): chunks the splitter sent before it heard our GOODBYE go
+  // straight to everyone, so our departure costs the team nothing.
+  void relay_after_leave(const Endpoint& from, const uint8_t* data, size_t size,
+                         Outbox* out) {
+    const std::optional<UdpMessage> msg = decode_udp(data, size);
+    const auto* chunk = msg ? std::get_if<ChunkMsg>(&*msg) : nullptr;
+    if (!chunk || from != splitter_udp || chunk->origin != id ||
+        chunk->team_id != team_id) {
+      return;
+    }
+    auto datagram = std::make_shared<const Bytes>(data, data + size);
+    for (const Endpoint& to : farewell_targets) {
+      out->udp.push_back(UdpSend{to, datagram});
+      ++stats.chunks_forwarded;
+      stats.bytes_up += size;
+    }
+  }
+
   void on_udp(const Endpoint& raw_from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) {
-    if (!receiving()) return;
     const Endpoint from = raw_from.normalized();
+    if (state == PeerState::kLeft && !farewell_targets.empty()) {
+      relay_after_leave(from, data, size, out);
+      return;
+    }
+    if (!receiving()) return;
     const std::optional<UdpMessage> msg = decode_udp(data, size);
     if (!msg) {
       ++stats.rejected_datagrams;
@@ -304,7 +366,7 @@ struct Peer::Impl {
       }
     } else if (const auto* bye = std::get_if<GoodbyeMsg>(&*msg)) {
       if (bye->team_id == team_id) {
-        on_goodbye(from, *bye);
+        on_goodbye(from, *bye, now);
         return;
       }
     }
@@ -507,6 +569,7 @@ void Peer::leave(Micros now, Outbox* out) {
         encode_goodbye(GoodbyeMsg{impl_->team_id, impl_->id}));
     for (const Impl::Neighbour& n : impl_->neighbours) {
       out->udp.push_back(UdpSend{n.info.endpoint, bye});
+      impl_->farewell_targets.push_back(n.info.endpoint);
     }
     out->tcp.push_back(TcpSend{0, encode_tcp(TcpGoodbyeMsg{})});
   }
