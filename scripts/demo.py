@@ -144,6 +144,7 @@ class Demo:
         self.t_stream = None        # when the team was complete / streaming began
         self.splitter_final = None
         self.stopping = False
+        self.t_stop = None
         have_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
         self.display = have_display and not args.no_display
 
@@ -207,7 +208,7 @@ class Demo:
     # -- start -------------------------------------------------------------
     def _on_port(self, sink, pspec):
         port = sink.get_property("current-port")
-        if port and not self.port:
+        if port > 0 and not self.port:  # -1 while not listening
             # Notified from a streaming/application thread: continue in the loop.
             GLib.idle_add(self._got_port, port)
 
@@ -241,7 +242,7 @@ class Demo:
         if self.port or self.stopping:
             return False
         port = self.sink.get_property("current-port")
-        if port:
+        if port > 0:
             self._got_port(port)
             return False
         if time.monotonic() - self.t_start > 10:
@@ -292,6 +293,7 @@ class Demo:
         if self.stopping:
             return
         self.stopping = True
+        self.t_stop = time.monotonic()
         # Snapshot the counters first: going to NULL may reset them.
         self.splitter_final = self.sink.get_property("stats")
         for p in self.peers:
@@ -327,7 +329,7 @@ class Demo:
         n = len(self.peers)
         bytes_in = sval(sst, "bytes-in")
         bytes_sent = sval(sst, "bytes-sent")
-        elapsed = 0 if self.t_stream is None else time.monotonic() - self.t_stream
+        elapsed = 0 if self.t_stream is None else self.t_stop - self.t_stream
         print()
         print("=== P2PSP demo summary ===")
         print("team size: %d peer(s) (splitter saw %d at the end), streamed %.1f s"
