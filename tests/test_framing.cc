@@ -296,6 +296,47 @@ TEST(Framing, PopPartialNeverExceedsChunkSizeAndPopFullWaits) {
   EXPECT_EQ(payload.first_frame_offset, kNoFrameStart);
 }
 
+TEST(Framing, LargeBacklogIsCutWhileMoreFramesArrive) {
+  // Hundreds of KiB queued before the first chunk is cut, then cutting and
+  // framing interleave: the framer's buffer is consumed from the front while
+  // it grows at the back.
+  std::mt19937 rng(17);
+  const std::vector<StreamItem> items = random_items(rng, 400, 5000);
+  Framer framer(1400);
+  std::vector<ChunkPayload> chunks;
+  ChunkPayload payload;
+  for (size_t i = 0; i < items.size(); ++i) {
+    push_item(&framer, items[i]);
+    if (i < 200) continue;
+    for (int k = 0; k < 3 && framer.pop_full(&payload); ++k) {
+      chunks.push_back(payload);
+    }
+  }
+  while (framer.pop_partial(&payload)) chunks.push_back(payload);
+  EXPECT_EQ(framer.pending_bytes(), 0u);
+
+  Deframer deframer;
+  for (const ChunkPayload& chunk : chunks) {
+    deframer.push_chunk(chunk.bytes.data(), chunk.bytes.size(),
+                        chunk.first_frame_offset);
+  }
+  const Received received = drain(&deframer);
+  ASSERT_EQ(received.items.size(), items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    StreamItem want = items[i];
+    if (i == 0) want.buffer.flags |= MediaBuffer::kDiscont;
+    expect_same_item(want, received.items[i], i);
+  }
+}
+
+TEST(Framing, BufferLargerThanTheDeframerAcceptsIsNotSent) {
+  Framer framer(1000);
+  MediaBuffer huge;
+  huge.data.resize(size_t{kMaxFrameSize} + 1);
+  framer.push_buffer(huge);
+  EXPECT_EQ(framer.pending_bytes(), 0u);
+}
+
 TEST(Framing, LosingOneChunkDropsExactlyTheFramesItTouched) {
   for (size_t chunk_size : {size_t{64}, size_t{1024}}) {
     SCOPED_TRACE("chunk size " + std::to_string(chunk_size));
