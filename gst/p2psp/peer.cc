@@ -47,6 +47,7 @@ struct Peer::Impl {
   // Round-robin order of the DBS trigger.
   std::vector<Neighbour> neighbours;
   size_t next_neighbour = 0;
+  std::unordered_map<Endpoint, size_t, EndpointHash> index_by_endpoint;
   // Neighbours that said GOODBYE: no longer served, but the chunks the
   // splitter sent them just before it heard their TCP GOODBYE are still
   // taken from them (they relay those, see relay_after_leave) for one
@@ -83,11 +84,17 @@ struct Peer::Impl {
     return nullptr;
   }
 
+  // Every datagram needs this lookup, so it must not grow with the team.
   Neighbour* find_neighbour_at(const Endpoint& endpoint) {
-    for (Neighbour& n : neighbours) {
-      if (n.info.endpoint == endpoint) return &n;
+    auto it = index_by_endpoint.find(endpoint);
+    return it == index_by_endpoint.end() ? nullptr : &neighbours[it->second];
+  }
+
+  void reindex() {
+    index_by_endpoint.clear();
+    for (size_t i = 0; i < neighbours.size(); ++i) {
+      index_by_endpoint[neighbours[i].info.endpoint] = i;
     }
-    return nullptr;
   }
 
   void push_event(PeerEvent::Kind kind, uint32_t peer_id,
@@ -120,6 +127,12 @@ struct Peer::Impl {
     Neighbour n;
     n.info.id = peer.id;
     n.info.endpoint = peer.endpoint.normalized();
+    if (find_neighbour_at(n.info.endpoint)) {
+      // The splitter says a new peer holds this endpoint: the old holder
+      // is gone even if its PEER_LEFT is still on the way.
+      remove_neighbour(find_neighbour_at(n.info.endpoint)->info.id);
+    }
+    index_by_endpoint[n.info.endpoint] = neighbours.size();
     neighbours.push_back(std::move(n));
     stats.neighbours = neighbours.size();
     push_event(PeerEvent::Kind::kNeighbourAdded, peer.id, peer.endpoint);
@@ -133,6 +146,7 @@ struct Peer::Impl {
     const Endpoint endpoint = it->info.endpoint;
     const size_t index = static_cast<size_t>(it - neighbours.begin());
     neighbours.erase(it);
+    reindex();
     // Keep the trigger on the neighbour that followed the removed one.
     if (index < next_neighbour) --next_neighbour;
     stats.neighbours = neighbours.size();
