@@ -83,6 +83,7 @@ constexpr size_t kTcpReadSize = 16384;
 // stop() gives the goodbye this long to leave the socket.
 constexpr Micros kLeaveFlushUs = 200000;
 constexpr Micros kNever = UINT64_MAX;
+constexpr Micros kMinWaitUs = 1000;
 
 enum {
   PROP_0,
@@ -854,7 +855,9 @@ static WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
       if (now >= end) return WaitEnd::kTimeout;
       deadline = std::min(deadline, end);
     }
-    if (deadline > now) wait_until(priv, now, deadline);
+    // A deadline already due belongs to the poll thread (forwarding, timers):
+    // wait for its broadcast rather than spin on the lock it needs.
+    wait_until(priv, now, std::max(deadline, now + kMinWaitUs));
   }
 }
 
