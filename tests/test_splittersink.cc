@@ -1,2 +1,877 @@
+/* gst-p2psp: p2pspsplittersink in-process tests.
+ *
+ * The peers here are the core p2psp::Peer driven over real loopback sockets
+ * by the test thread itself (no p2pspsrc), so a failure points at the sink. */
+#include <gio/gio.h>
+#include <gst/gst.h>
+#include <gst/p2psp/peer.h>
 #include <gtest/gtest.h>
-// placeholder, being written
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "plugin/gstp2psputil.h"
+
+namespace {
+
+using p2psp_gst::GRef;
+
+constexpr int kTimeoutMs = 5000;
+constexpr p2psp::Micros kPeerLatencyUs = 20000;
+
+struct GstObjectDeleter {
+  void operator()(gpointer o) const { gst_object_unref(o); }
+};
+using ElementPtr = std::unique_ptr<GstElement, GstObjectDeleter>;
+
+/* ------------------------------------------------------- test peer ---- */
+
+/* A team member made of the core Peer and two loopback sockets, pumped by
+ * the calling thread. */
+class TestPeer {
+ public:
+  explicit TestPeer(guint16 splitter_port)
+      : peer_(MakeConfig(), p2psp::Endpoint::ipv4(127, 0, 0, 1, splitter_port)),
+        splitter_port_(splitter_port) {}
+
+  ~TestPeer() {
+    if (tcp_) g_socket_close(tcp_->socket(), nullptr);
+    if (udp_) g_socket_close(udp_.get(), nullptr);
+  }
+
+  bool Join() {
+    GSocket *tcp = Connect(splitter_port_);
+    if (tcp == nullptr) return false;
+    tcp_.reset(new p2psp_gst::TcpConnection(tcp));
+    udp_.reset(BindUdp());
+    if (!udp_) return false;
+    p2psp::Outbox out;
+    peer_.start(p2psp_gst::monotonic_now_us(), &out);
+    Dispatch(out);
+    return true;
+  }
+
+  void Leave() {
+    p2psp::Outbox out;
+    peer_.leave(p2psp_gst::monotonic_now_us(), &out);
+    Dispatch(out);
+    /* Let the GOODBYE reach the kernel before the socket goes. */
+    Pump(20);
+    if (tcp_) {
+      g_socket_close(tcp_->socket(), nullptr);
+      tcp_.reset();
+    }
+  }
+
+  /* One poll round of at most max_wait_ms. */
+  void Pump(int max_wait_ms) {
+    pollfd fds[2] = {{-1, 0, 0}, {-1, 0, 0}};
+    if (tcp_) {
+      fds[0].fd = g_socket_get_fd(tcp_->socket());
+      fds[0].events = POLLIN | (tcp_->wants_write() ? POLLOUT : 0);
+    }
+    if (udp_) fds[1] = {g_socket_get_fd(udp_.get()), POLLIN, 0};
+    poll(fds, 2, WaitMs(max_wait_ms));
+
+    p2psp::Outbox out;
+    if (tcp_ && fds[0].revents) ReadTcp(fds[0].revents, &out);
+    if (udp_ && fds[1].revents) ReadUdp(&out);
+    peer_.tick(p2psp_gst::monotonic_now_us(), &out);
+    Dispatch(out);
+    CollectItems();
+    for (auto &ev : peer_.take_events()) events_.push_back(ev);
+  }
+
+  /* Pumps (and runs the GLib default context) until pred() holds. */
+  bool PumpUntil(const std::function<bool()> &pred,
+                 int timeout_ms = kTimeoutMs) {
+    const gint64 end = g_get_monotonic_time() + timeout_ms * 1000;
+    while (!pred()) {
+      if (g_get_monotonic_time() > end) return false;
+      Pump(5);
+    }
+    return true;
+  }
+
+  std::vector<p2psp::MediaBuffer> Buffers() const {
+    std::vector<p2psp::MediaBuffer> out;
+    for (const auto &item : items_)
+      if (item.kind == p2psp::StreamItem::Kind::kBuffer)
+        out.push_back(item.buffer);
+    return out;
+  }
+
+  p2psp::Peer &peer() { return peer_; }
+  const std::vector<p2psp::PeerEvent> &events() const { return events_; }
+  bool tcp_closed() const { return tcp_closed_; }
+  guint16 udp_port() const {
+    GSocketAddress *a = g_socket_get_local_address(udp_.get(), nullptr);
+    guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(a));
+    g_object_unref(a);
+    return port;
+  }
+
+  static GSocket *Connect(guint16 port) {
+    GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_DEFAULT, nullptr);
+    GSocketAddress *addr =
+        g_inet_socket_address_new_from_string("127.0.0.1", port);
+    gboolean ok = g_socket_connect(sock, addr, nullptr, nullptr);
+    g_object_unref(addr);
+    if (!ok) {
+      g_object_unref(sock);
+      return nullptr;
+    }
+    g_socket_set_blocking(sock, FALSE);
+    return sock;
+  }
+
+  static GSocket *BindUdp() {
+    GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                 G_SOCKET_PROTOCOL_DEFAULT, nullptr);
+    GSocketAddress *addr =
+        g_inet_socket_address_new_from_string("127.0.0.1", 0);
+    gboolean ok = g_socket_bind(sock, addr, FALSE, nullptr);
+    g_object_unref(addr);
+    if (!ok) {
+      g_object_unref(sock);
+      return nullptr;
+    }
+    g_socket_set_blocking(sock, FALSE);
+    return sock;
+  }
+
+ private:
+  static p2psp::PeerConfig MakeConfig() {
+    p2psp::PeerConfig config;
+    config.latency_us = kPeerLatencyUs;
+    return config;
+  }
+
+  int WaitMs(int max_wait_ms) const {
+    const p2psp::Micros now = p2psp_gst::monotonic_now_us();
+    const p2psp::Micros deadline = peer_.next_deadline();
+    if (deadline <= now) return 0;
+    return static_cast<int>(
+        std::min<p2psp::Micros>((deadline - now + 999) / 1000,
+                                static_cast<p2psp::Micros>(max_wait_ms)));
+  }
+
+  void ReadTcp(short revents, p2psp::Outbox *out) {
+    if (revents & POLLOUT) tcp_->flush();
+    uint8_t buf[16384];
+    for (;;) {
+      gssize n = tcp_->read_some(buf, sizeof buf);
+      if (n == -2) return;
+      if (n <= 0) {
+        tcp_closed_ = true;
+        peer_.on_tcp_closed(p2psp_gst::monotonic_now_us(), out);
+        g_socket_close(tcp_->socket(), nullptr);
+        tcp_.reset();
+        return;
+      }
+      peer_.on_tcp_data(buf, static_cast<size_t>(n),
+                        p2psp_gst::monotonic_now_us(), out);
+    }
+  }
+
+  void ReadUdp(p2psp::Outbox *out) {
+    std::vector<p2psp_gst::ReceivedDatagram> batch(8);
+    size_t got;
+    while ((got = p2psp_gst::receive_datagrams(udp_.get(), batch)) > 0) {
+      for (size_t i = 0; i < got; i++)
+        peer_.on_udp(batch[i].from, batch[i].data.data(), batch[i].size,
+                     p2psp_gst::monotonic_now_us(), out);
+    }
+  }
+
+  void Dispatch(p2psp::Outbox &out) {
+    if (udp_) p2psp_gst::send_datagrams(udp_.get(), out.udp);
+    if (tcp_) {
+      for (const auto &send : out.tcp) tcp_->queue(send.data);
+      tcp_->flush();
+    }
+    out.clear();
+  }
+
+  void CollectItems() {
+    p2psp::StreamItem item;
+    while (peer_.pop_item(p2psp_gst::monotonic_now_us(), &item))
+      items_.push_back(item);
+  }
+
+  p2psp::Peer peer_;
+  guint16 splitter_port_;
+  std::unique_ptr<p2psp_gst::TcpConnection> tcp_;
+  GRef<GSocket> udp_;
+  bool tcp_closed_ = false;
+  std::vector<p2psp::StreamItem> items_;
+  std::vector<p2psp::PeerEvent> events_;
+};
+
+/* ---------------------------------------------------------- helpers ---- */
+
+ElementPtr MakeSink() {
+  GstElement *sink = gst_element_factory_make("p2pspsplittersink", nullptr);
+  if (sink) gst_object_ref_sink(sink);
+  return ElementPtr(sink);
+}
+
+guint UintProp(GstElement *e, const char *name) {
+  guint v = 0;
+  g_object_get(e, name, &v, nullptr);
+  return v;
+}
+
+gint IntProp(GstElement *e, const char *name) {
+  gint v = 0;
+  g_object_get(e, name, &v, nullptr);
+  return v;
+}
+
+struct StatsPtr {
+  GstStructure *s = nullptr;
+  ~StatsPtr() {
+    if (s) gst_structure_free(s);
+  }
+};
+
+guint64 Stat(GstElement *sink, const char *field) {
+  StatsPtr stats;
+  g_object_get(sink, "stats", &stats.s, nullptr);
+  guint64 v = G_MAXUINT64;
+  if (stats.s) gst_structure_get_uint64(stats.s, field, &v);
+  return v;
+}
+
+std::vector<uint8_t> Pattern(size_t size, uint32_t seed) {
+  std::vector<uint8_t> data(size);
+  for (size_t i = 0; i < size; i++)
+    data[i] = static_cast<uint8_t>((seed * 131 + i * 7 + (i >> 8)) & 0xff);
+  return data;
+}
+
+GstBuffer *MakeBuffer(const std::vector<uint8_t> &data, GstClockTime pts,
+                      bool delta) {
+  GstBuffer *buf = gst_buffer_new_memdup(data.data(), data.size());
+  GST_BUFFER_PTS(buf) = pts;
+  GST_BUFFER_DURATION(buf) = 10 * GST_MSECOND;
+  if (delta) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT);
+  return buf;
+}
+
+/* appsrc ! p2pspsplittersink on loopback, port picked by the kernel. */
+class SinkPipeline {
+ public:
+  explicit SinkPipeline(const char *sink_props = "") {
+    std::string desc =
+        std::string(
+            "appsrc name=src format=time caps=application/x-test ! "
+            "p2pspsplittersink name=sink host=127.0.0.1 port=0 "
+            "sync=false ") +
+        sink_props;
+    GError *error = nullptr;
+    pipeline_.reset(gst_parse_launch(desc.c_str(), &error));
+    if (error) {
+      ADD_FAILURE() << error->message;
+      g_error_free(error);
+    }
+    src_.reset(gst_bin_get_by_name(GST_BIN(pipeline_.get()), "src"));
+    sink_.reset(gst_bin_get_by_name(GST_BIN(pipeline_.get()), "sink"));
+  }
+  ~SinkPipeline() {
+    if (pipeline_) gst_element_set_state(pipeline_.get(), GST_STATE_NULL);
+  }
+
+  GstStateChangeReturn Play() {
+    GstStateChangeReturn ret =
+        gst_element_set_state(pipeline_.get(), GST_STATE_PLAYING);
+    return ret;
+  }
+  /* Action signals, so the test needs no gstreamer-app library. */
+  void Push(GstBuffer *buf) {
+    GstFlowReturn ret = GST_FLOW_ERROR;
+    g_signal_emit_by_name(src_.get(), "push-buffer", buf, &ret);
+    gst_buffer_unref(buf);
+    ASSERT_EQ(ret, GST_FLOW_OK);
+  }
+  void EndOfStream() {
+    GstFlowReturn ret = GST_FLOW_ERROR;
+    g_signal_emit_by_name(src_.get(), "end-of-stream", &ret);
+  }
+  guint16 port() const {
+    return static_cast<guint16>(IntProp(sink_.get(), "current-port"));
+  }
+  /* The next EOS or ERROR message, or NULL after timeout_ms. */
+  GstMessage *WaitMessage(int timeout_ms) {
+    GstBus *bus = gst_element_get_bus(pipeline_.get());
+    GstMessage *msg = gst_bus_timed_pop_filtered(
+        bus, timeout_ms * GST_MSECOND,
+        static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    gst_object_unref(bus);
+    return msg;
+  }
+
+  GstElement *pipeline() const { return pipeline_.get(); }
+  GstElement *src() const { return src_.get(); }
+  GstElement *sink() const { return sink_.get(); }
+
+ private:
+  ElementPtr pipeline_;
+  ElementPtr src_;
+  ElementPtr sink_;
+};
+
+bool WaitFor(const std::function<bool()> &pred) {
+  const gint64 end = g_get_monotonic_time() + kTimeoutMs * 1000;
+  while (!pred()) {
+    if (g_get_monotonic_time() > end) return false;
+    g_usleep(5000);
+  }
+  return true;
+}
+
+/* Joins a peer and waits until both sides agree it is in the team. */
+bool JoinTeam(SinkPipeline &p, TestPeer &peer, guint expected_peers = 1) {
+  if (!peer.Join()) return false;
+  return peer.PumpUntil([&] {
+    return peer.peer().state() == p2psp::PeerState::kMember &&
+           UintProp(p.sink(), "num-peers") >= expected_peers;
+  });
+}
+
+struct Sent {
+  std::vector<uint8_t> data;
+  GstClockTime pts;
+  bool delta;
+};
+
+/* Pushes count buffers of varied sizes (some larger than a chunk), the first
+ * a keyframe. */
+std::vector<Sent> PushStream(SinkPipeline &p, int count, uint32_t seed) {
+  std::vector<Sent> sent;
+  for (int i = 0; i < count; i++) {
+    Sent s{Pattern(1 + (i * 97 + seed) % 700, seed + i), i * 10 * GST_MSECOND,
+           i % 5 != 0};
+    p.Push(MakeBuffer(s.data, s.pts, s.delta));
+    sent.push_back(std::move(s));
+  }
+  return sent;
+}
+
+void ExpectSameStream(const std::vector<Sent> &sent,
+                      const std::vector<p2psp::MediaBuffer> &got) {
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); i++) {
+    EXPECT_EQ(got[i].data, sent[i].data) << "buffer " << i;
+    EXPECT_EQ(got[i].pts, sent[i].pts) << "buffer " << i;
+    EXPECT_EQ((got[i].flags & p2psp::MediaBuffer::kDeltaUnit) != 0,
+              sent[i].delta)
+        << "buffer " << i;
+  }
+}
+
+/* ------------------------------------------------------------ tests ---- */
+
+TEST(SplitterSink, CreateDestroy) {
+  ElementPtr sink = MakeSink();
+  ASSERT_TRUE(sink);
+  GstElementFactory *factory = gst_element_get_factory(sink.get());
+  EXPECT_STREQ(
+      gst_element_factory_get_metadata(factory, GST_ELEMENT_METADATA_KLASS),
+      "Sink/Network");
+}
+
+TEST(SplitterSink, PropertyDefaults) {
+  ElementPtr sink = MakeSink();
+  ASSERT_TRUE(sink);
+  gchar *host = nullptr;
+  g_object_get(sink.get(), "host", &host, nullptr);
+  EXPECT_STREQ(host, "0.0.0.0");
+  g_free(host);
+  EXPECT_EQ(IntProp(sink.get(), "port"), 4552);
+  EXPECT_EQ(IntProp(sink.get(), "current-port"), -1);
+  EXPECT_EQ(UintProp(sink.get(), "chunk-size"), 1024u);
+  EXPECT_EQ(UintProp(sink.get(), "max-peers"), 0u);
+  EXPECT_EQ(UintProp(sink.get(), "num-peers"), 0u);
+  EXPECT_EQ(UintProp(sink.get(), "wait-for-peers"), 0u);
+  gboolean sync = FALSE;
+  g_object_get(sink.get(), "sync", &sync, nullptr);
+  EXPECT_TRUE(sync);
+
+  StatsPtr stats;
+  g_object_get(sink.get(), "stats", &stats.s, nullptr);
+  ASSERT_NE(stats.s, nullptr);
+  EXPECT_TRUE(
+      gst_structure_has_name(stats.s, "application/x-p2psp-splitter-stats"));
+  const GValue *peers = gst_structure_get_value(stats.s, "peers");
+  ASSERT_NE(peers, nullptr);
+  EXPECT_EQ(gst_value_array_get_size(peers), 0u);
+  guint64 chunks = 1;
+  EXPECT_TRUE(gst_structure_get_uint64(stats.s, "chunks-cut", &chunks));
+  EXPECT_EQ(chunks, 0u);
+}
+
+/* Out-of-range values are refused by the param specs (GObject keeps the old
+ * value); boundaries are accepted. */
+TEST(SplitterSink, PropertyRanges) {
+  ElementPtr sink = MakeSink();
+  ASSERT_TRUE(sink);
+  auto *klass = G_OBJECT_GET_CLASS(sink.get());
+  struct Case {
+    const char *name;
+    gint64 bad;
+  };
+  for (Case c : {Case{"chunk-size", 63}, Case{"chunk-size", 65001},
+                 Case{"port", -1}, Case{"port", 65536}}) {
+    GParamSpec *pspec = g_object_class_find_property(klass, c.name);
+    ASSERT_NE(pspec, nullptr) << c.name;
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_PARAM_SPEC_VALUE_TYPE(pspec));
+    if (G_VALUE_HOLDS_INT(&v))
+      g_value_set_int(&v, static_cast<gint>(c.bad));
+    else
+      g_value_set_uint(&v, static_cast<guint>(c.bad));
+    /* TRUE: the value had to be changed to fit, i.e. it is invalid. */
+    EXPECT_TRUE(g_param_value_validate(pspec, &v)) << c.name << "=" << c.bad;
+    g_value_unset(&v);
+  }
+  g_object_set(sink.get(), "chunk-size", 64u, "port", 0, nullptr);
+  EXPECT_EQ(UintProp(sink.get(), "chunk-size"), 64u);
+  g_object_set(sink.get(), "chunk-size", 65000u, "port", 65535, nullptr);
+  EXPECT_EQ(UintProp(sink.get(), "chunk-size"), 65000u);
+  EXPECT_EQ(IntProp(sink.get(), "port"), 65535);
+
+  GParamSpec *current = g_object_class_find_property(klass, "current-port");
+  EXPECT_FALSE(current->flags & G_PARAM_WRITABLE);
+  GParamSpec *stats = g_object_class_find_property(klass, "stats");
+  EXPECT_FALSE(stats->flags & G_PARAM_WRITABLE);
+}
+
+/* The sockets open on NULL->READY and close on READY->NULL. */
+TEST(SplitterSink, StateCycles) {
+  SinkPipeline p;
+  for (int round = 0; round < 3; round++) {
+    EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_READY),
+              GST_STATE_CHANGE_SUCCESS);
+    const gint port = IntProp(p.sink(), "current-port");
+    EXPECT_GT(port, 0);
+    EXPECT_NE(gst_element_set_state(p.pipeline(), GST_STATE_PAUSED),
+              GST_STATE_CHANGE_FAILURE);
+    EXPECT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+    p.Push(MakeBuffer(Pattern(100, round), 0, false));
+    EXPECT_EQ(gst_element_get_state(p.pipeline(), nullptr, nullptr,
+                                    kTimeoutMs * GST_MSECOND),
+              GST_STATE_CHANGE_SUCCESS);
+    EXPECT_TRUE(WaitFor([&] { return Stat(p.sink(), "buffers-in") == 1; }));
+    /* ASYNC: back in PAUSED the sink waits for a new preroll buffer. */
+    EXPECT_NE(gst_element_set_state(p.pipeline(), GST_STATE_PAUSED),
+              GST_STATE_CHANGE_FAILURE);
+    EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_READY),
+              GST_STATE_CHANGE_SUCCESS);
+    EXPECT_EQ(IntProp(p.sink(), "current-port"), port);
+    EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_NULL),
+              GST_STATE_CHANGE_SUCCESS);
+    EXPECT_EQ(IntProp(p.sink(), "current-port"), -1);
+    GSocket *gone = TestPeer::Connect(static_cast<guint16>(port));
+    EXPECT_EQ(gone, nullptr) << "port " << port << " still listening";
+    if (gone) g_object_unref(gone);
+  }
+}
+
+void CountNotify(GObject *, GParamSpec *, gpointer counter) {
+  g_atomic_int_inc(static_cast<gint *>(counter));
+}
+
+TEST(SplitterSink, PortZeroPublishesCurrentPort) {
+  SinkPipeline p;
+  gint notified = 0;
+  g_signal_connect(p.sink(), "notify::current-port", G_CALLBACK(CountNotify),
+                   &notified);
+  EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_READY),
+            GST_STATE_CHANGE_SUCCESS);
+  EXPECT_EQ(g_atomic_int_get(&notified), 1);
+  const gint port = IntProp(p.sink(), "current-port");
+  ASSERT_GT(port, 0);
+  GSocket *sock = TestPeer::Connect(static_cast<guint16>(port));
+  EXPECT_NE(sock, nullptr) << "nothing listens on current-port " << port;
+  if (sock) g_object_unref(sock);
+  gst_element_set_state(p.pipeline(), GST_STATE_NULL);
+  EXPECT_EQ(IntProp(p.sink(), "current-port"), -1);
+  EXPECT_EQ(g_atomic_int_get(&notified), 2);
+}
+
+TEST(SplitterSink, PortInUseIsAResourceError) {
+  GSocket *taken = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                G_SOCKET_PROTOCOL_DEFAULT, nullptr);
+  GSocketAddress *any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+  ASSERT_TRUE(g_socket_bind(taken, any, TRUE, nullptr));
+  ASSERT_TRUE(g_socket_listen(taken, nullptr));
+  g_object_unref(any);
+  GSocketAddress *bound = g_socket_get_local_address(taken, nullptr);
+  const guint16 port =
+      g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+  g_object_unref(bound);
+
+  SinkPipeline p;
+  g_object_set(p.sink(), "port", static_cast<gint>(port), nullptr);
+  EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_PAUSED),
+            GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  ASSERT_NE(msg, nullptr);
+  ASSERT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_ERROR);
+  GError *error = nullptr;
+  gst_message_parse_error(msg, &error, nullptr);
+  EXPECT_EQ(error->domain, GST_RESOURCE_ERROR);
+  EXPECT_EQ(error->code, GST_RESOURCE_ERROR_OPEN_READ_WRITE);
+  EXPECT_NE(std::string(error->message).find(std::to_string(port)),
+            std::string::npos)
+      << error->message;
+  g_error_free(error);
+  gst_message_unref(msg);
+  g_object_unref(taken);
+}
+
+TEST(SplitterSink, UnresolvableHostIsNotFound) {
+  SinkPipeline p;
+  g_object_set(p.sink(), "host", "no-such-host.invalid", nullptr);
+  EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_PAUSED),
+            GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  ASSERT_NE(msg, nullptr);
+  GError *error = nullptr;
+  gst_message_parse_error(msg, &error, nullptr);
+  EXPECT_TRUE(
+      g_error_matches(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND));
+  EXPECT_NE(std::string(error->message).find("no-such-host.invalid"),
+            std::string::npos);
+  g_error_free(error);
+  gst_message_unref(msg);
+}
+
+TEST(SplitterSink, PeerRebuildsTheStream) {
+  SinkPipeline p("chunk-size=256");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+
+  const std::vector<Sent> sent = PushStream(p, 60, 1);
+  p.EndOfStream();
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 60; }))
+      << "got " << peer.Buffers().size();
+  ExpectSameStream(sent, peer.Buffers());
+
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+}
+
+/* Two peers each get half the chunks from the splitter and the other half
+ * from each other; both rebuild the whole stream. */
+TEST(SplitterSink, TwoPeersBothRebuildTheStream) {
+  SinkPipeline p("chunk-size=128");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer a(p.port()), b(p.port());
+  ASSERT_TRUE(JoinTeam(p, a));
+  ASSERT_TRUE(b.Join());
+  ASSERT_TRUE(b.PumpUntil([&] {
+    a.Pump(0);
+    return b.peer().state() == p2psp::PeerState::kMember &&
+           a.peer().neighbours().size() == 1 &&
+           UintProp(p.sink(), "num-peers") == 2;
+  }));
+
+  const std::vector<Sent> sent = PushStream(p, 40, 2);
+  p.EndOfStream();
+  ASSERT_TRUE(a.PumpUntil([&] {
+    b.Pump(0);
+    return a.Buffers().size() >= 40 && b.Buffers().size() >= 40;
+  }));
+  ExpectSameStream(sent, a.Buffers());
+  ExpectSameStream(sent, b.Buffers());
+  EXPECT_GT(a.peer().stats().chunks_from_peers, 0u);
+  EXPECT_GT(b.peer().stats().chunks_from_peers, 0u);
+}
+
+GstCaps *CapsWithStreamheader() {
+  GstCaps *caps = gst_caps_new_empty_simple("application/x-test");
+  GValue array = G_VALUE_INIT;
+  gst_value_array_init(&array, 1);
+  GValue v = G_VALUE_INIT;
+  g_value_init(&v, GST_TYPE_BUFFER);
+  const std::vector<uint8_t> header = Pattern(40, 99);
+  GstBuffer *buf = gst_buffer_new_memdup(header.data(), header.size());
+  GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_HEADER);
+  g_value_take_boxed(&v, buf);
+  gst_value_array_append_and_take_value(&array, &v);
+  gst_caps_set_value(caps, "streamheader", &array);
+  g_value_unset(&array);
+  return caps;
+}
+
+TEST(SplitterSink, LateJoinerGetsStreamheaderInWelcome) {
+  SinkPipeline p;
+  GstCaps *caps = CapsWithStreamheader();
+  g_object_set(p.src(), "caps", caps, nullptr);
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  PushStream(p, 5, 3);
+  /* The caps reach the sink with the first buffer. */
+  ASSERT_TRUE(WaitFor([&] { return Stat(p.sink(), "buffers-in") == 5; }));
+
+  TestPeer late(p.port());
+  ASSERT_TRUE(JoinTeam(p, late));
+  GstCaps *received = gst_caps_from_string(late.peer().welcome_caps().c_str());
+  ASSERT_NE(received, nullptr) << late.peer().welcome_caps();
+  EXPECT_TRUE(gst_caps_is_equal(received, caps)) << late.peer().welcome_caps();
+  gst_caps_unref(received);
+  gst_caps_unref(caps);
+}
+
+struct SignalLog {
+  std::mutex lock;
+  std::vector<std::pair<guint, std::string>> added, removed;
+};
+
+void OnPeerAdded(GstElement *, guint id, const gchar *endpoint,
+                 SignalLog *log) {
+  std::lock_guard<std::mutex> l(log->lock);
+  log->added.emplace_back(id, endpoint);
+}
+
+void OnPeerRemoved(GstElement *, guint id, const gchar *endpoint,
+                   SignalLog *log) {
+  std::lock_guard<std::mutex> l(log->lock);
+  log->removed.emplace_back(id, endpoint);
+}
+
+size_t Count(SignalLog &log, bool added) {
+  std::lock_guard<std::mutex> l(log.lock);
+  return added ? log.added.size() : log.removed.size();
+}
+
+TEST(SplitterSink, PeerSignalsAndNumPeers) {
+  SinkPipeline p;
+  SignalLog log;
+  gint num_peers_notified = 0;
+  g_signal_connect(p.sink(), "peer-added", G_CALLBACK(OnPeerAdded), &log);
+  g_signal_connect(p.sink(), "peer-removed", G_CALLBACK(OnPeerRemoved), &log);
+  g_signal_connect(p.sink(), "notify::num-peers", G_CALLBACK(CountNotify),
+                   &num_peers_notified);
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+
+  TestPeer first(p.port());
+  ASSERT_TRUE(JoinTeam(p, first));
+  ASSERT_TRUE(first.PumpUntil([&] { return Count(log, true) == 1; }));
+  const std::string first_endpoint =
+      "127.0.0.1:" + std::to_string(first.udp_port());
+  {
+    std::lock_guard<std::mutex> l(log.lock);
+    EXPECT_EQ(log.added[0].first, first.peer().id());
+    EXPECT_EQ(log.added[0].second, first_endpoint);
+  }
+  EXPECT_GE(g_atomic_int_get(&num_peers_notified), 1);
+
+  first.Leave();
+  ASSERT_TRUE(first.PumpUntil([&] {
+    return Count(log, false) == 1 && UintProp(p.sink(), "num-peers") == 0;
+  }));
+  {
+    std::lock_guard<std::mutex> l(log.lock);
+    EXPECT_EQ(log.removed[0].first, log.added[0].first);
+    EXPECT_EQ(log.removed[0].second, first_endpoint);
+  }
+
+  /* Stopping the splitter removes the rest, and tells them why. */
+  TestPeer second(p.port());
+  ASSERT_TRUE(JoinTeam(p, second));
+  EXPECT_NE(second.peer().id(), first.peer().id());
+  gst_element_set_state(p.pipeline(), GST_STATE_NULL);
+  EXPECT_EQ(Count(log, false), 2u);
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 0u);
+  ASSERT_TRUE(second.PumpUntil(
+      [&] { return second.peer().state() == p2psp::PeerState::kRemoved; }));
+  bool told_shutdown = false;
+  for (const auto &ev : second.events())
+    told_shutdown |= ev.kind == p2psp::PeerEvent::Kind::kRemoved &&
+                     ev.reason == p2psp::RemoveReason::kShutdown;
+  EXPECT_TRUE(told_shutdown);
+}
+
+TEST(SplitterSink, StatsCountTheStream) {
+  SinkPipeline p("chunk-size=200");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  const std::vector<Sent> sent = PushStream(p, 30, 4);
+  p.EndOfStream();
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 30; }));
+
+  guint64 bytes = 0;
+  for (const Sent &s : sent) bytes += s.data.size();
+  StatsPtr stats;
+  g_object_get(p.sink(), "stats", &stats.s, nullptr);
+  ASSERT_NE(stats.s, nullptr);
+  guint64 v = 0;
+  ASSERT_TRUE(gst_structure_get_uint64(stats.s, "buffers-in", &v));
+  EXPECT_EQ(v, 30u);
+  ASSERT_TRUE(gst_structure_get_uint64(stats.s, "bytes-in", &v));
+  EXPECT_EQ(v, bytes);
+  guint64 cut = 0, chunks_sent = 0, dropped = 0, joined = 0;
+  ASSERT_TRUE(gst_structure_get_uint64(stats.s, "chunks-cut", &cut));
+  ASSERT_TRUE(gst_structure_get_uint64(stats.s, "chunks-sent", &chunks_sent));
+  ASSERT_TRUE(gst_structure_get_uint64(stats.s, "chunks-dropped", &dropped));
+  ASSERT_TRUE(gst_structure_get_uint64(stats.s, "peers-joined", &joined));
+  /* Frame headers make the chunked stream longer than the media bytes. */
+  EXPECT_GT(cut, bytes / 200);
+  EXPECT_EQ(chunks_sent, cut);
+  EXPECT_EQ(dropped, 0u);
+  EXPECT_EQ(joined, 1u);
+  EXPECT_EQ(peer.peer().stats().chunks_from_splitter, chunks_sent);
+  for (const char *field : {"bytes-sent", "peers-left", "rejected-datagrams",
+                            "rejected-connections", "datagrams-dropped"})
+    EXPECT_TRUE(gst_structure_has_field(stats.s, field)) << field;
+
+  const GValue *peers = gst_structure_get_value(stats.s, "peers");
+  ASSERT_EQ(gst_value_array_get_size(peers), 1u);
+  const GstStructure *ps =
+      gst_value_get_structure(gst_value_array_get_value(peers, 0));
+  ASSERT_TRUE(gst_structure_has_name(ps, "application/x-p2psp-peer"));
+  guint id = 0;
+  EXPECT_TRUE(gst_structure_get_uint(ps, "id", &id));
+  EXPECT_EQ(id, peer.peer().id());
+  EXPECT_STREQ(gst_structure_get_string(ps, "endpoint"),
+               ("127.0.0.1:" + std::to_string(peer.udp_port())).c_str());
+  guint64 peer_chunks = 0;
+  EXPECT_TRUE(gst_structure_get_uint64(ps, "chunks-sent", &peer_chunks));
+  EXPECT_EQ(peer_chunks, chunks_sent);
+}
+
+TEST(SplitterSink, NoPeersDropsChunksAndRunsOn) {
+  SinkPipeline p("chunk-size=64");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  PushStream(p, 50, 5);
+  p.EndOfStream();
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  EXPECT_EQ(Stat(p.sink(), "buffers-in"), 50u);
+  const guint64 cut = Stat(p.sink(), "chunks-cut");
+  EXPECT_GT(cut, 50u);
+  EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), cut);
+  EXPECT_EQ(Stat(p.sink(), "chunks-sent"), 0u);
+}
+
+void SendGarbageDatagrams(guint16 port, int count) {
+  GSocket *sock = TestPeer::BindUdp();
+  GSocketAddress *to = g_inet_socket_address_new_from_string("127.0.0.1", port);
+  for (int i = 0; i < count; i++) {
+    const std::vector<uint8_t> junk = Pattern(10 + i * 30, 1000 + i);
+    g_socket_send_to(sock, to, reinterpret_cast<const gchar *>(junk.data()),
+                     junk.size(), nullptr, nullptr);
+  }
+  g_object_unref(to);
+  g_object_unref(sock);
+}
+
+TEST(SplitterSink, GarbageIsCountedAndHarmless) {
+  SinkPipeline p("chunk-size=256");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+
+  /* An HTTP client knocking on the wrong door. */
+  GSocket *raw = TestPeer::Connect(p.port());
+  ASSERT_NE(raw, nullptr);
+  const char request[] = "GET / HTTP/1.0\r\n\r\n";
+  g_socket_set_blocking(raw, TRUE);
+  ASSERT_GT(g_socket_send(raw, request, sizeof request - 1, nullptr, nullptr),
+            0);
+  SendGarbageDatagrams(p.port(), 5);
+
+  const std::vector<Sent> sent = PushStream(p, 40, 6);
+  p.EndOfStream();
+  ASSERT_TRUE(peer.PumpUntil([&] {
+    return peer.Buffers().size() >= 40 &&
+           Stat(p.sink(), "rejected-connections") == 1 &&
+           Stat(p.sink(), "rejected-datagrams") == 5;
+  })) << "buffers "
+      << peer.Buffers().size() << " rejected-connections "
+      << Stat(p.sink(), "rejected-connections") << " rejected-datagrams "
+      << Stat(p.sink(), "rejected-datagrams");
+  ExpectSameStream(sent, peer.Buffers());
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 1u);
+
+  /* The garbage connection was closed by the splitter. */
+  g_socket_set_timeout(raw, 5);
+  char buf[64];
+  gssize n;
+  do {
+    n = g_socket_receive(raw, buf, sizeof buf, nullptr, nullptr);
+  } while (n > 0);
+  EXPECT_EQ(n, 0);
+  g_object_unref(raw);
+}
+
+TEST(SplitterSink, WaitForPeersHoldsTheStream) {
+  SinkPipeline p("wait-for-peers=1");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  const std::vector<Sent> sent = PushStream(p, 10, 7);
+  p.EndOfStream();
+
+  g_usleep(300 * 1000);
+  EXPECT_EQ(Stat(p.sink(), "buffers-in"), 0u);
+  EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), 0u);
+
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 10; }));
+  ExpectSameStream(sent, peer.Buffers());
+  EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), 0u);
+}
+
+TEST(SplitterSink, StateChangeInterruptsWaitForPeers) {
+  SinkPipeline p("wait-for-peers=1");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  PushStream(p, 3, 8);
+  ASSERT_EQ(gst_element_get_state(p.pipeline(), nullptr, nullptr,
+                                  kTimeoutMs * GST_MSECOND),
+            GST_STATE_CHANGE_SUCCESS);
+  g_usleep(200 * 1000);
+  EXPECT_EQ(Stat(p.sink(), "buffers-in"), 0u);
+
+  const gint64 before = g_get_monotonic_time();
+  EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_NULL),
+            GST_STATE_CHANGE_SUCCESS);
+  EXPECT_LT(g_get_monotonic_time() - before, 2 * G_USEC_PER_SEC);
+}
+
+TEST(SplitterSink, LoweringWaitForPeersReleasesTheStream) {
+  SinkPipeline p("wait-for-peers=2");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  PushStream(p, 3, 9);
+  p.EndOfStream();
+  g_usleep(200 * 1000);
+  EXPECT_EQ(Stat(p.sink(), "buffers-in"), 0u);
+  g_object_set(p.sink(), "wait-for-peers", 0u, nullptr);
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  EXPECT_EQ(Stat(p.sink(), "buffers-in"), 3u);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
