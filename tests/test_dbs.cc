@@ -510,6 +510,26 @@ TEST(Dbs, JoinWithOtherVersionIsRejected) {
   EXPECT_EQ(team.sp().stats().rejected_connections, 1u);
 }
 
+TEST(Dbs, PeerRefusesWelcomeOfAnotherVersion) {
+  Peer peer(PeerConfig{}, Endpoint::ipv4(10, 0, 0, 1, kSplitterTcpPort));
+  Outbox out;
+  peer.start(0, &out);
+  out.clear();
+  WelcomeMsg welcome;
+  welcome.version = kProtocolVersion + 1;
+  welcome.team_id = kTeamId;
+  welcome.peer_id = 7;
+  welcome.splitter_udp_port = kSplitterUdpPort;
+  const Bytes bytes = encode_tcp(welcome);
+  peer.on_tcp_data(bytes.data(), bytes.size(), 1000, &out);
+  EXPECT_EQ(peer.state(), PeerState::kRemoved);
+  EXPECT_TRUE(out.udp.empty()) << "must not REGISTER with a foreign splitter";
+  const auto events = peer.take_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, PeerEvent::Kind::kProtocolError);
+  EXPECT_EQ(events[0].reason, RemoveReason::kVersion);
+}
+
 TEST(Dbs, FullTeamRejectsJoin) {
   SplitterConfig config = splitter_config();
   config.max_peers = 2;

@@ -433,6 +433,15 @@ struct Peer::Impl {
   void on_tcp_message(const TcpMessage& msg, Micros now, Outbox* out) {
     if (const auto* welcome = std::get_if<WelcomeMsg>(&msg);
         welcome && state == PeerState::kJoining) {
+      // A splitter speaking another version would frame chunks we can't read.
+      if (welcome->version != kProtocolVersion) {
+        state = PeerState::kRemoved;
+        end_with(PeerEvent::Kind::kProtocolError, RemoveReason::kVersion,
+                 "the splitter speaks protocol version " +
+                     std::to_string(welcome->version) + ", this peer speaks " +
+                     std::to_string(kProtocolVersion));
+        return;
+      }
       on_welcome(*welcome, now, out);
     } else if (const auto* team = std::get_if<TeamMsg>(&msg);
                team && state == PeerState::kRegistering) {
