@@ -412,6 +412,7 @@ class SilentListener {
     g_object_unref(socket_);
   }
   int port() const { return port_; }
+  GSocket* socket() const { return socket_; }
 
  private:
   GSocket* socket_;
@@ -434,6 +435,38 @@ TEST(P2pspSrcErrors, SilentSplitterTimesOut) {
       g_error_matches(gerror, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ))
       << gerror->message;
   EXPECT_NE(std::string(gerror->message).find("Timed out"), std::string::npos)
+      << gerror->message;
+  g_error_free(gerror);
+  gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+}
+
+// A "splitter" that accepts one connection and hangs up at once.
+TEST(P2pspSrcErrors, SplitterHangingUpIsReadError) {
+  SilentListener listener;
+  std::thread hang_up([&] {
+    GSocket* conn = g_socket_accept(listener.socket(), nullptr, nullptr);
+    if (conn != nullptr) {
+      g_socket_close(conn, nullptr);
+      g_object_unref(conn);
+    }
+  });
+  const std::string where = "127.0.0.1:" + std::to_string(listener.port());
+  ElementPtr pipeline =
+      Launch("p2pspsrc timeout=5 port=" + std::to_string(listener.port()) +
+             " ! fakesink");
+  gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
+  hang_up.join();
+  MessagePtr error = WaitForError(pipeline.get(), 3 * GST_SECOND);
+  ASSERT_TRUE(error);
+  GError* gerror = nullptr;
+  gst_message_parse_error(error.get(), &gerror, nullptr);
+  EXPECT_TRUE(
+      g_error_matches(gerror, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ))
+      << gerror->message;
+  EXPECT_NE(std::string(gerror->message).find("Lost the connection"),
+            std::string::npos)
+      << gerror->message;
+  EXPECT_NE(std::string(gerror->message).find(where), std::string::npos)
       << gerror->message;
   g_error_free(gerror);
   gst_element_set_state(pipeline.get(), GST_STATE_NULL);
@@ -519,10 +552,11 @@ uint32_t IndexOf(const TestBuffer& b) {
 // appsrc ! p2pspsplittersink on 127.0.0.1, any port.
 class TestSplitter {
  public:
-  explicit TestSplitter(const char* caps) {
+  explicit TestSplitter(const char* caps, const std::string& options = "") {
     pipeline_ = Launch(
         "appsrc name=in is-live=true format=time ! "
-        "p2pspsplittersink name=split host=127.0.0.1 port=0 sync=false");
+        "p2pspsplittersink name=split host=127.0.0.1 port=0 sync=false " +
+        options);
     appsrc_ = ByName(pipeline_.get(), "in");
     splitter_ = ByName(pipeline_.get(), "split");
     GstCaps* c = gst_caps_from_string(caps);
@@ -539,6 +573,11 @@ class TestSplitter {
     guint n = 0;
     g_object_get(splitter_, "num-peers", &n, nullptr);
     return n;
+  }
+  void SetCaps(const char* caps) {
+    GstCaps* c = gst_caps_from_string(caps);
+    g_object_set(appsrc_, "caps", c, nullptr);
+    gst_caps_unref(c);
   }
   void Push(const TestBuffer& b) {
     GstBuffer* buffer = ToGst(b);
@@ -560,11 +599,10 @@ class TestSplitter {
 // p2pspsrc ! appsink, with counters of the neighbour signals.
 class TestPeer {
  public:
-  explicit TestPeer(int port, guint latency_ms = 200) {
-    pipeline_ =
-        Launch("p2pspsrc name=src host=127.0.0.1 port=" + std::to_string(port) +
-               " latency=" + std::to_string(latency_ms) +
-               " timeout=10 ! appsink name=out sync=false");
+  explicit TestPeer(int port, bool sync = false) {
+    pipeline_ = Launch(
+        "p2pspsrc name=src host=127.0.0.1 port=" + std::to_string(port) +
+        " timeout=10 ! appsink name=out sync=" + (sync ? "true" : "false"));
     src_ = ByName(pipeline_.get(), "src");
     sink_ = ByName(pipeline_.get(), "out");
     g_signal_connect(src_, "peer-added", G_CALLBACK(OnPeerAdded), this);
@@ -595,6 +633,13 @@ class TestPeer {
     return eos;
   }
   guint64 neighbours() const { return StatU64(src_, "neighbours"); }
+  GstClockTime running_time() const {
+    GstClock* clock = gst_element_get_clock(pipeline_.get());
+    if (clock == nullptr) return GST_CLOCK_TIME_NONE;
+    GstClockTime now = gst_clock_get_time(clock);
+    gst_object_unref(clock);
+    return now - gst_element_get_base_time(pipeline_.get());
+  }
 
  private:
   static void OnPeerAdded(GstElement*, guint, const gchar*, TestPeer* self) {
@@ -852,6 +897,81 @@ TEST(P2pspSrcTeam, NeighbourLeavingIsSignalled) {
   peers[1].reset();
   EXPECT_TRUE(WaitFor([&] { return peers[0]->removed() == 1; }, 3));
   EXPECT_EQ(peers[0]->neighbours(), 0u);
+}
+
+TEST(P2pspSrcTeam, TimestampsPlayInRealTimeWithSync) {
+  TestSplitter splitter("application/x-p2psp-test");
+  TestPeer peer(splitter.port(), /*sync=*/true);
+  peer.Start();
+  ASSERT_TRUE(WaitFor([&] { return splitter.num_peers() == 1; }, 5));
+  std::mt19937 rng(5);
+  std::thread pusher([&] {
+    for (uint32_t i = 0; i < 60; i++) {
+      splitter.Push(MakeBuffer(&rng, i, i % 10 == 0));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  // The sink renders each buffer `latency` (200 ms) after it was due: a
+  // smaller margin means the mapping is in the past (late, choppy), a larger
+  // one that buffers pile up.
+  TestBuffer out;
+  for (uint32_t i = 0; i < 60; i++) {
+    ASSERT_TRUE(peer.Pull(&out)) << i << " " << ErrorsOf(peer.pipeline());
+    const GstClockTimeDiff margin =
+        GST_CLOCK_DIFF(out.pts, peer.running_time());
+    EXPECT_GE(margin, 170 * GST_MSECOND) << i;
+    EXPECT_LE(margin, 450 * GST_MSECOND) << i;
+  }
+  pusher.join();
+}
+
+TEST(P2pspSrcTeam, NewStreamheaderFollowsCapsChange) {
+  TestSplitter splitter(kHeaderCaps);
+  auto peers = JoinTeam(&splitter, 1);
+  TestPeer* peer = peers[0].get();
+  std::mt19937 rng(3);
+  for (uint32_t i = 0; i < 5; i++) splitter.Push(MakeBuffer(&rng, i, i == 0));
+  splitter.SetCaps("application/x-p2psp-test, streamheader=(buffer)< 4e4557 >");
+  for (uint32_t i = 5; i < 10; i++) splitter.Push(MakeBuffer(&rng, i, i == 5));
+
+  ExpectStreamheaderFirst(peer);
+  TestBuffer out;
+  for (uint32_t i = 0; i < 5; i++) {
+    ASSERT_TRUE(peer->Pull(&out)) << i;
+    EXPECT_EQ(IndexOf(out), i);
+  }
+  GstCaps* caps = nullptr;
+  ASSERT_TRUE(peer->Pull(&out, &caps));
+  EXPECT_EQ(out.data, std::vector<uint8_t>({'N', 'E', 'W'}));
+  EXPECT_TRUE(out.flags & GST_BUFFER_FLAG_HEADER);
+  const GValue* header =
+      gst_structure_get_value(gst_caps_get_structure(caps, 0), "streamheader");
+  ASSERT_NE(header, nullptr);
+  EXPECT_EQ(gst_value_array_get_size(header), 1u);
+  gst_caps_unref(caps);
+  for (uint32_t i = 5; i < 10; i++) {
+    ASSERT_TRUE(peer->Pull(&out)) << i;
+    EXPECT_EQ(IndexOf(out), i);
+  }
+}
+
+TEST(P2pspSrcTeam, RejectedJoinIsRemovedError) {
+  TestSplitter splitter("application/x-p2psp-test", "max-peers=1");
+  auto peers = JoinTeam(&splitter, 1);
+  TestPeer extra(splitter.port());
+  extra.Start();
+  MessagePtr error = WaitForError(extra.pipeline(), 5 * GST_SECOND);
+  ASSERT_TRUE(error);
+  GError* gerror = nullptr;
+  gst_message_parse_error(error.get(), &gerror, nullptr);
+  EXPECT_TRUE(
+      g_error_matches(gerror, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ))
+      << gerror->message;
+  EXPECT_NE(std::string(gerror->message).find("Removed from the P2PSP team"),
+            std::string::npos)
+      << gerror->message;
+  g_error_free(gerror);
+  EXPECT_FALSE(WaitForError(peers[0]->pipeline(), 0));
 }
 
 }  // namespace
