@@ -1,0 +1,2 @@
+#include "simulator.h"
+int main() { return 0; }
