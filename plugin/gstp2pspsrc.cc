@@ -181,7 +181,6 @@ struct GstP2pspSrcPrivate {
 
   // Output, streaming thread only.
   CapsPtr caps;
-  bool caps_have_streamheader = false;
   std::vector<BufferPtr> pending_headers;  // go out before the next buffer
   std::deque<BufferPtr> output;
   bool have_ts_offset = false;
@@ -693,13 +692,33 @@ static void map_flags(uint32_t flags, GstBuffer* out) {
     GST_BUFFER_FLAG_SET(out, GST_BUFFER_FLAG_GAP);
 }
 
+static const GValue* streamheader_of(GstCaps* caps);
+
+// Only byte-identical copies count: mpegtsmux, for one, also flags the
+// packets of every keyframe HEADER, and those must reach the demuxer.
+static bool duplicates_streamheader(GstP2pspSrcPrivate* priv,
+                                    const std::vector<uint8_t>& data) {
+  const GValue* streamheader = streamheader_of(priv->caps.get());
+  if (streamheader == nullptr) return false;
+  const guint n = gst_value_array_get_size(streamheader);
+  for (guint i = 0; i < n; i++) {
+    const GValue* v = gst_value_array_get_value(streamheader, i);
+    if (!GST_VALUE_HOLDS_BUFFER(v)) continue;
+    GstBuffer* header = gst_value_get_buffer(v);
+    if (gst_buffer_get_size(header) == data.size() &&
+        gst_buffer_memcmp(header, 0, data.data(), data.size()) == 0)
+      return true;
+  }
+  return false;
+}
+
 static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
   GstP2pspSrcPrivate* priv = self->priv;
   const bool discont = (in.flags & p2psp::MediaBuffer::kDiscont) != 0;
   if ((in.flags & p2psp::MediaBuffer::kHeader) &&
-      priv->caps_have_streamheader) {
-    // The caps' streamheader already carries it (and went out first).
-    GST_LOG_OBJECT(self, "dropping in-stream header buffer");
+      duplicates_streamheader(priv, in.data)) {
+    // The caps' streamheader already carried it, first.
+    GST_LOG_OBJECT(self, "dropping in-stream copy of a streamheader buffer");
     priv->carry_discont = priv->carry_discont || discont;
     return;
   }
@@ -764,7 +783,6 @@ static GstFlowReturn apply_caps(GstP2pspSrc* self, const std::string& text) {
              gst_value_compare(old_header, new_header) != GST_VALUE_EQUAL) {
     queue_streamheader(self, new_header);
   }
-  priv->caps_have_streamheader = new_header != nullptr;
   if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps.get())) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
                       ("Downstream refused the stream's caps"),
@@ -908,7 +926,6 @@ static GstFlowReturn gst_p2psp_src_create(GstPushSrc* psrc, GstBuffer** out) {
 
 static void reset_output(GstP2pspSrcPrivate* priv) {
   priv->caps.reset();
-  priv->caps_have_streamheader = false;
   priv->pending_headers.clear();
   priv->output.clear();
   priv->have_ts_offset = false;

@@ -842,6 +842,29 @@ TEST(P2pspSrcTeam, StreamheaderFirstAndNotDuplicated) {
   }
 }
 
+// mpegtsmux flags keyframe packets HEADER too: only copies of the caps'
+// streamheader are redundant.
+TEST(P2pspSrcTeam, OtherHeaderBuffersPassThrough) {
+  TestSplitter splitter(kHeaderCaps);
+  auto peers = JoinTeam(&splitter, 1);
+  std::mt19937 rng(11);
+  std::vector<TestBuffer> in = InStreamHeaders();
+  for (uint32_t i = 0; i < 10; i++) {
+    in.push_back(MakeBuffer(&rng, i, i % 5 == 0));
+    if (i == 3 || i == 5) in.back().flags |= GST_BUFFER_FLAG_HEADER;
+  }
+  PushPaced(&splitter, in);
+
+  ExpectStreamheaderFirst(peers[0].get());
+  TestBuffer out;
+  for (uint32_t i = 0; i < 10; i++) {
+    ASSERT_TRUE(peers[0]->Pull(&out)) << i;
+    EXPECT_EQ(IndexOf(out), i);
+    EXPECT_EQ((out.flags & GST_BUFFER_FLAG_HEADER) != 0, i == 3 || i == 5) << i;
+    EXPECT_EQ(out.data, in[i + 2].data) << i;
+  }
+}
+
 TEST(P2pspSrcTeam, LatePeerStartsAtKeyframe) {
   TestSplitter splitter(kHeaderCaps);
   auto peers = JoinTeam(&splitter, 2);
