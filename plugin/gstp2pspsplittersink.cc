@@ -76,6 +76,7 @@ constexpr gint64 kStopFlushPollUs = 5000;
 constexpr size_t kReceiveBatch = 16;
 constexpr size_t kTcpReadSize = 16384;
 constexpr gint kListenBacklog = 64;
+constexpr p2psp::Micros kCloseGraceUs = 2000000;
 
 enum {
   PROP_0,
@@ -107,8 +108,11 @@ enum class State { kStopped, kRunning };
 
 struct Connection {
   std::unique_ptr<p2psp_gst::TcpConnection> tcp;
-  /* The core asked for it to be closed once its output is written. */
+  /* The core asked for it to be closed once its output is written... */
   bool close_when_flushed = false;
+  /* ...or by then, whatever is left: a peer that stopped reading must not
+   * keep its socket forever. */
+  p2psp::Micros close_by_us = 0;
 };
 
 GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
@@ -232,7 +236,10 @@ bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
   for (p2psp::ConnId conn : out.tcp_close) {
     auto it = priv->connections.find(conn);
     if (it == priv->connections.end()) continue;
-    it->second.close_when_flushed = true;
+    if (!it->second.close_when_flushed) {
+      it->second.close_when_flushed = true;
+      it->second.close_by_us = p2psp_gst::monotonic_now_us() + kCloseGraceUs;
+    }
     wake = true;
   }
   if (priv->splitter) {
@@ -267,8 +274,11 @@ void collect_watches(SplitterSinkPrivate *priv,
   std::lock_guard<std::mutex> lock(priv->core_mutex);
   /* Connections are only destroyed here, on the poll thread, so the sockets
    * of a watch list stay alive for the whole poll round. */
+  const p2psp::Micros now = p2psp_gst::monotonic_now_us();
   for (auto it = priv->connections.begin(); it != priv->connections.end();) {
-    if (it->second.close_when_flushed && !it->second.tcp->wants_write()) {
+    const Connection &c = it->second;
+    if (c.close_when_flushed &&
+        (!c.tcp->wants_write() || now >= c.close_by_us)) {
       g_socket_close(it->second.tcp->socket(), nullptr);
       it = priv->connections.erase(it);
     } else {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,9 +37,11 @@ using ElementPtr = std::unique_ptr<GstElement, GstObjectDeleter>;
  * the calling thread. */
 class TestPeer {
  public:
-  explicit TestPeer(guint16 splitter_port)
-      : peer_(MakeConfig(), p2psp::Endpoint::ipv4(127, 0, 0, 1, splitter_port)),
-        splitter_port_(splitter_port) {}
+  explicit TestPeer(guint16 splitter_port, const char *host = "127.0.0.1")
+      : peer_(MakeConfig(),
+              *p2psp::Endpoint::parse(EndpointText(host, splitter_port))),
+        splitter_port_(splitter_port),
+        host_(host) {}
 
   ~TestPeer() {
     if (tcp_) g_socket_close(tcp_->socket(), nullptr);
@@ -46,10 +49,10 @@ class TestPeer {
   }
 
   bool Join() {
-    GSocket *tcp = Connect(splitter_port_);
+    GSocket *tcp = Connect(splitter_port_, host_.c_str());
     if (tcp == nullptr) return false;
     tcp_.reset(new p2psp_gst::TcpConnection(tcp));
-    udp_.reset(BindUdp());
+    udp_.reset(BindUdp(host_.c_str()));
     if (!udp_) return false;
     p2psp::Outbox out;
     peer_.start(p2psp_gst::monotonic_now_us(), &out);
@@ -117,11 +120,18 @@ class TestPeer {
     return port;
   }
 
-  static GSocket *Connect(guint16 port) {
-    GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                 G_SOCKET_PROTOCOL_DEFAULT, nullptr);
-    GSocketAddress *addr =
-        g_inet_socket_address_new_from_string("127.0.0.1", port);
+  /* "1.2.3.4:5" or "[::1]:5", as the sink names endpoints. */
+  static std::string EndpointText(const char *host, guint16 port) {
+    const bool v6 = strchr(host, ':') != nullptr;
+    return (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" +
+           std::to_string(port);
+  }
+
+  static GSocket *Connect(guint16 port, const char *host = "127.0.0.1") {
+    GSocketAddress *addr = g_inet_socket_address_new_from_string(host, port);
+    GSocket *sock =
+        g_socket_new(g_socket_address_get_family(addr), G_SOCKET_TYPE_STREAM,
+                     G_SOCKET_PROTOCOL_DEFAULT, nullptr);
     gboolean ok = g_socket_connect(sock, addr, nullptr, nullptr);
     g_object_unref(addr);
     if (!ok) {
@@ -132,15 +142,15 @@ class TestPeer {
     return sock;
   }
 
-  static GSocket *BindUdp() {
-    GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                                 G_SOCKET_PROTOCOL_DEFAULT, nullptr);
-    GSocketAddress *addr =
-        g_inet_socket_address_new_from_string("127.0.0.1", 0);
-    gboolean ok = g_socket_bind(sock, addr, FALSE, nullptr);
+  static GSocket *BindUdp(const char *host = "127.0.0.1") {
+    GSocketAddress *addr = g_inet_socket_address_new_from_string(host, 0);
+    GSocket *sock =
+        g_socket_new(g_socket_address_get_family(addr), G_SOCKET_TYPE_DATAGRAM,
+                     G_SOCKET_PROTOCOL_DEFAULT, nullptr);
+    gboolean ok = sock && g_socket_bind(sock, addr, FALSE, nullptr);
     g_object_unref(addr);
     if (!ok) {
-      g_object_unref(sock);
+      if (sock) g_object_unref(sock);
       return nullptr;
     }
     g_socket_set_blocking(sock, FALSE);
@@ -208,6 +218,7 @@ class TestPeer {
 
   p2psp::Peer peer_;
   guint16 splitter_port_;
+  std::string host_;
   std::unique_ptr<p2psp_gst::TcpConnection> tcp_;
   GRef<GSocket> udp_;
   bool tcp_closed_ = false;
@@ -573,6 +584,28 @@ TEST(SplitterSink, PeerRebuildsTheStream) {
   gst_message_unref(msg);
 }
 
+TEST(SplitterSink, PeerRebuildsTheStreamOverIPv6) {
+  GSocket *probe = TestPeer::BindUdp("::1");
+  if (probe == nullptr) GTEST_SKIP() << "no IPv6 loopback";
+  g_object_unref(probe);
+  SinkPipeline p("host=::1 chunk-size=300");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port(), "::1");
+  ASSERT_TRUE(JoinTeam(p, peer));
+  const std::vector<Sent> sent = PushStream(p, 20, 11);
+  p.EndOfStream();
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 20; }));
+  ExpectSameStream(sent, peer.Buffers());
+  StatsPtr stats;
+  g_object_get(p.sink(), "stats", &stats.s, nullptr);
+  const GValue *peers = gst_structure_get_value(stats.s, "peers");
+  ASSERT_EQ(gst_value_array_get_size(peers), 1u);
+  const GstStructure *ps =
+      gst_value_get_structure(gst_value_array_get_value(peers, 0));
+  EXPECT_EQ(std::string(gst_structure_get_string(ps, "endpoint")),
+            "[::1]:" + std::to_string(peer.udp_port()));
+}
+
 /* Two peers each get half the chunks from the splitter and the other half
  * from each other; both rebuild the whole stream. */
 TEST(SplitterSink, TwoPeersBothRebuildTheStream) {
@@ -851,6 +884,34 @@ TEST(SplitterSink, StateChangeInterruptsWaitForPeers) {
   EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_NULL),
             GST_STATE_CHANGE_SUCCESS);
   EXPECT_LT(g_get_monotonic_time() - before, 2 * G_USEC_PER_SEC);
+}
+
+/* A pause while render() waits must not leave it stuck once playing again. */
+TEST(SplitterSink, WaitForPeersSurvivesPause) {
+  SinkPipeline p("wait-for-peers=1");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  const std::vector<Sent> sent = PushStream(p, 5, 10);
+  p.EndOfStream();
+  ASSERT_EQ(gst_element_get_state(p.pipeline(), nullptr, nullptr,
+                                  kTimeoutMs * GST_MSECOND),
+            GST_STATE_CHANGE_SUCCESS);
+  g_usleep(100 * 1000);
+  ASSERT_NE(gst_element_set_state(p.pipeline(), GST_STATE_PAUSED),
+            GST_STATE_CHANGE_FAILURE);
+  ASSERT_EQ(gst_element_get_state(p.pipeline(), nullptr, nullptr,
+                                  kTimeoutMs * GST_MSECOND),
+            GST_STATE_CHANGE_SUCCESS);
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  ASSERT_EQ(gst_element_get_state(p.pipeline(), nullptr, nullptr,
+                                  kTimeoutMs * GST_MSECOND),
+            GST_STATE_CHANGE_SUCCESS);
+  EXPECT_EQ(Stat(p.sink(), "buffers-in"), 0u);
+
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 5; }))
+      << "got " << peer.Buffers().size();
+  ExpectSameStream(sent, peer.Buffers());
 }
 
 TEST(SplitterSink, LoweringWaitForPeersReleasesTheStream) {
