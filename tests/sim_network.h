@@ -1,11 +1,17 @@
 // gst-p2psp: an in-memory network for the sans-I/O core (tests, simulator).
 //
 // A virtual clock and an event queue ordered by delivery time drive any
-// number of nodes. Datagrams travel with a per-link delay and an optional
-// loss probability (seeded, so runs repeat); TCP bytes arrive in order and
-// are never lost; a connection closed by one end is seen closed by the other
-// one link delay later. Nodes can be added at any time and killed (their
-// connections close without any goodbye, datagrams to them vanish).
+// number of nodes. Datagrams travel with a per-link delay, an optional
+// jitter and an optional loss probability (seeded, so runs repeat); TCP
+// bytes arrive in order and are never lost; a connection closed by one end
+// is seen closed by the other one link delay later. Nodes can be added at
+// any time, killed (their connections close without any goodbye, datagrams
+// to them vanish), or frozen like a stopped process (nothing runs, its TCP
+// connections stay open and their bytes wait for the thaw).
+//
+// A node may get a limited uplink: its datagrams leave one after the other
+// at the uplink rate (FIFO), and a datagram that would wait longer than the
+// queue bound is dropped (drop-tail), as a home router does.
 //
 // Header-only on purpose: tests and the team simulator include it directly.
 #pragma once
@@ -57,14 +63,36 @@ class Node {
 struct LinkParams {
   Micros delay_us = 1000;
   double loss = 0.0;  // probability a datagram on this link vanishes
+  // Datagrams take delay_us plus a uniform draw in [0, jitter_us], so they
+  // may overtake each other. TCP bytes only see delay_us.
+  Micros jitter_us = 0;
+};
+
+struct UplinkParams {
+  uint64_t rate_bps = 0;  // 0: unlimited, datagrams leave at once
+  // Drop-tail: a datagram that would wait longer than this is dropped.
+  Micros max_queue_us = 1000000;
+  // IPv4 + UDP headers also take uplink time.
+  uint32_t overhead_bytes = 28;
 };
 
 struct NetworkStats {
   uint64_t udp_sent = 0;
   uint64_t udp_delivered = 0;
-  uint64_t udp_lost = 0;        // dropped by link loss
-  uint64_t udp_unroutable = 0;  // no live node at the destination
+  uint64_t udp_lost = 0;         // dropped by link loss
+  uint64_t udp_unroutable = 0;   // no live node at the destination
+  uint64_t udp_queue_drops = 0;  // uplink queue full (drop-tail)
+  uint64_t udp_to_frozen = 0;    // arrived at a frozen node
   uint64_t tcp_bytes = 0;
+  uint64_t events = 0;  // deliveries, timers and scheduled calls run
+};
+
+// Per node, what its uplink carried.
+struct NodeTraffic {
+  uint64_t udp_datagrams = 0;
+  uint64_t udp_bytes = 0;  // payload bytes that left (queue drops excluded)
+  uint64_t queue_drops = 0;
+  Micros max_queue_us = 0;  // longest wait a sent datagram had
 };
 
 class Network {
@@ -79,7 +107,10 @@ class Network {
   // same address.
   NodeId add_node(std::shared_ptr<Node> node, const Endpoint& udp) {
     const NodeId id = static_cast<NodeId>(nodes_.size());
-    nodes_.push_back(NodeSlot{std::move(node), udp, true});
+    NodeSlot slot;
+    slot.node = std::move(node);
+    slot.udp = udp;
+    nodes_.push_back(std::move(slot));
     deadlines_.push_back(kNever);
     by_endpoint_[udp] = id;
     refresh_deadline(id);
@@ -91,9 +122,19 @@ class Network {
     return static_cast<T*>(nodes_.at(id).node.get());
   }
   bool alive(NodeId id) const { return nodes_.at(id).alive; }
+  bool frozen(NodeId id) const { return nodes_.at(id).frozen; }
+  size_t num_nodes() const { return nodes_.size(); }
   const Endpoint& endpoint(NodeId id) const { return nodes_.at(id).udp; }
   Micros now() const { return now_; }
   const NetworkStats& stats() const { return stats_; }
+  const NodeTraffic& traffic(NodeId id) const { return nodes_.at(id).traffic; }
+  // A digest of every event run so far (time, kind, node, size): two runs
+  // with the same digest almost surely did exactly the same thing.
+  uint64_t trace_digest() const { return trace_digest_; }
+
+  void set_uplink(NodeId id, const UplinkParams& params) {
+    nodes_.at(id).uplink = params;
+  }
 
   void set_default_link(const LinkParams& params) { default_link_ = params; }
   // Directed; either side may be kAnyNode. Exact pairs win over wildcards.
@@ -134,12 +175,38 @@ class Network {
         if (conn.side[s].node == id && conn.side[s].open) close_side(conn, s);
       }
     }
+    slot.tcp_backlog.clear();
     timers_.erase({deadlines_[id], id});
     deadlines_[id] = kNever;
   }
 
+  // The node stops like a SIGSTOPped process: no ticks, datagrams to it are
+  // lost, TCP bytes to it wait (the kernel keeps the connection) and arrive
+  // in order at the thaw.
+  void freeze(NodeId id) {
+    NodeSlot& slot = nodes_.at(id);
+    if (!slot.alive || slot.frozen) return;
+    slot.frozen = true;
+    set_deadline(id, kNever);
+  }
+
+  void unfreeze(NodeId id) {
+    NodeSlot& slot = nodes_.at(id);
+    if (!slot.frozen) return;
+    slot.frozen = false;
+    std::vector<Event> backlog;
+    backlog.swap(slot.tcp_backlog);
+    for (Event& event : backlog) {
+      event.at = now_;
+      event.seq = next_seq_++;
+      push(std::move(event));
+    }
+    refresh_deadline(id);
+  }
+
   // Runs fn on a live node's state machine at the current time and sends
-  // what it produced.
+  // what it produced. Frozen nodes too: the caller is the test, not the
+  // network.
   void with(NodeId id, const std::function<void(Micros, Outbox*)>& fn) {
     if (!alive(id)) return;
     Outbox out;
@@ -175,8 +242,11 @@ class Network {
       const Micros next = std::min(event_at, timer_at);
       if (next == kNever || next > until) break;
       now_ = std::max(now_, next);
+      ++stats_.events;
       if (event_at <= timer_at) {
-        Event event = queue_.top();
+        // Moving out of the top leaves its ordering keys intact; the copy
+        // (closures, shared buffers) is the cost that matters at scale.
+        Event event = std::move(const_cast<Event&>(queue_.top()));
         queue_.pop();
         deliver(event);
       } else {
@@ -188,20 +258,6 @@ class Network {
   void run_for(Micros duration) { run_until(now_ + duration); }
 
  private:
-  struct NodeSlot {
-    std::shared_ptr<Node> node;
-    Endpoint udp;
-    bool alive = true;
-  };
-  struct TcpSide {
-    NodeId node = 0;
-    ConnId local = 0;
-    bool open = true;
-    Micros last_arrival = 0;  // keeps this side's incoming bytes in order
-  };
-  struct TcpConn {
-    TcpSide side[2];
-  };
   struct Event {
     enum Kind { kUdp, kTcpAccept, kTcpData, kTcpClosed, kCall };
     Micros at = 0;
@@ -212,6 +268,25 @@ class Network {
     Endpoint from;
     SharedBytes data;
     std::function<void()> call;
+  };
+  struct NodeSlot {
+    std::shared_ptr<Node> node;
+    Endpoint udp;
+    bool alive = true;
+    bool frozen = false;
+    UplinkParams uplink;
+    Micros uplink_free_at = 0;  // when the last queued datagram has left
+    NodeTraffic traffic;
+    std::vector<Event> tcp_backlog;  // TCP events held while frozen
+  };
+  struct TcpSide {
+    NodeId node = 0;
+    ConnId local = 0;
+    bool open = true;
+    Micros last_arrival = 0;  // keeps this side's incoming bytes in order
+  };
+  struct TcpConn {
+    TcpSide side[2];
   };
   struct Later {
     bool operator()(const Event& a, const Event& b) const {
@@ -258,9 +333,38 @@ class Network {
                     conn.side[other].node, conn.side[other].local));
   }
 
+  // When a datagram of `size` bytes from `from` has left its uplink, or
+  // kNever when the queue is too long for it.
+  Micros depart(NodeId from, size_t size) {
+    NodeSlot& slot = nodes_[from];
+    const UplinkParams& up = slot.uplink;
+    if (up.rate_bps == 0) return now_;
+    const Micros start = std::max(now_, slot.uplink_free_at);
+    if (start - now_ > up.max_queue_us) {
+      ++slot.traffic.queue_drops;
+      ++stats_.udp_queue_drops;
+      return kNever;
+    }
+    const uint64_t bits = (size + up.overhead_bytes) * 8;
+    slot.uplink_free_at =
+        start + (bits * 1000000 + up.rate_bps - 1) / up.rate_bps;
+    slot.traffic.max_queue_us =
+        std::max(slot.traffic.max_queue_us, start - now_);
+    return slot.uplink_free_at;
+  }
+
+  Micros link_delay(const LinkParams& params) {
+    if (params.jitter_us == 0) return params.delay_us;
+    return params.delay_us + rng_() % (params.jitter_us + 1);
+  }
+
   void send_udp(NodeId from, const UdpSend& send) {
     ++stats_.udp_sent;
     if (tap_) tap_(now_, nodes_[from].udp, send.to, *send.data);
+    const Micros departure = depart(from, send.data->size());
+    if (departure == kNever) return;
+    ++nodes_[from].traffic.udp_datagrams;
+    nodes_[from].traffic.udp_bytes += send.data->size();
     auto dest = by_endpoint_.find(send.to);
     if (dest == by_endpoint_.end()) {
       ++stats_.udp_unroutable;
@@ -271,8 +375,8 @@ class Network {
       ++stats_.udp_lost;
       return;
     }
-    Event event =
-        make_event(now_ + params.delay_us, Event::kUdp, dest->second, 0);
+    Event event = make_event(departure + link_delay(params), Event::kUdp,
+                             dest->second, 0);
     event.from = nodes_[from].udp;
     event.data = send.data;
     push(std::move(event));
@@ -315,12 +419,34 @@ class Network {
     return conn && conn->side[s].open;
   }
 
-  void deliver(const Event& event) {
+  void note_trace(const Event& event) {
+    const uint64_t size = event.data ? event.data->size() : 0;
+    for (uint64_t v : {event.at, static_cast<uint64_t>(event.kind),
+                       static_cast<uint64_t>(event.node), size}) {
+      trace_digest_ = (trace_digest_ ^ v) * 0x100000001b3ull;
+    }
+  }
+
+  // A frozen node's kernel still holds its TCP bytes; datagrams are lost.
+  bool held_by_freeze(Event& event) {
+    NodeSlot& slot = nodes_[event.node];
+    if (!slot.frozen) return false;
+    if (event.kind == Event::kUdp) {
+      ++stats_.udp_to_frozen;
+    } else {
+      slot.tcp_backlog.push_back(std::move(event));
+    }
+    return true;
+  }
+
+  void deliver(Event& event) {
+    note_trace(event);
     if (event.kind == Event::kCall) {
       event.call();
       return;
     }
     if (!alive(event.node)) return;
+    if (held_by_freeze(event)) return;
     Node& node = *nodes_[event.node].node;
     Outbox out;
     switch (event.kind) {
@@ -364,7 +490,7 @@ class Network {
   }
 
   void refresh_deadline(NodeId id) {
-    if (!alive(id)) return;
+    if (!alive(id) || nodes_[id].frozen) return;
     set_deadline(id, nodes_[id].node->next_deadline());
   }
 
@@ -378,6 +504,7 @@ class Network {
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> loss_dist_{0.0, 1.0};
   Micros now_ = 0;
+  uint64_t trace_digest_ = 0xcbf29ce484222325ull;
   uint64_t next_seq_ = 0;
   ConnId next_conn_ = 1;
   std::vector<NodeSlot> nodes_;
