@@ -18,8 +18,9 @@
 #     fed a delta frame first shows grey or smeared pictures),
 #   * (Ogg) be the source's header pages followed by a contiguous run of the
 #     source's pages, starting at a keyframe.
-# Without its streamheader, or starting mid-GOP, the file fails these checks
-# (tail -c of a source file fails every format).
+# Without its streamheader, or starting mid-GOP, a file fails these checks:
+# each run also feeds them the source's raw second half (tail -c) and fails
+# if they accept it.
 #
 # Env: P2PSP_E2E_FORMATS="ogg webm ts" to run a subset.
 
@@ -133,39 +134,65 @@ run_format() {
   fi
   e2e_decode_report "$fmt-source"
 
-  local ok=1
-  e2e_decode "$kind" "$out" "$fmt-peer" || ok=0
-  e2e_decode_report "$fmt-peer"
-  if [ $ok = 0 ]; then
-    e2e_fail "$fmt: the late joiner's file does not decode cleanly from its first byte (rc $DEC_RC)"
+  late_checks "$fmt" "$kind" "$src" "$out" "$fmt-peer" "$rec" report
+
+  # Negative control: the same checks must reject the source's second half
+  # (mid-stream bytes, no streamheader, not starting at a keyframe): if they
+  # accepted it, they would prove nothing about the late joiner.
+  local cut=$E2E_TMP/$fmt-cut size
+  size=$(e2e_file_size "$src")
+  tail -c $((size / 2)) "$src" >"$cut"
+  if late_checks "$fmt" "$kind" "$src" "$cut" "$fmt-cut" "$rec" quiet; then
+    e2e_fail "$fmt: control: the checks accept the source's raw second half; they are too weak"
   else
-    e2e_ok "$fmt: decodes with no error or warning"
+    e2e_ok "$fmt: control: the checks reject the source's raw second half (tail -c)"
+  fi
+}
+
+# late_checks FMT KIND SOURCE FILE TAG RECORDED_S report|quiet
+# Every check of a late joiner's file; returns 0 if all pass.  "report"
+# records failures (e2e_fail), "quiet" only returns the verdict.
+late_checks() {
+  local fmt=$1 kind=$2 src=$3 out=$4 tag=$5 rec=$6 mode=$7 bad=0
+  _lc_fail() {
+    bad=1
+    if [ "$mode" = report ]; then e2e_fail "$fmt: $*"; else e2e_log "control rejects: $*"; fi
+  }
+  _lc_ok() { [ "$mode" = report ] && e2e_ok "$fmt: $*"; return 0; }
+
+  if e2e_decode "$kind" "$out" "$tag"; then
+    [ "$mode" = report ] && e2e_decode_report "$tag"
+    _lc_ok "decodes with no error or warning"
+  else
+    [ "$mode" = report ] && e2e_decode_report "$tag"
+    _lc_fail "the file does not decode cleanly from its first byte (rc $DEC_RC)"
   fi
   local want dropped
   want=$(awk -v r="$rec" -v f="$FPS" 'BEGIN { printf "%d", 0.7 * r * f }')
   if [ "$DEC_FRAMES" -lt "$want" ]; then
-    e2e_fail "$fmt: $DEC_FRAMES frames decoded, want >= $want (70% of ${rec}s x $FPS fps)"
+    _lc_fail "$DEC_FRAMES frames decoded, want >= $want (70% of ${rec}s x $FPS fps)"
   else
-    e2e_ok "$fmt: $DEC_FRAMES frames decoded (>= $want)"
+    _lc_ok "$DEC_FRAMES frames decoded (>= $want)"
   fi
   dropped=$((DEC_ENC - DEC_HEADERS - DEC_FRAMES))
   if [ "$dropped" -gt 1 ] || [ "$DEC_FRAMES" = 0 ]; then
-    e2e_fail "$fmt: the decoder dropped $dropped of $((DEC_ENC - DEC_HEADERS)) encoded frames (stream does not start at a keyframe?)"
+    _lc_fail "the decoder dropped $dropped of $((DEC_ENC - DEC_HEADERS)) encoded frames (does not start at a keyframe?)"
   else
-    e2e_ok "$fmt: every encoded frame decoded ($DEC_FRAMES of $((DEC_ENC - DEC_HEADERS)))"
+    _lc_ok "every encoded frame decoded ($DEC_FRAMES of $((DEC_ENC - DEC_HEADERS)))"
   fi
-  if "$E2E_PY" "$E2E_DIR/e2e_check.py" frames "$E2E_TMP/$fmt-source.frames" "$E2E_TMP/$fmt-peer.frames"; then
-    e2e_ok "$fmt: every picture matches a source picture"
+  if "$E2E_PY" "$E2E_DIR/e2e_check.py" frames "$E2E_TMP/$fmt-source.frames" "$E2E_TMP/$tag.frames"; then
+    _lc_ok "every picture matches a source picture"
   else
-    e2e_fail "$fmt: decoded pictures do not match the source"
+    _lc_fail "decoded pictures do not match the source"
   fi
   if [ "$fmt" = ogg ]; then
     if "$E2E_PY" "$E2E_DIR/e2e_check.py" oggpages --late --max-missing-pages 0 "$src" "$out"; then
-      e2e_ok "ogg: header pages, then a contiguous run of source pages starting at a keyframe"
+      _lc_ok "header pages, then a contiguous run of source pages starting at a keyframe"
     else
-      e2e_fail "ogg: the late joiner's pages are not the streamheader + a contiguous part of the source"
+      _lc_fail "the pages are not the streamheader + a contiguous part of the source"
     fi
   fi
+  return $bad
 }
 
 FORMATS=${P2PSP_E2E_FORMATS:-ogg webm ts}
