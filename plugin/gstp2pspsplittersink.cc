@@ -138,8 +138,6 @@ struct SplitterSinkPrivate {
   std::map<p2psp::ConnId, Connection> connections;
   p2psp::ConnId next_conn = 1;
   std::deque<p2psp::SplitterEvent> pending_events;
-  std::string pending_caps;
-  bool has_pending_caps = false;
   p2psp::Micros armed_deadline = UINT64_MAX;
   uint64_t datagrams_dropped = 0;
   uint64_t rejected_accepts = 0;
@@ -574,7 +572,6 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
     priv->udp = std::move(udp);
     priv->connections.clear();
     priv->pending_events.clear();
-    priv->has_pending_caps = false;
     priv->armed_deadline = UINT64_MAX;
     priv->datagrams_dropped = 0;
     priv->rejected_accepts = 0;
@@ -644,29 +641,20 @@ gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
 
 /* ------------------------------------------------------------ stream ---- */
 
-/* The caps reach the core with the next buffer, not now: a caps event
- * arrives before wait-for-peers lets anything through, and a caps frame cut
- * alone would go to nobody. Peers joining meanwhile get the caps in-band. */
+/* The caps go to the core at once, even while wait-for-peers holds the
+ * stream: a caps frame cut for an empty team is dropped, but peers get the
+ * caps from WELCOME, over TCP, which a lost first chunk cannot take away. */
 gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
-  SplitterSinkPrivate *priv = self->priv;
   gchar *text = gst_caps_to_string(caps);
-  GST_DEBUG_OBJECT(self, "caps %s", text);
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->pending_caps = text;
-    priv->has_pending_caps = true;
-  }
+  const std::string caps_string(text);
   g_free(text);
+  GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
+  run_core(self,
+           [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+             s.set_caps(caps_string, now, out);
+           });
   return TRUE;
-}
-
-/* Called with core_mutex held. */
-void apply_pending_caps(SplitterSinkPrivate *priv, p2psp::Micros now,
-                        p2psp::Outbox *out) {
-  if (!priv->has_pending_caps) return;
-  priv->splitter->set_caps(priv->pending_caps, now, out);
-  priv->has_pending_caps = false;
 }
 
 uint64_t running_time_of(const GstSegment *segment, GstClockTime ts) {
@@ -743,11 +731,8 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
     return GST_FLOW_ERROR;
   }
   GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
-  run_core(self,
-           [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-             apply_pending_caps(self->priv, now, out);
-             s.push_buffer(mb, now, out);
-           });
+  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
+                     p2psp::Outbox *out) { s.push_buffer(mb, now, out); });
   return GST_FLOW_OK;
 }
 
