@@ -44,6 +44,7 @@ bool same(const TcpGoodbyeMsg&, const TcpGoodbyeMsg&) { return true; }
 bool same(const RejectMsg& a, const RejectMsg& b) {
   return a.reason == b.reason && a.text == b.text;
 }
+bool same(const RoleMsg& a, const RoleMsg& b) { return a.flags == b.flags; }
 bool same(const TcpMessage& a, const TcpMessage& b) {
   if (a.index() != b.index()) return false;
   return std::visit(
@@ -111,6 +112,8 @@ std::vector<TcpMessage> sample_tcp_messages() {
   out.push_back(TcpGoodbyeMsg{});
   out.push_back(RejectMsg{RemoveReason::kVersion, "version 1 only"});
   out.push_back(RejectMsg{RemoveReason::kTeamFull, std::string(5000, 'x')});
+  out.push_back(RoleMsg{kFlagMonitor});
+  out.push_back(RoleMsg{0});
   return out;
 }
 
@@ -137,7 +140,20 @@ std::vector<Bytes> sample_udp_datagrams() {
       encode_hello({77, 5}),
       encode_register({77, 5, 0xFEDCBA9876543210ull}),
       encode_goodbye({77, 5}),
+      encode_lost({77, 5, 0x0102030405060708ull, {0xFFFFFFFFu, 0, 7}}),
+      encode_nack({77, 5, {42}}),
+      encode_request({77, 5, 6}),
+      encode_prune({77, 5, 6}),
+      encode_heartbeat({77, 5, 0xFEDCBA9876543210ull}),
   };
+}
+
+std::vector<ChunkNumber> numbers_from(ChunkNumber first, size_t count) {
+  std::vector<ChunkNumber> numbers;
+  for (size_t i = 0; i < count; ++i) {
+    numbers.push_back(first + static_cast<ChunkNumber>(i));
+  }
+  return numbers;
 }
 
 // Drains a reader, returning the messages it yielded and its final status.
@@ -389,6 +405,96 @@ TEST(Udp, ControlRoundTrips) {
   EXPECT_EQ(std::get<GoodbyeMsg>(*g).peer_id, 10u);
 }
 
+TEST(Udp, HealthMessagesRoundTripWithTheirLayout) {
+  Bytes lost = encode_lost({1, 2, 0x1122334455667788ull, {0xFFFFFFFFu, 0, 9}});
+  ASSERT_EQ(lost.size(), 8u + 4 + 8 + 2 + 3 * 4);
+  EXPECT_EQ(lost[3], static_cast<uint8_t>(UdpType::kLost));
+  EXPECT_EQ(read_u32(lost, 8), 2u);
+  EXPECT_EQ(read_u32(lost, 12), 0x11223344u);
+  EXPECT_EQ(lost[20], 0);
+  EXPECT_EQ(lost[21], 3);
+  EXPECT_EQ(read_u32(lost, 22), 0xFFFFFFFFu);
+  auto l = decode_udp(lost.data(), lost.size());
+  ASSERT_TRUE(l);
+  const auto& lm = std::get<LostMsg>(*l);
+  EXPECT_EQ(lm.team_id, 1u);
+  EXPECT_EQ(lm.peer_id, 2u);
+  EXPECT_EQ(lm.token, 0x1122334455667788ull);
+  EXPECT_EQ(lm.numbers, (std::vector<ChunkNumber>{0xFFFFFFFFu, 0, 9}));
+
+  Bytes nack = encode_nack({3, 4, {5}});
+  ASSERT_EQ(nack.size(), 8u + 4 + 2 + 4);
+  EXPECT_EQ(nack[3], static_cast<uint8_t>(UdpType::kNack));
+  EXPECT_EQ(read_u32(nack, 14), 5u);
+  auto n = decode_udp(nack.data(), nack.size());
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::get<NackMsg>(*n).peer_id, 4u);
+  EXPECT_EQ(std::get<NackMsg>(*n).numbers, std::vector<ChunkNumber>{5});
+
+  Bytes request = encode_request({6, 7, 8});
+  ASSERT_EQ(request.size(), 16u);
+  EXPECT_EQ(request[3], static_cast<uint8_t>(UdpType::kRequest));
+  auto q = decode_udp(request.data(), request.size());
+  ASSERT_TRUE(q);
+  EXPECT_EQ(std::get<RequestMsg>(*q).peer_id, 7u);
+  EXPECT_EQ(std::get<RequestMsg>(*q).origin, 8u);
+
+  Bytes prune = encode_prune({6, 7, 8});
+  ASSERT_EQ(prune.size(), 16u);
+  EXPECT_EQ(prune[3], static_cast<uint8_t>(UdpType::kPrune));
+  auto p = decode_udp(prune.data(), prune.size());
+  ASSERT_TRUE(p);
+  EXPECT_EQ(std::get<PruneMsg>(*p).origin, 8u);
+
+  Bytes beat = encode_heartbeat({9, 10, 0x8000000000000001ull});
+  ASSERT_EQ(beat.size(), 20u);
+  EXPECT_EQ(beat[3], static_cast<uint8_t>(UdpType::kHeartbeat));
+  auto h = decode_udp(beat.data(), beat.size());
+  ASSERT_TRUE(h);
+  EXPECT_EQ(std::get<HeartbeatMsg>(*h).peer_id, 10u);
+  EXPECT_EQ(std::get<HeartbeatMsg>(*h).token, 0x8000000000000001ull);
+}
+
+TEST(Udp, NackAndLostCountsAreBounded) {
+  const auto full = numbers_from(0xFFFFFFF0u, kMaxNackNumbers);
+  Bytes nack = encode_nack({1, 2, full});
+  auto n = decode_udp(nack.data(), nack.size());
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::get<NackMsg>(*n).numbers, full);
+  Bytes lost = encode_lost({1, 2, 3, full});
+  EXPECT_TRUE(decode_udp(lost.data(), lost.size()));
+
+  const auto over = numbers_from(0, kMaxNackNumbers + 1);
+  Bytes long_nack = encode_nack({1, 2, over});
+  EXPECT_FALSE(decode_udp(long_nack.data(), long_nack.size()));
+  Bytes long_lost = encode_lost({1, 2, 3, over});
+  EXPECT_FALSE(decode_udp(long_lost.data(), long_lost.size()));
+  Bytes empty_nack = encode_nack({1, 2, {}});
+  EXPECT_FALSE(decode_udp(empty_nack.data(), empty_nack.size()));
+  Bytes empty_lost = encode_lost({1, 2, 3, {}});
+  EXPECT_FALSE(decode_udp(empty_lost.data(), empty_lost.size()));
+}
+
+TEST(Udp, NackCountMustMatchTheNumbersPresent) {
+  Bytes nack = encode_nack({1, 2, {10, 11, 12}});
+  // The count claims one number more, or one less, than the datagram holds.
+  Bytes more = nack;
+  more[13] = 4;
+  EXPECT_FALSE(decode_udp(more.data(), more.size()));
+  Bytes fewer = nack;
+  fewer[13] = 2;
+  EXPECT_FALSE(decode_udp(fewer.data(), fewer.size()));
+  // A count that would run far past the datagram is refused, not read.
+  Bytes huge = nack;
+  huge[12] = 0xFF;
+  EXPECT_FALSE(decode_udp(huge.data(), huge.size()));
+  // Half a number at the end.
+  Bytes ragged = nack;
+  ragged.push_back(0);
+  ragged.push_back(0);
+  EXPECT_FALSE(decode_udp(ragged.data(), ragged.size()));
+}
+
 TEST(Udp, EveryStrictPrefixIsRejected) {
   for (const Bytes& d : sample_udp_datagrams()) {
     ASSERT_TRUE(decode_udp(d.data(), d.size()));
@@ -411,7 +517,12 @@ TEST(Udp, BitFlipsInMagicVersionOrTypeAreRejected) {
         flipped[byte] ^= static_cast<uint8_t>(1 << bit);
         // A flipped type bit may name another valid type, but never one of
         // the same size: HELLO (2) and GOODBYE (4) are two bits apart.
-        EXPECT_FALSE(decode_udp(flipped.data(), flipped.size()))
+        // Only CHUNK, whose payload is any bytes, can take in another
+        // message (LOST 5 -> CHUNK 1); receivers judge it by its origin.
+        auto msg = decode_udp(flipped.data(), flipped.size());
+        const bool as_chunk =
+            byte == 3 && msg && std::holds_alternative<ChunkMsg>(*msg);
+        EXPECT_TRUE(!msg || as_chunk)
             << "byte " << byte << " bit " << bit << " type " << int{d[3]};
       }
     }
@@ -430,7 +541,9 @@ TEST(Udp, OtherVersionsAreDropped) {
 
 TEST(Udp, TrailingBytesRejectedForFixedSizeMessages) {
   for (Bytes d : {encode_hello({1, 2}), encode_register({1, 2, 3}),
-                  encode_goodbye({1, 2})}) {
+                  encode_goodbye({1, 2}), encode_request({1, 2, 3}),
+                  encode_prune({1, 2, 3}), encode_heartbeat({1, 2, 3}),
+                  encode_nack({1, 2, {3}}), encode_lost({1, 2, 3, {4}})}) {
     d.push_back(0);
     EXPECT_FALSE(decode_udp(d.data(), d.size())) << int{d[3]};
   }
@@ -491,6 +604,16 @@ TEST(Tcp, JoinLayout) {
   EXPECT_EQ(read_u32(frame, 11), 0x01020304u);
 }
 
+TEST(Tcp, MonitorFlagAndRoleLayout) {
+  EXPECT_EQ(kFlagMonitor, 1u);
+  Bytes join = encode_tcp(JoinMsg{kProtocolVersion, kFlagMonitor});
+  EXPECT_EQ(read_u32(join, 11), 1u);
+  Bytes role = encode_tcp(RoleMsg{kFlagMonitor});
+  ASSERT_EQ(role.size(), 4u + 1 + 4);
+  EXPECT_EQ(role[4], static_cast<uint8_t>(TcpType::kRole));
+  EXPECT_EQ(read_u32(role, 5), kFlagMonitor);
+}
+
 TEST(Tcp, JoinWithAnotherVersionStillDecodes) {
   for (int version : {0, 2, 200, 255}) {
     JoinMsg join{static_cast<uint8_t>(version), 0};
@@ -533,7 +656,7 @@ TEST(Tcp, TrailingBytesAreRejected) {
 }
 
 TEST(Tcp, UnknownTypesAreRejected) {
-  for (int type : {0, 9, 10, 127, 255}) {
+  for (int type : {0, 10, 11, 127, 255}) {
     Bytes body = {static_cast<uint8_t>(type)};
     EXPECT_FALSE(decode_tcp_body(body.data(), body.size())) << type;
     body.resize(64, 0);
@@ -725,8 +848,18 @@ void expect_udp_canonical(const Bytes& input, const UdpMessage& msg) {
     again = encode_hello(*h);
   } else if (const auto* r = std::get_if<RegisterMsg>(&msg)) {
     again = encode_register(*r);
+  } else if (const auto* g = std::get_if<GoodbyeMsg>(&msg)) {
+    again = encode_goodbye(*g);
+  } else if (const auto* l = std::get_if<LostMsg>(&msg)) {
+    again = encode_lost(*l);
+  } else if (const auto* n = std::get_if<NackMsg>(&msg)) {
+    again = encode_nack(*n);
+  } else if (const auto* q = std::get_if<RequestMsg>(&msg)) {
+    again = encode_request(*q);
+  } else if (const auto* p = std::get_if<PruneMsg>(&msg)) {
+    again = encode_prune(*p);
   } else {
-    again = encode_goodbye(std::get<GoodbyeMsg>(msg));
+    again = encode_heartbeat(std::get<HeartbeatMsg>(msg));
   }
   Bytes expected = input;
   if (std::holds_alternative<ChunkMsg>(msg)) expected[22] = expected[23] = 0;

@@ -110,6 +110,10 @@ constexpr size_t kMinEndpointSize = 1 + 4 + 2;
 constexpr size_t kHelloSize = kUdpHeaderSize + 4;
 constexpr size_t kRegisterSize = kUdpHeaderSize + 4 + 8;
 constexpr size_t kGoodbyeSize = kUdpHeaderSize + 4;
+constexpr size_t kLostFixedSize = kUdpHeaderSize + 4 + 8 + 2;
+constexpr size_t kNackFixedSize = kUdpHeaderSize + 4 + 2;
+constexpr size_t kRequestSize = kUdpHeaderSize + 4 + 4;
+constexpr size_t kHeartbeatSize = kUdpHeaderSize + 4 + 8;
 
 // ---------------------------------------------------------------- UDP ----
 
@@ -162,6 +166,67 @@ std::optional<UdpMessage> decode_register(Reader& r, uint32_t team_id,
   return m;
 }
 
+// A u16 count (1..kMaxNackNumbers) then exactly that many u32 numbers, to
+// the end of the datagram.
+bool read_numbers(Reader& r, std::vector<ChunkNumber>* numbers) {
+  const uint16_t count = r.u16();
+  if (!r.ok() || count == 0 || count > kMaxNackNumbers ||
+      r.remaining() != size_t{count} * 4) {
+    return false;
+  }
+  numbers->reserve(count);
+  for (uint16_t i = 0; i < count; ++i) numbers->push_back(r.u32());
+  return r.at_end();
+}
+
+void write_numbers(Writer& w, const std::vector<ChunkNumber>& numbers) {
+  w.u16(static_cast<uint16_t>(numbers.size()));
+  for (ChunkNumber n : numbers) w.u32(n);
+}
+
+std::optional<UdpMessage> decode_lost(Reader& r, uint32_t team_id,
+                                      size_t size) {
+  if (size < kLostFixedSize) return std::nullopt;
+  LostMsg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  m.token = r.u64();
+  if (!read_numbers(r, &m.numbers)) return std::nullopt;
+  return m;
+}
+
+std::optional<UdpMessage> decode_nack(Reader& r, uint32_t team_id,
+                                      size_t size) {
+  if (size < kNackFixedSize) return std::nullopt;
+  NackMsg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  if (!read_numbers(r, &m.numbers)) return std::nullopt;
+  return m;
+}
+
+// REQUEST and PRUNE share a layout: header + peer id + origin.
+template <typename Msg>
+std::optional<UdpMessage> decode_origin_msg(Reader& r, uint32_t team_id,
+                                            size_t size) {
+  if (size != kRequestSize) return std::nullopt;
+  Msg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  m.origin = r.u32();
+  return m;
+}
+
+std::optional<UdpMessage> decode_heartbeat(Reader& r, uint32_t team_id,
+                                           size_t size) {
+  if (size != kHeartbeatSize) return std::nullopt;
+  HeartbeatMsg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  m.token = r.u64();
+  return m;
+}
+
 // ---------------------------------------------------------------- TCP ----
 
 TcpType type_of(const TcpMessage& m) {
@@ -202,6 +267,7 @@ struct BodyWriter {
     w.u8(static_cast<uint8_t>(m.reason));
     w.string(m.text);
   }
+  void operator()(const RoleMsg& m) { w.u32(m.flags); }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -291,6 +357,8 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       m.text = r.string();
       return m;
     }
+    case TcpType::kRole:
+      return RoleMsg{r.u32()};
   }
   return std::nullopt;  // unknown type
 }
@@ -322,6 +390,16 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
       return decode_register(r, team_id, size);
     case UdpType::kGoodbye:
       return decode_peer_id_only<GoodbyeMsg>(r, team_id, size);
+    case UdpType::kLost:
+      return decode_lost(r, team_id, size);
+    case UdpType::kNack:
+      return decode_nack(r, team_id, size);
+    case UdpType::kRequest:
+      return decode_origin_msg<RequestMsg>(r, team_id, size);
+    case UdpType::kPrune:
+      return decode_origin_msg<PruneMsg>(r, team_id, size);
+    case UdpType::kHeartbeat:
+      return decode_heartbeat(r, team_id, size);
   }
   return std::nullopt;
 }
@@ -364,6 +442,52 @@ Bytes encode_goodbye(const GoodbyeMsg& m) {
   Writer w(&out);
   write_udp_header(w, UdpType::kGoodbye, m.team_id);
   w.u32(m.peer_id);
+  return out;
+}
+
+Bytes encode_lost(const LostMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kLost, m.team_id);
+  w.u32(m.peer_id);
+  w.u64(m.token);
+  write_numbers(w, m.numbers);
+  return out;
+}
+
+Bytes encode_nack(const NackMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kNack, m.team_id);
+  w.u32(m.peer_id);
+  write_numbers(w, m.numbers);
+  return out;
+}
+
+Bytes encode_request(const RequestMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kRequest, m.team_id);
+  w.u32(m.peer_id);
+  w.u32(m.origin);
+  return out;
+}
+
+Bytes encode_prune(const PruneMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kPrune, m.team_id);
+  w.u32(m.peer_id);
+  w.u32(m.origin);
+  return out;
+}
+
+Bytes encode_heartbeat(const HeartbeatMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kHeartbeat, m.team_id);
+  w.u32(m.peer_id);
+  w.u64(m.token);
   return out;
 }
 

@@ -42,7 +42,16 @@ enum class UdpType : uint8_t {
   kHello = 2,     // peer -> peer on join
   kRegister = 3,  // peer -> splitter: binds the peer's UDP endpoint
   kGoodbye = 4,   // peer -> peers on leave
+  // Team health (protocol.md section 10).
+  kLost = 5,       // monitor -> splitter: chunks it had to NACK
+  kNack = 6,       // peer -> peer or splitter: please re-send these chunks
+  kRequest = 7,    // peer -> peer: relay the chunks of an origin to me
+  kPrune = 8,      // peer -> peer: stop relaying an origin to me
+  kHeartbeat = 9,  // peer -> splitter: still alive
 };
+
+// Most chunk numbers one LOST or NACK carries.
+constexpr size_t kMaxNackNumbers = 64;
 
 // A chunk, decoded as a view into the datagram it came from.
 struct ChunkMsg {
@@ -67,7 +76,38 @@ struct GoodbyeMsg {
   uint32_t team_id = 0;
   uint32_t peer_id = 0;
 };
-using UdpMessage = std::variant<ChunkMsg, HelloMsg, RegisterMsg, GoodbyeMsg>;
+// LOST and NACK: 1..kMaxNackNumbers chunk numbers.
+struct LostMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;  // the reporting monitor
+  uint64_t token = 0;    // its token, from WELCOME
+  std::vector<ChunkNumber> numbers;
+};
+struct NackMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;  // the requester
+  std::vector<ChunkNumber> numbers;
+};
+// REQUEST and PRUNE share a layout.
+struct RequestMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;  // the requester
+  uint32_t origin = 0;   // whose chunks to relay
+};
+struct PruneMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;  // the requester
+  uint32_t origin = 0;   // whose chunks to stop relaying
+};
+struct HeartbeatMsg {
+  uint32_t team_id = 0;
+  uint32_t peer_id = 0;
+  uint64_t token = 0;
+};
+// Alternatives are in UdpType order, from 1.
+using UdpMessage =
+    std::variant<ChunkMsg, HelloMsg, RegisterMsg, GoodbyeMsg, LostMsg, NackMsg,
+                 RequestMsg, PruneMsg, HeartbeatMsg>;
 
 std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size);
 
@@ -77,6 +117,12 @@ Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
 Bytes encode_hello(const HelloMsg& m);
 Bytes encode_register(const RegisterMsg& m);
 Bytes encode_goodbye(const GoodbyeMsg& m);
+// LOST and NACK need 1..kMaxNackNumbers numbers; callers split longer lists.
+Bytes encode_lost(const LostMsg& m);
+Bytes encode_nack(const NackMsg& m);
+Bytes encode_request(const RequestMsg& m);
+Bytes encode_prune(const PruneMsg& m);
+Bytes encode_heartbeat(const HeartbeatMsg& m);
 
 // ---------------------------------------------------------------- TCP ----
 // Framing: u32 length (of type byte + body, 1..kMaxTcpMessage), u8 type, body.
@@ -93,7 +139,11 @@ enum class TcpType : uint8_t {
   kRemoved = 6,     // splitter -> peer: you are no longer in the team
   kGoodbye = 7,     // peer -> splitter: leaving
   kReject = 8,      // splitter -> peer: join refused
+  kRole = 9,        // splitter -> peer: the role it gives the peer
 };
+
+// JOIN flags and ROLE flags.
+constexpr uint32_t kFlagMonitor = 1u << 0;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -115,7 +165,7 @@ struct PeerInfo {
 
 struct JoinMsg {
   uint8_t version = kProtocolVersion;
-  uint32_t flags = 0;  // reserved, zero
+  uint32_t flags = 0;  // kFlagMonitor; other bits reserved, zero
 };
 struct WelcomeMsg {
   uint8_t version = kProtocolVersion;
@@ -142,13 +192,17 @@ struct RemovedMsg {
   std::string text;
 };
 struct TcpGoodbyeMsg {};
+// Sent before TEAM to a peer the splitter treats as a monitor.
+struct RoleMsg {
+  uint32_t flags = 0;  // kFlagMonitor; other bits reserved, zero
+};
 struct RejectMsg {
   RemoveReason reason = RemoveReason::kUnknown;
   std::string text;
 };
 using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
-                 RemovedMsg, TcpGoodbyeMsg, RejectMsg>;
+                 RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);
