@@ -585,6 +585,10 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   if (!start_poll_thread(self)) {
     GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
                       ("Could not start the network thread"), (nullptr));
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    priv->state = State::kStopped;
+    priv->listener.reset();
+    priv->udp.reset();
     return FALSE;
   }
   GST_INFO_OBJECT(self, "team %08x on %s: TCP port %u, UDP port %u",
