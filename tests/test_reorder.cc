@@ -402,5 +402,81 @@ TEST(Reorder, RandomNetworkWithJitterAboveHoldStaysConsistent) {
   EXPECT_GT(outcome.released_present.size(), sim.chunks / 4);
 }
 
+// ------------------------------------------------------------ gaps ------
+
+std::vector<ChunkNumber> numbers_of(const std::vector<ReorderBuffer::Gap>& g) {
+  std::vector<ChunkNumber> numbers;
+  for (const auto& gap : g) numbers.push_back(gap.number);
+  return numbers;
+}
+
+TEST(ReorderGaps, ListsSkippedNumbersWithTheTimeTheyWereSeenMissing) {
+  ReorderBuffer buffer(64, 100000);
+  put(&buffer, 10, 1000);
+  EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
+  put(&buffer, 13, 2000);  // 11 and 12 are missing since 2000
+  put(&buffer, 16, 5000);  // 14 and 15 since 5000
+  EXPECT_EQ(buffer.newest(), 16u);
+  const auto all = buffer.missing(UINT64_MAX);
+  EXPECT_EQ(numbers_of(all), (std::vector<ChunkNumber>{11, 12, 14, 15}));
+  EXPECT_EQ(all[0].since_us, 2000u);
+  EXPECT_EQ(all[3].since_us, 5000u);
+  EXPECT_EQ(numbers_of(buffer.missing(4999)),
+            (std::vector<ChunkNumber>{11, 12}));
+  EXPECT_EQ(numbers_of(buffer.missing(UINT64_MAX, 3)),
+            (std::vector<ChunkNumber>{11, 12, 14}));
+  EXPECT_TRUE(buffer.missing(1999).empty());
+}
+
+TEST(ReorderGaps, FilledAndReleasedNumbersAreNoLongerMissing) {
+  ReorderBuffer buffer(64, 100000);
+  put(&buffer, 10, 0);
+  put(&buffer, 14, 0);
+  put(&buffer, 12, 10);  // fills a gap in the middle
+  put(&buffer, 11, 20);  // fills the front gap
+  EXPECT_EQ(numbers_of(buffer.missing(UINT64_MAX)),
+            std::vector<ChunkNumber>{13});
+  // 13 is declared lost at the hold: released numbers are not missing.
+  pop_all(&buffer, 100000);
+  EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
+  // A late 13 is not a gap either.
+  EXPECT_EQ(put(&buffer, 13, 200000), Insert::kLate);
+  EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
+}
+
+TEST(ReorderGaps, EarlierArrivalsBeforeTheStartAreNotGaps) {
+  ReorderBuffer buffer(64, 100000);
+  put(&buffer, 20, 0);
+  put(&buffer, 15, 10);  // before the first one: the start moves, no gap
+  EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
+  put(&buffer, 22, 20);
+  EXPECT_EQ(numbers_of(buffer.missing(UINT64_MAX)),
+            std::vector<ChunkNumber>{21});
+}
+
+TEST(ReorderGaps, WorkAcrossTheWrap) {
+  ReorderBuffer buffer(64, 100000);
+  put(&buffer, 0xFFFFFFFEu, 0);
+  put(&buffer, 1, 10);
+  EXPECT_EQ(numbers_of(buffer.missing(UINT64_MAX)),
+            (std::vector<ChunkNumber>{0xFFFFFFFFu, 0}));
+}
+
+TEST(ReorderGaps, FindReturnsHeldChunksOnly) {
+  ReorderBuffer buffer(8, 1000);
+  put(&buffer, 5, 0);
+  put(&buffer, 7, 0);
+  ASSERT_NE(buffer.find(5), nullptr);
+  EXPECT_EQ(number_in_datagram(*buffer.find(7)), 7u);
+  EXPECT_EQ(buffer.find(6), nullptr);
+  EXPECT_EQ(buffer.find(13), nullptr);  // same slot as 5, another number
+  EXPECT_EQ(buffer.find(5 + 8 * 1000), nullptr);
+  pop_all(&buffer, 1000);
+  EXPECT_EQ(buffer.find(5), nullptr);
+  buffer.reset();
+  EXPECT_EQ(buffer.find(7), nullptr);
+  EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
+}
+
 }  // namespace
 }  // namespace p2psp

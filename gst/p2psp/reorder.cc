@@ -68,7 +68,52 @@ ReorderBuffer::Insert ReorderBuffer::store(const StoredChunk& chunk) {
   cell.chunk = chunk;
   ++count_;
   if (next_present_valid_ && seq_before(n, next_present_)) next_present_ = n;
+  note_gaps(n, chunk.arrival_us);
   return Insert::kAccepted;
+}
+
+void ReorderBuffer::note_gaps(ChunkNumber n, uint64_t arrival_us) {
+  if (have_newest_ && seq_after(n, newest_)) {
+    // Bounded by the window: store() only takes numbers within it.
+    for (ChunkNumber m = newest_ + 1; m != n; ++m) {
+      gaps_.push_back(Gap{m, arrival_us});
+    }
+  }
+  if (!have_newest_ || seq_after(n, newest_)) newest_ = n;
+  have_newest_ = true;
+}
+
+bool ReorderBuffer::is_missing(ChunkNumber n) const {
+  if (started_ && seq_before(n, head_)) return false;  // played or lost
+  return find(n) == nullptr;
+}
+
+std::vector<ReorderBuffer::Gap> ReorderBuffer::missing(uint64_t seen_by_us,
+                                                       size_t max) {
+  while (!gaps_.empty() && !is_missing(gaps_.front().number)) {
+    gaps_.pop_front();
+  }
+  std::vector<Gap> result;
+  for (const Gap& gap : gaps_) {
+    if (result.size() >= max) break;
+    if (gap.since_us <= seen_by_us && is_missing(gap.number)) {
+      result.push_back(gap);
+    }
+  }
+  return result;
+}
+
+const StoredChunk* ReorderBuffer::find(ChunkNumber n) const {
+  if (count_ == 0) return nullptr;
+  const uint64_t distance = static_cast<uint32_t>(n - head_);
+  // Before the start, numbers below the first arrival are held too.
+  const bool in_window =
+      started_ ? distance < capacity()
+               : std::llabs(seq_distance(head_, n)) < static_cast<int64_t>(
+                                                        capacity());
+  if (!in_window) return nullptr;
+  const Cell& cell = slots_[index_of(n)];
+  return cell.present && cell.number == n ? &cell.chunk : nullptr;
 }
 
 bool ReorderBuffer::pop(uint64_t now_us, Slot* out) {
@@ -120,6 +165,9 @@ void ReorderBuffer::reset() {
   head_index_ = 0;
   count_ = 0;
   next_present_valid_ = false;
+  gaps_.clear();
+  have_newest_ = false;
+  newest_ = 0;
 }
 
 size_t ReorderBuffer::index_of(ChunkNumber n) const {

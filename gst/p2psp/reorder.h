@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 namespace p2psp {
@@ -29,6 +30,11 @@ class ReorderBuffer {
     bool lost = false;
     StoredChunk chunk;  // empty datagram when lost
   };
+  // A number still missing while a later one is held.
+  struct Gap {
+    ChunkNumber number = 0;
+    uint64_t since_us = 0;  // arrival of the first later chunk
+  };
 
   // capacity: how many chunk numbers the window spans (power of two not
   // required). hold_us: how long a chunk waits for missing earlier ones.
@@ -39,6 +45,15 @@ class ReorderBuffer {
   bool pop(uint64_t now_us, Slot* out);
   // When pop() may next return something, or UINT64_MAX if nothing is held.
   uint64_t next_deadline_us() const;
+
+  // Missing numbers (not yet played or declared lost) in number order, for
+  // loss recovery: those whose since_us <= seen_by_us, at most `max`. Costs
+  // the number of gaps opened within the window, not the window size.
+  std::vector<Gap> missing(uint64_t seen_by_us, size_t max = SIZE_MAX);
+  // The held chunk numbered n, or nullptr.
+  const StoredChunk* find(ChunkNumber n) const;
+  // The highest number ever accepted (meaningful once something was).
+  ChunkNumber newest() const { return newest_; }
 
   bool started() const { return started_; }
   ChunkNumber head() const { return head_; }
@@ -71,6 +86,11 @@ class ReorderBuffer {
   // every lost chunk released.
   mutable bool next_present_valid_ = false;
   mutable ChunkNumber next_present_ = 0;
+  // Numbers skipped when a chunk arrived ahead of newest_, oldest first.
+  // Filled or released ones are dropped from the front as they are met.
+  std::deque<Gap> gaps_;
+  bool have_newest_ = false;
+  ChunkNumber newest_ = 0;
 
   // Slot of n, for n within capacity() of head_. Not simply n % capacity():
   // that breaks across the 2^32 wrap unless the capacity divides 2^32.
@@ -78,6 +98,8 @@ class ReorderBuffer {
   Insert insert_before_start(const StoredChunk& chunk, uint64_t now_us);
   Insert classify_behind_head(ChunkNumber n) const;
   Insert store(const StoredChunk& chunk);
+  void note_gaps(ChunkNumber n, uint64_t arrival_us);
+  bool is_missing(ChunkNumber n) const;
   void start();
   void advance_head();
   // The first present chunk after head_; requires count_ > 0 after start.
