@@ -245,6 +245,10 @@ e2e_wait_exit() {
   return 0
 }
 
+# e2e_left DEADLINE: seconds from now to DEADLINE (an e2e_now value), at
+# least 0.5, so that several waits can share one bound.
+e2e_left() { awk -v d="$1" -v n="$(e2e_now)" 'BEGIN { l = d - n; if (l < 0.5) l = 0.5; printf "%.1f", l }'; }
+
 # e2e_stop PID [TIMEOUT_S]: SIGINT (gst-launch -e turns it into EOS), waits;
 # kills the group if it hangs.  Sets E2E_RC to the exit status, or "killed"
 # (then returns 1).

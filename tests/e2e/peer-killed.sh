@@ -63,7 +63,25 @@ kill -KILL -- "-$victim_pid"
 wait "$victim_pid" 2>/dev/null
 e2e_log "SIGKILLed peer$VICTIM (pid $victim_pid) with $victim_bytes bytes written"
 
-if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 40)); then
+# The stream must go on: watch the splitter's input grow until it ends.
+deadline=$(awk -v n="$(e2e_now)" -v s=$((STREAM_SECONDS + 20)) 'BEGIN { printf "%.2f", n + s }')
+last_size=-1
+still=0
+stalled=0
+while e2e_alive "$SPLITTER_PID" && [ "$(e2e_left "$deadline")" != 0.5 ]; do
+  sleep 1
+  size=$(e2e_file_size "$SRC")
+  if [ "$size" = "$last_size" ]; then still=$((still + 1)); else still=0; fi
+  last_size=$size
+  if [ $still -ge 4 ]; then
+    stalled=1
+    break
+  fi
+done
+if [ $stalled = 1 ]; then
+  e2e_fail "the splitter's stream stalled after peer$VICTIM died (source.ogg stuck at $last_size bytes for 4 s; num-peers: $(grep -a -o 'num-peers = [0-9]*' "$SPLITTER_LOG" | awk '{ printf "%s ", $3 }')): does wait-for-peers=$PEERS hold render again once the team is down to $((PEERS - 1))?"
+fi
+if [ $stalled = 0 ] && e2e_wait_exit "$SPLITTER_PID" "$(e2e_left "$deadline")"; then
   src_rc=$E2E_RC
 else
   e2e_show_log splitter
@@ -95,10 +113,11 @@ else
 fi
 src_frames=$DEC_FRAMES
 
+peers_deadline=$(awk -v n="$(e2e_now)" 'BEGIN { printf "%.2f", n + 15 }')
 for i in $(seq $PEERS); do
   [ "$i" = $VICTIM ] && continue
   pid=${PEER_PIDS[$((i - 1))]}
-  if e2e_wait_exit "$pid" 15; then
+  if e2e_wait_exit "$pid" "$(e2e_left "$peers_deadline")"; then
     [ "$E2E_RC" = 0 ] || { e2e_show_log "peer$i"; e2e_fail "peer$i exited $E2E_RC"; }
   else
     e2e_show_log "peer$i"

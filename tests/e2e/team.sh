@@ -60,7 +60,7 @@ for i in $(seq $PEERS); do
 done
 
 # The stream starts once the 5 peers are in, and lasts STREAM_SECONDS.
-if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 40)); then
+if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 20)); then
   src_rc=$E2E_RC
 else
   e2e_show_log splitter
@@ -73,9 +73,10 @@ e2e_check_log splitter
 
 # The splitter told the team it is leaving: every peer must reach EOS and
 # exit 0 on its own.
+peers_deadline=$(awk -v n="$(e2e_now)" 'BEGIN { printf "%.2f", n + 15 }')
 for i in $(seq $PEERS); do
   pid=${PEER_PIDS[$((i - 1))]}
-  if e2e_wait_exit "$pid" 15; then
+  if e2e_wait_exit "$pid" "$(e2e_left "$peers_deadline")"; then
     if [ "$E2E_RC" = 0 ]; then
       e2e_ok "peer$i got EOS and exited 0 after the splitter left"
     else
