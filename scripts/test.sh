@@ -4,8 +4,9 @@
 #   scripts/test.sh --suite core
 #   scripts/test.sh --suite e2e -v
 # The last line printed is always "N passed, N failed" (", N skipped" when
-# tests were skipped). Exit status is non-zero when a test failed or timed
-# out, when the build failed, or when no test ran at all.
+# tests were skipped; a failed build counts as "0 passed, 1 failed"). Exit
+# status is non-zero when a test failed or timed out, when the build failed,
+# or when no test ran at all.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,9 +61,9 @@ PY
 fi
 
 if [[ "$counts" == "none" ]]; then
-  echo "test: could not find meson's test summary (meson test exit $rc)" >&2
-  # meson ran nothing we can count: report the run itself as one failure.
-  echo "0 passed, 1 failed"
+  # e.g. "No tests defined." for a --suite that matches nothing.
+  echo "test: no test ran (no meson test summary; meson test exit $rc)" >&2
+  echo "0 passed, 0 failed"
   exit 1
 fi
 
