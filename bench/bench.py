@@ -191,6 +191,7 @@ def phase_p2psp(a, sizes, window, chunk_size=1024, decode=True, tag="p2psp"):
                          "rss_kb": [proc_rss_kb(p.pid) for p in peers],
                          "alive": sum(p.poll() is None for p in peers) + 1})
             log(f"{tag}: N={n} done, splitter {s1['stats'].get('num-peers')} peers")
+        time.sleep(1)  # let the last buffers of the window reach the peer
         src.cmd(f"keys {a.out}/{tag}-source.keys")
         mpeer.cmd(f"keys {a.out}/{tag}-mpeer.keys")
         src_keys = json.load(open(f"{a.out}/{tag}-source.keys"))
@@ -255,19 +256,20 @@ def phase_icecast(a, sizes, window):
 
 
 def phase_iperf(a, pps, seconds, size):
-    """Raw UDP over the receivers' loopback: CPU seconds (client + server) per datagram."""
+    """Raw UDP over the receivers' loopback: CPU seconds (client + server) per
+    datagram, at `pps` datagrams/s (0: as fast as it goes)."""
     srv = spawn(a.receivers, ["iperf3", "-s", "-1", "-B", R_IP, "-p", "5201"], f"{a.out}/iperf.log")
     time.sleep(0.5)
-    bits = int(pps * size * 8)
+    bits = int(pps * size * 8)  # iperf3 -b 0: unlimited
     r = subprocess.run(["ip", "netns", "exec", a.receivers, "iperf3", "-c", R_IP, "-p", "5201",
                         "-u", "-l", str(size), "-b", str(bits), "-t", str(seconds), "-J"],
                        capture_output=True, text=True, timeout=seconds + 30)
     stop([srv])
     j = json.loads(r.stdout)
     s, cpu = j["end"]["sum"], j["end"]["cpu_utilization_percent"]
-    packets = s["packets"]
+    packets = s["packets"] - (s.get("lost_packets") or 0)  # delivered
     cpu_s = (cpu["host_total"] + cpu["remote_total"]) / 100 * s["seconds"]
-    return {"pps": pps, "size": size, "packets": packets, "lost": s.get("lost_packets"),
+    return {"pps": pps or packets / s["seconds"], "size": size, "packets": packets, "lost": s.get("lost_packets"),
             "cpu_s": cpu_s, "us_per_datagram": cpu_s / packets * 1e6}
 
 
@@ -331,7 +333,8 @@ def main():
     dt = (last["src"][1]["t"] - last["src"][0]["t"]) / 1e9
     chunk_pps = dchunks / dt
     res["iperf"] = [phase_iperf(a, chunk_pps, window, 1024 + 24),
-                    phase_iperf(a, chunk_pps * last["n"], window, 1024 + 24)]
+                    phase_iperf(a, chunk_pps * last["n"], window, 1024 + 24),
+                    phase_iperf(a, 0, window, 1024 + 24)]
     res["capacity"] = phase_capacity(a, cap_sizes, cap_window)
     res["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     json.dump(res, open(f"{a.out}/results.json", "w"))

@@ -30,8 +30,11 @@ from gi.repository import GLib, Gst  # noqa: E402
 
 Gst.init(None)
 
+# The media file played in real time: clocksync releases each Ogg page at its
+# time, and the sink (sync=false) takes it at once, so the probe on the sink's
+# pad stamps the moment the page enters the splitter (or shout2send).
 OGG = ("filesrc location={media} ! oggdemux ! theoraparse ! "
-       "oggmux max-delay=40000000 max-page-delay=40000000 ! ")
+       "oggmux max-delay=40000000 max-page-delay=40000000 ! clocksync ! ")
 
 
 def iface_counters(names):
@@ -80,11 +83,11 @@ class Node:
             pipe = OGG.format(media=args.media)
             if args.sink == "p2psp":
                 pipe += (f"p2pspsplittersink name=sink host={args.host} port={args.port} "
-                         f"chunk-size={args.chunk_size}")
+                         f"chunk-size={args.chunk_size} sync=false")
             else:
                 ip, port = args.icecast.split(":")
                 pipe += (f"shout2send name=sink ip={ip} port={port} password=bench "
-                         "mount=/live.ogg")
+                         "mount=/live.ogg sync=false")
             self.pipeline = Gst.parse_launch(pipe)
             sink = self.pipeline.get_by_name("sink")
             self.element = sink if args.sink == "p2psp" else None
