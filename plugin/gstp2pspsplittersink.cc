@@ -138,6 +138,9 @@ struct SplitterSinkPrivate {
   std::map<p2psp::ConnId, Connection> connections;
   p2psp::ConnId next_conn = 1;
   std::deque<p2psp::SplitterEvent> pending_events;
+  /* Caps held back while wait-for-peers holds the stream. */
+  std::string pending_caps;
+  bool has_pending_caps = false;
   p2psp::Micros armed_deadline = UINT64_MAX;
   uint64_t datagrams_dropped = 0;
   uint64_t rejected_accepts = 0;
@@ -572,6 +575,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
     priv->udp = std::move(udp);
     priv->connections.clear();
     priv->pending_events.clear();
+    priv->has_pending_caps = false;
     priv->armed_deadline = UINT64_MAX;
     priv->datagrams_dropped = 0;
     priv->rejected_accepts = 0;
@@ -645,20 +649,45 @@ gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
 
 /* ------------------------------------------------------------ stream ---- */
 
-/* The caps go to the core at once, even while wait-for-peers holds the
- * stream: a caps frame cut for an empty team is dropped, but peers get the
- * caps from WELCOME, over TCP, which a lost first chunk cannot take away. */
+/* TRUE while wait-for-peers holds (or is about to hold) the stream. */
+bool team_short(GstP2pspSplitterSink *self) {
+  GST_OBJECT_LOCK(self);
+  const guint wanted = self->priv->wait_for_peers;
+  GST_OBJECT_UNLOCK(self);
+  std::lock_guard<std::mutex> lock(self->priv->peers_mutex);
+  return self->priv->num_peers < wanted;
+}
+
+/* Caps go to the core at once, so peers get them in WELCOME. While
+ * wait-for-peers holds the stream they wait with it: the team that was
+ * waited for gets the caps frame in-band instead of it being cut for
+ * nobody. */
 gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
   gchar *text = gst_caps_to_string(caps);
   const std::string caps_string(text);
   g_free(text);
   GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
+  if (team_short(self)) {
+    std::lock_guard<std::mutex> lock(self->priv->core_mutex);
+    self->priv->pending_caps = caps_string;
+    self->priv->has_pending_caps = true;
+    return TRUE;
+  }
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+             self->priv->has_pending_caps = false;
              s.set_caps(caps_string, now, out);
            });
   return TRUE;
+}
+
+/* Called with core_mutex held. */
+void apply_pending_caps(SplitterSinkPrivate *priv, p2psp::Micros now,
+                        p2psp::Outbox *out) {
+  if (!priv->has_pending_caps) return;
+  priv->has_pending_caps = false;
+  priv->splitter->set_caps(priv->pending_caps, now, out);
 }
 
 uint64_t running_time_of(const GstSegment *segment, GstClockTime ts) {
@@ -735,8 +764,11 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
     return GST_FLOW_ERROR;
   }
   GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
-  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
-                     p2psp::Outbox *out) { s.push_buffer(mb, now, out); });
+  run_core(self,
+           [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+             apply_pending_caps(self->priv, now, out);
+             s.push_buffer(mb, now, out);
+           });
   return GST_FLOW_OK;
 }
 

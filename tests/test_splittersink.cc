@@ -110,6 +110,7 @@ class TestPeer {
     return out;
   }
 
+  const std::vector<p2psp::StreamItem> &Items() const { return items_; }
   p2psp::Peer &peer() { return peer_; }
   const std::vector<p2psp::PeerEvent> &events() const { return events_; }
   bool tcp_closed() const { return tcp_closed_; }
@@ -864,16 +865,18 @@ TEST(SplitterSink, WaitForPeersHoldsTheStream) {
 
   g_usleep(300 * 1000);
   EXPECT_EQ(Stat(p.sink(), "buffers-in"), 0u);
-  /* At most the caps frame, cut alone for nobody. */
-  const guint64 dropped = Stat(p.sink(), "chunks-dropped");
-  EXPECT_LE(dropped, 1u);
+  /* Not even the caps frame is cut for nobody. */
+  EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), 0u);
 
   TestPeer peer(p.port());
   ASSERT_TRUE(JoinTeam(p, peer));
-  EXPECT_EQ(peer.peer().welcome_caps(), "application/x-test");
   ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 10; }));
   ExpectSameStream(sent, peer.Buffers());
-  EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), dropped);
+  /* The caps waited with the stream: the peer gets them in-band, first. */
+  ASSERT_FALSE(peer.Items().empty());
+  EXPECT_EQ(peer.Items().front().kind, p2psp::StreamItem::Kind::kCaps);
+  EXPECT_EQ(peer.Items().front().caps, "application/x-test");
+  EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), 0u);
 }
 
 TEST(SplitterSink, StateChangeInterruptsWaitForPeers) {
