@@ -156,6 +156,9 @@ struct SplitterSinkPrivate {
   std::condition_variable peers_cond;
   guint num_peers = 0;
   bool unlocked = false;
+  /* The team reached wait-for-peers once in this run: from then on peers
+   * leaving never stall the stream again (the others still need it). */
+  bool team_reached = false;
 };
 
 struct _GstP2pspSplitterSink {
@@ -585,6 +588,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   {
     std::lock_guard<std::mutex> lock(priv->peers_mutex);
     priv->num_peers = 0;
+    priv->team_reached = false;
   }
   if (!start_poll_thread(self)) {
     GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
@@ -655,7 +659,7 @@ bool team_short(GstP2pspSplitterSink *self) {
   const guint wanted = self->priv->wait_for_peers;
   GST_OBJECT_UNLOCK(self);
   std::lock_guard<std::mutex> lock(self->priv->peers_mutex);
-  return self->priv->num_peers < wanted;
+  return !self->priv->team_reached && self->priv->num_peers < wanted;
 }
 
 /* Caps go to the core at once, so peers get them in WELCOME. While
@@ -727,7 +731,8 @@ gboolean media_buffer_from(GstBaseSink *sink, GstBuffer *buffer,
   return TRUE;
 }
 
-/* Holds the stream until wait-for-peers peers are in (or unlock()). */
+/* Holds the stream until wait-for-peers peers are in (or unlock()), once per
+ * run. */
 GstFlowReturn wait_for_peers(GstP2pspSplitterSink *self) {
   SplitterSinkPrivate *priv = self->priv;
   for (;;) {
@@ -736,7 +741,11 @@ GstFlowReturn wait_for_peers(GstP2pspSplitterSink *self) {
     GST_OBJECT_UNLOCK(self);
 
     std::unique_lock<std::mutex> lock(priv->peers_mutex);
-    if (priv->num_peers >= wanted) return GST_FLOW_OK;
+    if (priv->team_reached) return GST_FLOW_OK;
+    if (priv->num_peers >= wanted) {
+      priv->team_reached = true;
+      return GST_FLOW_OK;
+    }
     if (!priv->unlocked) {
       GST_DEBUG_OBJECT(self, "waiting for %u peers (have %u)", wanted,
                        priv->num_peers);

@@ -369,8 +369,8 @@ struct Sent {
 std::vector<Sent> PushStream(SinkPipeline &p, int count, uint32_t seed) {
   std::vector<Sent> sent;
   for (int i = 0; i < count; i++) {
-    Sent s{Pattern(1 + (i * 97 + seed) % 700, seed + i), i * 10 * GST_MSECOND,
-           i % 5 != 0};
+    Sent s{Pattern(1 + (i * 97 + seed) % 700, seed + i),
+           static_cast<GstClockTime>(i) * 10 * GST_MSECOND, i % 5 != 0};
     p.Push(MakeBuffer(s.data, s.pts, s.delta));
     sent.push_back(std::move(s));
   }
@@ -921,6 +921,29 @@ TEST(SplitterSink, WaitForPeersSurvivesPause) {
   ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 5; }))
       << "got " << peer.Buffers().size();
   ExpectSameStream(sent, peer.Buffers());
+}
+
+/* wait-for-peers is about the start: a peer leaving later must not stall
+ * the stream for the others. */
+TEST(SplitterSink, WaitForPeersHoldsOnlyTheStart) {
+  SinkPipeline p("wait-for-peers=2");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer a(p.port()), b(p.port());
+  ASSERT_TRUE(JoinTeam(p, a));
+  ASSERT_TRUE(b.Join());
+  ASSERT_TRUE(b.PumpUntil([&] {
+    a.Pump(0);
+    return UintProp(p.sink(), "num-peers") == 2;
+  }));
+  PushStream(p, 5, 12);
+  ASSERT_TRUE(a.PumpUntil([&] { return Stat(p.sink(), "buffers-in") == 5; }));
+
+  b.Leave();
+  ASSERT_TRUE(
+      a.PumpUntil([&] { return UintProp(p.sink(), "num-peers") == 1; }));
+  PushStream(p, 5, 13);
+  ASSERT_TRUE(a.PumpUntil([&] { return Stat(p.sink(), "buffers-in") == 10; }))
+      << "the stream stalled when the team shrank";
 }
 
 TEST(SplitterSink, LoweringWaitForPeersReleasesTheStream) {
