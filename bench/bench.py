@@ -267,10 +267,14 @@ def phase_iperf(a, pps, seconds, size):
     stop([srv])
     j = json.loads(r.stdout)
     s, cpu = j["end"]["sum"], j["end"]["cpu_utilization_percent"]
-    packets = s["packets"] - (s.get("lost_packets") or 0)  # delivered
-    cpu_s = (cpu["host_total"] + cpu["remote_total"]) / 100 * s["seconds"]
-    return {"pps": pps or packets / s["seconds"], "size": size, "packets": packets, "lost": s.get("lost_packets"),
-            "cpu_s": cpu_s, "us_per_datagram": cpu_s / packets * 1e6}
+    sent = s["packets"]
+    got = sent - (s.get("lost_packets") or 0)
+    send_s = cpu["host_total"] / 100 * s["seconds"]
+    recv_s = cpu["remote_total"] / 100 * s["seconds"]
+    # one send (client) plus one receive (server), whatever the loss
+    return {"pps": pps or sent / s["seconds"], "size": size, "sent": sent, "received": got,
+            "send_us": send_s / sent * 1e6, "recv_us": recv_s / max(1, got) * 1e6,
+            "us_per_datagram": (send_s / sent + recv_s / max(1, got)) * 1e6}
 
 
 def phase_capacity(a, sizes, window):
