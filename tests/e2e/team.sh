@@ -9,11 +9,15 @@
 #     writes it to source.ogg) and so to every other peer's file,
 #   * every file decodes (oggdemux, theoradec, vorbisdec) with no error or
 #     warning, with all the video frames of the source,
-#   * the splitter saw the 5 peers (num-peers = 5, 5 peer-added events in its
-#     log) and each peer received chunks from the splitter AND from other
-#     peers (their stats, logged when they stop, when the element logs them),
+#   * the splitter saw the 5 peers (num-peers = 5 and 5 "joined" lines in its
+#     log); with PyGObject, the splitter and peer5 run through e2e_launch.py
+#     (same pipelines) to read the "stats" properties: no chunk dropped, all
+#     cut chunks sent, ~1/5 of them to each peer (round-robin), and peer5 got
+#     ~1/5 from the splitter and the rest from the 4 others, forwarded what
+#     it got from the splitter to the others, and lost nothing,
 #   * when the splitter's pipeline ends, every peer gets EOS and its
-#     gst-launch-1.0 -e exits 0 by itself.
+#     gst-launch-1.0 -e exits 0 by itself, with the stream complete: the
+#     last Ogg page, sent in a burst at EOS (640x360: tens of KB), too.
 
 . "$(dirname "$0")/lib.sh"
 E2E_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +31,7 @@ STREAM_SECONDS=6
 CHUNK=1024
 SRC=$E2E_TMP/source.ogg
 
-VIDEO="videotestsrc is-live=true num-buffers=$((FPS * STREAM_SECONDS)) pattern=smpte horizontal-speed=2 ! video/x-raw,width=320,height=240,framerate=$FPS/1"
+VIDEO="videotestsrc is-live=true num-buffers=$((FPS * STREAM_SECONDS)) pattern=smpte horizontal-speed=2 ! video/x-raw,width=640,height=360,framerate=$FPS/1"
 AUDIO="audiotestsrc is-live=true num-buffers=$((STREAM_SECONDS * 44100 / 1024)) samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=1 ! audioconvert"
 DESC="$AUDIO ! vorbisenc ! queue ! mux. $VIDEO ! theoraenc ! queue ! oggmux name=mux ! tee name=t t. ! queue ! filesink location=$SRC t. ! queue"
 
