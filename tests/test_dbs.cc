@@ -451,7 +451,11 @@ TEST(Dbs, RandomLossIsCountedAndNeverCorrupts) {
   constexpr size_t kPeers = 10;
   Team team(splitter_config(500), /*seed=*/2024);
   team.net.set_default_link(sim::LinkParams{1000, 0.02});
-  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  // Without loss recovery, so that losses reach the playout (test_health
+  // covers recovery).
+  PeerConfig config;
+  config.max_nack_attempts = 0;
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer(config);
   StreamSpec spec;
   spec.count = 285;
   spec.min_size = 50;
@@ -472,7 +476,9 @@ TEST(Dbs, RandomLossIsCountedAndNeverCorrupts) {
     EXPECT_LE(ps.played + ps.lost, team.sp().stats().chunks_cut);
     total_lost += ps.lost;
     const size_t missing = expect_subsequence(buffers_of(node), stream);
-    EXPECT_LT(missing, stream.size() / 5);
+    // A lost chunk costs every buffer it touches (up to 2500 bytes of
+    // 500-byte chunks): about 4 % lost chunks cost up to ~20 % of buffers.
+    EXPECT_LT(missing, stream.size() / 4);
     if (ps.lost == 0) {
       EXPECT_EQ(missing, 0u);
     }

@@ -2,8 +2,10 @@
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
+#include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <variant>
 
@@ -15,21 +17,79 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+uint32_t team_of(const UdpMessage& msg) {
+  return std::visit([](const auto& m) { return m.team_id; }, msg);
+}
+
+// NACK and LOST lists longer than one datagram holds are split.
+template <typename Fn>
+void in_batches(const std::vector<ChunkNumber>& numbers, Fn send_batch) {
+  for (size_t at = 0; at < numbers.size(); at += kMaxNackNumbers) {
+    const size_t end = std::min(numbers.size(), at + kMaxNackNumbers);
+    send_batch(
+        std::vector<ChunkNumber>(numbers.begin() + at, numbers.begin() + end));
+  }
+}
+
+// The automatic NACK delay and retry period: early enough to leave room for
+// a few attempts before the playout deadline, late enough that ordinary
+// reordering (forward queues flush within 10 ms) is not mistaken for loss.
+Micros auto_nack_period(Micros configured, Micros latency) {
+  return configured != 0 ? configured : std::min<Micros>(latency / 4, 40000);
+}
+
+// NACK batches are addressed to a neighbour id or to the splitter.
+constexpr uint32_t kToSplitter = 0;
+
 }  // namespace
 
 struct Peer::Impl {
+  // A datagram queued for a neighbour. Relayed ones (route discovery) do
+  // not count in the chunk debt: the debt weighs the flood each way, and a
+  // relay is a favour asked for, which the requester cannot repay in kind.
+  struct Pending {
+    SharedBytes datagram;
+    bool relayed = false;
+  };
+
   struct Neighbour {
     NeighbourInfo info;
     // Datagrams to forward, as received: DBS floods the very bytes the
     // splitter sent, so nothing is re-encoded.
-    std::vector<SharedBytes> pending;
+    std::vector<Pending> pending;
     Micros pending_since_us = 0;
+    TokenBucket retransmit_budget;
+    std::unordered_map<uint32_t, Micros> last_prune_us;  // by origin
+  };
+
+  // A team member, whether or not we still serve it (debt drops it from
+  // `neighbours`, not from the team): whose chunks we expect.
+  struct Member {
+    Micros last_heard_us = 0;     // last chunk of its origin, from anyone
+    uint64_t heard_at_count = 0;  // accepted_count at that time
+    bool relay_requested = false;
+    size_t request_turn = 0;  // rotates REQUESTs over neighbours
+  };
+
+  // A recently accepted chunk, kept to answer NACKs and to guess origins.
+  struct Recent {
+    ChunkNumber number = 0;
+    uint32_t origin = 0;
+    SharedBytes datagram;
+  };
+
+  struct NackState {
+    uint32_t attempts = 0;
+    Micros next_us = 0;      // next attempt (UINT64_MAX: recovered)
+    Micros deadline_us = 0;  // playout gives up on it then
   };
 
   Impl(const PeerConfig& c, const Endpoint& splitter)
       : config(c),
         splitter_tcp(splitter.normalized()),
-        reorder(c.buffer_chunks, c.latency_us) {}
+        reorder(c.buffer_chunks, c.latency_us),
+        recent(std::max<size_t>(c.history_chunks, 1)),
+        monitor(c.monitor) {}
 
   PeerConfig config;
   Endpoint splitter_tcp;
@@ -74,6 +134,21 @@ struct Peer::Impl {
 
   PeerStats stats;
   std::vector<PeerEvent> events;
+
+  // Team health.
+  std::vector<Recent> recent;  // indexed by chunk number modulo size
+  bool monitor = false;
+  Micros last_heartbeat_us = 0;
+  std::unordered_map<uint32_t, Member> members;
+  uint64_t accepted_count = 0;
+  // forward[origin] for origins other than ours: neighbours that asked us
+  // (REQUEST) to relay that origin's chunks.
+  std::unordered_map<uint32_t, std::vector<uint32_t>> relay_to;
+  Micros relay_check_due_us = UINT64_MAX;
+  // Missing numbers we NACKed, until they are played or declared lost.
+  std::unordered_map<ChunkNumber, NackState> nacks;
+  Micros nack_due_us = UINT64_MAX;
+  size_t nack_turn = 0;
 
   // ------------------------------------------------------------ helpers --
 
@@ -120,17 +195,24 @@ struct Peer::Impl {
         departing.end());
   }
 
-  void add_neighbour(const PeerInfo& peer) {
+  void add_neighbour(const PeerInfo& peer, Micros now) {
     if (peer.id == id || find_neighbour(peer.id) || find_departing(peer.id)) {
       return;
     }
     Neighbour n;
     n.info.id = peer.id;
     n.info.endpoint = peer.endpoint.normalized();
+    n.retransmit_budget =
+        TokenBucket(config.retransmit_rate, config.retransmit_burst, now);
     if (find_neighbour_at(n.info.endpoint)) {
       // The splitter says a new peer holds this endpoint: the old holder
       // is gone even if its PEER_LEFT is still on the way.
-      remove_neighbour(find_neighbour_at(n.info.endpoint)->info.id);
+      const uint32_t old_id = find_neighbour_at(n.info.endpoint)->info.id;
+      remove_neighbour(old_id);
+      forget_member(old_id);
+    }
+    if (members.count(peer.id) == 0) {
+      members[peer.id] = Member{now, accepted_count, false, 0};
     }
     index_by_endpoint[n.info.endpoint] = neighbours.size();
     neighbours.push_back(std::move(n));
@@ -153,6 +235,25 @@ struct Peer::Impl {
     push_event(PeerEvent::Kind::kNeighbourRemoved, peer_id, endpoint);
   }
 
+  // The peer left the team: no chunks of its origin are expected any more,
+  // and nobody needs them relayed.
+  void forget_member(uint32_t peer_id) {
+    members.erase(peer_id);
+    relay_to.erase(peer_id);
+    for (auto& [origin, targets] : relay_to) {
+      targets.erase(std::remove(targets.begin(), targets.end(), peer_id),
+                    targets.end());
+    }
+    count_relays();
+  }
+
+  void count_relays() {
+    stats.relays_served = 0;
+    for (const auto& [origin, targets] : relay_to) {
+      stats.relays_served += targets.size();
+    }
+  }
+
   void send_register(Micros now, Outbox* out) {
     out->udp.push_back(UdpSend{
         splitter_udp, std::make_shared<const Bytes>(
@@ -166,11 +267,11 @@ struct Peer::Impl {
   // neighbour was dropped for exceeding the chunk debt.
   bool send_pending(size_t index, Outbox* out) {
     Neighbour& n = neighbours[index];
-    std::vector<SharedBytes> batch;
+    std::vector<Pending> batch;
     batch.swap(n.pending);
-    for (const SharedBytes& datagram : batch) {
+    for (const auto& [datagram, relayed] : batch) {
       out->udp.push_back(UdpSend{n.info.endpoint, datagram});
-      ++n.info.debt;
+      if (!relayed) ++n.info.debt;
       ++n.info.chunks_sent;
       ++stats.chunks_forwarded;
       stats.bytes_up += datagram->size();
@@ -194,9 +295,10 @@ struct Peer::Impl {
                        [](const Neighbour& n) { return !n.pending.empty(); });
   }
 
-  static void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now) {
+  static void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
+                        bool relayed = false) {
     if (n.pending.empty()) n.pending_since_us = now;
-    n.pending.push_back(datagram);
+    n.pending.push_back(Pending{datagram, relayed});
   }
 
   void queue_for_all(const SharedBytes& datagram, Micros now) {
@@ -269,26 +371,46 @@ struct Peer::Impl {
     return p && p->endpoint == from;
   }
 
+  bool relay_requested(uint32_t origin) const {
+    auto it = members.find(origin);
+    return it != members.end() && it->second.relay_requested;
+  }
+
+  // Who may send us a chunk of another origin: the splitter or any
+  // neighbour when we NACKed that number, any neighbour when we asked for
+  // that origin to be relayed.
+  bool acceptable(const Endpoint& from, const Neighbour* sender,
+                  const ChunkMsg& msg) const {
+    const bool nacked = nacks.count(msg.number) != 0;
+    if (from == splitter_udp) return msg.origin == id || nacked;
+    if (sender) {
+      return msg.origin == sender->info.id || nacked ||
+             relay_requested(msg.origin);
+    }
+    return from_departing(from, msg.origin);
+  }
+
   void on_chunk(const Endpoint& from, const ChunkMsg& msg, const uint8_t* data,
                 size_t size, Micros now, Outbox* out) {
-    const bool from_splitter = from == splitter_udp && msg.origin == id;
+    const bool from_splitter = from == splitter_udp;
     Neighbour* sender = from_splitter ? nullptr : find_neighbour_at(from);
-    const bool from_neighbour = sender && sender->info.id == msg.origin;
     if (!departing.empty()) forget_departed(now);
-    if (!from_splitter && !from_neighbour &&
-        !from_departing(from, msg.origin)) {
+    if (!acceptable(from, sender, msg)) {
       ++stats.rejected_datagrams;
       return;
     }
-    if (!from_neighbour) sender = nullptr;
     if (sender) {
-      --sender->info.debt;
+      // Only the origin's own flood repays debt (see Pending).
+      if (msg.origin == sender->info.id) --sender->info.debt;
       ++sender->info.chunks_received;
     }
+    const ChunkNumber newest_before = reorder.newest();
+    const bool had_chunks = reorder.started() || reorder.fill() > 0;
     const StoredChunk chunk = store(msg, data, size, now);
     switch (reorder.insert(chunk, now)) {
       case ReorderBuffer::Insert::kDuplicate:
         ++stats.duplicates;
+        if (sender) maybe_prune(*sender, msg.origin, now, out);
         return;
       case ReorderBuffer::Insert::kLate:
         ++stats.late;
@@ -302,7 +424,13 @@ struct Peer::Impl {
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     note_delay(msg.send_time_ms, now);
-    if (from_splitter) {
+    note_accepted(chunk, now);
+    if (had_chunks && seq_distance(newest_before, reorder.newest()) > 1) {
+      // New gaps: they become NACKable after the NACK delay.
+      nack_due_us = std::min(nack_due_us, saturating_add(now, nack_delay()));
+    }
+    const uint32_t sender_id = sender ? sender->info.id : kToSplitter;
+    if (from_splitter && msg.origin == id) {
       ++stats.chunks_from_splitter;
       // Burst mode: the previous round's queues must not pile up.
       if (any_pending()) send_all_pending(out);
@@ -311,17 +439,282 @@ struct Peer::Impl {
         early_own_chunks.push_back(chunk.datagram);
     } else {
       ++stats.chunks_from_peers;
+      relay(chunk, sender_id, now);
     }
     send_next_neighbour(out);
   }
 
-  void on_hello(const Endpoint& from, const HelloMsg& hello) {
+  // Bookkeeping for a chunk that entered the playout buffer.
+  void note_accepted(const StoredChunk& chunk, Micros now) {
+    const ChunkMsg& msg = chunk.msg;
+    recent[msg.number % recent.size()] =
+        Recent{msg.number, msg.origin, chunk.datagram};
+    ++accepted_count;
+    auto member = members.find(msg.origin);
+    if (member != members.end()) {
+      member->second.last_heard_us = now;
+      member->second.heard_at_count = accepted_count;
+    }
+    auto nack = nacks.find(msg.number);
+    if (nack != nacks.end() && nack->second.next_us != UINT64_MAX) {
+      ++stats.recovered;
+      nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
+    }
+  }
+
+  // ------------------------------------------------------------ relays ---
+
+  // Route discovery: the first copy of another origin's chunk goes on to
+  // the neighbours that asked for that origin.
+  void relay(const StoredChunk& chunk, uint32_t sender_id, Micros now) {
+    auto it = relay_to.find(chunk.msg.origin);
+    if (it == relay_to.end()) return;
+    for (uint32_t target : it->second) {
+      Neighbour* n = find_neighbour(target);
+      if (!n || target == sender_id) continue;
+      queue_for(*n, chunk.datagram, now, /*relayed=*/true);
+      ++stats.relayed;
+    }
+  }
+
+  // A duplicate through a relay means the origin reaches us another way:
+  // the relay is no longer needed.
+  void maybe_prune(Neighbour& sender, uint32_t origin, Micros now,
+                   Outbox* out) {
+    if (origin == sender.info.id || origin == id || !relay_requested(origin)) {
+      return;
+    }
+    auto [it, fresh] = sender.last_prune_us.try_emplace(origin, now);
+    if (!fresh && now < saturating_add(it->second, nack_retry())) return;
+    it->second = now;
+    ++stats.prunes_sent;
+    send_udp(sender.info.endpoint, encode_prune(PruneMsg{team_id, id, origin}),
+             out);
+  }
+
+  void on_request(const Neighbour& from, uint32_t origin) {
+    if (origin == id || origin == from.info.id || !members.count(origin)) {
+      return;
+    }
+    std::vector<uint32_t>& targets = relay_to[origin];
+    if (std::find(targets.begin(), targets.end(), from.info.id) ==
+        targets.end()) {
+      targets.push_back(from.info.id);
+      count_relays();
+    }
+  }
+
+  void on_prune(const Neighbour& from, uint32_t origin) {
+    auto it = relay_to.find(origin);
+    if (it == relay_to.end()) return;
+    auto& targets = it->second;
+    targets.erase(std::remove(targets.begin(), targets.end(), from.info.id),
+                  targets.end());
+    if (targets.empty()) relay_to.erase(it);
+    count_relays();
+  }
+
+  // An origin we stopped hearing, while the rest of the team is heard: ask
+  // another neighbour to relay it. Two rounds of the team must pass first,
+  // so a big team's long rounds are not mistaken for silence.
+  void request_missing_origins(Micros now, Outbox* out) {
+    const uint64_t two_rounds = 2 * (members.size() + 1);
+    for (auto& [origin, member] : members) {
+      if (now < saturating_add(member.last_heard_us,
+                               config.relay_request_after_us) ||
+          accepted_count - member.heard_at_count < two_rounds) {
+        continue;
+      }
+      const Neighbour* relay = pick_relay(origin, &member.request_turn);
+      if (!relay) continue;
+      member.relay_requested = true;
+      member.last_heard_us = now;  // give the relay a period to start
+      ++stats.requests_sent;
+      send_udp(relay->info.endpoint,
+               encode_request(RequestMsg{team_id, id, origin}), out);
+    }
+  }
+
+  const Neighbour* pick_relay(uint32_t origin, size_t* turn) {
+    for (size_t step = 0; step < neighbours.size(); ++step) {
+      const Neighbour& n = neighbours[(*turn)++ % neighbours.size()];
+      if (n.info.id != origin) return &n;
+    }
+    return nullptr;
+  }
+
+  Micros relay_check_period() const {
+    return std::max<Micros>(config.relay_request_after_us / 4, 1);
+  }
+
+  // ------------------------------------------------------------ NACK -----
+
+  Micros nack_delay() const {
+    return auto_nack_period(config.nack_delay_us, config.latency_us);
+  }
+  Micros nack_retry() const {
+    return std::max<Micros>(
+        auto_nack_period(config.nack_retry_us, config.latency_us), 1);
+  }
+
+  // Health messages; their bytes are kept apart from the chunk upload.
+  void send_udp(const Endpoint& to, Bytes bytes, Outbox* out) {
+    stats.control_bytes_up += bytes.size();
+    out->udp.push_back(
+        UdpSend{to, std::make_shared<const Bytes>(std::move(bytes))});
+  }
+
+  SharedBytes held_datagram(ChunkNumber number) const {
+    const Recent& r = recent[number % recent.size()];
+    if (r.datagram && r.number == number) return r.datagram;
+    const StoredChunk* held = reorder.find(number);
+    return held ? held->datagram : nullptr;
+  }
+
+  // The splitter deals chunks round-robin, so in a steady team the origin
+  // of n is the origin of n - N (or n + N), N the team size: the neighbour
+  // most likely to hold n. 0 if unknown.
+  uint32_t guess_origin(ChunkNumber number) const {
+    const auto team = static_cast<ChunkNumber>(members.size() + 1);
+    for (ChunkNumber probe : {number - team, number + team}) {
+      const Recent& r = recent[probe % recent.size()];
+      if (r.datagram && r.number == probe) return r.origin;
+    }
+    return 0;
+  }
+
+  // First attempt: the likely origin, or the next neighbour in turn. A
+  // chunk of our own origin only the splitter can have.
+  uint32_t first_nack_target(ChunkNumber number) {
+    if (neighbours.empty()) return kToSplitter;
+    const uint32_t origin = guess_origin(number);
+    if (origin == id) return kToSplitter;
+    if (origin != 0 && find_neighbour(origin)) return origin;
+    return neighbours[nack_turn++ % neighbours.size()].info.id;
+  }
+
+  void service_nacks(Micros now, Outbox* out) {
+    if (config.max_nack_attempts == 0 || state != PeerState::kMember) {
+      nack_due_us = UINT64_MAX;
+      return;
+    }
+    std::map<uint32_t, std::vector<ChunkNumber>> batches;
+    std::vector<ChunkNumber> first_seen;
+    const Micros seen_by = now >= nack_delay() ? now - nack_delay() : 0;
+    for (const ReorderBuffer::Gap& gap :
+         now >= nack_delay() ? reorder.missing(seen_by)
+                             : std::vector<ReorderBuffer::Gap>()) {
+      auto [it, fresh] = nacks.try_emplace(gap.number);
+      NackState& nack = it->second;
+      if (fresh)
+        nack.deadline_us = saturating_add(gap.since_us, config.latency_us);
+      if (nack.next_us > now || nack.attempts >= config.max_nack_attempts ||
+          now >= nack.deadline_us) {
+        continue;
+      }
+      const uint32_t target =
+          nack.attempts == 0 ? first_nack_target(gap.number) : kToSplitter;
+      if (nack.attempts == 0) first_seen.push_back(gap.number);
+      ++nack.attempts;
+      nack.next_us = saturating_add(now, nack_retry());
+      batches[target].push_back(gap.number);
+    }
+    for (const auto& [target, numbers] : batches) {
+      send_nacks(target, numbers, out);
+    }
+    if (monitor && !first_seen.empty()) report_lost(first_seen, out);
+    nack_due_us = next_nack_time();
+  }
+
+  void send_nacks(uint32_t target, const std::vector<ChunkNumber>& numbers,
+                  Outbox* out) {
+    const Neighbour* n =
+        target == kToSplitter ? nullptr : find_neighbour(target);
+    const Endpoint to = n ? n->info.endpoint : splitter_udp;
+    in_batches(numbers, [&](std::vector<ChunkNumber> batch) {
+      stats.nacks_sent += batch.size();
+      if (!n) stats.nacks_to_splitter += batch.size();
+      send_udp(to, encode_nack(NackMsg{team_id, id, std::move(batch)}), out);
+    });
+  }
+
+  void report_lost(const std::vector<ChunkNumber>& numbers, Outbox* out) {
+    in_batches(numbers, [&](std::vector<ChunkNumber> batch) {
+      stats.lost_reports_sent += batch.size();
+      send_udp(splitter_udp,
+               encode_lost(LostMsg{team_id, id, token, std::move(batch)}), out);
+    });
+  }
+
+  // When a missing number next needs a NACK: its first one is due a NACK
+  // delay after it was seen missing, the others at their retry time.
+  Micros next_nack_time() {
+    Micros next = UINT64_MAX;
+    for (const ReorderBuffer::Gap& gap : reorder.missing(UINT64_MAX)) {
+      auto it = nacks.find(gap.number);
+      if (it == nacks.end()) {
+        next = std::min(next, saturating_add(gap.since_us, nack_delay()));
+        continue;
+      }
+      const NackState& nack = it->second;
+      if (nack.attempts < config.max_nack_attempts &&
+          nack.next_us < nack.deadline_us) {
+        next = std::min(next, nack.next_us);
+      }
+    }
+    return next;
+  }
+
+  void on_nack(Neighbour& from, const NackMsg& nack, Micros now, Outbox* out) {
+    for (ChunkNumber number : nack.numbers) {
+      SharedBytes datagram = held_datagram(number);
+      if (!datagram) continue;
+      if (!from.retransmit_budget.take(now)) {
+        ++stats.retransmits_limited;
+        continue;
+      }
+      ++stats.retransmits_sent;
+      stats.bytes_up += datagram->size();
+      ++from.info.chunks_sent;  // an answer, not in the debt (see Pending)
+      out->udp.push_back(UdpSend{from.info.endpoint, std::move(datagram)});
+    }
+  }
+
+  void send_heartbeat(Micros now, Outbox* out) {
+    last_heartbeat_us = now;
+    ++stats.heartbeats_sent;
+    send_udp(splitter_udp, encode_heartbeat(HeartbeatMsg{team_id, id, token}),
+             out);
+  }
+
+  Micros heartbeat_due() const {
+    if (state != PeerState::kMember || config.heartbeat_interval_us == 0) {
+      return UINT64_MAX;
+    }
+    return saturating_add(last_heartbeat_us, config.heartbeat_interval_us);
+  }
+
+  void on_timers(Micros now, Outbox* out) {
+    if (heartbeat_due() <= now) send_heartbeat(now, out);
+    if (nack_due_us <= now) service_nacks(now, out);
+    if (relay_check_due_us <= now) {
+      relay_check_due_us = saturating_add(now, relay_check_period());
+      request_missing_origins(now, out);
+    }
+  }
+
+  Micros health_deadline() const {
+    if (state != PeerState::kMember) return UINT64_MAX;
+    return std::min({heartbeat_due(), nack_due_us, relay_check_due_us});
+  }
+
+  void on_hello(const Endpoint& from, const HelloMsg& hello, Micros now) {
     if (state != PeerState::kRegistering && state != PeerState::kMember) return;
     if (hello.peer_id == id) return;
     // An endpoint already bound to another peer id is not taken over on
     // an unauthenticated datagram; the splitter's PEER_LEFT frees it.
     if (find_neighbour(hello.peer_id) || find_neighbour_at(from)) return;
-    add_neighbour(PeerInfo{hello.peer_id, from});
+    add_neighbour(PeerInfo{hello.peer_id, from}, now);
   }
 
   void on_goodbye(const Endpoint& from, const GoodbyeMsg& bye, Micros now) {
@@ -331,6 +724,7 @@ struct Peer::Impl {
     departing.push_back(Departing{PeerInfo{bye.peer_id, from},
                                   saturating_add(now, config.latency_us)});
     remove_neighbour(bye.peer_id);
+    forget_member(bye.peer_id);
   }
 
   bool receiving() const {
@@ -368,24 +762,50 @@ struct Peer::Impl {
       ++stats.rejected_datagrams;
       return;
     }
-    if (const auto* chunk = std::get_if<ChunkMsg>(&*msg)) {
-      if (chunk->team_id == team_id) {
-        on_chunk(from, *chunk, data, size, now, out);
-        return;
-      }
-    } else if (const auto* hello = std::get_if<HelloMsg>(&*msg)) {
-      if (hello->team_id == team_id) {
-        on_hello(from, *hello);
-        return;
-      }
-    } else if (const auto* bye = std::get_if<GoodbyeMsg>(&*msg)) {
-      if (bye->team_id == team_id) {
-        on_goodbye(from, *bye, now);
-        return;
-      }
+    if (team_of(*msg) != team_id ||
+        !on_datagram(from, *msg, data, size, now, out)) {
+      // Foreign team, or what only the splitter takes (REGISTER, LOST,
+      // HEARTBEAT), or a peer message from a stranger.
+      ++stats.rejected_datagrams;
     }
-    // Foreign team, or a REGISTER, which only the splitter takes.
-    ++stats.rejected_datagrams;
+  }
+
+  bool on_datagram(const Endpoint& from, const UdpMessage& msg,
+                   const uint8_t* data, size_t size, Micros now, Outbox* out) {
+    if (const auto* chunk = std::get_if<ChunkMsg>(&msg)) {
+      on_chunk(from, *chunk, data, size, now, out);
+      return true;
+    }
+    if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
+      on_hello(from, *hello, now);
+      return true;
+    }
+    if (const auto* bye = std::get_if<GoodbyeMsg>(&msg)) {
+      on_goodbye(from, *bye, now);
+      return true;
+    }
+    if (const auto* nack = std::get_if<NackMsg>(&msg)) {
+      Neighbour* n = neighbour_at(nack->peer_id, from);
+      if (n) on_nack(*n, *nack, now, out);
+      return n != nullptr;
+    }
+    if (const auto* request = std::get_if<RequestMsg>(&msg)) {
+      const Neighbour* n = neighbour_at(request->peer_id, from);
+      if (n) on_request(*n, request->origin);
+      return n != nullptr;
+    }
+    if (const auto* prune = std::get_if<PruneMsg>(&msg)) {
+      const Neighbour* n = neighbour_at(prune->peer_id, from);
+      if (n) on_prune(*n, prune->origin);
+      return n != nullptr;
+    }
+    return false;
+  }
+
+  // The neighbour with this id, if the datagram comes from its endpoint.
+  Neighbour* neighbour_at(uint32_t peer_id, const Endpoint& from) {
+    Neighbour* n = find_neighbour_at(from);
+    return n && n->info.id == peer_id ? n : nullptr;
   }
 
   // ------------------------------------------------------------ TCP ------
@@ -404,13 +824,17 @@ struct Peer::Impl {
   void on_team(const TeamMsg& team, Micros now, Outbox* out) {
     public_endpoint = team.public_endpoint;
     state = PeerState::kMember;
+    last_heartbeat_us = now;
+    relay_check_due_us = config.relay_request_after_us == 0
+                             ? UINT64_MAX
+                             : saturating_add(now, relay_check_period());
     push_event(PeerEvent::Kind::kJoined, id, public_endpoint);
     const HelloMsg hello{team_id, id};
     const auto hello_bytes = std::make_shared<const Bytes>(encode_hello(hello));
     // Neighbours that said HELLO first already have the early chunks queued.
     const size_t known_before = neighbours.size();
     for (const PeerInfo& peer : team.peers) {
-      add_neighbour(peer);
+      add_neighbour(peer, now);
       out->udp.push_back(UdpSend{peer.endpoint.normalized(), hello_bytes});
     }
     for (size_t i = known_before; i < neighbours.size(); ++i) {
@@ -448,10 +872,15 @@ struct Peer::Impl {
       on_team(*team, now, out);
     } else if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg);
                joined && receiving()) {
-      add_neighbour(joined->peer);
+      add_neighbour(joined->peer, now);
     } else if (const auto* left = std::get_if<PeerLeftMsg>(&msg);
                left && receiving()) {
       remove_neighbour(left->peer_id);
+      forget_member(left->peer_id);
+    } else if (const auto* role = std::get_if<RoleMsg>(&msg);
+               role && receiving()) {
+      monitor = (role->flags & kFlagMonitor) != 0;
+      stats.monitor = monitor ? 1 : 0;
     } else if (const auto* removed = std::get_if<RemovedMsg>(&msg)) {
       state = PeerState::kRemoved;
       end_with(PeerEvent::Kind::kRemoved, removed->reason, removed->text);
@@ -508,6 +937,7 @@ struct Peer::Impl {
   bool feed_deframer(Micros now) {
     ReorderBuffer::Slot slot;
     if (!reorder.pop(now, &slot)) return false;
+    nacks.erase(slot.number);
     if (slot.lost) {
       ++stats.lost;
       deframer.push_gap();
@@ -542,7 +972,10 @@ Peer::~Peer() = default;
 
 void Peer::start(Micros now, Outbox* out) {
   (void)now;
-  out->tcp.push_back(TcpSend{0, encode_tcp(JoinMsg{})});
+  JoinMsg join;
+  join.flags = impl_->config.monitor ? kFlagMonitor : 0;
+  impl_->stats.monitor = impl_->monitor ? 1 : 0;
+  out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;
 }
 
@@ -569,6 +1002,7 @@ void Peer::tick(Micros now, Outbox* out) {
     impl_->send_register(now, out);
   }
   if (impl_->receiving()) impl_->send_overdue(now, out);
+  if (impl_->state == PeerState::kMember) impl_->on_timers(now, out);
 }
 
 Micros Peer::next_deadline() const {
@@ -580,7 +1014,7 @@ Micros Peer::next_deadline() const {
   }
   if (impl_->receiving())
     deadline = std::min(deadline, impl_->forward_deadline());
-  return deadline;
+  return std::min(deadline, impl_->health_deadline());
 }
 
 void Peer::leave(Micros now, Outbox* out) {
@@ -604,6 +1038,7 @@ bool Peer::pop_item(Micros now, StreamItem* out) {
 }
 
 PeerState Peer::state() const { return impl_->state; }
+bool Peer::monitor() const { return impl_->monitor; }
 uint32_t Peer::id() const { return impl_->id; }
 uint32_t Peer::team_id() const { return impl_->team_id; }
 const std::string& Peer::welcome_caps() const { return impl_->caps; }
@@ -620,7 +1055,16 @@ const PeerStats& Peer::stats() const { return impl_->stats; }
 
 std::vector<NeighbourInfo> Peer::neighbours() const {
   std::vector<NeighbourInfo> result;
-  for (const Impl::Neighbour& n : impl_->neighbours) result.push_back(n.info);
+  for (const Impl::Neighbour& n : impl_->neighbours) {
+    NeighbourInfo info = n.info;
+    for (const auto& [origin, targets] : impl_->relay_to) {
+      if (std::find(targets.begin(), targets.end(), info.id) != targets.end()) {
+        info.relayed_origins.push_back(origin);
+      }
+    }
+    std::sort(info.relayed_origins.begin(), info.relayed_origins.end());
+    result.push_back(std::move(info));
+  }
   return result;
 }
 

@@ -3,14 +3,14 @@
 // stream in order.
 #pragma once
 
+#include <gst/p2psp/media.h>
+#include <gst/p2psp/outbox.h>
+#include <gst/p2psp/wire.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gst/p2psp/media.h>
-#include <gst/p2psp/outbox.h>
-#include <gst/p2psp/wire.h>
 
 namespace p2psp {
 
@@ -22,6 +22,23 @@ struct PeerConfig {
   // (a received chunk), so a quiet team still floods in time.
   Micros forward_flush_us = 10000;
   Micros register_retry_us = 200000;  // UDP REGISTER resend period
+
+  // Team health (docs/protocol.md section 10).
+  bool monitor = false;  // ask the splitter to be a monitor (JOIN flag)
+  Micros heartbeat_interval_us = 250000;  // HEARTBEAT to the splitter
+  // Loss recovery: a number missing this long after a later chunk arrived
+  // is NACKed to a neighbour, then every nack_retry_us to the splitter,
+  // while before its playout deadline. 0: min(latency / 4, 40 ms).
+  Micros nack_delay_us = 0;
+  Micros nack_retry_us = 0;
+  uint32_t max_nack_attempts = 4;  // per missing chunk; 0 disables NACK
+  size_t history_chunks = 1024;    // played chunks kept to answer NACKs
+  // Retransmissions one neighbour can make us send (token bucket).
+  uint32_t retransmit_rate = 256;  // chunks per second
+  uint32_t retransmit_burst = 256;
+  // Route discovery: an origin not heard for this long (and for two rounds
+  // of the team) is requested from another neighbour. 0 disables.
+  Micros relay_request_after_us = 1000000;
 };
 
 enum class PeerState {
@@ -38,25 +55,39 @@ struct PeerStats {
   uint64_t chunks_from_peers = 0;
   uint64_t chunks_forwarded = 0;  // datagrams sent to neighbours
   uint64_t duplicates = 0;
-  uint64_t late = 0;              // arrived after being declared lost/played
-  uint64_t lost = 0;              // declared lost by the playout buffer
-  uint64_t played = 0;            // chunks released in order
-  uint64_t bytes_up = 0;          // UDP bytes sent
-  uint64_t bytes_down = 0;        // UDP bytes received and accepted
+  uint64_t late = 0;                // arrived after being declared lost/played
+  uint64_t lost = 0;                // declared lost by the playout buffer
+  uint64_t played = 0;              // chunks released in order
+  uint64_t bytes_up = 0;            // UDP bytes of chunk datagrams sent
+  uint64_t bytes_down = 0;          // UDP bytes received and accepted
   uint64_t rejected_datagrams = 0;  // malformed, foreign or non-member
   uint64_t neighbours = 0;
-  uint64_t buffer_fill = 0;       // chunks held in the playout buffer
-  Micros chunk_delay_us = 0;      // last arrival delay above the minimum seen
+  uint64_t buffer_fill = 0;   // chunks held in the playout buffer
+  Micros chunk_delay_us = 0;  // last arrival delay above the minimum seen
   Micros chunk_delay_max_us = 0;
+  // Team health.
+  uint64_t monitor = 0;  // 1 while the splitter has us as a monitor
+  uint64_t heartbeats_sent = 0;
+  uint64_t control_bytes_up = 0;     // HEARTBEAT, NACK, LOST, REQUEST, PRUNE
+  uint64_t nacks_sent = 0;           // chunk numbers asked for (all attempts)
+  uint64_t nacks_to_splitter = 0;    // of which asked of the splitter
+  uint64_t recovered = 0;            // chunks accepted after being NACKed
+  uint64_t lost_reports_sent = 0;    // chunk numbers reported in LOST
+  uint64_t retransmits_sent = 0;     // chunks re-sent on a neighbour's NACK
+  uint64_t retransmits_limited = 0;  // NACKed chunks refused by the limit
+  uint64_t relayed = 0;              // chunks of other origins relayed
+  uint64_t requests_sent = 0;
+  uint64_t prunes_sent = 0;
+  uint64_t relays_served = 0;  // (neighbour, origin) pairs we relay now
 };
 
 struct PeerEvent {
   enum class Kind {
-    kJoined,             // TEAM received: we are a member
+    kJoined,  // TEAM received: we are a member
     kNeighbourAdded,
     kNeighbourRemoved,
-    kRemoved,            // REMOVED or REJECT from the splitter
-    kProtocolError,      // splitter sent garbage; connection must close
+    kRemoved,        // REMOVED or REJECT from the splitter
+    kProtocolError,  // splitter sent garbage; connection must close
   };
   Kind kind = Kind::kJoined;
   uint32_t peer_id = 0;
@@ -71,6 +102,7 @@ struct NeighbourInfo {
   int64_t debt = 0;
   uint64_t chunks_sent = 0;
   uint64_t chunks_received = 0;
+  std::vector<uint32_t> relayed_origins;  // origins we relay to it
 };
 
 class Peer {
@@ -97,6 +129,7 @@ class Peer {
   bool pop_item(Micros now, StreamItem* out);
 
   PeerState state() const;
+  bool monitor() const;  // asked for, or made one by the splitter (ROLE)
   uint32_t id() const;
   uint32_t team_id() const;
   const std::string& welcome_caps() const;  // caps at join time

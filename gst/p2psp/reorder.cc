@@ -107,10 +107,9 @@ const StoredChunk* ReorderBuffer::find(ChunkNumber n) const {
   if (count_ == 0) return nullptr;
   const uint64_t distance = static_cast<uint32_t>(n - head_);
   // Before the start, numbers below the first arrival are held too.
-  const bool in_window =
-      started_ ? distance < capacity()
-               : std::llabs(seq_distance(head_, n)) < static_cast<int64_t>(
-                                                        capacity());
+  const bool in_window = started_ ? distance < capacity()
+                                  : std::llabs(seq_distance(head_, n)) <
+                                        static_cast<int64_t>(capacity());
   if (!in_window) return nullptr;
   const Cell& cell = slots_[index_of(n)];
   return cell.present && cell.number == n ? &cell.chunk : nullptr;

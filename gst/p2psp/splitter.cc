@@ -1,5 +1,6 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
 #include <gst/p2psp/splitter.h>
+#include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
 #include <unordered_map>
@@ -44,11 +45,26 @@ struct Splitter::Impl {
     bool welcomed = false;
     uint32_t peer_id = 0;
     uint64_t token = 0;
+    uint32_t join_flags = 0;
   };
 
   struct Member {
     ConnId conn = 0;
+    uint64_t token = 0;
+    TokenBucket retransmit_budget;
     SplitterPeerStats stats;
+  };
+
+  // One recently cut chunk: who it went to, and (in the shorter datagram
+  // ring) its bytes, re-sent unchanged on NACK.
+  struct Origin {
+    bool valid = false;
+    ChunkNumber number = 0;
+    uint32_t peer_id = 0;
+  };
+  struct Sent {
+    ChunkNumber number = 0;
+    SharedBytes datagram;
   };
 
   explicit Impl(const SplitterConfig& c)
@@ -58,6 +74,11 @@ struct Splitter::Impl {
         next_chunk(c.first_chunk) {
     // The framer clamps the size; peers must be told the real one.
     config.chunk_size = static_cast<uint32_t>(framer.chunk_payload_size());
+    const size_t history = std::max<size_t>(config.history_chunks, 1);
+    const size_t datagram_size = config.chunk_size + kChunkHeaderSize;
+    origins.resize(history);
+    sent.resize(std::clamp<size_t>(config.history_max_bytes / datagram_size, 1,
+                                   history));
   }
 
   SplitterConfig config;
@@ -79,6 +100,12 @@ struct Splitter::Impl {
   SplitterStats stats;
   std::vector<SplitterEvent> events;
 
+  std::vector<Origin> origins;  // indexed by chunk number modulo size
+  std::vector<Sent> sent;       // likewise
+  // Next time a member may have gone silent for too long, or UINT64_MAX.
+  Micros liveness_due_us = UINT64_MAX;
+  Micros decay_due_us = UINT64_MAX;  // UINT64_MAX while all counters are 0
+
   // ------------------------------------------------------------ helpers --
 
   Member* find_member(uint32_t peer_id) {
@@ -86,6 +113,19 @@ struct Splitter::Impl {
       if (m.stats.id == peer_id) return &m;
     }
     return nullptr;
+  }
+
+  // The member with this id, if the datagram comes from its endpoint.
+  Member* member_at(uint32_t peer_id, const Endpoint& from) {
+    Member* member = find_member(peer_id);
+    if (!member || member->stats.endpoint != from.normalized()) return nullptr;
+    return member;
+  }
+
+  size_t monitors_in_team() const {
+    return static_cast<size_t>(
+        std::count_if(members.begin(), members.end(),
+                      [](const Member& m) { return m.stats.monitor; }));
   }
 
   static void send_tcp(ConnId conn, const TcpMessage& msg, Outbox* out) {
@@ -163,6 +203,7 @@ struct Splitter::Impl {
     conn.token = tokens.next();
     conn.state = ConnState::kAwaitRegister;
     conn.welcomed = true;
+    conn.join_flags = join.flags;
     awaiting_register[conn.peer_id] = conn.id;
     WelcomeMsg welcome;
     welcome.team_id = config.team_id;
@@ -232,6 +273,9 @@ struct Splitter::Impl {
     const Endpoint endpoint = from.normalized();
     awaiting_register.erase(conn.peer_id);
     conn.state = ConnState::kMember;
+    const bool monitor = (conn.join_flags & kFlagMonitor) != 0 ||
+                         monitors_in_team() < config.monitors;
+    if (monitor) send_tcp(conn.id, RoleMsg{kFlagMonitor}, out);
 
     TeamMsg team;
     team.public_endpoint = endpoint;
@@ -247,11 +291,20 @@ struct Splitter::Impl {
 
     Member member;
     member.conn = conn.id;
+    member.token = conn.token;
+    member.retransmit_budget =
+        TokenBucket(config.retransmit_rate, config.retransmit_burst, now);
     member.stats.id = conn.peer_id;
     member.stats.endpoint = endpoint;
     member.stats.tcp_endpoint = conn.remote;
     member.stats.joined_us = now;
+    member.stats.monitor = monitor;
+    member.stats.last_heard_us = now;
     members.push_back(member);
+    if (config.peer_timeout_us != 0) {
+      liveness_due_us = std::min(liveness_due_us,
+                                 saturating_add(now, config.peer_timeout_us));
+    }
     ++stats.peers_joined;
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerAdded,
                                    conn.peer_id, endpoint,
@@ -270,39 +323,182 @@ struct Splitter::Impl {
     }
     // REGISTER is resent until TEAM arrives, so copies after the first are
     // expected from a member, as long as they carry its token.
-    const Member* member = find_member(reg.peer_id);
-    if (member && conns.at(member->conn).token == reg.token) return;
+    Member* member = find_member(reg.peer_id);
+    if (member && member->token == reg.token) {
+      if (member->stats.endpoint == from.normalized()) {
+        member->stats.last_heard_us = now;
+      }
+      return;
+    }
     ++stats.rejected_datagrams;
   }
 
-  bool is_member_at(uint32_t peer_id, const Endpoint& from) {
+  // ------------------------------------------------------------ health ---
+
+  void remember(ChunkNumber number, uint32_t origin,
+                const SharedBytes& datagram) {
+    origins[number % origins.size()] = Origin{true, number, origin};
+    sent[number % sent.size()] = Sent{number, datagram};
+  }
+
+  const Origin* origin_of(ChunkNumber number) const {
+    const Origin& o = origins[number % origins.size()];
+    return o.valid && o.number == number ? &o : nullptr;
+  }
+
+  SharedBytes datagram_of(ChunkNumber number) const {
+    const Sent& s = sent[number % sent.size()];
+    return s.datagram && s.number == number ? s.datagram : nullptr;
+  }
+
+  void handle_nack(Member& member, const NackMsg& nack, Micros now,
+                   Outbox* out) {
+    for (ChunkNumber number : nack.numbers) {
+      ++stats.nacks_received;
+      SharedBytes datagram = datagram_of(number);
+      if (!datagram) {
+        ++stats.retransmits_unavailable;
+      } else if (!member.retransmit_budget.take(now)) {
+        ++stats.retransmits_limited;
+      } else {
+        ++stats.retransmits;
+        stats.retransmit_bytes += datagram->size();
+        ++member.stats.retransmits;
+        out->udp.push_back(UdpSend{member.stats.endpoint, std::move(datagram)});
+      }
+    }
+  }
+
+  // Each reported chunk counts against its origin, never against the
+  // monitor that reports it.
+  void handle_lost(const Member& monitor, const LostMsg& lost, Micros now,
+                   Outbox* out) {
+    std::vector<uint32_t> over_limit;
+    for (ChunkNumber number : lost.numbers) {
+      ++stats.lost_reports;
+      const Origin* origin = origin_of(number);
+      if (!origin || origin->peer_id == monitor.stats.id) continue;
+      Member* culprit = find_member(origin->peer_id);
+      if (!culprit) continue;
+      ++culprit->stats.loss_counter;
+      if (decay_due_us == UINT64_MAX) {
+        decay_due_us = saturating_add(now, config.loss_decay_us);
+      }
+      if (config.max_chunk_loss != 0 &&
+          culprit->stats.loss_counter > config.max_chunk_loss &&
+          std::find(over_limit.begin(), over_limit.end(), culprit->stats.id) ==
+              over_limit.end()) {
+        over_limit.push_back(culprit->stats.id);
+      }
+    }
+    for (uint32_t peer_id : over_limit) {
+      ++stats.peers_expelled;
+      remove_member(peer_id, RemoveReason::kExpelled,
+                    "expelled: too many chunks reported lost", out);
+    }
+  }
+
+  void decay_losses(Micros now) {
+    bool any = false;
+    for (Member& m : members) {
+      m.stats.loss_counter /= 2;
+      any |= m.stats.loss_counter != 0;
+    }
+    decay_due_us =
+        any ? saturating_add(now, std::max<Micros>(config.loss_decay_us, 1))
+            : UINT64_MAX;
+  }
+
+  void expire_silent(Micros now, Outbox* out) {
+    if (config.peer_timeout_us == 0) {
+      liveness_due_us = UINT64_MAX;
+      return;
+    }
+    std::vector<uint32_t> silent;
+    Micros next = UINT64_MAX;
+    for (const Member& m : members) {
+      const Micros expiry =
+          saturating_add(m.stats.last_heard_us, config.peer_timeout_us);
+      if (expiry <= now) {
+        silent.push_back(m.stats.id);
+      } else {
+        next = std::min(next, expiry);
+      }
+    }
+    // Members are only ever heard from later, so nobody expires before the
+    // earliest expiry seen now: no need to look again until then.
+    liveness_due_us = next;
+    for (uint32_t peer_id : silent) {
+      ++stats.peers_timed_out;
+      remove_member(peer_id, RemoveReason::kTimeout,
+                    "no datagram from this peer for too long", out);
+    }
+  }
+
+  // REMOVED to the member, PEER_LEFT to the others.
+  void remove_member(uint32_t peer_id, RemoveReason reason,
+                     const std::string& text, Outbox* out) {
     const Member* member = find_member(peer_id);
-    return member && member->stats.endpoint == from.normalized();
+    if (!member) return;
+    send_tcp(member->conn, RemovedMsg{reason, text}, out);
+    drop_member(peer_id, reason, out);
+  }
+
+  // Peer-to-peer messages (REQUEST, PRUNE, CHUNK) never go to the splitter.
+  // Returns false for anything it does not take.
+  bool handle_member_datagram(const Endpoint& from, const UdpMessage& msg,
+                              Micros now, Outbox* out) {
+    if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
+      return touch(member_at(hello->peer_id, from), now);
+    }
+    if (const auto* bye = std::get_if<GoodbyeMsg>(&msg)) {
+      return touch(member_at(bye->peer_id, from), now);
+    }
+    if (const auto* beat = std::get_if<HeartbeatMsg>(&msg)) {
+      Member* member = member_at(beat->peer_id, from);
+      return member && member->token == beat->token && touch(member, now);
+    }
+    if (const auto* nack = std::get_if<NackMsg>(&msg)) {
+      Member* member = member_at(nack->peer_id, from);
+      if (!touch(member, now)) return false;
+      handle_nack(*member, *nack, now, out);
+      return true;
+    }
+    if (const auto* lost = std::get_if<LostMsg>(&msg)) {
+      Member* member = member_at(lost->peer_id, from);
+      if (!member || member->token != lost->token || !member->stats.monitor) {
+        return false;
+      }
+      touch(member, now);
+      handle_lost(*member, *lost, now, out);
+      return true;
+    }
+    return false;
+  }
+
+  static bool touch(Member* member, Micros now) {
+    if (member) member->stats.last_heard_us = now;
+    return member != nullptr;
+  }
+
+  static uint32_t team_of(const UdpMessage& msg) {
+    return std::visit([](const auto& m) { return m.team_id; }, msg);
   }
 
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) {
     const std::optional<UdpMessage> msg = decode_udp(data, size);
-    if (!msg) {
+    if (!msg || team_of(*msg) != config.team_id) {
       ++stats.rejected_datagrams;
       return;
     }
     if (const auto* reg = std::get_if<RegisterMsg>(&*msg)) {
-      if (reg->team_id == config.team_id) {
-        handle_register(*reg, from, now, out);
-        return;
-      }
-    } else if (const auto* hello = std::get_if<HelloMsg>(&*msg)) {
-      if (hello->team_id == config.team_id &&
-          is_member_at(hello->peer_id, from)) {
-        return;
-      }
-    } else if (const auto* bye = std::get_if<GoodbyeMsg>(&*msg)) {
-      if (bye->team_id == config.team_id && is_member_at(bye->peer_id, from)) {
-        return;
-      }
+      handle_register(*reg, from, now, out);
+      return;
     }
-    ++stats.rejected_datagrams;
+    if (!handle_member_datagram(from, *msg, now, out)) {
+      ++stats.rejected_datagrams;
+    }
   }
 
   // ------------------------------------------------------------ stream ---
@@ -324,6 +520,7 @@ struct Splitter::Impl {
     stats.bytes_sent += datagram->size();
     ++dest.stats.chunks_sent;
     dest.stats.bytes_sent += datagram->size();
+    remember(number, dest.stats.id, datagram);
     out->udp.push_back(UdpSend{dest.stats.endpoint, std::move(datagram)});
   }
 
@@ -431,20 +628,20 @@ void Splitter::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
 void Splitter::tick(Micros now, Outbox* out) {
   if (impl_->flush_deadline() <= now) impl_->send_partial(now, out);
   impl_->expire_handshakes(now, out);
+  if (impl_->liveness_due_us <= now) impl_->expire_silent(now, out);
+  if (impl_->decay_due_us <= now) impl_->decay_losses(now);
 }
 
 Micros Splitter::next_deadline() const {
-  return std::min(impl_->flush_deadline(), impl_->handshake_deadline());
+  return std::min({impl_->flush_deadline(), impl_->handshake_deadline(),
+                   impl_->liveness_due_us, impl_->decay_due_us});
 }
 
 void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }
 
 void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
-  const Impl::Member* member = impl_->find_member(peer_id);
-  if (member) {
-    Impl::send_tcp(member->conn, RemovedMsg{reason, "removed by the splitter"},
-                   out);
-    impl_->drop_member(peer_id, reason, out);
+  if (impl_->find_member(peer_id)) {
+    impl_->remove_member(peer_id, reason, "removed by the splitter", out);
     return;
   }
   auto waiting = impl_->awaiting_register.find(peer_id);

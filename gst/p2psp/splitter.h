@@ -5,27 +5,47 @@
 // (Outbox) and events for the element (peer added/removed).
 #pragma once
 
+#include <gst/p2psp/framing.h>
+#include <gst/p2psp/media.h>
+#include <gst/p2psp/outbox.h>
+#include <gst/p2psp/wire.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <gst/p2psp/framing.h>
-#include <gst/p2psp/media.h>
-#include <gst/p2psp/outbox.h>
-#include <gst/p2psp/wire.h>
-
 namespace p2psp {
 
 struct SplitterConfig {
-  uint32_t chunk_size = 1024;       // chunk payload bytes
-  uint32_t max_peers = 0;           // 0 = no limit
-  uint16_t udp_port = 0;            // announced to peers in WELCOME
-  uint32_t team_id = 0;             // random per splitter run (wrapper picks)
-  Micros flush_delay_us = 20000;    // a partial chunk waits at most this
+  uint32_t chunk_size = 1024;     // chunk payload bytes
+  uint32_t max_peers = 0;         // 0 = no limit
+  uint16_t udp_port = 0;          // announced to peers in WELCOME
+  uint32_t team_id = 0;           // random per splitter run (wrapper picks)
+  Micros flush_delay_us = 20000;  // a partial chunk waits at most this
   Micros handshake_timeout_us = 5000000;
-  ChunkNumber first_chunk = 0;      // first chunk number (tests use wrap)
+  ChunkNumber first_chunk = 0;  // first chunk number (tests use wrap)
+
+  // Team health (docs/protocol.md section 10).
+  // While fewer members than this are monitors, a newly registered peer is
+  // made one (besides peers that ask with the JOIN monitor flag).
+  uint32_t monitors = 0;
+  // A member heard from (heartbeat or any valid datagram) less recently than
+  // this is removed with REMOVED{timeout}. 0: never.
+  Micros peer_timeout_us = 1500000;
+  // Recent chunks remembered: their origins (for LOST) and their datagrams
+  // (for NACK), the latter within history_max_bytes.
+  size_t history_chunks = 4096;
+  size_t history_max_bytes = 16u << 20;
+  // A member whose loss counter (one per chunk of its reported lost by a
+  // monitor) exceeds this is expelled. 0: never.
+  uint32_t max_chunk_loss = 32;
+  Micros loss_decay_us = 1000000;  // every loss counter halves this often
+  // Retransmissions one member may cause: a token bucket, chunks per second
+  // and burst, so a NACK cannot make the splitter flood an address.
+  uint32_t retransmit_rate = 256;
+  uint32_t retransmit_burst = 256;
 };
 
 struct SplitterPeerStats {
@@ -35,19 +55,32 @@ struct SplitterPeerStats {
   uint64_t chunks_sent = 0;
   uint64_t bytes_sent = 0;  // UDP payload bytes (headers included)
   Micros joined_us = 0;
+  bool monitor = false;
+  uint32_t loss_counter = 0;  // monitor reports against it, decaying
+  Micros last_heard_us = 0;   // last valid datagram from it
+  uint64_t retransmits = 0;   // chunks re-sent to it on NACK
 };
 
 struct SplitterStats {
   uint64_t buffers_in = 0;
-  uint64_t bytes_in = 0;           // media bytes pushed
+  uint64_t bytes_in = 0;  // media bytes pushed
   uint64_t chunks_cut = 0;
   uint64_t chunks_sent = 0;
-  uint64_t bytes_sent = 0;         // UDP bytes of chunk datagrams
-  uint64_t chunks_dropped = 0;     // cut while the team was empty
+  uint64_t bytes_sent = 0;      // UDP bytes of chunk datagrams
+  uint64_t chunks_dropped = 0;  // cut while the team was empty
   uint64_t peers_joined = 0;
   uint64_t peers_left = 0;
-  uint64_t rejected_datagrams = 0; // malformed or foreign UDP
+  uint64_t rejected_datagrams = 0;    // malformed or foreign UDP
   uint64_t rejected_connections = 0;  // garbage/timeout/version/full on TCP
+  // Team health.
+  uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)
+  uint64_t peers_expelled = 0;    // removed for losses (REMOVED expelled)
+  uint64_t lost_reports = 0;      // chunk numbers reported in LOST
+  uint64_t nacks_received = 0;    // chunk numbers asked for in NACK
+  uint64_t retransmits = 0;       // chunks re-sent on NACK
+  uint64_t retransmit_bytes = 0;  // their UDP bytes (not in bytes_sent)
+  uint64_t retransmits_unavailable = 0;  // asked for, no longer held
+  uint64_t retransmits_limited = 0;      // refused by the rate limit
 };
 
 struct SplitterEvent {
@@ -76,7 +109,7 @@ class Splitter {
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out);
 
-  // Timers: partial-chunk flush, handshake timeouts.
+  // Timers: partial-chunk flush, handshake timeouts, liveness, loss decay.
   void tick(Micros now, Outbox* out);
   // Earliest time tick() has something to do (UINT64_MAX: nothing).
   Micros next_deadline() const;

@@ -6,6 +6,9 @@
 // fuzzable entry points.
 #pragma once
 
+#include <gst/p2psp/endpoint.h>
+#include <gst/p2psp/seq.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -13,9 +16,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <gst/p2psp/endpoint.h>
-#include <gst/p2psp/seq.h>
 
 namespace p2psp {
 
