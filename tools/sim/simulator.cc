@@ -41,8 +41,11 @@ P2PSP_SIM_OPTIONAL_MEMBER(monitor)
 P2PSP_SIM_OPTIONAL_MEMBER(monitors)
 P2PSP_SIM_OPTIONAL_MEMBER(max_chunk_loss)
 P2PSP_SIM_OPTIONAL_MEMBER(peer_timeout_us)
-P2PSP_SIM_OPTIONAL_MEMBER(nack)
-P2PSP_SIM_OPTIONAL_MEMBER(route_discovery)
+P2PSP_SIM_OPTIONAL_MEMBER(max_nack_attempts)
+P2PSP_SIM_OPTIONAL_MEMBER(nack_delay_us)
+P2PSP_SIM_OPTIONAL_MEMBER(nack_retry_us)
+P2PSP_SIM_OPTIONAL_MEMBER(relay_request_after_us)
+P2PSP_SIM_OPTIONAL_MEMBER(retransmits_sent)
 P2PSP_SIM_OPTIONAL_MEMBER(nacks_sent)
 P2PSP_SIM_OPTIONAL_MEMBER(recovered)
 P2PSP_SIM_OPTIONAL_MEMBER(retransmits)
@@ -197,7 +200,7 @@ class Simulation {
   NodeId splitter_ = 0;
   std::vector<PeerSlot> peers_;
   std::vector<uint32_t> churnable_;
-  std::unordered_map<Endpoint, uint32_t, EndpointHash> peer_at_;
+  std::unordered_map<Endpoint, uint32_t, EndpointHash> departed_at_;
   std::unordered_map<uint32_t, uint32_t> index_of_id_;
   DelayHistogram delays_;
   MediaBuffer buffer_;
@@ -277,8 +280,14 @@ class Simulation {
     pc.forward_flush_us = seconds(config_.forward_flush_ms / 1000);
     pc.max_chunk_debt = static_cast<uint32_t>(config_.max_chunk_debt);
     set_monitor(pc, monitor, 0);
-    set_nack(pc, config_.nack != 0, 0);
-    set_route_discovery(pc, config_.route_discovery != 0, 0);
+    if (config_.nack == 0) set_max_nack_attempts(pc, 0, 0);
+    if (config_.nack_delay_ms > 0) {
+      set_nack_delay_us(pc, seconds(config_.nack_delay_ms / 1000), 0);
+    }
+    if (config_.nack_retry_ms > 0) {
+      set_nack_retry_us(pc, seconds(config_.nack_retry_ms / 1000), 0);
+    }
+    if (config_.route_discovery == 0) set_relay_request_after_us(pc, 0, 0);
     if (config_.peer_timeout_ms > 0) {
       set_peer_timeout_us(pc, seconds(config_.peer_timeout_ms / 1000), 0);
     }
@@ -314,7 +323,6 @@ class Simulation {
     slot.result.monitor = monitor;
     slot.played.assign(total_chunks_, false);
     peers_.push_back(std::move(slot));
-    peer_at_[peer_endpoint(index)] = index;
     net_.set_uplink(
         peers_[index].node,
         uplink(uplink_rate(config_.peer_upload_kbps, config_.peer_upload_x,
@@ -357,6 +365,9 @@ class Simulation {
     net_.schedule(stream_start_, [this] {
       net_.with(splitter_, [&](Micros now, Outbox* out) {
         splitter().set_caps(kCaps, now, out);
+        // Caps alone in the first chunk: every later chunk then holds
+        // exactly one buffer.
+        splitter().flush(now, out);
       });
       push_next();
     });
@@ -419,7 +430,10 @@ class Simulation {
 
   void depart(uint32_t index) {
     PeerResult& r = peers_[index].result;
-    if (!r.departed_s) r.departed_s = stream_time_s(net_.now());
+    if (!r.departed_s) {
+      r.departed_s = stream_time_s(net_.now());
+      departed_at_[peer_endpoint(index)] = index;
+    }
     if (peers_[index].active) {
       peers_[index].active = false;
       churnable_.erase(std::find(churnable_.begin(), churnable_.end(), index));
@@ -524,10 +538,14 @@ class Simulation {
     delays_.add(static_cast<double>(net_.now() - pushed) / 1000.0);
   }
 
+  // Only departed peers are watched: after its removal nobody should send
+  // to a peer, and looking every datagram up would cost a thousand-peer run
+  // dearly.
   void note_datagram(Micros now, const Endpoint& from, const Endpoint& to) {
+    if (departed_at_.empty()) return;
+    auto dest = departed_at_.find(to);
+    if (dest == departed_at_.end()) return;
     if (from == splitter_endpoint(kSplitterUdpPort)) return;
-    auto dest = peer_at_.find(to);
-    if (dest == peer_at_.end()) return;
     peers_[dest->second].result.last_udp_from_peers_s = stream_time_s(now);
   }
 
@@ -574,7 +592,7 @@ class Simulation {
       const PeerStats& s = peer(r.index).stats();
       result->nacks_sent += get_nacks_sent(s, 0);
       result->recovered += get_recovered(s, 0);
-      result->retransmits += get_retransmits(s, 0);
+      result->retransmits += get_retransmits_sent(s, 0);
       result->relayed += get_relayed(s, 0);
     }
   }
@@ -601,7 +619,7 @@ class Simulation {
 
   SimResult collect() {
     SimResult result = counts_;
-    result.chunks_cut = splitter().stats().chunks_cut;
+    result.chunks_cut = chunks_pushed_;
     for (PeerSlot& slot : peers_) {
       if (slot.result.joined_s) ++result.joined;
       account_peer(slot, &result);
@@ -673,6 +691,10 @@ const std::vector<SimParam>& sim_params() {
       {"join-grace", &SimConfig::join_grace_s,
        "seconds after joining before a peer's losses count"},
       {"nack", &SimConfig::nack, "1: NACK loss recovery on, 0: off"},
+      {"nack-delay", &SimConfig::nack_delay_ms,
+       "ms a missing chunk waits before the first NACK (0: core default)"},
+      {"nack-retry", &SimConfig::nack_retry_ms,
+       "ms between NACKs to the splitter (0: core default)"},
       {"route-discovery", &SimConfig::route_discovery,
        "1: request/prune relaying on, 0: off"},
       {"peer-timeout", &SimConfig::peer_timeout_ms,

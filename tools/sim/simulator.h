@@ -39,7 +39,7 @@ struct SimConfig {
   double peer_upload_kbps = 0;
   double peer_upload_x = 2;
   double splitter_upload_kbps = 0;
-  double splitter_upload_x = 0;
+  double splitter_upload_x = 10;
   double queue_ms = 1000;  // drop-tail bound of every uplink queue
 
   // Churn, in events per second of stream, on peers that are not monitors.
@@ -58,6 +58,8 @@ struct SimConfig {
 
   // Team health, used where the core has it (0 keeps the core's default).
   double nack = 1;             // 0 disables loss recovery
+  double nack_delay_ms = 0;    // wait before the first NACK
+  double nack_retry_ms = 0;    // between NACKs to the splitter
   double route_discovery = 1;  // 0 disables request / prune
   double peer_timeout_ms = 0;
   double max_chunk_loss = 0;
@@ -92,8 +94,8 @@ struct PeerResult {
   uint64_t played = 0;               // of those, played in time
   double clr = 0;                    // 1 - played / expected
   uint64_t upload_bytes = 0;
-  // Last datagram another peer sent to it: after its removal, the team
-  // must stop sending.
+  // Last datagram another peer sent to it after it departed: once it has
+  // been removed, the team must stop sending.
   std::optional<double> last_udp_from_peers_s;
 };
 
@@ -102,7 +104,7 @@ struct SimResult {
   // over peers (each peer only for the chunks cut while it was a member).
   double clr = 0;
   double worst_peer_clr = 0;
-  uint64_t chunks_cut = 0;
+  uint64_t chunks_cut = 0;  // of media: the caps chunk is not counted
   uint64_t chunks_expected = 0;
   uint64_t chunks_played = 0;
   // From the splitter's push to the peer's pop, milliseconds.
