@@ -18,40 +18,6 @@ namespace p2psp::sim {
 
 namespace {
 
-// The team-health knobs and counters are optional in the core this builds
-// against: these set or read a member only where the type has it.
-#define P2PSP_SIM_OPTIONAL_MEMBER(member)                             \
-  template <typename T, typename V>                                   \
-  auto set_##member(T& t, V v, int)->decltype(t.member = v, void()) { \
-    t.member = static_cast<std::decay_t<decltype(t.member)>>(v);      \
-  }                                                                   \
-  template <typename T, typename V>                                   \
-  void set_##member(T&, V, long) {}                                   \
-  template <typename T>                                               \
-  auto get_##member(const T& t, int)                                  \
-      ->decltype(static_cast<uint64_t>(t.member)) {                   \
-    return static_cast<uint64_t>(t.member);                           \
-  }                                                                   \
-  template <typename T>                                               \
-  uint64_t get_##member(const T&, long) {                             \
-    return 0;                                                         \
-  }
-
-P2PSP_SIM_OPTIONAL_MEMBER(monitor)
-P2PSP_SIM_OPTIONAL_MEMBER(monitors)
-P2PSP_SIM_OPTIONAL_MEMBER(max_chunk_loss)
-P2PSP_SIM_OPTIONAL_MEMBER(peer_timeout_us)
-P2PSP_SIM_OPTIONAL_MEMBER(max_nack_attempts)
-P2PSP_SIM_OPTIONAL_MEMBER(nack_delay_us)
-P2PSP_SIM_OPTIONAL_MEMBER(nack_retry_us)
-P2PSP_SIM_OPTIONAL_MEMBER(relay_request_after_us)
-P2PSP_SIM_OPTIONAL_MEMBER(retransmits_sent)
-P2PSP_SIM_OPTIONAL_MEMBER(nacks_sent)
-P2PSP_SIM_OPTIONAL_MEMBER(recovered)
-P2PSP_SIM_OPTIONAL_MEMBER(retransmits)
-P2PSP_SIM_OPTIONAL_MEMBER(relayed)
-#undef P2PSP_SIM_OPTIONAL_MEMBER
-
 constexpr uint16_t kSplitterTcpPort = 4552;
 constexpr uint16_t kSplitterUdpPort = 4553;
 constexpr uint32_t kTeamId = 0x51a7e001;
@@ -252,12 +218,12 @@ class Simulation {
     sc.chunk_size = static_cast<uint32_t>(config_.chunk_size);
     sc.team_id = kTeamId;
     sc.udp_port = kSplitterUdpPort;
-    set_monitors(sc, static_cast<uint32_t>(config_.monitors), 0);
+    sc.monitors = static_cast<uint32_t>(config_.monitors);
     if (config_.max_chunk_loss > 0) {
-      set_max_chunk_loss(sc, config_.max_chunk_loss, 0);
+      sc.max_chunk_loss = static_cast<uint32_t>(config_.max_chunk_loss);
     }
     if (config_.peer_timeout_ms > 0) {
-      set_peer_timeout_us(sc, seconds(config_.peer_timeout_ms / 1000), 0);
+      sc.peer_timeout_us = seconds(config_.peer_timeout_ms / 1000);
     }
     auto node = std::make_shared<TimedSplitterNode>(sc);
     node->on_event = [this](const SplitterEvent& e, Micros now) {
@@ -279,18 +245,15 @@ class Simulation {
         pc.buffer_chunks, static_cast<size_t>(4 * config_.buffer));
     pc.forward_flush_us = seconds(config_.forward_flush_ms / 1000);
     pc.max_chunk_debt = static_cast<uint32_t>(config_.max_chunk_debt);
-    set_monitor(pc, monitor, 0);
-    if (config_.nack == 0) set_max_nack_attempts(pc, 0, 0);
+    pc.monitor = monitor;
+    if (config_.nack == 0) pc.max_nack_attempts = 0;
     if (config_.nack_delay_ms > 0) {
-      set_nack_delay_us(pc, seconds(config_.nack_delay_ms / 1000), 0);
+      pc.nack_delay_us = seconds(config_.nack_delay_ms / 1000);
     }
     if (config_.nack_retry_ms > 0) {
-      set_nack_retry_us(pc, seconds(config_.nack_retry_ms / 1000), 0);
+      pc.nack_retry_us = seconds(config_.nack_retry_ms / 1000);
     }
-    if (config_.route_discovery == 0) set_relay_request_after_us(pc, 0, 0);
-    if (config_.peer_timeout_ms > 0) {
-      set_peer_timeout_us(pc, seconds(config_.peer_timeout_ms / 1000), 0);
-    }
+    if (config_.route_discovery == 0) pc.relay_request_after_us = 0;
     return pc;
   }
 
@@ -590,10 +553,10 @@ class Simulation {
     }
     if (r.joined_s && net_.alive(slot.node)) {
       const PeerStats& s = peer(r.index).stats();
-      result->nacks_sent += get_nacks_sent(s, 0);
-      result->recovered += get_recovered(s, 0);
-      result->retransmits += get_retransmits_sent(s, 0);
-      result->relayed += get_relayed(s, 0);
+      result->nacks_sent += s.nacks_sent;
+      result->recovered += s.recovered;
+      result->retransmits += s.retransmits_sent;
+      result->relayed += s.relayed;
     }
   }
 
@@ -624,7 +587,7 @@ class Simulation {
       if (slot.result.joined_s) ++result.joined;
       account_peer(slot, &result);
     }
-    result.retransmits += get_retransmits(splitter().stats(), 0);
+    result.retransmits += splitter().stats().retransmits;
     result.clr = result.chunks_expected == 0
                      ? 0
                      : 1.0 - static_cast<double>(result.chunks_played) /

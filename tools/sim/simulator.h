@@ -56,7 +56,7 @@ struct SimConfig {
   // (its neighbours learn about it one control round trip later).
   double join_grace_s = 0.5;
 
-  // Team health, used where the core has it (0 keeps the core's default).
+  // Team health (0 keeps the core's default).
   double nack = 1;             // 0 disables loss recovery
   double nack_delay_ms = 0;    // wait before the first NACK
   double nack_retry_ms = 0;    // between NACKs to the splitter
@@ -122,7 +122,7 @@ struct SimResult {
   uint32_t expelled = 0;   // for losing too many chunks (monitor reports)
   uint32_t timed_out = 0;  // silent (heartbeat)
 
-  // Recovery counters, summed over peers (0 where the core lacks them).
+  // Recovery counters, summed over peers (retransmits: the splitter's too).
   uint64_t nacks_sent = 0, recovered = 0, retransmits = 0, relayed = 0;
 
   uint64_t udp_sent = 0, udp_lost = 0, udp_queue_drops = 0;
