@@ -444,14 +444,22 @@ TEST(ReorderGaps, FilledAndReleasedNumbersAreNoLongerMissing) {
   EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
 }
 
-TEST(ReorderGaps, EarlierArrivalsBeforeTheStartAreNotGaps) {
+TEST(ReorderGaps, EarlierArrivalsBeforeTheStartOpenGapsBelow) {
   ReorderBuffer buffer(64, 100000);
   put(&buffer, 20, 0);
-  put(&buffer, 15, 10);  // before the first one: the start moves, no gap
+  put(&buffer, 19, 5);  // adjacent: nothing between
   EXPECT_TRUE(buffer.missing(UINT64_MAX).empty());
+  put(&buffer, 16, 10);  // the start moves down; 17 and 18 are missing
   put(&buffer, 22, 20);
-  EXPECT_EQ(numbers_of(buffer.missing(UINT64_MAX)),
-            std::vector<ChunkNumber>{21});
+  const auto gaps = buffer.missing(UINT64_MAX);
+  EXPECT_EQ(numbers_of(gaps), (std::vector<ChunkNumber>{17, 18, 21}));
+  EXPECT_EQ(gaps[0].since_us, 10u);
+  // After the start nothing below the head is missing.
+  pop_all(&buffer, 100000);
+  EXPECT_EQ(put(&buffer, 10, 100001), Insert::kLate);
+  for (const auto& gap : buffer.missing(UINT64_MAX)) {
+    EXPECT_FALSE(seq_before(gap.number, 16));
+  }
 }
 
 TEST(ReorderGaps, WorkAcrossTheWrap) {

@@ -450,15 +450,17 @@ struct Peer::Impl {
     recent[msg.number % recent.size()] =
         Recent{msg.number, msg.origin, chunk.datagram};
     ++accepted_count;
+    auto nack = nacks.find(msg.number);
+    if (nack != nacks.end()) {
+      if (nack->second.next_us != UINT64_MAX) ++stats.recovered;
+      nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
+      // An answer to a NACK says nothing about the origin's route to us.
+      return;
+    }
     auto member = members.find(msg.origin);
     if (member != members.end()) {
       member->second.last_heard_us = now;
       member->second.heard_at_count = accepted_count;
-    }
-    auto nack = nacks.find(msg.number);
-    if (nack != nacks.end() && nack->second.next_us != UINT64_MAX) {
-      ++stats.recovered;
-      nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
     }
   }
 

@@ -73,14 +73,28 @@ ReorderBuffer::Insert ReorderBuffer::store(const StoredChunk& chunk) {
 }
 
 void ReorderBuffer::note_gaps(ChunkNumber n, uint64_t arrival_us) {
-  if (have_newest_ && seq_after(n, newest_)) {
-    // Bounded by the window: store() only takes numbers within it.
+  if (!have_newest_) {
+    newest_ = lowest_ = n;
+    have_newest_ = true;
+    return;
+  }
+  // Both loops are bounded by the window: store() only takes numbers
+  // within it.
+  if (seq_after(n, newest_)) {
     for (ChunkNumber m = newest_ + 1; m != n; ++m) {
       gaps_.push_back(Gap{m, arrival_us});
     }
+    newest_ = n;
   }
-  if (!have_newest_ || seq_after(n, newest_)) newest_ = n;
-  have_newest_ = true;
+  // Before the start, the window may still grow downwards: what lies
+  // between an earlier arrival and the lowest one is missing too. Kept in
+  // number order by adding below the others.
+  if (!started_ && seq_before(n, lowest_)) {
+    for (ChunkNumber m = lowest_ - 1; m != n; --m) {
+      gaps_.push_front(Gap{m, arrival_us});
+    }
+    lowest_ = n;
+  }
 }
 
 bool ReorderBuffer::is_missing(ChunkNumber n) const {
@@ -167,6 +181,7 @@ void ReorderBuffer::reset() {
   gaps_.clear();
   have_newest_ = false;
   newest_ = 0;
+  lowest_ = 0;
 }
 
 size_t ReorderBuffer::index_of(ChunkNumber n) const {

@@ -91,6 +91,7 @@ class ReorderBuffer {
   std::deque<Gap> gaps_;
   bool have_newest_ = false;
   ChunkNumber newest_ = 0;
+  ChunkNumber lowest_ = 0;  // lowest number accepted before the start
 
   // Slot of n, for n within capacity() of head_. Not simply n % capacity():
   // that breaks across the 2^32 wrap unless the capacity divides 2^32.
