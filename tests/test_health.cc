@@ -417,5 +417,446 @@ TEST(Routes, RelayIsPrunedWhenTheDirectPathReturns) {
   }
 }
 
+// ------------------------------------------------------------ splitter --
+// The splitter alone, driven by hand: exact counts and timings.
+
+struct Joined {
+  ConnId conn = 0;
+  uint32_t id = 0;
+  uint64_t token = 0;
+  Endpoint udp;
+  bool monitor = false;  // got ROLE monitor
+};
+
+class SplitterBench {
+ public:
+  explicit SplitterBench(const SplitterConfig& config) : sp(config) {}
+
+  Joined join(bool ask_monitor = false) {
+    Joined j;
+    j.conn = next_conn++;
+    j.udp = Endpoint::ipv4(10, 3, 0, static_cast<uint8_t>(j.conn), 5000);
+    sp.on_tcp_accepted(j.conn, j.udp.with_port(40000), now, &out);
+    feed(j.conn, encode_tcp(JoinMsg{kProtocolVersion,
+                                    ask_monitor ? kFlagMonitor : 0u}));
+    for (const TcpMessage& m : take_tcp(j.conn)) {
+      if (const auto* w = std::get_if<WelcomeMsg>(&m)) {
+        j.id = w->peer_id;
+        j.token = w->token;
+      }
+    }
+    udp(j, encode_register(RegisterMsg{kTeamId, j.id, j.token}));
+    for (const TcpMessage& m : take_tcp(j.conn)) {
+      if (const auto* role = std::get_if<RoleMsg>(&m)) {
+        j.monitor = (role->flags & kFlagMonitor) != 0;
+      }
+    }
+    return j;
+  }
+
+  void feed(ConnId conn, const Bytes& bytes) {
+    sp.on_tcp_data(conn, bytes.data(), bytes.size(), now, &out);
+  }
+  void udp(const Joined& from, const Bytes& bytes) {
+    udp_from(from.udp, bytes);
+  }
+  void udp_from(const Endpoint& from, const Bytes& bytes) {
+    sp.on_udp(from, bytes.data(), bytes.size(), now, &out);
+  }
+  void advance_to(Micros t) {
+    while (sp.next_deadline() <= t) {
+      now = std::max(now, sp.next_deadline());
+      sp.tick(now, &out);
+    }
+    now = t;
+  }
+
+  // Cuts `count` full chunks; returns their datagrams by number.
+  std::map<ChunkNumber, std::pair<Endpoint, SharedBytes>> cut(size_t count) {
+    MediaBuffer buffer;
+    buffer.data.assign(count * sp.config().chunk_size - 32, 0x5A);
+    sp.push_buffer(buffer, now, &out);
+    std::map<ChunkNumber, std::pair<Endpoint, SharedBytes>> chunks;
+    for (const UdpSend& send : take_udp()) {
+      if (auto chunk = as_chunk(*send.data)) {
+        chunks[chunk->number] = {send.to, send.data};
+      }
+    }
+    return chunks;
+  }
+
+  std::vector<TcpMessage> take_tcp(ConnId conn) {
+    std::vector<TcpMessage> result;
+    std::vector<TcpSend> rest;
+    for (TcpSend& send : out.tcp) {
+      if (send.conn != conn) {
+        rest.push_back(std::move(send));
+        continue;
+      }
+      TcpReader reader;
+      reader.feed(send.data.data(), send.data.size());
+      TcpMessage msg;
+      while (reader.next(&msg) == TcpReader::Status::kMessage) {
+        result.push_back(msg);
+      }
+    }
+    out.tcp = std::move(rest);
+    return result;
+  }
+  std::vector<UdpSend> take_udp() {
+    std::vector<UdpSend> result;
+    result.swap(out.udp);
+    return result;
+  }
+  const SplitterPeerStats* stats_of(uint32_t id) {
+    peer_stats = sp.peer_stats();
+    for (const SplitterPeerStats& p : peer_stats) {
+      if (p.id == id) return &p;
+    }
+    return nullptr;
+  }
+
+  Splitter sp;
+  Outbox out;
+  Micros now = 0;
+  ConnId next_conn = 1;
+  std::vector<SplitterPeerStats> peer_stats;
+};
+
+std::vector<ChunkNumber> chunks_to(
+    const std::map<ChunkNumber, std::pair<Endpoint, SharedBytes>>& chunks,
+    const Endpoint& to) {
+  std::vector<ChunkNumber> numbers;
+  for (const auto& [number, sent] : chunks) {
+    if (sent.first == to) numbers.push_back(number);
+  }
+  return numbers;
+}
+
+template <typename T>
+bool got(const std::vector<TcpMessage>& messages) {
+  return std::any_of(messages.begin(), messages.end(), [](const auto& m) {
+    return std::holds_alternative<T>(m);
+  });
+}
+
+SplitterConfig bench_config() {
+  SplitterConfig config = splitter_config(200);
+  config.peer_timeout_us = 0;  // these tests do not heartbeat
+  return config;
+}
+
+TEST(SplitterHealth, LossReportsCountDecayAndExpelAboveTheLimit) {
+  SplitterConfig config = bench_config();
+  config.max_chunk_loss = 4;
+  SplitterBench bench(config);
+  const Joined monitor = bench.join(/*ask_monitor=*/true);
+  const Joined honest = bench.join();
+  const Joined culprit = bench.join();
+  EXPECT_TRUE(monitor.monitor);
+  EXPECT_FALSE(honest.monitor);
+  const auto chunks = bench.cut(30);
+  const auto culprits = chunks_to(chunks, culprit.udp);
+  ASSERT_GE(culprits.size(), 9u);
+  auto lost = [&](std::vector<ChunkNumber> numbers) {
+    bench.udp(monitor, encode_lost(LostMsg{kTeamId, monitor.id, monitor.token,
+                                           std::move(numbers)}));
+  };
+
+  lost({culprits[0], culprits[1], culprits[2]});
+  EXPECT_EQ(bench.stats_of(culprit.id)->loss_counter, 3u);
+  EXPECT_EQ(bench.stats_of(honest.id)->loss_counter, 0u);
+  EXPECT_EQ(bench.sp.stats().lost_reports, 3u);
+  // Halved every second.
+  bench.advance_to(999999);
+  EXPECT_EQ(bench.stats_of(culprit.id)->loss_counter, 3u);
+  bench.advance_to(kSecond);
+  EXPECT_EQ(bench.stats_of(culprit.id)->loss_counter, 1u);
+  bench.advance_to(2 * kSecond);
+  EXPECT_EQ(bench.stats_of(culprit.id)->loss_counter, 0u);
+  EXPECT_EQ(bench.sp.next_deadline(), UINT64_MAX) << "no decay while all 0";
+
+  lost({culprits[3], culprits[4], culprits[5], culprits[6]});
+  EXPECT_EQ(bench.stats_of(culprit.id)->loss_counter, 4u);  // at the limit
+  EXPECT_TRUE(bench.take_tcp(culprit.conn).empty());
+  lost({culprits[7]});
+  EXPECT_EQ(bench.stats_of(culprit.id), nullptr);
+  EXPECT_EQ(bench.sp.stats().peers_expelled, 1u);
+  const auto told = bench.take_tcp(culprit.conn);
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(std::get<RemovedMsg>(told[0]).reason, RemoveReason::kExpelled);
+  EXPECT_TRUE(got<PeerLeftMsg>(bench.take_tcp(honest.conn)));
+  EXPECT_TRUE(got<PeerLeftMsg>(bench.take_tcp(monitor.conn)));
+  const auto events = bench.sp.take_events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind, SplitterEvent::Kind::kPeerRemoved);
+  EXPECT_EQ(events.back().peer_id, culprit.id);
+  EXPECT_EQ(events.back().reason, RemoveReason::kExpelled);
+  EXPECT_EQ(bench.sp.num_peers(), 2u);
+}
+
+TEST(SplitterHealth, MonitorIsNeverBlamedForItsOwnReports) {
+  SplitterConfig config = bench_config();
+  config.max_chunk_loss = 1;
+  SplitterBench bench(config);
+  const Joined monitor = bench.join(true);
+  bench.join();
+  const auto chunks = bench.cut(20);
+  bench.udp(monitor, encode_lost(LostMsg{kTeamId, monitor.id, monitor.token,
+                                         chunks_to(chunks, monitor.udp)}));
+  EXPECT_EQ(bench.sp.num_peers(), 2u);
+  EXPECT_EQ(bench.stats_of(monitor.id)->loss_counter, 0u);
+  EXPECT_EQ(bench.sp.stats().peers_expelled, 0u);
+}
+
+TEST(SplitterHealth, LostFromNonMonitorsStrangersOrBadTokensIsRejected) {
+  SplitterConfig config = bench_config();
+  config.max_chunk_loss = 1;
+  SplitterBench bench(config);
+  const Joined monitor = bench.join(true);
+  const Joined plain = bench.join();
+  const Joined victim = bench.join();
+  const auto numbers = chunks_to(bench.cut(30), victim.udp);
+  const Endpoint stranger = Endpoint::ipv4(10, 9, 9, 9, 5000);
+  bench.udp(plain,
+            encode_lost(LostMsg{kTeamId, plain.id, plain.token, numbers}));
+  bench.udp(monitor, encode_lost(LostMsg{kTeamId, monitor.id, monitor.token + 1,
+                                         numbers}));
+  bench.udp_from(stranger, encode_lost(LostMsg{kTeamId, monitor.id,
+                                               monitor.token, numbers}));
+  bench.udp(monitor, encode_lost(LostMsg{kTeamId + 1, monitor.id, monitor.token,
+                                         numbers}));
+  EXPECT_EQ(bench.sp.stats().rejected_datagrams, 4u);
+  EXPECT_EQ(bench.sp.stats().lost_reports, 0u);
+  EXPECT_EQ(bench.stats_of(victim.id)->loss_counter, 0u);
+  EXPECT_EQ(bench.sp.num_peers(), 3u);
+}
+
+TEST(SplitterHealth, FirstPeersBecomeMonitorsUpToTheConfiguredCount) {
+  SplitterConfig config = bench_config();
+  config.monitors = 2;
+  SplitterBench bench(config);
+  const Joined first = bench.join();
+  const Joined second = bench.join();
+  const Joined third = bench.join();
+  EXPECT_TRUE(first.monitor);
+  EXPECT_TRUE(second.monitor);
+  EXPECT_FALSE(third.monitor);
+  EXPECT_TRUE(bench.stats_of(first.id)->monitor);
+  EXPECT_FALSE(bench.stats_of(third.id)->monitor);
+  // A monitor leaving makes room for the next newcomer.
+  bench.sp.on_tcp_closed(first.conn, bench.now, &bench.out);
+  EXPECT_TRUE(bench.join().monitor);
+}
+
+TEST(SplitterHealth, NackGetsTheSameBytesBackWithinTheRateLimit) {
+  SplitterConfig config = bench_config();
+  config.retransmit_rate = 10;
+  config.retransmit_burst = 3;
+  config.history_chunks = 16;
+  SplitterBench bench(config);
+  const Joined a = bench.join();
+  bench.join();
+  const auto chunks = bench.cut(40);
+  const ChunkNumber newest = chunks.rbegin()->first;
+  const std::vector<ChunkNumber> asked = {newest, newest - 1, newest - 2,
+                                          newest - 3};
+  bench.udp(a, encode_nack(NackMsg{kTeamId, a.id, asked}));
+  const auto sent = bench.take_udp();
+  ASSERT_EQ(sent.size(), 3u) << "burst of 3";
+  for (size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(sent[i].to, a.udp);
+    EXPECT_EQ(*sent[i].data, *chunks.at(asked[i]).second) << "same datagram";
+  }
+  EXPECT_EQ(bench.sp.stats().retransmits, 3u);
+  EXPECT_EQ(bench.sp.stats().retransmits_limited, 1u);
+  EXPECT_EQ(bench.stats_of(a.id)->retransmits, 3u);
+  // The bucket refills at the rate: one more after 100 ms.
+  bench.advance_to(100000);
+  bench.udp(a, encode_nack(NackMsg{kTeamId, a.id, {newest - 3, newest - 4}}));
+  EXPECT_EQ(bench.take_udp().size(), 1u);
+  // Older than the history: gone.
+  bench.advance_to(kSecond);
+  bench.udp(a, encode_nack(NackMsg{kTeamId, a.id, {newest - 20}}));
+  EXPECT_TRUE(bench.take_udp().empty());
+  EXPECT_EQ(bench.sp.stats().retransmits_unavailable, 1u);
+  EXPECT_EQ(bench.sp.stats().retransmit_bytes,
+            4 * chunks.at(newest).second->size());
+}
+
+TEST(SplitterHealth, NackFromAStrangerOrAnotherEndpointIsRejected) {
+  SplitterBench bench(bench_config());
+  const Joined a = bench.join();
+  const auto chunks = bench.cut(5);
+  const ChunkNumber n = chunks.begin()->first;
+  bench.udp_from(Endpoint::ipv4(10, 9, 9, 9, 5000),
+                 encode_nack(NackMsg{kTeamId, a.id, {n}}));
+  bench.udp_from(a.udp.with_port(5001),
+                 encode_nack(NackMsg{kTeamId, a.id, {n}}));
+  bench.udp(a, encode_nack(NackMsg{kTeamId, a.id + 7, {n}}));
+  EXPECT_TRUE(bench.take_udp().empty());
+  EXPECT_EQ(bench.sp.stats().rejected_datagrams, 3u);
+  EXPECT_EQ(bench.sp.stats().retransmits, 0u);
+  // Peer-to-peer messages are not for the splitter either.
+  bench.udp(a, encode_request(RequestMsg{kTeamId, a.id, a.id}));
+  bench.udp(a, encode_prune(PruneMsg{kTeamId, a.id, a.id}));
+  EXPECT_EQ(bench.sp.stats().rejected_datagrams, 5u);
+}
+
+TEST(SplitterHealth, SilentMemberTimesOutHeartbeatsKeepOthersIn) {
+  SplitterConfig config = bench_config();
+  config.peer_timeout_us = 1500000;
+  SplitterBench bench(config);
+  const Joined talker = bench.join();
+  const Joined silent = bench.join();
+  const Joined forger = bench.join();
+  for (Micros t = 250000; t <= 3 * kSecond; t += 250000) {
+    bench.advance_to(t);
+    bench.udp(talker,
+              encode_heartbeat(HeartbeatMsg{kTeamId, talker.id, talker.token}));
+    // A heartbeat with a wrong token proves nothing.
+    bench.udp(forger, encode_heartbeat(
+                          HeartbeatMsg{kTeamId, forger.id, forger.token ^ 1}));
+    if (t == 1250000) {
+      EXPECT_NE(bench.stats_of(silent.id), nullptr);
+    }
+  }
+  EXPECT_EQ(bench.stats_of(silent.id), nullptr);
+  EXPECT_EQ(bench.stats_of(forger.id), nullptr);
+  ASSERT_NE(bench.stats_of(talker.id), nullptr);
+  EXPECT_EQ(bench.sp.stats().peers_timed_out, 2u);
+  const auto told = bench.take_tcp(silent.conn);
+  ASSERT_FALSE(told.empty());
+  EXPECT_EQ(std::get<RemovedMsg>(told.back()).reason, RemoveReason::kTimeout);
+  EXPECT_TRUE(got<PeerLeftMsg>(bench.take_tcp(talker.conn)));
+  EXPECT_GE(bench.sp.stats().rejected_datagrams, 4u);
+}
+
+TEST(SplitterHealth, SilentMemberLeavesAtTheTimeout) {
+  SplitterConfig config = bench_config();
+  config.peer_timeout_us = 1500000;
+  SplitterBench bench(config);
+  bench.advance_to(100000);
+  const Joined silent = bench.join();
+  EXPECT_EQ(bench.sp.next_deadline(), 1600000u);
+  bench.advance_to(1599999);
+  EXPECT_NE(bench.stats_of(silent.id), nullptr);
+  bench.advance_to(1600000);
+  EXPECT_EQ(bench.stats_of(silent.id), nullptr);
+  EXPECT_EQ(bench.sp.next_deadline(), UINT64_MAX);
+}
+
+// ------------------------------------------------------------ peer ------
+
+TEST(PeerHealth, RequestAndPruneSwitchARelayOnAndOff) {
+  constexpr size_t kPeers = 4;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  team.net.run_until(kStreamStart);
+  const uint32_t asker = team.peer(1).peer.id();
+  const uint32_t origin = team.peer(2).peer.id();
+  team.schedule_stream(kStreamStart, 2 * kSecond);
+  team.net.run_until(kStreamStart + 200000);
+  // Peer 1 asks peer 0 to relay peer 2's chunks.
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_request(RequestMsg{kTeamId, asker, origin}));
+  team.net.run_for(300000);
+  const Peer& relay = team.peer(0).peer;
+  EXPECT_EQ(relay.stats().relays_served, 1u);
+  for (const NeighbourInfo& n : relay.neighbours()) {
+    EXPECT_EQ(n.relayed_origins, n.id == asker ? std::vector<uint32_t>{origin}
+                                               : std::vector<uint32_t>{});
+  }
+  const uint64_t relayed = relay.stats().relayed;
+  EXPECT_GT(relayed, 10u);
+  // Peer 1 did not ask (the request was forged here): the copies are
+  // refused, not played twice.
+  EXPECT_GT(team.peer(1).peer.stats().rejected_datagrams, 10u);
+  EXPECT_EQ(team.peer(1).peer.stats().duplicates, 0u);
+
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_prune(PruneMsg{kTeamId, asker, origin}));
+  team.net.run_for(100000);
+  EXPECT_EQ(relay.stats().relays_served, 0u);
+  const uint64_t after_prune = relay.stats().relayed;
+  team.net.run_for(500000);
+  EXPECT_EQ(relay.stats().relayed, after_prune);
+
+  // Requests for ourselves, for the asker itself, or from a stranger are
+  // ignored; the stranger's is counted as rejected.
+  const uint64_t rejected = relay.stats().rejected_datagrams;
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_request(RequestMsg{kTeamId, asker, relay.id()}));
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_request(RequestMsg{kTeamId, asker, asker}));
+  team.net.inject_udp(Endpoint::ipv4(10, 9, 9, 9, 5000), peer_udp(0),
+                      encode_request(RequestMsg{kTeamId, asker, origin}));
+  team.net.run_for(10000);
+  EXPECT_EQ(relay.stats().relays_served, 0u);
+  EXPECT_EQ(relay.stats().rejected_datagrams, rejected + 1);
+}
+
+TEST(PeerHealth, NackAnswersAreRateLimitedAndOnlyForNeighbours) {
+  PeerConfig config;
+  config.retransmit_rate = 0;
+  config.retransmit_burst = 5;
+  Team team(splitter_config(200));
+  team.add_peer(config);
+  team.add_peer(config);
+  team.net.run_until(kStreamStart);
+  team.schedule_stream(kStreamStart, 1 * kSecond);
+  team.net.run_until(kStreamStart + 500000);
+  const Peer& answerer = team.peer(0).peer;
+  const uint32_t asker = team.peer(1).peer.id();
+  const ChunkNumber newest =
+      static_cast<ChunkNumber>(team.sp().stats().chunks_cut - 1);
+  std::vector<ChunkNumber> asked;
+  for (ChunkNumber i = 0; i < 20; ++i) asked.push_back(newest - i);
+  size_t answers = 0;
+  team.net.set_udp_tap(
+      [&](Micros, const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        if (from == peer_udp(0) && to == peer_udp(1) && as_chunk(data))
+          ++answers;
+      });
+  const uint64_t sent_before = answerer.stats().retransmits_sent;
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_nack(NackMsg{kTeamId, asker, asked}));
+  team.net.run_for(1000);
+  EXPECT_EQ(answerer.stats().retransmits_sent - sent_before, 5u);
+  EXPECT_EQ(answerer.stats().retransmits_limited, 15u);
+  EXPECT_GE(answers, 5u);
+  // From a stranger, or a neighbour's id at another address: refused.
+  const uint64_t rejected = answerer.stats().rejected_datagrams;
+  team.net.inject_udp(Endpoint::ipv4(10, 9, 9, 9, 5000), peer_udp(0),
+                      encode_nack(NackMsg{kTeamId, asker, asked}));
+  team.net.inject_udp(peer_udp(1).with_port(5001), peer_udp(0),
+                      encode_nack(NackMsg{kTeamId, asker, asked}));
+  // What only the splitter takes.
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_lost(LostMsg{kTeamId, asker, 0, asked}));
+  team.net.inject_udp(peer_udp(1), peer_udp(0),
+                      encode_heartbeat(HeartbeatMsg{kTeamId, asker, 0}));
+  team.net.run_for(1000);
+  EXPECT_EQ(answerer.stats().rejected_datagrams, rejected + 4);
+  EXPECT_EQ(answerer.stats().retransmits_limited, 15u);
+}
+
+TEST(PeerHealth, PeerCanBeRecreatedForAFreshTeam) {
+  // The element rebuilds its Peer after a splitter restart: two cores side
+  // by side share nothing.
+  Team first(splitter_config(200), 1);
+  Team second(splitter_config(200), 2);
+  first.add_peer();
+  first.add_peer();
+  second.add_peer();
+  second.add_peer();
+  first.schedule_stream(kStreamStart, kSecond);
+  second.net.run_until(kStreamStart + 2 * kSecond);
+  first.net.run_until(kStreamStart + 2 * kSecond);
+  EXPECT_GT(first.peer(0).peer.stats().played, 100u);
+  EXPECT_EQ(second.peer(0).peer.stats().played, 0u);
+  EXPECT_EQ(second.sp().num_peers(), 2u);
+}
+
 }  // namespace
 }  // namespace p2psp
