@@ -1037,7 +1037,11 @@ static gboolean gst_p2psp_src_query(GstBaseSrc* bsrc, GstQuery* query) {
   GST_OBJECT_LOCK(self);
   const GstClockTime latency = self->priv->settings.latency_ms * GST_MSECOND;
   GST_OBJECT_UNLOCK(self);
-  gst_query_set_latency(query, TRUE, latency, latency);
+  /* Chunks wait in the playout buffer, not on a fixed ring: downstream may
+   * add any latency of its own without us losing data (max = NONE), which
+   * keeps sinks with a processing deadline from calling the pipeline
+   * invalid. */
+  gst_query_set_latency(query, TRUE, latency, GST_CLOCK_TIME_NONE);
   return TRUE;
 }
 

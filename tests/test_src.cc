@@ -343,7 +343,7 @@ TEST(P2pspSrcStates, LatencyQuery) {
   gst_query_parse_latency(query, &live, &min, &max);
   EXPECT_TRUE(live);
   EXPECT_EQ(min, 350 * GST_MSECOND);
-  EXPECT_EQ(max, 350 * GST_MSECOND);
+  EXPECT_EQ(max, GST_CLOCK_TIME_NONE) << "downstream may add latency freely";
   gst_query_unref(query);
   gst_element_set_state(src.get(), GST_STATE_NULL);
 }
