@@ -31,11 +31,18 @@ void in_batches(const std::vector<ChunkNumber>& numbers, Fn send_batch) {
   }
 }
 
-// The automatic NACK delay and retry period: early enough to leave room for
-// a few attempts before the playout deadline, late enough that ordinary
-// reordering (forward queues flush within 10 ms) is not mistaken for loss.
-Micros auto_nack_period(Micros configured, Micros latency) {
-  return configured != 0 ? configured : std::min<Micros>(latency / 4, 40000);
+// The automatic NACK delay and retry period, as fractions of the latency:
+// a chunk's copies spread over the time its origin needs to upload them
+// all, which grows with the team and the stream rate and is what the
+// latency is sized for. A fixed short delay took that spread for loss and,
+// on upload-limited links, the NACK answers made it worse (a collapse in
+// the team simulator). Delay L/4 and retries every L/6 leave four attempts
+// before the deadline L.
+Micros auto_nack_delay(Micros configured, Micros latency) {
+  return configured != 0 ? configured : latency / 4;
+}
+Micros auto_nack_retry(Micros configured, Micros latency) {
+  return configured != 0 ? configured : latency / 6;
 }
 
 // NACK batches are addressed to a neighbour id or to the splitter.
@@ -552,11 +559,11 @@ struct Peer::Impl {
   // ------------------------------------------------------------ NACK -----
 
   Micros nack_delay() const {
-    return auto_nack_period(config.nack_delay_us, config.latency_us);
+    return auto_nack_delay(config.nack_delay_us, config.latency_us);
   }
   Micros nack_retry() const {
     return std::max<Micros>(
-        auto_nack_period(config.nack_retry_us, config.latency_us), 1);
+        auto_nack_retry(config.nack_retry_us, config.latency_us), 1);
   }
 
   // Health messages; their bytes are kept apart from the chunk upload.

@@ -28,7 +28,7 @@ struct PeerConfig {
   Micros heartbeat_interval_us = 250000;  // HEARTBEAT to the splitter
   // Loss recovery: a number missing this long after a later chunk arrived
   // is NACKed to a neighbour, then every nack_retry_us to the splitter,
-  // while before its playout deadline. 0: min(latency / 4, 40 ms).
+  // while before its playout deadline. 0: latency / 4 and latency / 6.
   Micros nack_delay_us = 0;
   Micros nack_retry_us = 0;
   uint32_t max_nack_attempts = 4;  // per missing chunk; 0 disables NACK
