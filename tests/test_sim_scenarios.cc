@@ -204,6 +204,18 @@ TEST(SimTeam, BufferTooShortForTheFloodLosesChunks) {
   EXPECT_GT(r.clr, 0.05);
 }
 
+TEST(SimTeam, LosslessTeamHardlyNacksAndTheSplitterSendsOneCopy) {
+  // Chunks of different origins arrive up to a flood apart (49 neighbours
+  // at twice the stream rate: about 0.2 s), which is not loss: recovery
+  // must not take it for loss, or retransmissions swamp the splitter.
+  SimConfig c = small_team(50, 10);
+  const SimResult r = run_simulation(c);
+  EXPECT_EQ(r.chunks_played, r.chunks_expected);
+  EXPECT_LE(r.nacks_sent, r.chunks_expected / 100);
+  EXPECT_LE(r.splitter_upload, 1.1);
+  EXPECT_EQ(r.udp_queue_drops, 0u);
+}
+
 TEST(SimTeam, TwoPercentDatagramLossStillPlays999PerMilleAtEveryPeer) {
   SimConfig c = small_team(30, 20);
   c.loss = 0.02;
