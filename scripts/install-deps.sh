@@ -29,6 +29,8 @@ PACKAGES=(
   iproute2 nftables procps psmisc
   # style
   clang-format
+  # tools/teamviz: SVG -> PNG
+  librsvg2-bin
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
