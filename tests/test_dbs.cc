@@ -45,6 +45,10 @@ struct StreamSpec {
   size_t max_size = kBufferSize;
   size_t gop = 30;  // a keyframe every `gop` buffers
   uint64_t seed = 7;
+  // Flags of a keyframe: mpegtsmux marks them HEADER (and a muxer's own
+  // header buffers are HEADER | DELTA_UNIT, which must not open the gate).
+  uint32_t keyframe_flags = 0;
+  bool delta_headers = false;  // every 7th delta buffer also HEADER
 };
 
 std::vector<MediaBuffer> make_stream(const StreamSpec& spec) {
@@ -58,7 +62,11 @@ std::vector<MediaBuffer> make_stream(const StreamSpec& spec) {
     b.pts = i * kBufferInterval * 1000;
     b.dts = b.pts;
     b.duration = kBufferInterval * 1000;
-    b.flags = i % spec.gop == 0 ? 0u : uint32_t{MediaBuffer::kDeltaUnit};
+    b.flags = i % spec.gop == 0 ? spec.keyframe_flags
+                                : uint32_t{MediaBuffer::kDeltaUnit};
+    if (spec.delta_headers && i % spec.gop != 0 && i % 7 == 0) {
+      b.flags |= MediaBuffer::kHeader;
+    }
   }
   return stream;
 }
@@ -318,6 +326,37 @@ TEST(Dbs, LateJoinerStartsAtKeyframeWithDiscont) {
     EXPECT_EQ(team.peer(i).peer.neighbours().size(), 6u);
     expect_identical_from(buffers_of(team.peer(i)), stream, 0);
   }
+}
+
+TEST(Dbs, LateJoinerStartsAtHeaderFlaggedKeyframe) {
+  Team team(splitter_config(1024));
+  for (int i = 0; i < 3; ++i) team.add_peer();
+  StreamSpec spec;
+  spec.count = 285;
+  spec.gop = 25;
+  spec.keyframe_flags = MediaBuffer::kHeader;
+  spec.delta_headers = true;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.net.run_until(kStreamStart + 1300000);
+  const NodeId late = team.add_peer();
+  team.finish(stream, kStreamStart);
+
+  const auto out = buffers_of(*team.net.node<PeerNode>(late));
+  // Delta-unit headers may come first; the first non-header must be the
+  // first delta unit after a keyframe, i.e. the keyframe itself came out.
+  size_t k = 0;
+  while (k < out.size() && (out[k].flags & MediaBuffer::kDeltaUnit)) ++k;
+  ASSERT_LT(k, out.size());
+  EXPECT_TRUE(out[k].is_keyframe());
+  EXPECT_TRUE(out[k].flags & MediaBuffer::kHeader);
+  size_t first = 0;
+  while (first < stream.size() && !same_buffer(stream[first], out[k])) ++first;
+  ASSERT_LT(first, stream.size());
+  EXPECT_GT(first, 100u);
+  expect_identical_from(
+      std::vector<MediaBuffer>(out.begin() + static_cast<long>(k), out.end()),
+      stream, first);
 }
 
 // ------------------------------------------------------------ churn -----

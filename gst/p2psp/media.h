@@ -23,7 +23,9 @@ struct MediaBuffer {
   uint64_t duration = kNoTime;
   uint32_t flags = 0;
 
-  bool is_keyframe() const { return !(flags & (kDeltaUnit | kHeader)); }
+  // A decoder can start here. HEADER buffers count when they are not delta
+  // units: mpegtsmux flags the packets that open a keyframe HEADER.
+  bool is_keyframe() const { return !(flags & kDeltaUnit); }
 };
 
 // One item of the framed stream: a buffer, or new caps that apply to the

@@ -927,13 +927,16 @@ struct Peer::Impl {
   bool pass_gate(StreamItem* item) {
     if (item->kind == StreamItem::Kind::kCaps) return true;
     MediaBuffer& buffer = item->buffer;
+    // Header buffers always pass (the element decides whether they repeat
+    // the caps' streamheader); delta units wait for the first keyframe.
     const bool is_header = buffer.flags & MediaBuffer::kHeader;
-    if (!seen_keyframe && !is_header) {
-      if (!buffer.is_keyframe()) {
+    if (!seen_keyframe) {
+      if (buffer.is_keyframe()) {
+        seen_keyframe = true;
+      } else if (!is_header) {
         carry_discont |= (buffer.flags & MediaBuffer::kDiscont) != 0;
         return false;
       }
-      seen_keyframe = true;
     }
     if (carry_discont) {
       buffer.flags |= MediaBuffer::kDiscont;
