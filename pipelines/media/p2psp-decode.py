@@ -104,6 +104,7 @@ def child(path, timeout):
             f"{DECODERS[name]} name=dec ! {tail} ! fakesink name=sink sync=false",
             True)
         st = {"kind": kind, "caps": name, "encoded": 0, "headers": 0, "decoded": 0,
+              "clipped": 0, "segment_start": None,
               "samples": 0, "rate": 0, "first": None, "last": None, "last_end": None}
         result["streams"].append(st)
         dec = bin_.get_by_name("dec")
@@ -113,9 +114,22 @@ def child(path, timeout):
                    e.get_factory().get_name() == "avdec_h264"][0]
 
         def on_encoded(_pad, info):
+            if info.type & Gst.PadProbeType.EVENT_DOWNSTREAM:
+                ev = info.get_event()
+                if ev.type == Gst.EventType.SEGMENT:
+                    st["segment_start"] = ev.parse_segment().start / Gst.SECOND
+                return Gst.PadProbeReturn.OK
             buf = info.get_buffer()
-            if buf.has_flags(Gst.BufferFlags.HEADER):
+            # (An H.264 access unit that carries SPS/PPS is flagged HEADER
+            # by h264parse, but it is a picture too.)
+            if buf.has_flags(Gst.BufferFlags.HEADER) and name != "video/x-h264":
                 st["headers"] += 1
+            elif (st["segment_start"] is not None and buf.pts != Gst.CLOCK_TIME_NONE and
+                  buf.pts / Gst.SECOND + 1e-6 < st["segment_start"]):
+                # Before the segment the demuxer announced (oggdemux starting
+                # mid-stream on a page that begins a GOP): decoded as
+                # reference, then clipped by the decoder.
+                st["clipped"] += 1
             else:
                 st["encoded"] += 1
             return Gst.PadProbeReturn.OK
@@ -141,7 +155,8 @@ def child(path, timeout):
                 st["last_end"] = t + dur
             return Gst.PadProbeReturn.OK
 
-        dec.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_encoded)
+        dec.get_static_pad("sink").add_probe(
+            Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM, on_encoded)
         bin_.get_by_name("sink").get_static_pad("sink").add_probe(
             Gst.PadProbeType.BUFFER, on_decoded)
         pipe.add(bin_)
@@ -216,7 +231,8 @@ def main():
         if st["kind"] == "video":
             secs = st["decoded"] / a.fps
             print(f"video {st['caps']}: {st['decoded']} decoded of {st['encoded']} encoded"
-                  f" (+{st['headers']} headers), {secs:.2f} s"
+                  f" (+{st['headers']} headers, {st['clipped']} before the segment),"
+                  f" {secs:.2f} s"
                   + (f" (pts {first:.3f} .. {last:.3f})" if first is not None else ""))
             if st["decoded"] == 0:
                 problems.append(f"{st['caps']}: no picture decoded")
