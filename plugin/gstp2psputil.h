@@ -75,8 +75,10 @@ struct ReceivedDatagram {
   std::vector<uint8_t> data;
   size_t size = 0;
 };
-/* Receives up to batch.size() datagrams without blocking
- * (g_socket_receive_messages). Returns the number received (0 when none). */
+/* Receives up to batch.size() (at most 64) datagrams without blocking, with a
+ * single recvmmsg. Returns the number received (0 when none). A batch that
+ * came back full may have more behind it: only then is it worth calling
+ * again before the next poll. */
 size_t receive_datagrams (GSocket *sock, std::vector<ReceivedDatagram> &batch);
 
 /* A TCP connection with an unbounded-but-watched output queue, written
