@@ -69,6 +69,14 @@ constexpr guint MIN_CHUNK_SIZE = 64;
 constexpr guint MAX_CHUNK_SIZE = 65000; /* p2psp::kMaxChunkPayload */
 constexpr guint DEFAULT_MAX_PEERS = 0;
 constexpr guint DEFAULT_WAIT_FOR_PEERS = 0;
+/* Team health, the core's defaults (docs/protocol.md section 10). */
+constexpr guint DEFAULT_MONITORS = 0;
+constexpr guint DEFAULT_MAX_CHUNK_LOSS = 32;
+constexpr guint DEFAULT_PEER_TIMEOUT_MS = 1500;
+constexpr guint MAX_PEER_TIMEOUT_MS = 3600000;
+
+/* The element message posted for every peer that leaves the team. */
+constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
 
 /* How long stop() lets queued TCP output (REMOVED messages) drain. */
 constexpr gint64 kStopFlushTimeoutUs = 200000;
@@ -87,6 +95,9 @@ enum {
   PROP_MAX_PEERS,
   PROP_NUM_PEERS,
   PROP_WAIT_FOR_PEERS,
+  PROP_MONITORS,
+  PROP_MAX_CHUNK_LOSS,
+  PROP_PEER_TIMEOUT,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -102,6 +113,9 @@ struct Settings {
   gint port = DEFAULT_PORT;
   guint chunk_size = DEFAULT_CHUNK_SIZE;
   guint max_peers = DEFAULT_MAX_PEERS;
+  guint monitors = DEFAULT_MONITORS;
+  guint max_chunk_loss = DEFAULT_MAX_CHUNK_LOSS;
+  guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
 };
 
 enum class State { kStopped, kRunning };
@@ -180,13 +194,44 @@ SplitterSinkPrivate *priv_of(gpointer self) {
 
 /* ------------------------------------------------------------ events ---- */
 
+/* Short names for the "reason" field of GstP2pspSplitterPeerRemoved. */
+const char *reason_nick(p2psp::RemoveReason reason) {
+  switch (reason) {
+    case p2psp::RemoveReason::kUnknown:
+      return "left"; /* GOODBYE or its TCP connection closed */
+    case p2psp::RemoveReason::kShutdown:
+      return "shutdown";
+    case p2psp::RemoveReason::kProtocolError:
+      return "protocol-error";
+    case p2psp::RemoveReason::kTimeout:
+      return "timeout";
+    case p2psp::RemoveReason::kTeamFull:
+      return "team-full";
+    case p2psp::RemoveReason::kVersion:
+      return "version";
+    case p2psp::RemoveReason::kExpelled:
+      return "expelled";
+  }
+  return "unknown";
+}
+
 void emit_event(GstP2pspSplitterSink *self, const p2psp::SplitterEvent &ev) {
   const std::string endpoint = ev.endpoint.to_string();
   const bool added = ev.kind == p2psp::SplitterEvent::Kind::kPeerAdded;
   GST_INFO_OBJECT(self, "peer %u (%s) %s", ev.peer_id, endpoint.c_str(),
-                  added ? "joined" : "left");
+                  added ? "joined" : reason_nick(ev.reason));
   g_signal_emit(self, signals[added ? SIGNAL_PEER_ADDED : SIGNAL_PEER_REMOVED],
                 0, ev.peer_id, endpoint.c_str());
+  /* The signal keeps its two arguments (handlers written for them, Python
+   * lambdas included, would break on a third); the reason goes on the bus. */
+  if (!added) {
+    GstStructure *s = gst_structure_new(
+        kPeerRemovedMessage, "peer-id", G_TYPE_UINT, ev.peer_id, "endpoint",
+        G_TYPE_STRING, endpoint.c_str(), "reason", G_TYPE_STRING,
+        reason_nick(ev.reason), nullptr);
+    gst_element_post_message(GST_ELEMENT(self),
+                             gst_message_new_element(GST_OBJECT(self), s));
+  }
 }
 
 void publish_num_peers(GstP2pspSplitterSink *self, guint num_peers) {
@@ -447,9 +492,13 @@ p2psp::Micros on_timer(GstP2pspSplitterSink *self, p2psp::Micros now) {
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     if (priv->state != State::kRunning || !priv->splitter) return UINT64_MAX;
-    p2psp::Outbox out;
-    priv->splitter->tick(now, &out);
-    dispatch_locked(priv, out);
+    /* The poll thread asks after every round (each datagram): tick only
+     * when something is due. */
+    if (now >= priv->splitter->next_deadline()) {
+      p2psp::Outbox out;
+      priv->splitter->tick(now, &out);
+      dispatch_locked(priv, out);
+    }
     next = priv->splitter->next_deadline();
     priv->armed_deadline = next;
   }
@@ -571,6 +620,10 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   config.max_peers = settings.max_peers;
   config.udp_port = udp_port;
   config.team_id = g_random_int();
+  config.monitors = settings.monitors;
+  config.max_chunk_loss = settings.max_chunk_loss;
+  config.peer_timeout_us =
+      static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     priv->splitter.reset(new p2psp::Splitter(config));
@@ -812,10 +865,18 @@ gboolean gst_p2psp_splitter_sink_unlock_stop(GstBaseSink *sink) {
 
 GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
   const std::string endpoint = p.endpoint.to_string();
-  return gst_structure_new("application/x-p2psp-peer", "id", G_TYPE_UINT, p.id,
-                           "endpoint", G_TYPE_STRING, endpoint.c_str(),
-                           "chunks-sent", G_TYPE_UINT64, p.chunks_sent,
-                           "bytes-sent", G_TYPE_UINT64, p.bytes_sent, nullptr);
+  const p2psp::Micros now = p2psp_gst::monotonic_now_us();
+  const guint64 silent_ms =
+      now > p.last_heard_us ? (now - p.last_heard_us) / 1000 : 0;
+  return gst_structure_new(
+      "application/x-p2psp-peer", "id", G_TYPE_UINT, p.id, "endpoint",
+      G_TYPE_STRING, endpoint.c_str(), "chunks-sent", G_TYPE_UINT64,
+      static_cast<guint64>(p.chunks_sent), "bytes-sent", G_TYPE_UINT64,
+      static_cast<guint64>(p.bytes_sent), "monitor", G_TYPE_BOOLEAN,
+      static_cast<gboolean>(p.monitor), "loss-counter", G_TYPE_UINT,
+      static_cast<guint>(p.loss_counter), "retransmits", G_TYPE_UINT64,
+      static_cast<guint64>(p.retransmits), "silent-ms", G_TYPE_UINT64,
+      silent_ms, nullptr);
 }
 
 void add_peer_array(GstStructure *s,
@@ -857,6 +918,14 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
       st.rejected_datagrams, "rejected-connections", G_TYPE_UINT64,
       static_cast<guint64>(st.rejected_connections + priv->rejected_accepts),
       "num-peers", G_TYPE_UINT, num_peers, nullptr);
+  gst_structure_set(
+      s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out,
+      "peers-expelled", G_TYPE_UINT64, st.peers_expelled, "lost-reports",
+      G_TYPE_UINT64, st.lost_reports, "nacks-received", G_TYPE_UINT64,
+      st.nacks_received, "retransmits", G_TYPE_UINT64, st.retransmits,
+      "retransmit-bytes", G_TYPE_UINT64, st.retransmit_bytes,
+      "retransmits-unavailable", G_TYPE_UINT64, st.retransmits_unavailable,
+      "retransmits-limited", G_TYPE_UINT64, st.retransmits_limited, nullptr);
   add_peer_array(s, peers);
   return s;
 }
@@ -886,6 +955,15 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
       break;
     case PROP_WAIT_FOR_PEERS:
       priv->wait_for_peers = g_value_get_uint(value);
+      break;
+    case PROP_MONITORS:
+      priv->settings.monitors = g_value_get_uint(value);
+      break;
+    case PROP_MAX_CHUNK_LOSS:
+      priv->settings.max_chunk_loss = g_value_get_uint(value);
+      break;
+    case PROP_PEER_TIMEOUT:
+      priv->settings.peer_timeout_ms = g_value_get_uint(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -931,6 +1009,15 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
       break;
     case PROP_WAIT_FOR_PEERS:
       g_value_set_uint(value, priv->wait_for_peers);
+      break;
+    case PROP_MONITORS:
+      g_value_set_uint(value, priv->settings.monitors);
+      break;
+    case PROP_MAX_CHUNK_LOSS:
+      g_value_set_uint(value, priv->settings.max_chunk_loss);
+      break;
+    case PROP_PEER_TIMEOUT:
+      g_value_set_uint(value, priv->settings.peer_timeout_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -983,6 +1070,22 @@ void install_properties(GObjectClass *gobject_class) {
       0, G_MAXUINT, DEFAULT_WAIT_FOR_PEERS,
       static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                GST_PARAM_MUTABLE_PLAYING));
+  properties[PROP_MONITORS] = g_param_spec_uint(
+      "monitors", "Monitors",
+      "The first peers to register are made monitors (report their lost "
+      "chunks) until this many members are monitors; peers can also ask "
+      "(p2pspsrc monitor=true)",
+      0, G_MAXUINT, DEFAULT_MONITORS, kReadWrite);
+  properties[PROP_MAX_CHUNK_LOSS] = g_param_spec_uint(
+      "max-chunk-loss", "Maximum chunk loss",
+      "A peer whose chunks monitors reported lost more than this many times "
+      "(a counter halved every second) is expelled (0: never)",
+      0, G_MAXUINT, DEFAULT_MAX_CHUNK_LOSS, kReadWrite);
+  properties[PROP_PEER_TIMEOUT] = g_param_spec_uint(
+      "peer-timeout", "Peer timeout",
+      "A peer not heard from (heartbeats, any datagram) for this many "
+      "milliseconds is removed (0: never)",
+      0, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, kReadWrite);
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",
@@ -1009,7 +1112,8 @@ void install_signals(GObjectClass *gobject_class) {
    * @peer_id: the id the peer had
    * @endpoint: its public UDP endpoint, "host:port"
    *
-   * A peer left, was removed, or the splitter stopped.
+   * A peer left, was removed, or the splitter stopped. The reason is in
+   * the "GstP2pspSplitterPeerRemoved" element message posted with it.
    */
   signals[SIGNAL_PEER_REMOVED] = g_signal_new(
       "peer-removed", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
