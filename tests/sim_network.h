@@ -142,6 +142,10 @@ class Network {
     links_[{from, to}] = params;
   }
   void set_udp_tap(UdpTap tap) { tap_ = std::move(tap); }
+  // Decides, per datagram, whether the network carries it (false: lost).
+  using UdpFilter = std::function<bool(const Endpoint& from, const Endpoint& to,
+                                       const Bytes& data)>;
+  void set_udp_filter(UdpFilter filter) { filter_ = std::move(filter); }
 
   // Opens a TCP connection; the client names it client_conn in its outbox,
   // the server is told a fresh ConnId through on_tcp_accepted. The client
@@ -370,6 +374,10 @@ class Network {
       ++stats_.udp_unroutable;
       return;
     }
+    if (filter_ && !filter_(nodes_[from].udp, send.to, *send.data)) {
+      ++stats_.udp_lost;
+      return;
+    }
     const LinkParams& params = link(from, dest->second);
     if (params.loss > 0 && loss_dist_(rng_) < params.loss) {
       ++stats_.udp_lost;
@@ -517,6 +525,7 @@ class Network {
   LinkParams default_link_;
   std::priority_queue<Event, std::vector<Event>, Later> queue_;
   UdpTap tap_;
+  UdpFilter filter_;
   NetworkStats stats_;
 };
 

@@ -359,6 +359,56 @@ TEST(Dbs, LateJoinerStartsAtHeaderFlaggedKeyframe) {
       stream, first);
 }
 
+TEST(Dbs, FirstChunkLostOnTheWayIsRecoveredWithTheCaps) {
+  // The stream starts as the team forms: the first chunk (the caps) must not
+  // be lost to a peer just because it never arrived.
+  Team team(splitter_config(200));
+  for (int i = 0; i < 5; ++i) team.add_peer();
+  const Endpoint victim = peer_udp(4);
+  bool dropped = false;
+  team.net.set_udp_filter(
+      [&](const Endpoint&, const Endpoint& to, const Bytes& data) {
+        const auto chunk = as_chunk(data);
+        if (!dropped && chunk && to == victim && chunk->number == 0) {
+          dropped = true;
+          return false;
+        }
+        return true;
+      });
+  StreamSpec spec;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+  ASSERT_TRUE(dropped);
+  const PeerNode& node = team.peer(4);
+  EXPECT_EQ(node.peer.stats().lost, 0u);
+  EXPECT_GE(node.peer.stats().recovered, 1u);
+  ASSERT_FALSE(node.items.empty());
+  EXPECT_EQ(node.items[0].kind, StreamItem::Kind::kCaps);
+  expect_identical_from(buffers_of(node), stream, 0);
+}
+
+TEST(Dbs, PeersPlayTheLastChunksSentBeforeShutdown) {
+  Team team(splitter_config(200));
+  for (int i = 0; i < 6; ++i) team.add_peer();
+  StreamSpec spec;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  const Micros end = kStreamStart + stream.back().pts / 1000 + kBufferInterval;
+  team.net.run_until(end);
+  // EOS and stop at once: the final chunks and the REMOVED leave together.
+  team.net.with(team.splitter, [&](Micros now, Outbox* out) {
+    team.sp().flush(now, out);
+    team.sp().shutdown(now, out);
+  });
+  team.net.run_until(end + 1000000);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(team.peer(i).peer.state(), PeerState::kRemoved);
+    EXPECT_EQ(team.peer(i).peer.stats().lost, 0u) << "peer " << i;
+    expect_identical_from(buffers_of(team.peer(i)), stream, 0);
+  }
+}
+
 // ------------------------------------------------------------ churn -----
 
 TEST(Dbs, KilledPeerIsRemovedAndCostsOnlyItsChunksInFlight) {

@@ -488,3 +488,53 @@ TEST(ReorderGaps, FindReturnsHeldChunksOnly) {
 
 }  // namespace
 }  // namespace p2psp
+
+namespace p2psp {
+namespace {
+
+TEST(Reorder, ExpectFromStartsAtTheAnchorAndListsWhatIsMissing) {
+  ReorderBuffer buffer(64, 1000);
+  buffer.expect_from(0xFFFFFFFE);  // across the wrap, too
+  EXPECT_TRUE(buffer.started());
+  EXPECT_EQ(put(&buffer, 1, 100), Insert::kAccepted);
+  EXPECT_EQ(put(&buffer, 0xFFFFFFFD, 100), Insert::kLate);
+  const auto gaps = buffer.missing(100);
+  ASSERT_EQ(gaps.size(), 3u);
+  EXPECT_EQ(gaps[0].number, 0xFFFFFFFEu);
+  EXPECT_EQ(gaps[2].number, 0u);
+  EXPECT_TRUE(pop_all(&buffer, 1099).empty());
+  EXPECT_EQ(put(&buffer, 0xFFFFFFFF, 500), Insert::kAccepted);
+  const Released want = {
+      {0xFFFFFFFE, true}, {0xFFFFFFFF, false}, {0, true}, {1, false}};
+  // 0xFFFFFFFE waits on 0xFFFFFFFF, which arrived at 500.
+  EXPECT_TRUE(pop_all(&buffer, 1499).empty());
+  EXPECT_EQ(pop_all(&buffer, 1500), want);
+}
+
+TEST(Reorder, ExpectFromAfterEarlyArrivalsFillsTheGapBelowThem) {
+  ReorderBuffer buffer(64, 1000);
+  EXPECT_EQ(put(&buffer, 12, 100), Insert::kAccepted);
+  EXPECT_EQ(put(&buffer, 11, 150), Insert::kAccepted);
+  buffer.expect_from(9);
+  EXPECT_TRUE(buffer.started());
+  EXPECT_EQ(buffer.head(), 9u);
+  const auto gaps = buffer.missing(1000);
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_EQ(gaps[0].number, 9u);
+  EXPECT_EQ(gaps[1].number, 10u);
+  EXPECT_EQ(put(&buffer, 9, 200), Insert::kAccepted);
+  EXPECT_EQ(pop_all(&buffer, 200), present_run(9, 9));
+  const Released rest = {{10, true}, {11, false}, {12, false}};
+  EXPECT_EQ(pop_all(&buffer, 1150), rest);
+}
+
+TEST(Reorder, StaleAnchorIsIgnored) {
+  ReorderBuffer buffer(64, 1000);
+  EXPECT_EQ(put(&buffer, 500, 100), Insert::kAccepted);
+  buffer.expect_from(10);  // far behind what arrives: not this stream
+  EXPECT_FALSE(buffer.started());
+  EXPECT_EQ(pop_all(&buffer, 1100), present_run(500, 500));
+}
+
+}  // namespace
+}  // namespace p2psp

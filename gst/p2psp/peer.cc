@@ -102,6 +102,7 @@ struct Peer::Impl {
   Endpoint splitter_tcp;
   Endpoint splitter_udp;
   PeerState state = PeerState::kIdle;
+  bool draining_after_shutdown = false;  // REMOVED{shutdown} while a member
   uint32_t team_id = 0;
   uint32_t id = 0;
   uint64_t token = 0;
@@ -737,7 +738,10 @@ struct Peer::Impl {
   }
 
   bool receiving() const {
-    return state == PeerState::kRegistering || state == PeerState::kMember;
+    // After a splitter shutdown the last chunks are still on their way (the
+    // EOS flush and the team's forwards of it): take and forward them.
+    return state == PeerState::kRegistering || state == PeerState::kMember ||
+           (state == PeerState::kRemoved && draining_after_shutdown);
   }
 
   // After leave(): chunks the splitter sent before it heard our GOODBYE go
@@ -832,6 +836,7 @@ struct Peer::Impl {
 
   void on_team(const TeamMsg& team, Micros now, Outbox* out) {
     public_endpoint = team.public_endpoint;
+    reorder.expect_from(team.next_chunk);
     state = PeerState::kMember;
     last_heartbeat_us = now;
     relay_check_due_us = config.relay_request_after_us == 0
@@ -891,6 +896,8 @@ struct Peer::Impl {
       monitor = (role->flags & kFlagMonitor) != 0;
       stats.monitor = monitor ? 1 : 0;
     } else if (const auto* removed = std::get_if<RemovedMsg>(&msg)) {
+      draining_after_shutdown = state == PeerState::kMember &&
+                                removed->reason == RemoveReason::kShutdown;
       state = PeerState::kRemoved;
       end_with(PeerEvent::Kind::kRemoved, removed->reason, removed->text);
     } else if (const auto* reject = std::get_if<RejectMsg>(&msg)) {

@@ -22,6 +22,7 @@ ReorderBuffer::ReorderBuffer(size_t capacity, uint64_t hold_us)
 
 ReorderBuffer::Insert ReorderBuffer::insert(const StoredChunk& chunk,
                                             uint64_t now_us) {
+  if (!started_ && anchor_valid_) start_at_anchor();
   if (!started_) return insert_before_start(chunk, now_us);
   const ChunkNumber n = chunk.msg.number;
   if (seq_before(n, head_)) return classify_behind_head(n);
@@ -182,6 +183,8 @@ void ReorderBuffer::reset() {
   have_newest_ = false;
   newest_ = 0;
   lowest_ = 0;
+  anchor_valid_ = false;
+  anchor_ = 0;
 }
 
 size_t ReorderBuffer::index_of(ChunkNumber n) const {
@@ -200,6 +203,41 @@ void ReorderBuffer::start() {
   }
   head_index_ = index_of(smallest);
   head_ = smallest;
+  started_ = true;
+  next_present_valid_ = false;
+}
+
+void ReorderBuffer::expect_from(ChunkNumber first) {
+  if (started_) return;
+  if (count_ > 0) {
+    // Early arrivals (cut after TEAM was sent, but faster over UDP) must all
+    // lie a little after the anchor, or the anchor is stale.
+    for (const Cell& cell : slots_) {
+      if (!cell.present) continue;
+      const int32_t ahead = seq_distance(first, cell.number);
+      if (ahead < 0 || static_cast<uint64_t>(ahead) >= capacity() / 2) return;
+    }
+  }
+  anchor_valid_ = true;
+  anchor_ = first;
+  start_at_anchor();
+}
+
+void ReorderBuffer::start_at_anchor() {
+  if (count_ == 0) {
+    head_index_ = anchor_ % capacity();
+    newest_ = anchor_ - 1;
+    lowest_ = anchor_;
+    have_newest_ = true;
+  } else {
+    // Everything held lies after the anchor: what lies between is missing.
+    head_index_ = index_of(anchor_);
+    for (ChunkNumber m = lowest_ - 1; seq_after(m, anchor_ - 1); --m) {
+      gaps_.push_front(Gap{m, first_arrival_us_});
+    }
+    lowest_ = anchor_;
+  }
+  head_ = anchor_;
   started_ = true;
   next_present_valid_ = false;
 }

@@ -62,6 +62,11 @@ class ReorderBuffer {
   void set_hold_us(uint64_t hold_us) { hold_us_ = hold_us; }
   // Forget everything (e.g. after rejoining a restarted splitter).
   void reset();
+  // The first number to play is known (the splitter's TEAM names it): start
+  // there instead of at the smallest early arrival, so chunks missing from
+  // the very start are NACKed and declared lost like any other. Ignored once
+  // started or when what is held is not within half the window after it.
+  void expect_from(ChunkNumber first);
 
  private:
   struct Cell {
@@ -91,7 +96,9 @@ class ReorderBuffer {
   std::deque<Gap> gaps_;
   bool have_newest_ = false;
   ChunkNumber newest_ = 0;
-  ChunkNumber lowest_ = 0;  // lowest number accepted before the start
+  ChunkNumber lowest_ = 0;     // lowest number accepted before the start
+  bool anchor_valid_ = false;  // expect_from() named the first number
+  ChunkNumber anchor_ = 0;
 
   // Slot of n, for n within capacity() of head_. Not simply n % capacity():
   // that breaks across the 2^32 wrap unless the capacity divides 2^32.
@@ -102,6 +109,7 @@ class ReorderBuffer {
   void note_gaps(ChunkNumber n, uint64_t arrival_us);
   bool is_missing(ChunkNumber n) const;
   void start();
+  void start_at_anchor();
   void advance_head();
   // The first present chunk after head_; requires count_ > 0 after start.
   const Cell& first_present() const;
