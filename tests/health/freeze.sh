@@ -57,7 +57,7 @@ e2e_log "SIGCONT $victim at $t_cont"
 if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 30)); then
   src_rc=$E2E_RC
 else
-  e2e_show_log splitter
+  health_show_log splitter
   e2e_stop "$SPLITTER_PID" 5
   src_rc="hung (then $E2E_RC)"
 fi
@@ -103,11 +103,11 @@ for i in $(seq $PEERS); do
   name=peer$i
   out=$E2E_TMP/$name.ogg
   rc=${PEER_RC[$((i - 1))]}
-  [ "$rc" = 0 ] || { e2e_show_log "$name"; e2e_fail "$name exited $rc"; }
+  [ "$rc" = 0 ] || { health_show_log "$name"; e2e_fail "$name exited $rc"; }
   e2e_check_log "$name"
   read -r played lost recovered <<<"$(health_stats "$E2E_TMP/$name.log" src played lost recovered)"
   if [ -z "$played" ] || [ "$played" = none ] || [ "$lost" = none ] || [ "${cut:-none}" = none ]; then
-    e2e_show_log "$name"
+    health_show_log "$name"
     e2e_fail "$name or the splitter printed no final stats (played, lost, chunks-cut)"
     missing=$MAX_MISSING
   else
@@ -137,7 +137,7 @@ if [ -n "$rejoined" ]; then
 elif grep -a -q -E '^ERROR: .*(removed|Removed|timed out|Timed out)' "$E2E_TMP/$victim.log"; then
   e2e_ok "$victim stopped with an error after it was thawed: $(grep -a -m1 '^ERROR: ' "$E2E_TMP/$victim.log" | cut -c1-200)"
 else
-  e2e_show_log "$victim"
+  health_show_log "$victim"
   e2e_fail "$victim neither rejoined nor reported its removal after it was thawed"
 fi
 e2e_finish

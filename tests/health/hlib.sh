@@ -142,3 +142,13 @@ health_check_decode() {
 health_show_events() {
   grep -a '^EVENT ' "$E2E_TMP/$1.log" | cut -c1-300 | tail -n "${2:-20}"
 }
+
+# health_show_log NAME [LINES]: like e2e_show_log, without the periodic
+# STATS lines of the runner.
+health_show_log() {
+  local f=$E2E_TMP/$1.log
+  [ -f "$f" ] || return 0
+  echo "----- $1.log -----"
+  grep -a -v -E '^STATS |last-message' "$f" | cut -c1-300 | tail -n "${2:-40}"
+  echo "-----"
+}

@@ -76,7 +76,7 @@ done
 if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 40)); then
   src_rc=$E2E_RC
 else
-  e2e_show_log splitter
+  health_show_log splitter
   e2e_stop "$SPLITTER_PID" 5
   src_rc="hung (then $E2E_RC)"
 fi
@@ -109,12 +109,12 @@ for i in $(seq $PEERS); do
   name=peer$i
   out=$E2E_TMP/$name.ogg
   rc=${PEER_RC[$((i - 1))]}
-  [ "$rc" = 0 ] || { e2e_show_log "$name"; e2e_fail "$name exited $rc"; }
+  [ "$rc" = 0 ] || { health_show_log "$name"; e2e_fail "$name exited $rc"; }
   e2e_check_log "$name"
   read -r played lost recovered late nacks <<<"$(health_stats "$E2E_TMP/$name.log" src played lost recovered late nacks-sent)"
   e2e_log "$name: played ${played:-?} lost ${lost:-?} recovered ${recovered:-?} late ${late:-?} nacks-sent ${nacks:-?}, $(e2e_file_size "$out") bytes"
   if [ -z "$played" ] || [ "$played" = none ] || [ "$lost" = none ] || [ "${cut:-none}" = none ]; then
-    e2e_show_log "$name"
+    health_show_log "$name"
     e2e_fail "$name or the splitter printed no final stats (played, lost, chunks-cut)"
     missing=$PEERS
   else

@@ -32,6 +32,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 import gi
 
@@ -65,7 +66,14 @@ def field(st, name):
     try:
         return to_json(st.get_value(name))
     except (TypeError, ValueError):
-        return None
+        pass
+    # PyGObject cannot convert a GstValueArray field (the per-peer lists).
+    ok, arr = st.get_array(name)
+    if ok and arr is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return [to_json(arr.get_nth(i)) for i in range(arr.n_values)]
+    return None
 
 
 def elements_of(pipeline):

@@ -1,0 +1,117 @@
+#!/bin/bash
+# health-splitter-restart: a splitter (port=0, endless live Ogg Theora +
+# Vorbis) and 3 peers (auto-reconnect, the default) on loopback.  ~4 s into
+# the stream the splitter is SIGKILLed (no goodbye: the peers only see the
+# TCP connection drop); ~1 s later a new splitter starts on the same port
+# with the same media setup and streams ~8 s, then ends.
+#
+# Asserts, for each peer:
+#   * it rejoins by itself: it posts GstP2pspSrcRejoined and the new splitter
+#     sees it join; it never posts an ERROR and exits 0 on the new splitter's
+#     end of stream,
+#   * its output grew by at least MIN_GROWTH bytes after the restart, and
+#     decodes (oggdemux, theoradec, vorbisdec: exit 0, no ERROR; warnings
+#     at the break are tolerated) with at least MIN_NEW_FRAMES more video
+#     frames than the part it had written before the restart.
+
+. "$(dirname "$0")/hlib.sh"
+health_init splitter-restart
+
+PEERS=3
+RUN_BEFORE=4
+RESTART_AFTER=1
+SECOND_SECONDS=8
+# The second splitter streams ~100 KB/s for 8 s; give the peers up to ~4 s
+# to find it again.
+MIN_GROWTH=200000
+MIN_NEW_FRAMES=50
+export HEALTH_STATS_INTERVAL_MS=500
+
+health_media 0
+e2e_start_splitter "$HEALTH_DESC" wait-for-peers=$PEERS
+port=$SPLITTER_PORT
+first_pid=$SPLITTER_PID
+PEER_PIDS=()
+for i in $(seq $PEERS); do
+  e2e_start_peer "peer$i" "$port" "$E2E_TMP/peer$i.ogg"
+  PEER_PIDS+=("$E2E_LAST_PID")
+done
+health_wait_flowing "$E2E_TMP/peer$PEERS.ogg" 30 || e2e_log "note: peer$PEERS.ogg still empty after 30 s"
+sleep $RUN_BEFORE
+
+kill -KILL -- "-$first_pid"
+wait "$first_pid" 2>/dev/null
+t_kill=$(e2e_now)
+declare -A SIZE_AT_KILL
+for i in $(seq $PEERS); do
+  SIZE_AT_KILL[$i]=$(e2e_file_size "$E2E_TMP/peer$i.ogg")
+done
+e2e_log "SIGKILLed the splitter (port $port); peers had written ${SIZE_AT_KILL[*]} bytes"
+sleep $RESTART_AFTER
+
+health_media $SECOND_SECONDS
+E2E_SPLITTER_NAME=splitter2 e2e_start_splitter "$HEALTH_DESC" port="$port"
+[ "$SPLITTER_PORT" = "$port" ] || e2e_fail "the new splitter listens on $SPLITTER_PORT, not $port"
+t_restart=$(e2e_now)
+
+if e2e_wait_exit "$SPLITTER_PID" $((SECOND_SECONDS + 30)); then
+  src_rc=$E2E_RC
+else
+  health_show_log splitter2
+  e2e_stop "$SPLITTER_PID" 5
+  src_rc="hung (then $E2E_RC)"
+fi
+e2e_log "new splitter exit $src_rc, $(e2e_elapsed "$t_restart")s after it started"
+[ "$src_rc" = 0 ] || e2e_fail "the new splitter did not finish cleanly (exit $src_rc)"
+e2e_check_log splitter2
+health_wait_peers PEER_PIDS "$(awk -v n="$(e2e_now)" 'BEGIN { printf "%.2f", n + 20 }')"
+
+joined=$(grep -a -c -E '^EVENT [0-9.]+ splitter signal peer-added ' "$SPLITTER_LOG")
+e2e_log "the new splitter saw $joined peers join"
+[ "$joined" -ge $PEERS ] || e2e_fail "only $joined of the $PEERS peers joined the new splitter"
+
+for i in $(seq $PEERS); do
+  name=peer$i
+  log=$E2E_TMP/$name.log
+  out=$E2E_TMP/$name.ogg
+  rc=${PEER_RC[$((i - 1))]}
+  grep -a -E '^EVENT .* message GstP2pspSrc' "$log" | cut -c1-200 | sed 's/^/    /'
+  if [ "$rc" = 0 ]; then
+    e2e_ok "$name exited 0 at the new splitter's end of stream"
+  else
+    health_show_log "$name"
+    e2e_fail "$name exited $rc"
+  fi
+  e2e_check_log "$name"
+  t_rejoin=$(grep -a -E '^EVENT [0-9.]+ [^ ]+ message GstP2pspSrcRejoined' "$log" | awk -v t="$t_kill" '$2 > t { print $2; exit }')
+  if [ -n "$t_rejoin" ]; then
+    e2e_ok "$name rejoined $(awk -v a="$t_kill" -v b="$t_rejoin" 'BEGIN { printf "%.2f", b - a }') s after the splitter was killed"
+  else
+    e2e_fail "$name posted no GstP2pspSrcRejoined message after the splitter was killed"
+  fi
+
+  size=$(e2e_file_size "$out")
+  growth=$((size - SIZE_AT_KILL[$i]))
+  if [ "$growth" -lt $MIN_GROWTH ]; then
+    e2e_fail "$name wrote only $growth bytes after the restart (want >= $MIN_GROWTH)"
+  else
+    e2e_ok "$name wrote $growth bytes after the restart"
+  fi
+
+  # Frames of the part written before the kill, then of the whole file.
+  head -c "${SIZE_AT_KILL[$i]}" "$out" >"$E2E_TMP/$name.before.ogg"
+  e2e_decode ogg "$E2E_TMP/$name.before.ogg" "$name.before"
+  before=$DEC_FRAMES
+  e2e_decode ogg "$out" "$name"
+  errors=$(echo "$DEC_ISSUES" | grep -a -E 'ERROR|CRITICAL')
+  if [ "$DEC_RC" != 0 ] || [ -n "$errors" ]; then
+    e2e_decode_report "$name"
+    e2e_fail "$name.ogg does not decode across the restart (rc $DEC_RC)"
+  elif [ $((DEC_FRAMES - before)) -lt $MIN_NEW_FRAMES ]; then
+    e2e_decode_report "$name"
+    e2e_fail "$name.ogg: $DEC_FRAMES frames in all, $before before the restart: want >= $MIN_NEW_FRAMES after"
+  else
+    e2e_ok "$name.ogg decodes across the restart: $before frames before, $((DEC_FRAMES - before)) after${DEC_ISSUES:+ (decoder warnings at the break)}"
+  fi
+done
+e2e_finish
