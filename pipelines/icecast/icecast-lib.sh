@@ -13,12 +13,15 @@
 # for a free one (bind to port 0, read it, close) and retry on the rare
 # collision.  Icecast refuses to run as root unless it can drop privileges:
 # as root the config names the icecast2 user of the Debian package (or
-# nobody) in <changeowner>, and the directory is handed to that user.
+# nobody) in <changeowner>; that user must be able to write the logs, so the
+# server then runs in a directory of its own under /tmp (given to that user),
+# whose files icecast_stop copies back into DIR before removing it.
 
 ICECAST_BIN=${ICECAST_BIN:-$(command -v icecast2 || command -v icecast || true)}
 ICECAST_PASSWORD=${ICECAST_PASSWORD:-hackme}
 ICECAST_PORT=
 ICECAST_PID=
+declare -A _ICECAST_RUNDIR _ICECAST_DIR
 
 icecast_free_port() {
   /usr/bin/python3 - <<'PY'
@@ -30,18 +33,21 @@ s.close()
 PY
 }
 
+_icecast_owner() {
+  if id icecast2 >/dev/null 2>&1; then
+    echo "icecast2:$(id -gn icecast2)"
+  else
+    echo nobody:nogroup
+  fi
+}
+
+# _icecast_config RUNDIR NAME PORT: the config; logs and pid file in RUNDIR.
 _icecast_config() {
   local dir=$1 name=$2 port=$3 owner=
   if [ "$(id -u)" = 0 ]; then
-    local user=nobody group=nogroup
-    if id icecast2 >/dev/null 2>&1; then
-      user=icecast2
-      group=$(id -gn icecast2)
-    fi
-    owner="<changeowner><user>$user</user><group>$group</group></changeowner>"
-    chown "$user:$group" "$dir"
-    # ... and it must be able to reach it (mktemp makes 0700 directories).
-    chmod o+x "$(dirname "$dir")"
+    local o
+    o=$(_icecast_owner)
+    owner="<changeowner><user>${o%%:*}</user><group>${o#*:}</group></changeowner>"
   fi
   cat <<XML
 <icecast>
@@ -90,12 +96,17 @@ XML
 # icecast_start NAME DIR: the server's files go to DIR (made if needed; as
 # root it is given to the icecast user, so use a directory of its own).
 icecast_start() {
-  local name=$1 dir=$2 try port pid i
+  local name=$1 dir=$2 try port pid i rundir
   [ -n "$ICECAST_BIN" ] || { echo "icecast2 not found (apt-get install icecast2)" >&2; return 1; }
   mkdir -p "$dir"
+  rundir=$dir
+  if [ "$(id -u)" = 0 ]; then
+    rundir=$(mktemp -d /tmp/p2psp-icecast-"$name".XXXXXX) || return 1
+    chown "$(_icecast_owner)" "$rundir"
+  fi
   for try in 1 2 3 4 5; do
     port=$(icecast_free_port)
-    _icecast_config "$dir" "$name" "$port" >"$dir/$name.xml"
+    _icecast_config "$rundir" "$name" "$port" >"$dir/$name.xml"
     "$ICECAST_BIN" -c "$dir/$name.xml" >"$dir/$name.stdout.log" 2>&1 </dev/null &
     pid=$!
     # Up once it answers HTTP on its port (/status-json.xsl is always there).
@@ -104,6 +115,8 @@ icecast_start() {
       if _icecast_get "$port" /status-json.xsl >/dev/null 2>&1; then
         ICECAST_PORT=$port
         ICECAST_PID=$pid
+        _ICECAST_RUNDIR[$pid]=$rundir
+        _ICECAST_DIR[$pid]=$dir
         return 0
       fi
       sleep 0.05
@@ -111,21 +124,27 @@ icecast_start() {
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     echo "icecast $name did not start on port $port (try $try):" >&2
-    tail -n 5 "$dir/$name.stdout.log" "$dir/$name.error.log" 2>/dev/null >&2
+    tail -n 5 "$dir/$name.stdout.log" "$rundir/$name.error.log" 2>/dev/null >&2
   done
+  [ "$rundir" != "$dir" ] && rm -rf "$rundir"
   return 1
 }
 
 icecast_stop() {
   local pid=$1 i
   [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
   for i in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
+  local run=${_ICECAST_RUNDIR[$pid]:-} dir=${_ICECAST_DIR[$pid]:-}
+  if [ -n "$run" ] && [ "$run" != "$dir" ]; then
+    cp -p "$run"/* "$dir"/ 2>/dev/null
+    rm -rf "$run"
+  fi
   return 0
 }
 
