@@ -31,6 +31,9 @@ PACKAGES=(
   clang-format
   # tools/teamviz: SVG -> PNG
   librsvg2-bin
+  # tests/interop, pipelines/icecast: a real Icecast 2 server (shout2send and
+  # souphttpsrc come with gstreamer1.0-plugins-good)
+  icecast2
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
