@@ -919,13 +919,13 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
       static_cast<guint64>(st.rejected_connections + priv->rejected_accepts),
       "num-peers", G_TYPE_UINT, num_peers, nullptr);
   gst_structure_set(
-      s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out,
-      "peers-expelled", G_TYPE_UINT64, st.peers_expelled, "lost-reports",
-      G_TYPE_UINT64, st.lost_reports, "nacks-received", G_TYPE_UINT64,
-      st.nacks_received, "retransmits", G_TYPE_UINT64, st.retransmits,
-      "retransmit-bytes", G_TYPE_UINT64, st.retransmit_bytes,
-      "retransmits-unavailable", G_TYPE_UINT64, st.retransmits_unavailable,
-      "retransmits-limited", G_TYPE_UINT64, st.retransmits_limited, nullptr);
+      s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out, "peers-expelled",
+      G_TYPE_UINT64, st.peers_expelled, "lost-reports", G_TYPE_UINT64,
+      st.lost_reports, "nacks-received", G_TYPE_UINT64, st.nacks_received,
+      "retransmits", G_TYPE_UINT64, st.retransmits, "retransmit-bytes",
+      G_TYPE_UINT64, st.retransmit_bytes, "retransmits-unavailable",
+      G_TYPE_UINT64, st.retransmits_unavailable, "retransmits-limited",
+      G_TYPE_UINT64, st.retransmits_limited, nullptr);
   add_peer_array(s, peers);
   return s;
 }

@@ -72,6 +72,25 @@ constexpr guint kDefaultLatencyMs = 200;
 constexpr guint kDefaultTimeoutS = 10;
 constexpr guint kMaxLatencyMs = 600000;
 constexpr guint kMaxTimeoutS = 3600;
+constexpr gboolean kDefaultMonitor = FALSE;
+constexpr gboolean kDefaultAutoReconnect = TRUE;
+
+// Rejoining: the wait between attempts doubles from the first to the last.
+constexpr Micros kReconnectBackoffFirstUs = 200000;
+constexpr Micros kReconnectBackoffMaxUs = 2000000;
+// One attempt (connect, join) gives up after this, even with timeout=0.
+constexpr Micros kJoinAttemptUs = 5000000;
+// GstP2pspSrcLoss is posted at most this often.
+constexpr Micros kLossMessagePeriodUs = 1000000;
+// Items the network thread takes out of the core ahead of the streaming
+// thread; beyond that they wait in the core's own buffer.
+constexpr size_t kMaxReadyItems = 1024;
+
+// Element messages (names and fields in docs/elements.md).
+constexpr const char* kRemovedMessage = "GstP2pspSrcRemoved";
+constexpr const char* kReconnectingMessage = "GstP2pspSrcReconnecting";
+constexpr const char* kRejoinedMessage = "GstP2pspSrcRejoined";
+constexpr const char* kLossMessage = "GstP2pspSrcLoss";
 
 constexpr const char* kStatsName = "application/x-p2psp-peer-stats";
 constexpr const char* kNeighbourStatsName = "application/x-p2psp-neighbour";
@@ -92,6 +111,8 @@ enum {
   PROP_PORT,
   PROP_LATENCY,
   PROP_TIMEOUT,
+  PROP_MONITOR,
+  PROP_AUTO_RECONNECT,
   PROP_STATS,
 };
 
@@ -103,6 +124,8 @@ struct Settings {
   int port = kDefaultPort;
   guint latency_ms = kDefaultLatencyMs;
   guint timeout_s = kDefaultTimeoutS;
+  bool monitor = kDefaultMonitor;
+  bool auto_reconnect = kDefaultAutoReconnect;
 };
 
 // The streaming side's view of the connection.
@@ -110,12 +133,16 @@ enum class SrcState {
   kStopped,    // before start() / after stop()
   kReady,      // started; connects on the first create()
   kStreaming,  // connected: the poll thread runs the peer
+  kRejoining,  // lost the team; create() is (or was, before a flush) rejoining
   kFailed,     // an error was posted; create() keeps failing
   kEos,        // the splitter ended the stream
 };
 
 // Why the poll thread gave up on the splitter (create() reports it).
 enum class Failure { kNone, kLostSplitter, kRemoved };
+
+// Why opening a connection to the splitter failed.
+enum class OpenError { kNone, kCancelled, kNotFound, kConnect, kUdp, kThread };
 
 struct NeighbourSignal {
   guint signal = 0;
@@ -162,11 +189,33 @@ struct GstP2pspSrcPrivate {
   p2psp::Outbox outbox;
   Failure failure = Failure::kNone;
   std::string failure_text;
+  p2psp::RemoveReason failure_reason = p2psp::RemoveReason::kUnknown;
+  // A REMOVED/REJECT the streaming thread has not posted on the bus yet.
+  bool removed_unposted = false;
+  p2psp::RemoveReason removed_reason = p2psp::RemoveReason::kUnknown;
+  std::string removed_text;
+  bool joined = false;  // TEAM received on the current connection
   bool splitter_shutdown = false;
   Micros shutdown_at_us = 0;
   Micros last_activity_us = 0;  // last chunk (or connect) time
   uint64_t chunks_seen = 0;
   bool welcome_caps_taken = false;
+  // Items popped by the poll thread, in order, for the streaming thread: it
+  // is woken only when there is one (or news), not for every datagram.
+  std::deque<p2psp::StreamItem> ready;
+
+  // Across the connections of one run (rejoins), under core_lock.
+  guint reconnects = 0;
+  bool reconnecting = false;  // between a loss and a rejoin
+  bool ever_joined = false;   // some connection of this run got TEAM
+  uint32_t last_team_id = 0;  // team of the previous connection
+  uint64_t base_lost = 0;     // counters of the previous connections
+  uint64_t base_recovered = 0;
+  uint64_t base_nacks_sent = 0;
+  uint64_t posted_lost = 0;  // values in the last GstP2pspSrcLoss
+  uint64_t posted_recovered = 0;
+  uint64_t posted_nacks_sent = 0;
+  Micros loss_posted_us = 0;
 
   // Sockets: set up by create(), then used by the poll thread only, until
   // stop() has stopped it.
@@ -186,6 +235,12 @@ struct GstP2pspSrcPrivate {
   bool have_ts_offset = false;
   GstClockTimeDiff ts_offset = 0;
   bool carry_discont = false;  // a dropped buffer carried DISCONT
+  // The end of the latest output timestamp: a new mapping (after a rejoin)
+  // never goes below it.
+  GstClockTime out_end = GST_CLOCK_TIME_NONE;
+  // After a rejoin to a restarted stream: the streamheader goes out again
+  // even if the caps did not change.
+  bool resend_headers = false;
 
   GstP2pspSrcPrivate() {
     g_mutex_init(&core_lock);
@@ -257,6 +312,27 @@ static const char* remove_reason_name(p2psp::RemoveReason reason) {
   return "no reason given";
 }
 
+// Short names for the "reason" field of GstP2pspSrcRemoved.
+static const char* remove_reason_nick(p2psp::RemoveReason reason) {
+  switch (reason) {
+    case p2psp::RemoveReason::kShutdown:
+      return "shutdown";
+    case p2psp::RemoveReason::kProtocolError:
+      return "protocol-error";
+    case p2psp::RemoveReason::kTimeout:
+      return "timeout";
+    case p2psp::RemoveReason::kTeamFull:
+      return "team-full";
+    case p2psp::RemoveReason::kVersion:
+      return "version";
+    case p2psp::RemoveReason::kExpelled:
+      return "expelled";
+    case p2psp::RemoveReason::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
 static GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours) {
   GValue list = G_VALUE_INIT;
@@ -287,11 +363,14 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
   const p2psp::PeerStats& s = priv->peer ? priv->peer->stats() : empty_stats;
   const p2psp::PeerState state =
       priv->peer ? priv->peer->state() : p2psp::PeerState::kIdle;
+  const char* state_name = priv->reconnecting && (!priv->peer || !priv->joined)
+                               ? "reconnecting"
+                               : peer_state_name(state);
 
   GstStructure* stats = gst_structure_new(
       kStatsName,                                                  //
       "peer-id", G_TYPE_UINT, priv->peer ? priv->peer->id() : 0u,  //
-      "state", G_TYPE_STRING, peer_state_name(state),              //
+      "state", G_TYPE_STRING, state_name,                          //
       "chunks-from-splitter", G_TYPE_UINT64, (guint64)s.chunks_from_splitter,
       "chunks-from-peers", G_TYPE_UINT64, (guint64)s.chunks_from_peers,  //
       "chunks-forwarded", G_TYPE_UINT64, (guint64)s.chunks_forwarded,    //
@@ -307,6 +386,24 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
       "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
       "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
       nullptr);
+  // Team health (counters of the current connection) and rejoins.
+  gst_structure_set(
+      stats,                                                             //
+      "monitor", G_TYPE_BOOLEAN, (gboolean)(s.monitor != 0),             //
+      "heartbeats-sent", G_TYPE_UINT64, (guint64)s.heartbeats_sent,      //
+      "control-bytes-up", G_TYPE_UINT64, (guint64)s.control_bytes_up,    //
+      "nacks-sent", G_TYPE_UINT64, (guint64)s.nacks_sent,                //
+      "nacks-to-splitter", G_TYPE_UINT64, (guint64)s.nacks_to_splitter,  //
+      "recovered", G_TYPE_UINT64, (guint64)s.recovered,                  //
+      "lost-reports-sent", G_TYPE_UINT64, (guint64)s.lost_reports_sent,  //
+      "retransmits-sent", G_TYPE_UINT64, (guint64)s.retransmits_sent,    //
+      "retransmits-limited", G_TYPE_UINT64,                              //
+      (guint64)s.retransmits_limited,                                    //
+      "relayed", G_TYPE_UINT64, (guint64)s.relayed,                      //
+      "requests-sent", G_TYPE_UINT64, (guint64)s.requests_sent,          //
+      "prunes-sent", G_TYPE_UINT64, (guint64)s.prunes_sent,              //
+      "relays-served", G_TYPE_UINT64, (guint64)s.relays_served,          //
+      "reconnects", G_TYPE_UINT, priv->reconnects, nullptr);
   GValue list =
       neighbours_list_value(priv->peer ? priv->peer->neighbours()
                                        : std::vector<p2psp::NeighbourInfo>());
@@ -341,13 +438,18 @@ static void dispatch_outbox(GstP2pspSrc* self) {
 }
 
 // Turns peer events into state and pending signals. Called with core_lock.
-static void collect_events(GstP2pspSrc* self, Micros now,
+// Returns true when the streaming thread has something to look at.
+static bool collect_events(GstP2pspSrc* self, Micros now,
                            std::vector<NeighbourSignal>* signals) {
   GstP2pspSrcPrivate* priv = self->priv;
+  bool news = false;
   for (const p2psp::PeerEvent& ev : priv->peer->take_events()) {
+    news = true;
     switch (ev.kind) {
       case p2psp::PeerEvent::Kind::kJoined:
         GST_INFO_OBJECT(self, "joined the team as peer %u", priv->peer->id());
+        priv->joined = true;
+        priv->ever_joined = true;
         break;
       case p2psp::PeerEvent::Kind::kNeighbourAdded:
         signals->push_back({src_signals[SIGNAL_PEER_ADDED], ev.peer_id,
@@ -358,12 +460,17 @@ static void collect_events(GstP2pspSrc* self, Micros now,
                             ev.endpoint.to_string()});
         break;
       case p2psp::PeerEvent::Kind::kRemoved:
+        priv->removed_unposted = true;
+        priv->removed_reason = ev.reason;
+        priv->removed_text =
+            ev.text.empty() ? remove_reason_name(ev.reason) : ev.text;
         if (ev.reason == p2psp::RemoveReason::kShutdown) {
           GST_INFO_OBJECT(self, "the splitter is shutting down");
           if (!priv->splitter_shutdown) priv->shutdown_at_us = now;
           priv->splitter_shutdown = true;
         } else if (priv->failure == Failure::kNone) {
           priv->failure = Failure::kRemoved;
+          priv->failure_reason = ev.reason;
           priv->failure_text =
               ev.text.empty() ? remove_reason_name(ev.reason) : ev.text;
         }
@@ -371,6 +478,7 @@ static void collect_events(GstP2pspSrc* self, Micros now,
       case p2psp::PeerEvent::Kind::kProtocolError:
         if (priv->failure == Failure::kNone) {
           priv->failure = Failure::kLostSplitter;
+          priv->failure_reason = p2psp::RemoveReason::kProtocolError;
           priv->failure_text = "Protocol error: " + ev.text;
         }
         break;
@@ -382,14 +490,37 @@ static void collect_events(GstP2pspSrc* self, Micros now,
     priv->chunks_seen = chunks;
     priv->last_activity_us = now;
   }
+  return news;
 }
 
-// Ends a round of core work: sends, wakes create(). Called with core_lock.
+// Takes what is due out of the core for the streaming thread. Called with
+// core_lock; true if anything was taken.
+static bool pump_items(GstP2pspSrcPrivate* priv, Micros now) {
+  bool any = false;
+  p2psp::StreamItem item;
+  while (priv->ready.size() < kMaxReadyItems &&
+         priv->peer->pop_item(now, &item)) {
+    priv->ready.push_back(std::move(item));
+    item = p2psp::StreamItem();
+    any = true;
+  }
+  return any;
+}
+
+// Ends a round of core work: sends, and wakes create() only when it has
+// something to do (an item, an event, a failure): waking it for every
+// datagram cost more than the datagrams (docs/benchmarks.md, profile).
+// Called with core_lock.
 static void finish_core_round(GstP2pspSrc* self, Micros now,
                               std::vector<NeighbourSignal>* signals) {
+  GstP2pspSrcPrivate* priv = self->priv;
   dispatch_outbox(self);
-  collect_events(self, now, signals);
-  g_cond_broadcast(&self->priv->core_cond);
+  bool news = collect_events(self, now, signals);
+  news |= pump_items(priv, now);
+  // A connection that ended is news until create() has dealt with it (few
+  // rounds: the streaming thread tears the connection down).
+  news |= priv->failure != Failure::kNone || priv->tcp_closed;
+  if (news) g_cond_broadcast(&priv->core_cond);
 }
 
 static void emit_signals(GstP2pspSrc* self,
@@ -486,19 +617,52 @@ static void watch_sockets(GstP2pspSrc* self,
   list.emplace_back(priv->udp.get(), G_IO_IN);
 }
 
+// GstP2pspSrcLoss, at most once a second, when chunks were lost or
+// recovered since the last one. Called with core_lock; the caller posts.
+static GstStructure* loss_message_if_due(GstP2pspSrcPrivate* priv, Micros now) {
+  if (now < priv->loss_posted_us + kLossMessagePeriodUs) return nullptr;
+  const p2psp::PeerStats& s = priv->peer->stats();
+  const uint64_t lost = priv->base_lost + s.lost;
+  const uint64_t recovered = priv->base_recovered + s.recovered;
+  const uint64_t nacks = priv->base_nacks_sent + s.nacks_sent;
+  if (lost == priv->posted_lost && recovered == priv->posted_recovered)
+    return nullptr;
+  GstStructure* st = gst_structure_new(
+      kLossMessage,                                                      //
+      "lost", G_TYPE_UINT64, (guint64)lost,                              //
+      "recovered", G_TYPE_UINT64, (guint64)recovered,                    //
+      "nacks-sent", G_TYPE_UINT64, (guint64)nacks,                       //
+      "lost-delta", G_TYPE_UINT64, (guint64)(lost - priv->posted_lost),  //
+      "recovered-delta", G_TYPE_UINT64,                                  //
+      (guint64)(recovered - priv->posted_recovered),                     //
+      "nacks-sent-delta", G_TYPE_UINT64,                                 //
+      (guint64)(nacks - priv->posted_nacks_sent), nullptr);
+  priv->posted_lost = lost;
+  priv->posted_recovered = recovered;
+  priv->posted_nacks_sent = nacks;
+  priv->loss_posted_us = now;
+  return st;
+}
+
 static Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
   Micros deadline;
+  GstStructure* loss = nullptr;
   {
     MutexLock lock(&priv->core_lock);
+    // Called after every poll round: the core only when it has work.
     if (now >= priv->peer->next_deadline()) {
       priv->peer->tick(now, &priv->outbox);
       finish_core_round(self, now, &signals);
     }
     deadline = priv->peer->next_deadline();
+    loss = loss_message_if_due(priv, now);
   }
   emit_signals(self, signals);
+  if (loss != nullptr)
+    gst_element_post_message(GST_ELEMENT(self),
+                             gst_message_new_element(GST_OBJECT(self), loss));
   return deadline;
 }
 
@@ -520,19 +684,9 @@ static bool start_poll_thread(GstP2pspSrc* self) {
 
 /* ---------------------------------------------------------- connect ---- */
 
-static GstFlowReturn post_connect_error(GstP2pspSrc* self, GError* error) {
-  const Settings& s = self->priv->active;
-  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return GST_FLOW_FLUSHING;
-  GST_ELEMENT_ERROR(
-      self, RESOURCE, OPEN_READ,
-      ("Could not connect to P2PSP splitter at %s:%d", s.host.c_str(), s.port),
-      ("%s", error->message));
-  return GST_FLOW_ERROR;
-}
-
 // Resolves the splitter's host and opens the TCP control connection.
-static GstFlowReturn open_tcp(GstP2pspSrc* self) {
+static OpenError open_tcp(GstP2pspSrc* self, guint connect_timeout_s,
+                          std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   const Settings& s = priv->active;
   GError* error = nullptr;
@@ -540,26 +694,26 @@ static GstFlowReturn open_tcp(GstP2pspSrc* self) {
       p2psp_gst::resolve_host(s.host, priv->cancel.get(), &error));
   if (!address) {
     GErrorPtr owned(error);
-    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      return GST_FLOW_FLUSHING;
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, NOT_FOUND,
-        ("Could not resolve P2PSP splitter host \"%s\"", s.host.c_str()),
-        ("%s", error->message));
-    return GST_FLOW_ERROR;
+    *detail = error->message;
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+               ? OpenError::kCancelled
+               : OpenError::kNotFound;
   }
 
   GRef<GSocketAddress> splitter(
       g_inet_socket_address_new(address.get(), static_cast<guint16>(s.port)));
   GRef<GSocketClient> client(g_socket_client_new());
-  g_socket_client_set_timeout(client.get(), s.timeout_s);
+  g_socket_client_set_timeout(client.get(), connect_timeout_s);
   GST_DEBUG_OBJECT(self, "connecting to %s:%d", s.host.c_str(), s.port);
   priv->tcp_stream.reset(g_socket_client_connect(
       client.get(), G_SOCKET_CONNECTABLE(splitter.get()), priv->cancel.get(),
       &error));
   if (!priv->tcp_stream) {
     GErrorPtr owned(error);
-    return post_connect_error(self, error);
+    *detail = error->message;
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+               ? OpenError::kCancelled
+               : OpenError::kConnect;
   }
   GSocket* socket = g_socket_connection_get_socket(priv->tcp_stream.get());
   // The client's timeout was for connecting; the poll thread never blocks.
@@ -567,11 +721,12 @@ static GstFlowReturn open_tcp(GstP2pspSrc* self) {
   g_socket_set_blocking(socket, FALSE);
   priv->tcp = std::make_unique<p2psp_gst::TcpConnection>(
       G_SOCKET(g_object_ref(socket)));
-  return GST_FLOW_OK;
+  return OpenError::kNone;
 }
 
 // A UDP socket on the any-address of the splitter's family, any port.
-static GstFlowReturn open_udp(GstP2pspSrc* self, GSocketFamily family) {
+static OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
+                          std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
   priv->udp.reset(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
@@ -584,16 +739,14 @@ static GstFlowReturn open_udp(GstP2pspSrc* self, GSocketFamily family) {
   }
   if (!priv->udp) {
     GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                      ("Could not open a UDP socket for the P2PSP team"),
-                      ("%s", error->message));
-    return GST_FLOW_ERROR;
+    *detail = error->message;
+    return OpenError::kUdp;
   }
   g_socket_set_blocking(priv->udp.get(), FALSE);
-  return GST_FLOW_OK;
+  return OpenError::kNone;
 }
 
-static GstFlowReturn start_peer(GstP2pspSrc* self) {
+static OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
   GRef<GSocketAddress> remote(
@@ -601,13 +754,18 @@ static GstFlowReturn start_peer(GstP2pspSrc* self) {
   GErrorPtr owned(error);
   const p2psp::Endpoint splitter =
       p2psp_gst::endpoint_from_address(remote.get());
-  if (!splitter.valid()) return post_connect_error(self, error);
+  if (!splitter.valid()) {
+    *detail = error ? error->message : "no remote address";
+    return OpenError::kConnect;
+  }
 
-  GstFlowReturn ret = open_udp(self, g_socket_address_get_family(remote.get()));
-  if (ret != GST_FLOW_OK) return ret;
+  OpenError ret =
+      open_udp(self, g_socket_address_get_family(remote.get()), detail);
+  if (ret != OpenError::kNone) return ret;
 
   p2psp::PeerConfig config;
   config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
+  config.monitor = priv->active.monitor;
   priv->rx_batch.resize(kReceiveBatch);
   {
     MutexLock lock(&priv->core_lock);
@@ -618,21 +776,70 @@ static GstFlowReturn start_peer(GstP2pspSrc* self) {
     dispatch_outbox(self);
   }
   if (!start_poll_thread(self)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
-                      ("Could not start the P2PSP network thread"), (nullptr));
-    return GST_FLOW_ERROR;
+    *detail = "could not start the thread";
+    return OpenError::kThread;
   }
   GST_INFO_OBJECT(self, "connected to the splitter at %s",
                   splitter.to_string().c_str());
-  return GST_FLOW_OK;
+  return OpenError::kNone;
 }
 
-static GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
-  GstFlowReturn ret = open_tcp(self);
-  if (ret == GST_FLOW_OK) ret = start_peer(self);
-  if (ret == GST_FLOW_OK) self->priv->state = SrcState::kStreaming;
-  if (ret == GST_FLOW_ERROR) self->priv->state = SrcState::kFailed;
+static void close_sockets(GstP2pspSrcPrivate* priv);
+
+// Opens TCP and UDP and starts a new core and its poll thread. On failure
+// whatever was opened is closed again.
+static OpenError open_connection(GstP2pspSrc* self, guint connect_timeout_s,
+                                 std::string* detail) {
+  OpenError ret = open_tcp(self, connect_timeout_s, detail);
+  if (ret == OpenError::kNone) ret = start_peer(self, detail);
+  if (ret != OpenError::kNone) {
+    self->priv->poll.stop();
+    close_sockets(self->priv);
+    MutexLock lock(&self->priv->core_lock);
+    self->priv->peer.reset();
+    self->priv->outbox.clear();
+  }
   return ret;
+}
+
+// The first connection: any failure is an error (auto-reconnect is about
+// keeping a team once joined).
+static GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  std::string detail;
+  const OpenError ret = open_connection(self, s.timeout_s, &detail);
+  switch (ret) {
+    case OpenError::kNone:
+      priv->state = SrcState::kStreaming;
+      return GST_FLOW_OK;
+    case OpenError::kCancelled:
+      return GST_FLOW_FLUSHING;
+    case OpenError::kNotFound:
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, NOT_FOUND,
+          ("Could not resolve P2PSP splitter host \"%s\"", s.host.c_str()),
+          ("%s", detail.c_str()));
+      break;
+    case OpenError::kConnect:
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not connect to P2PSP splitter at %s:%d",
+                         s.host.c_str(), s.port),
+                        ("%s", detail.c_str()));
+      break;
+    case OpenError::kUdp:
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not open a UDP socket for the P2PSP team"),
+                        ("%s", detail.c_str()));
+      break;
+    case OpenError::kThread:
+      GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
+                        ("Could not start the P2PSP network thread"),
+                        (nullptr));
+      break;
+  }
+  priv->state = SrcState::kFailed;
+  return GST_FLOW_ERROR;
 }
 
 /* ----------------------------------------------------------- output ---- */
@@ -655,6 +862,9 @@ static GstClockTime current_running_time(GstP2pspSrc* self) {
 }
 
 // The splitter's running time is mapped so the first buffer leaves "now".
+// After a rejoin (a new mapping: the new splitter's clock may have started
+// again from zero) it also leaves no earlier than the end of what was
+// already pushed, so timestamps stay monotonic.
 static void map_timestamps(GstP2pspSrc* self, const p2psp::MediaBuffer& in,
                            GstBuffer* out) {
   GstP2pspSrcPrivate* priv = self->priv;
@@ -662,6 +872,14 @@ static void map_timestamps(GstP2pspSrc* self, const p2psp::MediaBuffer& in,
     const GstClockTime running = current_running_time(self);
     priv->ts_offset = static_cast<GstClockTimeDiff>(running) -
                       static_cast<GstClockTimeDiff>(in.pts);
+    const uint64_t earliest =
+        in.dts != p2psp::kNoTime ? std::min(in.dts, in.pts) : in.pts;
+    if (GST_CLOCK_TIME_IS_VALID(priv->out_end)) {
+      const GstClockTimeDiff floor_offset =
+          static_cast<GstClockTimeDiff>(priv->out_end) -
+          static_cast<GstClockTimeDiff>(earliest);
+      priv->ts_offset = std::max(priv->ts_offset, floor_offset);
+    }
     priv->have_ts_offset = true;
     GST_DEBUG_OBJECT(self, "timestamp offset %" GST_STIME_FORMAT,
                      GST_STIME_ARGS(priv->ts_offset));
@@ -725,6 +943,14 @@ static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
   BufferPtr buffer(wrap_data(std::move(in.data)));
   map_timestamps(self, in, buffer.get());
   map_flags(in.flags, buffer.get());
+  for (GstClockTime t :
+       {GST_BUFFER_PTS(buffer.get()), GST_BUFFER_DTS(buffer.get())}) {
+    if (!GST_CLOCK_TIME_IS_VALID(t)) continue;
+    if (GST_BUFFER_DURATION_IS_VALID(buffer.get()))
+      t += GST_BUFFER_DURATION(buffer.get());
+    if (!GST_CLOCK_TIME_IS_VALID(priv->out_end) || t > priv->out_end)
+      priv->out_end = t;
+  }
   if (priv->carry_discont)
     GST_BUFFER_FLAG_SET(buffer.get(), GST_BUFFER_FLAG_DISCONT);
   priv->carry_discont = false;
@@ -771,15 +997,22 @@ static GstFlowReturn apply_caps(GstP2pspSrc* self, const std::string& text) {
                       ("%s", text.c_str()));
     return GST_FLOW_ERROR;
   }
-  if (priv->caps && gst_caps_is_equal(caps.get(), priv->caps.get()))
+  // After a rejoin to a restarted stream the demuxer needs the headers
+  // again, even with the same caps.
+  const bool resend = priv->resend_headers;
+  priv->resend_headers = false;
+  if (priv->caps && gst_caps_is_equal(caps.get(), priv->caps.get())) {
+    const GValue* header = streamheader_of(priv->caps.get());
+    if (resend && header != nullptr) queue_streamheader(self, header);
     return GST_FLOW_OK;
+  }
 
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, caps.get());
   const GValue* old_header = streamheader_of(priv->caps.get());
   const GValue* new_header = streamheader_of(caps.get());
   if (new_header == nullptr) {
     priv->pending_headers.clear();
-  } else if (old_header == nullptr ||
+  } else if (resend || old_header == nullptr ||
              gst_value_compare(old_header, new_header) != GST_VALUE_EQUAL) {
     queue_streamheader(self, new_header);
   }
@@ -794,6 +1027,11 @@ static GstFlowReturn apply_caps(GstP2pspSrc* self, const std::string& text) {
 }
 
 /* ------------------------------------------------------------ create ---- */
+
+static void post_element_message(GstP2pspSrc* self, GstStructure* s) {
+  gst_element_post_message(GST_ELEMENT(self),
+                           gst_message_new_element(GST_OBJECT(self), s));
+}
 
 static GstFlowReturn post_failure(GstP2pspSrc* self, Failure failure,
                                   const std::string& text) {
@@ -824,23 +1062,38 @@ static GstFlowReturn post_timeout(GstP2pspSrc* self) {
   return GST_FLOW_ERROR;
 }
 
-// Waits on core_cond until `deadline` (core clock). Called with core_lock.
+// Waits on core_cond until `deadline` (core clock), at most a second.
+// Called with core_lock.
 static void wait_until(GstP2pspSrcPrivate* priv, Micros now, Micros deadline) {
-  if (deadline == kNever) {
-    g_cond_wait(&priv->core_cond, &priv->core_lock);
-    return;
-  }
+  const Micros wait = deadline > now ? deadline - now : 0;
   const gint64 wait_us =
-      static_cast<gint64>(std::min<Micros>(deadline - now, G_USEC_PER_SEC));
+      static_cast<gint64>(std::min<Micros>(wait, G_USEC_PER_SEC));
   g_cond_wait_until(&priv->core_cond, &priv->core_lock,
                     g_get_monotonic_time() + wait_us);
+}
+
+// Posts GstP2pspSrcRemoved for a REMOVED/REJECT the poll thread recorded.
+// Called with core_lock, which it drops while posting (a bus sync handler
+// may read the stats).
+static void post_removed_locked(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  if (!priv->removed_unposted) return;
+  priv->removed_unposted = false;
+  GstStructure* s =
+      gst_structure_new(kRemovedMessage, "reason", G_TYPE_STRING,
+                        remove_reason_nick(priv->removed_reason), "text",
+                        G_TYPE_STRING, priv->removed_text.c_str(), nullptr);
+  g_mutex_unlock(&priv->core_lock);
+  post_element_message(self, s);
+  g_mutex_lock(&priv->core_lock);
 }
 
 // What ends a wait for the next item, other than an item.
 enum class WaitEnd { kItem, kFlushing, kFailure, kTimeout, kEos };
 
 static WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
-                             Failure* failure, std::string* failure_text) {
+                             Failure* failure, std::string* failure_text,
+                             p2psp::RemoveReason* reason) {
   GstP2pspSrcPrivate* priv = self->priv;
   const Micros timeout_us =
       static_cast<Micros>(priv->active.timeout_s) * G_USEC_PER_SEC;
@@ -848,48 +1101,239 @@ static WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
   MutexLock lock(&priv->core_lock);
   for (;;) {
     if (priv->flushing) return WaitEnd::kFlushing;
+    post_removed_locked(self);
+    if (priv->flushing) return WaitEnd::kFlushing;
     const Micros now = p2psp_gst::monotonic_now_us();
-    if (!priv->caps && !priv->welcome_caps_taken &&
-        !priv->peer->welcome_caps().empty()) {
+    if (!priv->welcome_caps_taken && !priv->peer->welcome_caps().empty()) {
       priv->welcome_caps_taken = true;
       item->kind = p2psp::StreamItem::Kind::kCaps;
       item->caps = priv->peer->welcome_caps();
       return WaitEnd::kItem;
     }
+    if (!priv->ready.empty()) {
+      *item = std::move(priv->ready.front());
+      priv->ready.pop_front();
+      return WaitEnd::kItem;
+    }
+    // The poll thread stops taking items when `ready` is full.
     if (priv->peer->pop_item(now, item)) return WaitEnd::kItem;
     if (priv->failure != Failure::kNone) {
       *failure = priv->failure;
       *failure_text = priv->failure_text;
+      *reason = priv->failure_reason;
       return WaitEnd::kFailure;
     }
-    Micros deadline = priv->peer->next_deadline();
+    // Items, events and failures come with a broadcast from the poll
+    // thread; the only deadlines here are the stream's end and `timeout`.
+    Micros deadline = kNever;
     if (priv->splitter_shutdown) {
       // Whatever was still in flight had `latency` to arrive.
       const Micros end = priv->shutdown_at_us + drain_us;
       if (now >= end) return WaitEnd::kEos;
-      deadline = std::min(deadline, end);
+      deadline = end;
     } else if (timeout_us > 0) {
       const Micros end = priv->last_activity_us + timeout_us;
       if (now >= end) return WaitEnd::kTimeout;
-      deadline = std::min(deadline, end);
+      deadline = end;
     }
-    // A deadline already due belongs to the poll thread (forwarding, timers):
-    // wait for its broadcast rather than spin on the lock it needs.
-    wait_until(priv, now, std::max(deadline, now + kMinWaitUs));
+    wait_until(priv, now, deadline);
   }
+}
+
+// Stops the poll thread, closes the sockets and drops the core, keeping
+// what the next connection needs to know.
+static void teardown_connection(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->poll.stop();
+  close_sockets(priv);
+  MutexLock lock(&priv->core_lock);
+  if (priv->peer) {
+    const p2psp::PeerStats& s = priv->peer->stats();
+    priv->base_lost += s.lost;
+    priv->base_recovered += s.recovered;
+    priv->base_nacks_sent += s.nacks_sent;
+    if (priv->peer->team_id() != 0) priv->last_team_id = priv->peer->team_id();
+  }
+  priv->peer.reset();
+  priv->outbox.clear();
+  priv->ready.clear();
+  priv->failure = Failure::kNone;
+  priv->failure_text.clear();
+  priv->failure_reason = p2psp::RemoveReason::kUnknown;
+  priv->joined = false;
+  priv->splitter_shutdown = false;
+  priv->chunks_seen = 0;
+}
+
+enum class JoinResult { kJoined, kFailed, kFlushing };
+
+// One attempt: connect, start a core and wait until it is a member again.
+static JoinResult try_join(GstP2pspSrc* self, Micros give_up_us,
+                           std::string* why) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Micros now = p2psp_gst::monotonic_now_us();
+  const Micros end = std::min(give_up_us, now + kJoinAttemptUs);
+  const guint connect_timeout_s =
+      static_cast<guint>(std::max<Micros>(1, (end - now) / G_USEC_PER_SEC));
+  const OpenError opened = open_connection(self, connect_timeout_s, why);
+  if (opened == OpenError::kCancelled) return JoinResult::kFlushing;
+  if (opened != OpenError::kNone) return JoinResult::kFailed;
+
+  MutexLock lock(&priv->core_lock);
+  for (;;) {
+    if (priv->flushing) return JoinResult::kFlushing;
+    if (priv->joined) return JoinResult::kJoined;
+    if (priv->failure != Failure::kNone || priv->splitter_shutdown) {
+      *why = priv->failure_text.empty() ? "the splitter is shutting down"
+                                        : priv->failure_text;
+      return JoinResult::kFailed;
+    }
+    const Micros t = p2psp_gst::monotonic_now_us();
+    if (t >= end) {
+      *why = "no answer to the join";
+      return JoinResult::kFailed;
+    }
+    wait_until(priv, t, end);
+  }
+}
+
+// Sleeps until `until`, or until unlock(). FALSE when flushing.
+static bool backoff_wait(GstP2pspSrcPrivate* priv, Micros until) {
+  MutexLock lock(&priv->core_lock);
+  for (;;) {
+    if (priv->flushing) return false;
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if (now >= until) return true;
+    wait_until(priv, now, until);
+  }
+}
+
+// The output side of a rejoin: DISCONT, a new timestamp mapping, the caps
+// again (and the streamheader again if the stream restarted).
+static void prepare_output_after_rejoin(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  MutexLock lock(&priv->core_lock);
+  const bool new_stream = priv->peer->team_id() != priv->last_team_id;
+  priv->carry_discont = true;
+  priv->have_ts_offset = false;
+  priv->welcome_caps_taken = false;
+  priv->resend_headers = new_stream;
+  priv->reconnecting = false;
+  priv->reconnects++;
+  GST_INFO_OBJECT(self, "rejoined the team as peer %u (%s team)",
+                  priv->peer->id(), new_stream ? "new" : "same");
+}
+
+// Rejoins after a lost connection or a removal, trying until `timeout`.
+static GstFlowReturn reconnect(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  priv->state = SrcState::kRejoining;
+  const Micros lost_at = p2psp_gst::monotonic_now_us();
+  const Micros give_up =
+      s.timeout_s == 0
+          ? kNever
+          : lost_at + static_cast<Micros>(s.timeout_s) * G_USEC_PER_SEC;
+  {
+    MutexLock lock(&priv->core_lock);
+    priv->reconnecting = true;
+  }
+  teardown_connection(self);
+  Micros backoff = kReconnectBackoffFirstUs;
+  std::string why = "no attempt";
+  for (guint attempt = 1;; attempt++) {
+    GST_INFO_OBJECT(self, "rejoining %s:%d, attempt %u", s.host.c_str(), s.port,
+                    attempt);
+    post_element_message(
+        self, gst_structure_new(kReconnectingMessage, "attempt", G_TYPE_UINT,
+                                attempt, nullptr));
+    switch (try_join(self, give_up, &why)) {
+      case JoinResult::kJoined: {
+        prepare_output_after_rejoin(self);
+        priv->state = SrcState::kStreaming;
+        guint id, reconnects;
+        {
+          MutexLock lock(&priv->core_lock);
+          id = priv->peer->id();
+          reconnects = priv->reconnects;
+        }
+        post_element_message(
+            self,
+            gst_structure_new(kRejoinedMessage, "peer-id", G_TYPE_UINT, id,
+                              "reconnects", G_TYPE_UINT, reconnects, nullptr));
+        return GST_FLOW_OK;
+      }
+      case JoinResult::kFlushing:
+        return GST_FLOW_FLUSHING;
+      case JoinResult::kFailed:
+        break;
+    }
+    {
+      // A REJECT of this attempt is on the bus like any removal.
+      MutexLock lock(&priv->core_lock);
+      post_removed_locked(self);
+    }
+    teardown_connection(self);
+    GST_DEBUG_OBJECT(self, "attempt %u failed: %s", attempt, why.c_str());
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if (now >= give_up) break;
+    if (!backoff_wait(priv, std::min(give_up, now + backoff)))
+      return GST_FLOW_FLUSHING;
+    backoff = std::min(backoff * 2, kReconnectBackoffMaxUs);
+  }
+  GST_ELEMENT_ERROR(self, RESOURCE, READ,
+                    ("Could not rejoin the P2PSP team of %s:%d within %u "
+                     "seconds",
+                     s.host.c_str(), s.port, s.timeout_s),
+                    ("last attempt: %s", why.c_str()));
+  priv->state = SrcState::kFailed;
+  return GST_FLOW_ERROR;
+}
+
+// A lost splitter or a removal: a warning and a rejoin, or an error.
+static GstFlowReturn handle_failure(GstP2pspSrc* self, Failure failure,
+                                    const std::string& text,
+                                    p2psp::RemoveReason reason) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  bool ever_joined;
+  {
+    MutexLock lock(&priv->core_lock);
+    ever_joined = priv->ever_joined;
+  }
+  // Retrying cannot fix a version mismatch, and a splitter that refuses or
+  // drops us before we ever were in the team is an answer, not an accident
+  // (like a failed first connection).
+  const bool fatal = reason == p2psp::RemoveReason::kVersion || !ever_joined;
+  if (!s.auto_reconnect || fatal) return post_failure(self, failure, text);
+  if (failure == Failure::kRemoved) {
+    GST_ELEMENT_WARNING(self, RESOURCE, READ,
+                        ("Removed from the P2PSP team by the splitter (%s); "
+                         "rejoining",
+                         text.c_str()),
+                        ("reason: %s", remove_reason_nick(reason)));
+  } else {
+    GST_ELEMENT_WARNING(self, RESOURCE, READ,
+                        ("Lost the connection to the P2PSP splitter at "
+                         "%s:%d; rejoining",
+                         s.host.c_str(), s.port),
+                        ("%s", text.c_str()));
+  }
+  return reconnect(self);
 }
 
 static GstFlowReturn next_item(GstP2pspSrc* self) {
   p2psp::StreamItem item;
   Failure failure = Failure::kNone;
   std::string failure_text;
-  switch (wait_for_item(self, &item, &failure, &failure_text)) {
+  p2psp::RemoveReason reason = p2psp::RemoveReason::kUnknown;
+  switch (wait_for_item(self, &item, &failure, &failure_text, &reason)) {
     case WaitEnd::kItem:
       break;
     case WaitEnd::kFlushing:
       return GST_FLOW_FLUSHING;
     case WaitEnd::kFailure:
-      return post_failure(self, failure, failure_text);
+      return handle_failure(self, failure, failure_text, reason);
     case WaitEnd::kTimeout:
       return post_timeout(self);
     case WaitEnd::kEos:
@@ -908,6 +1352,11 @@ static GstFlowReturn gst_p2psp_src_create(GstPushSrc* psrc, GstBuffer** out) {
   GstP2pspSrcPrivate* priv = self->priv;
   if (priv->state == SrcState::kReady) {
     GstFlowReturn ret = connect_to_splitter(self);
+    if (ret != GST_FLOW_OK) return ret;
+  }
+  if (priv->state == SrcState::kRejoining) {
+    // A flush interrupted the rejoin: start it again (a new `timeout`).
+    GstFlowReturn ret = reconnect(self);
     if (ret != GST_FLOW_OK) return ret;
   }
   while (priv->output.empty()) {
@@ -931,6 +1380,8 @@ static void reset_output(GstP2pspSrcPrivate* priv) {
   priv->have_ts_offset = false;
   priv->ts_offset = 0;
   priv->carry_discont = false;
+  priv->out_end = GST_CLOCK_TIME_NONE;
+  priv->resend_headers = false;
 }
 
 static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
@@ -947,6 +1398,17 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
     priv->splitter_shutdown = false;
     priv->chunks_seen = 0;
     priv->welcome_caps_taken = false;
+    priv->failure_reason = p2psp::RemoveReason::kUnknown;
+    priv->removed_unposted = false;
+    priv->joined = false;
+    priv->ready.clear();
+    priv->reconnects = 0;
+    priv->reconnecting = false;
+    priv->ever_joined = false;
+    priv->last_team_id = 0;
+    priv->base_lost = priv->base_recovered = priv->base_nacks_sent = 0;
+    priv->posted_lost = priv->posted_recovered = priv->posted_nacks_sent = 0;
+    priv->loss_posted_us = 0;
   }
   g_cancellable_reset(priv->cancel.get());
   reset_output(priv);
@@ -1002,6 +1464,7 @@ static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
     MutexLock lock(&priv->core_lock);
     priv->peer.reset();
     priv->outbox.clear();
+    priv->ready.clear();
   }
   reset_output(priv);
   priv->state = SrcState::kStopped;
@@ -1057,8 +1520,18 @@ static gchar* build_uri(const Settings& s) {
     g_string_append_printf(uri, "%slatency=%u", separator, s.latency_ms);
     separator = "&";
   }
-  if (s.timeout_s != kDefaultTimeoutS)
+  if (s.timeout_s != kDefaultTimeoutS) {
     g_string_append_printf(uri, "%stimeout=%u", separator, s.timeout_s);
+    separator = "&";
+  }
+  if (s.monitor != kDefaultMonitor) {
+    g_string_append_printf(uri, "%smonitor=%s", separator,
+                           s.monitor ? "true" : "false");
+    separator = "&";
+  }
+  if (s.auto_reconnect != kDefaultAutoReconnect)
+    g_string_append_printf(uri, "%sauto-reconnect=%s", separator,
+                           s.auto_reconnect ? "true" : "false");
   return g_string_free(uri, FALSE);
 }
 
@@ -1218,6 +1691,12 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     case PROP_TIMEOUT:
       s.timeout_s = g_value_get_uint(value);
       break;
+    case PROP_MONITOR:
+      s.monitor = g_value_get_boolean(value);
+      break;
+    case PROP_AUTO_RECONNECT:
+      s.auto_reconnect = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -1249,6 +1728,12 @@ static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
       break;
     case PROP_TIMEOUT:
       g_value_set_uint(value, s.timeout_s);
+      break;
+    case PROP_MONITOR:
+      g_value_set_boolean(value, s.monitor);
+      break;
+    case PROP_AUTO_RECONNECT:
+      g_value_set_boolean(value, s.auto_reconnect);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1300,9 +1785,24 @@ static void install_properties(GObjectClass* gobject_class) {
   g_object_class_install_property(
       gobject_class, PROP_TIMEOUT,
       g_param_spec_uint("timeout", "Timeout",
-                        "Seconds to wait for the connection, and for data "
-                        "before giving up (0 = forever)",
+                        "Seconds to wait for the connection, for data, and "
+                        "for a rejoin after losing the team, before giving "
+                        "up (0 = forever)",
                         0, kMaxTimeoutS, kDefaultTimeoutS, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_MONITOR,
+      g_param_spec_boolean("monitor", "Monitor",
+                           "Ask to be a monitor: report lost chunks to the "
+                           "splitter, which expels peers that lose too many",
+                           kDefaultMonitor, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_AUTO_RECONNECT,
+      g_param_spec_boolean(
+          "auto-reconnect", "Auto reconnect",
+          "After losing the splitter or being removed from the team, post a "
+          "warning and rejoin (for up to timeout seconds) instead of an "
+          "error",
+          kDefaultAutoReconnect, rw));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(
