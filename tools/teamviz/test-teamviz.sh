@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# p2psp-teamviz --live with a real team: a splitter run by the tool on
+# 127.0.0.1, 4 gst-launch peers. The last SVG must be well-formed XML with
+# the splitter, exactly 4 peer nodes, 4 splitter->peer arrows, the 6 lines
+# of the full mesh and 1 monitor; the PNG must be a PNG when rsvg-convert is
+# there; the same stats, read back from their GstStructure string (static
+# mode), must draw the same 4 peers.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+src_dir=${P2PSP_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
+. "$src_dir/tests/e2e/lib.sh"
+e2e_init teamviz
+e2e_need_elements videotestsrc theoraenc oggmux fakesink
+/usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst' 2>/dev/null ||
+  e2e_skip "no PyGObject with Gst 1.0 on /usr/bin/python3"
+TOOL=$here/p2psp-teamviz
+
+e2e_spawn teamviz /usr/bin/python3 "$TOOL" --live --host 127.0.0.1 --port 0 --seconds 8 \
+  --set monitors=1 --pipeline "videotestsrc is-live=true ! video/x-raw,width=320,height=240 ! theoraenc ! oggmux" \
+  -o "$E2E_TMP/team.svg" --dump-stats "$E2E_TMP/last-stats.txt"
+tool_pid=$E2E_LAST_PID
+port=
+for _ in $(seq 100); do
+  port=$(grep -a -o 'listening on port [0-9]*' "$E2E_TMP/teamviz.log" | awk '{ print $4 }')
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "$port" ] || { e2e_show_log teamviz; e2e_die "the tool printed no port"; }
+for i in 1 2 3 4; do
+  e2e_spawn "peer$i" gst-launch-1.0 p2pspsrc "uri=p2psp://127.0.0.1:$port" ! fakesink
+done
+e2e_wait_exit "$tool_pid" 25 || e2e_fail "the tool did not stop after --seconds"
+[ "$E2E_RC" = 0 ] || e2e_fail "the tool exited with $E2E_RC"
+grep -q 'drew 4 peers' "$E2E_TMP/teamviz.log" || e2e_fail "the tool never drew 4 peers"
+
+/usr/bin/python3 "$TOOL" -o "$E2E_TMP/static.svg" --no-png "$E2E_TMP/last-stats.txt" ||
+  e2e_fail "static mode on the dumped stats"
+
+check_svg() {
+  /usr/bin/python3 - "$1" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()  # raises on malformed XML
+groups = list(root.iter(ns + "g"))
+peers = [g for g in groups if g.get("class") == "peer"]
+splitters = [g for g in groups if g.get("class") == "splitter"]
+mesh = [l for l in root.iter(ns + "line") if l.get("class") == "mesh"]
+arrows = [l for l in root.iter(ns + "line") if l.get("class") == "to-peer"]
+monitors = [g for g in peers if any(t.text == "M" for t in g.iter(ns + "text"))]
+ids = {g.get("id") for g in peers}
+print("peers %d %s, splitter %d, arrows %d, mesh %d, monitors %d" %
+      (len(peers), sorted(ids), len(splitters), len(arrows), len(mesh), len(monitors)))
+ok = (len(peers) == 4 and len(ids) == 4 and len(splitters) == 1 and len(arrows) == 4
+      and len(mesh) == 6 and len(monitors) == 1)
+sys.exit(0 if ok else 1)
+PY
+}
+for svg in team.svg static.svg; do
+  if out=$(check_svg "$E2E_TMP/$svg" 2>&1); then
+    e2e_ok "$svg: $out"
+  else
+    e2e_fail "$svg: $out"
+  fi
+done
+if command -v rsvg-convert >/dev/null; then
+  if [ "$(head -c 8 "$E2E_TMP/team.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+    e2e_ok "team.png is a PNG ($(e2e_file_size "$E2E_TMP/team.png") bytes)"
+  else
+    e2e_fail "no PNG although rsvg-convert is present"
+  fi
+fi
+[ "$E2E_FAILED" = 0 ] || e2e_show_log teamviz
+e2e_finish
