@@ -37,8 +37,9 @@ using ElementPtr = std::unique_ptr<GstElement, GstObjectDeleter>;
  * the calling thread. */
 class TestPeer {
  public:
-  explicit TestPeer(guint16 splitter_port, const char *host = "127.0.0.1")
-      : peer_(MakeConfig(),
+  explicit TestPeer(guint16 splitter_port, const char *host = "127.0.0.1",
+                    bool monitor = false)
+      : peer_(MakeConfig(monitor),
               *p2psp::Endpoint::parse(EndpointText(host, splitter_port))),
         splitter_port_(splitter_port),
         host_(host) {}
@@ -159,9 +160,10 @@ class TestPeer {
   }
 
  private:
-  static p2psp::PeerConfig MakeConfig() {
+  static p2psp::PeerConfig MakeConfig(bool monitor) {
     p2psp::PeerConfig config;
     config.latency_us = kPeerLatencyUs;
+    config.monitor = monitor;
     return config;
   }
 
@@ -962,6 +964,210 @@ TEST(SplitterSink, LoweringWaitForPeersReleasesTheStream) {
 }
 
 }  // namespace
+
+/* ------------------------------------------------------ team health ---- */
+
+TEST(SplitterSinkHealth, PropertyDefaultsAndRanges) {
+  ElementPtr sink = MakeSink();
+  ASSERT_TRUE(sink);
+  EXPECT_EQ(UintProp(sink.get(), "monitors"), 0u);
+  EXPECT_EQ(UintProp(sink.get(), "max-chunk-loss"), 32u);
+  EXPECT_EQ(UintProp(sink.get(), "peer-timeout"), 1500u);
+  auto *klass = G_OBJECT_GET_CLASS(sink.get());
+  for (const char *name : {"monitors", "max-chunk-loss", "peer-timeout"}) {
+    GParamSpec *pspec = g_object_class_find_property(klass, name);
+    ASSERT_NE(pspec, nullptr) << name;
+    EXPECT_TRUE(pspec->flags & GST_PARAM_MUTABLE_READY) << name;
+    EXPECT_EQ(G_PARAM_SPEC_UINT(pspec)->minimum, 0u) << name;
+  }
+  /* An hour of silence at most: longer is a mistake, 0 is "never". */
+  auto *timeout =
+      G_PARAM_SPEC_UINT(g_object_class_find_property(klass, "peer-timeout"));
+  EXPECT_EQ(timeout->maximum, 3600000u);
+  g_object_set(sink.get(), "monitors", 3u, "max-chunk-loss", 0u, "peer-timeout",
+               0u, nullptr);
+  EXPECT_EQ(UintProp(sink.get(), "monitors"), 3u);
+  EXPECT_EQ(UintProp(sink.get(), "max-chunk-loss"), 0u);
+  EXPECT_EQ(UintProp(sink.get(), "peer-timeout"), 0u);
+}
+
+/* The next GstP2pspSplitterPeerRemoved on the pipeline's bus: its reason,
+ * or "" after timeout_ms. */
+std::string NextPeerRemoved(GstElement *pipeline, int timeout_ms,
+                            guint *peer_id = nullptr) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  const gint64 end = g_get_monotonic_time() + timeout_ms * 1000;
+  std::string reason;
+  while (reason.empty()) {
+    const gint64 left = std::max<gint64>(0, end - g_get_monotonic_time());
+    GstMessage *m = gst_bus_timed_pop_filtered(bus, left * GST_USECOND,
+                                               GST_MESSAGE_ELEMENT);
+    if (m == nullptr) break;
+    const GstStructure *s = gst_message_get_structure(m);
+    if (gst_structure_has_name(s, "GstP2pspSplitterPeerRemoved")) {
+      reason = gst_structure_get_string(s, "reason");
+      EXPECT_NE(gst_structure_get_string(s, "endpoint"), nullptr);
+      if (peer_id) gst_structure_get_uint(s, "peer-id", peer_id);
+    }
+    gst_message_unref(m);
+  }
+  gst_object_unref(bus);
+  return reason;
+}
+
+/* A peer whose process froze (sockets open, nothing sent: no heartbeat) is
+ * removed after peer-timeout, 1.5 s by default: well within 2 s. */
+TEST(SplitterSinkHealth, FrozenPeerIsRemovedWithinTwoSeconds) {
+  SinkPipeline p;
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer frozen(p.port());
+  TestPeer alive(p.port());
+  ASSERT_TRUE(JoinTeam(p, frozen));
+  ASSERT_TRUE(JoinTeam(p, alive, 2));
+  /* Both heartbeat for a while: a live peer is never removed. */
+  ASSERT_FALSE(alive.PumpUntil(
+      [&] {
+        frozen.Pump(0);
+        return UintProp(p.sink(), "num-peers") != 2;
+      },
+      2000));
+  const gint64 frozen_at = g_get_monotonic_time();
+  guint removed_id = 0;
+  std::string reason;
+  /* The live one keeps pumping (heartbeats); the frozen one never again. */
+  ASSERT_TRUE(alive.PumpUntil(
+      [&] {
+        reason = NextPeerRemoved(p.pipeline(), 0, &removed_id);
+        return !reason.empty();
+      },
+      3000));
+  const double seconds = (g_get_monotonic_time() - frozen_at) / 1e6;
+  EXPECT_EQ(reason, "timeout");
+  EXPECT_EQ(removed_id, frozen.peer().id());
+  EXPECT_LT(seconds, 2.0);
+  EXPECT_GT(seconds, 1.0);
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 1u);
+  EXPECT_EQ(Stat(p.sink(), "peers-timed-out"), 1u);
+}
+
+TEST(SplitterSinkHealth, PeerTimeoutZeroNeverRemoves) {
+  SinkPipeline p("peer-timeout=0");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer frozen(p.port());
+  ASSERT_TRUE(JoinTeam(p, frozen));
+  g_usleep(2000000);
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 1u);
+  EXPECT_EQ(NextPeerRemoved(p.pipeline(), 0), "");
+}
+
+TEST(SplitterSinkHealth, LeavingPeerIsRemovedAsLeft) {
+  SinkPipeline p;
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  peer.Leave();
+  guint id = 0;
+  EXPECT_EQ(NextPeerRemoved(p.pipeline(), kTimeoutMs, &id), "left");
+  EXPECT_EQ(id, peer.peer().id());
+}
+
+/* monitors=1: the first peer to register is made a monitor (ROLE), the
+ * second is not; the stats say so. */
+TEST(SplitterSinkHealth, MonitorsMakesTheFirstPeersMonitors) {
+  SinkPipeline p("monitors=1");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer first(p.port());
+  TestPeer second(p.port());
+  ASSERT_TRUE(JoinTeam(p, first));
+  ASSERT_TRUE(JoinTeam(p, second, 2));
+  EXPECT_TRUE(first.PumpUntil([&] { return first.peer().monitor(); }));
+  EXPECT_FALSE(second.peer().monitor());
+
+  StatsPtr stats;
+  g_object_get(p.sink(), "stats", &stats.s, nullptr);
+  const GValue *peers = gst_structure_get_value(stats.s, "peers");
+  ASSERT_EQ(gst_value_array_get_size(peers), 2u);
+  for (guint i = 0; i < 2; i++) {
+    const GstStructure *ps =
+        gst_value_get_structure(gst_value_array_get_value(peers, i));
+    guint id = 0;
+    gboolean monitor = FALSE;
+    ASSERT_TRUE(gst_structure_get_uint(ps, "id", &id));
+    ASSERT_TRUE(gst_structure_get_boolean(ps, "monitor", &monitor));
+    EXPECT_EQ(monitor != FALSE, id == first.peer().id()) << id;
+  }
+}
+
+/* A monitor's LOST reports count against the peer that had the chunk from
+ * the splitter; over max-chunk-loss it is expelled, told so, and the bus
+ * says why. */
+TEST(SplitterSinkHealth, LossReportsExpelAndAreCounted) {
+  SinkPipeline p("max-chunk-loss=2 chunk-size=64");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer victim(p.port());
+  ASSERT_TRUE(JoinTeam(p, victim));
+  /* The victim is not pumped while the stream flows, so it floods none of
+   * the chunks the splitter gives it: the monitor misses every one of them
+   * and reports them LOST. */
+  TestPeer monitor(p.port(), "127.0.0.1", /*monitor=*/true);
+  ASSERT_TRUE(JoinTeam(p, monitor, 2));
+  /* About 12 chunks for the victim: over 2, far below the default 32. */
+  for (int i = 0; i < 12; i++) {
+    p.Push(MakeBuffer(Pattern(100, i), i * 10 * GST_MSECOND, i % 5 != 0));
+    monitor.Pump(5);
+  }
+  std::string reason;
+  guint id = 0;
+  ASSERT_TRUE(monitor.PumpUntil([&] {
+    reason = NextPeerRemoved(p.pipeline(), 0, &id);
+    return !reason.empty();
+  }));
+  EXPECT_EQ(reason, "expelled");
+  EXPECT_EQ(id, victim.peer().id());
+  EXPECT_EQ(Stat(p.sink(), "peers-expelled"), 1u);
+  EXPECT_GT(Stat(p.sink(), "lost-reports"), 2u);
+  EXPECT_GT(monitor.peer().stats().lost_reports_sent, 2u);
+  /* The victim, pumped again, learns it was expelled. */
+  ASSERT_TRUE(victim.PumpUntil(
+      [&] { return victim.peer().state() == p2psp::PeerState::kRemoved; }));
+  bool told = false;
+  for (const auto &ev : victim.events())
+    told |= ev.kind == p2psp::PeerEvent::Kind::kRemoved &&
+            ev.reason == p2psp::RemoveReason::kExpelled;
+  EXPECT_TRUE(told);
+}
+
+TEST(SplitterSinkHealth, StatsHaveTheHealthCounters) {
+  SinkPipeline p;
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  StatsPtr stats;
+  g_object_get(p.sink(), "stats", &stats.s, nullptr);
+  ASSERT_NE(stats.s, nullptr);
+  for (const char *field : {"peers-timed-out", "peers-expelled", "lost-reports",
+                            "nacks-received", "retransmits", "retransmit-bytes",
+                            "retransmits-unavailable", "retransmits-limited"}) {
+    guint64 v = 1;
+    EXPECT_TRUE(gst_structure_get_uint64(stats.s, field, &v)) << field;
+    EXPECT_EQ(v, 0u) << field;
+  }
+  const GValue *peers = gst_structure_get_value(stats.s, "peers");
+  ASSERT_EQ(gst_value_array_get_size(peers), 1u);
+  const GstStructure *ps =
+      gst_value_get_structure(gst_value_array_get_value(peers, 0));
+  guint loss = 1;
+  guint64 retransmits = 1, silent = G_MAXUINT64;
+  gboolean monitor = TRUE;
+  EXPECT_TRUE(gst_structure_get_uint(ps, "loss-counter", &loss));
+  EXPECT_TRUE(gst_structure_get_uint64(ps, "retransmits", &retransmits));
+  EXPECT_TRUE(gst_structure_get_uint64(ps, "silent-ms", &silent));
+  EXPECT_TRUE(gst_structure_get_boolean(ps, "monitor", &monitor));
+  EXPECT_EQ(loss, 0u);
+  EXPECT_EQ(retransmits, 0u);
+  EXPECT_LT(silent, 1500u);
+  EXPECT_FALSE(monitor);
+}
 
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
