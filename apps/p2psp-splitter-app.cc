@@ -65,8 +65,7 @@ void on_current_port(GObject *sink, GParamSpec *, gpointer data) {
   g_object_get(sink, "current-port", &port, nullptr);
   if (port <= 0) return;
   emit(static_cast<App *>(data)->json, "listening",
-       "\"port\":" + std::to_string(port),
-       "listening on port " + std::to_string(port));
+       "\"port\":" + std::to_string(port), "on port " + std::to_string(port));
 }
 
 gboolean print_stats(gpointer data) {
@@ -83,7 +82,7 @@ gboolean print_stats(gpointer data) {
     const guint64 sent = get_u64(s, "bytes-sent");
     gchar *line = g_strdup_printf(
         "%u peers: chunks cut %" G_GUINT64_FORMAT ", sent %" G_GUINT64_FORMAT
-        ", dropped %" G_GUINT64_FORMAT "; upload %.3f x the stream",
+        ", dropped %" G_GUINT64_FORMAT "; bytes sent / bytes in %.3f",
         n, get_u64(s, "chunks-cut"), get_u64(s, "chunks-sent"),
         get_u64(s, "chunks-dropped"), in ? double(sent) / double(in) : 0.0);
     std::string text = line;
