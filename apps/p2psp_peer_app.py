@@ -165,9 +165,11 @@ class PeerApp:
         if msg.type in (Gst.MessageType.ERROR, Gst.MessageType.WARNING):
             error = msg.type == Gst.MessageType.ERROR
             err, debug = msg.parse_error() if error else msg.parse_warning()
+            # PyGObject gives the domain as its name already (a str).
+            domain = err.domain if isinstance(err.domain, str) else GLib.quark_to_string(err.domain)
             self.emit("error" if error else "warning",
                       "%s: %s (%s)" % (src, err.message, debug),
-                      src=src, domain=GLib.quark_to_string(err.domain),
+                      src=src, domain=domain,
                       code=err.code, message=err.message, debug=debug or "")
             if error:
                 self.failed = True

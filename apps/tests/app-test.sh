@@ -5,8 +5,14 @@
 #   app-test.sh cpp-peer|py-peer APP...   the peer app joins a gst-launch
 #       splitter; a second peer (gst-launch) joins 2.5 s later: the app must
 #       print growing stats, decode, see peer-added, and exit 0.
+#   app-test.sh cpp-peer-rejoin|py-peer-rejoin APP...   the splitter is
+#       SIGKILLed 2.5 s into the run and restarted on the same port 1 s
+#       later: the app must report the "rejoining" warning and the
+#       Reconnecting / Rejoined element messages, and go on.
 #   app-test.sh cpp-splitter APP...       the splitter app on port 0; two
-#       gst-launch peers join: peer-added twice, growing chunks-sent, exit 0.
+#       gst-launch peers join, then the second one is frozen (SIGSTOP):
+#       peer-added twice, growing chunks-sent, the frozen peer removed for
+#       "timeout" (peer-removed + GstP2pspSplitterPeerRemoved), exit 0.
 #
 # Uses tests/e2e/lib.sh (process groups, cleanup on exit, isolated registry).
 set -u
@@ -38,6 +44,26 @@ case "$mode" in
     [ "$E2E_RC" = 0 ] || e2e_fail "the app exited with $E2E_RC"
     $CHECK peer "$E2E_TMP/app.log" "$second_t" || e2e_fail "app output checks"
     ;;
+  cpp-peer-rejoin | py-peer-rejoin)
+    if [ "$mode" = py-peer-rejoin ]; then
+      /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst' 2>/dev/null ||
+        e2e_skip "no PyGObject with Gst 1.0 on /usr/bin/python3"
+    fi
+    e2e_start_splitter "$SOURCE"
+    port=$SPLITTER_PORT
+    e2e_spawn app "$@" --json --seconds 9 --uri "p2psp://127.0.0.1:$port"
+    app_pid=$E2E_LAST_PID
+    sleep 2.5
+    # No goodbye: the peer only sees its TCP connection drop.
+    kill -KILL -- "-$SPLITTER_PID"
+    wait "$SPLITTER_PID" 2>/dev/null
+    sleep 1
+    E2E_SPLITTER_NAME=splitter2 e2e_start_splitter "$SOURCE" "port=$port"
+    [ "$SPLITTER_PORT" = "$port" ] || e2e_fail "the new splitter got port $SPLITTER_PORT, not $port"
+    e2e_wait_exit "$app_pid" 20 || e2e_fail "the app did not stop after --seconds 9"
+    [ "$E2E_RC" = 0 ] || e2e_fail "the app exited with $E2E_RC"
+    $CHECK rejoin "$E2E_TMP/app.log" || e2e_fail "app output checks"
+    ;;
   cpp-splitter)
     t0=$(e2e_now)
     e2e_spawn app "$@" --json --seconds "$APP_SECONDS" --host 127.0.0.1 --port 0 \
@@ -54,6 +80,10 @@ case "$mode" in
     e2e_spawn peer1 gst-launch-1.0 p2pspsrc "uri=p2psp://127.0.0.1:$port" ! fakesink
     sleep 1
     e2e_spawn peer2 gst-launch-1.0 p2pspsrc "uri=p2psp://127.0.0.1:$port" ! fakesink
+    peer2_pid=$E2E_LAST_PID
+    sleep 2.5
+    # Frozen with its sockets open: only the missing heartbeats tell.
+    kill -STOP -- "-$peer2_pid"
     e2e_wait_exit "$app_pid" $((APP_SECONDS + 10)) || e2e_fail "the app did not stop after --seconds $APP_SECONDS"
     [ "$E2E_RC" = 0 ] || e2e_fail "the app exited with $E2E_RC"
     $CHECK splitter "$E2E_TMP/app.log" || e2e_fail "app output checks"

@@ -3,12 +3,16 @@
 
     check_app_output.py peer LOG SECOND_PEER_START_T
     check_app_output.py splitter LOG
+    check_app_output.py rejoin LOG
 
 peer: stats printed about once a second with a growing chunk count
 (chunks-from-splitter + chunks-from-peers), the stream decoded, a
 peer-added for another peer after the second peer started, no error.
 splitter: a listening port, two distinct peers added, chunks-sent growing
-and both peers getting chunks, no error. Lines that are not JSON (GStreamer
+and both peers getting chunks, a splitter-side removal with reason
+"timeout" (a peer is frozen), no error. rejoin: the peer app saw its
+splitter die and come back: a "rejoining" warning, the Reconnecting and
+Rejoined element messages, chunks and decoded buffers growing after them. Lines that are not JSON (GStreamer
 warnings on stderr) are ignored. Exit status 0 when everything holds.
 """
 
@@ -88,6 +92,35 @@ def check_splitter(evs):
     full = [s for s in stats if len(s["stats"]["peers"]) == 2]
     check(full and all(p["chunks-sent"] > 0 for p in full[-1]["stats"]["peers"]),
           "both peers in stats.peers get chunks")
+    # The frozen peer: removed for silence, with the signal and the message.
+    msgs = [e["fields"] for e in evs if e["event"] == "message"
+            and e["name"] == "GstP2pspSplitterPeerRemoved"]
+    timed_out = [m["peer-id"] for m in msgs if m.get("reason") == "timeout"]
+    removed = [e["id"] for e in evs if e["event"] == "peer-removed"]
+    check(len(timed_out) == 1 and timed_out[0] in removed,
+          "the frozen peer removed for timeout (peer-removed %s, messages %s)" % (removed, msgs))
+
+
+def check_rejoin(evs):
+    """The splitter was killed and restarted on the same port mid-run."""
+    common(evs)
+    warnings = [e for e in evs if e["event"] == "warning"]
+    check(any("rejoining" in e["message"] for e in warnings),
+          "a warning saying the peer is rejoining: %s" % [e["message"] for e in warnings])
+    names = [e["name"] for e in evs if e["event"] == "message"]
+    check("GstP2pspSrcReconnecting" in names, "a GstP2pspSrcReconnecting message")
+    check("GstP2pspSrcRejoined" in names, "a GstP2pspSrcRejoined message: %s" % names)
+    rejoined = [e["t"] for e in evs if e["event"] == "message"
+                and e["name"] == "GstP2pspSrcRejoined"]
+    after = [e for e in evs if e["event"] == "stats" and rejoined and e["t"] > rejoined[0]]
+    chunks = [s["stats"]["chunks-from-splitter"] + s["stats"]["chunks-from-peers"]
+              for s in after]
+    check(len(chunks) >= 2 and chunks[-1] > chunks[0],
+          "chunks keep coming after the rejoin: %s" % chunks)
+    decoded = [s["decoded-buffers"] for s in after]
+    check(len(decoded) >= 2 and decoded[-1] > decoded[0],
+          "decoding goes on after the rejoin: %s" % decoded)
+    check(after and after[-1]["stats"]["state"] == "member", "a member again at the end")
 
 
 def main():
@@ -96,6 +129,8 @@ def main():
     check(len(evs) > 0, "JSON lines in %s" % path)
     if mode == "peer":
         check_peer(evs, float(sys.argv[3]))
+    elif mode == "rejoin":
+        check_rejoin(evs)
     else:
         check_splitter(evs)
     return 1 if failures else 0
