@@ -46,12 +46,14 @@ victim_pid=${PEER_PIDS[$((VICTIM - 1))]}
 vid=$(health_stats "$E2E_TMP/$victim.log" src peer-id)
 [ -n "$vid" ] && [ "$vid" != none ] && [ "$vid" != 0 ] ||
   e2e_die "$victim has no peer-id in its stats 4 s into the stream"
-kill -STOP -- "-$victim_pid"
+# Stamped before the signal: the removal delay measured is never too short,
+# and a rejoin right after SIGCONT is never taken for one before it.
 t_stop=$(e2e_now)
+kill -STOP -- "-$victim_pid"
 e2e_log "SIGSTOP $victim (pid $victim_pid, peer id $vid) at $t_stop"
 sleep $THAW_AFTER
-kill -CONT -- "-$victim_pid"
 t_cont=$(e2e_now)
+kill -CONT -- "-$victim_pid"
 e2e_log "SIGCONT $victim at $t_cont"
 
 if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 30)); then

@@ -7,6 +7,13 @@
       field prints "none", and no stats at all prints nothing (exit 1).
       FIELD may be "peers.N" (length of an array field).
 
+  hcheck.py ogglinks FILE PREFIX
+      Splits an Ogg file into its links: a new link starts at a BOS page
+      that follows a non-BOS page (a new stream, e.g. after the splitter
+      restarted, with its headers).  Writes PREFIX.1.ogg, PREFIX.2.ogg, ...
+      (byte ranges of FILE) and prints one line per link: "N OFFSET SIZE".
+      Bytes that are not part of a page stay with the link they are in.
+
   hcheck.py udpblast PORT COUNT
       Sends COUNT 64-byte datagrams to 127.0.0.1:PORT from one socket while
       another socket bound there counts them; prints "sent N received M".
@@ -58,6 +65,32 @@ def cmd_final(args):
     return 0
 
 
+def cmd_ogglinks(args):
+    data = open(args[0], "rb").read()
+    starts = [0]
+    pos = 0
+    prev_bos = True
+    while True:
+        pos = data.find(b"OggS", pos)
+        if pos < 0 or pos + 27 > len(data):
+            break
+        nseg = data[pos + 26]
+        end = pos + 27 + nseg + sum(data[pos + 27:pos + 27 + nseg])
+        if end > len(data):
+            break
+        bos = bool(data[pos + 5] & 0x02)
+        if bos and not prev_bos and pos > 0:
+            starts.append(pos)
+        prev_bos = bos
+        pos = end
+    bounds = starts + [len(data)]
+    for i in range(len(starts)):
+        with open(f"{args[1]}.{i + 1}.ogg", "wb") as f:
+            f.write(data[bounds[i]:bounds[i + 1]])
+        print(f"{i + 1} {bounds[i]} {bounds[i + 1] - bounds[i]}")
+    return 0
+
+
 def cmd_udpblast(args):
     port, count = int(args[0]), int(args[1])
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -97,6 +130,8 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "final" and len(args) >= 3:
         return cmd_final(args)
+    if cmd == "ogglinks" and len(args) == 2:
+        return cmd_ogglinks(args)
     if cmd == "udpblast" and len(args) == 2:
         return cmd_udpblast(args)
     print(__doc__)
