@@ -8,7 +8,11 @@
 #include <gst/base/gstbasesrc.h>
 #include <gst/base/gstpushsrc.h>
 #include <gst/gst.h>
+#include <gst/p2psp/peer.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +22,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "plugin/gstp2psputil.h"
 
 namespace {
 
@@ -599,10 +605,11 @@ class TestSplitter {
 // p2pspsrc ! appsink, with counters of the neighbour signals.
 class TestPeer {
  public:
-  explicit TestPeer(int port, bool sync = false) {
+  explicit TestPeer(int port, bool sync = false,
+                    const std::string& options = "timeout=10") {
     pipeline_ = Launch(
-        "p2pspsrc name=src host=127.0.0.1 port=" + std::to_string(port) +
-        " timeout=10 ! appsink name=out sync=" + (sync ? "true" : "false"));
+        "p2pspsrc name=src host=127.0.0.1 port=" + std::to_string(port) + " " +
+        options + " ! appsink name=out sync=" + (sync ? "true" : "false"));
     src_ = ByName(pipeline_.get(), "src");
     sink_ = ByName(pipeline_.get(), "out");
     g_signal_connect(src_, "peer-added", G_CALLBACK(OnPeerAdded), this);
@@ -995,6 +1002,508 @@ TEST(P2pspSrcTeam, RejectedJoinIsRemovedError) {
       << gerror->message;
   g_error_free(gerror);
   EXPECT_FALSE(WaitForError(peers[0]->pipeline(), 0));
+}
+
+/* ---------------------------------------------------- team health ---- */
+
+TEST(P2pspSrcHealth, PropertyDefaultsAndUri) {
+  ElementPtr src = MakeSrc();
+  gboolean monitor = TRUE, auto_reconnect = FALSE;
+  g_object_get(src.get(), "monitor", &monitor, "auto-reconnect",
+               &auto_reconnect, nullptr);
+  EXPECT_FALSE(monitor);
+  EXPECT_TRUE(auto_reconnect);
+  GObjectClass* klass = G_OBJECT_GET_CLASS(src.get());
+  for (const char* name : {"monitor", "auto-reconnect"}) {
+    GParamSpec* p = g_object_class_find_property(klass, name);
+    ASSERT_NE(p, nullptr) << name;
+    EXPECT_EQ(p->value_type, G_TYPE_BOOLEAN) << name;
+    EXPECT_TRUE(p->flags & GST_PARAM_MUTABLE_READY) << name;
+  }
+  // Both travel in the URI, and only when not the default.
+  ASSERT_TRUE(gst_uri_handler_set_uri(
+      GST_URI_HANDLER(src.get()),
+      "p2psp://10.0.0.1:1234?monitor=true&auto-reconnect=false", nullptr));
+  g_object_get(src.get(), "monitor", &monitor, "auto-reconnect",
+               &auto_reconnect, nullptr);
+  EXPECT_TRUE(monitor);
+  EXPECT_FALSE(auto_reconnect);
+  gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(src.get()));
+  EXPECT_STREQ(uri, "p2psp://10.0.0.1:1234?monitor=true&auto-reconnect=false");
+  g_free(uri);
+}
+
+TEST(P2pspSrcHealth, StatsHaveTheHealthCounters) {
+  ElementPtr src = MakeSrc();
+  GstStructure* stats = GetStats(src.get());
+  ASSERT_NE(stats, nullptr);
+  for (const char* field :
+       {"heartbeats-sent", "control-bytes-up", "nacks-sent",
+        "nacks-to-splitter", "recovered", "lost-reports-sent",
+        "retransmits-sent", "retransmits-limited", "relayed", "requests-sent",
+        "prunes-sent", "relays-served"}) {
+    guint64 v = 1;
+    EXPECT_TRUE(gst_structure_get_uint64(stats, field, &v)) << field;
+    EXPECT_EQ(v, 0u) << field;
+  }
+  gboolean monitor = TRUE;
+  guint reconnects = 1;
+  EXPECT_TRUE(gst_structure_get_boolean(stats, "monitor", &monitor));
+  EXPECT_FALSE(monitor);
+  EXPECT_TRUE(gst_structure_get_uint(stats, "reconnects", &reconnects));
+  EXPECT_EQ(reconnects, 0u);
+  gst_structure_free(stats);
+}
+
+// monitor=true reaches the splitter (JOIN flag) and comes back in both
+// elements' stats; heartbeats flow.
+TEST(P2pspSrcHealth, MonitorPropertyMakesAMonitor) {
+  TestSplitter splitter("application/x-p2psp-test");
+  TestPeer peer(splitter.port(), false, "timeout=10 monitor=true");
+  peer.Start();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        GstStructure* st = GetStats(peer.src());
+        gboolean monitor = FALSE;
+        gst_structure_get_boolean(st, "monitor", &monitor);
+        gst_structure_free(st);
+        return monitor != FALSE;
+      },
+      5))
+      << ErrorsOf(peer.pipeline());
+  GstStructure* st = GetStats(splitter.element());
+  const GValue* peers = gst_structure_get_value(st, "peers");
+  ASSERT_EQ(gst_value_array_get_size(peers), 1u);
+  gboolean monitor = FALSE;
+  gst_structure_get_boolean(
+      gst_value_get_structure(gst_value_array_get_value(peers, 0)), "monitor",
+      &monitor);
+  EXPECT_TRUE(monitor);
+  gst_structure_free(st);
+  EXPECT_TRUE(
+      WaitFor([&] { return StatU64(peer.src(), "heartbeats-sent") > 0; }, 2));
+}
+
+// Collects a pipeline's element, warning and error messages.
+class BusLog {
+ public:
+  explicit BusLog(GstElement* pipeline) : bus_(gst_element_get_bus(pipeline)) {}
+  ~BusLog() {
+    for (Entry& e : entries_)
+      if (e.s) gst_structure_free(e.s);
+    gst_object_unref(bus_);
+  }
+  struct Entry {
+    GstMessageType type;
+    std::string name;  // element message name, or the error/warning text
+    GstStructure* s = nullptr;
+    GError* error = nullptr;
+  };
+  // Index of the first entry at or after `from` of that type whose name
+  // contains `name`, waiting up to `seconds`; -1 if none came.
+  int WaitFor(GstMessageType type, const std::string& name, double seconds,
+              size_t from = 0) {
+    const auto start = Clock::now();
+    for (;;) {
+      for (size_t i = from; i < entries_.size(); i++)
+        if (entries_[i].type == type &&
+            entries_[i].name.find(name) != std::string::npos)
+          return static_cast<int>(i);
+      const double left = seconds - SecondsSince(start);
+      if (left < 0) return -1;
+      Pop(static_cast<GstClockTime>(left * GST_SECOND));
+    }
+  }
+  int Count(GstMessageType type, const std::string& name) {
+    Pop(0);
+    int n = 0;
+    for (const Entry& e : entries_)
+      n += e.type == type && e.name.find(name) != std::string::npos;
+    return n;
+  }
+  const Entry& at(int i) const { return entries_[i]; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  void Pop(GstClockTime timeout) {
+    const auto types = static_cast<GstMessageType>(
+        GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING | GST_MESSAGE_ERROR);
+    GstMessage* m = gst_bus_timed_pop_filtered(bus_, timeout, types);
+    while (m != nullptr) {
+      Entry e;
+      e.type = GST_MESSAGE_TYPE(m);
+      if (e.type == GST_MESSAGE_ELEMENT) {
+        e.s = gst_structure_copy(gst_message_get_structure(m));
+        e.name = gst_structure_get_name(e.s);
+      } else {
+        GError* error = nullptr;
+        if (e.type == GST_MESSAGE_ERROR)
+          gst_message_parse_error(m, &error, nullptr);
+        else
+          gst_message_parse_warning(m, &error, nullptr);
+        e.name = error->message;
+        e.s = gst_structure_new("error", "domain", G_TYPE_UINT,
+                                (guint)error->domain, "code", G_TYPE_INT,
+                                error->code, nullptr);
+        g_error_free(error);
+      }
+      gst_message_unref(m);
+      entries_.push_back(e);
+      m = gst_bus_pop_filtered(bus_, types);
+    }
+  }
+  GstBus* bus_;
+  std::vector<Entry> entries_;
+};
+
+// A splitter in a process of its own (gst-launch-1.0), so that it can die
+// like a crashed or killed one: no shutdown notice. Live raw frames, sent
+// with caps whose streamheader is the same in every run: a restarted stream
+// has the very same caps, and the peer must send the header again anyway.
+constexpr const char* kChildCaps =
+    "application/x-p2psp-test,streamheader=(buffer)<48454144>";
+
+class ChildSplitter {
+ public:
+  explicit ChildSplitter(int port) {
+    const std::string port_arg = "port=" + std::to_string(port);
+    const std::string caps_arg = std::string("caps=") + kChildCaps;
+    const char* argv[] = {"gst-launch-1.0",
+                          "-q",
+                          "videotestsrc",
+                          "is-live=true",
+                          "!",
+                          "video/x-raw,format=GRAY8,width=64,height=64,"
+                          "framerate=25/1",
+                          "!",
+                          "capssetter",
+                          "join=false",
+                          "replace=true",
+                          caps_arg.c_str(),
+                          "!",
+                          "p2pspsplittersink",
+                          "host=127.0.0.1",
+                          port_arg.c_str(),
+                          nullptr};
+    GError* error = nullptr;
+    if (!g_spawn_async(nullptr, const_cast<gchar**>(argv), nullptr,
+                       static_cast<GSpawnFlags>(G_SPAWN_SEARCH_PATH |
+                                                G_SPAWN_DO_NOT_REAP_CHILD),
+                       nullptr, nullptr, &pid_, &error)) {
+      ADD_FAILURE() << "gst-launch-1.0: " << error->message;
+      g_error_free(error);
+      pid_ = 0;
+      return;
+    }
+    // Ready when it accepts a connection (which it then drops as garbage).
+    listening_ = WaitFor([&] { return Accepts(port); }, 10);
+  }
+  ~ChildSplitter() { Kill(); }
+  bool listening() const { return listening_; }
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    g_spawn_close_pid(pid_);
+    pid_ = 0;
+  }
+
+ private:
+  static bool Accepts(int port) {
+    GSocket* s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                              G_SOCKET_PROTOCOL_TCP, nullptr);
+    GSocketAddress* addr =
+        g_inet_socket_address_new_from_string("127.0.0.1", port);
+    const bool ok = g_socket_connect(s, addr, nullptr, nullptr);
+    g_object_unref(addr);
+    g_socket_close(s, nullptr);
+    g_object_unref(s);
+    return ok;
+  }
+  GPid pid_ = 0;
+  bool listening_ = false;
+};
+
+// Pulls until `count` buffers came; returns the largest timestamp end.
+GstClockTime PullSome(TestPeer* peer, int count) {
+  GstClockTime end = 0;
+  TestBuffer out;
+  for (int i = 0; i < count; i++) {
+    if (!peer->Pull(&out)) {
+      ADD_FAILURE() << "buffer " << i << ": " << ErrorsOf(peer->pipeline());
+      break;
+    }
+    if (GST_CLOCK_TIME_IS_VALID(out.pts)) end = std::max(end, out.pts);
+  }
+  return end;
+}
+
+// The splitter process is killed (no shutdown notice) and a new one starts
+// on the same port: the peer warns, rejoins by itself and goes on with a
+// DISCONT, the stream headers again (a new stream), and timestamps that
+// keep growing.
+TEST(P2pspSrcReconnect, RejoinsARestartedSplitter) {
+  const int port = ClosedPort();
+  auto first = std::make_unique<ChildSplitter>(port);
+  ASSERT_TRUE(first->listening());
+  TestPeer peer(port, false, "timeout=10");
+  BusLog bus(peer.pipeline());
+  peer.Start();
+  GstClockTime before = PullSome(&peer, 15);
+
+  first->Kill();
+  const int warning = bus.WaitFor(GST_MESSAGE_WARNING, "", 5);
+  ASSERT_GE(warning, 0) << ErrorsOf(peer.pipeline());
+  EXPECT_NE(bus.at(warning).name.find("Lost the connection"), std::string::npos)
+      << bus.at(warning).name;
+  ASSERT_GE(bus.WaitFor(GST_MESSAGE_ELEMENT, "GstP2pspSrcReconnecting", 2),
+            warning);
+  // The warning came from the streaming thread before it tore the old
+  // connection down: what is queued now is from before the restart.
+  TestBuffer out;
+  while (peer.Pull(&out, nullptr, 0))
+    if (GST_CLOCK_TIME_IS_VALID(out.pts)) before = std::max(before, out.pts);
+
+  ChildSplitter second(port);
+  ASSERT_TRUE(second.listening());
+  const int rejoined =
+      bus.WaitFor(GST_MESSAGE_ELEMENT, "GstP2pspSrcRejoined", 8, warning);
+  ASSERT_GE(rejoined, 0) << ErrorsOf(peer.pipeline());
+  guint reconnects = 0, id = 0;
+  EXPECT_TRUE(
+      gst_structure_get_uint(bus.at(rejoined).s, "reconnects", &reconnects));
+  EXPECT_TRUE(gst_structure_get_uint(bus.at(rejoined).s, "peer-id", &id));
+  EXPECT_EQ(reconnects, 1u);
+  EXPECT_GT(id, 0u);
+
+  // A new stream with the same caps: the streamheader first again
+  // (DISCONT), then data that is DISCONT too; timestamps never go back.
+  ASSERT_TRUE(peer.Pull(&out)) << ErrorsOf(peer.pipeline());
+  EXPECT_EQ(out.data, std::vector<uint8_t>({'H', 'E', 'A', 'D'}));
+  EXPECT_TRUE(out.flags & GST_BUFFER_FLAG_HEADER);
+  EXPECT_TRUE(out.flags & GST_BUFFER_FLAG_DISCONT);
+  ASSERT_TRUE(peer.Pull(&out)) << ErrorsOf(peer.pipeline());
+  EXPECT_FALSE(out.flags & GST_BUFFER_FLAG_HEADER);
+  EXPECT_EQ(out.data.size(), 64u * 64u);
+  EXPECT_TRUE(out.flags & GST_BUFFER_FLAG_DISCONT);
+  GstClockTime last = before;
+  for (int i = 0; i < 15; i++) {
+    if (GST_CLOCK_TIME_IS_VALID(out.pts)) {
+      EXPECT_GE(out.pts, last) << i;
+      last = out.pts;
+    }
+    ASSERT_TRUE(peer.Pull(&out)) << i << " " << ErrorsOf(peer.pipeline());
+  }
+  EXPECT_EQ(bus.Count(GST_MESSAGE_ERROR, ""), 0);
+  GstStructure* st = GetStats(peer.src());
+  guint n = 0;
+  gst_structure_get_uint(st, "reconnects", &n);
+  EXPECT_EQ(n, 1u);
+  EXPECT_STREQ(gst_structure_get_string(st, "state"), "member");
+  gst_structure_free(st);
+}
+
+TEST(P2pspSrcReconnect, AutoReconnectOffMakesAnError) {
+  const int port = ClosedPort();
+  ChildSplitter splitter(port);
+  ASSERT_TRUE(splitter.listening());
+  TestPeer peer(port, false, "timeout=10 auto-reconnect=false");
+  BusLog bus(peer.pipeline());
+  peer.Start();
+  PullSome(&peer, 3);
+  splitter.Kill();
+  const int error = bus.WaitFor(GST_MESSAGE_ERROR, "", 3);
+  ASSERT_GE(error, 0);
+  EXPECT_NE(bus.at(error).name.find("Lost the connection"), std::string::npos)
+      << bus.at(error).name;
+  EXPECT_EQ(bus.Count(GST_MESSAGE_ELEMENT, "GstP2pspSrcReconnecting"), 0);
+  EXPECT_EQ(bus.Count(GST_MESSAGE_WARNING, ""), 0);
+}
+
+// Nobody to rejoin: attempts (with backoff) until `timeout`, then an error.
+TEST(P2pspSrcReconnect, NoRejoinWithinTimeoutIsAnError) {
+  const int port = ClosedPort();
+  ChildSplitter splitter(port);
+  ASSERT_TRUE(splitter.listening());
+  TestPeer peer(port, false, "timeout=2");
+  BusLog bus(peer.pipeline());
+  peer.Start();
+  PullSome(&peer, 3);
+  splitter.Kill();
+  const auto killed = Clock::now();
+  ASSERT_GE(bus.WaitFor(GST_MESSAGE_WARNING, "Lost the connection", 3), 0);
+  const int error = bus.WaitFor(GST_MESSAGE_ERROR, "", 5);
+  ASSERT_GE(error, 0);
+  const double seconds = SecondsSince(killed);
+  EXPECT_NE(bus.at(error).name.find("Could not rejoin"), std::string::npos)
+      << bus.at(error).name;
+  guint domain = 0;
+  gint code = 0;
+  gst_structure_get_uint(bus.at(error).s, "domain", &domain);
+  gst_structure_get_int(bus.at(error).s, "code", &code);
+  EXPECT_EQ(domain, GST_RESOURCE_ERROR);
+  EXPECT_EQ(code, GST_RESOURCE_ERROR_READ);
+  EXPECT_GE(seconds, 1.8);
+  EXPECT_LT(seconds, 4.0);
+  // 200, 400, 800 ms apart: 3 or 4 attempts in 2 s.
+  const int attempts =
+      bus.Count(GST_MESSAGE_ELEMENT, "GstP2pspSrcReconnecting");
+  EXPECT_GE(attempts, 3);
+  EXPECT_LE(attempts, 5);
+}
+
+// A raw core peer, pumped by a thread of its own, that asks to be a monitor
+// and never hears one given endpoint: the chunks that peer floods are lost
+// to it, and it reports them to the splitter.
+class DeafMonitor {
+ public:
+  DeafMonitor(int port, const p2psp::Endpoint& deaf_to)
+      : peer_(Config(), p2psp::Endpoint::ipv4(127, 0, 0, 1, port)),
+        deaf_to_(deaf_to) {
+    GSocketAddress* addr =
+        g_inet_socket_address_new_from_string("127.0.0.1", port);
+    GSocket* tcp = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                G_SOCKET_PROTOCOL_TCP, nullptr);
+    const bool ok = g_socket_connect(tcp, addr, nullptr, nullptr);
+    g_object_unref(addr);
+    g_socket_set_blocking(tcp, FALSE);
+    tcp_ = std::make_unique<p2psp_gst::TcpConnection>(tcp);
+    GSocketAddress* any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+    udp_.reset(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                            G_SOCKET_PROTOCOL_UDP, nullptr));
+    g_socket_bind(udp_.get(), any, FALSE, nullptr);
+    g_object_unref(any);
+    g_socket_set_blocking(udp_.get(), FALSE);
+    EXPECT_TRUE(ok);
+    p2psp::Outbox out;
+    peer_.start(p2psp_gst::monotonic_now_us(), &out);
+    Dispatch(&out);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~DeafMonitor() {
+    stop_ = true;
+    thread_.join();
+    g_socket_close(tcp_->socket(), nullptr);
+    g_socket_close(udp_.get(), nullptr);
+  }
+  bool member() const { return member_; }
+  uint64_t lost_reports() const { return lost_reports_; }
+
+ private:
+  static p2psp::PeerConfig Config() {
+    p2psp::PeerConfig c;
+    c.monitor = true;
+    c.latency_us = 100000;
+    return c;
+  }
+  void Dispatch(p2psp::Outbox* out) {
+    p2psp_gst::send_datagrams(udp_.get(), out->udp);
+    for (const auto& send : out->tcp) tcp_->queue(send.data);
+    tcp_->flush();
+    out->clear();
+  }
+  void Run() {
+    std::vector<p2psp_gst::ReceivedDatagram> batch(16);
+    uint8_t buf[16384];
+    while (!stop_) {
+      pollfd fds[2] = {{g_socket_get_fd(tcp_->socket()), POLLIN, 0},
+                       {g_socket_get_fd(udp_.get()), POLLIN, 0}};
+      poll(fds, 2, 5);
+      const p2psp::Micros now = p2psp_gst::monotonic_now_us();
+      p2psp::Outbox out;
+      gssize n;
+      while (!tcp_closed_ && (n = tcp_->read_some(buf, sizeof buf)) != -2) {
+        if (n <= 0) {
+          tcp_closed_ = true;
+          break;
+        }
+        peer_.on_tcp_data(buf, static_cast<size_t>(n), now, &out);
+      }
+      size_t got;
+      while ((got = p2psp_gst::receive_datagrams(udp_.get(), batch)) > 0)
+        for (size_t i = 0; i < got; i++)
+          if (batch[i].from != deaf_to_)
+            peer_.on_udp(batch[i].from, batch[i].data.data(), batch[i].size,
+                         now, &out);
+      peer_.tick(now, &out);
+      Dispatch(&out);
+      p2psp::StreamItem item;
+      while (peer_.pop_item(now, &item)) {
+      }
+      peer_.take_events();
+      member_ = peer_.state() == p2psp::PeerState::kMember;
+      lost_reports_ = peer_.stats().lost_reports_sent;
+    }
+  }
+  p2psp::Peer peer_;
+  p2psp::Endpoint deaf_to_;
+  std::unique_ptr<p2psp_gst::TcpConnection> tcp_;
+  p2psp_gst::GRef<GSocket> udp_;
+  bool tcp_closed_ = false;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> member_{false};
+  std::atomic<uint64_t> lost_reports_{0};
+};
+
+// Expelled for losses (a monitor reports every chunk of ours lost): the
+// bus says so (Removed, reason expelled, and a warning), and the peer
+// rejoins the same team and goes on with a DISCONT.
+TEST(P2pspSrcReconnect, ExpelledPeerWarnsAndRejoins) {
+  TestSplitter splitter("application/x-p2psp-test",
+                        "max-chunk-loss=2 chunk-size=64");
+  BusLog splitter_bus(splitter.pipeline());
+  TestPeer victim(splitter.port());
+  BusLog bus(victim.pipeline());
+  victim.Start();
+  ASSERT_TRUE(WaitFor([&] { return splitter.num_peers() == 1; }, 5));
+  GstStructure* st = GetStats(splitter.element());
+  const GstStructure* first = gst_value_get_structure(
+      gst_value_array_get_value(gst_structure_get_value(st, "peers"), 0));
+  const auto victim_endpoint =
+      p2psp::Endpoint::parse(gst_structure_get_string(first, "endpoint"));
+  gst_structure_free(st);
+  ASSERT_TRUE(victim_endpoint);
+  DeafMonitor monitor(splitter.port(), *victim_endpoint);
+  ASSERT_TRUE(WaitFor([&] { return monitor.member(); }, 5));
+  ASSERT_TRUE(WaitFor([&] { return victim.neighbours() == 1; }, 5));
+
+  std::mt19937 rng(8);
+  uint32_t index = 0;
+  int removed = -1;
+  for (; index < 300 && removed < 0; index++) {
+    splitter.Push(MakeBuffer(&rng, index, index % 10 == 0));
+    removed = bus.WaitFor(GST_MESSAGE_ELEMENT, "GstP2pspSrcRemoved", 0.01);
+  }
+  ASSERT_GE(removed, 0) << "monitor reported " << monitor.lost_reports();
+  EXPECT_STREQ(gst_structure_get_string(bus.at(removed).s, "reason"),
+               "expelled");
+  EXPECT_NE(gst_structure_get_string(bus.at(removed).s, "text"), nullptr);
+  const int warning =
+      bus.WaitFor(GST_MESSAGE_WARNING, "Removed from the P2PSP team", 3);
+  ASSERT_GE(warning, 0);
+  const int splitter_removed = splitter_bus.WaitFor(
+      GST_MESSAGE_ELEMENT, "GstP2pspSplitterPeerRemoved", 2);
+  ASSERT_GE(splitter_removed, 0);
+  EXPECT_STREQ(
+      gst_structure_get_string(splitter_bus.at(splitter_removed).s, "reason"),
+      "expelled");
+
+  ASSERT_GE(bus.WaitFor(GST_MESSAGE_ELEMENT, "GstP2pspSrcRejoined", 5, warning),
+            0)
+      << ErrorsOf(victim.pipeline());
+  // Drop what was queued before; what comes after the rejoin is DISCONT.
+  TestBuffer out;
+  while (victim.Pull(&out, nullptr, 0)) {
+  }
+  for (uint32_t i = 0; i < 20; i++) {
+    splitter.Push(MakeBuffer(&rng, index + i, i % 10 == 0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(victim.Pull(&out)) << ErrorsOf(victim.pipeline());
+  EXPECT_GE(IndexOf(out), index);
+  EXPECT_TRUE(out.flags & GST_BUFFER_FLAG_DISCONT);
+  EXPECT_EQ(bus.Count(GST_MESSAGE_ERROR, ""), 0);
 }
 
 }  // namespace
