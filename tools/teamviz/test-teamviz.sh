@@ -3,8 +3,8 @@
 # 127.0.0.1, 4 gst-launch peers. The last SVG must be well-formed XML with
 # the splitter, exactly 4 peer nodes, 4 splitter->peer arrows, the 6 lines
 # of the full mesh and 1 monitor; the PNG must be a PNG when rsvg-convert is
-# there; the same stats, read back from their GstStructure string (static
-# mode), must draw the same 4 peers.
+# there; the same stats, read back from their GstStructure string and from
+# JSON (static mode), must draw the same 4 peers.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src_dir=${P2PSP_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
@@ -36,6 +36,33 @@ grep -q 'drew 4 peers' "$E2E_TMP/teamviz.log" || e2e_fail "the tool never drew 4
 /usr/bin/python3 "$TOOL" -o "$E2E_TMP/static.svg" --no-png "$E2E_TMP/last-stats.txt" ||
   e2e_fail "static mode on the dumped stats"
 
+# The same stats as JSON, made with GStreamer's own parser (not the tool's):
+# the JSON input path, and a cross-check of the tool's GstStructure reader.
+/usr/bin/python3 - "$E2E_TMP/last-stats.txt" "$E2E_TMP/last-stats.json" <<'PY' || e2e_fail "GstStructure -> JSON with Gst"
+import json, sys, warnings
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+s = Gst.Structure.from_string(open(sys.argv[1]).read().strip())[0]
+def fields(st):
+    out = {}
+    for i in range(st.n_fields()):
+        k = st.nth_field_name(i)
+        if k == "peers":
+            continue
+        out[k] = st.get_value(k)
+    return out
+d = fields(s)
+ok, arr = s.get_array("peers")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    d["peers"] = [fields(arr.get_nth(i)) for i in range(arr.n_values)]
+json.dump(d, open(sys.argv[2], "w"))
+PY
+/usr/bin/python3 "$TOOL" -o "$E2E_TMP/json.svg" --no-png "$E2E_TMP/last-stats.json" ||
+  e2e_fail "static mode on JSON stats"
+
 check_svg() {
   /usr/bin/python3 - "$1" <<'PY'
 import sys
@@ -56,7 +83,7 @@ ok = (len(peers) == 4 and len(ids) == 4 and len(splitters) == 1 and len(arrows) 
 sys.exit(0 if ok else 1)
 PY
 }
-for svg in team.svg static.svg; do
+for svg in team.svg static.svg json.svg; do
   if out=$(check_svg "$E2E_TMP/$svg" 2>&1); then
     e2e_ok "$svg: $out"
   else
