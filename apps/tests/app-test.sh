@@ -51,7 +51,7 @@ case "$mode" in
     fi
     e2e_start_splitter "$SOURCE"
     port=$SPLITTER_PORT
-    e2e_spawn app "$@" --json --seconds 9 --uri "p2psp://127.0.0.1:$port"
+    e2e_spawn app "$@" --json --seconds 11 --uri "p2psp://127.0.0.1:$port"
     app_pid=$E2E_LAST_PID
     sleep 2.5
     # No goodbye: the peer only sees its TCP connection drop.
@@ -60,7 +60,7 @@ case "$mode" in
     sleep 1
     E2E_SPLITTER_NAME=splitter2 e2e_start_splitter "$SOURCE" "port=$port"
     [ "$SPLITTER_PORT" = "$port" ] || e2e_fail "the new splitter got port $SPLITTER_PORT, not $port"
-    e2e_wait_exit "$app_pid" 20 || e2e_fail "the app did not stop after --seconds 9"
+    e2e_wait_exit "$app_pid" 20 || e2e_fail "the app did not stop after --seconds 11"
     [ "$E2E_RC" = 0 ] || e2e_fail "the app exited with $E2E_RC"
     $CHECK rejoin "$E2E_TMP/app.log" || e2e_fail "app output checks"
     ;;

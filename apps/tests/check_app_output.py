@@ -58,7 +58,7 @@ def common(evs):
     # Once a second, plus one at the end.
     if len(stats) >= 3:
         gaps = [b["t"] - a["t"] for a, b in zip(stats, stats[1:-1])]
-        check(all(0.8 < g < 1.5 for g in gaps), "stats about once a second: %s" %
+        check(all(0.5 < g < 2.0 for g in gaps), "stats about once a second: %s" %
               ["%.2f" % g for g in gaps])
     return stats
 
