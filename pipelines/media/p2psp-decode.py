@@ -65,6 +65,36 @@ def container_of(path):
     return None
 
 
+def streams_of(path, demux):
+    """The elementary streams a file announces in its first 64 KB (Ogg
+    beginning-of-stream pages, Matroska codec ids; MPEG-TS: H.264), as caps
+    names.  A file cut in the middle announces none."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    found = []
+    if demux == "oggdemux":
+        i = head.find(b"OggS")
+        while 0 <= i and i + 27 < len(head):
+            nseg = head[i + 26]
+            body = i + 27 + nseg
+            if head[i + 5] & 2:  # beginning of a logical stream
+                for magic, caps in ((b"\x80theora", "video/x-theora"),
+                                    (b"\x01vorbis", "audio/x-vorbis"),
+                                    (b"OpusHead", "audio/x-opus")):
+                    if head[body:body + len(magic)] == magic:
+                        found.append(caps)
+            i = head.find(b"OggS", body)
+    elif demux == "matroskademux":
+        for cid, caps in ((b"V_VP8", "video/x-vp8"), (b"V_VP9", "video/x-vp9"),
+                          (b"V_MPEG4/ISO/AVC", "video/x-h264"),
+                          (b"A_VORBIS", "audio/x-vorbis"), (b"A_OPUS", "audio/x-opus")):
+            if cid in head:
+                found.append(caps)
+    elif demux == "tsdemux":
+        found.append("video/x-h264")
+    return found
+
+
 def child(path, timeout):
     import gi
     gi.require_version("Gst", "1.0")
@@ -74,46 +104,36 @@ def child(path, timeout):
     demux_name = container_of(path)
     result = {"file": path, "container": demux_name, "streams": [], "bus": [],
               "eos": False, "unhandled": []}
-    if demux_name is None:
-        result["bus"].append("ERROR: unknown container")
+    caps_names = streams_of(path, demux_name) if demux_name else []
+    if not caps_names:
+        result["bus"].append("ERROR: no stream announced (no container or stream headers)")
         print(json.dumps(result))
         return
-    pipe = Gst.Pipeline.new("decode")
-    src = Gst.ElementFactory.make("filesrc")
-    src.set_property("location", path)
-    # The demuxer pulls from the file.  (In push mode, behind a queue,
-    # oggdemux + theoradec race: about one run in five theoradec gets the
-    # Theora headers twice - "Ignoring header" - or misses one - "couldn't
-    # read header packet" - on any Ogg file, ours or not.)
-    demux = Gst.ElementFactory.make(demux_name)
-    pipe.add(src)
-    pipe.add(demux)
-    src.link(demux)
-
-    def on_pad(_demux, pad):
-        caps = pad.get_current_caps() or pad.query_caps(None)
-        name = caps.get_structure(0).get_name()
-        if name not in DECODERS:
-            result["unhandled"].append(name)
-            return
+    # One static description, linked by caps as gst-launch-1.0 does: a
+    # decoder branch per announced stream, all set up before any data flows.
+    # The demuxer is fed in push mode, behind a queue, as from a network
+    # source (in pull mode oggdemux hides a stream that starts on a delta
+    # frame, which is exactly what must be caught here).
+    desc = f'filesrc location="{path}" ! queue ! {demux_name} name=d'
+    for k, name in enumerate(caps_names):
         kind = name.split("/")[0]
         tail = ("videoconvert ! video/x-raw,format=I420" if kind == "video" else
                 "audioconvert ! audio/x-raw,format=S16LE")
-        bin_ = Gst.parse_bin_from_description(
-            f"queue max-size-time=0 max-size-bytes=0 max-size-buffers=0 ! "
-            f"{DECODERS[name]} name=dec ! {tail} ! fakesink name=sink sync=false",
-            True)
+        dec = DECODERS[name].replace("avdec_h264", "avdec_h264 name=dec%d" % k)
+        if "name=" not in dec:
+            dec += f" name=dec{k}"
+        desc += (f" d. ! {name} ! queue max-size-time=0 max-size-bytes=0"
+                 f" max-size-buffers=0 ! {dec} ! {tail} ! fakesink name=sink{k} sync=false")
+    pipe = Gst.parse_launch(desc)
+
+    for k, name in enumerate(caps_names):
+        kind = name.split("/")[0]
         st = {"kind": kind, "caps": name, "encoded": 0, "headers": 0, "decoded": 0,
               "clipped": 0, "segment_start": None,
               "samples": 0, "rate": 0, "first": None, "last": None, "last_end": None}
         result["streams"].append(st)
-        dec = bin_.get_by_name("dec")
-        # h264parse ! avdec_h264: count what the decoder itself gets.
-        if dec is None:
-            dec = [e for e in bin_.iterate_recurse() if
-                   e.get_factory().get_name() == "avdec_h264"][0]
 
-        def on_encoded(_pad, info):
+        def on_encoded(_pad, info, st=st, name=name):
             if info.type & Gst.PadProbeType.EVENT_DOWNSTREAM:
                 ev = info.get_event()
                 if ev.type == Gst.EventType.SEGMENT:
@@ -134,7 +154,7 @@ def child(path, timeout):
                 st["encoded"] += 1
             return Gst.PadProbeReturn.OK
 
-        def on_decoded(spad, info):
+        def on_decoded(spad, info, st=st, kind=kind):
             buf = info.get_buffer()
             if kind == "video":
                 st["decoded"] += 1
@@ -155,15 +175,11 @@ def child(path, timeout):
                 st["last_end"] = t + dur
             return Gst.PadProbeReturn.OK
 
-        dec.get_static_pad("sink").add_probe(
+        pipe.get_by_name(f"dec{k}").get_static_pad("sink").add_probe(
             Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM, on_encoded)
-        bin_.get_by_name("sink").get_static_pad("sink").add_probe(
+        pipe.get_by_name(f"sink{k}").get_static_pad("sink").add_probe(
             Gst.PadProbeType.BUFFER, on_decoded)
-        pipe.add(bin_)
-        pad.link(bin_.get_static_pad("sink"))
-        bin_.sync_state_with_parent()
 
-    demux.connect("pad-added", on_pad)
     loop = GLib.MainLoop()
 
     def on_msg(_bus, msg):
@@ -205,21 +221,32 @@ def main():
 
     env = dict(os.environ, GST_DEBUG=DEBUG_CATS, GST_DEBUG_NO_COLOR="1")
     env.pop("GST_DEBUG_FILE", None)
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                        "--timeout", str(a.timeout), a.file],
-                       env=env, capture_output=True, text=True)
     name = os.path.basename(a.file)
-    try:
-        r = json.loads(p.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        print(f"{name}: FAIL: the decoder process failed (exit {p.returncode})")
-        print(p.stderr[-2000:])
-        return 1
-    # oggdemux in pull mode seeks to the end for the duration and says so
-    # at WARNING level ("Locking on pts"): that is no stream problem.
-    r["debug_warnings"] = [l[:300] for l in p.stderr.splitlines()
-                           if re.search(r"\b(WARN|ERROR|CRITICAL)\b", l) and
-                           "Locking on pts" not in l]
+    # oggdemux (push mode) and theoradec race on the Theora headers: about
+    # one run in five, on any Ogg file, theoradec gets them twice ("Ignoring
+    # header") or misses one ("couldn't read header packet").  A run that
+    # fails with only these is tried again (3 runs at most); a file that
+    # really repeats or lacks a header fails every run.
+    race = re.compile(r"Ignoring header|couldn't read header packet|"
+                      r"No valid frames decoded|no valid frames found")
+    for attempt in range(3):
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
+                            "--timeout", str(a.timeout), a.file],
+                           env=env, capture_output=True, text=True)
+        try:
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            print(f"{name}: FAIL: the decoder process failed (exit {p.returncode})")
+            print(p.stderr[-2000:])
+            return 1
+        r["debug_warnings"] = [l[:300] for l in p.stderr.splitlines()
+                               if re.search(r"\b(WARN|ERROR|CRITICAL)\b", l)]
+        raced = [l for l in r["debug_warnings"] if race.search(l)]
+        others = [l for l in r["debug_warnings"] if not race.search(l)]
+        if not raced or others:
+            break
+        print(f"note: oggdemux/theoradec header race ({raced[0].split('>')[-1].strip()}), "
+              f"decoding again")
     problems = []
     if not r["eos"]:
         problems.append("did not reach EOS")
