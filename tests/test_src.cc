@@ -14,9 +14,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <random>
 #include <string>
@@ -1354,12 +1356,15 @@ TEST(P2pspSrcReconnect, NoRejoinWithinTimeoutIsAnError) {
 
 // A raw core peer, pumped by a thread of its own, that asks to be a monitor
 // and never hears one given endpoint: the chunks that peer floods are lost
-// to it, and it reports them to the splitter.
+// to it, and it reports them to the splitter. Mute, it hears that endpoint
+// but never sends to it instead (a free rider, as far as that peer knows),
+// and is no monitor.
 class DeafMonitor {
  public:
-  DeafMonitor(int port, const p2psp::Endpoint& deaf_to)
-      : peer_(Config(), p2psp::Endpoint::ipv4(127, 0, 0, 1, port)),
-        deaf_to_(deaf_to) {
+  DeafMonitor(int port, const p2psp::Endpoint& deaf_to, bool mute = false)
+      : peer_(Config(!mute), p2psp::Endpoint::ipv4(127, 0, 0, 1, port)),
+        deaf_to_(deaf_to),
+        mute_(mute) {
     GSocketAddress* addr =
         g_inet_socket_address_new_from_string("127.0.0.1", port);
     GSocket* tcp = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
@@ -1390,13 +1395,20 @@ class DeafMonitor {
   uint64_t lost_reports() const { return lost_reports_; }
 
  private:
-  static p2psp::PeerConfig Config() {
+  static p2psp::PeerConfig Config(bool monitor) {
     p2psp::PeerConfig c;
-    c.monitor = true;
+    c.monitor = monitor;
     c.latency_us = 100000;
     return c;
   }
   void Dispatch(p2psp::Outbox* out) {
+    if (mute_) {
+      auto& udp = out->udp;
+      udp.erase(std::remove_if(
+                    udp.begin(), udp.end(),
+                    [&](const p2psp::UdpSend& u) { return u.to == deaf_to_; }),
+                udp.end());
+    }
     p2psp_gst::send_datagrams(udp_.get(), out->udp);
     for (const auto& send : out->tcp) tcp_->queue(send.data);
     tcp_->flush();
@@ -1422,7 +1434,7 @@ class DeafMonitor {
       size_t got;
       while ((got = p2psp_gst::receive_datagrams(udp_.get(), batch)) > 0)
         for (size_t i = 0; i < got; i++)
-          if (batch[i].from != deaf_to_)
+          if (mute_ || batch[i].from != deaf_to_)
             peer_.on_udp(batch[i].from, batch[i].data.data(), batch[i].size,
                          now, &out);
       peer_.tick(now, &out);
@@ -1437,6 +1449,7 @@ class DeafMonitor {
   }
   p2psp::Peer peer_;
   p2psp::Endpoint deaf_to_;
+  bool mute_;
   std::unique_ptr<p2psp_gst::TcpConnection> tcp_;
   p2psp_gst::GRef<GSocket> udp_;
   bool tcp_closed_ = false;
@@ -1504,6 +1517,59 @@ TEST(P2pspSrcReconnect, ExpelledPeerWarnsAndRejoins) {
   EXPECT_GE(IndexOf(out), index);
   EXPECT_TRUE(out.flags & GST_BUFFER_FLAG_DISCONT);
   EXPECT_EQ(bus.Count(GST_MESSAGE_ERROR, ""), 0);
+}
+
+// A neighbour that never floods to us: its chunks come back by NACK (from
+// the splitter), and the bus hears about it at most once a second.
+TEST(P2pspSrcHealth, RecoveriesArePostedAtMostOnceASecond) {
+  TestSplitter splitter("application/x-p2psp-test");
+  TestPeer peer(splitter.port());
+  BusLog bus(peer.pipeline());
+  peer.Start();
+  ASSERT_TRUE(WaitFor([&] { return splitter.num_peers() == 1; }, 5));
+  GstStructure* st = GetStats(splitter.element());
+  const auto endpoint = p2psp::Endpoint::parse(gst_structure_get_string(
+      gst_value_get_structure(
+          gst_value_array_get_value(gst_structure_get_value(st, "peers"), 0)),
+      "endpoint"));
+  gst_structure_free(st);
+  ASSERT_TRUE(endpoint);
+  DeafMonitor free_rider(splitter.port(), *endpoint, /*mute=*/true);
+  ASSERT_TRUE(WaitFor([&] { return peer.neighbours() == 1; }, 5));
+
+  std::mt19937 rng(21);
+  const auto start = Clock::now();
+  std::thread pusher([&] {
+    for (uint32_t i = 0; i < 250; i++) {
+      splitter.Push(MakeBuffer(&rng, i, i % 10 == 0));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  TestBuffer out;
+  uint32_t got = 0;
+  while (got < 250 && peer.Pull(&out, nullptr, GST_SECOND)) got++;
+  pusher.join();
+  const double seconds = SecondsSince(start);
+  EXPECT_GT(got, 240u) << ErrorsOf(peer.pipeline());
+  std::cerr << "got " << got << " buffers in " << seconds << " s\n";
+  const int first = bus.WaitFor(GST_MESSAGE_ELEMENT, "GstP2pspSrcLoss", 2);
+  ASSERT_GE(first, 0) << ErrorsOf(peer.pipeline());
+  const GstStructure* loss = bus.at(first).s;
+  guint64 recovered = 0, delta = 0, nacks = 0, lost = G_MAXUINT64;
+  EXPECT_TRUE(gst_structure_get_uint64(loss, "recovered", &recovered));
+  EXPECT_TRUE(gst_structure_get_uint64(loss, "recovered-delta", &delta));
+  EXPECT_TRUE(gst_structure_get_uint64(loss, "nacks-sent", &nacks));
+  EXPECT_TRUE(gst_structure_get_uint64(loss, "lost", &lost));
+  EXPECT_TRUE(gst_structure_has_field(loss, "lost-delta"));
+  EXPECT_TRUE(gst_structure_has_field(loss, "nacks-sent-delta"));
+  EXPECT_GT(recovered, 0u);
+  EXPECT_EQ(delta, recovered);  // the first message: deltas from zero
+  EXPECT_GE(nacks, recovered);
+  const int count = bus.Count(GST_MESSAGE_ELEMENT, "GstP2pspSrcLoss");
+  EXPECT_GE(count, 2);
+  EXPECT_LE(count, static_cast<int>(seconds) + 2);
+  EXPECT_GT(StatU64(peer.src(), "recovered"), 0u);
+  EXPECT_GT(StatU64(peer.src(), "nacks-to-splitter"), 0u);
 }
 
 }  // namespace
