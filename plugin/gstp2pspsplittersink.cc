@@ -23,6 +23,13 @@
  * runs on, unless #GstP2pspSplitterSink:wait-for-peers asks it to hold the
  * stream until enough peers have joined.
  *
+ * The team heals itself: peers heartbeat, and a member silent for
+ * #GstP2pspSplitterSink:peer-timeout is removed; monitors (the first
+ * #GstP2pspSplitterSink:monitors peers, or peers that ask) report lost
+ * chunks, and a peer whose chunks are lost too often is expelled
+ * (#GstP2pspSplitterSink:max-chunk-loss). Every removal posts a
+ * "GstP2pspSplitterPeerRemoved" element message with its reason.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! theoraenc ! oggmux ! \

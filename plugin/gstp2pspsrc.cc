@@ -20,6 +20,16 @@
  * in the LATENCY query. A late joiner starts at a keyframe, after the
  * stream headers (the caps' `streamheader`).
  *
+ * When the team is lost without the splitter saying it stops (the splitter
+ * was killed or restarted, or removed this peer: expelled, timed out), the
+ * element posts a warning and rejoins by itself (#GstP2pspSrc:auto-reconnect)
+ * for up to #GstP2pspSrc:timeout seconds: the first buffer after the rejoin
+ * is DISCONT, the stream headers come again for a restarted stream, and
+ * timestamps keep growing. Element messages tell the application about
+ * removals, rejoin attempts and losses ("GstP2pspSrcRemoved",
+ * "GstP2pspSrcReconnecting", "GstP2pspSrcRejoined", "GstP2pspSrcLoss"). With
+ * #GstP2pspSrc:monitor the peer reports its lost chunks to the splitter.
+ *
  * The element handles `p2psp://host:port` URIs (`p2psp://[::1]:4552` for
  * IPv6); query keys set properties, e.g. `p2psp://host:4552?latency=500`.
  *
