@@ -5,7 +5,9 @@
 #include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <queue>
 #include <unordered_map>
 #include <variant>
 
@@ -115,7 +117,19 @@ struct Peer::Impl {
   // Round-robin order of the DBS trigger.
   std::vector<Neighbour> neighbours;
   size_t next_neighbour = 0;
+  // Positions in `neighbours`: every datagram and every team change looks a
+  // neighbour up, so lookups must not grow with the team.
   std::unordered_map<Endpoint, size_t, EndpointHash> index_by_endpoint;
+  std::unordered_map<uint32_t, size_t> index_by_id;
+  // Neighbours with pending forwards, earliest pending_since_us first, so
+  // the flush deadline is not a scan of the team on every event. Entries
+  // are not removed when a queue is sent; they go stale (see
+  // current_forward) and are dropped when they reach the top.
+  using ForwardDue = std::pair<Micros, uint32_t>;  // pending since, peer id
+  std::priority_queue<ForwardDue, std::vector<ForwardDue>,
+                      std::greater<ForwardDue>>
+      forward_due;
+  size_t pending_neighbours = 0;  // neighbours with a non-empty queue
   // Neighbours that said GOODBYE: no longer served, but the chunks the
   // splitter sent them just before it heard their TCP GOODBYE are still
   // taken from them (they relay those, see relay_after_leave) for one
@@ -149,6 +163,11 @@ struct Peer::Impl {
   Micros last_heartbeat_us = 0;
   std::unordered_map<uint32_t, Member> members;
   uint64_t accepted_count = 0;
+  // Lower bounds of the members' last_heard_us and heard_at_count (both only
+  // grow), so route discovery skips its scan of the team while nobody can
+  // be silent yet.
+  Micros members_heard_since_us = UINT64_MAX;
+  uint64_t members_heard_since_count = UINT64_MAX;
   // forward[origin] for origins other than ours: neighbours that asked us
   // (REQUEST) to relay that origin's chunks.
   std::unordered_map<uint32_t, std::vector<uint32_t>> relay_to;
@@ -161,13 +180,10 @@ struct Peer::Impl {
   // ------------------------------------------------------------ helpers --
 
   Neighbour* find_neighbour(uint32_t peer_id) {
-    for (Neighbour& n : neighbours) {
-      if (n.info.id == peer_id) return &n;
-    }
-    return nullptr;
+    auto it = index_by_id.find(peer_id);
+    return it == index_by_id.end() ? nullptr : &neighbours[it->second];
   }
 
-  // Every datagram needs this lookup, so it must not grow with the team.
   Neighbour* find_neighbour_at(const Endpoint& endpoint) {
     auto it = index_by_endpoint.find(endpoint);
     return it == index_by_endpoint.end() ? nullptr : &neighbours[it->second];
@@ -175,8 +191,10 @@ struct Peer::Impl {
 
   void reindex() {
     index_by_endpoint.clear();
+    index_by_id.clear();
     for (size_t i = 0; i < neighbours.size(); ++i) {
       index_by_endpoint[neighbours[i].info.endpoint] = i;
+      index_by_id[neighbours[i].info.id] = i;
     }
   }
 
@@ -221,21 +239,22 @@ struct Peer::Impl {
     }
     if (members.count(peer.id) == 0) {
       members[peer.id] = Member{now, accepted_count, false, 0};
+      note_heard_bound(now, accepted_count);
     }
     index_by_endpoint[n.info.endpoint] = neighbours.size();
+    index_by_id[n.info.id] = neighbours.size();
     neighbours.push_back(std::move(n));
     stats.neighbours = neighbours.size();
     push_event(PeerEvent::Kind::kNeighbourAdded, peer.id, peer.endpoint);
   }
 
   void remove_neighbour(uint32_t peer_id) {
-    auto it =
-        std::find_if(neighbours.begin(), neighbours.end(),
-                     [&](const Neighbour& n) { return n.info.id == peer_id; });
-    if (it == neighbours.end()) return;
-    const Endpoint endpoint = it->info.endpoint;
-    const size_t index = static_cast<size_t>(it - neighbours.begin());
-    neighbours.erase(it);
+    auto found = index_by_id.find(peer_id);
+    if (found == index_by_id.end()) return;
+    const size_t index = found->second;
+    const Endpoint endpoint = neighbours[index].info.endpoint;
+    if (!neighbours[index].pending.empty()) --pending_neighbours;
+    neighbours.erase(neighbours.begin() + static_cast<ptrdiff_t>(index));
     reindex();
     // Keep the trigger on the neighbour that followed the removed one.
     if (index < next_neighbour) --next_neighbour;
@@ -277,6 +296,7 @@ struct Peer::Impl {
     Neighbour& n = neighbours[index];
     std::vector<Pending> batch;
     batch.swap(n.pending);
+    if (!batch.empty()) --pending_neighbours;
     for (const auto& [datagram, relayed] : batch) {
       out->udp.push_back(UdpSend{n.info.endpoint, datagram});
       if (!relayed) ++n.info.debt;
@@ -298,15 +318,23 @@ struct Peer::Impl {
     }
   }
 
-  bool any_pending() const {
-    return std::any_of(neighbours.begin(), neighbours.end(),
-                       [](const Neighbour& n) { return !n.pending.empty(); });
+  bool any_pending() const { return pending_neighbours != 0; }
+
+  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
+                 bool relayed = false) {
+    if (n.pending.empty()) {
+      ++pending_neighbours;
+      n.pending_since_us = now;
+      forward_due.push(ForwardDue{now, n.info.id});
+    }
+    n.pending.push_back(Pending{datagram, relayed});
   }
 
-  static void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
-                        bool relayed = false) {
-    if (n.pending.empty()) n.pending_since_us = now;
-    n.pending.push_back(Pending{datagram, relayed});
+  // Whether a forward_due entry still describes a neighbour's queue (not
+  // sent since, neighbour not removed).
+  bool current_forward(const ForwardDue& due) {
+    const Neighbour* n = find_neighbour(due.second);
+    return n && !n->pending.empty() && n->pending_since_us == due.first;
   }
 
   void queue_for_all(const SharedBytes& datagram, Micros now) {
@@ -316,6 +344,9 @@ struct Peer::Impl {
   // The DBS trigger: each received chunk releases one neighbour's queue, so
   // a peer's upload follows its download.
   void send_next_neighbour(Outbox* out) {
+    // Most chunks find every queue empty (flushed) or the next one full:
+    // the scan below stays short either way.
+    if (pending_neighbours == 0) return;
     const size_t count = neighbours.size();
     for (size_t step = 0; step < count; ++step) {
       const size_t index = (next_neighbour + step) % count;
@@ -328,23 +359,35 @@ struct Peer::Impl {
   }
 
   void send_overdue(Micros now, Outbox* out) {
-    for (size_t i = 0; i < neighbours.size();) {
-      const Neighbour& n = neighbours[i];
-      const bool overdue =
-          !n.pending.empty() &&
-          saturating_add(n.pending_since_us, config.forward_flush_us) <= now;
-      if (!overdue || send_pending(i, out)) ++i;
+    std::vector<size_t> overdue;
+    while (!forward_due.empty() &&
+           saturating_add(forward_due.top().first, config.forward_flush_us) <=
+               now) {
+      if (current_forward(forward_due.top())) {
+        overdue.push_back(index_by_id.at(forward_due.top().second));
+      }
+      forward_due.pop();
+    }
+    if (overdue.empty()) return;
+    // In team order (the order of the trigger). A neighbour dropped for its
+    // debt shifts the later ones, so they are looked up again by id.
+    std::sort(overdue.begin(), overdue.end());
+    overdue.erase(std::unique(overdue.begin(), overdue.end()), overdue.end());
+    std::vector<uint32_t> ids;
+    for (size_t index : overdue) ids.push_back(neighbours[index].info.id);
+    for (uint32_t peer_id : ids) {
+      auto it = index_by_id.find(peer_id);
+      if (it != index_by_id.end()) send_pending(it->second, out);
     }
   }
 
-  Micros forward_deadline() const {
-    Micros earliest = UINT64_MAX;
-    for (const Neighbour& n : neighbours) {
-      if (n.pending.empty()) continue;
-      earliest = std::min(earliest, saturating_add(n.pending_since_us,
-                                                   config.forward_flush_us));
+  Micros forward_deadline() {
+    while (!forward_due.empty() && !current_forward(forward_due.top())) {
+      forward_due.pop();
     }
-    return earliest;
+    return forward_due.empty() ? UINT64_MAX
+                               : saturating_add(forward_due.top().first,
+                                                config.forward_flush_us);
   }
 
   // ------------------------------------------------------------ chunks ---
@@ -529,20 +572,38 @@ struct Peer::Impl {
   // so a big team's long rounds are not mistaken for silence.
   void request_missing_origins(Micros now, Outbox* out) {
     const uint64_t two_rounds = 2 * (members.size() + 1);
-    for (auto& [origin, member] : members) {
-      if (now < saturating_add(member.last_heard_us,
-                               config.relay_request_after_us) ||
-          accepted_count - member.heard_at_count < two_rounds) {
-        continue;
-      }
-      const Neighbour* relay = pick_relay(origin, &member.request_turn);
-      if (!relay) continue;
-      member.relay_requested = true;
-      member.last_heard_us = now;  // give the relay a period to start
-      ++stats.requests_sent;
-      send_udp(relay->info.endpoint,
-               encode_request(RequestMsg{team_id, id, origin}), out);
+    if (now < saturating_add(members_heard_since_us,
+                             config.relay_request_after_us) ||
+        accepted_count <
+            saturating_add(members_heard_since_count, two_rounds)) {
+      return;  // nobody has been silent long enough
     }
+    members_heard_since_us = UINT64_MAX;
+    members_heard_since_count = UINT64_MAX;
+    for (auto& [origin, member] : members) {
+      if (now >= saturating_add(member.last_heard_us,
+                                config.relay_request_after_us) &&
+          accepted_count - member.heard_at_count >= two_rounds) {
+        request_relay(origin, member, now, out);
+      }
+      note_heard_bound(member.last_heard_us, member.heard_at_count);
+    }
+  }
+
+  void request_relay(uint32_t origin, Member& member, Micros now, Outbox* out) {
+    const Neighbour* relay = pick_relay(origin, &member.request_turn);
+    if (!relay) return;
+    member.relay_requested = true;
+    member.last_heard_us = now;  // give the relay a period to start
+    ++stats.requests_sent;
+    send_udp(relay->info.endpoint,
+             encode_request(RequestMsg{team_id, id, origin}), out);
+  }
+
+  void note_heard_bound(Micros heard_us, uint64_t heard_at_count) {
+    members_heard_since_us = std::min(members_heard_since_us, heard_us);
+    members_heard_since_count =
+        std::min(members_heard_since_count, heard_at_count);
   }
 
   const Neighbour* pick_relay(uint32_t origin, size_t* turn) {

@@ -3,6 +3,7 @@
 #include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 #include <variant>
 
@@ -92,8 +93,13 @@ struct Splitter::Impl {
   Micros pending_since_us = 0;
 
   std::unordered_map<ConnId, Conn> conns;
+  // Connections still in the handshake, by acceptance time: the earliest
+  // timeout without a scan of every member's connection.
+  std::set<std::pair<Micros, ConnId>> handshakes;
   // Members in join order: the round-robin order of chunk origins.
   std::vector<Member> members;
+  // Peer id -> position in `members`: every datagram looks its sender up.
+  std::unordered_map<uint32_t, size_t> member_index;
   // Peer id -> conn, for peers that got WELCOME but have not registered.
   std::unordered_map<uint32_t, ConnId> awaiting_register;
 
@@ -109,10 +115,15 @@ struct Splitter::Impl {
   // ------------------------------------------------------------ helpers --
 
   Member* find_member(uint32_t peer_id) {
-    for (Member& m : members) {
-      if (m.stats.id == peer_id) return &m;
+    auto it = member_index.find(peer_id);
+    return it == member_index.end() ? nullptr : &members[it->second];
+  }
+
+  void reindex_members() {
+    member_index.clear();
+    for (size_t i = 0; i < members.size(); ++i) {
+      member_index[members[i].stats.id] = i;
     }
-    return nullptr;
   }
 
   // The member with this id, if the datagram comes from its endpoint.
@@ -132,12 +143,17 @@ struct Splitter::Impl {
     out->tcp.push_back(TcpSend{conn, encode_tcp(msg)});
   }
 
+  void end_handshake(const Conn& conn) {
+    handshakes.erase({conn.accepted_us, conn.id});
+  }
+
   void close_conn(ConnId conn, Outbox* out) {
     auto it = conns.find(conn);
     if (it == conns.end()) return;
     if (it->second.state == ConnState::kAwaitRegister) {
       awaiting_register.erase(it->second.peer_id);
     }
+    end_handshake(it->second);
     conns.erase(it);
     out->tcp_close.push_back(conn);
   }
@@ -145,13 +161,12 @@ struct Splitter::Impl {
   // Takes a member out of the team and tells everyone else. The caller
   // decides whether the member itself is told why (REMOVED) first.
   void drop_member(uint32_t peer_id, RemoveReason reason, Outbox* out) {
-    auto it =
-        std::find_if(members.begin(), members.end(),
-                     [&](const Member& m) { return m.stats.id == peer_id; });
-    if (it == members.end()) return;
-    const Member gone = *it;
-    const size_t index = static_cast<size_t>(it - members.begin());
-    members.erase(it);
+    auto found = member_index.find(peer_id);
+    if (found == member_index.end()) return;
+    const size_t index = found->second;
+    const Member gone = members[index];
+    members.erase(members.begin() + static_cast<ptrdiff_t>(index));
+    reindex_members();
     // Keep the round-robin position on the member that followed the one
     // removed, so nobody is skipped or served twice in this round.
     if (index < round_robin) --round_robin;
@@ -272,6 +287,7 @@ struct Splitter::Impl {
                      Outbox* out) {
     const Endpoint endpoint = from.normalized();
     awaiting_register.erase(conn.peer_id);
+    end_handshake(conn);
     conn.state = ConnState::kMember;
     const bool monitor = (conn.join_flags & kFlagMonitor) != 0 ||
                          monitors_in_team() < config.monitors;
@@ -300,6 +316,7 @@ struct Splitter::Impl {
     member.stats.joined_us = now;
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
+    member_index[member.stats.id] = members.size();
     members.push_back(member);
     if (config.peer_timeout_us != 0) {
       liveness_due_us = std::min(liveness_due_us,
@@ -548,14 +565,9 @@ struct Splitter::Impl {
   }
 
   Micros handshake_deadline() const {
-    Micros earliest = UINT64_MAX;
-    for (const auto& [id, conn] : conns) {
-      if (conn.state == ConnState::kMember) continue;
-      earliest = std::min(
-          earliest,
-          saturating_add(conn.accepted_us, config.handshake_timeout_us));
-    }
-    return earliest;
+    if (handshakes.empty()) return UINT64_MAX;
+    return saturating_add(handshakes.begin()->first,
+                          config.handshake_timeout_us);
   }
 
   void expire_handshakes(Micros now, Outbox* out) {
@@ -606,6 +618,9 @@ void Splitter::on_tcp_accepted(ConnId conn, const Endpoint& remote, Micros now,
   c.id = conn;
   c.remote = remote.normalized();
   c.accepted_us = now;
+  auto old = impl_->conns.find(conn);
+  if (old != impl_->conns.end()) impl_->end_handshake(old->second);
+  impl_->handshakes.insert({now, conn});
   impl_->conns[conn] = std::move(c);
 }
 
@@ -627,7 +642,8 @@ void Splitter::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
 
 void Splitter::tick(Micros now, Outbox* out) {
   if (impl_->flush_deadline() <= now) impl_->send_partial(now, out);
-  impl_->expire_handshakes(now, out);
+  // Scans the connections, so only when one is due.
+  if (impl_->handshake_deadline() <= now) impl_->expire_handshakes(now, out);
   if (impl_->liveness_due_us <= now) impl_->expire_silent(now, out);
   if (impl_->decay_due_us <= now) impl_->decay_losses(now);
 }
@@ -668,6 +684,7 @@ void Splitter::shutdown(Micros now, Outbox* out) {
                                           RemoveReason::kShutdown});
   }
   impl_->members.clear();
+  impl_->member_index.clear();
   for (ConnId id : all) impl_->close_conn(id, out);
 }
 
