@@ -7,7 +7,7 @@
 # own logs.
 #
 #   interop.sh SCENARIO
-# SCENARIO: icecast-to-team, team-to-icecast, icecast-many-teams, cascade,
+# SCENARIO: icecast-to-team, icecast-late-joiner, team-to-icecast, icecast-many-teams, cascade,
 #           playback, media-<format> (ogg-theora, ogg-opus, webm-vp8,
 #           mkv-vp9, ts-h264).
 # Exit 0 pass, 1 fail, 77 skip (a package is missing).
@@ -76,6 +76,13 @@ case "$SCEN" in
       same "$OUT/splitter-in.ogg" "$OUT/peer$i.ogg"
       decodes "$OUT/peer$i.ogg" 8 0.5
     done
+    ;;
+  icecast-late-joiner)
+    need_icecast
+    JOIN=3 REC=4 run_scenario "$PIPES/icecast/icecast-late-joiner.sh" "$OUT"
+    no_icecast_left
+    rec=$(sed -n 's/.*peer recorded \([0-9.]*\)s.*/\1/p' "$E2E_TMP/scenario.log")
+    decodes "$OUT/peer.ogg" "${rec:-4}" 0.6
     ;;
   team-to-icecast)
     need_icecast
