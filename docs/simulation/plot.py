@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Draws clr-vs-buffer.svg from the CSV files run.sh writes (no plotting
-library needed: the SVG is written by hand)."""
+library needed: the SVG is written by hand), and writes summary.md: per
+series, the smallest buffer with CLR < 0.001 and the first from which no
+chunk was lost."""
 import csv
 import math
 import os
@@ -43,6 +45,32 @@ def read_points(path):
     with open(path) as f:
         return [(float(row["buffer"]), float(row["clr"]))
                 for row in csv.DictReader(f)]
+
+
+def summary(directory):
+    rows = ["| series | smallest B with CLR < 0.001 | its CLR | worst peer "
+            "there | p50 delay there (ms) | no loss at all from B |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for name, label, _, _ in SERIES:
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            table = [row for row in csv.DictReader(f)]
+        good = [r for r in table if float(r["clr"]) < 0.001]
+        first = good[0] if good else None
+        # From this buffer on, every larger one lost nothing either.
+        lossless = None
+        for r in reversed(table):
+            if float(r["clr"]) != 0:
+                break
+            lossless = r["buffer"]
+        rows.append(
+            f"| {label} | {first['buffer'] if first else '-'} | "
+            f"{float(first['clr']):.6f} | {float(first['worst_peer_clr']):.4f}"
+            f" | {float(first['delay_p50_ms']):.0f} | {lossless or '-'} |"
+            if first else f"| {label} | - | - | - | - | {lossless or '-'} |")
+    return "\n".join(rows) + "\n"
 
 
 def polyline(points, colour, dash=""):
@@ -121,6 +149,10 @@ def main(directory):
            + "".join(body) + "</svg>\n")
     with open(os.path.join(directory, "clr-vs-buffer.svg"), "w") as f:
         f.write(svg)
+    table = summary(directory)
+    with open(os.path.join(directory, "summary.md"), "w") as f:
+        f.write(table)
+    print(table, end="")
 
 
 if __name__ == "__main__":
