@@ -10,9 +10,11 @@
 #   mkv-vp9      Matroska: VP9 + Vorbis
 #   ts-h264      MPEG-TS: H.264 (x264enc, gstreamer1.0-plugins-ugly)
 #
-# The splitter streams live (and records what it sends, source.*); a peer
-# joins after JOIN s, in the middle of the stream, records REC s, and stops
-# (SIGINT: EOS).  Its recording must decode from its first byte: the peer
+# The splitter streams live for JOIN + REC s (and records what it sends,
+# source.*); a peer joins after JOIN s, in the middle of the stream, and
+# records until the splitter's end of stream reaches it.  (Stopping the peer
+# with SIGINT instead would cut the last MPEG-TS frame in the middle, and the
+# decoder would rightly complain about it.)  Its recording must decode from its first byte: the peer
 # starts with the caps' streamheader (Ogg/Matroska headers, or nothing for
 # TS) and then the first keyframe.  It is checked with real decoders
 # (pipelines/media/p2psp-decode.py): no error or warning from the demuxer,
@@ -21,7 +23,8 @@
 # As a control, the same check must reject the source's second half (cut
 # with tail -c: mid-stream bytes without headers, not at a keyframe).
 #
-# Env: JOIN (3), REC (3.5), WIDTH x HEIGHT (320x240).
+# Env: JOIN (3), REC (about 3.5: the stream lasts JOIN + REC s, whole
+#      seconds), WIDTH x HEIGHT (320x240).
 # Exit 0 when the peer's file passes and the control fails.
 set -u
 FORMAT=${1:?usage: late-joiner.sh FORMAT [OUTDIR]}
@@ -30,7 +33,7 @@ mkdir -p "$OUT"
 . "$(dirname "$0")/lib.sh"
 JOIN=${JOIN:-3}
 REC=${REC:-3.5}
-SECS=$(awk -v j="$JOIN" -v r="$REC" 'BEGIN { printf "%d", j + r + 3 }')
+SECS=$(awk -v j="$JOIN" -v r="$REC" 'BEGIN { printf "%d", j + r + 0.5 }')
 V=$(video_src "$SECS")
 A=$(audio_src "$SECS")
 
@@ -60,15 +63,16 @@ T0=$(date +%s.%N)
 run_bg peer gst-launch-1.0 -e p2pspsrc uri="p2psp://127.0.0.1:$PORT" ! \
   filesink location="$OUT/peer.$ext"
 PEER=$LAST_PID
-sleep "$REC"
-kill -INT "$PEER"
-RECORDED=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 rc=0
-wait_exit "$PEER" 10 || { log "the peer did not stop"; rc=1; }
+wait_exit "$SPLITTER" $((SECS + 15)) || { log "the splitter did not finish"; rc=1; }
+log "splitter finished (exit $RC), source.$ext $(stat -c %s "$OUT/source.$ext") bytes"
+[ "$RC" = 0 ] || rc=1
+# The peer's time in the team, join to end of stream.
+T1=$(date +%s.%N)
+RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
+wait_exit "$PEER" 10 || { log "the peer did not get EOS"; rc=1; }
 log "peer recorded ${RECORDED}s: exit $RC, $(stat -c %s "$OUT/peer.$ext" 2>/dev/null || echo 0) bytes"
 [ "$RC" = 0 ] || rc=1
-stop_proc "$SPLITTER" 10
-log "splitter stopped (exit $RC), source.$ext $(stat -c %s "$OUT/source.$ext") bytes"
 
 # The recording starts at most a GOP (0.4 s) plus the joining time after
 # the peer started: expect >= 60 % of the recorded time.

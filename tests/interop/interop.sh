@@ -158,7 +158,7 @@ case "$SCEN" in
     decodes "$OUT/peer.$ext" "${rec:-3.5}" 0.6
     # The source itself must decode (else the check proves nothing), and
     # the check must reject the source's raw second half.
-    # (the splitter is stopped once the peer is done: ~JOIN + REC s)
+    # (the stream lasts JOIN + REC = 7 s)
     decodes "$OUT/source.$ext" 6.5 0.8
     if "$E2E_PYGST" "$DECODE" "$OUT/control.$ext" --expect-seconds "${rec:-3.5}" >/dev/null 2>&1; then
       e2e_fail "control: the decode check accepts the source's raw second half"
