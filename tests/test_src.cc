@@ -1069,7 +1069,8 @@ TEST(P2pspSrcHealth, MonitorPropertyMakesAMonitor) {
         gboolean monitor = FALSE;
         gst_structure_get_boolean(st, "monitor", &monitor);
         gst_structure_free(st);
-        return monitor != FALSE;
+        // ROLE comes before TEAM: wait for the splitter's side too.
+        return monitor != FALSE && splitter.num_peers() == 1;
       },
       5))
       << ErrorsOf(peer.pipeline());
