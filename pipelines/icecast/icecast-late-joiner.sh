@@ -14,16 +14,17 @@
 # page that starts one.
 #
 #   pipelines/icecast/icecast-late-joiner.sh [OUTDIR]
-# Env: JOIN (3), REC (4), WIDTH x HEIGHT (320x240); PARSE replaces
-#      "oggparse" (e.g. a remux that flags keyframes as oggmux does:
-#      PARSE="oggdemux name=dm dm. ! theoraparse ! queue ! oggmux name=rm
-#      dm. ! vorbisparse ! queue ! rm. rm.").
+# Env: JOIN (3), REC (4), WIDTH x HEIGHT (320x240); PARSE: what sits
+#      between souphttpsrc and the splitter. The default is a remux that
+#      flags keyframe pages as oggmux does; PARSE=oggparse shows the known
+#      limitation (a late joiner may wait many seconds for a flagged page:
+#      see docs/cookbook.md).
 set -u
 OUT=${1:-$(mktemp -d "${TMPDIR:-/tmp}/p2psp-icecast-late.XXXXXX")}
 mkdir -p "$OUT"
 . "$(dirname "$0")/../media/lib.sh"
 . "$(dirname "$0")/icecast-lib.sh"
-PARSE=${PARSE:-oggparse}
+PARSE=${PARSE:-"oggdemux name=dm dm. ! theoraparse ! queue ! oggmux name=rm dm. ! vorbisparse ! queue ! rm. rm."}
 JOIN=${JOIN:-3}
 REC=${REC:-4}
 SECS=$((JOIN + REC + 3))
