@@ -130,13 +130,14 @@ for t in "${targets[@]}"; do
   rc=0; wait "${pids[$t]}" || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$B/fuzz-logs/$t.log" | tail -1)
   execs=${execs:-0}
+  secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$B/fuzz-logs/$t.log" | tail -1)
   total=$((total + execs))
   if [[ $rc -ne 0 ]] || ls "$B/fuzz-findings/$t"/* >/dev/null 2>&1; then
     echo "fuzz.sh: $t: FINDING after $execs executions (rc $rc), see $B/fuzz-logs/$t.log:" >&2
     grep -E "ERROR|invariant failed|runtime error|SUMMARY|Test unit written" "$B/fuzz-logs/$t.log" | head -10 >&2
     status=1
   else
-    echo "fuzz.sh: $t: $execs executions in ${SECONDS_PER_TARGET} s, no finding"
+    echo "fuzz.sh: $t: $execs executions in ${secs:-?} s, no finding"
   fi
 done
 echo "fuzz.sh: $total executions in all"
