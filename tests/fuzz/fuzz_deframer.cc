@@ -11,9 +11,9 @@
 // (only the first buffer gains DISCONT); with losses they are a subsequence
 // of the input (never a frame spliced from two), and the first buffer after
 // a loss carries DISCONT.
-#include "fuzz_util.h"
-
 #include <gst/p2psp/framing.h>
+
+#include "fuzz_util.h"
 
 using namespace p2psp;
 
@@ -84,11 +84,12 @@ void round_trip(FuzzedDataProvider& fdp) {
           fdp.ConsumeIntegralInRange<size_t>(0, 2000));
       b.pts = fdp.ConsumeBool() ? kNoTime : fdp.ConsumeIntegral<uint64_t>();
       b.dts = fdp.ConsumeBool() ? kNoTime : fdp.ConsumeIntegral<uint64_t>();
-      b.duration = fdp.ConsumeBool() ? kNoTime : fdp.ConsumeIntegral<uint64_t>();
+      b.duration =
+          fdp.ConsumeBool() ? kNoTime : fdp.ConsumeIntegral<uint64_t>();
       // DISCONT is the deframer's to set; the other flags must survive.
-      b.flags = fdp.ConsumeIntegral<uint32_t>() &
-                (MediaBuffer::kHeader | MediaBuffer::kDeltaUnit |
-                 MediaBuffer::kGap);
+      b.flags =
+          fdp.ConsumeIntegral<uint32_t>() &
+          (MediaBuffer::kHeader | MediaBuffer::kDeltaUnit | MediaBuffer::kGap);
       framer.push_buffer(b);
     }
     in.push_back(std::move(item));
@@ -112,7 +113,8 @@ void round_trip(FuzzedDataProvider& fdp) {
     FUZZ_CHECK(chunk.first_frame_offset == kNoFrameStart ||
                chunk.first_frame_offset < chunk.bytes.size());
     const Deframer::Stats before = d.stats();
-    if (fdp.remaining_bytes() > 0 && fdp.ConsumeIntegralInRange<int>(0, 3) == 0) {
+    if (fdp.remaining_bytes() > 0 &&
+        fdp.ConsumeIntegralInRange<int>(0, 3) == 0) {
       d.push_gap();
       any_gap = gap_pending = true;
     } else {

@@ -17,13 +17,13 @@
 //  - every counter in stats() only grows; the playout buffer holds at most
 //    buffer_chunks; stats().neighbours matches neighbours();
 //  - items played out are at most kMaxFrameSize.
-#include "fuzz_util.h"
-
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/peer.h>
 
 #include <deque>
 #include <set>
+
+#include "fuzz_util.h"
 
 using namespace p2psp;
 using namespace p2psp::fuzz;
@@ -88,9 +88,9 @@ class Harness {
   FuzzedDataProvider& fdp_;
   Framer framer_;
   Micros now_ = 5000000;
-  uint32_t team_id_ = 0x1234;   // what our WELCOMEs say
+  uint32_t team_id_ = 0x1234;  // what our WELCOMEs say
   uint32_t my_id_ = 1;
-  ChunkNumber next_chunk_ = 0;  // next number for a framed chunk
+  ChunkNumber next_chunk_ = 0;         // next number for a framed chunk
   std::deque<ChunkPayload> payloads_;  // framed, not yet sent
   std::vector<Bytes> sent_to_peer_;    // chunk datagrams we delivered
   std::set<Bytes> delivered_chunks_;
@@ -113,7 +113,9 @@ class Harness {
     return fdp_.ConsumeIntegralInRange<int>(0, 7) == 0 ? pick_endpoint(fdp_)
                                                        : member_endpoint(id);
   }
-  Endpoint splitter_udp() { return Endpoint::ipv4(10, 0, 0, 1, kSplitterUdpPort); }
+  Endpoint splitter_udp() {
+    return Endpoint::ipv4(10, 0, 0, 1, kSplitterUdpPort);
+  }
 
   void tcp_in(const Bytes& b, Outbox* out) {
     peer_.on_tcp_data(b.data(), b.size(), now_, out);
@@ -140,9 +142,9 @@ class Harness {
       std::vector<uint8_t> p = fdp_.ConsumeBytes<uint8_t>(
           fdp_.ConsumeIntegralInRange<size_t>(1, 200));
       if (p.empty()) p.push_back(0);
-      const uint16_t offset = fdp_.ConsumeBool()
-                                  ? kNoFrameStart
-                                  : fdp_.ConsumeIntegralInRange<uint16_t>(0, 250);
+      const uint16_t offset =
+          fdp_.ConsumeBool() ? kNoFrameStart
+                             : fdp_.ConsumeIntegralInRange<uint16_t>(0, 250);
       return encode_chunk(team(), next_chunk_++, origin,
                           static_cast<uint32_t>(now_ / 1000), offset, p.data(),
                           p.size());
@@ -154,7 +156,8 @@ class Harness {
     if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0) {
       n += fdp_.ConsumeIntegralInRange<int32_t>(-10, 10);
     }
-    if (fdp_.ConsumeIntegralInRange<int>(0, 63) == 0) n += fdp_.ConsumeIntegral<uint32_t>();
+    if (fdp_.ConsumeIntegralInRange<int>(0, 63) == 0)
+      n += fdp_.ConsumeIntegral<uint32_t>();
     return encode_chunk(team(), n, origin,
                         static_cast<uint32_t>(now_ / 1000) -
                             fdp_.ConsumeIntegralInRange<uint32_t>(0, 300),
@@ -191,8 +194,9 @@ class Harness {
       case 3:
         return RoleMsg{fdp_.ConsumeIntegral<uint32_t>()};
       case 4:
-        return RemovedMsg{static_cast<RemoveReason>(fdp_.ConsumeIntegral<uint8_t>()),
-                          fdp_.ConsumeRandomLengthString(40)};
+        return RemovedMsg{
+            static_cast<RemoveReason>(fdp_.ConsumeIntegral<uint8_t>()),
+            fdp_.ConsumeRandomLengthString(40)};
       case 5:
         return RejectMsg{RemoveReason::kTeamFull, "full"};
       case 6:
@@ -212,7 +216,8 @@ class Harness {
     switch (fdp_.ConsumeIntegralInRange<int>(0, 17)) {
       case 0: {  // WELCOME
         WelcomeMsg w;
-        w.version = fdp_.ConsumeIntegralInRange<int>(0, 15) == 0 ? 2 : kProtocolVersion;
+        w.version =
+            fdp_.ConsumeIntegralInRange<int>(0, 15) == 0 ? 2 : kProtocolVersion;
         if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0) {
           team_id_ = fdp_.ConsumeIntegral<uint32_t>();
         }
@@ -244,23 +249,26 @@ class Harness {
         tcp_in(encode_tcp(control_message()), &out);
         break;
       case 4: {  // truncated message or raw bytes
-        Bytes b = fdp_.ConsumeBool() ? encode_tcp(control_message())
-                                     : fdp_.ConsumeBytes<uint8_t>(
-                                           fdp_.ConsumeIntegralInRange<size_t>(0, 40));
+        Bytes b = fdp_.ConsumeBool()
+                      ? encode_tcp(control_message())
+                      : fdp_.ConsumeBytes<uint8_t>(
+                            fdp_.ConsumeIntegralInRange<size_t>(0, 40));
         b.resize(fdp_.ConsumeIntegralInRange<size_t>(0, b.size()));
         tcp_in(b, &out);
         break;
       }
       case 5:
-        if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0) peer_.on_tcp_closed(now_, &out);
+        if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0)
+          peer_.on_tcp_closed(now_, &out);
         break;
       case 6:
         push_media();
         break;
       case 7:
       case 8:  // from the splitter: our origin (or, rarely, another)
-        udp_in(fdp_.ConsumeIntegralInRange<int>(0, 15) == 0 ? pick_endpoint(fdp_)
-                                                            : splitter_udp(),
+        udp_in(fdp_.ConsumeIntegralInRange<int>(0, 15) == 0
+                   ? pick_endpoint(fdp_)
+                   : splitter_udp(),
                next_chunk_datagram(fdp_.ConsumeIntegralInRange<int>(0, 7) == 0
                                        ? pick_id()
                                        : my_id_),
@@ -291,9 +299,11 @@ class Harness {
             break;
           case 2: {
             NackMsg n{team(), id, {}};
-            const size_t count = fdp_.ConsumeIntegralInRange<size_t>(1, kMaxNackNumbers);
+            const size_t count =
+                fdp_.ConsumeIntegralInRange<size_t>(1, kMaxNackNumbers);
             for (size_t i = 0; i < count; ++i) {
-              n.numbers.push_back(next_chunk_ - fdp_.ConsumeIntegralInRange<uint32_t>(0, 64));
+              n.numbers.push_back(next_chunk_ -
+                                  fdp_.ConsumeIntegralInRange<uint32_t>(0, 64));
             }
             b = encode_nack(n);
             break;
@@ -308,7 +318,8 @@ class Harness {
         break;
       }
       case 12: {
-        const Bytes b = fdp_.ConsumeBytes<uint8_t>(fdp_.ConsumeIntegralInRange<size_t>(0, 100));
+        const Bytes b = fdp_.ConsumeBytes<uint8_t>(
+            fdp_.ConsumeIntegralInRange<size_t>(0, 100));
         udp_in(pick_endpoint(fdp_), b, &out);
         break;
       }
@@ -325,7 +336,8 @@ class Harness {
         break;
       }
       case 16:
-        if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0) peer_.leave(now_, &out);
+        if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0)
+          peer_.leave(now_, &out);
         break;
       default:
         peer_.set_latency_us(fdp_.ConsumeIntegralInRange<Micros>(0, 2000000));
@@ -339,7 +351,8 @@ class Harness {
   void after(const Outbox& out) {
     check_udp_out(out, peer_.team_id());
     for (const UdpSend& s : out.udp) {
-      if (std::holds_alternative<ChunkMsg>(*decode_udp(s.data->data(), s.data->size()))) {
+      if (std::holds_alternative<ChunkMsg>(
+              *decode_udp(s.data->data(), s.data->size()))) {
         ++chunks_sent_total_;
         if (delivered_chunks_.size() < 4096) {
           FUZZ_CHECK(delivered_chunks_.count(*s.data) == 1);  // made up

@@ -13,11 +13,11 @@
 //  - pop() says nothing is ready only while next_deadline_us() is ahead (a
 //    wrapper sleeping until the deadline never stalls);
 //  - at the end, popping at the end of time releases every held chunk.
-#include "fuzz_util.h"
-
 #include <gst/p2psp/reorder.h>
 
 #include <map>
+
+#include "fuzz_util.h"
 
 using namespace p2psp;
 

@@ -18,12 +18,12 @@
 //  - what one call asks to send is bounded by its input (no amplification
 //    beyond one chunk per chunk_size bytes, one retransmission per NACKed
 //    number, and control messages per member).
-#include "fuzz_util.h"
-
 #include <gst/p2psp/splitter.h>
 
 #include <map>
 #include <set>
+
+#include "fuzz_util.h"
 
 using namespace p2psp;
 using namespace p2psp::fuzz;
@@ -89,7 +89,8 @@ class Harness {
     // Mostly open connections; sometimes closed or never opened ones.
     if (!open_.empty() && fdp_.ConsumeIntegralInRange<int>(0, 7) != 0) {
       auto it = open_.begin();
-      std::advance(it, fdp_.ConsumeIntegralInRange<size_t>(0, open_.size() - 1));
+      std::advance(it,
+                   fdp_.ConsumeIntegralInRange<size_t>(0, open_.size() - 1));
       return it->first;
     }
     return fdp_.ConsumeIntegralInRange<ConnId>(0, next_conn_);
@@ -100,8 +101,8 @@ class Harness {
       return Welcomed{fdp_.ConsumeIntegralInRange<uint32_t>(0, 8),
                       fdp_.ConsumeIntegral<uint64_t>()};
     }
-    Welcomed w = welcomed_[fdp_.ConsumeIntegralInRange<size_t>(
-        0, welcomed_.size() - 1)];
+    Welcomed w =
+        welcomed_[fdp_.ConsumeIntegralInRange<size_t>(0, welcomed_.size() - 1)];
     if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0) w.token ^= 1;  // forged
     return w;
   }
@@ -114,9 +115,11 @@ class Harness {
 
   std::vector<ChunkNumber> numbers() {
     std::vector<ChunkNumber> n;
-    const size_t count = fdp_.ConsumeIntegralInRange<size_t>(1, kMaxNackNumbers);
+    const size_t count =
+        fdp_.ConsumeIntegralInRange<size_t>(1, kMaxNackNumbers);
     for (size_t i = 0; i < count; ++i) {
-      n.push_back(next_chunk_hint_ - fdp_.ConsumeIntegralInRange<uint32_t>(0, 40));
+      n.push_back(next_chunk_hint_ -
+                  fdp_.ConsumeIntegralInRange<uint32_t>(0, 40));
     }
     return n;
   }
@@ -132,10 +135,11 @@ class Harness {
         return w;
       }
       case 2:
-        return TeamMsg{pick_endpoint(fdp_), fdp_.ConsumeIntegral<uint32_t>(), {}};
+        return TeamMsg{
+            pick_endpoint(fdp_), fdp_.ConsumeIntegral<uint32_t>(), {}};
       case 3:
-        return PeerJoinedMsg{PeerInfo{fdp_.ConsumeIntegral<uint32_t>(),
-                                      pick_endpoint(fdp_)}};
+        return PeerJoinedMsg{
+            PeerInfo{fdp_.ConsumeIntegral<uint32_t>(), pick_endpoint(fdp_)}};
       case 4:
         return PeerLeftMsg{fdp_.ConsumeIntegral<uint32_t>()};
       case 5:
@@ -153,8 +157,9 @@ class Harness {
     const uint32_t t = team();
     switch (fdp_.ConsumeIntegralInRange<int>(0, 6)) {
       case 0: {
-        return encode_chunk(t, next_chunk_hint_, fdp_.ConsumeIntegral<uint32_t>(),
-                            0, 0, reinterpret_cast<const uint8_t*>("p"), 1);
+        return encode_chunk(t, next_chunk_hint_,
+                            fdp_.ConsumeIntegral<uint32_t>(), 0, 0,
+                            reinterpret_cast<const uint8_t*>("p"), 1);
       }
       case 1:
         return encode_hello(HelloMsg{t, pick_welcomed().peer_id});
@@ -190,7 +195,8 @@ class Harness {
       }
       case 2: {  // any control message, possibly cut short
         Bytes b = encode_tcp(any_tcp_message());
-        if (fdp_.ConsumeBool()) b.resize(fdp_.ConsumeIntegralInRange<size_t>(0, b.size()));
+        if (fdp_.ConsumeBool())
+          b.resize(fdp_.ConsumeIntegralInRange<size_t>(0, b.size()));
         sp_.on_tcp_data(pick_conn(), b.data(), b.size(), now_, &out);
         break;
       }
@@ -208,19 +214,22 @@ class Harness {
       }
       case 5: {  // REGISTER
         const Welcomed w = pick_welcomed();
-        const Bytes b = encode_register(RegisterMsg{team(), w.peer_id, w.token});
+        const Bytes b =
+            encode_register(RegisterMsg{team(), w.peer_id, w.token});
         sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
         break;
       }
       case 6: {  // HEARTBEAT
         const Welcomed w = pick_welcomed();
-        const Bytes b = encode_heartbeat(HeartbeatMsg{team(), w.peer_id, w.token});
+        const Bytes b =
+            encode_heartbeat(HeartbeatMsg{team(), w.peer_id, w.token});
         sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
         break;
       }
       case 7: {  // LOST
         const Welcomed w = pick_welcomed();
-        const Bytes b = encode_lost(LostMsg{team(), w.peer_id, w.token, numbers()});
+        const Bytes b =
+            encode_lost(LostMsg{team(), w.peer_id, w.token, numbers()});
         sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
         break;
       }
@@ -260,11 +269,10 @@ class Harness {
         sp_.flush(now_, &out);
         break;
       default:
-        sp_.remove_peer(
-            members_.empty() || fdp_.ConsumeBool()
-                ? fdp_.ConsumeIntegralInRange<uint32_t>(0, 8)
-                : *members_.begin(),
-            RemoveReason::kExpelled, &out);
+        sp_.remove_peer(members_.empty() || fdp_.ConsumeBool()
+                            ? fdp_.ConsumeIntegralInRange<uint32_t>(0, 8)
+                            : *members_.begin(),
+                        RemoveReason::kExpelled, &out);
         break;
     }
     after(out, input);
@@ -275,7 +283,8 @@ class Harness {
     check_udp_out(out, config_.team_id);
     size_t chunk_datagrams = 0;
     for (const UdpSend& s : out.udp) {
-      const std::optional<UdpMessage> m = decode_udp(s.data->data(), s.data->size());
+      const std::optional<UdpMessage> m =
+          decode_udp(s.data->data(), s.data->size());
       if (const auto* c = std::get_if<ChunkMsg>(&*m)) {
         ++chunk_datagrams;
         next_chunk_hint_ = c->number;
@@ -314,7 +323,8 @@ class Harness {
       }
     }
     FUZZ_CHECK(sp_.num_peers() == members_.size());
-    if (config_.max_peers != 0) FUZZ_CHECK(sp_.num_peers() <= config_.max_peers);
+    if (config_.max_peers != 0)
+      FUZZ_CHECK(sp_.num_peers() <= config_.max_peers);
     FUZZ_CHECK(sp_.peer_stats().size() == members_.size());
 
     const size_t team = members_.size() + open_.size() + 2;
@@ -340,7 +350,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.team_id = fdp.ConsumeIntegral<uint32_t>();
   c.flush_delay_us = fdp.ConsumeIntegralInRange<Micros>(0, 50000);
   c.handshake_timeout_us = fdp.ConsumeIntegralInRange<Micros>(0, 5000000);
-  c.first_chunk = fdp.ConsumeBool() ? UINT32_MAX - 20 : fdp.ConsumeIntegral<uint32_t>();
+  c.first_chunk =
+      fdp.ConsumeBool() ? UINT32_MAX - 20 : fdp.ConsumeIntegral<uint32_t>();
   c.monitors = fdp.ConsumeIntegralInRange<uint32_t>(0, 3);
   c.peer_timeout_us = fdp.ConsumeIntegralInRange<Micros>(0, 3000000);
   c.history_chunks = fdp.ConsumeIntegralInRange<size_t>(0, 64);

@@ -10,9 +10,9 @@
 //    or cut in arbitrary pieces (TCP segments carry no message boundaries);
 //  - a broken stream stays broken and keeps no bytes;
 //  - the reader never holds more than it was fed.
-#include "fuzz_util.h"
-
 #include <utility>
+
+#include "fuzz_util.h"
 
 using namespace p2psp;
 
@@ -81,9 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t i = 0;
     while (at < stream.size()) {
       // The last cut repeats, so a short cut list still covers the stream.
-      const size_t len =
-          std::min(stream.size() - at,
-                   cuts.empty() ? stream.size() : cuts[std::min(i, cuts.size() - 1)]);
+      const size_t len = std::min(
+          stream.size() - at,
+          cuts.empty() ? stream.size() : cuts[std::min(i, cuts.size() - 1)]);
       ++i;
       reader.feed(stream.data() + at, len);
       at += len;

@@ -6,11 +6,10 @@
 // builds keep asserts but a release build of the fuzzers must not lose them.
 #pragma once
 
+#include <fuzzer/FuzzedDataProvider.h>
 #include <gst/p2psp/endpoint.h>
 #include <gst/p2psp/outbox.h>
 #include <gst/p2psp/wire.h>
-
-#include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,13 +17,13 @@
 #include <variant>
 #include <vector>
 
-#define FUZZ_CHECK(cond)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,     \
-                   __LINE__, #cond);                                       \
-      std::abort();                                                        \
-    }                                                                      \
+#define FUZZ_CHECK(cond)                                              \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, \
+                   __LINE__, #cond);                                  \
+      std::abort();                                                   \
+    }                                                                 \
   } while (0)
 
 namespace p2psp::fuzz {

@@ -9,12 +9,12 @@
 //      strings of a few sizes (deterministic, fixed PRNG seed).
 // The corpus is committed: rerun this only when the encodings change.
 #include <gst/p2psp/wire.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <string>
-#include <sys/stat.h>
 
 using namespace p2psp;
 
@@ -40,7 +40,8 @@ void udp_seeds() {
   write("udp", "goodbye", encode_goodbye(GoodbyeMsg{0x1234, 2}));
   write("udp", "lost", encode_lost(LostMsg{0x1234, 2, 42, {1, 2, 3}}));
   std::vector<ChunkNumber> many(kMaxNackNumbers);
-  for (size_t i = 0; i < many.size(); ++i) many[i] = static_cast<ChunkNumber>(i);
+  for (size_t i = 0; i < many.size(); ++i)
+    many[i] = static_cast<ChunkNumber>(i);
   write("udp", "lost-max", encode_lost(LostMsg{0x1234, 2, 42, many}));
   write("udp", "nack", encode_nack(NackMsg{0x1234, 2, {9}}));
   write("udp", "nack-max", encode_nack(NackMsg{0x1234, 2, many}));
