@@ -1576,13 +1576,14 @@ static gboolean check_query_key(GObject* object, const char* key,
 static gboolean parse_uri_authority(GstUri* uri, Settings* s, GError** error) {
   const gchar* scheme = gst_uri_get_scheme(uri);
   const gchar* host = gst_uri_get_host(uri);
-  const gchar* path = gst_uri_get_path(uri);
+  gchar* path = gst_uri_get_path(uri); /* transfer full */
+  const bool path_empty =
+      path == nullptr || g_strcmp0(path, "") == 0 || g_strcmp0(path, "/") == 0;
+  g_free(path);
   const guint port = gst_uri_get_port(uri);
   if (g_ascii_strcasecmp(scheme ? scheme : "", "p2psp") != 0 ||
       host == nullptr || host[0] == '\0' || port > 65535 ||
-      gst_uri_get_userinfo(uri) != nullptr ||
-      (path != nullptr && g_strcmp0(path, "") != 0 &&
-       g_strcmp0(path, "/") != 0)) {
+      gst_uri_get_userinfo(uri) != nullptr || !path_empty) {
     g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
                 "Expected p2psp://host:port");
     return FALSE;

@@ -538,3 +538,22 @@ TEST(Reorder, StaleAnchorIsIgnored) {
 
 }  // namespace
 }  // namespace p2psp
+
+namespace p2psp {
+namespace {
+
+TEST(Reorder, GapBookkeepingStaysWithinTheWindowWithoutMissingCalls) {
+  // With NACK off nobody calls missing(): the gap list must still shrink as
+  // the head passes, or memory grows with every lost chunk.
+  ReorderBuffer buffer(64, 10);
+  uint64_t now = 0;
+  for (ChunkNumber n = 0; n < 200000; n += 2) {
+    now += 10;
+    put(&buffer, n, now);
+    pop_all(&buffer, now + 10);
+    ASSERT_LE(buffer.tracked_gaps(), buffer.capacity());
+  }
+}
+
+}  // namespace
+}  // namespace p2psp

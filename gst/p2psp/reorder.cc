@@ -245,6 +245,11 @@ void ReorderBuffer::start_at_anchor() {
 void ReorderBuffer::advance_head() {
   ++head_;
   head_index_ = (head_index_ + 1) % capacity();
+  // Gaps behind the head are settled (played or lost): forget them here, so
+  // the list stays bounded by the window even when nobody asks missing().
+  while (!gaps_.empty() && seq_before(gaps_.front().number, head_)) {
+    gaps_.pop_front();
+  }
 }
 
 const ReorderBuffer::Cell& ReorderBuffer::first_present() const {

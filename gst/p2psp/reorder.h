@@ -58,6 +58,8 @@ class ReorderBuffer {
   bool started() const { return started_; }
   ChunkNumber head() const { return head_; }
   size_t fill() const { return count_; }
+  // Missing numbers remembered for missing() (bounded by the window).
+  size_t tracked_gaps() const { return gaps_.size(); }
   size_t capacity() const { return slots_.size(); }
   void set_hold_us(uint64_t hold_us) { hold_us_ = hold_us; }
   // Forget everything (e.g. after rejoining a restarted splitter).

@@ -235,8 +235,10 @@ struct Splitter::Impl {
     const bool is_join = std::holds_alternative<JoinMsg>(msg);
     const bool is_goodbye = std::holds_alternative<TcpGoodbyeMsg>(msg);
     if (conn.state == ConnState::kAwaitJoin && is_join) {
+      // A refused join erases conn: read its id first.
+      const ConnId id = conn.id;
       handle_join(conn, std::get<JoinMsg>(msg), out);
-      return conns.count(conn.id) != 0;
+      return conns.count(id) != 0;
     }
     if (conn.state == ConnState::kMember && is_goodbye) {
       drop_member(conn.peer_id, RemoveReason::kUnknown, out);
