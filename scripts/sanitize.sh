@@ -35,6 +35,11 @@ export GST_REGISTRY_FORK=no
 export G_SLICE=always-malloc
 export G_DEBUG=gc-friendly
 
+# The reconnect tests kill and restart a splitter run by gst-launch-1.0, an
+# uninstrumented executable that cannot load an ASan-built plugin; they run
+# in the normal suite (scripts/test.sh).
+export GTEST_FILTER=${GTEST_FILTER:--P2pspSrcReconnect.*}
+
 args=("$@")
 [[ ${#args[@]} -eq 0 ]] && args=(--suite core --suite elements --suite sim)
 meson test -C "$B" --print-errorlogs "${args[@]}"
