@@ -16,6 +16,8 @@ PACKAGES=(
   # build
   meson ninja-build pkg-config g++ libglib2.0-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  # crypto: passphrase authentication, encryption, signed chunks
+  libsodium-dev
   # run time: gst-launch/gst-inspect/gst-play and the elements the
   # pipelines, tests and demo use (videotestsrc, theora, ogg, x264, ...)
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps
