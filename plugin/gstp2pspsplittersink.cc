@@ -71,7 +71,9 @@ namespace {
 constexpr const char *DEFAULT_HOST = "0.0.0.0";
 /* The port the P2PSP console tools used. */
 constexpr gint DEFAULT_PORT = 4552;
-constexpr guint DEFAULT_CHUNK_SIZE = 1024;
+/* Fills a datagram that crosses a 1500-byte MTU unfragmented (IPv4 and
+ * IPv6, origin stated or not): docs/protocol.md, "Chunk size". */
+constexpr guint DEFAULT_CHUNK_SIZE = p2psp::kDefaultChunkSize;
 constexpr guint MIN_CHUNK_SIZE = 64;
 constexpr guint MAX_CHUNK_SIZE = 65000; /* p2psp::kMaxChunkPayload */
 constexpr guint DEFAULT_MAX_PEERS = 0;

@@ -591,7 +591,7 @@ TEST(Dbs, JoinWithOtherVersionIsRejected) {
   Team team(splitter_config());
   const NodeId client = team.add_script_client();
   JoinMsg join;
-  join.version = 2;
+  join.version = kProtocolVersion + 1;
   team.send_tcp(client, encode_tcp(join));
   team.net.run_for(10000);
   const ScriptNode& script = team.script(client);

@@ -52,10 +52,22 @@ StreamItem random_item(std::mt19937& rng, size_t max_size) {
   return item;
 }
 
+// Frame header size per docs/protocol.md: 6 bytes plus 8 per timestamp the
+// buffer has (caps frames have none).
+size_t header_size(const StreamItem& item) {
+  if (item.kind == StreamItem::Kind::kCaps) return 6;
+  const MediaBuffer& b = item.buffer;
+  return 6 + 8 * ((b.pts != kNoTime) + (b.dts != kNoTime) +
+                  (b.duration != kNoTime));
+}
+
+size_t data_size(const StreamItem& item) {
+  return item.kind == StreamItem::Kind::kCaps ? item.caps.size()
+                                              : item.buffer.data.size();
+}
+
 size_t frame_size(const StreamItem& item) {
-  return kFrameHeaderSize + (item.kind == StreamItem::Kind::kCaps
-                                 ? item.caps.size()
-                                 : item.buffer.data.size());
+  return header_size(item) + data_size(item);
 }
 
 void push_item(Framer* framer, const StreamItem& item) {
@@ -195,13 +207,18 @@ Bytes encode_frame_by_hand(const StreamItem& item) {
     for (int i = bytes - 1; i >= 0; --i) out.push_back((v >> (8 * i)) & 0xff);
   };
   const bool caps = item.kind == StreamItem::Kind::kCaps;
-  put(caps ? 1 : 0, 1);
-  put(caps ? 0 : item.buffer.flags, 1);
-  put(0, 2);
-  put(frame_size(item) - kFrameHeaderSize, 4);
-  put(caps ? kNoTime : item.buffer.pts, 8);
-  put(caps ? kNoTime : item.buffer.dts, 8);
-  put(caps ? kNoTime : item.buffer.duration, 8);
+  const MediaBuffer& b = item.buffer;
+  const bool pts = !caps && b.pts != kNoTime;
+  const bool dts = !caps && b.dts != kNoTime;
+  const bool duration = !caps && b.duration != kNoTime;
+  put((caps ? 1 : 0) | (pts ? 0x10 : 0) | (dts ? 0x20 : 0) |
+          (duration ? 0x40 : 0),
+      1);
+  put(caps ? 0 : b.flags, 1);
+  put(data_size(item), 4);
+  if (pts) put(b.pts, 8);
+  if (dts) put(b.dts, 8);
+  if (duration) put(b.duration, 8);
   if (caps) {
     out.insert(out.end(), item.caps.begin(), item.caps.end());
   } else {
@@ -284,7 +301,7 @@ TEST(Framing, PopPartialNeverExceedsChunkSizeAndPopFullWaits) {
   MediaBuffer buffer;
   buffer.data.assign(10, 0xab);
   framer.push_buffer(buffer);
-  EXPECT_EQ(framer.pending_bytes(), kFrameHeaderSize + 10);
+  EXPECT_EQ(framer.pending_bytes(), 6u + 10);  // no timestamps
   EXPECT_FALSE(framer.pop_full(&payload));
   buffer.data.assign(300, 0xcd);
   framer.push_buffer(buffer);
@@ -430,10 +447,10 @@ TEST(Framing, ChunkContradictingThePartialFrameResyncsAtItsFrameStart) {
 }
 
 TEST(Framing, FrameEndingAtChunkEndButNextChunkDisagrees) {
-  // Header (32) + 32 bytes fills a 64-byte chunk exactly: the next frame
-  // must start at offset 0 of the next chunk.
+  // Header (6, no timestamps) + 58 bytes fills a 64-byte chunk exactly: the
+  // next frame must start at offset 0 of the next chunk.
   MediaBuffer exact;
-  exact.data.assign(32, 0x11);
+  exact.data.assign(58, 0x11);
   MediaBuffer second;
   second.data.assign(5, 0x22);
   Framer framer(64);
@@ -482,23 +499,31 @@ TEST(Framing, BufferDiscontFromTheSplitterIsKeptAndGapMarksTheNext) {
 }
 
 // A header as the deframer sees it; fields can be made invalid one by one.
-Bytes header_bytes(uint8_t kind, uint16_t reserved, uint32_t size) {
-  Bytes out(kFrameHeaderSize, 0);
-  out[0] = kind;
-  out[2] = reserved >> 8;
-  out[3] = reserved & 0xff;
-  for (int i = 0; i < 4; ++i) out[4 + i] = (size >> (24 - 8 * i)) & 0xff;
+// first: the kind and field bits byte. The header is followed by as many
+// timestamps as its field bits announce (zero-valued).
+Bytes header_bytes(uint8_t first, uint32_t size) {
+  Bytes out(6, 0);
+  out[0] = first;
+  for (int i = 0; i < 4; ++i) out[2 + i] = (size >> (24 - 8 * i)) & 0xff;
+  for (uint8_t bit : {0x10, 0x20, 0x40}) {
+    if (first & bit) out.resize(out.size() + 8, 0);
+  }
   return out;
 }
 
 TEST(Framing, InvalidHeadersAreMalformed) {
-  const Bytes bad[] = {header_bytes(2, 0, 0), header_bytes(0, 1, 0),
-                       header_bytes(1, 0, kMaxFrameSize + 1),
-                       header_bytes(0, 0x8000, 4)};
+  // Kinds 2 and 3, each reserved bit, a size over the limit.
+  const Bytes bad[] = {header_bytes(2, 0),
+                       header_bytes(3, 0),
+                       header_bytes(0x04, 0),
+                       header_bytes(0x08, 0),
+                       header_bytes(0x80, 4),
+                       header_bytes(0x90, 0),
+                       header_bytes(1, kMaxFrameSize + 1)};
   for (const Bytes& header : bad) {
     Deframer deframer;
     deframer.push_chunk(header.data(), header.size(), 0);
-    const Bytes good = header_bytes(0, 0, 0);
+    const Bytes good = header_bytes(0, 0);
     // Still unsynced: a chunk without a frame start is ignored.
     deframer.push_chunk(good.data(), good.size(), kNoFrameStart);
     EXPECT_EQ(drain(&deframer).items.size(), 0u);
@@ -508,14 +533,14 @@ TEST(Framing, InvalidHeadersAreMalformed) {
     ASSERT_EQ(received.items.size(), 1u);
     EXPECT_EQ(received.items[0].buffer.flags, MediaBuffer::kDiscont);
   }
-  const Bytes largest = header_bytes(0, 0, kMaxFrameSize);
+  const Bytes largest = header_bytes(0, kMaxFrameSize);
   Deframer deframer;
   deframer.push_chunk(largest.data(), largest.size(), 0);
   EXPECT_EQ(deframer.stats().malformed, 0u);
 }
 
 TEST(Framing, FirstFrameOffsetBeyondThePayloadIsMalformed) {
-  const Bytes good = header_bytes(0, 0, 0);
+  const Bytes good = header_bytes(0, 0);
   Deframer deframer;
   deframer.push_chunk(good.data(), good.size(), 32);
   EXPECT_EQ(deframer.stats().malformed, 1u);
@@ -563,24 +588,24 @@ TEST(Framing, FuzzCorruptHeadersAndGarbageNeverCrash) {
     const SentItem& target = clean.items[victim];
     const bool corrupt_header = rng() % 2 == 0;
     if (corrupt_header) {
-      // An invalid kind, reserved field or size in one frame's header.
+      // An invalid kind, reserved bit or size in one frame's header.
       Bytes field;
       uint64_t at = target.start;
       switch (rng() % 3) {
-        case 0:
-          field = {static_cast<uint8_t>(2 + rng() % 254)};
+        case 0:  // kind 2 or 3, any field bits
+          field = {static_cast<uint8_t>((2 + rng() % 2) | (rng() & 0x70))};
           break;
-        case 1:
-          field = {static_cast<uint8_t>(1 + rng() % 255),
-                   static_cast<uint8_t>(rng())};
-          at += 2;
+        case 1: {  // a reserved bit
+          const uint8_t reserved[] = {0x04, 0x08, 0x80};
+          field = {static_cast<uint8_t>(rng() | reserved[rng() % 3])};
           break;
+        }
         default: {
           const uint32_t size = kMaxFrameSize + 1 + rng() % 1000;
           field = {static_cast<uint8_t>(size >> 24),
                    static_cast<uint8_t>(size >> 16),
                    static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size)};
-          at += 4;
+          at += 2;
         }
       }
       patch_stream(&chunks, at, field);

@@ -474,7 +474,9 @@ class SplitterBench {
   // Cuts `count` full chunks; returns their datagrams by number.
   std::map<ChunkNumber, std::pair<Endpoint, SharedBytes>> cut(size_t count) {
     MediaBuffer buffer;
-    buffer.data.assign(count * sp.config().chunk_size - 32, 0x5A);
+    // A buffer without timestamps: the smallest frame header.
+    buffer.data.assign(count * sp.config().chunk_size - kFrameHeaderMinSize,
+                       0x5A);
     sp.push_buffer(buffer, now, &out);
     std::map<ChunkNumber, std::pair<Endpoint, SharedBytes>> chunks;
     for (const UdpSend& send : take_udp()) {
@@ -649,14 +651,14 @@ TEST(SplitterHealth, FirstPeersBecomeMonitorsUpToTheConfiguredCount) {
   EXPECT_TRUE(bench.join().monitor);
 }
 
-TEST(SplitterHealth, NackGetsTheSameBytesBackWithinTheRateLimit) {
+TEST(SplitterHealth, NackGetsTheSameChunkBackWithinTheRateLimit) {
   SplitterConfig config = bench_config();
   config.retransmit_rate = 10;
   config.retransmit_burst = 3;
   config.history_chunks = 16;
   SplitterBench bench(config);
   const Joined a = bench.join();
-  bench.join();
+  const Joined b = bench.join();
   const auto chunks = bench.cut(40);
   const ChunkNumber newest = chunks.rbegin()->first;
   const std::vector<ChunkNumber> asked = {newest, newest - 1, newest - 2,
@@ -664,9 +666,27 @@ TEST(SplitterHealth, NackGetsTheSameBytesBackWithinTheRateLimit) {
   bench.udp(a, encode_nack(NackMsg{kTeamId, a.id, asked}));
   const auto sent = bench.take_udp();
   ASSERT_EQ(sent.size(), 3u) << "burst of 3";
+  size_t bytes = 0;
   for (size_t i = 0; i < sent.size(); ++i) {
     EXPECT_EQ(sent[i].to, a.udp);
-    EXPECT_EQ(*sent[i].data, *chunks.at(asked[i]).second) << "same datagram";
+    const auto& [first_to, first_datagram] = chunks.at(asked[i]);
+    bytes += sent[i].data->size();
+    if (first_to == a.udp) {
+      // a's own chunk: the very datagram, its origin implicit.
+      EXPECT_EQ(*sent[i].data, *first_datagram) << "same datagram";
+      continue;
+    }
+    // b's chunk: the same chunk, b named as its origin.
+    const auto again = as_chunk(*sent[i].data);
+    const auto first = as_chunk(*first_datagram);
+    ASSERT_TRUE(again && first);
+    EXPECT_EQ(first->origin, kImplicitOrigin);
+    EXPECT_EQ(again->origin, b.id);
+    EXPECT_EQ(again->number, first->number);
+    EXPECT_EQ(again->first_frame_offset, first->first_frame_offset);
+    EXPECT_EQ(again->send_time_ms, first->send_time_ms);
+    EXPECT_EQ(Bytes(again->payload, again->payload + again->payload_size),
+              Bytes(first->payload, first->payload + first->payload_size));
   }
   EXPECT_EQ(bench.sp.stats().retransmits, 3u);
   EXPECT_EQ(bench.sp.stats().retransmits_limited, 1u);
@@ -674,14 +694,15 @@ TEST(SplitterHealth, NackGetsTheSameBytesBackWithinTheRateLimit) {
   // The bucket refills at the rate: one more after 100 ms.
   bench.advance_to(100000);
   bench.udp(a, encode_nack(NackMsg{kTeamId, a.id, {newest - 3, newest - 4}}));
-  EXPECT_EQ(bench.take_udp().size(), 1u);
+  const auto refilled = bench.take_udp();
+  ASSERT_EQ(refilled.size(), 1u);
+  bytes += refilled[0].data->size();
   // Older than the history: gone.
   bench.advance_to(kSecond);
   bench.udp(a, encode_nack(NackMsg{kTeamId, a.id, {newest - 20}}));
   EXPECT_TRUE(bench.take_udp().empty());
   EXPECT_EQ(bench.sp.stats().retransmits_unavailable, 1u);
-  EXPECT_EQ(bench.sp.stats().retransmit_bytes,
-            4 * chunks.at(newest).second->size());
+  EXPECT_EQ(bench.sp.stats().retransmit_bytes, bytes);
 }
 
 TEST(SplitterHealth, NackFromAStrangerOrAnotherEndpointIsRejected) {

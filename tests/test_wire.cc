@@ -1,4 +1,4 @@
-// Tests of the version 1 wire codec (gst/p2psp/wire.h), endpoints and
+// Tests of the version 2 wire codec (gst/p2psp/wire.h), endpoints and
 // wrap-safe chunk numbers. docs/protocol.md is the specification checked here.
 #include <gst/p2psp/endpoint.h>
 #include <gst/p2psp/wire.h>
@@ -136,6 +136,7 @@ std::vector<Bytes> sample_udp_datagrams() {
   Bytes payload = sample_payload(100);
   return {
       encode_chunk(1, 2, 3, 4, 0, payload.data(), payload.size()),
+      encode_chunk(1, 2, kImplicitOrigin, 4, 0, payload.data(), payload.size()),
       encode_chunk(9, 0xFFFFFFFFu, 3, 4, kNoFrameStart, payload.data(), 1),
       encode_hello({77, 5}),
       encode_register({77, 5, 0xFEDCBA9876543210ull}),
@@ -320,37 +321,85 @@ TEST(Udp, ChunkRoundTrip) {
   Bytes payload = sample_payload(1024);
   Bytes dgram = encode_chunk(0xCAFEBABE, 0xFFFFFFFFu, 12, 345678, 1023,
                              payload.data(), payload.size());
-  ASSERT_EQ(dgram.size(), kChunkHeaderSize + payload.size());
+  ASSERT_EQ(dgram.size(), kChunkHeaderSize + kChunkOriginSize + payload.size());
   auto msg = decode_udp(dgram.data(), dgram.size());
   ASSERT_TRUE(msg);
   const auto& c = std::get<ChunkMsg>(*msg);
   EXPECT_EQ(c.team_id, 0xCAFEBABE);
   EXPECT_EQ(c.number, 0xFFFFFFFFu);
   EXPECT_EQ(c.origin, 12u);
-  EXPECT_EQ(c.send_time_ms, 345678u);
+  EXPECT_EQ(c.send_time_ms, 345678u % 65536);  // sent mod 65536
   EXPECT_EQ(c.first_frame_offset, 1023);
   ASSERT_EQ(c.payload_size, payload.size());
   // A view into the datagram, not a copy.
-  EXPECT_EQ(c.payload, dgram.data() + kChunkHeaderSize);
+  EXPECT_EQ(c.payload, dgram.data() + kChunkHeaderSize + kChunkOriginSize);
   EXPECT_TRUE(std::equal(payload.begin(), payload.end(), c.payload));
+}
+
+TEST(Udp, ChunkWithImplicitOriginRoundTrip) {
+  Bytes payload = sample_payload(1024);
+  Bytes dgram = encode_chunk(7, 42, kImplicitOrigin, 65535, kNoFrameStart,
+                             payload.data(), payload.size());
+  ASSERT_EQ(dgram.size(), kChunkHeaderSize + payload.size());
+  auto msg = decode_udp(dgram.data(), dgram.size());
+  ASSERT_TRUE(msg);
+  const auto& c = std::get<ChunkMsg>(*msg);
+  EXPECT_EQ(c.origin, kImplicitOrigin);
+  EXPECT_EQ(c.number, 42u);
+  EXPECT_EQ(c.send_time_ms, 65535u);
+  EXPECT_EQ(c.payload, dgram.data() + kChunkHeaderSize);
+  // Stating the origin afterwards changes nothing else.
+  Bytes stated = encode_chunk(c, 9);
+  auto again = decode_udp(stated.data(), stated.size());
+  ASSERT_TRUE(again);
+  const auto& s = std::get<ChunkMsg>(*again);
+  EXPECT_EQ(s.origin, 9u);
+  EXPECT_EQ(s.number, 42u);
+  EXPECT_EQ(s.send_time_ms, 65535u);
+  EXPECT_EQ(s.first_frame_offset, kNoFrameStart);
+  EXPECT_TRUE(std::equal(payload.begin(), payload.end(), s.payload));
+  EXPECT_EQ(encode_chunk(s, kImplicitOrigin), dgram);
 }
 
 TEST(Udp, ChunkLayoutIsBigEndian) {
   Bytes payload = sample_payload(3);
   Bytes d = encode_chunk(0x01020304, 0x05060708, 0x090A0B0C, 0x0D0E0F10, 0x0002,
                          payload.data(), payload.size());
+  ASSERT_EQ(d.size(), 20u + 3);
   EXPECT_EQ(d[0], 0x50);
-  EXPECT_EQ(d[1], 0x32);
+  EXPECT_EQ(d[1], kUdpFlagOrigin);
   EXPECT_EQ(d[2], kProtocolVersion);
   EXPECT_EQ(d[3], static_cast<uint8_t>(UdpType::kChunk));
   EXPECT_EQ(read_u32(d, 4), 0x01020304u);
   EXPECT_EQ(read_u32(d, 8), 0x05060708u);
-  EXPECT_EQ(read_u32(d, 12), 0x090A0B0Cu);
-  EXPECT_EQ(read_u32(d, 16), 0x0D0E0F10u);
-  EXPECT_EQ(d[20], 0x00);
-  EXPECT_EQ(d[21], 0x02);
-  EXPECT_EQ(d[22], 0);
-  EXPECT_EQ(d[23], 0);
+  EXPECT_EQ(d[12], 0x00);  // first frame offset
+  EXPECT_EQ(d[13], 0x02);
+  EXPECT_EQ(d[14], 0x0F);  // send time, low 16 bits
+  EXPECT_EQ(d[15], 0x10);
+  EXPECT_EQ(read_u32(d, 16), 0x090A0B0Cu);
+  EXPECT_EQ(d[20], payload[0]);
+  Bytes implicit = encode_chunk(0x01020304, 0x05060708, kImplicitOrigin,
+                                0x0D0E0F10, 0x0002, payload.data(), 3);
+  ASSERT_EQ(implicit.size(), 16u + 3);
+  EXPECT_EQ(implicit[1], 0);
+  EXPECT_EQ(implicit[16], payload[0]);
+}
+
+TEST(Udp, ExplicitOriginZeroAndUnknownFlagsAreRejected) {
+  Bytes payload = sample_payload(8);
+  Bytes d = encode_chunk(1, 2, 3, 4, 0, payload.data(), payload.size());
+  Bytes zero = d;
+  for (int i = 16; i < 20; ++i) zero[i] = 0;
+  EXPECT_FALSE(decode_udp(zero.data(), zero.size()));
+  for (int bit = 1; bit < 8; ++bit) {
+    Bytes flagged = d;
+    flagged[1] |= static_cast<uint8_t>(1 << bit);
+    EXPECT_FALSE(decode_udp(flagged.data(), flagged.size())) << bit;
+  }
+  // The origin flag means nothing outside CHUNK.
+  Bytes hello = encode_hello({1, 2});
+  hello[1] = kUdpFlagOrigin;
+  EXPECT_FALSE(decode_udp(hello.data(), hello.size()));
 }
 
 TEST(Udp, ChunkPayloadBounds) {
@@ -501,7 +550,9 @@ TEST(Udp, EveryStrictPrefixIsRejected) {
     for (size_t n = 0; n < d.size(); ++n) {
       // A chunk's payload may be shortened and stay valid; its header not.
       bool chunk = d[3] == static_cast<uint8_t>(UdpType::kChunk);
-      if (chunk && n > kChunkHeaderSize) continue;
+      const size_t header =
+          kChunkHeaderSize + ((d[1] & kUdpFlagOrigin) ? kChunkOriginSize : 0);
+      if (chunk && n > header) continue;
       Bytes prefix(d.begin(), d.begin() + static_cast<ptrdiff_t>(n));
       EXPECT_FALSE(decode_udp(prefix.data(), prefix.size()))
           << "type " << int{d[3]} << " cut at " << n;
@@ -509,7 +560,7 @@ TEST(Udp, EveryStrictPrefixIsRejected) {
   }
 }
 
-TEST(Udp, BitFlipsInMagicVersionOrTypeAreRejected) {
+TEST(Udp, BitFlipsInMagicFlagsVersionOrTypeAreRejected) {
   for (const Bytes& d : sample_udp_datagrams()) {
     for (size_t byte = 0; byte < 4; ++byte) {
       for (int bit = 0; bit < 8; ++bit) {
@@ -519,9 +570,12 @@ TEST(Udp, BitFlipsInMagicVersionOrTypeAreRejected) {
         // the same size: HELLO (2) and GOODBYE (4) are two bits apart.
         // Only CHUNK, whose payload is any bytes, can take in another
         // message (LOST 5 -> CHUNK 1); receivers judge it by its origin.
+        // Likewise a chunk's origin flag turns 4 payload bytes into an
+        // origin, or an origin into payload.
         auto msg = decode_udp(flipped.data(), flipped.size());
-        const bool as_chunk =
-            byte == 3 && msg && std::holds_alternative<ChunkMsg>(*msg);
+        const bool origin_flag = byte == 1 && bit == 0;
+        const bool as_chunk = (byte == 3 || origin_flag) && msg &&
+                              std::holds_alternative<ChunkMsg>(*msg);
         EXPECT_TRUE(!msg || as_chunk)
             << "byte " << byte << " bit " << bit << " type " << int{d[3]};
       }
@@ -531,7 +585,7 @@ TEST(Udp, BitFlipsInMagicVersionOrTypeAreRejected) {
 
 TEST(Udp, OtherVersionsAreDropped) {
   for (const Bytes& d : sample_udp_datagrams()) {
-    for (int version : {0, 2, 255}) {
+    for (int version : {0, 1, kProtocolVersion + 1, 255}) {
       Bytes other = d;
       other[2] = static_cast<uint8_t>(version);
       EXPECT_FALSE(decode_udp(other.data(), other.size()));
@@ -836,7 +890,7 @@ TEST(TcpReader, UndecodableBodyIsAnError) {
 // ------------------------------------------------------------ garbage ----
 
 // Decoding is canonical: any datagram that decodes re-encodes to the same
-// bytes (except the chunk's reserved field, which receivers ignore). This
+// bytes. This
 // catches a decoder that reads a field from the wrong place or accepts
 // bytes it does not account for.
 void expect_udp_canonical(const Bytes& input, const UdpMessage& msg) {
@@ -861,9 +915,7 @@ void expect_udp_canonical(const Bytes& input, const UdpMessage& msg) {
   } else {
     again = encode_heartbeat(std::get<HeartbeatMsg>(msg));
   }
-  Bytes expected = input;
-  if (std::holds_alternative<ChunkMsg>(msg)) expected[22] = expected[23] = 0;
-  EXPECT_EQ(again, expected);
+  EXPECT_EQ(again, input);
 }
 
 void expect_tcp_canonical(const Bytes& body, const TcpMessage& msg) {

@@ -13,18 +13,11 @@ constexpr uint8_t kKnownFlags = MediaBuffer::kHeader | MediaBuffer::kDeltaUnit |
 // Below this the consumed prefix of the framer's buffer is not worth moving.
 constexpr size_t kCompactThreshold = 64 * 1024;
 
-void put_u16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
 void put_u32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
 void put_u64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
-}
-uint16_t get_u16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
 }
 uint32_t get_u32(const uint8_t* p) {
   uint32_t v = 0;
@@ -37,7 +30,32 @@ uint64_t get_u64(const uint8_t* p) {
   return v;
 }
 
+constexpr uint8_t kKnownHeaderBits =
+    kFrameKindMask | kFrameHasPts | kFrameHasDts | kFrameHasDuration;
+
 }  // namespace
+
+size_t frame_header_size(uint8_t first_byte) {
+  size_t size = kFrameHeaderMinSize;
+  for (uint8_t bit : {kFrameHasPts, kFrameHasDts, kFrameHasDuration}) {
+    if (first_byte & bit) size += 8;
+  }
+  return size;
+}
+
+namespace {
+
+uint8_t field_bits(const MediaBuffer& b) {
+  return (b.pts != kNoTime ? kFrameHasPts : 0) |
+         (b.dts != kNoTime ? kFrameHasDts : 0) |
+         (b.duration != kNoTime ? kFrameHasDuration : 0);
+}
+
+}  // namespace
+
+size_t frame_header_size(const MediaBuffer& buffer) {
+  return frame_header_size(field_bits(buffer));
+}
 
 // ------------------------------------------------------------- Framer ----
 
@@ -60,17 +78,20 @@ void Framer::append_frame(FrameKind kind, const MediaBuffer& meta,
   // Every deframer refuses such a frame; sending it would only cost the team
   // bandwidth and make every peer resynchronise.
   if (size > kMaxFrameSize) return;
-  uint8_t header[kFrameHeaderSize];
-  header[0] = static_cast<uint8_t>(kind);
+  // Absent timestamps take no room: most buffers carry one or two.
+  uint8_t header[kFrameHeaderMaxSize];
+  header[0] = static_cast<uint8_t>(kind) | field_bits(meta);
   header[1] = static_cast<uint8_t>(meta.flags & kKnownFlags);
-  put_u16(header + 2, 0);
-  put_u32(header + 4, static_cast<uint32_t>(size));
-  put_u64(header + 8, meta.pts);
-  put_u64(header + 16, meta.dts);
-  put_u64(header + 24, meta.duration);
+  put_u32(header + 2, static_cast<uint32_t>(size));
+  size_t header_size = kFrameHeaderMinSize;
+  for (uint64_t t : {meta.pts, meta.dts, meta.duration}) {
+    if (t == kNoTime) continue;
+    put_u64(header + header_size, t);
+    header_size += 8;
+  }
 
   frame_starts_.push_back(stream_pos_ + pending_bytes());
-  pending_.insert(pending_.end(), header, header + kFrameHeaderSize);
+  pending_.insert(pending_.end(), header, header + header_size);
   if (size > 0) pending_.insert(pending_.end(), data, data + size);
 }
 
@@ -169,32 +190,50 @@ bool Deframer::pop(StreamItem* out) {
   return true;
 }
 
+size_t Deframer::header_wanted() const {
+  return header_fill_ == 0 ? kFrameHeaderMinSize
+                           : frame_header_size(header_bytes_[0]);
+}
+
 size_t Deframer::bytes_wanted() const {
-  if (header_fill_ < kFrameHeaderSize) return kFrameHeaderSize - header_fill_;
+  if (!header_done_) return header_wanted() - header_fill_;
   return header_.size - partial_.size();
 }
 
 bool Deframer::consume(const uint8_t* data, size_t size) {
-  if (header_fill_ < kFrameHeaderSize) {
+  if (!header_done_) {
     std::memcpy(header_bytes_ + header_fill_, data, size);
     header_fill_ += size;
-    if (header_fill_ < kFrameHeaderSize) return true;
-
-    const uint8_t* h = header_bytes_;
-    if (h[0] > static_cast<uint8_t>(FrameKind::kCaps) || get_u16(h + 2) != 0 ||
-        get_u32(h + 4) > kMaxFrameSize) {
-      return false;
-    }
-    header_.kind = static_cast<FrameKind>(h[0]);
-    header_.flags = h[1] & kKnownFlags;
-    header_.size = get_u32(h + 4);
-    header_.pts = get_u64(h + 8);
-    header_.dts = get_u64(h + 16);
-    header_.duration = get_u64(h + 24);
+    if (header_fill_ < header_wanted()) return true;
+    if (!parse_header()) return false;
   } else {
     append_data(data, size);
   }
   if (partial_.size() == header_.size) emit_frame();
+  return true;
+}
+
+bool Deframer::parse_header() {
+  const uint8_t* h = header_bytes_;
+  const uint8_t kind = h[0] & kFrameKindMask;
+  if ((h[0] & ~kKnownHeaderBits) != 0 ||
+      kind > static_cast<uint8_t>(FrameKind::kCaps) ||
+      get_u32(h + 2) > kMaxFrameSize) {
+    return false;
+  }
+  header_.kind = static_cast<FrameKind>(kind);
+  header_.flags = h[1] & kKnownFlags;
+  header_.size = get_u32(h + 2);
+  size_t at = kFrameHeaderMinSize;
+  for (auto [bit, field] : {std::pair{kFrameHasPts, &header_.pts},
+                            std::pair{kFrameHasDts, &header_.dts},
+                            std::pair{kFrameHasDuration, &header_.duration}}) {
+    *field = kNoTime;
+    if (!(h[0] & bit)) continue;
+    *field = get_u64(h + at);
+    at += 8;
+  }
+  header_done_ = true;
   return true;
 }
 
@@ -230,10 +269,12 @@ void Deframer::emit_frame() {
   ready_.push_back(std::move(item));
   ++stats_.frames;
   header_fill_ = 0;
+  header_done_ = false;
 }
 
 void Deframer::drop_frame() {
   header_fill_ = 0;
+  header_done_ = false;
   partial_ = Bytes();  // also releases a large partial frame's memory
 }
 

@@ -1,9 +1,9 @@
 // gst-p2psp: framing of buffers (and caps changes) inside the chunk stream.
 //
 // The splitter turns buffers into one continuous byte stream of frames
-// (32-byte frame header + data) and cuts it into chunks; each chunk says where
-// the first frame starting inside it begins, so a receiver that lost a chunk,
-// or joined late, resynchronises at the next frame start. See
+// (6- to 30-byte frame header + data) and cuts it into chunks; each chunk says
+// where the first frame starting inside it begins, so a receiver that lost a
+// chunk, or joined late, resynchronises at the next frame start. See
 // docs/protocol.md, "Frames".
 #pragma once
 
@@ -18,7 +18,20 @@
 
 namespace p2psp {
 
-constexpr size_t kFrameHeaderSize = 32;
+// Frame header: u8 kind and field bits, u8 media flags, u32 data size, then
+// a u64 for each timestamp the field bits say is present.
+constexpr size_t kFrameHeaderMinSize = 6;
+constexpr size_t kFrameHeaderMaxSize = kFrameHeaderMinSize + 3 * 8;
+// Bits of the first header byte: the kind in the low two, then which
+// timestamps follow (in this order); the rest are reserved, zero.
+constexpr uint8_t kFrameKindMask = 0x03;
+constexpr uint8_t kFrameHasPts = 1u << 4;
+constexpr uint8_t kFrameHasDts = 1u << 5;
+constexpr uint8_t kFrameHasDuration = 1u << 6;
+// Size of the header that starts with this byte (the byte is not judged).
+size_t frame_header_size(uint8_t first_byte);
+// Size of the header the framer writes for this buffer.
+size_t frame_header_size(const MediaBuffer& buffer);
 // A frame larger than this is refused by the deframer (bounded memory).
 constexpr uint32_t kMaxFrameSize = 64u << 20;
 
@@ -91,15 +104,19 @@ class Deframer {
   bool synced_ = false;  // false until a frame start is seen
   bool discont_ = true;  // next buffer out carries DISCONT
   // The frame being assembled: its header bytes first, then its data.
-  uint8_t header_bytes_[kFrameHeaderSize] = {};
+  uint8_t header_bytes_[kFrameHeaderMaxSize] = {};
   size_t header_fill_ = 0;  // > 0 while a frame is being assembled
-  FrameHeader header_;      // valid once header_fill_ == kFrameHeaderSize
-  Bytes partial_;           // data of the frame being assembled
+  bool header_done_ = false;
+  FrameHeader header_;  // valid once header_done_
+  Bytes partial_;       // data of the frame being assembled
   std::deque<StreamItem> ready_;
   Stats stats_;
 
   bool frame_in_progress() const { return header_fill_ > 0; }
+  // Header size as far as known: the minimum until the first bytes are in.
+  size_t header_wanted() const;
   size_t bytes_wanted() const;
+  bool parse_header();
   // Consumes header or data bytes of the current frame; false if the frame
   // header turned out invalid.
   bool consume(const uint8_t* data, size_t size);

@@ -152,6 +152,10 @@ struct Peer::Impl {
   bool carry_discont = false;
 
   bool delay_known = false;
+  // Chunk delays are (our clock - the splitter's) mod 65536 ms; they are
+  // compared as offsets from the first one, which is safe while the two
+  // clocks stay within half of that (32 s) of their first offset.
+  uint16_t first_delay_ms = 0;
   int32_t min_delay_ms = 0;
 
   PeerStats stats;
@@ -392,9 +396,12 @@ struct Peer::Impl {
 
   // ------------------------------------------------------------ chunks ---
 
-  void note_delay(uint32_t send_time_ms, Micros now) {
+  void note_delay(uint16_t send_time_ms, Micros now) {
+    const auto raw_ms =
+        static_cast<uint16_t>(static_cast<uint16_t>(now / 1000) - send_time_ms);
+    if (!delay_known) first_delay_ms = raw_ms;
     const int32_t delay_ms =
-        static_cast<int32_t>(static_cast<uint32_t>(now / 1000) - send_time_ms);
+        static_cast<int16_t>(static_cast<uint16_t>(raw_ms - first_delay_ms));
     if (!delay_known || delay_ms < min_delay_ms) {
       min_delay_ms = delay_ms;
       delay_known = true;
@@ -406,12 +413,15 @@ struct Peer::Impl {
         std::max(stats.chunk_delay_max_us, stats.chunk_delay_us);
   }
 
-  StoredChunk store(const ChunkMsg& msg, const uint8_t* data, size_t size,
-                    Micros now) {
-    auto copy = std::make_shared<const Bytes>(data, data + size);
+  // The copy kept (and sent on) is the datagram as this peer sends it: the
+  // origin left out for our own chunks (our neighbours take it from us),
+  // stated for everyone else's (relays and NACK answers come from us).
+  StoredChunk store(const ChunkMsg& msg, Micros now) {
+    auto copy = std::make_shared<const Bytes>(
+        encode_chunk(msg, msg.origin == id ? kImplicitOrigin : msg.origin));
     StoredChunk chunk;
     chunk.msg = msg;
-    chunk.msg.payload = copy->data() + (msg.payload - data);
+    chunk.msg.payload = copy->data() + (copy->size() - msg.payload_size);
     chunk.datagram = std::move(copy);
     chunk.arrival_us = now;
     return chunk;
@@ -420,6 +430,23 @@ struct Peer::Impl {
   bool from_departing(const Endpoint& from, uint32_t origin) const {
     const PeerInfo* p = find_departing(origin);
     return p && p->endpoint == from;
+  }
+
+  const PeerInfo* departing_at(const Endpoint& from) const {
+    for (const Departing& d : departing) {
+      if (d.info.endpoint == from) return &d.info;
+    }
+    return nullptr;
+  }
+
+  // The origin a chunk without one has: us when the splitter sends it, its
+  // sender otherwise; kImplicitOrigin if the sender is a stranger.
+  uint32_t implicit_origin(const Endpoint& from,
+                           const Neighbour* sender) const {
+    if (from == splitter_udp) return id;
+    if (sender) return sender->info.id;
+    const PeerInfo* leaving = departing_at(from);
+    return leaving ? leaving->id : kImplicitOrigin;
   }
 
   bool relay_requested(uint32_t origin) const {
@@ -441,12 +468,15 @@ struct Peer::Impl {
     return from_departing(from, msg.origin);
   }
 
-  void on_chunk(const Endpoint& from, const ChunkMsg& msg, const uint8_t* data,
-                size_t size, Micros now, Outbox* out) {
+  void on_chunk(const Endpoint& from, const ChunkMsg& received, size_t size,
+                Micros now, Outbox* out) {
     const bool from_splitter = from == splitter_udp;
     Neighbour* sender = from_splitter ? nullptr : find_neighbour_at(from);
     if (!departing.empty()) forget_departed(now);
-    if (!acceptable(from, sender, msg)) {
+    ChunkMsg msg = received;
+    if (msg.origin == kImplicitOrigin)
+      msg.origin = implicit_origin(from, sender);
+    if (msg.origin == kImplicitOrigin || !acceptable(from, sender, msg)) {
       ++stats.rejected_datagrams;
       return;
     }
@@ -457,7 +487,7 @@ struct Peer::Impl {
     }
     const ChunkNumber newest_before = reorder.newest();
     const bool had_chunks = reorder.started() || reorder.fill() > 0;
-    const StoredChunk chunk = store(msg, data, size, now);
+    const StoredChunk chunk = store(msg, now);
     switch (reorder.insert(chunk, now)) {
       case ReorderBuffer::Insert::kDuplicate:
         ++stats.duplicates;
@@ -811,7 +841,8 @@ struct Peer::Impl {
                          Outbox* out) {
     const std::optional<UdpMessage> msg = decode_udp(data, size);
     const auto* chunk = msg ? std::get_if<ChunkMsg>(&*msg) : nullptr;
-    if (!chunk || from != splitter_udp || chunk->origin != id ||
+    if (!chunk || from != splitter_udp ||
+        (chunk->origin != id && chunk->origin != kImplicitOrigin) ||
         chunk->team_id != team_id) {
       return;
     }
@@ -836,18 +867,17 @@ struct Peer::Impl {
       ++stats.rejected_datagrams;
       return;
     }
-    if (team_of(*msg) != team_id ||
-        !on_datagram(from, *msg, data, size, now, out)) {
+    if (team_of(*msg) != team_id || !on_datagram(from, *msg, size, now, out)) {
       // Foreign team, or what only the splitter takes (REGISTER, LOST,
       // HEARTBEAT), or a peer message from a stranger.
       ++stats.rejected_datagrams;
     }
   }
 
-  bool on_datagram(const Endpoint& from, const UdpMessage& msg,
-                   const uint8_t* data, size_t size, Micros now, Outbox* out) {
+  bool on_datagram(const Endpoint& from, const UdpMessage& msg, size_t size,
+                   Micros now, Outbox* out) {
     if (const auto* chunk = std::get_if<ChunkMsg>(&msg)) {
-      on_chunk(from, *chunk, data, size, now, out);
+      on_chunk(from, *chunk, size, now, out);
       return true;
     }
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {

@@ -65,7 +65,7 @@ struct Splitter::Impl {
   };
   struct Sent {
     ChunkNumber number = 0;
-    SharedBytes datagram;
+    SharedBytes datagram;  // as sent to its origin: the origin left out
   };
 
   explicit Impl(const SplitterConfig& c)
@@ -76,7 +76,8 @@ struct Splitter::Impl {
     // The framer clamps the size; peers must be told the real one.
     config.chunk_size = static_cast<uint32_t>(framer.chunk_payload_size());
     const size_t history = std::max<size_t>(config.history_chunks, 1);
-    const size_t datagram_size = config.chunk_size + kChunkHeaderSize;
+    const size_t datagram_size =
+        config.chunk_size + kChunkHeaderSize + kChunkOriginSize;
     origins.resize(history);
     sent.resize(std::clamp<size_t>(config.history_max_bytes / datagram_size, 1,
                                    history));
@@ -370,11 +371,25 @@ struct Splitter::Impl {
     return s.datagram && s.number == number ? s.datagram : nullptr;
   }
 
+  // A chunk goes to its origin without the origin in it; anyone else must
+  // be told whose it is.
+  SharedBytes answer_to_nack(const Member& member, ChunkNumber number) const {
+    SharedBytes datagram = datagram_of(number);
+    const Origin* origin = origin_of(number);
+    if (!datagram || !origin) return nullptr;
+    if (origin->peer_id == member.stats.id) return datagram;
+    const std::optional<UdpMessage> msg =
+        decode_udp(datagram->data(), datagram->size());
+    if (!msg) return nullptr;
+    return std::make_shared<const Bytes>(
+        encode_chunk(std::get<ChunkMsg>(*msg), origin->peer_id));
+  }
+
   void handle_nack(Member& member, const NackMsg& nack, Micros now,
                    Outbox* out) {
     for (ChunkNumber number : nack.numbers) {
       ++stats.nacks_received;
-      SharedBytes datagram = datagram_of(number);
+      SharedBytes datagram = answer_to_nack(member, number);
       if (!datagram) {
         ++stats.retransmits_unavailable;
       } else if (!member.retransmit_budget.take(now)) {
@@ -532,7 +547,7 @@ struct Splitter::Impl {
     round_robin %= members.size();
     Member& dest = members[round_robin++];
     auto datagram = std::make_shared<const Bytes>(encode_chunk(
-        config.team_id, number, dest.stats.id,
+        config.team_id, number, kImplicitOrigin,
         static_cast<uint32_t>(now / 1000), chunk.first_frame_offset,
         chunk.bytes.data(), chunk.bytes.size()));
     ++stats.chunks_sent;

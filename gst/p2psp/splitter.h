@@ -19,9 +19,9 @@
 namespace p2psp {
 
 struct SplitterConfig {
-  uint32_t chunk_size = 1024;     // chunk payload bytes
-  uint32_t max_peers = 0;         // 0 = no limit
-  uint16_t udp_port = 0;          // announced to peers in WELCOME
+  uint32_t chunk_size = kDefaultChunkSize;  // chunk payload bytes
+  uint32_t max_peers = 0;                   // 0 = no limit
+  uint16_t udp_port = 0;                    // announced to peers in WELCOME
   uint32_t team_id = 0;           // random per splitter run (wrapper picks)
   Micros flush_delay_us = 20000;  // a partial chunk waits at most this
   Micros handshake_timeout_us = 5000000;

@@ -117,21 +117,27 @@ constexpr size_t kHeartbeatSize = kUdpHeaderSize + 4 + 8;
 
 // ---------------------------------------------------------------- UDP ----
 
-void write_udp_header(Writer& w, UdpType type, uint32_t team_id) {
-  w.u16(kUdpMagic);
+void write_udp_header(Writer& w, UdpType type, uint32_t team_id,
+                      uint8_t flags = 0) {
+  w.u8(kUdpMagic);
+  w.u8(flags);
   w.u8(kProtocolVersion);
   w.u8(static_cast<uint8_t>(type));
   w.u32(team_id);
 }
 
-std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id) {
+std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id,
+                                       uint8_t flags) {
   ChunkMsg m;
   m.team_id = team_id;
   m.number = r.u32();
-  m.origin = r.u32();
-  m.send_time_ms = r.u32();
   m.first_frame_offset = r.u16();
-  r.u16();  // reserved: senders write 0, receivers ignore it
+  m.send_time_ms = r.u16();
+  if (flags & kUdpFlagOrigin) {
+    m.origin = r.u32();
+    // An explicit origin names a peer; "implicit" has its own encoding.
+    if (m.origin == kImplicitOrigin) return std::nullopt;
+  }
   if (!r.ok()) return std::nullopt;
   m.payload_size = r.remaining();
   if (m.payload_size == 0 || m.payload_size > kMaxChunkPayload) {
@@ -374,16 +380,22 @@ constexpr size_t kCompactThreshold = 4096;
 std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
   if (data == nullptr) return std::nullopt;
   Reader r(data, size);
-  uint16_t magic = r.u16();
-  uint8_t version = r.u8();
-  uint8_t type = r.u8();
-  uint32_t team_id = r.u32();
-  if (!r.ok() || magic != kUdpMagic || version != kProtocolVersion) {
+  const uint8_t magic = r.u8();
+  const uint8_t flags = r.u8();
+  const uint8_t version = r.u8();
+  const uint8_t type = r.u8();
+  const uint32_t team_id = r.u32();
+  if (!r.ok() || magic != kUdpMagic || version != kProtocolVersion ||
+      (flags & ~kUdpKnownFlags) != 0) {
+    return std::nullopt;
+  }
+  // Only CHUNK has flags so far.
+  if (flags != 0 && static_cast<UdpType>(type) != UdpType::kChunk) {
     return std::nullopt;
   }
   switch (static_cast<UdpType>(type)) {
     case UdpType::kChunk:
-      return decode_chunk(r, team_id);
+      return decode_chunk(r, team_id, flags);
     case UdpType::kHello:
       return decode_peer_id_only<HelloMsg>(r, team_id, size);
     case UdpType::kRegister:
@@ -407,17 +419,25 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
 Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                    uint32_t send_time_ms, uint16_t first_frame_offset,
                    const uint8_t* payload, size_t payload_size) {
+  const bool explicit_origin = origin != kImplicitOrigin;
   Bytes out;
-  out.reserve(kChunkHeaderSize + payload_size);
+  out.reserve(kChunkHeaderSize + (explicit_origin ? kChunkOriginSize : 0) +
+              payload_size);
   Writer w(&out);
-  write_udp_header(w, UdpType::kChunk, team_id);
+  write_udp_header(w, UdpType::kChunk, team_id,
+                   explicit_origin ? kUdpFlagOrigin : 0);
   w.u32(number);
-  w.u32(origin);
-  w.u32(send_time_ms);
   w.u16(first_frame_offset);
-  w.u16(0);
+  w.u16(static_cast<uint16_t>(send_time_ms));
+  if (explicit_origin) w.u32(origin);
   if (payload_size > 0) w.raw(payload, payload_size);
   return out;
+}
+
+Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin) {
+  return encode_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
+                      chunk.first_frame_offset, chunk.payload,
+                      chunk.payload_size);
 }
 
 Bytes encode_hello(const HelloMsg& m) {

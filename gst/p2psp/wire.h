@@ -1,4 +1,4 @@
-// gst-p2psp: wire format, version 1 (see docs/protocol.md, which is the
+// gst-p2psp: wire format, version 2 (see docs/protocol.md, which is the
 // normative text; keep the two in step).
 //
 // Every decoder here is bounds-checked: it reads only inside [data, data+size)
@@ -22,15 +22,32 @@ namespace p2psp {
 using Bytes = std::vector<uint8_t>;
 using SharedBytes = std::shared_ptr<const Bytes>;
 
-constexpr uint8_t kProtocolVersion = 1;
+constexpr uint8_t kProtocolVersion = 2;
 
 // ---------------------------------------------------------------- UDP ----
-// Common header, 8 bytes: u16 magic 0x5032 ("P2"), u8 version, u8 type,
+// Common header, 8 bytes: u8 magic 0x50 ("P"), u8 flags, u8 version, u8 type,
 // u32 team id. All integers big-endian.
-constexpr uint16_t kUdpMagic = 0x5032;
+constexpr uint8_t kUdpMagic = 0x50;
 constexpr size_t kUdpHeaderSize = 8;
-// Chunk datagram header (common header included).
-constexpr size_t kChunkHeaderSize = 24;
+// Common-header flags. A receiver drops a datagram with a flag it does not
+// know (a later extension must never be misread as payload).
+// CHUNK: a u32 origin follows the chunk header. Without it the origin is
+// implicit: the receiver itself when the splitter sends the chunk, the
+// sending peer otherwise (protocol.md, "CHUNK").
+constexpr uint8_t kUdpFlagOrigin = 1u << 0;
+constexpr uint8_t kUdpKnownFlags = kUdpFlagOrigin;
+// Chunk datagram header (common header included), without the optional
+// origin.
+constexpr size_t kChunkHeaderSize = 16;
+constexpr size_t kChunkOriginSize = 4;
+// ChunkMsg::origin of a chunk whose origin is implicit; peer ids start at 1.
+constexpr uint32_t kImplicitOrigin = 0;
+// Largest UDP payload that crosses a 1500-byte MTU without fragmentation
+// over IPv6 (1500 - 40 - 8); IPv4 allows 1472. The default chunk size keeps
+// even a chunk with an explicit origin within it, for either family.
+constexpr size_t kMaxUnfragmentedDatagram = 1452;
+constexpr size_t kDefaultChunkSize =
+    kMaxUnfragmentedDatagram - kChunkHeaderSize - kChunkOriginSize;  // 1432
 // No frame starts in this chunk.
 constexpr uint16_t kNoFrameStart = 0xFFFF;
 // Largest chunk payload: keeps a chunk datagram under 64 KiB and lets
@@ -57,8 +74,10 @@ constexpr size_t kMaxNackNumbers = 64;
 struct ChunkMsg {
   uint32_t team_id = 0;
   ChunkNumber number = 0;
-  uint32_t origin = 0;        // peer id of the chunk's origin peer
-  uint32_t send_time_ms = 0;  // splitter clock, ms, wraps; for delay stats
+  // Peer id of the chunk's origin peer, or kImplicitOrigin when the datagram
+  // leaves it out (the receiver resolves it from who sent the datagram).
+  uint32_t origin = kImplicitOrigin;
+  uint16_t send_time_ms = 0;  // splitter clock, ms mod 65536; delay stats
   uint16_t first_frame_offset = kNoFrameStart;
   const uint8_t* payload = nullptr;
   size_t payload_size = 0;
@@ -111,9 +130,15 @@ using UdpMessage =
 
 std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size);
 
+// origin kImplicitOrigin leaves the origin out of the datagram; send_time_ms
+// is sent mod 65536.
 Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                    uint32_t send_time_ms, uint16_t first_frame_offset,
                    const uint8_t* payload, size_t payload_size);
+// The same chunk with its origin stated (or left out for kImplicitOrigin):
+// for a chunk sent on by someone other than the one its implicit origin
+// would name (NACK answers, relays).
+Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin);
 Bytes encode_hello(const HelloMsg& m);
 Bytes encode_register(const RegisterMsg& m);
 Bytes encode_goodbye(const GoodbyeMsg& m);

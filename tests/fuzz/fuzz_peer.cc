@@ -138,6 +138,8 @@ class Harness {
 
   // A chunk of the framed stream, or random bytes as a payload.
   Bytes next_chunk_datagram(uint32_t origin) {
+    // Origins are mostly left out on the wire (the sender says whose it is).
+    if (fdp_.ConsumeBool()) origin = kImplicitOrigin;
     if (payloads_.empty() || fdp_.ConsumeIntegralInRange<int>(0, 15) == 0) {
       std::vector<uint8_t> p = fdp_.ConsumeBytes<uint8_t>(
           fdp_.ConsumeIntegralInRange<size_t>(1, 200));

@@ -33,6 +33,8 @@ void write(const std::string& target, const std::string& name, const Bytes& b) {
 void udp_seeds() {
   const uint8_t payload[] = {0, 1, 2, 3, 4, 5, 6, 7};
   write("udp", "chunk", encode_chunk(0x1234, 7, 2, 1000, 0, payload, 8));
+  write("udp", "chunk-implicit-origin",
+        encode_chunk(0x1234, 7, kImplicitOrigin, 1000, 0, payload, 8));
   write("udp", "chunk-no-frame-start",
         encode_chunk(0x1234, UINT32_MAX, 2, 1000, kNoFrameStart, payload, 8));
   write("udp", "hello", encode_hello(HelloMsg{0x1234, 2}));

@@ -233,8 +233,9 @@ class Simulation {
     net_.set_uplink(splitter_, uplink(uplink_rate(config_.splitter_upload_kbps,
                                                   config_.splitter_upload_x,
                                                   config_.bitrate_kbps)));
+    // One buffer per chunk: its frame header carries all three timestamps.
     buffer_.data.assign(
-        static_cast<size_t>(config_.chunk_size) - kFrameHeaderSize, 0);
+        static_cast<size_t>(config_.chunk_size) - kFrameHeaderMaxSize, 0);
   }
 
   PeerConfig peer_config(bool monitor) const {
