@@ -1,4 +1,5 @@
 // gst-p2psp: the peer state machine (sans-I/O).
+#include <gst/p2psp/auth.h>
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
@@ -114,6 +115,12 @@ struct Peer::Impl {
   Micros last_register_us = 0;
 
   TcpReader tcp_reader;
+  // Authenticated join: keys once CHALLENGE came, crypto once WELCOME did.
+  std::optional<auth::Keys> keys;
+  uint32_t auth_flags = 0;
+  bool splitter_proved = false;
+  std::unique_ptr<auth::DatagramCrypto> crypto;
+  Bytes opened;  // plaintext of the datagram being handled
   // Round-robin order of the DBS trigger.
   std::vector<Neighbour> neighbours;
   size_t next_neighbour = 0;
@@ -854,8 +861,31 @@ struct Peer::Impl {
     }
   }
 
+  // With a passphrase, only sealed datagrams from key holders get through
+  // (and nothing before WELCOME gave us the team's crypto).
+  bool open_sealed(const uint8_t** data, size_t* size) {
+    if (config.passphrase.empty()) return true;
+    auto result = auth::DatagramCrypto::Open::kUnauthenticated;
+    if (crypto) result = crypto->open(*data, *size, &opened);
+    switch (result) {
+      case auth::DatagramCrypto::Open::kOk:
+        *data = opened.data();
+        *size = opened.size();
+        return true;
+      case auth::DatagramCrypto::Open::kReplayed:
+        ++stats.replayed_datagrams;
+        break;
+      case auth::DatagramCrypto::Open::kUnauthenticated:
+        ++stats.unauthenticated_datagrams;
+        break;
+    }
+    ++stats.rejected_datagrams;
+    return false;
+  }
+
   void on_udp(const Endpoint& raw_from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) {
+    if (!open_sealed(&data, &size)) return;
     const Endpoint from = raw_from.normalized();
     if (state == PeerState::kLeft && !farewell_targets.empty()) {
       relay_after_leave(from, data, size, out);
@@ -917,6 +947,10 @@ struct Peer::Impl {
   void on_welcome(const WelcomeMsg& welcome, Micros now, Outbox* out) {
     team_id = welcome.team_id;
     id = welcome.peer_id;
+    if (keys) {
+      crypto = std::make_unique<auth::DatagramCrypto>(
+          keys->datagram, id, (auth_flags & auth::kFlagEncrypt) != 0);
+    }
     token = welcome.token;
     chunk_size = welcome.chunk_size;
     caps = welcome.caps;
@@ -959,7 +993,65 @@ struct Peer::Impl {
     events.push_back(std::move(event));
   }
 
+  void fail_auth(const std::string& text) {
+    state = PeerState::kRemoved;
+    end_with(PeerEvent::Kind::kRemoved, RemoveReason::kAuth, text);
+  }
+
+  // Derives the keys with the splitter's salt and proves we know them.
+  void on_challenge(const ChallengeMsg& challenge, Outbox* out) {
+    keys.emplace();
+    if (!auth::derive_keys(config.passphrase, challenge.salt, &*keys)) {
+      keys.reset();
+      fail_auth("passphrase key derivation failed (out of memory?)");
+      return;
+    }
+    auth_flags = challenge.flags;
+    splitter_nonce = challenge.nonce;
+    salt = challenge.salt;
+    peer_nonce = auth::random_array<sizeof(auth::Nonce)>();
+    const AuthMsg reply{peer_nonce, mac_of(auth::Role::kPeer)};
+    out->tcp.push_back(TcpSend{0, encode_tcp(reply)});
+  }
+  auth::Mac mac_of(auth::Role role) const {
+    return auth::handshake_mac(keys->handshake, role, salt, splitter_nonce,
+                               peer_nonce, auth_flags);
+  }
+  auth::Salt salt{};
+  auth::Nonce splitter_nonce{};
+  auth::Nonce peer_nonce{};
+
+  void on_proof(const ProofMsg& proof) {
+    if (!auth::verify_mac(mac_of(auth::Role::kSplitter), proof.mac)) {
+      fail_auth("the splitter could not prove it knows the passphrase");
+      return;
+    }
+    splitter_proved = true;
+  }
+
+  // Handshake steps of an authenticated join; false if msg is not one.
+  bool on_auth_message(const TcpMessage& msg, Outbox* out) {
+    if (config.passphrase.empty() || state != PeerState::kJoining) return false;
+    if (const auto* c = std::get_if<ChallengeMsg>(&msg); c && !keys) {
+      on_challenge(*c, out);
+      return true;
+    }
+    if (const auto* p = std::get_if<ProofMsg>(&msg);
+        p && keys && !splitter_proved) {
+      on_proof(*p);
+      return true;
+    }
+    if (std::holds_alternative<WelcomeMsg>(msg) && !splitter_proved) {
+      // No challenge: an open team. Joining it would leak the stream's
+      // protection the user asked for.
+      fail_auth("splitter has no passphrase but one was set");
+      return true;
+    }
+    return false;
+  }
+
   void on_tcp_message(const TcpMessage& msg, Micros now, Outbox* out) {
+    if (on_auth_message(msg, out)) return;
     if (const auto* welcome = std::get_if<WelcomeMsg>(&msg);
         welcome && state == PeerState::kJoining) {
       // A splitter speaking another version would frame chunks we can't read.
@@ -1084,6 +1176,7 @@ void Peer::start(Micros now, Outbox* out) {
   (void)now;
   JoinMsg join;
   join.flags = impl_->config.monitor ? kFlagMonitor : 0;
+  if (!impl_->config.passphrase.empty()) join.flags |= kFlagAuth;
   impl_->stats.monitor = impl_->monitor ? 1 : 0;
   out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;
@@ -1091,6 +1184,7 @@ void Peer::start(Micros now, Outbox* out) {
 
 void Peer::on_tcp_data(const uint8_t* data, size_t size, Micros now,
                        Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   impl_->on_tcp_data(data, size, now, out);
 }
 
@@ -1102,10 +1196,12 @@ void Peer::on_tcp_closed(Micros now, Outbox* out) {
 
 void Peer::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
                   Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   impl_->on_udp(from, data, size, now, out);
 }
 
 void Peer::tick(Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->state == PeerState::kRegistering &&
       saturating_add(impl_->last_register_us,
                      impl_->config.register_retry_us) <= now) {
@@ -1128,6 +1224,7 @@ Micros Peer::next_deadline() const {
 }
 
 void Peer::leave(Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   (void)now;
   // Before WELCOME the splitter has nothing to forget: closing is enough.
   if (impl_->receiving()) {

@@ -39,6 +39,11 @@ struct PeerConfig {
   // Route discovery: an origin not heard for this long (and for two rounds
   // of the team) is requested from another neighbour. 0 disables.
   Micros relay_request_after_us = 1000000;
+
+  // Authenticated team (docs/security.md): empty joins open teams only.
+  // Otherwise the join is mutually authenticated and every datagram sealed;
+  // a splitter without a passphrase is refused (never a silent open join).
+  std::string passphrase;
 };
 
 enum class PeerState {
@@ -79,6 +84,9 @@ struct PeerStats {
   uint64_t requests_sent = 0;
   uint64_t prunes_sent = 0;
   uint64_t relays_served = 0;  // (neighbour, origin) pairs we relay now
+  // Authenticated team (also counted in rejected_datagrams).
+  uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered
+  uint64_t replayed_datagrams = 0;         // sealed, but seen before
 };
 
 struct PeerEvent {

@@ -1,9 +1,11 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
+#include <gst/p2psp/auth.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 #include <variant>
 
@@ -35,7 +37,7 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
 }  // namespace
 
 struct Splitter::Impl {
-  enum class ConnState { kAwaitJoin, kAwaitRegister, kMember };
+  enum class ConnState { kAwaitJoin, kAwaitAuth, kAwaitRegister, kMember };
 
   struct Conn {
     ConnId id = 0;
@@ -47,6 +49,7 @@ struct Splitter::Impl {
     uint32_t peer_id = 0;
     uint64_t token = 0;
     uint32_t join_flags = 0;
+    auth::Nonce challenge{};  // the nonce sent in CHALLENGE
   };
 
   struct Member {
@@ -81,6 +84,26 @@ struct Splitter::Impl {
     origins.resize(history);
     sent.resize(std::clamp<size_t>(config.history_max_bytes / datagram_size, 1,
                                    history));
+    if (!config.passphrase.empty()) set_up_auth();
+  }
+
+  // Derives the keys once per start: joins only cost an HMAC, so they
+  // cannot be used to make the splitter burn CPU on Argon2.
+  void set_up_auth() {
+    if (auto problem = auth::passphrase_problem(config.passphrase)) {
+      throw std::invalid_argument(*problem);
+    }
+    salt = auth::random_array<sizeof(auth::Salt)>();
+    keys.emplace();
+    if (!auth::derive_keys(config.passphrase, salt, &*keys)) {
+      throw std::runtime_error("passphrase key derivation failed");
+    }
+    crypto = std::make_unique<auth::DatagramCrypto>(
+        keys->datagram, auth::kSplitterSender, config.encrypt);
+  }
+
+  uint32_t auth_flags() const {
+    return config.encrypt ? auth::kFlagEncrypt : 0;
   }
 
   SplitterConfig config;
@@ -106,6 +129,11 @@ struct Splitter::Impl {
 
   SplitterStats stats;
   std::vector<SplitterEvent> events;
+
+  // Authenticated team: set when config.passphrase is.
+  auth::Salt salt{};
+  std::optional<auth::Keys> keys;
+  std::unique_ptr<auth::DatagramCrypto> crypto;
 
   std::vector<Origin> origins;  // indexed by chunk number modulo size
   std::vector<Sent> sent;       // likewise
@@ -208,6 +236,49 @@ struct Splitter::Impl {
                   out);
       return;
     }
+    conn.join_flags = join.flags;
+    const bool wants_auth = (join.flags & kFlagAuth) != 0;
+    if (wants_auth != keys.has_value()) {
+      ++stats.auth_failures;
+      reject_join(conn, RemoveReason::kAuth,
+                  keys ? "team needs a passphrase"
+                       : "splitter has no passphrase but one was set",
+                  out);
+      return;
+    }
+    if (keys) {
+      send_challenge(conn, out);
+    } else {
+      admit(conn, out);
+    }
+  }
+
+  void send_challenge(Conn& conn, Outbox* out) {
+    conn.state = ConnState::kAwaitAuth;
+    conn.challenge = auth::random_array<sizeof(auth::Nonce)>();
+    send_tcp(conn.id, ChallengeMsg{salt, conn.challenge, auth_flags()}, out);
+  }
+
+  void handle_auth(Conn& conn, const AuthMsg& msg, Outbox* out) {
+    const auth::Mac expected =
+        auth::handshake_mac(keys->handshake, auth::Role::kPeer, salt,
+                            conn.challenge, msg.nonce, auth_flags());
+    if (!auth::verify_mac(expected, msg.mac)) {
+      ++stats.auth_failures;
+      reject_join(conn, RemoveReason::kAuth, "wrong passphrase", out);
+      return;
+    }
+    const ProofMsg proof{
+        auth::handshake_mac(keys->handshake, auth::Role::kSplitter, salt,
+                            conn.challenge, msg.nonce, auth_flags())};
+    // PROOF goes first even if admit() refuses: the peer then knows the
+    // REJECT that follows is really from this splitter.
+    send_tcp(conn.id, proof, out);
+    admit(conn, out);
+  }
+
+  // WELCOME, unless the team is full.
+  void admit(Conn& conn, Outbox* out) {
     const size_t joining = members.size() + awaiting_register.size();
     if (config.max_peers != 0 && joining >= config.max_peers) {
       reject_join(conn, RemoveReason::kTeamFull,
@@ -219,7 +290,6 @@ struct Splitter::Impl {
     conn.token = tokens.next();
     conn.state = ConnState::kAwaitRegister;
     conn.welcomed = true;
-    conn.join_flags = join.flags;
     awaiting_register[conn.peer_id] = conn.id;
     WelcomeMsg welcome;
     welcome.team_id = config.team_id;
@@ -239,6 +309,12 @@ struct Splitter::Impl {
       // A refused join erases conn: read its id first.
       const ConnId id = conn.id;
       handle_join(conn, std::get<JoinMsg>(msg), out);
+      return conns.count(id) != 0;
+    }
+    if (conn.state == ConnState::kAwaitAuth &&
+        std::holds_alternative<AuthMsg>(msg)) {
+      const ConnId id = conn.id;
+      handle_auth(conn, std::get<AuthMsg>(msg), out);
       return conns.count(id) != 0;
     }
     if (conn.state == ConnState::kMember && is_goodbye) {
@@ -519,8 +595,29 @@ struct Splitter::Impl {
     return std::visit([](const auto& m) { return m.team_id; }, msg);
   }
 
+  // In a protected team, only sealed datagrams from key holders get through.
+  bool open_sealed(const uint8_t** data, size_t* size) {
+    if (!crypto) return true;
+    switch (crypto->open(*data, *size, &opened)) {
+      case auth::DatagramCrypto::Open::kOk:
+        *data = opened.data();
+        *size = opened.size();
+        return true;
+      case auth::DatagramCrypto::Open::kReplayed:
+        ++stats.replayed_datagrams;
+        break;
+      case auth::DatagramCrypto::Open::kUnauthenticated:
+        ++stats.unauthenticated_datagrams;
+        break;
+    }
+    ++stats.rejected_datagrams;
+    return false;
+  }
+  Bytes opened;  // plaintext of the datagram being handled
+
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) {
+    if (!open_sealed(&data, &size)) return;
     const std::optional<UdpMessage> msg = decode_udp(data, size);
     if (!msg || team_of(*msg) != config.team_id) {
       ++stats.rejected_datagrams;
@@ -614,6 +711,7 @@ Splitter::Splitter(const SplitterConfig& config)
 Splitter::~Splitter() = default;
 
 void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->has_caps && impl_->caps == caps) return;
   impl_->caps = caps;
   impl_->has_caps = true;
@@ -622,6 +720,7 @@ void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
 }
 
 void Splitter::push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   ++impl_->stats.buffers_in;
   impl_->stats.bytes_in += buffer.data.size();
   impl_->framer.push_buffer(buffer);
@@ -643,21 +742,25 @@ void Splitter::on_tcp_accepted(ConnId conn, const Endpoint& remote, Micros now,
 
 void Splitter::on_tcp_data(ConnId conn, const uint8_t* data, size_t size,
                            Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   (void)now;
   impl_->on_tcp_data(conn, data, size, out);
 }
 
 void Splitter::on_tcp_closed(ConnId conn, Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   (void)now;
   impl_->on_tcp_closed(conn, out);
 }
 
 void Splitter::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
                       Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   impl_->on_udp(from, data, size, now, out);
 }
 
 void Splitter::tick(Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->flush_deadline() <= now) impl_->send_partial(now, out);
   // Scans the connections, so only when one is due.
   if (impl_->handshake_deadline() <= now) impl_->expire_handshakes(now, out);
@@ -670,9 +773,13 @@ Micros Splitter::next_deadline() const {
                    impl_->liveness_due_us, impl_->decay_due_us});
 }
 
-void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }
+void Splitter::flush(Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
+  impl_->send_partial(now, out);
+}
 
 void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->find_member(peer_id)) {
     impl_->remove_member(peer_id, reason, "removed by the splitter", out);
     return;
@@ -686,6 +793,7 @@ void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
 }
 
 void Splitter::shutdown(Micros now, Outbox* out) {
+  auth::SealScope seal(&impl_->crypto, out);
   impl_->send_partial(now, out);
   std::vector<ConnId> all;
   for (const auto& [id, conn] : impl_->conns) all.push_back(id);

@@ -46,6 +46,13 @@ struct SplitterConfig {
   // and burst, so a NACK cannot make the splitter flood an address.
   uint32_t retransmit_rate = 256;
   uint32_t retransmit_burst = 256;
+
+  // Authenticated team (docs/security.md): empty = open team. Otherwise
+  // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws
+  // std::invalid_argument on another length), and only peers that prove
+  // they know it join; every datagram is sealed, and encrypted if `encrypt`.
+  std::string passphrase;
+  bool encrypt = true;
 };
 
 struct SplitterPeerStats {
@@ -81,6 +88,10 @@ struct SplitterStats {
   uint64_t retransmit_bytes = 0;  // their UDP bytes (not in bytes_sent)
   uint64_t retransmits_unavailable = 0;  // asked for, no longer held
   uint64_t retransmits_limited = 0;      // refused by the rate limit
+  // Authenticated team.
+  uint64_t auth_failures = 0;              // joins refused for the passphrase
+  uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered
+  uint64_t replayed_datagrams = 0;         // sealed, but seen before
 };
 
 struct SplitterEvent {

@@ -274,6 +274,16 @@ struct BodyWriter {
     w.string(m.text);
   }
   void operator()(const RoleMsg& m) { w.u32(m.flags); }
+  void operator()(const ChallengeMsg& m) {
+    w.raw(m.salt.data(), m.salt.size());
+    w.raw(m.nonce.data(), m.nonce.size());
+    w.u32(m.flags);
+  }
+  void operator()(const AuthMsg& m) {
+    w.raw(m.nonce.data(), m.nonce.size());
+    w.raw(m.mac.data(), m.mac.size());
+  }
+  void operator()(const ProofMsg& m) { w.raw(m.mac.data(), m.mac.size()); }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -291,7 +301,7 @@ PeerInfo read_peer_info(Reader& r) {
 
 RemoveReason read_reason(Reader& r) {
   uint8_t v = r.u8();
-  if (v > static_cast<uint8_t>(RemoveReason::kExpelled)) r.fail();
+  if (v > static_cast<uint8_t>(RemoveReason::kAuth)) r.fail();
   return static_cast<RemoveReason>(v);
 }
 
@@ -337,6 +347,27 @@ TeamMsg read_team(Reader& r) {
   return m;
 }
 
+template <size_t N>
+void read_array(Reader& r, std::array<uint8_t, N>* out) {
+  const uint8_t* p = r.take(N);
+  if (p) std::memcpy(out->data(), p, N);
+}
+
+ChallengeMsg read_challenge(Reader& r) {
+  ChallengeMsg m;
+  read_array(r, &m.salt);
+  read_array(r, &m.nonce);
+  m.flags = r.u32();
+  return m;
+}
+
+AuthMsg read_auth(Reader& r) {
+  AuthMsg m;
+  read_array(r, &m.nonce);
+  read_array(r, &m.mac);
+  return m;
+}
+
 std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
   switch (type) {
     case TcpType::kJoin:
@@ -365,6 +396,15 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
     }
     case TcpType::kRole:
       return RoleMsg{r.u32()};
+    case TcpType::kChallenge:
+      return read_challenge(r);
+    case TcpType::kAuth:
+      return read_auth(r);
+    case TcpType::kProof: {
+      ProofMsg m;
+      read_array(r, &m.mac);
+      return m;
+    }
   }
   return std::nullopt;  // unknown type
 }

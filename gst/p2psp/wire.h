@@ -9,6 +9,7 @@
 #include <gst/p2psp/endpoint.h>
 #include <gst/p2psp/seq.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -165,10 +166,16 @@ enum class TcpType : uint8_t {
   kGoodbye = 7,     // peer -> splitter: leaving
   kReject = 8,      // splitter -> peer: join refused
   kRole = 9,        // splitter -> peer: the role it gives the peer
+  // Authenticated join (protocol.md section 11).
+  kChallenge = 10,  // splitter -> peer: salt, nonce, flags
+  kAuth = 11,       // peer -> splitter: nonce, proof
+  kProof = 12,      // splitter -> peer: proof, then WELCOME
 };
 
 // JOIN flags and ROLE flags.
 constexpr uint32_t kFlagMonitor = 1u << 0;
+// JOIN flag: the peer has a passphrase and wants an authenticated join.
+constexpr uint32_t kFlagAuth = 1u << 1;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -178,6 +185,7 @@ enum class RemoveReason : uint8_t {
   kTeamFull = 4,       // max-peers reached
   kVersion = 5,        // unsupported protocol version
   kExpelled = 6,       // operator or loss-based expulsion
+  kAuth = 7,           // passphrase missing, unexpected or wrong
 };
 
 struct PeerInfo {
@@ -225,9 +233,26 @@ struct RejectMsg {
   RemoveReason reason = RemoveReason::kUnknown;
   std::string text;
 };
+// Authenticated join: CHALLENGE, AUTH, PROOF (sizes in auth.h).
+using AuthSalt = std::array<uint8_t, 16>;
+using AuthNonce = std::array<uint8_t, 32>;
+using AuthMac = std::array<uint8_t, 32>;
+struct ChallengeMsg {
+  AuthSalt salt{};     // Argon2id salt, random per splitter start
+  AuthNonce nonce{};   // splitter's, random per join
+  uint32_t flags = 0;  // auth::kFlagEncrypt; other bits reserved, zero
+};
+struct AuthMsg {
+  AuthNonce nonce{};  // peer's, random per join
+  AuthMac mac{};      // peer's proof
+};
+struct ProofMsg {
+  AuthMac mac{};  // splitter's proof
+};
 using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
-                 RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg>;
+                 RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
+                 AuthMsg, ProofMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);
