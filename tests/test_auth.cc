@@ -180,6 +180,43 @@ TEST(Passphrase, LengthIsChecked) {
   EXPECT_THROW(Splitter s(config), std::invalid_argument);
 }
 
+// ------------------------------------------------------------ wire -------
+
+TEST(AuthWire, HandshakeMessagesHaveTheirLayoutAndRejectBadLengths) {
+  ChallengeMsg c;
+  for (size_t i = 0; i < c.salt.size(); ++i) c.salt[i] = uint8_t(i);
+  for (size_t i = 0; i < c.nonce.size(); ++i) c.nonce[i] = uint8_t(100 + i);
+  c.flags = 0x01020304;
+  AuthMsg a;
+  a.nonce.fill(0x11);
+  a.mac.fill(0x22);
+  ProofMsg p;
+  p.mac.fill(0x33);
+  const Bytes fc = encode_tcp(c), fa = encode_tcp(a), fp = encode_tcp(p);
+  // u32 length, u8 type, body.
+  ASSERT_EQ(fc.size(), 4u + 1 + 16 + 32 + 4);
+  EXPECT_EQ(fc[4], static_cast<uint8_t>(TcpType::kChallenge));
+  EXPECT_EQ(fc[5], 0);
+  EXPECT_EQ(fc[5 + 16], 100);
+  EXPECT_EQ(fc[5 + 48], 0x01);
+  EXPECT_EQ(fc[5 + 51], 0x04);
+  ASSERT_EQ(fa.size(), 4u + 1 + 32 + 32);
+  EXPECT_EQ(fa[4], static_cast<uint8_t>(TcpType::kAuth));
+  EXPECT_EQ(fa[5 + 32], 0x22);
+  ASSERT_EQ(fp.size(), 4u + 1 + 32);
+  EXPECT_EQ(fp[4], static_cast<uint8_t>(TcpType::kProof));
+  for (const Bytes& frame : {fc, fa, fp}) {
+    const Bytes body(frame.begin() + 4, frame.end());
+    auto back = decode_tcp_body(body.data(), body.size());
+    ASSERT_TRUE(back);
+    EXPECT_EQ(encode_tcp(*back), frame);
+    EXPECT_FALSE(decode_tcp_body(body.data(), body.size() - 1));
+    Bytes longer = body;
+    longer.push_back(0);
+    EXPECT_FALSE(decode_tcp_body(longer.data(), longer.size()));
+  }
+}
+
 // ------------------------------------------------------------ teams ------
 
 MediaBuffer make_buffer(size_t index, std::mt19937_64& rng) {

@@ -639,11 +639,11 @@ TEST(Tcp, EveryReasonRoundTrips) {
   }
 }
 
-TEST(Tcp, ReasonsBeyondExpelledAreRejected) {
+TEST(Tcp, ReasonsBeyondAuthAreRejected) {
   for (TcpMessage m : {TcpMessage{RemovedMsg{RemoveReason::kShutdown, "x"}},
                        TcpMessage{RejectMsg{RemoveReason::kShutdown, "x"}}}) {
     Bytes body = body_of(encode_tcp(m));
-    for (int bad : {7, 8, 200, 255}) {
+    for (int bad : {8, 9, 200, 255}) {
       body[1] = static_cast<uint8_t>(bad);
       EXPECT_FALSE(decode_tcp_body(body.data(), body.size())) << bad;
     }
