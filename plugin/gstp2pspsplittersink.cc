@@ -43,10 +43,18 @@
  * gst-launch-1.0 p2pspsrc uri=p2psp://splitter-host:4552 ! decodebin ! \
  *     autovideosink
  * ]| A peer of either team.
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! theoraenc ! oggmux ! \
+ *     p2pspsplittersink port=4552 passphrase="correct horse battery"
+ * ]| An authenticated team: only peers given the same
+ * #GstP2pspSplitterSink:passphrase join, and every datagram is
+ * authenticated and encrypted (#GstP2pspSplitterSink:encrypt=false keeps
+ * the authentication but sends the payload in clear). See docs/security.md.
  */
 
 #include "gstp2pspsplittersink.h"
 
+#include <gst/p2psp/auth.h>
 #include <gst/p2psp/splitter.h>
 
 #include <condition_variable>
@@ -107,6 +115,8 @@ enum {
   PROP_MONITORS,
   PROP_MAX_CHUNK_LOSS,
   PROP_PEER_TIMEOUT,
+  PROP_PASSPHRASE,
+  PROP_ENCRYPT,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -125,6 +135,8 @@ struct Settings {
   guint monitors = DEFAULT_MONITORS;
   guint max_chunk_loss = DEFAULT_MAX_CHUNK_LOSS;
   guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+  std::string passphrase; /* never logged, never readable */
+  gboolean encrypt = TRUE;
 };
 
 enum class State { kStopped, kRunning };
@@ -220,6 +232,8 @@ const char *reason_nick(p2psp::RemoveReason reason) {
       return "version";
     case p2psp::RemoveReason::kExpelled:
       return "expelled";
+    case p2psp::RemoveReason::kAuth:
+      return "auth";
   }
   return "unknown";
 }
@@ -619,6 +633,12 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const Settings settings = priv->settings;
   GST_OBJECT_UNLOCK(self);
 
+  if (auto problem = p2psp::auth::passphrase_problem(settings.passphrase);
+      problem && !settings.passphrase.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid passphrase"),
+                      ("%s", problem->c_str()));
+    return FALSE;
+  }
   GRef<GSocket> listener, udp;
   if (!open_sockets(self, settings, &listener, &udp)) return FALSE;
   const guint16 tcp_port = local_port(listener.get());
@@ -633,9 +653,21 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   config.max_chunk_loss = settings.max_chunk_loss;
   config.peer_timeout_us =
       static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
+  config.passphrase = settings.passphrase;
+  config.encrypt = settings.encrypt;
+  /* Argon2id runs here, once per start (tens of ms), never per join. */
+  std::unique_ptr<p2psp::Splitter> splitter;
+  try {
+    splitter = std::make_unique<p2psp::Splitter>(config);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("Could not set up the team's passphrase"),
+                      ("%s", e.what()));
+    return FALSE;
+  }
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->splitter.reset(new p2psp::Splitter(config));
+    priv->splitter = std::move(splitter);
     priv->listener = std::move(listener);
     priv->udp = std::move(udp);
     priv->connections.clear();
@@ -935,6 +967,10 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
       G_TYPE_UINT64, st.retransmit_bytes, "retransmits-unavailable",
       G_TYPE_UINT64, st.retransmits_unavailable, "retransmits-limited",
       G_TYPE_UINT64, st.retransmits_limited, nullptr);
+  gst_structure_set(s, "auth-failures", G_TYPE_UINT64, st.auth_failures,
+                    "unauthenticated-datagrams", G_TYPE_UINT64,
+                    st.unauthenticated_datagrams, "replayed-datagrams",
+                    G_TYPE_UINT64, st.replayed_datagrams, nullptr);
   add_peer_array(s, peers);
   return s;
 }
@@ -973,6 +1009,14 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
       break;
     case PROP_PEER_TIMEOUT:
       priv->settings.peer_timeout_ms = g_value_get_uint(value);
+      break;
+    case PROP_PASSPHRASE: {
+      const gchar *passphrase = g_value_get_string(value);
+      priv->settings.passphrase = passphrase ? passphrase : "";
+      break;
+    }
+    case PROP_ENCRYPT:
+      priv->settings.encrypt = g_value_get_boolean(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1027,6 +1071,9 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
       break;
     case PROP_PEER_TIMEOUT:
       g_value_set_uint(value, priv->settings.peer_timeout_ms);
+      break;
+    case PROP_ENCRYPT:
+      g_value_set_boolean(value, priv->settings.encrypt);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1095,6 +1142,18 @@ void install_properties(GObjectClass *gobject_class) {
       "A peer not heard from (heartbeats, any datagram) for this many "
       "milliseconds is removed (0: never)",
       0, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, kReadWrite);
+  properties[PROP_PASSPHRASE] = g_param_spec_string(
+      "passphrase", "Passphrase",
+      "Team passphrase (10 to 79 characters, write-only): only peers that "
+      "know it join, every datagram is authenticated (empty: open team)",
+      nullptr,
+      static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
+                               GST_PARAM_MUTABLE_READY));
+  properties[PROP_ENCRYPT] = g_param_spec_boolean(
+      "encrypt", "Encrypt",
+      "With a passphrase, encrypt the chunks and control datagrams too "
+      "(FALSE: authenticate only)",
+      TRUE, kReadWrite);
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",

@@ -50,11 +50,20 @@
  * gst-launch-1.0 videotestsrc is-live=true ! theoraenc ! oggmux !
  * p2pspsplittersink port=4552
  * ]| The splitter end, for the examples above.
+ * |[
+ * gst-launch-1.0 p2pspsrc
+ * uri="p2psp://127.0.0.1:4552?passphrase=correct%20horse%20battery" ! oggdemux
+ * ! theoradec ! autovideosink
+ * ]| Joins an authenticated team (#GstP2pspSrc:passphrase, also a URI query
+ * key as with srtsrc). A wrong or missing passphrase, or a splitter without
+ * one, is a RESOURCE/NOT_AUTHORIZED error: a peer given a passphrase never
+ * joins an open team. See docs/security.md.
  */
 
 #include "gstp2pspsrc.h"
 
 #include <gio/gio.h>
+#include <gst/p2psp/auth.h>
 #include <gst/p2psp/peer.h>
 
 #include <algorithm>
@@ -123,6 +132,7 @@ enum {
   PROP_TIMEOUT,
   PROP_MONITOR,
   PROP_AUTO_RECONNECT,
+  PROP_PASSPHRASE,
   PROP_STATS,
 };
 
@@ -136,6 +146,7 @@ struct Settings {
   guint timeout_s = kDefaultTimeoutS;
   bool monitor = kDefaultMonitor;
   bool auto_reconnect = kDefaultAutoReconnect;
+  std::string passphrase;  // never logged, never readable, not in the URI
 };
 
 // The streaming side's view of the connection.
@@ -316,6 +327,8 @@ static const char* remove_reason_name(p2psp::RemoveReason reason) {
       return "unsupported protocol version";
     case p2psp::RemoveReason::kExpelled:
       return "expelled";
+    case p2psp::RemoveReason::kAuth:
+      return "passphrase refused";
     case p2psp::RemoveReason::kUnknown:
       break;
   }
@@ -337,6 +350,8 @@ static const char* remove_reason_nick(p2psp::RemoveReason reason) {
       return "version";
     case p2psp::RemoveReason::kExpelled:
       return "expelled";
+    case p2psp::RemoveReason::kAuth:
+      return "auth";
     case p2psp::RemoveReason::kUnknown:
       break;
   }
@@ -391,6 +406,9 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
       "bytes-up", G_TYPE_UINT64, (guint64)s.bytes_up,                    //
       "bytes-down", G_TYPE_UINT64, (guint64)s.bytes_down,                //
       "rejected-datagrams", G_TYPE_UINT64, (guint64)s.rejected_datagrams,
+      "unauthenticated-datagrams", G_TYPE_UINT64,
+      (guint64)s.unauthenticated_datagrams,  //
+      "replayed-datagrams", G_TYPE_UINT64, (guint64)s.replayed_datagrams,
       "neighbours", G_TYPE_UINT64, (guint64)s.neighbours,    //
       "buffer-fill", G_TYPE_UINT64, (guint64)s.buffer_fill,  //
       "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
@@ -776,6 +794,7 @@ static OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   p2psp::PeerConfig config;
   config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
   config.monitor = priv->active.monitor;
+  config.passphrase = priv->active.passphrase;
   priv->rx_batch.resize(kReceiveBatch);
   {
     MutexLock lock(&priv->core_lock);
@@ -1314,6 +1333,15 @@ static GstFlowReturn handle_failure(GstP2pspSrc* self, Failure failure,
   // Retrying cannot fix a version mismatch, and a splitter that refuses or
   // drops us before we ever were in the team is an answer, not an accident
   // (like a failed first connection).
+  if (reason == p2psp::RemoveReason::kAuth) {
+    // Retrying with the same passphrase cannot help either.
+    GST_ELEMENT_ERROR(self, RESOURCE, NOT_AUTHORIZED,
+                      ("Not admitted to the P2PSP team of %s:%d: %s",
+                       s.host.c_str(), s.port, text.c_str()),
+                      (nullptr));
+    priv->state = SrcState::kFailed;
+    return GST_FLOW_ERROR;
+  }
   const bool fatal = reason == p2psp::RemoveReason::kVersion || !ever_joined;
   if (!s.auto_reconnect || fatal) return post_failure(self, failure, text);
   if (failure == Failure::kRemoved) {
@@ -1400,6 +1428,13 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
   GST_OBJECT_LOCK(self);
   priv->active = priv->settings;
   GST_OBJECT_UNLOCK(self);
+  const std::string& passphrase = priv->active.passphrase;
+  if (auto problem = p2psp::auth::passphrase_problem(passphrase);
+      problem && !passphrase.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid passphrase"),
+                      ("%s", problem->c_str()));
+    return FALSE;
+  }
   {
     MutexLock lock(&priv->core_lock);
     priv->flushing = false;
@@ -1708,6 +1743,11 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     case PROP_AUTO_RECONNECT:
       s.auto_reconnect = g_value_get_boolean(value);
       break;
+    case PROP_PASSPHRASE: {
+      const gchar* passphrase = g_value_get_string(value);
+      s.passphrase = passphrase ? passphrase : "";
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -1814,6 +1854,16 @@ static void install_properties(GObjectClass* gobject_class) {
           "warning and rejoin (for up to timeout seconds) instead of an "
           "error",
           kDefaultAutoReconnect, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PASSPHRASE,
+      g_param_spec_string(
+          "passphrase", "Passphrase",
+          "Passphrase of an authenticated team (10 to 79 characters, "
+          "write-only; also the URI query key 'passphrase'). Empty: join "
+          "open teams only",
+          nullptr,
+          static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
+                                   GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(

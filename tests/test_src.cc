@@ -1573,6 +1573,123 @@ TEST(P2pspSrcHealth, RecoveriesArePostedAtMostOnceASecond) {
   EXPECT_GT(StatU64(peer.src(), "nacks-to-splitter"), 0u);
 }
 
+/* ------------------------------------------------ authenticated team ---- */
+
+constexpr const char* kTeamPassphrase = "0123456789-team";
+
+std::string ErrorMatching(GstElement* pipeline, GQuark domain, gint code) {
+  MessagePtr error = WaitForError(pipeline, 10 * GST_SECOND);
+  if (!error) return "no error";
+  GError* e = nullptr;
+  gst_message_parse_error(error.get(), &e, nullptr);
+  std::string text = e->message;
+  if (!g_error_matches(e, domain, code)) text = "wrong error: " + text;
+  g_error_free(e);
+  return text;
+}
+
+TEST(P2pspSrcAuth, PassphraseIsWriteOnlyAndNotInTheUri) {
+  ElementPtr src = MakeSrc();
+  GParamSpec* pspec =
+      g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "passphrase");
+  ASSERT_NE(pspec, nullptr);
+  EXPECT_TRUE(pspec->flags & G_PARAM_WRITABLE);
+  EXPECT_FALSE(pspec->flags & G_PARAM_READABLE);
+  ASSERT_TRUE(gst_uri_handler_set_uri(
+      GST_URI_HANDLER(src.get()),
+      (std::string("p2psp://127.0.0.1:4552?passphrase=") + kTeamPassphrase)
+          .c_str(),
+      nullptr));
+  gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(src.get()));
+  EXPECT_EQ(std::string(uri).find(kTeamPassphrase), std::string::npos) << uri;
+  g_free(uri);
+  ElementPtr sink(gst_element_factory_make("p2pspsplittersink", nullptr));
+  pspec = g_object_class_find_property(G_OBJECT_GET_CLASS(sink.get()),
+                                       "passphrase");
+  ASSERT_NE(pspec, nullptr);
+  EXPECT_FALSE(pspec->flags & G_PARAM_READABLE);
+}
+
+TEST(P2pspSrcAuth, SamePassphraseStreamsTheSameBytes) {
+  TestSplitter splitter("application/x-p2psp-test",
+                        std::string("passphrase=") + kTeamPassphrase);
+  // One peer sets the property, the other the URI query key.
+  TestPeer by_property(splitter.port(), false,
+                       std::string("timeout=10 passphrase=") + kTeamPassphrase);
+  TestPeer by_uri(splitter.port(), false, "timeout=10");
+  g_object_set(by_uri.src(), "uri",
+               ("p2psp://127.0.0.1:" + std::to_string(splitter.port()) +
+                "?passphrase=" + kTeamPassphrase)
+                   .c_str(),
+               nullptr);
+  by_property.Start();
+  by_uri.Start();
+  ASSERT_TRUE(WaitFor([&] { return splitter.num_peers() == 2; }, 10))
+      << ErrorsOf(by_property.pipeline()) << " / "
+      << ErrorsOf(by_uri.pipeline());
+  ASSERT_TRUE(WaitFor([&] { return by_uri.neighbours() == 1; }, 10));
+  std::mt19937 rng(99);
+  std::vector<TestBuffer> in;
+  for (uint32_t i = 0; i < 100; i++)
+    in.push_back(MakeBuffer(&rng, i, i % 10 == 0));
+  PushPaced(&splitter, in);
+  for (TestPeer* peer : {&by_property, &by_uri}) {
+    for (size_t i = 0; i < in.size(); i++) {
+      TestBuffer out;
+      ASSERT_TRUE(peer->Pull(&out)) << i << " " << ErrorsOf(peer->pipeline());
+      ASSERT_EQ(out.data, in[i].data) << i;
+    }
+    EXPECT_EQ(StatU64(peer->src(), "unauthenticated-datagrams"), 0u);
+  }
+  EXPECT_EQ(StatU64(splitter.element(), "auth-failures"), 0u);
+  EXPECT_EQ(StatU64(splitter.element(), "unauthenticated-datagrams"), 0u);
+}
+
+TEST(P2pspSrcAuth, WrongPassphraseIsNotAuthorized) {
+  TestSplitter splitter("application/x-p2psp-test",
+                        std::string("passphrase=") + kTeamPassphrase);
+  TestPeer peer(splitter.port(), false, "timeout=10 passphrase=9876543210x");
+  peer.Start();
+  const std::string error = ErrorMatching(peer.pipeline(), GST_RESOURCE_ERROR,
+                                          GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+  EXPECT_NE(error.find("wrong passphrase"), std::string::npos) << error;
+  EXPECT_EQ(StatU64(splitter.element(), "auth-failures"), 1u);
+  EXPECT_EQ(splitter.num_peers(), 0u);
+}
+
+TEST(P2pspSrcAuth, PassphraseOnOneSideOnlyIsAClearError) {
+  {
+    TestSplitter splitter("application/x-p2psp-test",
+                          std::string("passphrase=") + kTeamPassphrase);
+    TestPeer peer(splitter.port());
+    peer.Start();
+    const std::string error = ErrorMatching(peer.pipeline(), GST_RESOURCE_ERROR,
+                                            GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+    EXPECT_NE(error.find("team needs a passphrase"), std::string::npos)
+        << error;
+  }
+  {
+    TestSplitter splitter("application/x-p2psp-test");
+    TestPeer peer(splitter.port(), false,
+                  std::string("timeout=10 passphrase=") + kTeamPassphrase);
+    peer.Start();
+    const std::string error = ErrorMatching(peer.pipeline(), GST_RESOURCE_ERROR,
+                                            GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+    EXPECT_NE(error.find("splitter has no passphrase but one was set"),
+              std::string::npos)
+        << error;
+    EXPECT_EQ(splitter.num_peers(), 0u);
+  }
+}
+
+TEST(P2pspSrcAuth, TooShortPassphraseIsASettingsError) {
+  TestPeer peer(ClosedPort(), false, "timeout=1 passphrase=short");
+  peer.Start();
+  const std::string error = ErrorMatching(peer.pipeline(), GST_RESOURCE_ERROR,
+                                          GST_RESOURCE_ERROR_SETTINGS);
+  EXPECT_NE(error.find("Invalid passphrase"), std::string::npos) << error;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
