@@ -10,7 +10,7 @@
 #                                   code to tests/fuzz/corpus (minimised)
 #   scripts/fuzz.sh --seed          rewrite the seeds of tests/fuzz/corpus
 #
-# Targets: udp tcp deframer reorder splitter peer (default: all).
+# Targets: udp tcp deframer reorder splitter peer auth (default: all).
 # Environment:
 #   FUZZ_SECONDS=20    time per target (-max_total_time)
 #   FUZZ_JOBS=1        targets run at once (each uses one core)
@@ -27,7 +27,7 @@ SRC=$PWD
 B=${FUZZ_BUILD_DIR:-build-fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-ALL_TARGETS=(udp tcp deframer reorder splitter peer)
+ALL_TARGETS=(udp tcp deframer reorder splitter peer auth)
 
 mode=fuzz
 case "${1:-}" in

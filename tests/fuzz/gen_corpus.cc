@@ -8,6 +8,7 @@
 //      themselves from the input's choices, so their seeds are just byte
 //      strings of a few sizes (deterministic, fixed PRNG seed).
 // The corpus is committed: rerun this only when the encodings change.
+#include <gst/p2psp/auth.h>
 #include <gst/p2psp/wire.h>
 #include <sys/stat.h>
 
@@ -78,6 +79,9 @@ std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {
       {"goodbye", TcpGoodbyeMsg{}},
       {"reject", RejectMsg{RemoveReason::kTeamFull, "team full (4 peers)"}},
       {"role", RoleMsg{kFlagMonitor}},
+      {"challenge", ChallengeMsg{{1, 2, 3}, {4, 5, 6}, 1}},
+      {"auth", AuthMsg{{7, 8}, {9, 10}}},
+      {"proof", ProofMsg{{11, 12}}},
   };
 }
 
@@ -110,6 +114,35 @@ void random_seeds(const std::string& target, std::mt19937& rng) {
   }
 }
 
+// fuzz_auth reads its mode and parameters from the end of the input
+// (FuzzedDataProvider takes integers from the back, bytes from the front).
+void auth_seeds() {
+  auto with_tail = [](Bytes b, std::initializer_list<uint8_t> tail) {
+    b.insert(b.end(), tail);
+    return b;
+  };
+  for (const auto& [name, msg] : tcp_messages()) {
+    const Bytes framed = encode_tcp(msg);
+    const uint8_t type = framed[4];
+    if (type < static_cast<uint8_t>(TcpType::kChallenge)) continue;
+    const uint8_t selector = type - static_cast<uint8_t>(TcpType::kChallenge);
+    write("auth", "body-" + name,
+          with_tail(Bytes(framed.begin() + 5, framed.end()), {selector, 0}));
+  }
+  uint8_t payload[16] = {1, 2, 3};
+  const Bytes chunk = encode_chunk(0x1234, 7, 2, 1000, 0, payload, 16);
+  auth::Key key{};
+  auth::DatagramCrypto crypto(key, 3, true);
+  write("auth", "open-sealed",
+        with_tail(crypto.seal(chunk.data(), chunk.size()), {1, 1}));
+  write("auth", "open-plain", with_tail(chunk, {0, 1}));
+  write("auth", "seal-intact", with_tail(chunk, {0x40, 0, 9, 0, 1, 2}));
+  write("auth", "seal-tampered", with_tail(chunk, {0x40, 0, 9, 1, 0, 2}));
+  write("auth", "replay-steps",
+        with_tail({1, 0, 0xFF, 0xFF, 0, 4, 0x80, 0, 0, 1},
+                  {0, 0, 0, 0, 0, 0, 0x10, 0, 3}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +154,7 @@ int main(int argc, char** argv) {
   mkdir(g_dir.c_str(), 0755);
   udp_seeds();
   tcp_seeds();
+  auth_seeds();
   std::mt19937 rng(20261125);
   for (const char* t : {"deframer", "reorder", "splitter", "peer"}) {
     random_seeds(t, rng);
