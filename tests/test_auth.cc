@@ -315,7 +315,7 @@ TEST(AuthTeam, SamePassphraseStreamsIntactAndEverythingIsSealed) {
     bool payload_in_clear = false;
     for (const Bytes& d : team.wire) {
       ASSERT_GE(d.size(), kUdpHeaderSize);
-      EXPECT_NE(d[3] & auth::kSealedTypeBit, 0) << "an unsealed datagram";
+      EXPECT_NE(d[1] & kUdpFlagSealed, 0) << "an unsealed datagram";
       payload_in_clear |= std::search(d.begin(), d.end(), sent[5].begin(),
                                       sent[5].begin() + 64) != d.end();
     }

@@ -141,7 +141,7 @@ Bytes DatagramCrypto::seal(const uint8_t* data, size_t size) {
   Bytes sealed(kSealedHeaderSize + body + kTagSize);
   uint8_t* p = sealed.data();
   std::memcpy(p, data, kUdpHeaderSize);
-  p[3] |= kSealedTypeBit;
+  p[1] |= kUdpFlagSealed;
   put_be(p + kUdpHeaderSize, self_, 4);
   put_be(p + kUdpHeaderSize + 4, counter_++, 8);
   const AeadNonce nonce = nonce_of(p);
@@ -166,8 +166,8 @@ Bytes DatagramCrypto::seal(const uint8_t* data, size_t size) {
 DatagramCrypto::Open DatagramCrypto::open(const uint8_t* data, size_t size,
                                           Bytes* out) {
   if (data == nullptr || size < kSealedHeaderSize + kTagSize ||
-      get_be(data, 2) != kUdpMagic || data[2] != kProtocolVersion ||
-      (data[3] & kSealedTypeBit) == 0) {
+      data[0] != kUdpMagic || data[2] != kProtocolVersion ||
+      (data[1] & kUdpFlagSealed) == 0) {
     ++stats_.unauthenticated;
     return Open::kUnauthenticated;
   }
@@ -210,7 +210,7 @@ DatagramCrypto::Open DatagramCrypto::open(const uint8_t* data, size_t size,
     return Open::kReplayed;
   }
   std::memcpy(out->data(), data, kUdpHeaderSize);
-  (*out)[3] &= static_cast<uint8_t>(~kSealedTypeBit);
+  (*out)[1] &= static_cast<uint8_t>(~kUdpFlagSealed);
   ++stats_.opened;
   return Open::kOk;
 }

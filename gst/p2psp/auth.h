@@ -7,8 +7,9 @@
 // - Two subkeys come from it: one for the handshake MACs (HMAC-SHA-512-256),
 //   one for the datagram AEAD (ChaCha20-Poly1305, IETF).
 // - Every datagram of a protected team is sealed: the clear common header
-//   (type with kSealedTypeBit set), the sender id and a 64-bit counter (the
+//   (kUdpFlagSealed set in its flags), the sender id and a 64-bit counter (the
 //   nonce), the body (encrypted, or left clear but authenticated), a tag.
+//   The header's flag kUdpFlagSealed (wire.h) marks it.
 #pragma once
 
 #include <gst/p2psp/outbox.h>
@@ -41,9 +42,8 @@ constexpr unsigned long long kKdfOpsLimit = 3;
 // CHALLENGE flags: encrypt datagram bodies (otherwise authenticate only).
 constexpr uint32_t kFlagEncrypt = 1u << 0;
 
-// Sealed datagram layout: common header (8) with kSealedTypeBit in the type,
-// u32 sender id, u64 counter, body, 16-byte tag.
-constexpr uint8_t kSealedTypeBit = 0x80;
+// Sealed datagram layout: common header (8) with kUdpFlagSealed, u32 sender
+// id, u64 counter, body, 16-byte tag.
 constexpr size_t kSealedHeaderSize = kUdpHeaderSize + 4 + 8;
 constexpr size_t kTagSize = 16;
 constexpr size_t kSealOverhead = kSealedHeaderSize - kUdpHeaderSize + kTagSize;

@@ -37,6 +37,10 @@ constexpr size_t kUdpHeaderSize = 8;
 // sending peer otherwise (protocol.md, "CHUNK").
 constexpr uint8_t kUdpFlagOrigin = 1u << 0;
 constexpr uint8_t kUdpKnownFlags = kUdpFlagOrigin;
+// SEALED (authenticated teams, auth.h): sender id, counter and tag wrap the
+// datagram. auth::DatagramCrypto opens it before decode_udp, which never
+// accepts this flag.
+constexpr uint8_t kUdpFlagSealed = 1u << 7;
 // Chunk datagram header (common header included), without the optional
 // origin.
 constexpr size_t kChunkHeaderSize = 16;

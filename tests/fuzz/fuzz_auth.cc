@@ -57,10 +57,9 @@ void seal_and_tamper(FuzzedDataProvider& fdp) {
   Bytes plain = fdp.ConsumeRemainingBytes<uint8_t>();
   if (plain.size() < kUdpHeaderSize) return;
   // What a core would send: its header says magic and version, any type.
-  plain[0] = kUdpMagic >> 8;
-  plain[1] = kUdpMagic & 0xFF;
+  plain[0] = kUdpMagic;
+  plain[1] &= static_cast<uint8_t>(~kUdpFlagSealed);
   plain[2] = kProtocolVersion;
-  plain[3] &= static_cast<uint8_t>(~auth::kSealedTypeBit);
   auth::DatagramCrypto sender(fixed_key(), 7, encrypt);
   auth::DatagramCrypto receiver(fixed_key(), 8, encrypt);
   Bytes sealed = sender.seal(plain.data(), plain.size());
