@@ -117,7 +117,10 @@ struct Peer::Impl {
   TcpReader tcp_reader;
   // Authenticated join: keys once CHALLENGE came, crypto once WELCOME did.
   std::optional<auth::Keys> keys;
-  uint32_t auth_flags = 0;
+  uint32_t auth_flags = 0;  // CHALLENGE's; both proofs cover them
+  auth::Salt salt{};
+  auth::Nonce splitter_nonce{};
+  auth::Nonce peer_nonce{};
   bool splitter_proved = false;
   std::unique_ptr<auth::DatagramCrypto> crypto;
   Bytes opened;  // plaintext of the datagram being handled
@@ -1017,9 +1020,6 @@ struct Peer::Impl {
     return auth::handshake_mac(keys->handshake, role, salt, splitter_nonce,
                                peer_nonce, auth_flags);
   }
-  auth::Salt salt{};
-  auth::Nonce splitter_nonce{};
-  auth::Nonce peer_nonce{};
 
   void on_proof(const ProofMsg& proof) {
     if (!auth::verify_mac(mac_of(auth::Role::kSplitter), proof.mac)) {
