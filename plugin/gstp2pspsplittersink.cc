@@ -91,6 +91,12 @@ constexpr guint DEFAULT_MONITORS = 0;
 constexpr guint DEFAULT_MAX_CHUNK_LOSS = 32;
 constexpr guint DEFAULT_PEER_TIMEOUT_MS = 1500;
 constexpr guint MAX_PEER_TIMEOUT_MS = 3600000;
+/* Limits on strangers (docs/security.md, "Limits"), the core's defaults. */
+constexpr guint DEFAULT_MAX_JOINS_PER_ADDRESS = 64;
+constexpr guint DEFAULT_MAX_HANDSHAKES = 256;
+constexpr guint DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+constexpr guint MIN_HANDSHAKE_TIMEOUT_MS = 100;
+constexpr guint MAX_HANDSHAKE_TIMEOUT_MS = 600000;
 
 /* The element message posted for every peer that leaves the team. */
 constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
@@ -117,6 +123,9 @@ enum {
   PROP_PEER_TIMEOUT,
   PROP_PASSPHRASE,
   PROP_ENCRYPT,
+  PROP_MAX_JOINS_PER_ADDRESS,
+  PROP_MAX_HANDSHAKES,
+  PROP_HANDSHAKE_TIMEOUT,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -137,6 +146,9 @@ struct Settings {
   guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
   std::string passphrase; /* never logged, never readable */
   gboolean encrypt = TRUE;
+  guint max_joins_per_address = DEFAULT_MAX_JOINS_PER_ADDRESS;
+  guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
+  guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
 };
 
 enum class State { kStopped, kRunning };
@@ -655,6 +667,10 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
       static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
   config.passphrase = settings.passphrase;
   config.encrypt = settings.encrypt;
+  config.max_joins_per_address = settings.max_joins_per_address;
+  config.max_handshakes = settings.max_handshakes;
+  config.handshake_timeout_us =
+      static_cast<p2psp::Micros>(settings.handshake_timeout_ms) * 1000;
   /* Argon2id runs here, once per start (tens of ms), never per join. */
   std::unique_ptr<p2psp::Splitter> splitter;
   try {
@@ -971,6 +987,9 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "unauthenticated-datagrams", G_TYPE_UINT64,
                     st.unauthenticated_datagrams, "replayed-datagrams",
                     G_TYPE_UINT64, st.replayed_datagrams, nullptr);
+  gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
+                    st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
+                    st.joins_limited, nullptr);
   add_peer_array(s, peers);
   return s;
 }
@@ -1017,6 +1036,15 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
     }
     case PROP_ENCRYPT:
       priv->settings.encrypt = g_value_get_boolean(value);
+      break;
+    case PROP_MAX_JOINS_PER_ADDRESS:
+      priv->settings.max_joins_per_address = g_value_get_uint(value);
+      break;
+    case PROP_MAX_HANDSHAKES:
+      priv->settings.max_handshakes = g_value_get_uint(value);
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      priv->settings.handshake_timeout_ms = g_value_get_uint(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1074,6 +1102,15 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
       break;
     case PROP_ENCRYPT:
       g_value_set_boolean(value, priv->settings.encrypt);
+      break;
+    case PROP_MAX_JOINS_PER_ADDRESS:
+      g_value_set_uint(value, priv->settings.max_joins_per_address);
+      break;
+    case PROP_MAX_HANDSHAKES:
+      g_value_set_uint(value, priv->settings.max_handshakes);
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      g_value_set_uint(value, priv->settings.handshake_timeout_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1154,6 +1191,23 @@ void install_properties(GObjectClass *gobject_class) {
       "With a passphrase, encrypt the chunks and control datagrams too "
       "(FALSE: authenticate only)",
       TRUE, kReadWrite);
+  properties[PROP_MAX_JOINS_PER_ADDRESS] = g_param_spec_uint(
+      "max-joins-per-address", "Maximum joins per address",
+      "TCP connections one source address (IPv6: one /64) may open at once; "
+      "the allowance comes back over 10 s, so a flood from one address is "
+      "refused at once (0: no limit)",
+      0, G_MAXUINT, DEFAULT_MAX_JOINS_PER_ADDRESS, kReadWrite);
+  properties[PROP_MAX_HANDSHAKES] = g_param_spec_uint(
+      "max-handshakes", "Maximum handshakes",
+      "TCP connections still joining at once, all addresses; more are "
+      "refused at once (0: no limit)",
+      0, G_MAXUINT, DEFAULT_MAX_HANDSHAKES, kReadWrite);
+  properties[PROP_HANDSHAKE_TIMEOUT] = g_param_spec_uint(
+      "handshake-timeout", "Handshake timeout",
+      "A connection that has not completed its join (JOIN, then the UDP "
+      "REGISTER) within this many milliseconds is closed",
+      MIN_HANDSHAKE_TIMEOUT_MS, MAX_HANDSHAKE_TIMEOUT_MS,
+      DEFAULT_HANDSHAKE_TIMEOUT_MS, kReadWrite);
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",

@@ -1,5 +1,6 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
 #include <gst/p2psp/auth.h>
+#include <gst/p2psp/join_limiter.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/token_bucket.h>
 
@@ -43,7 +44,8 @@ struct Splitter::Impl {
     ConnId id = 0;
     Endpoint remote;
     ConnState state = ConnState::kAwaitJoin;
-    TcpReader reader;
+    // Peers send the splitter only short messages.
+    TcpReader reader{kMaxPeerTcpMessage};
     Micros accepted_us = 0;
     bool welcomed = false;
     uint32_t peer_id = 0;
@@ -75,6 +77,8 @@ struct Splitter::Impl {
       : config(c),
         framer(c.chunk_size),
         tokens(c.team_id),
+        join_limiter(c.max_joins_per_address, c.join_window_us,
+                     c.max_tracked_addresses),
         next_chunk(c.first_chunk) {
     // The framer clamps the size; peers must be told the real one.
     config.chunk_size = static_cast<uint32_t>(framer.chunk_payload_size());
@@ -109,6 +113,7 @@ struct Splitter::Impl {
   SplitterConfig config;
   Framer framer;
   TokenGenerator tokens;
+  JoinLimiter join_limiter;
   ChunkNumber next_chunk;
   uint32_t next_peer_id = 1;
   size_t round_robin = 0;
@@ -226,6 +231,26 @@ struct Splitter::Impl {
   }
 
   // ------------------------------------------------------------ TCP ------
+
+  // Checked before anything is kept for the connection: a flood of them
+  // costs a socket for one poll round each, nothing more.
+  const char* refusal_for(const Endpoint& remote, Micros now) {
+    if (config.max_handshakes != 0 &&
+        handshakes.size() >= config.max_handshakes) {
+      return "too many joins in progress; try again later";
+    }
+    if (!join_limiter.admit(remote, now)) {
+      return "too many connections from this address; try again later";
+    }
+    return nullptr;
+  }
+
+  void refuse_connection(ConnId conn, const char* why, Outbox* out) {
+    ++stats.rejected_connections;
+    ++stats.joins_limited;
+    send_tcp(conn, RejectMsg{RemoveReason::kTeamFull, why}, out);
+    out->tcp_close.push_back(conn);
+  }
 
   void handle_join(Conn& conn, const JoinMsg& join, Outbox* out) {
     if (join.version != kProtocolVersion) {
@@ -696,6 +721,7 @@ struct Splitter::Impl {
     for (ConnId id : expired) {
       Conn& conn = conns.at(id);
       ++stats.rejected_connections;
+      ++stats.handshake_timeouts;
       if (conn.welcomed) {
         send_tcp(id, RejectMsg{RemoveReason::kTimeout, "handshake timed out"},
                  out);
@@ -729,13 +755,16 @@ void Splitter::push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out) {
 
 void Splitter::on_tcp_accepted(ConnId conn, const Endpoint& remote, Micros now,
                                Outbox* out) {
-  (void)out;
+  auto old = impl_->conns.find(conn);
+  if (old != impl_->conns.end()) impl_->end_handshake(old->second);
+  if (const char* why = impl_->refusal_for(remote, now)) {
+    impl_->refuse_connection(conn, why, out);
+    return;
+  }
   Impl::Conn c;
   c.id = conn;
   c.remote = remote.normalized();
   c.accepted_us = now;
-  auto old = impl_->conns.find(conn);
-  if (old != impl_->conns.end()) impl_->end_handshake(old->second);
   impl_->handshakes.insert({now, conn});
   impl_->conns[conn] = std::move(c);
 }

@@ -25,6 +25,15 @@ struct SplitterConfig {
   uint32_t team_id = 0;           // random per splitter run (wrapper picks)
   Micros flush_delay_us = 20000;  // a partial chunk waits at most this
   Micros handshake_timeout_us = 5000000;
+  // Limits on what strangers can make the splitter hold (docs/security.md).
+  // Connections one source address (an IPv4 address, an IPv6 /64) may open:
+  // a token bucket of this many, refilled over join_window_us. 0: no limit.
+  uint32_t max_joins_per_address = 64;
+  Micros join_window_us = 10000000;
+  // Connections still in the handshake at once, all addresses. 0: no limit.
+  uint32_t max_handshakes = 256;
+  // Source addresses remembered by the join limiter at most.
+  size_t max_tracked_addresses = 4096;
   ChunkNumber first_chunk = 0;  // first chunk number (tests use wrap)
 
   // Team health (docs/protocol.md section 10).
@@ -78,7 +87,9 @@ struct SplitterStats {
   uint64_t peers_joined = 0;
   uint64_t peers_left = 0;
   uint64_t rejected_datagrams = 0;    // malformed or foreign UDP
-  uint64_t rejected_connections = 0;  // garbage/timeout/version/full on TCP
+  uint64_t rejected_connections = 0;  // garbage/timeout/version/full/limits
+  uint64_t handshake_timeouts = 0;    // of which: handshake not done in time
+  uint64_t joins_limited = 0;  // of which: refused at once by the join limits
   // Team health.
   uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)
   uint64_t peers_expelled = 0;    // removed for losses (REMOVED expelled)

@@ -587,7 +587,7 @@ TcpReader::Status TcpReader::next(TcpMessage* out) {
   const uint8_t* p = buf_.data() + pos_;
   uint32_t length = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
                     (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-  if (length == 0 || length > kMaxTcpMessage) {
+  if (length == 0 || length > kMaxTcpMessage || length > max_message_) {
     error_ = true;
   } else if (buffered() - 4 < length) {
     return Status::kNeedMore;

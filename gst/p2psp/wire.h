@@ -157,6 +157,9 @@ Bytes encode_heartbeat(const HeartbeatMsg& m);
 // ---------------------------------------------------------------- TCP ----
 // Framing: u32 length (of type byte + body, 1..kMaxTcpMessage), u8 type, body.
 constexpr uint32_t kMaxTcpMessage = 1u << 20;
+// What a peer sends the splitter (JOIN, GOODBYE) is small: the splitter reads
+// no longer message, so a stranger's length prefix cannot make it buffer 1 MiB.
+constexpr uint32_t kMaxPeerTcpMessage = 8192;
 // First bytes of a JOIN body: ASCII "P2PSP" then the version byte.
 constexpr char kJoinMagic[5] = {'P', '2', 'P', 'S', 'P'};
 
@@ -267,6 +270,9 @@ std::optional<TcpMessage> decode_tcp_body(const uint8_t* data, size_t size);
 class TcpReader {
  public:
   enum class Status { kMessage, kNeedMore, kError };
+  // Messages longer than max_message (at most kMaxTcpMessage) are errors.
+  explicit TcpReader(uint32_t max_message = kMaxTcpMessage)
+      : max_message_(max_message) {}
   void feed(const uint8_t* data, size_t size);
   // kMessage fills *out; kError means the stream is garbage (bad length or a
   // body that does not decode): the caller closes the connection.
@@ -277,6 +283,7 @@ class TcpReader {
   // Drops consumed bytes once they dominate the buffer, so memory stays
   // bounded by one pending message plus what was fed since.
   void compact();
+  uint32_t max_message_;
   Bytes buf_;
   size_t pos_ = 0;
   bool error_ = false;  // sticky: a byte stream cannot resynchronise
