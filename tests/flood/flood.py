@@ -9,7 +9,8 @@ through /proc/PID/fd and /proc/net/udp{,6}, so no port is guessed), and to
 every --udp HOST:PORT, spread evenly over --duration seconds. Half are
 random bytes (1..1500 bytes, a few up to 60000); half look like P2PSP: the
 right magic and version, a random type (mostly 1..9), a random team id and
-random fields, cut at a random length.
+random fields, cut at a random length; a quarter of these are whole chunks
+with small chunk numbers and origins, as a young stream has.
 
 TCP: M connections to --tcp, spread over --duration, taking turns at:
 random bytes; a length prefix far too long (or zero) with some bytes after;
@@ -76,6 +77,13 @@ def random_datagram(rng):
     if rng.random() < 0.5:
         size = rng.randint(1, 1500) if rng.random() < 0.99 else rng.randint(1500, 60000)
         return rng.randbytes(size)
+    if rng.random() < 0.25:
+        # A whole chunk of a young stream (numbers from 0, origins from 1):
+        # only the team id (and who sends it) tells it from a real one.
+        header = struct.pack(">HBBI", MAGIC, VERSION, 1, rng.getrandbits(32))
+        fields = struct.pack(">IIIHH", rng.randint(0, 4095), rng.randint(1, 4),
+                             rng.getrandbits(32), rng.choice((0, 0xFFFF)), 0)
+        return header + fields + rng.randbytes(rng.choice((200, 1024)))
     kind = rng.randint(1, 9) if rng.random() < 0.9 else rng.randint(0, 255)
     header = struct.pack(">HBBI", MAGIC, VERSION, kind, rng.getrandbits(32))
     body = rng.randbytes(rng.choice((8, 16, 24, 64, 300, 1100)))
