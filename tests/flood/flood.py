@@ -35,9 +35,18 @@ import struct
 import sys
 import time
 
-MAGIC = 0x5032
-VERSION = 1
+# Keep in step with gst/p2psp/wire.h (docs/protocol.md): the UDP header is
+# u8 magic, u8 flags, u8 version, u8 type, u32 team id; a CHUNK goes on with
+# u32 number, u16 first frame offset, u16 send time, [u32 origin if flag 1].
+MAGIC = 0x50
+VERSION = 2
+FLAG_ORIGIN = 1
 JOIN_MAGIC = b"P2PSP"
+
+
+def udp_header(kind, flags=0, team=None, rng=None):
+    team = rng.getrandbits(32) if team is None else team
+    return struct.pack(">BBBBI", MAGIC, flags, VERSION, kind, team)
 
 
 def udp_ports_of(pid):
@@ -80,12 +89,16 @@ def random_datagram(rng):
     if rng.random() < 0.25:
         # A whole chunk of a young stream (numbers from 0, origins from 1):
         # only the team id (and who sends it) tells it from a real one.
-        header = struct.pack(">HBBI", MAGIC, VERSION, 1, rng.getrandbits(32))
-        fields = struct.pack(">IIIHH", rng.randint(0, 4095), rng.randint(1, 4),
-                             rng.getrandbits(32), rng.choice((0, 0xFFFF)), 0)
-        return header + fields + rng.randbytes(rng.choice((200, 1024)))
+        explicit = rng.random() < 0.5
+        header = udp_header(1, FLAG_ORIGIN if explicit else 0, rng=rng)
+        fields = struct.pack(">IHH", rng.randint(0, 4095), rng.choice((0, 0xFFFF)),
+                             rng.getrandbits(16))
+        if explicit:
+            fields += struct.pack(">I", rng.randint(1, 4))
+        return header + fields + rng.randbytes(rng.choice((200, 1024, 1432)))
     kind = rng.randint(1, 9) if rng.random() < 0.9 else rng.randint(0, 255)
-    header = struct.pack(">HBBI", MAGIC, VERSION, kind, rng.getrandbits(32))
+    flags = 0 if rng.random() < 0.8 else rng.getrandbits(8)
+    header = udp_header(kind, flags, rng=rng)
     body = rng.randbytes(rng.choice((8, 16, 24, 64, 300, 1100)))
     whole = header + body
     return whole[: rng.randint(1, len(whole))]
@@ -108,7 +121,8 @@ def tcp_payload(turn, rng):
         if choice == 0:  # other magic
             return frame(1, b"P2PSQ" + bytes([VERSION]) + rng.randbytes(4))
         if choice == 1:  # another version
-            return frame(1, JOIN_MAGIC + bytes([rng.randint(2, 255)]) + rng.randbytes(4))
+            other = rng.choice([v for v in range(256) if v != VERSION])
+            return frame(1, JOIN_MAGIC + bytes([other]) + rng.randbytes(4))
         if choice == 2:  # a body too short or too long
             return frame(1, JOIN_MAGIC + bytes([VERSION]) + rng.randbytes(rng.choice((0, 2, 9, 400))))
         if choice == 3:  # a message only the splitter sends, or no type at all
