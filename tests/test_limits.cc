@@ -2,6 +2,7 @@
 // (docs/security.md, "Limits"): joins per address, handshakes in progress,
 // message length before a peer is in the team.
 #include <gst/p2psp/join_limiter.h>
+#include <gst/p2psp/peer.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/wire.h>
 #include <gtest/gtest.h>
@@ -164,6 +165,56 @@ TEST(SplitterLimits, DefaultsLetAnOfficeJoinTogether) {
     EXPECT_FALSE(closed(out, conn)) << "connection " << conn;
   }
   EXPECT_EQ(splitter.stats().rejected_connections, 0u);
+}
+
+// In an open team the team id is in every datagram: whoever sees one can
+// send HELLOs from new endpoints. Neighbours the splitter never named stay
+// few; the ones it names are always taken.
+TEST(PeerLimits, NeighboursKnownOnlyFromHelloAreCapped) {
+  constexpr uint32_t kTeam = 0xabcdef;
+  Peer peer(PeerConfig{}, Endpoint::ipv4(10, 0, 0, 1, 4552));
+  Outbox out;
+  peer.start(0, &out);
+  WelcomeMsg welcome;
+  welcome.team_id = kTeam;
+  welcome.peer_id = 1;
+  welcome.token = 7;
+  welcome.chunk_size = 1024;
+  welcome.splitter_udp_port = 4553;
+  Bytes bytes = encode_tcp(welcome);
+  peer.on_tcp_data(bytes.data(), bytes.size(), 1000, &out);
+  TeamMsg team;
+  team.public_endpoint = Endpoint::ipv4(10, 0, 0, 2, 5000);
+  bytes = encode_tcp(team);
+  peer.on_tcp_data(bytes.data(), bytes.size(), 2000, &out);
+  ASSERT_EQ(peer.state(), PeerState::kMember);
+
+  const uint64_t rejected_before = peer.stats().rejected_datagrams;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    const Bytes hello = encode_hello(HelloMsg{kTeam, 100 + i});
+    peer.on_udp(Endpoint::ipv4(203, 0, 113, 5, uint16_t(10000 + i)),
+                hello.data(), hello.size(), 3000, &out);
+  }
+  EXPECT_EQ(peer.neighbours().size(), 64u);
+  EXPECT_EQ(peer.stats().rejected_datagrams - rejected_before, 936u);
+
+  // The splitter names a peer that said HELLO first: it stays, and stops
+  // counting against the cap, so one more stranger fits.
+  bytes = encode_tcp(
+      PeerJoinedMsg{PeerInfo{100, Endpoint::ipv4(203, 0, 113, 5, 10000)}});
+  peer.on_tcp_data(bytes.data(), bytes.size(), 4000, &out);
+  EXPECT_EQ(peer.neighbours().size(), 64u);
+  const Bytes hello = encode_hello(HelloMsg{kTeam, 5000});
+  peer.on_udp(Endpoint::ipv4(203, 0, 113, 6, 1), hello.data(), hello.size(),
+              5000, &out);
+  EXPECT_EQ(peer.neighbours().size(), 65u);
+  // And the splitter's word is never capped.
+  for (uint32_t i = 0; i < 100; ++i) {
+    bytes = encode_tcp(PeerJoinedMsg{
+        PeerInfo{6000 + i, Endpoint::ipv4(198, 51, 100, 1, uint16_t(i + 1))}});
+    peer.on_tcp_data(bytes.data(), bytes.size(), 6000, &out);
+  }
+  EXPECT_EQ(peer.neighbours().size(), 165u);
 }
 
 }  // namespace

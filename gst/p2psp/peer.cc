@@ -51,6 +51,10 @@ Micros auto_nack_retry(Micros configured, Micros latency) {
 // NACK batches are addressed to a neighbour id or to the splitter.
 constexpr uint32_t kToSplitter = 0;
 
+// Neighbours known only from their HELLO (the splitter's PEER_JOINED for
+// them not yet in) at once. Honest ones are named within a round trip.
+constexpr size_t kMaxUnannouncedNeighbours = 64;
+
 }  // namespace
 
 struct Peer::Impl {
@@ -70,6 +74,8 @@ struct Peer::Impl {
     Micros pending_since_us = 0;
     TokenBucket retransmit_budget;
     std::unordered_map<uint32_t, Micros> last_prune_us;  // by origin
+    // Named by the splitter (TEAM, PEER_JOINED), not only by its own HELLO.
+    bool announced = false;
   };
 
   // A team member, whether or not we still serve it (debt drops it from
@@ -235,11 +241,14 @@ struct Peer::Impl {
         departing.end());
   }
 
-  void add_neighbour(const PeerInfo& peer, Micros now) {
-    if (peer.id == id || find_neighbour(peer.id) || find_departing(peer.id)) {
+  void add_neighbour(const PeerInfo& peer, Micros now, bool announced = true) {
+    if (Neighbour* known = find_neighbour(peer.id)) {
+      known->announced |= announced;
       return;
     }
+    if (peer.id == id || find_departing(peer.id)) return;
     Neighbour n;
+    n.announced = announced;
     n.info.id = peer.id;
     n.info.endpoint = peer.endpoint.normalized();
     n.retransmit_budget =
@@ -819,13 +828,25 @@ struct Peer::Impl {
     return std::min({heartbeat_due(), nack_due_us, relay_check_due_us});
   }
 
-  void on_hello(const Endpoint& from, const HelloMsg& hello, Micros now) {
-    if (state != PeerState::kRegistering && state != PeerState::kMember) return;
-    if (hello.peer_id == id) return;
+  // Returns false for a HELLO refused by the limit on neighbours the
+  // splitter has not named: in an open team anyone who learnt the team id
+  // could otherwise add neighbours (and their queues) without bound.
+  bool on_hello(const Endpoint& from, const HelloMsg& hello, Micros now) {
+    if (state != PeerState::kRegistering && state != PeerState::kMember) {
+      return true;
+    }
+    if (hello.peer_id == id) return true;
     // An endpoint already bound to another peer id is not taken over on
     // an unauthenticated datagram; the splitter's PEER_LEFT frees it.
-    if (find_neighbour(hello.peer_id) || find_neighbour_at(from)) return;
-    add_neighbour(PeerInfo{hello.peer_id, from}, now);
+    if (find_neighbour(hello.peer_id) || find_neighbour_at(from)) return true;
+    const auto unannounced =
+        std::count_if(neighbours.begin(), neighbours.end(),
+                      [](const Neighbour& n) { return !n.announced; });
+    if (static_cast<size_t>(unannounced) >= kMaxUnannouncedNeighbours) {
+      return false;
+    }
+    add_neighbour(PeerInfo{hello.peer_id, from}, now, /*announced=*/false);
+    return true;
   }
 
   void on_goodbye(const Endpoint& from, const GoodbyeMsg& bye, Micros now) {
@@ -914,8 +935,7 @@ struct Peer::Impl {
       return true;
     }
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
-      on_hello(from, *hello, now);
-      return true;
+      return on_hello(from, *hello, now);
     }
     if (const auto* bye = std::get_if<GoodbyeMsg>(&msg)) {
       on_goodbye(from, *bye, now);
