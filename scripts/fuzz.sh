@@ -10,7 +10,11 @@
 #                                   code to tests/fuzz/corpus (minimised)
 #   scripts/fuzz.sh --seed          rewrite the seeds of tests/fuzz/corpus
 #
-# Targets: udp tcp deframer reorder splitter peer auth (default: all).
+# Targets: every fuzz-<name> executable tests/fuzz/meson.build defines
+# (found through `meson introspect`, so a new target needs no change here);
+# default all, e.g. udp tcp deframer reorder splitter peer.
+# The last line printed is "N passed, N failed", one test per target (the
+# fuzz mode replays the committed corpus first, then fuzzes).
 # Environment:
 #   FUZZ_SECONDS=20    time per target (-max_total_time)
 #   FUZZ_JOBS=1        targets run at once (each uses one core)
@@ -27,17 +31,15 @@ SRC=$PWD
 B=${FUZZ_BUILD_DIR:-build-fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-ALL_TARGETS=(udp tcp deframer reorder splitter peer auth)
 
 mode=fuzz
 case "${1:-}" in
   --regress) mode=regress; shift ;;
   --merge) mode=merge; shift ;;
   --seed) mode=seed; shift ;;
-  -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
 esac
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=("${ALL_TARGETS[@]}")
 
 # Fuzz-only packages: installed here, not by install-deps.sh, so that a CI
 # run that does not fuzz does not pay for them. libFuzzer's runtime
@@ -65,7 +67,36 @@ if [[ ! -f "$B/build.ninja" ]]; then
   CC=clang CXX=clang++ meson setup "$B" -Dfuzzing=true -Dtests=disabled \
     -Db_sanitize=address,undefined -Db_lundef=false
 fi
-ninja -C "$B" "${targets[@]/#/tests/fuzz/fuzz-}" tests/fuzz/fuzz-gen-corpus >/dev/null
+
+# Every executable named fuzz-<target> (fuzz-gen-corpus writes seeds).
+discover_targets() {
+  meson introspect "$B" --targets | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    n = t["name"]
+    if t["type"] == "executable" and n.startswith("fuzz-") and n != "fuzz-gen-corpus":
+        print(n[len("fuzz-"):])'
+}
+if [[ ${#targets[@]} -eq 0 ]]; then
+  mapfile -t targets < <(discover_targets | sort)
+  [[ ${#targets[@]} -gt 0 ]] || { echo "fuzz.sh: no fuzz-* target in $B" >&2; echo "0 passed, 1 failed"; exit 1; }
+fi
+if ! ninja -C "$B" "${targets[@]/#/tests/fuzz/fuzz-}" tests/fuzz/fuzz-gen-corpus >"$B/fuzz-build.log" 2>&1; then
+  tail -30 "$B/fuzz-build.log"
+  echo "fuzz.sh: build failed" >&2
+  echo "0 passed, ${#targets[@]} failed"
+  exit 1
+fi
+
+# show_finding TARGET FILE: what CI prints about a finding, enough to
+# replay it without the build directory.
+show_finding() {
+  local t=$1 f=$2
+  echo "fuzz.sh: $t: crashing input saved as $f ($(stat -c %s "$f") bytes);" \
+    "replay: $B/tests/fuzz/fuzz-$t $f"
+  echo "fuzz.sh: $t: the input, base64 (first 16 KiB; base64 -d > input):"
+  head -c 16384 "$f" | base64
+}
 
 # Any report is fatal and shows where it happened.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_error=0:print_stacktrace=1}
@@ -79,17 +110,23 @@ case $mode in
     exit 0
     ;;
   regress)
-    status=0
+    ok=0 bad=0
     for t in "${targets[@]}"; do
-      if out=$("$B/tests/fuzz/fuzz-$t" -runs=0 "$corpus/$t" 2>&1); then
+      if [[ ! -d "$corpus/$t" ]]; then
+        echo "fuzz.sh: $t: FAIL: no committed corpus $corpus/$t"
+        bad=$((bad + 1))
+      elif out=$("$B/tests/fuzz/fuzz-$t" -runs=0 "$corpus/$t" 2>&1); then
         echo "fuzz.sh: $t: corpus of $(ls "$corpus/$t" | wc -l) inputs replayed, no finding"
+        ok=$((ok + 1))
       else
         echo "$out" | tail -40
-        echo "fuzz.sh: $t: FINDING while replaying the corpus" >&2
-        status=1
+        echo "fuzz.sh: $t: FINDING while replaying the corpus"
+        bad=$((bad + 1))
       fi
     done
-    exit $status
+    echo "$ok passed, $bad failed"
+    [[ $bad -eq 0 ]]
+    exit
     ;;
   merge)
     for t in "${targets[@]}"; do
@@ -103,10 +140,13 @@ esac
 
 mkdir -p "$B/fuzz-logs"
 run_one() {
-  local t=$1
+  local t=$1 rc=0
   # New inputs go to a working corpus in the build dir (the first
-  # directory), the committed one is read only.
+  # directory), the committed one (when the target has one) is read only.
+  rm -rf "$B/fuzz-findings/$t"
   mkdir -p "$B/fuzz-corpus/$t" "$B/fuzz-findings/$t"
+  local dirs=("$B/fuzz-corpus/$t")
+  [[ -d "$corpus/$t" ]] && dirs+=("$corpus/$t")
   # -max_len: the state machine targets take a few bytes per event; 8 KiB
   # is a long session. -rss_limit_mb/-malloc_limit_mb make unbounded
   # memory a finding. -timeout: one input taking >10 s is a finding (a loop).
@@ -114,31 +154,39 @@ run_one() {
   "$B/tests/fuzz/fuzz-$t" -max_total_time="$SECONDS_PER_TARGET" -max_len=8192 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$B/fuzz-findings/$t/" ${FUZZ_ARGS:-} \
-    "$B/fuzz-corpus/$t" "$corpus/$t" >"$B/fuzz-logs/$t.log" 2>&1
+    "${dirs[@]}" >"$B/fuzz-logs/$t.log" 2>&1 || rc=$?
+  echo "$rc" >"$B/fuzz-logs/$t.rc"
 }
 
-status=0
-declare -A pids
+# At most JOBS targets at once; each writes its exit status to a file.
 running=0
 for t in "${targets[@]}"; do
-  run_one "$t" & pids[$t]=$!
+  rm -f "$B/fuzz-logs/$t.rc"
+  run_one "$t" &
   running=$((running + 1))
   if [[ $running -ge $JOBS ]]; then wait -n || true; running=$((running - 1)); fi
 done
-total=0
+wait
+
+total=0 ok=0 bad=0
 for t in "${targets[@]}"; do
-  rc=0; wait "${pids[$t]}" || rc=$?
+  rc=$(cat "$B/fuzz-logs/$t.rc" 2>/dev/null || echo missing)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$B/fuzz-logs/$t.log" | tail -1)
   execs=${execs:-0}
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$B/fuzz-logs/$t.log" | tail -1)
   total=$((total + execs))
-  if [[ $rc -ne 0 ]] || ls "$B/fuzz-findings/$t"/* >/dev/null 2>&1; then
-    echo "fuzz.sh: $t: FINDING after $execs executions (rc $rc), see $B/fuzz-logs/$t.log:" >&2
-    grep -E "ERROR|invariant failed|runtime error|SUMMARY|Test unit written" "$B/fuzz-logs/$t.log" | head -10 >&2
-    status=1
+  findings=("$B/fuzz-findings/$t"/*)
+  if [[ "$rc" != 0 || -e "${findings[0]}" ]]; then
+    echo "fuzz.sh: $t: FINDING after $execs executions (exit status $rc), log $B/fuzz-logs/$t.log:"
+    grep -E "ERROR|invariant failed|runtime error|SUMMARY|Test unit written|^ +#[0-9]+ 0x" \
+      "$B/fuzz-logs/$t.log" | head -40
+    for f in "${findings[@]}"; do [[ -e "$f" ]] && show_finding "$t" "$f"; done
+    bad=$((bad + 1))
   else
     echo "fuzz.sh: $t: $execs executions in ${secs:-?} s, no finding"
+    ok=$((ok + 1))
   fi
 done
 echo "fuzz.sh: $total executions in all"
-exit $status
+echo "$ok passed, $bad failed"
+[[ $bad -eq 0 ]]
