@@ -16,8 +16,8 @@ namespace p2psp_gst {
 
 namespace {
 
-/* Enough for sendmmsg to amortise the syscall, small enough to keep the
- * GOutputMessage arrays on the stack-like vectors cheap. */
+/* Enough for sendmmsg to amortise the syscall, small enough for the
+ * message arrays to live on the stack. */
 constexpr size_t kSendBatch = 64;
 constexpr size_t kMaxDatagram = 65536;
 /* receive_datagrams() reads at most this many datagrams per call. */
@@ -28,20 +28,6 @@ constexpr p2psp::Micros kMaxPollWaitUs = 100000;
 
 bool is_would_block(const GError *error) {
   return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-}
-
-/* An IPv6 socket (dual-stack) only sends to IPv6 addresses, so IPv4
- * destinations are written as v4-mapped. */
-GSocketAddress *address_for_socket(GSocket *sock, const p2psp::Endpoint &ep) {
-  if (ep.family == p2psp::Endpoint::Family::kIPv4 &&
-      g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6) {
-    std::array<uint8_t, 16> mapped{};
-    mapped[10] = 0xff;
-    mapped[11] = 0xff;
-    std::copy_n(ep.addr.begin(), 4, mapped.begin() + 12);
-    return address_from_endpoint(p2psp::Endpoint::ipv6(mapped, ep.port));
-  }
-  return address_from_endpoint(ep);
 }
 
 }  // namespace
@@ -103,54 +89,86 @@ GInetAddress *resolve_host(const std::string &host, GCancellable *cancel,
   return first;
 }
 
+/* The native address of ep for a socket of this family (IPv4 destinations
+ * of a dual-stack IPv6 socket as v4-mapped); 0 when it cannot be reached
+ * through such a socket. */
+static socklen_t sockaddr_from_endpoint(const p2psp::Endpoint &ep,
+                                        bool ipv6_socket,
+                                        sockaddr_storage *out) {
+  *out = sockaddr_storage{};
+  if (ep.family == p2psp::Endpoint::Family::kIPv4 && !ipv6_socket) {
+    auto *in = reinterpret_cast<sockaddr_in *>(out);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(ep.port);
+    std::memcpy(&in->sin_addr, ep.addr.data(), 4);
+    return sizeof *in;
+  }
+  if (!ipv6_socket || ep.family == p2psp::Endpoint::Family::kNone) return 0;
+  auto *in6 = reinterpret_cast<sockaddr_in6 *>(out);
+  in6->sin6_family = AF_INET6;
+  in6->sin6_port = htons(ep.port);
+  if (ep.family == p2psp::Endpoint::Family::kIPv4) {
+    in6->sin6_addr.s6_addr[10] = 0xff;
+    in6->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(in6->sin6_addr.s6_addr + 12, ep.addr.data(), 4);
+  } else {
+    std::memcpy(in6->sin6_addr.s6_addr, ep.addr.data(), 16);
+  }
+  return sizeof *in6;
+}
+
+/* Straight sendmmsg on the socket's fd: g_socket_send_messages() wanted a
+ * GSocketAddress per datagram, two GObjects built and freed for every chunk
+ * copy, which showed in the peers' profile (docs/benchmarks.md). */
 size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
+  const int fd = g_socket_get_fd(sock);
+  const bool ipv6_socket = g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6;
+  mmsghdr messages[kSendBatch];
+  iovec vectors[kSendBatch];
+  sockaddr_storage addresses[kSendBatch];
   size_t dropped = 0;
-  std::vector<GOutputVector> vectors(std::min(sends.size(), kSendBatch));
-  std::vector<GOutputMessage> messages(vectors.size());
-  std::vector<GRef<GSocketAddress>> addresses(vectors.size());
-
-  for (size_t base = 0; base < sends.size(); base += kSendBatch) {
-    const size_t count = std::min(kSendBatch, sends.size() - base);
-    for (size_t i = 0; i < count; i++) {
-      const p2psp::UdpSend &send = sends[base + i];
-      addresses[i].reset(address_for_socket(sock, send.to));
-      vectors[i].buffer = send.data ? send.data->data() : nullptr;
-      vectors[i].size = send.data ? send.data->size() : 0;
-      messages[i] = GOutputMessage{};
-      messages[i].address = addresses[i].get();
-      messages[i].vectors = &vectors[i];
-      messages[i].num_vectors = 1;
-    }
-
-    size_t next = 0;
-    while (next < count) {
-      /* An invalid endpoint has no address: skip it rather than let GLib
-       * send to whatever the socket is connected to. */
-      if (messages[next].address == nullptr) {
+  size_t next = 0;
+  while (next < sends.size()) {
+    /* A batch of sendable datagrams; one without an address is skipped
+     * rather than sent to whatever the socket is connected to. */
+    size_t count = 0;
+    while (next < sends.size() && count < kSendBatch) {
+      const p2psp::UdpSend &send = sends[next++];
+      const socklen_t len =
+          sockaddr_from_endpoint(send.to, ipv6_socket, &addresses[count]);
+      if (len == 0 || !send.data) {
         dropped++;
-        next++;
         continue;
       }
-      size_t run = next;
-      while (run < count && messages[run].address != nullptr) run++;
-      GError *error = nullptr;
-      gint sent = g_socket_send_messages(sock, &messages[next], run - next, 0,
-                                         nullptr, &error);
+      vectors[count].iov_base = const_cast<uint8_t *>(send.data->data());
+      vectors[count].iov_len = send.data->size();
+      messages[count] = mmsghdr{};
+      messages[count].msg_hdr.msg_name = &addresses[count];
+      messages[count].msg_hdr.msg_namelen = len;
+      messages[count].msg_hdr.msg_iov = &vectors[count];
+      messages[count].msg_hdr.msg_iovlen = 1;
+      count++;
+    }
+    size_t done = 0;
+    while (done < count) {
+      const int sent = sendmmsg(fd, messages + done,
+                                static_cast<unsigned>(count - done),
+                                MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent > 0) {
-        next += static_cast<size_t>(sent);
+        done += static_cast<size_t>(sent);
+      } else if (sent < 0 && errno == EINTR) {
         continue;
-      }
-      GErrorPtr owned(error);
-      if (sent < 0 && is_would_block(error)) {
-        /* The kernel buffer is full: this batch is lost; the next batch (and
-         * the next render) tries again. */
-        dropped += count - next;
+      } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /* The kernel buffer is full: the rest of this batch is lost; the
+         * next batch (and the next round) tries again. */
+        dropped += count - done;
         break;
+      } else {
+        /* Anything else (unreachable, wrong family) concerns that one
+         * destination only. */
+        dropped++;
+        done++;
       }
-      /* Anything else (unreachable, wrong family) concerns that one
-       * destination only. */
-      dropped++;
-      next++;
     }
   }
   return dropped;
