@@ -684,8 +684,11 @@ TEST(Dbs, ForgedDatagramsAreCountedAndChangeNothing) {
   };
   const Endpoint stranger = Endpoint::ipv4(10, 9, 9, 9, 5000);
   const Endpoint victim_udp = peer_udp(0);
-  // From a non-member, naming a member as origin.
+  // From a non-member, naming a member as origin, or leaving the origin
+  // out (it would be the stranger itself).
   team.net.inject_udp(stranger, victim_udp, forged(kTeamId, ahead, other_id));
+  team.net.inject_udp(stranger, victim_udp,
+                      forged(kTeamId, ahead + 5, kImplicitOrigin));
   // Wrong team.
   team.net.inject_udp(peer_udp(1), victim_udp,
                       forged(kTeamId + 1, ahead + 1, other_id));
@@ -709,7 +712,7 @@ TEST(Dbs, ForgedDatagramsAreCountedAndChangeNothing) {
   team.net.inject_udp(stranger, splitter_udp(), forged(kTeamId, ahead, 1));
   team.finish(stream, kStreamStart);
 
-  EXPECT_EQ(victim.stats().rejected_datagrams, 5u);
+  EXPECT_EQ(victim.stats().rejected_datagrams, 6u);
   EXPECT_EQ(team.sp().stats().rejected_datagrams, 4u);
   EXPECT_EQ(team.sp().num_peers(), 3u);
   EXPECT_EQ(team.peer(0).peer.neighbours().size(), 2u);

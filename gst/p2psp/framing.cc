@@ -239,11 +239,15 @@ bool Deframer::parse_header() {
 
 void Deframer::append_data(const uint8_t* data, size_t size) {
   // Grows with the bytes that actually arrived, never beyond the declared
-  // size: a forged header cannot make us allocate 64 MiB up front.
+  // size: a forged header cannot make us allocate 64 MiB up front. Frames
+  // up to kUpFront (most media buffers) get their whole size at once,
+  // rather than regrowing and copying once per chunk.
+  constexpr size_t kUpFront = 64 * 1024;
   const size_t needed = partial_.size() + size;
   if (partial_.capacity() < needed) {
     partial_.reserve(std::min<size_t>(
-        header_.size, std::max(needed, 2 * partial_.capacity())));
+        header_.size,
+        std::max({needed, 2 * partial_.capacity(), kUpFront})));
   }
   partial_.insert(partial_.end(), data, data + size);
 }
