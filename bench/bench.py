@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NODE = [sys.executable, os.path.join(HERE, "node.py")]
 O_IP, R_IP = "10.77.0.1", "10.77.0.2"
 TICK = os.sysconf("SC_CLK_TCK")
+CHUNK_HEADER = 16  # CHUNK header without an origin (docs/protocol.md 4.1)
 
 
 def log(*a):
@@ -164,8 +165,8 @@ def startup_runs(a, kind, count):
     return out
 
 
-def phase_p2psp(a, sizes, window, chunk_size=1024, decode=True, tag="p2psp"):
-    log(f"{tag}: team sizes {sizes}, chunk-size {chunk_size}")
+def phase_p2psp(a, sizes, window, chunk_size=0, decode=True, tag="p2psp"):
+    log(f"{tag}: team sizes {sizes}, chunk-size {chunk_size or 'default'}")
     src = Node(a.origin, ["source", "--sink", "p2psp", "--media", a.media, "--host", O_IP,
                           "--chunk-size", str(chunk_size)], f"{a.out}/{tag}-source.log")
     time.sleep(1)
@@ -206,7 +207,8 @@ def phase_p2psp(a, sizes, window, chunk_size=1024, decode=True, tag="p2psp"):
         stop(peers)
         mpeer.quit()
         src.quit()
-    return {"rows": rows, "startup": startup, "chunk_size": chunk_size}
+    return {"rows": rows, "startup": startup,
+            "chunk_size": rows[-1]["src"][1].get("chunk_size", chunk_size)}
 
 
 ICECAST_XML = """<icecast>
@@ -329,18 +331,19 @@ def main():
     res = {"quick": a.quick, "sizes": sizes, "window_s": window, "media": a.media,
            "loadavg_start": open("/proc/loadavg").read().split()[:3]}
     res["p2psp"] = phase_p2psp(a, sizes, window)
-    res["p2psp_1448"] = phase_p2psp(a, [sizes[-1]], window, chunk_size=1448, decode=False,
-                                    tag="p2psp1448")
     res["icecast"] = phase_icecast(a, sizes, window)
-    # raw UDP at the rate one peer handles (one receive per chunk), and at the
-    # aggregate rate of the largest team (every delivered copy)
-    last = res["p2psp"]["rows"][-1]
-    dchunks = last["src"][1]["stats"]["chunks-sent"] - last["src"][0]["stats"]["chunks-sent"]
-    dt = (last["src"][1]["t"] - last["src"][0]["t"]) / 1e9
-    chunk_pps = dchunks / dt
-    res["iperf"] = [phase_iperf(a, chunk_pps, window, 1024 + 24),
-                    phase_iperf(a, chunk_pps * last["n"], window, 1024 + 24),
-                    phase_iperf(a, 0, window, 1024 + 24)]
+    # Raw UDP with datagrams of a chunk's size (payload + the 16-byte header the
+    # splitter sends), at the rate the whole team of each N delivers chunk
+    # copies (N x chunks/s: the same datagrams per second through the machine
+    # as the peers' CPU is divided by), and unlimited (the machine's floor).
+    dgram = res["p2psp"]["chunk_size"] + CHUNK_HEADER
+    res["iperf_size"] = dgram
+    res["iperf"] = []
+    for row in res["p2psp"]["rows"]:
+        dchunks = row["src"][1]["stats"]["chunks-sent"] - row["src"][0]["stats"]["chunks-sent"]
+        dt = (row["src"][1]["t"] - row["src"][0]["t"]) / 1e9
+        res["iperf"].append(dict(phase_iperf(a, dchunks / dt * row["n"], window, dgram), n=row["n"]))
+    res["iperf"].append(phase_iperf(a, 0, window, dgram))
     res["capacity"] = phase_capacity(a, cap_sizes, cap_window)
     res["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     json.dump(res, open(f"{a.out}/results.json", "w"))

@@ -82,8 +82,9 @@ class Node:
         if args.role == "source":
             pipe = OGG.format(media=args.media)
             if args.sink == "p2psp":
+                size = f"chunk-size={args.chunk_size} " if args.chunk_size else ""
                 pipe += (f"p2pspsplittersink name=sink host={args.host} port={args.port} "
-                         f"chunk-size={args.chunk_size} sync=false")
+                         f"{size}sync=false")
             else:
                 ip, port = args.icecast.split(":")
                 pipe += (f"shout2send name=sink ip={ip} port={port} password=bench "
@@ -155,6 +156,8 @@ class Node:
                "iface": iface_counters(os.listdir("/sys/class/net")), "udp": udp_counters()}
         if self.element is not None:
             out["stats"] = structure_to_dict(self.element.get_property("stats"))
+            if self.args.role == "source":
+                out["chunk_size"] = self.element.get_property("chunk-size")
         for k in ("t_play", "t_first_out", "t_first_frame"):
             out[k] = getattr(self, k)
         out["delay_samples"] = self.delay_samples
@@ -191,7 +194,7 @@ def main():
     p.add_argument("--media")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=4552)
-    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--chunk-size", type=int, default=0, help="0: the element's default")
     p.add_argument("--icecast", default="127.0.0.1:8000")
     p.add_argument("--uri")
     p.add_argument("--latency", type=int, default=200)

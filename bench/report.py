@@ -139,10 +139,12 @@ def main():
     res = json.load(open(a.results))
     pr, ir = p2psp_rows(res["p2psp"]), icecast_rows(res["icecast"])
     cr = capacity_rows(res["capacity"])
-    big = p2psp_rows(res["p2psp_1448"])
-    iperf_lo, iperf_raw = res["iperf"][0]["us_per_datagram"], res["iperf"][-1]["us_per_datagram"]
+    iperf_at = {i["n"]: i for i in res["iperf"] if "n" in i}
+    iperf_raw = res["iperf"][-1]["us_per_datagram"]
+    size = res.get("iperf_size", 0)
     P = print
     P(f"Run: {'quick' if res['quick'] else 'full'}, windows of {res['window_s']} s, "
+      f"chunk-size {res['p2psp'].get('chunk_size')}, "
       f"load average at start {' '.join(res['loadavg_start'])}, at end {' '.join(res['loadavg_end'])}.\n")
     P("### 1. Origin upload per stream byte (veth `vo` tx_bytes / bytes into the sink)\n")
     P("| N | splitter (L2) | splitter (IP) | splitter stats | Icecast 2 (L2) | Icecast 2 (IP) | Icecast / splitter |")
@@ -150,26 +152,28 @@ def main():
     for a_, b in zip(pr, ir):
         P(f"| {a_['n']} | {f(a_['origin_l2'])} | {f(a_['origin_ip'])} | {f(a_['splitter_stats'])} | "
           f"{f(b['origin_l2'])} | {f(b['origin_ip'])} | {f(b['origin_l2'] / a_['origin_l2'], 1)} |")
-    for b in big:
-        P(f"| {b['n']}, chunk-size=1448 | {f(b['origin_l2'])} | {f(b['origin_ip'])} | {f(b['splitter_stats'])} | | | |")
     P("\n### 2. Upload per peer per stream byte\n")
     P("| N | stats bytes-up (measuring peer) | lo tx / N (L2) | lo tx / N (IP) | goal 1.05 (N-1)/N |")
     P("| ---: | ---: | ---: | ---: | ---: |")
     for r in pr:
         P(f"| {r['n']} | {f(r['peer_stats'])} | {f(r['peer_lo_l2'])} | {f(r['peer_lo_ip'])} | {f(r['peer_goal'])} |")
-    P("\n### 3. CPU per delivered chunk copy (gst-launch peers) against raw UDP (iperf3, 1048-byte datagrams)\n")
-    P("iperf3 -u -l 1048 over the receivers' loopback; CPU of client + server per delivered datagram:\n")
+    P(f"\n### 3. CPU per delivered chunk copy (gst-launch peers) against raw UDP (iperf3, {size}-byte datagrams)\n")
+    P(f"iperf3 -u -l {size} over the receivers' loopback, CPU of client + server per datagram (iperf3's "
+      "cpu_utilization_percent), at the rate the team of N delivers chunk copies (N x chunks/s) "
+      "and unlimited (-b 0, the machine's floor):\n")
     P("| iperf3 rate | datagram/s | µs per datagram |")
     P("| --- | ---: | ---: |")
-    for name, i in zip(("one peer's chunk rate", "the whole team's datagram rate", "unlimited (-b 0): the raw cost"),
-                       res["iperf"]):
+    for i in res["iperf"]:
+        name = f"team of N = {i['n']}" if "n" in i else "unlimited (-b 0)"
         P(f"| {name} | {f(i['pps'], 0)} | {f(i['us_per_datagram'], 1)} |")
-    P("\nA peer's CPU time per chunk of the stream (it receives each chunk once and sends (N-1)/N copies on average):\n")
-    P("| N | µs per chunk per peer | / raw UDP (goal <= 1.5) | / iperf3 at one peer's rate | machine CPU busy |")
-    P("| ---: | ---: | ---: | ---: | ---: |")
+    P("\nA peer's CPU time per chunk of the stream (it receives each chunk once and sends (N-1)/N "
+      "copies on average), against iperf3 at the same datagram rate (the goal) and against the floor:\n")
+    P("| N | µs per chunk per peer | iperf3 same rate µs | / iperf3 same rate (goal <= 1.5) | / unlimited iperf3 | machine CPU busy |")
+    P("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in pr:
-        P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(r['cpu_us_per_copy'] / iperf_raw, 1)} | "
-          f"{f(r['cpu_us_per_copy'] / iperf_lo, 2)} | {f(r['busy'], 0)} % |")
+        same = iperf_at.get(r["n"], {}).get("us_per_datagram", float("nan"))
+        P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(same, 1)} | {f(r['cpu_us_per_copy'] / same, 2)} | "
+          f"{f(r['cpu_us_per_copy'] / iperf_raw, 1)} | {f(r['busy'], 0)} % |")
     P("\n### 4. Delay, splitter sink pad -> measuring peer's src pad (latency=200)\n")
     P("| N | buffers | p50 ms | p99 ms | max ms | chunk-delay p50 ms | chunk-delay p99 ms | chunk-delay max ms | chunks lost | late | buffers missing |")
     P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
