@@ -565,9 +565,13 @@ static void on_udp_readable(GstP2pspSrc* self) {
   std::vector<NeighbourSignal> signals;
   {
     MutexLock lock(&priv->core_lock);
-    const Micros now = p2psp_gst::monotonic_now_us();
+    Micros now = 0;
     for (int round = 0; round < kMaxReceiveRounds; round++) {
       size_t n = p2psp_gst::receive_datagrams(priv->udp.get(), priv->rx_batch);
+      // The time of receipt of this batch: a backlog takes long enough to
+      // read that one time for all of it made later datagrams look sent
+      // before they arrived (a 40 to 100 ms error in chunk-delay-us).
+      now = p2psp_gst::monotonic_now_us();
       for (size_t i = 0; i < n; i++) {
         const p2psp_gst::ReceivedDatagram& d = priv->rx_batch[i];
         priv->peer->on_udp(d.from, d.data.data(), d.size, now, &priv->outbox);
