@@ -3,13 +3,16 @@
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
+#include <gst/p2psp/signing.h>
 #include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 namespace p2psp {
@@ -130,6 +133,10 @@ struct Peer::Impl {
   bool splitter_proved = false;
   std::unique_ptr<auth::DatagramCrypto> crypto;
   Bytes opened;  // plaintext of the datagram being handled
+  // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
+  // reported for sending chunks that failed verification.
+  std::optional<ChunkKey> chunk_key;
+  std::unordered_set<uint32_t> reported_polluters;
   // Round-robin order of the DBS trigger.
   std::vector<Neighbour> neighbours;
   size_t next_neighbour = 0;
@@ -440,7 +447,13 @@ struct Peer::Impl {
         encode_chunk(msg, msg.origin == id ? kImplicitOrigin : msg.origin));
     StoredChunk chunk;
     chunk.msg = msg;
-    chunk.msg.payload = copy->data() + (copy->size() - msg.payload_size);
+    // The payload, then the signature if any, end the datagram.
+    const size_t trailer = msg.signature ? kChunkSignatureSize : 0;
+    chunk.msg.payload =
+        copy->data() + (copy->size() - trailer - msg.payload_size);
+    if (msg.signature) {
+      chunk.msg.signature = copy->data() + (copy->size() - trailer);
+    }
     chunk.datagram = std::move(copy);
     chunk.arrival_us = now;
     return chunk;
@@ -487,15 +500,52 @@ struct Peer::Impl {
     return from_departing(from, msg.origin);
   }
 
+  // The member a datagram came from (a neighbour, or one that just said
+  // GOODBYE), 0 for anyone else.
+  uint32_t member_at(const Endpoint& from, const Neighbour* sender) const {
+    if (sender) return sender->info.id;
+    const PeerInfo* leaving = departing_at(from);
+    return leaving ? leaving->id : 0;
+  }
+
+  // In a signed team, a chunk counts only if the splitter's signature
+  // holds. A failed one is reported once per sender: the member it came
+  // from, which need not be its origin (a relay can alter too).
+  bool verified(const Endpoint& from, const Neighbour* sender,
+                const ChunkMsg& msg, Outbox* out) {
+    if (!chunk_key) return true;
+    const ChunkCheck check = verify_chunk(*chunk_key, msg);
+    if (check == ChunkCheck::kValid) return true;
+    ++(check == ChunkCheck::kUnsigned ? stats.unsigned_chunks
+                                      : stats.bad_signatures);
+    const uint32_t culprit = from == splitter_udp ? 0 : member_at(from, sender);
+    if (culprit != 0 && reported_polluters.insert(culprit).second) {
+      ++stats.pollution_reports_sent;
+      out->tcp.push_back(
+          TcpSend{0, encode_tcp(PollutedMsg{culprit, msg.number, msg.origin})});
+    }
+    return false;
+  }
+
   void on_chunk(const Endpoint& from, const ChunkMsg& received, size_t size,
                 Micros now, Outbox* out) {
     const bool from_splitter = from == splitter_udp;
     Neighbour* sender = from_splitter ? nullptr : find_neighbour_at(from);
     if (!departing.empty()) forget_departed(now);
+    // Verification costs CPU: strangers are turned away before it.
+    if (!from_splitter && member_at(from, sender) == 0) {
+      ++stats.rejected_datagrams;
+      return;
+    }
     ChunkMsg msg = received;
     if (msg.origin == kImplicitOrigin)
       msg.origin = implicit_origin(from, sender);
-    if (msg.origin == kImplicitOrigin || !acceptable(from, sender, msg)) {
+    if (msg.origin == kImplicitOrigin) {
+      ++stats.rejected_datagrams;
+      return;
+    }
+    if (!verified(from, sender, msg, out)) return;
+    if (!acceptable(from, sender, msg)) {
       ++stats.rejected_datagrams;
       return;
     }
@@ -1072,8 +1122,15 @@ struct Peer::Impl {
 
   void on_tcp_message(const TcpMessage& msg, Micros now, Outbox* out) {
     if (on_auth_message(msg, out)) return;
-    if (const auto* welcome = std::get_if<WelcomeMsg>(&msg);
-        welcome && state == PeerState::kJoining) {
+    if (const auto* key = std::get_if<ChunkKeyMsg>(&msg);
+        key && state == PeerState::kJoining && !chunk_key &&
+        (config.passphrase.empty() || splitter_proved)) {
+      // Comes before WELCOME (after PROOF in an authenticated team): no
+      // chunk can arrive unchecked.
+      chunk_key = key->key;
+      stats.signed_team = 1;
+    } else if (const auto* welcome = std::get_if<WelcomeMsg>(&msg);
+               welcome && state == PeerState::kJoining) {
       // A splitter speaking another version would frame chunks we can't read.
       if (welcome->version != kProtocolVersion) {
         state = PeerState::kRemoved;

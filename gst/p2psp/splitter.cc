@@ -1,6 +1,7 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/join_limiter.h>
+#include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/token_bucket.h>
 
@@ -59,6 +60,7 @@ struct Splitter::Impl {
     uint64_t token = 0;
     TokenBucket retransmit_budget;
     SplitterPeerStats stats;
+    std::set<uint32_t> accusers;  // members that reported it for pollution
   };
 
   // One recently cut chunk: who it went to, and (in the shorter datagram
@@ -80,11 +82,13 @@ struct Splitter::Impl {
         join_limiter(c.max_joins_per_address, c.join_window_us,
                      c.max_tracked_addresses),
         next_chunk(c.first_chunk) {
+    if (c.sign_chunks) signer = std::make_unique<ChunkSigner>();
     // The framer clamps the size; peers must be told the real one.
     config.chunk_size = static_cast<uint32_t>(framer.chunk_payload_size());
     const size_t history = std::max<size_t>(config.history_chunks, 1);
     const size_t datagram_size =
-        config.chunk_size + kChunkHeaderSize + kChunkOriginSize;
+        config.chunk_size + kChunkHeaderSize + kChunkOriginSize +
+        (signer ? kChunkSignatureSize : 0);
     origins.resize(history);
     sent.resize(std::clamp<size_t>(config.history_max_bytes / datagram_size, 1,
                                    history));
@@ -111,6 +115,7 @@ struct Splitter::Impl {
   }
 
   SplitterConfig config;
+  std::unique_ptr<ChunkSigner> signer;  // null unless sign_chunks
   Framer framer;
   TokenGenerator tokens;
   JoinLimiter join_limiter;
@@ -201,6 +206,12 @@ struct Splitter::Impl {
     const Member gone = members[index];
     members.erase(members.begin() + static_cast<ptrdiff_t>(index));
     reindex_members();
+    // Only members' reports count: a reporter that leaves takes its
+    // accusations along (see handle_polluted).
+    for (Member& m : members) {
+      m.accusers.erase(peer_id);
+      m.stats.pollution_accusers = static_cast<uint32_t>(m.accusers.size());
+    }
     // Keep the round-robin position on the member that followed the one
     // removed, so nobody is skipped or served twice in this round.
     if (index < round_robin) --round_robin;
@@ -323,6 +334,8 @@ struct Splitter::Impl {
     welcome.chunk_size = config.chunk_size;
     welcome.splitter_udp_port = config.udp_port;
     welcome.caps = caps;
+    // Before WELCOME, so the peer knows the key before any chunk can come.
+    if (signer) send_tcp(conn.id, ChunkKeyMsg{signer->public_key()}, out);
     send_tcp(conn.id, welcome, out);
   }
 
@@ -340,6 +353,13 @@ struct Splitter::Impl {
         std::holds_alternative<AuthMsg>(msg)) {
       const ConnId id = conn.id;
       handle_auth(conn, std::get<AuthMsg>(msg), out);
+      return conns.count(id) != 0;
+    }
+    if (const auto* polluted = std::get_if<PollutedMsg>(&msg);
+        polluted && conn.state == ConnState::kMember) {
+      // The reporter is the TCP session's member, not a spoofable datagram.
+      const ConnId id = conn.id;
+      handle_polluted(conn.peer_id, *polluted, out);
       return conns.count(id) != 0;
     }
     if (conn.state == ConnState::kMember && is_goodbye) {
@@ -533,6 +553,26 @@ struct Splitter::Impl {
     }
   }
 
+  // Pollution: one member's word is not enough (it could frame an honest
+  // peer); config.pollution_reporters distinct members' is.
+  void handle_polluted(uint32_t reporter, const PollutedMsg& report,
+                       Outbox* out) {
+    ++stats.pollution_reports;
+    Member* accused = find_member(report.sender);
+    if (!accused || report.sender == reporter) return;
+    accused->accusers.insert(reporter);
+    accused->stats.pollution_accusers =
+        static_cast<uint32_t>(accused->accusers.size());
+    if (config.pollution_reporters == 0 ||
+        accused->accusers.size() < config.pollution_reporters) {
+      return;
+    }
+    ++stats.peers_expelled;
+    ++stats.polluters_expelled;
+    remove_member(report.sender, RemoveReason::kExpelled,
+                  "expelled: it sent altered chunks", out);
+  }
+
   void decay_losses(Micros now) {
     bool any = false;
     for (Member& m : members) {
@@ -668,16 +708,37 @@ struct Splitter::Impl {
     }
     round_robin %= members.size();
     Member& dest = members[round_robin++];
-    auto datagram = std::make_shared<const Bytes>(encode_chunk(
-        config.team_id, number, kImplicitOrigin,
-        static_cast<uint32_t>(now / 1000), chunk.first_frame_offset,
-        chunk.bytes.data(), chunk.bytes.size()));
+    auto datagram = std::make_shared<const Bytes>(
+        encode(number, dest.stats.id, now, chunk));
     ++stats.chunks_sent;
     stats.bytes_sent += datagram->size();
     ++dest.stats.chunks_sent;
     dest.stats.bytes_sent += datagram->size();
     remember(number, dest.stats.id, datagram);
     out->udp.push_back(UdpSend{dest.stats.endpoint, std::move(datagram)});
+  }
+
+  // The signature covers every field the splitter decides (team, number,
+  // origin, send time, frame offset, payload). The datagram goes to the
+  // origin itself, so the origin is left out (implicit); the signature
+  // covers it all the same.
+  Bytes encode(ChunkNumber number, uint32_t origin, Micros now,
+               const ChunkPayload& chunk) {
+    ChunkMsg msg;
+    msg.team_id = config.team_id;
+    msg.number = number;
+    msg.origin = origin;
+    msg.send_time_ms = static_cast<uint16_t>(now / 1000);
+    msg.first_frame_offset = chunk.first_frame_offset;
+    msg.payload = chunk.bytes.data();
+    msg.payload_size = chunk.bytes.size();
+    ChunkSignature signature;
+    if (signer) {
+      signature = signer->sign(msg);
+      msg.signature = signature.data();
+      ++stats.chunks_signed;
+    }
+    return encode_chunk(msg, kImplicitOrigin);
   }
 
   void send_full_chunks(Micros now, Outbox* out) {
@@ -859,5 +920,10 @@ std::vector<SplitterPeerStats> Splitter::peer_stats() const {
 size_t Splitter::num_peers() const { return impl_->members.size(); }
 
 const SplitterConfig& Splitter::config() const { return impl_->config; }
+
+std::optional<ChunkKey> Splitter::chunk_key() const {
+  if (!impl_->signer) return std::nullopt;
+  return impl_->signer->public_key();
+}
 
 }  // namespace p2psp

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,12 @@ struct SplitterConfig {
   // they know it join; every datagram is sealed, and encrypted if `encrypt`.
   std::string passphrase;
   bool encrypt = true;
+  // Pollution (docs/security.md): sign every chunk with a key pair made at
+  // construction (its public half goes to peers before WELCOME), and expel
+  // a member once this many distinct members reported altered chunks from
+  // it (0: never expel on reports).
+  bool sign_chunks = false;
+  uint32_t pollution_reporters = 2;
 };
 
 struct SplitterPeerStats {
@@ -75,6 +82,7 @@ struct SplitterPeerStats {
   uint32_t loss_counter = 0;  // monitor reports against it, decaying
   Micros last_heard_us = 0;   // last valid datagram from it
   uint64_t retransmits = 0;   // chunks re-sent to it on NACK
+  uint32_t pollution_accusers = 0;  // distinct members that reported it
 };
 
 struct SplitterStats {
@@ -103,6 +111,10 @@ struct SplitterStats {
   uint64_t auth_failures = 0;              // joins refused for the passphrase
   uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered
   uint64_t replayed_datagrams = 0;         // sealed, but seen before
+  // Pollution.
+  uint64_t chunks_signed = 0;
+  uint64_t pollution_reports = 0;   // POLLUTED messages from members
+  uint64_t polluters_expelled = 0;  // also counted in peers_expelled
 };
 
 struct SplitterEvent {
@@ -148,6 +160,8 @@ class Splitter {
   std::vector<SplitterPeerStats> peer_stats() const;
   size_t num_peers() const;  // registered members
   const SplitterConfig& config() const;
+  // The chunk-signing public key, if sign_chunks.
+  std::optional<ChunkKey> chunk_key() const;
 
  private:
   struct Impl;

@@ -138,8 +138,9 @@ std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id,
     // An explicit origin names a peer; "implicit" has its own encoding.
     if (m.origin == kImplicitOrigin) return std::nullopt;
   }
-  if (!r.ok()) return std::nullopt;
-  m.payload_size = r.remaining();
+  const size_t trailer = (flags & kUdpFlagSigned) ? kChunkSignatureSize : 0;
+  if (!r.ok() || r.remaining() < trailer) return std::nullopt;
+  m.payload_size = r.remaining() - trailer;
   if (m.payload_size == 0 || m.payload_size > kMaxChunkPayload) {
     return std::nullopt;
   }
@@ -148,6 +149,7 @@ std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id,
     return std::nullopt;
   }
   m.payload = r.take(m.payload_size);
+  if (trailer != 0) m.signature = r.take(trailer);
   return m;
 }
 
@@ -284,6 +286,12 @@ struct BodyWriter {
     w.raw(m.mac.data(), m.mac.size());
   }
   void operator()(const ProofMsg& m) { w.raw(m.mac.data(), m.mac.size()); }
+  void operator()(const ChunkKeyMsg& m) { w.raw(m.key.data(), m.key.size()); }
+  void operator()(const PollutedMsg& m) {
+    w.u32(m.sender);
+    w.u32(m.number);
+    w.u32(m.origin);
+  }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -405,6 +413,18 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       read_array(r, &m.mac);
       return m;
     }
+    case TcpType::kChunkKey: {
+      ChunkKeyMsg m;
+      read_array(r, &m.key);
+      return m;
+    }
+    case TcpType::kPolluted: {
+      PollutedMsg m;
+      m.sender = r.u32();
+      m.number = r.u32();
+      m.origin = r.u32();
+      return m;
+    }
   }
   return std::nullopt;  // unknown type
 }
@@ -458,26 +478,29 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
 
 Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                    uint32_t send_time_ms, uint16_t first_frame_offset,
-                   const uint8_t* payload, size_t payload_size) {
+                   const uint8_t* payload, size_t payload_size,
+                   const uint8_t* signature) {
   const bool explicit_origin = origin != kImplicitOrigin;
   Bytes out;
   out.reserve(kChunkHeaderSize + (explicit_origin ? kChunkOriginSize : 0) +
-              payload_size);
+              payload_size + (signature ? kChunkSignatureSize : 0));
   Writer w(&out);
   write_udp_header(w, UdpType::kChunk, team_id,
-                   explicit_origin ? kUdpFlagOrigin : 0);
+                   (explicit_origin ? kUdpFlagOrigin : 0) |
+                       (signature ? kUdpFlagSigned : 0));
   w.u32(number);
   w.u16(first_frame_offset);
   w.u16(static_cast<uint16_t>(send_time_ms));
   if (explicit_origin) w.u32(origin);
   if (payload_size > 0) w.raw(payload, payload_size);
+  if (signature) w.raw(signature, kChunkSignatureSize);
   return out;
 }
 
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin) {
   return encode_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
                       chunk.first_frame_offset, chunk.payload,
-                      chunk.payload_size);
+                      chunk.payload_size, chunk.signature);
 }
 
 Bytes encode_hello(const HelloMsg& m) {

@@ -36,11 +36,17 @@ constexpr size_t kUdpHeaderSize = 8;
 // implicit: the receiver itself when the splitter sends the chunk, the
 // sending peer otherwise (protocol.md, "CHUNK").
 constexpr uint8_t kUdpFlagOrigin = 1u << 0;
-constexpr uint8_t kUdpKnownFlags = kUdpFlagOrigin;
 // SEALED (authenticated teams, auth.h): sender id, counter and tag wrap the
 // datagram. auth::DatagramCrypto opens it before decode_udp, which never
 // accepts this flag.
 constexpr uint8_t kUdpFlagSealed = 1u << 7;
+// CHUNK: a kChunkSignatureSize-byte Ed25519 signature by the splitter ends
+// the datagram (protocol.md, "Chunk signatures").
+constexpr uint8_t kUdpFlagSigned = 1u << 1;
+constexpr uint8_t kUdpKnownFlags = kUdpFlagOrigin | kUdpFlagSigned;
+constexpr size_t kChunkSignatureSize = 64;
+constexpr size_t kChunkKeySize = 32;
+using ChunkKey = std::array<uint8_t, kChunkKeySize>;
 // Chunk datagram header (common header included), without the optional
 // origin.
 constexpr size_t kChunkHeaderSize = 16;
@@ -86,6 +92,9 @@ struct ChunkMsg {
   uint16_t first_frame_offset = kNoFrameStart;
   const uint8_t* payload = nullptr;
   size_t payload_size = 0;
+  // Flag SIGNED: the kChunkSignatureSize bytes ending the datagram (see
+  // signing.h for what they cover). nullptr when unsigned.
+  const uint8_t* signature = nullptr;
 };
 struct HelloMsg {
   uint32_t team_id = 0;
@@ -137,12 +146,15 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size);
 
 // origin kImplicitOrigin leaves the origin out of the datagram; send_time_ms
 // is sent mod 65536.
+// signature: kChunkSignatureSize bytes (flag SIGNED), or nullptr.
 Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                    uint32_t send_time_ms, uint16_t first_frame_offset,
-                   const uint8_t* payload, size_t payload_size);
+                   const uint8_t* payload, size_t payload_size,
+                   const uint8_t* signature = nullptr);
 // The same chunk with its origin stated (or left out for kImplicitOrigin):
 // for a chunk sent on by someone other than the one its implicit origin
-// would name (NACK answers, relays).
+// would name (NACK answers, relays). The signature, if any, goes along: it
+// does not cover how the origin is encoded.
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin);
 Bytes encode_hello(const HelloMsg& m);
 Bytes encode_register(const RegisterMsg& m);
@@ -177,6 +189,9 @@ enum class TcpType : uint8_t {
   kChallenge = 10,  // splitter -> peer: salt, nonce, flags
   kAuth = 11,       // peer -> splitter: nonce, proof
   kProof = 12,      // splitter -> peer: proof, then WELCOME
+  // Pollution (protocol.md, "Chunk signatures").
+  kChunkKey = 13,  // splitter -> peer, before WELCOME: chunks are signed
+  kPolluted = 14,  // peer -> splitter: this member sent an altered chunk
 };
 
 // JOIN flags and ROLE flags.
@@ -256,10 +271,22 @@ struct AuthMsg {
 struct ProofMsg {
   AuthMac mac{};  // splitter's proof
 };
+// The splitter's chunk-signing public key (Ed25519). A peer that got it
+// drops every chunk not signed by it.
+struct ChunkKeyMsg {
+  ChunkKey key{};
+};
+// A chunk that failed verification, and the member it came from (the
+// datagram's sender, which may be a relay rather than the origin).
+struct PollutedMsg {
+  uint32_t sender = 0;
+  ChunkNumber number = 0;
+  uint32_t origin = 0;
+};
 using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
-                 AuthMsg, ProofMsg>;
+                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);

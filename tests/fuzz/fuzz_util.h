@@ -32,8 +32,7 @@ namespace p2psp::fuzz {
 inline Bytes encode_udp(const UdpMessage& msg) {
   struct Visitor {
     Bytes operator()(const ChunkMsg& m) const {
-      return encode_chunk(m.team_id, m.number, m.origin, m.send_time_ms,
-                          m.first_frame_offset, m.payload, m.payload_size);
+      return encode_chunk(m, m.origin);  // the signature, if any, too
     }
     Bytes operator()(const HelloMsg& m) const { return encode_hello(m); }
     Bytes operator()(const RegisterMsg& m) const { return encode_register(m); }
