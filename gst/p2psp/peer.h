@@ -88,8 +88,8 @@ struct PeerStats {
   uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered
   uint64_t replayed_datagrams = 0;         // sealed, but seen before
   // Pollution (docs/security.md).
-  uint64_t signed_team = 0;     // 1 once the splitter gave a chunk key
-  uint64_t bad_signatures = 0;  // chunks dropped: altered or foreign key
+  uint64_t signed_team = 0;      // 1 once the splitter gave a chunk key
+  uint64_t bad_signatures = 0;   // chunks dropped: altered or foreign key
   uint64_t unsigned_chunks = 0;  // plain chunks dropped in a signed team
   uint64_t pollution_reports_sent = 0;  // POLLUTED, one per sender
 };

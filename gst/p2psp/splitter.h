@@ -82,7 +82,8 @@ struct SplitterPeerStats {
   uint32_t loss_counter = 0;  // monitor reports against it, decaying
   Micros last_heard_us = 0;   // last valid datagram from it
   uint64_t retransmits = 0;   // chunks re-sent to it on NACK
-  uint32_t pollution_accusers = 0;  // distinct members that reported it
+  // Distinct members that reported it for pollution.
+  uint32_t pollution_accusers = 0;
 };
 
 struct SplitterStats {
