@@ -22,26 +22,26 @@ void init_sodium() {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to start");
 }
 
-void put_be(Bytes& out, uint64_t v, int bytes) {
+uint8_t* put_be(uint8_t* p, uint64_t v, int bytes) {
   for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
-    out.push_back(static_cast<uint8_t>(v >> shift));
+    *p++ = static_cast<uint8_t>(v >> shift);
   }
+  return p;
 }
 
 }  // namespace
 
 Bytes chunk_signed_bytes(const ChunkMsg& msg) {
-  Bytes out;
-  out.reserve(sizeof kContext + 16 + msg.payload_size);
-  out.insert(out.end(), kContext, kContext + sizeof kContext);
-  put_be(out, msg.team_id, 4);
-  put_be(out, msg.number, 4);
-  put_be(out, msg.origin, 4);
-  put_be(out, msg.send_time_ms, 2);
-  put_be(out, msg.first_frame_offset, 2);
-  if (msg.payload_size > 0) {
-    out.insert(out.end(), msg.payload, msg.payload + msg.payload_size);
-  }
+  constexpr size_t kFields = 4 + 4 + 4 + 2 + 2;
+  Bytes out(sizeof kContext + kFields + msg.payload_size);
+  uint8_t* p = out.data();
+  std::memcpy(p, kContext, sizeof kContext);
+  p = put_be(p + sizeof kContext, msg.team_id, 4);
+  p = put_be(p, msg.number, 4);
+  p = put_be(p, msg.origin, 4);
+  p = put_be(p, msg.send_time_ms, 2);
+  p = put_be(p, msg.first_frame_offset, 2);
+  if (msg.payload_size > 0) std::memcpy(p, msg.payload, msg.payload_size);
   return out;
 }
 
