@@ -571,10 +571,11 @@ TEST(Udp, BitFlipsInMagicFlagsVersionOrTypeAreRejected) {
         // Only CHUNK, whose payload is any bytes, can take in another
         // message (LOST 5 -> CHUNK 1); receivers judge it by its origin.
         // Likewise a chunk's origin flag turns 4 payload bytes into an
-        // origin, or an origin into payload.
+        // origin, or an origin into payload, and its signed flag 64 bytes
+        // of payload into a signature (which a signed team then checks).
         auto msg = decode_udp(flipped.data(), flipped.size());
-        const bool origin_flag = byte == 1 && bit == 0;
-        const bool as_chunk = (byte == 3 || origin_flag) && msg &&
+        const bool chunk_flag = byte == 1 && (bit == 0 || bit == 1);
+        const bool as_chunk = (byte == 3 || chunk_flag) && msg &&
                               std::holds_alternative<ChunkMsg>(*msg);
         EXPECT_TRUE(!msg || as_chunk)
             << "byte " << byte << " bit " << bit << " type " << int{d[3]};
@@ -896,8 +897,7 @@ TEST(TcpReader, UndecodableBodyIsAnError) {
 void expect_udp_canonical(const Bytes& input, const UdpMessage& msg) {
   Bytes again;
   if (const auto* c = std::get_if<ChunkMsg>(&msg)) {
-    again = encode_chunk(c->team_id, c->number, c->origin, c->send_time_ms,
-                         c->first_frame_offset, c->payload, c->payload_size);
+    again = encode_chunk(*c, c->origin);  // the signature, if any, too
   } else if (const auto* h = std::get_if<HelloMsg>(&msg)) {
     again = encode_hello(*h);
   } else if (const auto* r = std::get_if<RegisterMsg>(&msg)) {
