@@ -123,6 +123,7 @@ enum {
   PROP_PEER_TIMEOUT,
   PROP_PASSPHRASE,
   PROP_ENCRYPT,
+  PROP_SIGN_CHUNKS,
   PROP_MAX_JOINS_PER_ADDRESS,
   PROP_MAX_HANDSHAKES,
   PROP_HANDSHAKE_TIMEOUT,
@@ -146,6 +147,7 @@ struct Settings {
   guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
   std::string passphrase; /* never logged, never readable */
   gboolean encrypt = TRUE;
+  gboolean sign_chunks = FALSE;
   guint max_joins_per_address = DEFAULT_MAX_JOINS_PER_ADDRESS;
   guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
   guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -667,6 +669,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
       static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
   config.passphrase = settings.passphrase;
   config.encrypt = settings.encrypt;
+  config.sign_chunks = settings.sign_chunks;
   config.max_joins_per_address = settings.max_joins_per_address;
   config.max_handshakes = settings.max_handshakes;
   config.handshake_timeout_us =
@@ -987,6 +990,10 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "unauthenticated-datagrams", G_TYPE_UINT64,
                     st.unauthenticated_datagrams, "replayed-datagrams",
                     G_TYPE_UINT64, st.replayed_datagrams, nullptr);
+  gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
+                    "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
+                    "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,
+                    nullptr);
   gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
                     st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
                     st.joins_limited, nullptr);
@@ -1036,6 +1043,9 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
     }
     case PROP_ENCRYPT:
       priv->settings.encrypt = g_value_get_boolean(value);
+      break;
+    case PROP_SIGN_CHUNKS:
+      priv->settings.sign_chunks = g_value_get_boolean(value);
       break;
     case PROP_MAX_JOINS_PER_ADDRESS:
       priv->settings.max_joins_per_address = g_value_get_uint(value);
@@ -1102,6 +1112,9 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
       break;
     case PROP_ENCRYPT:
       g_value_set_boolean(value, priv->settings.encrypt);
+      break;
+    case PROP_SIGN_CHUNKS:
+      g_value_set_boolean(value, priv->settings.sign_chunks);
       break;
     case PROP_MAX_JOINS_PER_ADDRESS:
       g_value_set_uint(value, priv->settings.max_joins_per_address);
@@ -1191,6 +1204,11 @@ void install_properties(GObjectClass *gobject_class) {
       "With a passphrase, encrypt the chunks and control datagrams too "
       "(FALSE: authenticate only)",
       TRUE, kReadWrite);
+  properties[PROP_SIGN_CHUNKS] = g_param_spec_boolean(
+      "sign-chunks", "Sign chunks",
+      "Sign every chunk (Ed25519, 64 bytes each) so peers drop altered ones "
+      "and report the sender, who is expelled once two peers reported it",
+      FALSE, kReadWrite);
   properties[PROP_MAX_JOINS_PER_ADDRESS] = g_param_spec_uint(
       "max-joins-per-address", "Maximum joins per address",
       "TCP connections one source address (IPv6: one /64) may open at once; "

@@ -431,6 +431,11 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
       "requests-sent", G_TYPE_UINT64, (guint64)s.requests_sent,          //
       "prunes-sent", G_TYPE_UINT64, (guint64)s.prunes_sent,              //
       "relays-served", G_TYPE_UINT64, (guint64)s.relays_served,          //
+      "signed-team", G_TYPE_BOOLEAN, s.signed_team != 0,                 //
+      "bad-signatures", G_TYPE_UINT64, (guint64)s.bad_signatures,        //
+      "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //
+      "pollution-reports-sent", G_TYPE_UINT64,                           //
+      (guint64)s.pollution_reports_sent,                                 //
       "reconnects", G_TYPE_UINT, priv->reconnects, nullptr);
   GValue list =
       neighbours_list_value(priv->peer ? priv->peer->neighbours()
