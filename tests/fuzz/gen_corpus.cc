@@ -36,6 +36,13 @@ void udp_seeds() {
   write("udp", "chunk", encode_chunk(0x1234, 7, 2, 1000, 0, payload, 8));
   write("udp", "chunk-implicit-origin",
         encode_chunk(0x1234, 7, kImplicitOrigin, 1000, 0, payload, 8));
+  uint8_t signature[kChunkSignatureSize];
+  for (size_t i = 0; i < sizeof signature; ++i) signature[i] = uint8_t(i * 7);
+  write(
+      "udp", "chunk-signed",
+      encode_chunk(0x1234, 7, kImplicitOrigin, 1000, 0, payload, 8, signature));
+  write("udp", "chunk-signed-origin",
+        encode_chunk(0x1234, 8, 3, 1000, 0, payload, 8, signature));
   write("udp", "chunk-no-frame-start",
         encode_chunk(0x1234, UINT32_MAX, 2, 1000, kNoFrameStart, payload, 8));
   write("udp", "hello", encode_hello(HelloMsg{0x1234, 2}));
@@ -82,6 +89,8 @@ std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {
       {"challenge", ChallengeMsg{{1, 2, 3}, {4, 5, 6}, 1}},
       {"auth", AuthMsg{{7, 8}, {9, 10}}},
       {"proof", ProofMsg{{11, 12}}},
+      {"chunk-key", ChunkKeyMsg{{13, 14, 15}}},
+      {"polluted", PollutedMsg{7, 9, 3}},
   };
 }
 
