@@ -367,8 +367,10 @@ class Harness {
       TcpMessage msg;
       TcpReader::Status st;
       while ((st = to_splitter_.next(&msg)) == TcpReader::Status::kMessage) {
+        // POLLUTED: a signed team's chunk failed verification.
         FUZZ_CHECK(std::holds_alternative<JoinMsg>(msg) ||
-                   std::holds_alternative<TcpGoodbyeMsg>(msg));
+                   std::holds_alternative<TcpGoodbyeMsg>(msg) ||
+                   std::holds_alternative<PollutedMsg>(msg));
       }
       FUZZ_CHECK(st == TcpReader::Status::kNeedMore);
     }
