@@ -21,7 +21,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
-OUT=${OUT:-$ROOT/bench/out/$(date +%Y%m%d-%H%M%S)$([[ $QUICK == 1 ]] && echo -quick)}
+OUT=${OUT:-$ROOT/bench/out/$(date +%Y%m%d-%H%M%S)$([[ $QUICK == 1 ]] && echo -quick || true)}
 mkdir -p "$OUT"
 
 if [[ $DEPS == 1 ]]; then
