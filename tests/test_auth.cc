@@ -443,5 +443,28 @@ TEST(AuthTeam, NonMemberDatagramsAreIgnoredAndCounted) {
   EXPECT_EQ(team.sp().num_peers(), 2u);
 }
 
+TEST(AuthTeam, ControlChannelRefusesUnsealedMessagesAfterTheProofs) {
+  Team team(kPassphrase);
+  team.add_peer(kPassphrase);
+  team.add_peer(kPassphrase);
+  team.net.run_for(kSecond);
+  ASSERT_EQ(team.sp().num_peers(), 2u);
+  ASSERT_EQ(team.peer(0).peer.neighbours().size(), 1u);
+  // Someone who can write into peer 0's TCP stream, in clear: a fake
+  // neighbour, then a fake removal.
+  Bytes forged =
+      encode_tcp(PeerJoinedMsg{PeerInfo{99, Endpoint::ipv4(6, 6, 6, 6, 6)}});
+  const Bytes removed = encode_tcp(RemovedMsg{RemoveReason::kExpelled, "x"});
+  forged.insert(forged.end(), removed.begin(), removed.end());
+  team.net.with(team.peers[0], [&](Micros now, Outbox* out) {
+    team.peer(0).peer.on_tcp_data(forged.data(), forged.size(), now, out);
+  });
+  team.peer(0).settle(team.net.now());
+  EXPECT_EQ(team.peer(0).peer.neighbours().size(), 1u);  // no fake neighbour
+  EXPECT_EQ(removal(team.peer(0)), nullptr);             // no fake removal
+  ASSERT_FALSE(team.peer(0).events.empty());
+  EXPECT_EQ(team.peer(0).events.back().kind, PeerEvent::Kind::kProtocolError);
+}
+
 }  // namespace
 }  // namespace p2psp

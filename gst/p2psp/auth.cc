@@ -215,6 +215,63 @@ DatagramCrypto::Open DatagramCrypto::open(const uint8_t* data, size_t size,
   return Open::kOk;
 }
 
+// ---------------------------------------------------------------- TCP -----
+
+ChannelCrypto::ChannelCrypto(const Key& handshake_key,
+                             const Nonce& splitter_nonce,
+                             const Nonce& peer_nonce, Role self)
+    : self_(self) {
+  init_sodium();
+  // A key per connection: the counters restart at 0 on every connection.
+  static constexpr char kLabel[] = "P2PSP control channel";
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, handshake_key.data(), handshake_key.size(),
+                          key_.size());
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(kLabel),
+                            sizeof kLabel);
+  crypto_generichash_update(&st, splitter_nonce.data(), splitter_nonce.size());
+  crypto_generichash_update(&st, peer_nonce.data(), peer_nonce.size());
+  crypto_generichash_final(&st, key_.data(), key_.size());
+}
+
+std::array<uint8_t, 12> ChannelCrypto::nonce(Role direction,
+                                             uint64_t counter) const {
+  std::array<uint8_t, 12> n{};
+  n[0] = static_cast<uint8_t>(direction);
+  put_be(n.data() + 4, counter, 8);
+  return n;
+}
+
+Bytes ChannelCrypto::seal(const Bytes& framed) {
+  // Drop the length prefix: the type byte and body are sealed.
+  const uint8_t* plain = framed.data() + 4;
+  const size_t size = framed.size() - 4;
+  SealedMsg sealed;
+  sealed.box.resize(size + kTagSize);
+  const auto n = nonce(self_, sent_++);
+  crypto_aead_chacha20poly1305_ietf_encrypt(sealed.box.data(), nullptr, plain,
+                                            size, nullptr, 0, nullptr, n.data(),
+                                            key_.data());
+  return encode_tcp(sealed);
+}
+
+std::optional<TcpMessage> ChannelCrypto::open(const SealedMsg& sealed) {
+  if (sealed.box.size() <= kTagSize) return std::nullopt;
+  const Role peer = self_ == Role::kPeer ? Role::kSplitter : Role::kPeer;
+  const auto n = nonce(peer, received_);
+  Bytes plain(sealed.box.size() - kTagSize);
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(
+          plain.data(), nullptr, nullptr, sealed.box.data(), sealed.box.size(),
+          nullptr, 0, n.data(), key_.data()) != 0) {
+    return std::nullopt;
+  }
+  ++received_;
+  std::optional<TcpMessage> msg = decode_tcp_body(plain.data(), plain.size());
+  // Sealed twice is not a thing.
+  if (msg && std::holds_alternative<SealedMsg>(*msg)) return std::nullopt;
+  return msg;
+}
+
 void DatagramCrypto::seal_outbox(Outbox* out, size_t first) {
   // Keyed by the plaintext's address; the plaintext is kept alive in the
   // map so that address cannot be reused by a later allocation.

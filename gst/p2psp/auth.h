@@ -136,6 +136,28 @@ class DatagramCrypto {
   DatagramStats stats_;
 };
 
+// The TCP control channel after the proofs: every message is sealed with a
+// key of its own connection (from K_hs and both nonces), under a counter per
+// direction that is not sent: TCP delivers in order, so a dropped, replayed,
+// reordered or injected message fails the tag.
+class ChannelCrypto {
+ public:
+  ChannelCrypto(const Key& handshake_key, const Nonce& splitter_nonce,
+                const Nonce& peer_nonce, Role self);
+  // One framed plaintext message (encode_tcp) -> one framed SEALED message.
+  Bytes seal(const Bytes& framed);
+  // The message inside, or nullopt if it does not open (the stream is then
+  // broken: the caller closes it).
+  std::optional<TcpMessage> open(const SealedMsg& sealed);
+
+ private:
+  std::array<uint8_t, 12> nonce(Role direction, uint64_t counter) const;
+  Key key_;
+  Role self_;
+  uint64_t sent_ = 0;
+  uint64_t received_ = 0;
+};
+
 // Seals, when it is destroyed, what a core call queued in the outbox since
 // it was made, if `crypto` holds a DatagramCrypto by then.
 class SealScope {

@@ -132,6 +132,7 @@ struct Peer::Impl {
   auth::Nonce peer_nonce{};
   bool splitter_proved = false;
   std::unique_ptr<auth::DatagramCrypto> crypto;
+  std::unique_ptr<auth::ChannelCrypto> channel;  // TCP, after PROOF
   Bytes opened;  // plaintext of the datagram being handled
   // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
   // reported for sending chunks that failed verification.
@@ -521,8 +522,7 @@ struct Peer::Impl {
     const uint32_t culprit = from == splitter_udp ? 0 : member_at(from, sender);
     if (culprit != 0 && reported_polluters.insert(culprit).second) {
       ++stats.pollution_reports_sent;
-      out->tcp.push_back(
-          TcpSend{0, encode_tcp(PollutedMsg{culprit, msg.number, msg.origin})});
+      send_tcp(PollutedMsg{culprit, msg.number, msg.origin}, out);
     }
     return false;
   }
@@ -1097,6 +1097,8 @@ struct Peer::Impl {
       return;
     }
     splitter_proved = true;
+    channel = std::make_unique<auth::ChannelCrypto>(
+        keys->handshake, splitter_nonce, peer_nonce, auth::Role::kPeer);
   }
 
   // Handshake steps of an authenticated join; false if msg is not one.
@@ -1169,6 +1171,22 @@ struct Peer::Impl {
     }
   }
 
+  bool unseal(TcpMessage* msg) {
+    const auto* sealed = std::get_if<SealedMsg>(msg);
+    std::optional<TcpMessage> inner;
+    if (sealed) inner = channel->open(*sealed);
+    if (!inner) return false;
+    *msg = std::move(*inner);
+    return true;
+  }
+
+  // Everything to the splitter after PROOF is sealed.
+  void send_tcp(const TcpMessage& msg, Outbox* out) {
+    Bytes framed = encode_tcp(msg);
+    if (channel) framed = channel->seal(framed);
+    out->tcp.push_back(TcpSend{0, std::move(framed)});
+  }
+
   void on_tcp_data(const uint8_t* data, size_t size, Micros now, Outbox* out) {
     tcp_reader.feed(data, size);
     TcpMessage msg;
@@ -1182,6 +1200,13 @@ struct Peer::Impl {
                    "malformed data from the splitter");
           return;
         case TcpReader::Status::kMessage:
+          if (channel && !unseal(&msg)) {
+            end_with(PeerEvent::Kind::kProtocolError,
+                     RemoveReason::kProtocolError,
+                     "a control message from the splitter failed "
+                     "authentication");
+            return;
+          }
           on_tcp_message(msg, now, out);
           break;
       }
@@ -1312,7 +1337,7 @@ void Peer::leave(Micros now, Outbox* out) {
       out->udp.push_back(UdpSend{n.info.endpoint, bye});
       impl_->farewell_targets.push_back(n.info.endpoint);
     }
-    out->tcp.push_back(TcpSend{0, encode_tcp(TcpGoodbyeMsg{})});
+    impl_->send_tcp(TcpGoodbyeMsg{}, out);
   }
   if (impl_->state != PeerState::kRemoved) impl_->state = PeerState::kLeft;
 }

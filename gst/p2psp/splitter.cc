@@ -53,6 +53,8 @@ struct Splitter::Impl {
     uint64_t token = 0;
     uint32_t join_flags = 0;
     auth::Nonce challenge{};  // the nonce sent in CHALLENGE
+    // Authenticated team: everything after PROOF is sealed, both ways.
+    std::unique_ptr<auth::ChannelCrypto> channel;
   };
 
   struct Member {
@@ -178,8 +180,13 @@ struct Splitter::Impl {
                       [](const Member& m) { return m.stats.monitor; }));
   }
 
-  static void send_tcp(ConnId conn, const TcpMessage& msg, Outbox* out) {
-    out->tcp.push_back(TcpSend{conn, encode_tcp(msg)});
+  void send_tcp(ConnId conn, const TcpMessage& msg, Outbox* out) {
+    Bytes framed = encode_tcp(msg);
+    auto it = conns.find(conn);
+    if (it != conns.end() && it->second.channel) {
+      framed = it->second.channel->seal(framed);
+    }
+    out->tcp.push_back(TcpSend{conn, std::move(framed)});
   }
 
   void end_handshake(const Conn& conn) {
@@ -310,6 +317,8 @@ struct Splitter::Impl {
     // PROOF goes first even if admit() refuses: the peer then knows the
     // REJECT that follows is really from this splitter.
     send_tcp(conn.id, proof, out);
+    conn.channel = std::make_unique<auth::ChannelCrypto>(
+        keys->handshake, conn.challenge, msg.nonce, auth::Role::kSplitter);
     admit(conn, out);
   }
 
@@ -388,11 +397,25 @@ struct Splitter::Impl {
           reject_misbehaving(conn, out);
           return;
         case TcpReader::Status::kMessage:
+          if (conn.channel && !unseal(conn, &msg)) {
+            reject_misbehaving(conn, out);
+            return;
+          }
           // `conn` dangles once the message closed the connection.
           if (!handle_tcp_message(conn, msg, out)) return;
           break;
       }
     }
+  }
+
+  // A sealed connection takes only SEALED messages that open.
+  static bool unseal(Conn& conn, TcpMessage* msg) {
+    const auto* sealed = std::get_if<SealedMsg>(msg);
+    std::optional<TcpMessage> inner;
+    if (sealed) inner = conn.channel->open(*sealed);
+    if (!inner) return false;
+    *msg = std::move(*inner);
+    return true;
   }
 
   void on_tcp_closed(ConnId id, Outbox* out) {
@@ -877,7 +900,7 @@ void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
   auto waiting = impl_->awaiting_register.find(peer_id);
   if (waiting != impl_->awaiting_register.end()) {
     const ConnId conn = waiting->second;
-    Impl::send_tcp(conn, RejectMsg{reason, "removed by the splitter"}, out);
+    impl_->send_tcp(conn, RejectMsg{reason, "removed by the splitter"}, out);
     impl_->close_conn(conn, out);
   }
 }
@@ -888,8 +911,8 @@ void Splitter::shutdown(Micros now, Outbox* out) {
   std::vector<ConnId> all;
   for (const auto& [id, conn] : impl_->conns) all.push_back(id);
   for (ConnId id : all) {
-    Impl::send_tcp(id, RemovedMsg{RemoveReason::kShutdown, "splitter stopping"},
-                   out);
+    impl_->send_tcp(
+        id, RemovedMsg{RemoveReason::kShutdown, "splitter stopping"}, out);
   }
   // Everyone is told REMOVED, so no PEER_LEFT goes around.
   for (const Impl::Member& m : impl_->members) {

@@ -292,6 +292,7 @@ struct BodyWriter {
     w.u32(m.number);
     w.u32(m.origin);
   }
+  void operator()(const SealedMsg& m) { w.raw(m.box.data(), m.box.size()); }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -423,6 +424,15 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       m.sender = r.u32();
       m.number = r.u32();
       m.origin = r.u32();
+      return m;
+    }
+    case TcpType::kSealed: {
+      // At least a tag and a type byte.
+      const size_t n = r.remaining();
+      if (n < 17) r.fail();
+      const uint8_t* p = r.take(n);
+      SealedMsg m;
+      if (p) m.box.assign(p, p + n);
       return m;
     }
   }

@@ -192,6 +192,7 @@ enum class TcpType : uint8_t {
   // Pollution (protocol.md, "Chunk signatures").
   kChunkKey = 13,  // splitter -> peer, before WELCOME: chunks are signed
   kPolluted = 14,  // peer -> splitter: this member sent an altered chunk
+  kSealed = 15,    // either way, after the proofs: an AEAD-sealed message
 };
 
 // JOIN flags and ROLE flags.
@@ -283,10 +284,15 @@ struct PollutedMsg {
   ChunkNumber number = 0;
   uint32_t origin = 0;
 };
+// Any other message (type byte + body), encrypted and authenticated
+// (auth::ChannelCrypto): ciphertext then 16-byte tag.
+struct SealedMsg {
+  Bytes box;
+};
 using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
-                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg>;
+                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);
