@@ -141,6 +141,9 @@ struct Settings {
   std::string host = DEFAULT_HOST;
   gint port = DEFAULT_PORT;
   guint chunk_size = DEFAULT_CHUNK_SIZE;
+  // Left at the default, the chunk shrinks to make room for a signature and
+  // a seal, so datagrams never fragment.
+  bool chunk_size_set = false;
   guint max_peers = DEFAULT_MAX_PEERS;
   guint monitors = DEFAULT_MONITORS;
   guint max_chunk_loss = DEFAULT_MAX_CHUNK_LOSS;
@@ -659,7 +662,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const guint16 udp_port = local_port(udp.get());
 
   p2psp::SplitterConfig config;
-  config.chunk_size = settings.chunk_size;
+  config.chunk_size = settings.chunk_size_set ? settings.chunk_size : 0;
   config.max_peers = settings.max_peers;
   config.udp_port = udp_port;
   config.team_id = g_random_int();
@@ -1020,6 +1023,7 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
       break;
     case PROP_CHUNK_SIZE:
       priv->settings.chunk_size = g_value_get_uint(value);
+      priv->settings.chunk_size_set = true;
       break;
     case PROP_MAX_PEERS:
       priv->settings.max_peers = g_value_get_uint(value);
@@ -1160,7 +1164,9 @@ void install_properties(GObjectClass *gobject_class) {
                        "TCP port actually bound (-1 when not listening)", -1,
                        G_MAXUINT16, -1, kReadOnly);
   properties[PROP_CHUNK_SIZE] = g_param_spec_uint(
-      "chunk-size", "Chunk size", "Stream bytes per chunk (one UDP datagram)",
+      "chunk-size", "Chunk size",
+      "Stream bytes per chunk (one UDP datagram). Unset, it fills a 1452-byte "
+      "datagram: 1432, less 64 with sign-chunks and 28 with a passphrase",
       MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, DEFAULT_CHUNK_SIZE, kReadWrite);
   properties[PROP_MAX_PEERS] =
       g_param_spec_uint("max-peers", "Maximum peers",

@@ -452,6 +452,32 @@ TEST(SplitterSignature, KeyComesBeforeWelcomeAndEveryChunkVerifies) {
   EXPECT_EQ(bench.sp.stats().chunks_signed, bench.sp.stats().chunks_sent);
 }
 
+// Signatures make datagrams longer: an unset chunk size must shrink so that
+// even a retransmission (explicit origin) stays unfragmented.
+TEST(SplitterSignature, UnsetChunkSizeLeavesRoomForTheSignature) {
+  SplitterConfig config = signing_config();
+  config.chunk_size = 0;
+  SplitterBench bench(config);
+  std::vector<TcpMessage> first;
+  const Member m = bench.join(&first);
+  ASSERT_GE(first.size(), 2u);
+  const auto& welcome = std::get<WelcomeMsg>(first[1]);
+  EXPECT_EQ(welcome.chunk_size, unfragmented_chunk_size(true, false));
+  EXPECT_LT(welcome.chunk_size, kDefaultChunkSize);
+
+  MediaBuffer buffer;
+  buffer.data = payload_of(4 * kDefaultChunkSize, 5);
+  bench.sp.push_buffer(buffer, bench.now, &bench.out);
+  ASSERT_GE(bench.out.udp.size(), 3u);
+  for (const UdpSend& send : bench.out.udp) {
+    EXPECT_LE(send.data->size() + kChunkOriginSize, kMaxUnfragmentedDatagram);
+    EXPECT_EQ(check(*bench.sp.chunk_key(), *send.data, m.id),
+              ChunkCheck::kValid);
+  }
+  EXPECT_EQ(bench.out.udp[0].data->size() + kChunkOriginSize,
+            kMaxUnfragmentedDatagram);
+}
+
 TEST(SplitterSignature, UnsignedTeamSendsNoKeyAndPlainChunks) {
   SplitterConfig config = signing_config();
   config.sign_chunks = false;

@@ -13,6 +13,12 @@
 
 namespace p2psp {
 
+size_t unfragmented_chunk_size(bool signed_chunks, bool sealed) {
+  return kMaxUnfragmentedDatagram - kChunkHeaderSize - kChunkOriginSize -
+         (signed_chunks ? kChunkSignatureSize : 0) -
+         (sealed ? auth::kSealOverhead : 0);
+}
+
 namespace {
 
 // splitmix64: tokens only need to be unpredictable to other peers of the
@@ -79,7 +85,9 @@ struct Splitter::Impl {
 
   explicit Impl(const SplitterConfig& c)
       : config(c),
-        framer(c.chunk_size),
+        framer(c.chunk_size ? c.chunk_size
+                            : unfragmented_chunk_size(c.sign_chunks,
+                                                      !c.passphrase.empty())),
         tokens(c.team_id),
         join_limiter(c.max_joins_per_address, c.join_window_us,
                      c.max_tracked_addresses),
@@ -88,9 +96,9 @@ struct Splitter::Impl {
     // The framer clamps the size; peers must be told the real one.
     config.chunk_size = static_cast<uint32_t>(framer.chunk_payload_size());
     const size_t history = std::max<size_t>(config.history_chunks, 1);
-    const size_t datagram_size =
-        config.chunk_size + kChunkHeaderSize + kChunkOriginSize +
-        (signer ? kChunkSignatureSize : 0);
+    const size_t datagram_size = config.chunk_size + kChunkHeaderSize +
+                                 kChunkOriginSize +
+                                 (signer ? kChunkSignatureSize : 0);
     origins.resize(history);
     sent.resize(std::clamp<size_t>(config.history_max_bytes / datagram_size, 1,
                                    history));

@@ -19,10 +19,16 @@
 
 namespace p2psp {
 
+// Largest chunk payload whose datagram (explicit origin, signature, seal
+// included) crosses a 1500-byte MTU unfragmented, IPv4 or IPv6.
+size_t unfragmented_chunk_size(bool signed_chunks, bool sealed);
+
 struct SplitterConfig {
-  uint32_t chunk_size = kDefaultChunkSize;  // chunk payload bytes
-  uint32_t max_peers = 0;                   // 0 = no limit
-  uint16_t udp_port = 0;                    // announced to peers in WELCOME
+  // Chunk payload bytes. 0: the largest that keeps every chunk datagram
+  // within kMaxUnfragmentedDatagram with this team's signature and seal.
+  uint32_t chunk_size = kDefaultChunkSize;
+  uint32_t max_peers = 0;         // 0 = no limit
+  uint16_t udp_port = 0;          // announced to peers in WELCOME
   uint32_t team_id = 0;           // random per splitter run (wrapper picks)
   Micros flush_delay_us = 20000;  // a partial chunk waits at most this
   Micros handshake_timeout_us = 5000000;
