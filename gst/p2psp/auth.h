@@ -136,6 +136,31 @@ class DatagramCrypto {
   DatagramStats stats_;
 };
 
+// Opens *data in place of a sealed datagram (plaintext kept in *opened), or
+// counts why it was refused in the caller's stats (Splitter and Peer stats
+// share these field names). No crypto: the team is not protected, or not yet
+// keyed, which refuses everything.
+template <class Stats>
+bool open_or_count(DatagramCrypto* crypto, const uint8_t** data, size_t* size,
+                   Bytes* opened, Stats* stats) {
+  auto result = DatagramCrypto::Open::kUnauthenticated;
+  if (crypto) result = crypto->open(*data, *size, opened);
+  switch (result) {
+    case DatagramCrypto::Open::kOk:
+      *data = opened->data();
+      *size = opened->size();
+      return true;
+    case DatagramCrypto::Open::kReplayed:
+      ++stats->replayed_datagrams;
+      break;
+    case DatagramCrypto::Open::kUnauthenticated:
+      ++stats->unauthenticated_datagrams;
+      break;
+  }
+  ++stats->rejected_datagrams;
+  return false;
+}
+
 // The TCP control channel after the proofs: every message is sealed with a
 // key of its own connection (from K_hs and both nonces), under a counter per
 // direction that is not sent: TCP delivers in order, so a dropped, replayed,

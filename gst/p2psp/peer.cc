@@ -939,22 +939,7 @@ struct Peer::Impl {
   // (and nothing before WELCOME gave us the team's crypto).
   bool open_sealed(const uint8_t** data, size_t* size) {
     if (config.passphrase.empty()) return true;
-    auto result = auth::DatagramCrypto::Open::kUnauthenticated;
-    if (crypto) result = crypto->open(*data, *size, &opened);
-    switch (result) {
-      case auth::DatagramCrypto::Open::kOk:
-        *data = opened.data();
-        *size = opened.size();
-        return true;
-      case auth::DatagramCrypto::Open::kReplayed:
-        ++stats.replayed_datagrams;
-        break;
-      case auth::DatagramCrypto::Open::kUnauthenticated:
-        ++stats.unauthenticated_datagrams;
-        break;
-    }
-    ++stats.rejected_datagrams;
-    return false;
+    return auth::open_or_count(crypto.get(), data, size, &opened, &stats);
   }
 
   void on_udp(const Endpoint& raw_from, const uint8_t* data, size_t size,

@@ -694,20 +694,7 @@ struct Splitter::Impl {
   // In a protected team, only sealed datagrams from key holders get through.
   bool open_sealed(const uint8_t** data, size_t* size) {
     if (!crypto) return true;
-    switch (crypto->open(*data, *size, &opened)) {
-      case auth::DatagramCrypto::Open::kOk:
-        *data = opened.data();
-        *size = opened.size();
-        return true;
-      case auth::DatagramCrypto::Open::kReplayed:
-        ++stats.replayed_datagrams;
-        break;
-      case auth::DatagramCrypto::Open::kUnauthenticated:
-        ++stats.unauthenticated_datagrams;
-        break;
-    }
-    ++stats.rejected_datagrams;
-    return false;
+    return auth::open_or_count(crypto.get(), data, size, &opened, &stats);
   }
   Bytes opened;  // plaintext of the datagram being handled
 
