@@ -24,7 +24,10 @@ OUT=${1:-$(mktemp -d "${TMPDIR:-/tmp}/p2psp-icecast-late.XXXXXX")}
 mkdir -p "$OUT"
 . "$(dirname "$0")/../media/lib.sh"
 . "$(dirname "$0")/icecast-lib.sh"
-PARSE=${PARSE:-"oggdemux name=dm dm. ! theoraparse ! queue ! oggmux name=rm dm. ! vorbisparse ! queue ! rm. rm."}
+# max-page-delay: one video frame per page whatever the CPU speed (see
+# pipelines/media/late-joiner.sh: a joiner's first page holding many frames
+# makes oggdemux and theoradec complain).
+PARSE=${PARSE:-"oggdemux name=dm dm. ! theoraparse ! queue ! oggmux name=rm max-page-delay=40000000 dm. ! vorbisparse ! queue ! rm. rm."}
 JOIN=${JOIN:-3}
 REC=${REC:-4}
 SECS=$((JOIN + REC + 3))

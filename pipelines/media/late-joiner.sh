@@ -38,8 +38,13 @@ V=$(video_src "$SECS")
 A=$(audio_src "$SECS")
 
 case "$FORMAT" in
+  # max-page-delay: one video frame per Ogg page whatever the CPU speed. With
+  # the default 0.5 s, a slow machine (ASan) packs up to 12 frames in a page;
+  # a file that starts with such a page (as any joiner's or Icecast
+  # listener's does) makes oggdemux put the frames before the page's granule
+  # ahead of the segment and theoradec warn of decreasing timestamps.
   ogg-theora) ext=ogg
-    desc="$V ! theoraenc keyframe-freq=10 keyframe-force=10 ! queue ! oggmux name=mux $A ! vorbisenc ! queue ! mux. mux." ;;
+    desc="$V ! theoraenc keyframe-freq=10 keyframe-force=10 ! queue ! oggmux name=mux max-page-delay=40000000 $A ! vorbisenc ! queue ! mux. mux." ;;
   ogg-opus) ext=opus
     desc="$A ! opusenc ! oggmux" ;;
   webm-vp8) ext=webm

@@ -48,7 +48,7 @@ run_format() {
         e2e_have_element oggdemux && e2e_have_element theoradec && e2e_have_element vorbisdec ||
         { e2e_log "SKIP ogg: theora/vorbis/ogg elements missing"; return 77; }
       kind=ogg
-      desc="$AUDIO ! vorbisenc ! queue ! mux. $VIDEO ! theoraenc keyframe-freq=10 keyframe-force=10 ! queue ! oggmux name=mux ! tee name=t t. ! queue ! filesink location=$src t. ! queue"
+      desc="$AUDIO ! vorbisenc ! queue ! mux. $VIDEO ! theoraenc keyframe-freq=10 keyframe-force=10 ! queue ! oggmux name=mux max-page-delay=40000000 ! tee name=t t. ! queue ! filesink location=$src t. ! queue"
       ;;
     webm)
       e2e_have_element vp8enc && e2e_have_element vorbisenc && e2e_have_element webmmux &&
