@@ -50,11 +50,13 @@ decodes() {
   fi
 }
 
-# No Icecast of ours may survive the script.
+# No Icecast of ours may survive the script. procps' pgrep and pkill hang
+# forever with the ASan runtime preloaded (scripts/sanitize-wrap.sh), and
+# they need no sanitizer: run them without it.
 no_icecast_left() {
-  if pgrep -f "icecast2? -c $OUT/" >/dev/null; then
+  if env -u LD_PRELOAD pgrep -f "icecast2? -c $OUT/" >/dev/null; then
     e2e_fail "an Icecast server of the scenario is still running"
-    pkill -f "icecast2? -c $OUT/"   # only ours: the config path is our temp dir
+    env -u LD_PRELOAD pkill -f "icecast2? -c $OUT/"   # only ours: the config path is our temp dir
   else
     e2e_ok "the Icecast servers were stopped"
   fi
