@@ -42,6 +42,10 @@ export GST_REGISTRY_FORK=no
 export G_SLICE=always-malloc
 export G_DEBUG=gc-friendly
 
+# Tests whose scenario must outlast work paced by the processes themselves
+# (health-churn) stretch it by this factor.
+export P2PSP_TIME_SCALE=${P2PSP_TIME_SCALE:-3}
+
 # The build (scripts/build.sh keeps the options above) and the count line
 # come from scripts/test.sh; every test runs through the wrapper.
 # Timeouts: ASan makes everything 2-3x slower; the tests' own assertions

@@ -18,7 +18,10 @@ health_init churn
 
 STABLE=3
 CHURN=20
-STREAM_SECONDS=28
+# The churn paces itself on the joins (a churn peer leaves once it has
+# joined), so on a slow build (P2PSP_TIME_SCALE, 3 under the sanitizers)
+# it takes longer, and the stream must outlast it.
+STREAM_SECONDS=$((28 * ${P2PSP_TIME_SCALE:-1}))
 # A killed churn peer takes with it the chunks it got from the splitter and
 # had not flooded yet (a few ms worth); NACKs to the splitter bring them
 # back, so only a handful may be missed over the whole run.
@@ -35,15 +38,28 @@ done
 health_wait_flowing "$SRC" 30 || e2e_log "note: source.ogg still empty after 30 s"
 sleep 1
 
+# churn_wait_joined K: waits (up to 20 s) until churn peer K logged its join.
+churn_wait_joined() {
+  local i
+  for i in $(seq 200); do
+    grep -a -q "joined the team as peer" "$E2E_TMP/churn$1.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  e2e_log "churn peer $1 did not join within 20 s"
+}
+
 # Churn peers: plain gst-launch-1.0 (lighter than the Python runner).
 CHURN_PIDS=()
 for k in $(seq $CHURN); do
-  GST_DEBUG=${P2PSP_E2E_GST_DEBUG:-*:2} setsid gst-launch-1.0 p2pspsrc \
+  GST_DEBUG=${P2PSP_E2E_GST_DEBUG:-*:2},p2pspsrc:4 setsid gst-launch-1.0 p2pspsrc \
     "uri=p2psp://127.0.0.1:$SPLITTER_PORT" ! fakesink >"$E2E_TMP/churn$k.log" 2>&1 </dev/null &
   CHURN_PIDS+=($!)
   E2E_PIDS+=($!)
   if [ "$k" -gt 2 ]; then
     old=${CHURN_PIDS[$((k - 3))]}
+    # A peer leaves only once it has joined (a sanitizer build takes seconds
+    # to start): the count of joins below must not depend on CPU speed.
+    churn_wait_joined $((k - 2))
     if [ $((k % 2)) = 1 ]; then
       kill -INT "$old" 2>/dev/null
     else
@@ -55,6 +71,7 @@ for k in $(seq $CHURN); do
   sleep 1
 done
 for k in $(seq $((CHURN - 1)) $CHURN); do
+  churn_wait_joined "$k"
   kill -INT "${CHURN_PIDS[$((k - 1))]}" 2>/dev/null
 done
 e2e_log "$CHURN churn peers came and went"
