@@ -259,14 +259,18 @@ def phase_icecast(a, sizes, window):
     return {"rows": rows, "startup": startup}
 
 
-def phase_iperf(a, pps, seconds, size):
+def phase_iperf(a, pps, seconds, size, paced=False):
     """Raw UDP over the receivers' loopback: CPU seconds (client + server) per
-    datagram, at `pps` datagrams/s (0: as fast as it goes)."""
+    datagram, at `pps` datagrams/s (0: as fast as it goes). paced: iperf3's
+    pacing timer set to the datagram interval, so that it sends each datagram
+    when it is due and sleeps in between, as a peer does (its default 1 ms
+    timer would wake it more often than it sends at low rates)."""
     srv = spawn(a.receivers, ["iperf3", "-s", "-1", "-B", R_IP, "-p", "5201"], f"{a.out}/iperf.log")
     time.sleep(0.5)
     bits = int(pps * size * 8)  # iperf3 -b 0: unlimited
     r = subprocess.run(["ip", "netns", "exec", a.receivers, "iperf3", "-c", R_IP, "-p", "5201",
-                        "-u", "-l", str(size), "-b", str(bits), "-t", str(seconds), "-J"],
+                        "-u", "-l", str(size), "-b", str(bits), "-t", str(seconds), "-J"]
+                       + (["--pacing-timer", str(int(1e6 / pps))] if paced else []),
                        capture_output=True, text=True, timeout=seconds + 30)
     stop([srv])
     j = json.loads(r.stdout)
@@ -344,6 +348,12 @@ def main():
         dt = (row["src"][1]["t"] - row["src"][0]["t"]) / 1e9
         res["iperf"].append(dict(phase_iperf(a, dchunks / dt * row["n"], window, dgram), n=row["n"]))
     res["iperf"].append(phase_iperf(a, 0, window, dgram))
+    # And at the rate one peer handles (the stream's chunks/s, the same for
+    # every N): the datagrams per second of one process, which is what sets
+    # how many datagrams each wake-up serves.
+    rates = [(r["src"][1]["stats"]["chunks-sent"] - r["src"][0]["stats"]["chunks-sent"])
+             / ((r["src"][1]["t"] - r["src"][0]["t"]) / 1e9) for r in res["p2psp"]["rows"]]
+    res["iperf_peer_rate"] = phase_iperf(a, sum(rates) / len(rates), window, dgram, paced=True)
     res["capacity"] = phase_capacity(a, cap_sizes, cap_window)
     res["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     json.dump(res, open(f"{a.out}/results.json", "w"))

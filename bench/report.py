@@ -161,19 +161,27 @@ def main():
     P(f"iperf3 -u -l {size} over the receivers' loopback, CPU of client + server per datagram (iperf3's "
       "cpu_utilization_percent), at the rate the team of N delivers chunk copies (N x chunks/s) "
       "and unlimited (-b 0, the machine's floor):\n")
+    peer_rate = res.get("iperf_peer_rate")
     P("| iperf3 rate | datagram/s | µs per datagram |")
     P("| --- | ---: | ---: |")
     for i in res["iperf"]:
         name = f"team of N = {i['n']}" if "n" in i else "unlimited (-b 0)"
         P(f"| {name} | {f(i['pps'], 0)} | {f(i['us_per_datagram'], 1)} |")
+    if peer_rate:
+        P(f"| one peer's rate, --pacing-timer {int(1e6 / peer_rate['pps'])} µs | "
+          f"{f(peer_rate['pps'], 0)} | {f(peer_rate['us_per_datagram'], 1)} |")
     P("\nA peer's CPU time per chunk of the stream (it receives each chunk once and sends (N-1)/N "
-      "copies on average), against iperf3 at the same datagram rate (the goal) and against the floor:\n")
-    P("| N | µs per chunk per peer | iperf3 same rate µs | / iperf3 same rate (goal <= 1.5) | / unlimited iperf3 | machine CPU busy |")
-    P("| ---: | ---: | ---: | ---: | ---: | ---: |")
+      "copies on average), against iperf3 unlimited (the floor), at the team's aggregate datagram "
+      "rate, and at one peer's datagram rate:\n")
+    P("| N | µs per chunk per peer | / unlimited iperf3 | iperf3 team rate µs | / iperf3 team rate "
+      "| / iperf3 one peer's rate | machine CPU busy |")
+    P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    per_peer = peer_rate["us_per_datagram"] if peer_rate else float("nan")
     for r in pr:
         same = iperf_at.get(r["n"], {}).get("us_per_datagram", float("nan"))
-        P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(same, 1)} | {f(r['cpu_us_per_copy'] / same, 2)} | "
-          f"{f(r['cpu_us_per_copy'] / iperf_raw, 1)} | {f(r['busy'], 0)} % |")
+        P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(r['cpu_us_per_copy'] / iperf_raw, 1)} | "
+          f"{f(same, 1)} | {f(r['cpu_us_per_copy'] / same, 2)} | "
+          f"{f(r['cpu_us_per_copy'] / per_peer, 2)} | {f(r['busy'], 0)} % |")
     P("\n### 4. Delay, splitter sink pad -> measuring peer's src pad (latency=200)\n")
     P("| N | buffers | p50 ms | p99 ms | max ms | chunk-delay p50 ms | chunk-delay p99 ms | chunk-delay max ms | chunks lost | late | buffers missing |")
     P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
