@@ -4,6 +4,8 @@
 // udp: a valid encoding of every datagram type (edge values too);
 // tcp: every control message, as a bare body and as a framed stream cut in
 //      pieces; the whole handshake as one stream;
+// auth: handshake bodies, sealed and plain datagrams, control channel near
+//      misses and scripted sessions (written with Script, below);
 // deframer, reorder, splitter, peer: these targets build valid messages
 //      themselves from the input's choices, so their seeds are just byte
 //      strings of a few sizes (deterministic, fixed PRNG seed).
@@ -16,6 +18,8 @@
 #include <fstream>
 #include <random>
 #include <string>
+
+#include "auth_fixture.h"
 
 using namespace p2psp;
 
@@ -123,6 +127,126 @@ void random_seeds(const std::string& target, std::mt19937& rng) {
   }
 }
 
+// An input for FuzzedDataProvider, written in the order a target consumes
+// it: integers come from the end (their most significant byte first), byte
+// strings from the front.
+class Script {
+ public:
+  // An integer the target reads over `size` bytes (ConsumeIntegral of that
+  // width, or ConsumeIntegralInRange of a range that needs that many).
+  Script& u(uint64_t v, size_t size = 1) {
+    for (size_t i = size; i-- > 0;) tail_.push_back(uint8_t(v >> (8 * i)));
+    return *this;
+  }
+  Script& bytes(const Bytes& b) {
+    front_.insert(front_.end(), b.begin(), b.end());
+    return *this;
+  }
+  Bytes build() const {
+    Bytes b = front_;
+    b.insert(b.end(), tail_.rbegin(), tail_.rend());
+    return b;
+  }
+
+ private:
+  Bytes front_;
+  Bytes tail_;
+};
+
+Bytes body_of(const Bytes& framed) {
+  return Bytes(framed.begin() + 4, framed.end());
+}
+
+// fuzz_auth mode 4: SEALED bodies the splitter end of the fixed channel must
+// refuse, though made with its key: the splitter's own message reflected,
+// the peer's second message first, the peer's under other nonces, garbage.
+void channel_forgery_seeds() {
+  const Bytes goodbye = encode_tcp(TcpGoodbyeMsg{});
+  auto forged = [](const std::string& name, const Bytes& framed) {
+    write("auth", "channel-forged-" + name,
+          Script().u(4).bytes(body_of(framed)).build());
+  };
+  auto splitter = fuzz::fixed_channel(auth::Role::kSplitter);
+  forged("reflected", splitter.seal(goodbye));
+  auto peer = fuzz::fixed_channel(auth::Role::kPeer);
+  peer.seal(goodbye);
+  forged("second", peer.seal(goodbye));
+  auth::ChannelCrypto other(fuzz::fixed_key(), fuzz::fixed_nonce(0x53),
+                            fuzz::fixed_nonce(0x51), auth::Role::kPeer);
+  forged("other-nonce", other.seal(goodbye));
+  Bytes garbage(4 + 1 + 17);
+  garbage[4] = static_cast<uint8_t>(TcpType::kSealed);
+  forged("garbage", garbage);
+}
+
+// fuzz_auth mode 5: scripted sessions. Each step: direction (1: to the
+// peer), the message (0 GOODBYE, 1 PEER_LEFT, 2 PEER_JOINED, 3 POLLUTED,
+// 4 any body), the action on the oldest message in flight (0 deliver,
+// 1 tamper, 2 drop, 3 replay, 4 swap, 5 hold).
+enum Action : uint8_t { kDeliver, kTamper, kDrop, kReplay, kSwap, kHold };
+void channel_session_seeds() {
+  auto goodbye = [](Script& s, bool to_peer) { s.u(to_peer).u(0); };
+  auto peer_left = [](Script& s, bool to_peer) { s.u(to_peer).u(1).u(7, 4); };
+  Script in_order;
+  in_order.u(5);
+  goodbye(in_order, false);
+  in_order.u(kDeliver);
+  peer_left(in_order, true);
+  in_order.u(kDeliver);
+  // PEER_JOINED: id, then pick_endpoint's host, port and mapped-or-not.
+  in_order.u(1).u(2).u(3, 4).u(2).u(3).u(0).u(kDeliver);
+  in_order.u(0).u(3).u(7, 4).u(9, 4).u(3, 4).u(kDeliver);
+  for (const auto& [name, msg] : tcp_messages()) {
+    if (name != "welcome" && name != "team") continue;
+    const Bytes body = body_of(encode_tcp(msg));
+    in_order.u(1).u(4).u(body.size(), 2).bytes(body).u(kDeliver);
+  }
+  write("auth", "channel-in-order", in_order.build());
+
+  // Both ends send before either receives: the messages cross.
+  Script crossing;
+  crossing.u(5);
+  goodbye(crossing, false);
+  crossing.u(kHold);
+  peer_left(crossing, true);
+  crossing.u(kHold);
+  goodbye(crossing, false);
+  crossing.u(kHold);
+  write("auth", "channel-crossing", crossing.build());
+
+  auto session = [&](const std::string& name, Action last,
+                     std::initializer_list<uint8_t> extra) {
+    Script s;
+    s.u(5);
+    goodbye(s, false);
+    s.u(kDeliver);
+    peer_left(s, true);
+    s.u(kDeliver);
+    peer_left(s, false);
+    s.u(last);
+    for (uint8_t x : extra) s.u(x);
+    write("auth", "channel-" + name, s.build());
+  };
+  session("tamper-tag", kTamper, {0xFF, 0xFF, 0x01});
+  session("tamper-type", kTamper, {0, 0, 0x80});
+  session("drop", kDrop, {0, 0, kDeliver});  // then a GOODBYE to the splitter
+  session("replay", kReplay, {});
+  session("swap", kSwap, {0});  // the next one a GOODBYE
+
+  // A SEALED message sealed again: in order, but it must not open.
+  Bytes sealed_body(1 + 17, 0x5A);
+  sealed_body[0] = static_cast<uint8_t>(TcpType::kSealed);
+  write("auth", "channel-double-sealed",
+        Script()
+            .u(5)
+            .u(0)
+            .u(4)
+            .u(sealed_body.size(), 2)
+            .bytes(sealed_body)
+            .u(kDeliver)
+            .build());
+}
+
 // fuzz_auth reads its mode and parameters from the end of the input
 // (FuzzedDataProvider takes integers from the back, bytes from the front).
 void auth_seeds() {
@@ -150,6 +274,8 @@ void auth_seeds() {
   write("auth", "replay-steps",
         with_tail({1, 0, 0xFF, 0xFF, 0, 4, 0x80, 0, 0, 1},
                   {0, 0, 0, 0, 0, 0, 0x10, 0, 3}));
+  channel_forgery_seeds();
+  channel_session_seeds();
 }
 
 }  // namespace
