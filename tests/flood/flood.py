@@ -3,6 +3,7 @@
 
   flood.py --udp-of-pid PID ... --tcp HOST:PORT --duration S
            --datagrams N --connections M --watch PID ... --report FILE
+           [--auth [--team HEX]]
 
 UDP: N datagrams to every UDP port each --udp-of-pid process has open (found
 through /proc/PID/fd and /proc/net/udp{,6}, so no port is guessed), and to
@@ -17,7 +18,16 @@ random bytes; a length prefix far too long (or zero) with some bytes after;
 a JOIN frame with junk (other magic, other versions, random flags, trailing
 bytes, random types); a connection that says nothing and stays open; the
 first MiB of a message of the longest legal length, never finished.
-After sending, each connection waits for the other side to close it.
+After sending, each connection waits for the other side to close it; what
+the other side wrote before closing is parsed and tallied by message type.
+
+--auth (a team with a passphrase): half the datagrams look sealed instead
+(flag SEALED, the team id --team if given, a sender id that is 0 or a small
+peer id or random, a counter near 0, random or huge, a random body and tag,
+sometimes cut), and the TCP connections also take turns at: a JOIN with the
+auth flag and an AUTH of the right size but random nonce and proof (a
+guess); a JOIN with the auth flag then an AUTH of the wrong size, another
+message, or silence.
 
 While it runs it samples VmRSS of every --watch process. The report (JSON)
 has what was sent, how many TCP connections the other side closed, and the
@@ -41,7 +51,17 @@ import time
 MAGIC = 0x50
 VERSION = 2
 FLAG_ORIGIN = 1
+FLAG_SEALED = 0x80
 JOIN_MAGIC = b"P2PSP"
+JOIN_FLAG_AUTH = 2
+# TCP types (wire.h TcpType) and the REJECT reason of a refused passphrase.
+TCP_TYPES = {1: "join", 2: "welcome", 3: "team", 4: "peer_joined", 5: "peer_left",
+             6: "removed", 7: "goodbye", 8: "reject", 9: "role", 10: "challenge",
+             11: "auth", 12: "proof", 13: "chunk_key", 14: "polluted", 15: "sealed"}
+TCP_AUTH = 11
+REASON_AUTH = 7
+# Sealed datagram (auth.h): header, u32 sender, u64 counter, body, 16-byte tag.
+SEALED_MIN = 8 + 4 + 8 + 16
 
 
 def udp_header(kind, flags=0, team=None, rng=None):
@@ -104,13 +124,47 @@ def random_datagram(rng):
     return whole[: rng.randint(1, len(whole))]
 
 
+def sealed_datagram(rng, team):
+    """What a sealed datagram looks like, without the key: it must never open."""
+    flags = FLAG_SEALED | (rng.getrandbits(2) if rng.random() < 0.2 else 0)
+    kind = rng.randint(1, 9)
+    sender = rng.choice((0, 1, 2, 3, rng.getrandbits(32)))
+    # Counters near the real ones (which start at 0), or far ahead: a forged
+    # one must not move a receiver's replay window.
+    counter = rng.choice((rng.randint(0, 20000), rng.getrandbits(64), (1 << 64) - 1))
+    body = rng.randbytes(rng.choice((4, 12, 16, 200, 1024, 1432)))
+    whole = (udp_header(kind, flags, team, rng) + struct.pack(">IQ", sender, counter)
+             + body + rng.randbytes(16))
+    if rng.random() < 0.1:
+        whole = whole[: rng.randint(1, SEALED_MIN)]
+    return whole
+
+
 def frame(kind, body):
     return struct.pack(">IB", 1 + len(body), kind) + body
 
 
-def tcp_payload(turn, rng):
+AUTH_JOIN = frame(1, JOIN_MAGIC + bytes([VERSION]) + struct.pack(">I", JOIN_FLAG_AUTH))
+
+
+def auth_payload(kind, rng):
+    """A JOIN asking for the authenticated join, then a wrong AUTH."""
+    join = AUTH_JOIN
+    if kind == 5:  # the right size: a guess of the proof
+        return join + frame(TCP_AUTH, rng.randbytes(64))
+    choice = rng.randint(0, 2)
+    if choice == 0:  # an AUTH too short or too long
+        return join + frame(TCP_AUTH, rng.randbytes(rng.choice((0, 32, 63, 65, 400))))
+    if choice == 1:  # anything but AUTH after the CHALLENGE
+        return join + frame(rng.choice((1, 7, 12, 15)), rng.randbytes(rng.randint(0, 80)))
+    return join  # then nothing: the handshake timeout
+
+
+def tcp_payload(turn, rng, auth=False):
     """Bytes to send on connection number `turn`; None: stay silent."""
-    kind = turn % 5
+    kind = turn % (7 if auth else 5)
+    if kind >= 5:
+        return auth_payload(kind, rng)
     if kind == 0:
         return rng.randbytes(rng.randint(1, 2048))
     if kind == 1:
@@ -136,21 +190,46 @@ def tcp_payload(turn, rng):
     return struct.pack(">IB", 1 << 20, 1) + rng.randbytes((1 << 20) - 2)
 
 
+def tcp_frames(data):
+    """(type, body) of the whole frames in data."""
+    frames = []
+    while len(data) >= 5:
+        length = struct.unpack(">I", data[:4])[0]
+        if length == 0 or len(data) < 4 + length:
+            break
+        frames.append((data[4], data[5:4 + length]))
+        data = data[4 + length:]
+    return frames
+
+
 class TcpFlood:
-    def __init__(self, host, port, rng):
+    # What is kept of a connection's replies (a few control messages).
+    REPLY_LIMIT = 65536
+
+    def __init__(self, host, port, rng, auth=False):
         self.addr = (host, port)
         self.rng = rng
+        self.auth = auth
         self.sel = selectors.DefaultSelector()
         self.opened = 0
         self.connect_failed = 0
         self.reset_while_sending = 0
         self.closed_by_peer = 0
         self.silent = 0
+        # Messages received on all connections, by type; REJECTs by reason.
+        self.replies = {}
+        self.rejects = {}
+        # Connections that sent a proof guess: answered with a CHALLENGE,
+        # and of those, then refused with REJECT reason auth.
+        self.guesses = {"sent": 0, "challenged": 0, "refused": 0}
 
     def open_one(self):
         turn = self.opened
         self.opened += 1
-        payload = tcp_payload(turn, self.rng)
+        payload = tcp_payload(turn, self.rng, self.auth)
+        # A JOIN with nothing after it waits for the handshake timeout too.
+        silent = payload is None or payload == AUTH_JOIN
+        guess = self.auth and turn % 7 == 5
         s = socket.socket(socket.AF_INET6 if ":" in self.addr[0] else socket.AF_INET)
         s.settimeout(2)
         try:
@@ -170,10 +249,11 @@ class TcpFlood:
             self.reset_while_sending += 1
             s.close()
             return
-        if payload is None:
+        if silent:
             self.silent += 1
+        self.guesses["sent"] += guess
         s.setblocking(False)
-        self.sel.register(s, selectors.EVENT_READ)
+        self.sel.register(s, selectors.EVENT_READ, {"got": b"", "guess": guess})
 
     def poll(self, timeout):
         for key, _ in self.sel.select(timeout):
@@ -184,10 +264,29 @@ class TcpFlood:
                 continue
             except OSError:
                 data = b""
+            state = key.data
+            if len(state["got"]) < self.REPLY_LIMIT:
+                state["got"] += data
             if not data:  # EOF or reset: the other side closed it
                 self.closed_by_peer += 1
+                self.tally(state)
                 self.sel.unregister(s)
                 s.close()
+
+    def tally(self, state):
+        frames = tcp_frames(state["got"])
+        names = [TCP_TYPES.get(kind, "unknown") for kind, _ in frames]
+        for name, (_, body) in zip(names, frames):
+            self.replies[name] = self.replies.get(name, 0) + 1
+            if name == "reject" and body:
+                self.rejects[str(body[0])] = self.rejects.get(str(body[0]), 0) + 1
+        if state["guess"] and "challenge" in names:
+            # A guess is refused by the very next message.
+            self.guesses["challenged"] += 1
+            after = names.index("challenge") + 1
+            if (after < len(frames) and names[after] == "reject"
+                    and frames[after][1][:1] == bytes([REASON_AUTH])):
+                self.guesses["refused"] += 1
 
     def still_open(self):
         return len(self.sel.get_map())
@@ -212,6 +311,9 @@ def main():
     ap.add_argument("--watch", type=int, action="append", default=[])
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--report", required=True)
+    ap.add_argument("--auth", action="store_true",
+                    help="the team has a passphrase: also sealed-looking datagrams and wrong AUTHs")
+    ap.add_argument("--team", help="team id (hex) for the sealed-looking datagrams")
     args = ap.parse_args()
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -224,10 +326,12 @@ def main():
             return 2
         for family, port in ports:
             host = args.udp_host if family == socket.AF_INET else "::1"
-            targets.append({"pid": pid, "host": host, "port": port, "sent": 0, "errors": 0})
+            targets.append({"pid": pid, "host": host, "port": port, "sent": 0, "errors": 0,
+                            "sealed": 0})
     for spec in args.udp:
         host, port = spec.rsplit(":", 1)
-        targets.append({"pid": None, "host": host, "port": int(port), "sent": 0, "errors": 0})
+        targets.append({"pid": None, "host": host, "port": int(port), "sent": 0, "errors": 0,
+                        "sealed": 0})
     udp4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp4.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     udp6 = None
@@ -235,7 +339,8 @@ def main():
     tcp = None
     if args.tcp:
         host, port = args.tcp.rsplit(":", 1)
-        tcp = TcpFlood(host, int(port), rng)
+        tcp = TcpFlood(host, int(port), rng, args.auth)
+    team = int(args.team, 16) if args.team else None
 
     rss = {pid: {"start": vm_rss_kib(pid)} for pid in args.watch}
     for r in rss.values():
@@ -254,8 +359,9 @@ def main():
     last_sample = 0.0
     for i in range(steps):
         due = start + i * step
-        now = time.monotonic()
-        if due > now:
+        # poll() returns as soon as a connection is readable: wait on until
+        # due, or replies would compress the flood into less than --duration.
+        while (now := time.monotonic()) < due:
             if tcp:
                 tcp.poll(due - now)
             else:
@@ -267,9 +373,12 @@ def main():
                 if ":" in t["host"]:
                     udp6 = udp6 or socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
                     sock = udp6
+                sealed = args.auth and rng.random() < 0.5
+                datagram = sealed_datagram(rng, team) if sealed else random_datagram(rng)
                 try:
-                    sock.sendto(random_datagram(rng), (t["host"], t["port"]))
+                    sock.sendto(datagram, (t["host"], t["port"]))
                     t["sent"] += 1
+                    t["sealed"] += sealed
                 except OSError as e:
                     # ENOBUFS/EAGAIN: our own buffer; ECONNREFUSED: ICMP from
                     # an earlier datagram. Counted, never retried.
@@ -298,6 +407,7 @@ def main():
 
     report = {
         "seed": seed,
+        "team": args.team,
         "flood_seconds": round(flood_seconds, 2),
         "udp": targets,
         "datagrams_sent": sum(t["sent"] for t in targets),
@@ -308,6 +418,9 @@ def main():
             "closed_by_peer": tcp.closed_by_peer,
             "silent": tcp.silent,
             "still_open": tcp.still_open(),
+            "replies": tcp.replies,
+            "rejects_by_reason": tcp.rejects,
+            "guesses": tcp.guesses,
         },
         "rss_kib": {str(pid): r for pid, r in rss.items()},
     }
