@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <stdexcept>
+#include <variant>
 
 #include "sim_network.h"
 
@@ -134,6 +136,73 @@ TEST(Seal, ReplayIsRejectedButReorderingIsNot) {
   EXPECT_EQ(bob.open(sealed[0].data(), sealed[0].size(), &opened),
             Open::kReplayed);
   EXPECT_EQ(bob.stats().replayed, 2u);
+}
+
+// The sealed control channel of one connection: each direction opens only
+// the other's messages, in the order they were sealed, once.
+struct Channel {
+  auth::ChannelCrypto splitter;
+  auth::ChannelCrypto peer;
+  static auth::Nonce nonce(uint8_t fill) {
+    auth::Nonce n;
+    n.fill(fill);
+    return n;
+  }
+  explicit Channel(uint8_t key_fill = 3)
+      : splitter(key_of(key_fill), nonce(1), nonce(2), auth::Role::kSplitter),
+        peer(key_of(key_fill), nonce(1), nonce(2), auth::Role::kPeer) {}
+};
+
+SealedMsg sealed_body(const Bytes& framed) {
+  std::optional<TcpMessage> msg =
+      decode_tcp_body(framed.data() + 4, framed.size() - 4);
+  if (!msg || !std::holds_alternative<SealedMsg>(*msg))
+    throw std::runtime_error("not a SEALED message");
+  return std::get<SealedMsg>(*msg);
+}
+
+Bytes peer_left(uint32_t id) { return encode_tcp(PeerLeftMsg{id}); }
+
+TEST(ControlChannel, OpensInOrderBothWays) {
+  Channel c;
+  for (uint32_t i = 0; i < 3; ++i) {
+    auto down = c.peer.open(sealed_body(c.splitter.seal(peer_left(i))));
+    ASSERT_TRUE(down) << i;
+    EXPECT_EQ(encode_tcp(*down), peer_left(i));
+    auto up = c.splitter.open(sealed_body(c.peer.seal(peer_left(100 + i))));
+    ASSERT_TRUE(up) << i;
+    EXPECT_EQ(encode_tcp(*up), peer_left(100 + i));
+  }
+}
+
+TEST(ControlChannel, RefusesReplayDropReflectionAndTampering) {
+  {  // replayed
+    Channel c;
+    const SealedMsg first = sealed_body(c.splitter.seal(peer_left(1)));
+    ASSERT_TRUE(c.peer.open(first));
+    EXPECT_FALSE(c.peer.open(first));
+  }
+  {  // one dropped: the next does not open under the expected counter
+    Channel c;
+    (void)c.splitter.seal(peer_left(1));
+    EXPECT_FALSE(c.peer.open(sealed_body(c.splitter.seal(peer_left(2)))));
+  }
+  {  // reflected: the splitter's own message sent back to it
+    Channel c;
+    EXPECT_FALSE(c.splitter.open(sealed_body(c.splitter.seal(peer_left(1)))));
+  }
+  {  // another connection's key
+    Channel a(3), b(4);
+    EXPECT_FALSE(b.peer.open(sealed_body(a.splitter.seal(peer_left(1)))));
+  }
+  const Bytes framed = Channel().splitter.seal(peer_left(7));
+  for (size_t i = 5; i < framed.size(); ++i) {  // past prefix and type
+    Channel c;
+    Bytes bad = c.splitter.seal(peer_left(7));
+    ASSERT_EQ(bad, framed);  // same key, nonces and counter: same bytes
+    bad[i] ^= 0x40;
+    EXPECT_FALSE(c.peer.open(sealed_body(bad))) << "byte " << i;
+  }
 }
 
 TEST(ReplayWindow, ForgetsNothingInsideTheWindowAndRefusesOlder) {
