@@ -22,6 +22,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 CHUNK_HEADER = 16  # CHUNK header without an origin (docs/protocol.md 4.1)
 
 
+IO_INTERVAL_MS = 40
+
+
 def log(*a):
     print("[bench]", *a, file=sys.stderr, flush=True)
 
@@ -135,8 +138,12 @@ def delays(src_keys, peer_keys, t0, t1):
     return out, missing
 
 
-def gst_peer_argv(latency):
-    return ["gst-launch-1.0", "-q", "p2pspsrc", f"uri=p2psp://{O_IP}:4552", f"latency={latency}",
+def peer_uri(io_interval=0):
+    return f"p2psp://{O_IP}:4552" + (f"?io-interval={io_interval}" if io_interval else "")
+
+
+def gst_peer_argv(latency, io_interval=0):
+    return ["gst-launch-1.0", "-q", "p2pspsrc", f"uri={peer_uri(io_interval)}", f"latency={latency}",
             "!", "fakesink"]
 
 
@@ -165,12 +172,12 @@ def startup_runs(a, kind, count):
     return out
 
 
-def phase_p2psp(a, sizes, window, chunk_size=0, decode=True, tag="p2psp"):
-    log(f"{tag}: team sizes {sizes}, chunk-size {chunk_size or 'default'}")
+def phase_p2psp(a, sizes, window, chunk_size=0, decode=True, tag="p2psp", io_interval=0):
+    log(f"{tag}: team sizes {sizes}, chunk-size {chunk_size or 'default'}, io-interval {io_interval}")
     src = Node(a.origin, ["source", "--sink", "p2psp", "--media", a.media, "--host", O_IP,
                           "--chunk-size", str(chunk_size)], f"{a.out}/{tag}-source.log")
     time.sleep(1)
-    margs = ["peer", "--uri", f"p2psp://{O_IP}:4552", "--latency", "200"]
+    margs = ["peer", "--uri", peer_uri(io_interval), "--latency", "200"]
     # the measuring peer does not decode (a starved decoder would hold back its
     # src pad and show up as delay); the start-up runs decode
     mpeer = Node(a.receivers, margs, f"{a.out}/{tag}-mpeer.log")
@@ -178,7 +185,8 @@ def phase_p2psp(a, sizes, window, chunk_size=0, decode=True, tag="p2psp"):
     try:
         for n in sizes:
             while len(peers) < n - 1:
-                peers.append(spawn(a.receivers, gst_peer_argv(200), f"{a.out}/{tag}-peers.log"))
+                peers.append(spawn(a.receivers, gst_peer_argv(200, io_interval),
+                                   f"{a.out}/{tag}-peers.log"))
             ok = wait_team(src, n)
             time.sleep(a.settle)
             c0 = [proc_cpu(p.pid) for p in peers]
@@ -207,7 +215,7 @@ def phase_p2psp(a, sizes, window, chunk_size=0, decode=True, tag="p2psp"):
         stop(peers)
         mpeer.quit()
         src.quit()
-    return {"rows": rows, "startup": startup,
+    return {"rows": rows, "startup": startup, "io_interval": io_interval,
             "chunk_size": rows[-1]["src"][1].get("chunk_size", chunk_size)}
 
 
@@ -335,6 +343,9 @@ def main():
     res = {"quick": a.quick, "sizes": sizes, "window_s": window, "media": a.media,
            "loadavg_start": open("/proc/loadavg").read().split()[:3]}
     res["p2psp"] = phase_p2psp(a, sizes, window)
+    # The same teams with the peers' io-interval (fewer wake-ups, more delay).
+    res["p2psp_io"] = phase_p2psp(a, sizes, window, decode=False, tag="p2psp-io",
+                                  io_interval=IO_INTERVAL_MS)
     res["icecast"] = phase_icecast(a, sizes, window)
     # Raw UDP with datagrams of a chunk's size (payload + the 16-byte header the
     # splitter sends), at the rate the whole team of each N delivers chunk

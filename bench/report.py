@@ -182,6 +182,19 @@ def main():
         P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(r['cpu_us_per_copy'] / iperf_raw, 1)} | "
           f"{f(same, 1)} | {f(r['cpu_us_per_copy'] / same, 2)} | "
           f"{f(r['cpu_us_per_copy'] / per_peer, 2)} | {f(r['busy'], 0)} % |")
+    if res.get("p2psp_io"):
+        io = res["p2psp_io"].get("io_interval")
+        P(f"\n### 3b. The same teams with the peers' `io-interval={io}`: CPU and delay\n")
+        P("| N | µs per chunk per peer | / unlimited iperf3 | / iperf3 team rate | / iperf3 one peer's rate "
+          "| delay p50 ms | p99 ms | max ms | chunk-delay p99 ms | max ms | chunks lost | machine CPU busy |")
+        P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in p2psp_rows(res["p2psp_io"]):
+            same = iperf_at.get(r["n"], {}).get("us_per_datagram", float("nan"))
+            P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(r['cpu_us_per_copy'] / iperf_raw, 1)} | "
+              f"{f(r['cpu_us_per_copy'] / same, 2)} | {f(r['cpu_us_per_copy'] / per_peer, 2)} | "
+              f"{f(r['delay_p50'], 1)} | {f(r['delay_p99'], 1)} | {f(r['delay_max'], 1)} | "
+              f"{f(r['cdelay_p99'], 1)} | {f(r['cdelay_max'], 1)} | {r['lost']} / {r['lost'] + r['played']} | "
+              f"{f(r['busy'], 0)} % |")
     P("\n### 4. Delay, splitter sink pad -> measuring peer's src pad (latency=200)\n")
     P("| N | buffers | p50 ms | p99 ms | max ms | chunk-delay p50 ms | chunk-delay p99 ms | chunk-delay max ms | chunks lost | late | buffers missing |")
     P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

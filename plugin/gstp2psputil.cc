@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 namespace p2psp_gst {
 
@@ -151,9 +152,9 @@ size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
     }
     size_t done = 0;
     while (done < count) {
-      const int sent = sendmmsg(fd, messages + done,
-                                static_cast<unsigned>(count - done),
-                                MSG_DONTWAIT | MSG_NOSIGNAL);
+      const int sent =
+          sendmmsg(fd, messages + done, static_cast<unsigned>(count - done),
+                   MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent > 0) {
         done += static_cast<size_t>(sent);
       } else if (sent < 0 && errno == EINTR) {
@@ -266,6 +267,7 @@ gssize TcpConnection::read_some(uint8_t *buf, size_t size) {
 struct PollThread::Impl {
   std::thread thread;
   std::atomic<bool> stopping{false};
+  std::atomic<p2psp::Micros> period{0};
   int wake_fd = -1;
   WatchCallback watches;
   SocketCallback on_io;
@@ -274,6 +276,7 @@ struct PollThread::Impl {
   void run();
   void drain_wake_fd() const;
   int poll_timeout_ms(p2psp::Micros deadline) const;
+  void sleep_until_round(p2psp::Micros round) const;
 };
 
 void PollThread::Impl::drain_wake_fd() const {
@@ -290,10 +293,24 @@ int PollThread::Impl::poll_timeout_ms(p2psp::Micros deadline) const {
   return static_cast<int>((wait + 999) / 1000);
 }
 
+/* Sleeps until `round`, or until wake(): the wake-up fd is only looked at,
+ * the round that follows drains it. */
+void PollThread::Impl::sleep_until_round(p2psp::Micros round) const {
+  const p2psp::Micros now = monotonic_now_us();
+  if (round <= now) return;
+  const p2psp::Micros wait = round - now;
+  timespec ts{static_cast<time_t>(wait / 1000000),
+              static_cast<long>(wait % 1000000) * 1000};
+  pollfd wake{wake_fd, POLLIN, 0};
+  while (ppoll(&wake, 1, &ts, nullptr) < 0 && errno == EINTR) {
+  }
+}
+
 void PollThread::Impl::run() {
   WatchList list;
   std::vector<pollfd> fds;
   p2psp::Micros deadline = on_timer(monotonic_now_us());
+  p2psp::Micros last_round = 0;
   while (!stopping.load()) {
     list.clear();
     watches(list);
@@ -305,7 +322,14 @@ void PollThread::Impl::run() {
                            static_cast<short>(watch.second), 0});
     }
 
-    int ready = poll(fds.data(), fds.size(), poll_timeout_ms(deadline));
+    int timeout = poll_timeout_ms(deadline);
+    if (const p2psp::Micros p = period.load(); p > 0) {
+      /* Whatever is due waits for the round: that is the point. */
+      sleep_until_round(last_round + p);
+      timeout = 0;
+    }
+    int ready = poll(fds.data(), fds.size(), timeout);
+    last_round = monotonic_now_us();
     if (ready < 0 && errno != EINTR) break;
     if (stopping.load()) break;
     if (fds[0].revents != 0) drain_wake_fd();
@@ -355,6 +379,8 @@ void PollThread::stop() {
   impl_->on_io = nullptr;
   impl_->on_timer = nullptr;
 }
+
+void PollThread::set_period(p2psp::Micros period) { impl_->period = period; }
 
 void PollThread::wake() {
   if (impl_->wake_fd < 0) return;

@@ -128,6 +128,12 @@ class PollThread {
       TimerCallback on_timer);
   void stop ();
   void wake ();
+  /* 0 (the default): a round on every readable socket or due timer. Else
+   * at most one round per `period` (each round starts a period after the
+   * previous one, or at once after wake()): a round then serves all the
+   * datagrams and timers of the period, for fewer wake-ups at the price of
+   * up to `period` of delay. Any thread, any time. */
+  void set_period (p2psp::Micros period);
 
  private:
   struct Impl;
