@@ -581,7 +581,8 @@ static void on_udp_readable(GstP2pspSrc* self) {
   {
     MutexLock lock(&priv->core_lock);
     Micros now = 0;
-    for (int round = 0; round < kMaxReceiveRounds; round++) {
+    bool full = true;
+    for (int round = 0; full && round < kMaxReceiveRounds; round++) {
       size_t n = p2psp_gst::receive_datagrams(priv->udp.get(), priv->rx_batch);
       // The time of receipt of this batch: a backlog takes long enough to
       // read that one time for all of it made later datagrams look sent
@@ -591,8 +592,10 @@ static void on_udp_readable(GstP2pspSrc* self) {
         const p2psp_gst::ReceivedDatagram& d = priv->rx_batch[i];
         priv->peer->on_udp(d.from, d.data.data(), d.size, now, &priv->outbox);
       }
-      if (n < priv->rx_batch.size()) break;
+      full = n == priv->rx_batch.size();
     }
+    // With io-interval, what is left must not wait for the next interval.
+    if (full) priv->poll.run_again();
     finish_core_round(self, now, &signals);
   }
   emit_signals(self, signals);

@@ -268,6 +268,7 @@ struct PollThread::Impl {
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::atomic<p2psp::Micros> period{0};
+  std::atomic<bool> again{false};
   int wake_fd = -1;
   WatchCallback watches;
   SocketCallback on_io;
@@ -324,8 +325,9 @@ void PollThread::Impl::run() {
 
     int timeout = poll_timeout_ms(deadline);
     if (const p2psp::Micros p = period.load(); p > 0) {
-      /* Whatever is due waits for the round: that is the point. */
-      sleep_until_round(last_round + p);
+      /* Whatever is due waits for the round: that is the point. What a
+       * callback left unread (run_again()) does not. */
+      if (!again.exchange(false)) sleep_until_round(last_round + p);
       timeout = 0;
     }
     int ready = poll(fds.data(), fds.size(), timeout);
@@ -381,6 +383,8 @@ void PollThread::stop() {
 }
 
 void PollThread::set_period(p2psp::Micros period) { impl_->period = period; }
+
+void PollThread::run_again() { impl_->again = true; }
 
 void PollThread::wake() {
   if (impl_->wake_fd < 0) return;

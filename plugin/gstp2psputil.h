@@ -134,6 +134,9 @@ class PollThread {
    * datagrams and timers of the period, for fewer wake-ups at the price of
    * up to `period` of delay. Any thread, any time. */
   void set_period (p2psp::Micros period);
+  /* From a callback that left data unread (it reads bounded batches): the
+   * next round starts at once, even with a period. */
+  void run_again ();
 
  private:
   struct Impl;

@@ -1801,6 +1801,52 @@ TEST(P2pspSrcIoInterval, TeamStreamsEverythingWithFewerWakeUps) {
   EXPECT_GT(received, 4 * rounds) << "the test must outpace the interval";
 }
 
+// PollThread with a period: one datagram read per round, as a callback
+// that reads bounded batches would leave a backlog. Returns how many of
+// `count` datagrams sent at once were read within `seconds`.
+int ReadWithPeriod(bool run_again, int count, double seconds) {
+  GSocketAddress* any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+  GSocket* rx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                             G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocket* tx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                             G_SOCKET_PROTOCOL_UDP, nullptr);
+  EXPECT_TRUE(g_socket_bind(rx, any, FALSE, nullptr));
+  g_object_unref(any);
+  g_socket_set_blocking(rx, FALSE);
+  GSocketAddress* to = g_socket_get_local_address(rx, nullptr);
+  std::atomic<int> read{0};
+  p2psp_gst::PollThread poll;
+  poll.set_period(200000);
+  poll.start(
+      "test-period",
+      [&](p2psp_gst::PollThread::WatchList& list) {
+        list.emplace_back(rx, G_IO_IN);
+      },
+      [&](GSocket* socket, GIOCondition) {
+        char byte;
+        if (g_socket_receive(socket, &byte, 1, nullptr, nullptr) >= 0) {
+          read++;
+          if (run_again) poll.run_again();
+        }
+      },
+      [](p2psp::Micros) { return UINT64_MAX; });
+  for (int i = 0; i < count; i++)
+    g_socket_send_to(tx, to, "x", 1, nullptr, nullptr);
+  WaitFor([&] { return read == count; }, seconds);
+  poll.stop();
+  g_object_unref(to);
+  g_object_unref(tx);
+  g_object_unref(rx);
+  return read;
+}
+
+TEST(P2pspSrcIoInterval, BacklogIsReadWithoutWaitingForTheNextInterval) {
+  // 20 rounds of 200 ms would take 4 s.
+  EXPECT_EQ(ReadWithPeriod(true, 20, 1.0), 20);
+  // Without run_again() the period holds every round back.
+  EXPECT_LE(ReadWithPeriod(false, 20, 1.0), 7);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
