@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -42,8 +43,17 @@ from gi.repository import GLib, GObject, Gst  # noqa: E402
 WATCHED = ("current-port", "num-peers")
 
 
+_out_lock = threading.Lock()
+
+
 def out(line):
-    print(line, flush=True)
+    # Signals come from the elements' network threads, bus messages from the
+    # main loop: print() writes the line and its newline separately, so two
+    # threads could run two events into one line, which the tests' greps
+    # anchored at "^EVENT" then miss.
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def now():
