@@ -50,15 +50,20 @@ else
   e2e_log "note: no PyGObject: no stats, the team is checked from num-peers and the files"
 fi
 
+# The playout window grows with the time scale (3 under the sanitizers,
+# scripts/sanitize.sh), as every process is that much slower: one run of the
+# sanitize stage lost 19 chunks at a peer with the default 200 ms.
+LATENCY=latency=$((200 * ${P2PSP_TIME_SCALE:-1}))
+
 t0=$(e2e_now)
 e2e_start_splitter "$DESC" wait-for-peers=$PEERS chunk-size=$CHUNK
 PEER_PIDS=()
 for i in $(seq $PEERS); do
   if [ "$i" = "$STATS_PEER" ]; then
     E2E_PEER_LAUNCH="$E2E_PYGST $E2E_DIR/e2e_launch.py" \
-      e2e_start_peer "peer$i" "$SPLITTER_PORT" "$E2E_TMP/peer$i.ogg"
+      e2e_start_peer "peer$i" "$SPLITTER_PORT" "$E2E_TMP/peer$i.ogg" "$LATENCY"
   else
-    e2e_start_peer "peer$i" "$SPLITTER_PORT" "$E2E_TMP/peer$i.ogg"
+    e2e_start_peer "peer$i" "$SPLITTER_PORT" "$E2E_TMP/peer$i.ogg" "$LATENCY"
   fi
   PEER_PIDS+=("$E2E_LAST_PID")
 done
