@@ -138,6 +138,12 @@ def delays(src_keys, peer_keys, t0, t1):
     return out, missing
 
 
+def chunk_rate(row):
+    """Chunks per second the splitter sent during a p2psp row's window."""
+    s0, s1 = row["src"]
+    return (s1["stats"]["chunks-sent"] - s0["stats"]["chunks-sent"]) / ((s1["t"] - s0["t"]) / 1e9)
+
+
 def peer_uri(io_interval=0):
     return f"p2psp://{O_IP}:4552" + (f"?io-interval={io_interval}" if io_interval else "")
 
@@ -355,15 +361,12 @@ def main():
     res["iperf_size"] = dgram
     res["iperf"] = []
     for row in res["p2psp"]["rows"]:
-        dchunks = row["src"][1]["stats"]["chunks-sent"] - row["src"][0]["stats"]["chunks-sent"]
-        dt = (row["src"][1]["t"] - row["src"][0]["t"]) / 1e9
-        res["iperf"].append(dict(phase_iperf(a, dchunks / dt * row["n"], window, dgram), n=row["n"]))
+        res["iperf"].append(dict(phase_iperf(a, chunk_rate(row) * row["n"], window, dgram), n=row["n"]))
     res["iperf"].append(phase_iperf(a, 0, window, dgram))
     # And at the rate one peer handles (the stream's chunks/s, the same for
     # every N): the datagrams per second of one process, which is what sets
     # how many datagrams each wake-up serves.
-    rates = [(r["src"][1]["stats"]["chunks-sent"] - r["src"][0]["stats"]["chunks-sent"])
-             / ((r["src"][1]["t"] - r["src"][0]["t"]) / 1e9) for r in res["p2psp"]["rows"]]
+    rates = [chunk_rate(r) for r in res["p2psp"]["rows"]]
     res["iperf_peer_rate"] = phase_iperf(a, sum(rates) / len(rates), window, dgram, paced=True)
     res["capacity"] = phase_capacity(a, cap_sizes, cap_window)
     res["loadavg_end"] = open("/proc/loadavg").read().split()[:3]

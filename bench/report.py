@@ -177,11 +177,17 @@ def main():
       "| / iperf3 one peer's rate | machine CPU busy |")
     P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     per_peer = peer_rate["us_per_datagram"] if peer_rate else float("nan")
-    for r in pr:
+
+    def cpu_cells(r):
+        """A row's CPU per copy and its ratios to the floor, the team rate and one peer's rate."""
         same = iperf_at.get(r["n"], {}).get("us_per_datagram", float("nan"))
-        P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(r['cpu_us_per_copy'] / iperf_raw, 1)} | "
-          f"{f(same, 1)} | {f(r['cpu_us_per_copy'] / same, 2)} | "
-          f"{f(r['cpu_us_per_copy'] / per_peer, 2)} | {f(r['busy'], 0)} % |")
+        cpu = r["cpu_us_per_copy"]
+        return (f"{f(cpu, 1)} | {f(cpu / iperf_raw, 1)} | ", f"{f(same, 1)} | ",
+                f"{f(cpu / same, 2)} | {f(cpu / per_peer, 2)} | ")
+
+    for r in pr:
+        head, same, tail = cpu_cells(r)
+        P(f"| {r['n']} | {head}{same}{tail}{f(r['busy'], 0)} % |")
     if res.get("p2psp_io"):
         io = res["p2psp_io"].get("io_interval")
         P(f"\n### 3b. The same teams with the peers' `io-interval={io}`: CPU and delay\n")
@@ -189,9 +195,8 @@ def main():
           "| delay p50 ms | p99 ms | max ms | chunk-delay p99 ms | max ms | chunks lost | machine CPU busy |")
         P("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in p2psp_rows(res["p2psp_io"]):
-            same = iperf_at.get(r["n"], {}).get("us_per_datagram", float("nan"))
-            P(f"| {r['n']} | {f(r['cpu_us_per_copy'], 1)} | {f(r['cpu_us_per_copy'] / iperf_raw, 1)} | "
-              f"{f(r['cpu_us_per_copy'] / same, 2)} | {f(r['cpu_us_per_copy'] / per_peer, 2)} | "
+            head, _, tail = cpu_cells(r)
+            P(f"| {r['n']} | {head}{tail}"
               f"{f(r['delay_p50'], 1)} | {f(r['delay_p99'], 1)} | {f(r['delay_max'], 1)} | "
               f"{f(r['cdelay_p99'], 1)} | {f(r['cdelay_max'], 1)} | {r['lost']} / {r['lost'] + r['played']} | "
               f"{f(r['busy'], 0)} % |")

@@ -718,10 +718,7 @@ static Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
 
 static bool start_poll_thread(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
-  GST_OBJECT_LOCK(self);
-  priv->poll.set_period(static_cast<Micros>(priv->settings.io_interval_ms) *
-                        1000);
-  GST_OBJECT_UNLOCK(self);
+  // Its period is io-interval, which set_property keeps up to date.
   return priv->poll.start(
       "p2pspsrc-io",
       [self](p2psp_gst::PollThread::WatchList& list) {

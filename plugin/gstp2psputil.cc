@@ -324,14 +324,15 @@ void PollThread::Impl::run() {
     }
 
     int timeout = poll_timeout_ms(deadline);
-    if (const p2psp::Micros p = period.load(); p > 0) {
+    const p2psp::Micros p = period.load();
+    if (p > 0) {
       /* Whatever is due waits for the round: that is the point. What a
        * callback left unread (run_again()) does not. */
       if (!again.exchange(false)) sleep_until_round(last_round + p);
       timeout = 0;
     }
     int ready = poll(fds.data(), fds.size(), timeout);
-    last_round = monotonic_now_us();
+    if (p > 0) last_round = monotonic_now_us();
     if (ready < 0 && errno != EINTR) break;
     if (stopping.load()) break;
     if (fds[0].revents != 0) drain_wake_fd();

@@ -683,10 +683,12 @@ std::string ErrorsOf(GstElement* pipeline) {
 }
 
 // Starts `n` peers and waits until they all know each other.
-std::vector<std::unique_ptr<TestPeer>> JoinTeam(TestSplitter* splitter, int n) {
+std::vector<std::unique_ptr<TestPeer>> JoinTeam(
+    TestSplitter* splitter, int n, const std::string& options = "timeout=10") {
   std::vector<std::unique_ptr<TestPeer>> peers;
   for (int i = 0; i < n; i++) {
-    peers.push_back(std::make_unique<TestPeer>(splitter->port()));
+    peers.push_back(
+        std::make_unique<TestPeer>(splitter->port(), false, options));
     peers.back()->Start();
   }
   const bool joined = WaitFor(
@@ -1758,21 +1760,10 @@ TEST(P2pspSrcIoInterval, TeamStreamsEverythingWithFewerWakeUps) {
   constexpr guint kIntervalMs = 40;
   constexpr int kPeers = 3;
   TestSplitter splitter("application/x-p2psp-test");
-  std::vector<std::unique_ptr<TestPeer>> peers;
-  for (int i = 0; i < kPeers; i++) {
-    peers.push_back(std::make_unique<TestPeer>(
-        splitter.port(), false,
-        "timeout=10 io-interval=" + std::to_string(kIntervalMs)));
-    peers.back()->Start();
-  }
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (auto& p : peers)
-          if (p->neighbours() != kPeers - 1) return false;
-        return splitter.num_peers() == kPeers;
-      },
-      10))
-      << ErrorsOf(peers[0]->pipeline());
+  auto peers =
+      JoinTeam(&splitter, kPeers,
+               "timeout=10 io-interval=" + std::to_string(kIntervalMs));
+  ASSERT_FALSE(HasFailure()) << "the team did not form";
 
   std::mt19937 rng(4040);
   std::vector<TestBuffer> in;
