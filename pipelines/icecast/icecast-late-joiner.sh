@@ -48,9 +48,9 @@ SPLITTER=$LAST_PID
 PORT=$(wait_port splitter "$SPLITTER") || exit 1
 log "Icecast on 127.0.0.1:$ICE, splitter on 127.0.0.1:$PORT; a peer joins after ${JOIN}s"
 sleep "$JOIN"
-T0=$(date +%s.%N)
 run_bg peer gst-launch-1.0 -e p2pspsrc uri="p2psp://127.0.0.1:$PORT" ! filesink location="$OUT/peer.ogg"
 PEER=$LAST_PID
+T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
 sleep "$REC"
 kill -INT "$PEER"
 RECORDED=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')

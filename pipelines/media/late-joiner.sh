@@ -64,15 +64,15 @@ SPLITTER=$LAST_PID
 PORT=$(wait_port splitter "$SPLITTER") || exit 1
 log "$FORMAT: splitter on 127.0.0.1:$PORT, ${SECS}s live; a peer joins after ${JOIN}s"
 sleep "$JOIN"
-T0=$(date +%s.%N)
 run_bg peer gst-launch-1.0 -e p2pspsrc uri="p2psp://127.0.0.1:$PORT" ! \
   filesink location="$OUT/peer.$ext"
 PEER=$LAST_PID
 rc=0
+T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
 wait_exit "$SPLITTER" $((SECS + 15)) || { log "the splitter did not finish"; rc=1; }
 log "splitter finished (exit $RC), source.$ext $(stat -c %s "$OUT/source.$ext") bytes"
 [ "$RC" = 0 ] || rc=1
-# The peer's time in the team, join to end of stream.
+# The peer's time in the team, PLAYING to end of stream.
 T1=$(date +%s.%N)
 RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
 wait_exit "$PEER" 10 || { log "the peer did not get EOS"; rc=1; }
@@ -80,7 +80,7 @@ log "peer recorded ${RECORDED}s: exit $RC, $(stat -c %s "$OUT/peer.$ext" 2>/dev/
 [ "$RC" = 0 ] || rc=1
 
 # The recording starts at most a GOP (0.4 s) plus the joining time after
-# the peer started: expect >= 60 % of the recorded time.
+# the peer's pipeline went to PLAYING: expect >= 60 % of the recorded time.
 "$P2PSP_DECODE" "$OUT/peer.$ext" --expect-seconds "$RECORDED" --min-ratio 0.6 | sed 's/^/    /'
 [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 size=$(stat -c %s "$OUT/source.$ext")

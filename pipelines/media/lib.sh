@@ -11,6 +11,8 @@
 #   wait_port NAME PID     port a "gst-launch-1.0 -v ... p2pspsplittersink
 #                          port=0" announces in $OUT/NAME.log
 #   wait_log NAME REGEX SECS  waits until $OUT/NAME.log matches
+#   wait_playing NAME SECS    waits until gst-launch-1.0 NAME sets its
+#                          pipeline to PLAYING; prints the time (date +%s.%N)
 #   on_exit CMD            runs CMD (e.g. icecast_stop PID) at exit
 # At exit every process still running is stopped (its whole group).
 . "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
@@ -101,6 +103,13 @@ wait_log() {
     sleep 0.1
   done
   return 1
+}
+
+# A recording's clock starts when the pipeline goes to PLAYING, not when the
+# process starts: loading the plugins takes seconds under ASan.
+wait_playing() {
+  wait_log "$1" "Setting pipeline to PLAYING" "$2" || return 1
+  date +%s.%N
 }
 
 # The test sources every scenario uses: a live, small moving picture and a
