@@ -779,9 +779,10 @@ bool team_short(GstP2pspSplitterSink *self) {
 }
 
 /* Caps go to the core at once, so peers get them in WELCOME. While
- * wait-for-peers holds the stream they wait with it: the team that was
- * waited for gets the caps frame in-band instead of it being cut for
- * nobody. */
+ * wait-for-peers holds the stream the caps frame waits with it (the team
+ * that was waited for gets it in-band instead of it being cut for nobody),
+ * but WELCOME has them at once: a peer that joins as the team fills up may
+ * get its TEAM after the first chunks went out. */
 gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
   gchar *text = gst_caps_to_string(caps);
@@ -792,6 +793,7 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
     std::lock_guard<std::mutex> lock(self->priv->core_mutex);
     self->priv->pending_caps = caps_string;
     self->priv->has_pending_caps = true;
+    if (self->priv->splitter) self->priv->splitter->announce_caps(caps_string);
     return TRUE;
   }
   run_core(self,

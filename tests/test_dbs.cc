@@ -292,6 +292,33 @@ TEST(Dbs, FiftyPeersEachGetEveryChunkOnce) {
   }
 }
 
+// What a sink holding the stream for wait-for-peers does: joiners learn the
+// caps in WELCOME at once, the caps frame goes in-band only with the stream.
+TEST(Dbs, AnnouncedCapsGoInWelcomeAndLaterInBand) {
+  Team team(splitter_config(1024));
+  const NodeId first = team.add_peer();
+  team.net.run_until(kStreamStart);
+  team.sp().announce_caps(kCaps);
+  const NodeId second = team.add_peer();
+  team.net.run_until(kStreamStart + 500000);
+  EXPECT_EQ(team.net.node<PeerNode>(first)->peer.welcome_caps(), "");
+  EXPECT_EQ(team.net.node<PeerNode>(second)->peer.welcome_caps(), kCaps);
+  EXPECT_EQ(team.sp().stats().chunks_cut, 0u);
+
+  StreamSpec spec;
+  spec.count = 20;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart + 500000);
+  team.finish(stream, kStreamStart + 500000);
+  for (NodeId id : {first, second}) {
+    const auto& items = team.net.node<PeerNode>(id)->items;
+    ASSERT_FALSE(items.empty());
+    EXPECT_EQ(items[0].kind, StreamItem::Kind::kCaps);
+    EXPECT_EQ(items[0].caps, kCaps);
+    expect_identical_from(buffers_of(*team.net.node<PeerNode>(id)), stream, 0);
+  }
+}
+
 TEST(Dbs, LateJoinerStartsAtKeyframeWithDiscont) {
   Team team(splitter_config(1024));
   for (int i = 0; i < 6; ++i) team.add_peer();

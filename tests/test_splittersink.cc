@@ -879,6 +879,9 @@ TEST(SplitterSink, WaitForPeersHoldsTheStream) {
   EXPECT_EQ(peer.Items().front().kind, p2psp::StreamItem::Kind::kCaps);
   EXPECT_EQ(peer.Items().front().caps, "application/x-test");
   EXPECT_EQ(Stat(p.sink(), "chunks-dropped"), 0u);
+  /* And in WELCOME: a peer that joins as the team fills up may be told to
+   * start after the caps frame. */
+  EXPECT_EQ(peer.peer().welcome_caps(), "application/x-test");
 }
 
 TEST(SplitterSink, StateChangeInterruptsWaitForPeers) {

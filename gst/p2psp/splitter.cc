@@ -132,8 +132,9 @@ struct Splitter::Impl {
   ChunkNumber next_chunk;
   uint32_t next_peer_id = 1;
   size_t round_robin = 0;
-  std::string caps;
-  bool has_caps = false;
+  std::string caps;         // what WELCOME gives joiners
+  std::string framed_caps;  // the latest caps frame in the stream
+  bool has_framed_caps = false;
   Micros pending_since_us = 0;
 
   std::unordered_map<ConnId, Conn> conns;
@@ -817,12 +818,15 @@ Splitter::~Splitter() = default;
 
 void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
   auth::SealScope seal(&impl_->crypto, out);
-  if (impl_->has_caps && impl_->caps == caps) return;
   impl_->caps = caps;
-  impl_->has_caps = true;
+  if (impl_->has_framed_caps && impl_->framed_caps == caps) return;
+  impl_->framed_caps = caps;
+  impl_->has_framed_caps = true;
   impl_->framer.push_caps(caps);
   impl_->send_full_chunks(now, out);
 }
+
+void Splitter::announce_caps(const std::string& caps) { impl_->caps = caps; }
 
 void Splitter::push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out) {
   auth::SealScope seal(&impl_->crypto, out);

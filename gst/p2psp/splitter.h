@@ -139,6 +139,11 @@ class Splitter {
 
   // Stream input. Caps are forwarded in-band and given to late joiners.
   void set_caps(const std::string& caps, Micros now, Outbox* out);
+  // Caps joiners get in WELCOME from now on, not (yet) in the stream: a sink
+  // that holds the stream back (wait-for-peers) calls set_caps() when it
+  // lets it go.  A member whose TEAM names a chunk after the caps frame would
+  // otherwise never learn them.
+  void announce_caps(const std::string& caps);
   void push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out);
 
   // Network input.
