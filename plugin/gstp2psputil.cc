@@ -312,6 +312,7 @@ void PollThread::Impl::run() {
   std::vector<pollfd> fds;
   p2psp::Micros deadline = on_timer(monotonic_now_us());
   p2psp::Micros last_round = 0;
+  bool sockets_quiet = false;
   while (!stopping.load()) {
     list.clear();
     watches(list);
@@ -325,7 +326,10 @@ void PollThread::Impl::run() {
 
     int timeout = poll_timeout_ms(deadline);
     const p2psp::Micros p = period.load();
-    if (p > 0) {
+    /* After a round that found the sockets quiet, sleeping out the period
+     * and looking again would only add wake-ups: wait for the next event
+     * as without a period, and let the period pace the rounds after it. */
+    if (p > 0 && !sockets_quiet) {
       /* Whatever is due waits for the round: that is the point. What a
        * callback left unread (run_again()) does not. */
       if (!again.exchange(false)) sleep_until_round(last_round + p);
@@ -336,9 +340,11 @@ void PollThread::Impl::run() {
     if (ready < 0 && errno != EINTR) break;
     if (stopping.load()) break;
     if (fds[0].revents != 0) drain_wake_fd();
+    sockets_quiet = true;
     for (size_t i = 1; ready > 0 && i < fds.size(); i++) {
-      if (fds[i].revents != 0)
-        on_io(list[i - 1].first, static_cast<GIOCondition>(fds[i].revents));
+      if (fds[i].revents == 0) continue;
+      sockets_quiet = false;
+      on_io(list[i - 1].first, static_cast<GIOCondition>(fds[i].revents));
     }
     /* I/O and other threads (that called wake()) can move the deadline, so
      * the timer callback is asked again every round, not only when due. */

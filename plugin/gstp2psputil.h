@@ -132,7 +132,9 @@ class PollThread {
    * at most one round per `period` (each round starts a period after the
    * previous one, or at once after wake()): a round then serves all the
    * datagrams and timers of the period, for fewer wake-ups at the price of
-   * up to `period` of delay. Any thread, any time. */
+   * up to `period` of delay. A round that finds no socket ready makes the
+   * next wait last until an event, as without a period (a quiet or sparse
+   * stream is not woken up every period). Any thread, any time. */
   void set_period (p2psp::Micros period);
   /* From a callback that left data unread (it reads bounded batches): the
    * next round starts at once, even with a period. */

@@ -1831,6 +1831,57 @@ int ReadWithPeriod(bool run_again, int count, double seconds) {
   return read;
 }
 
+// PollThread with a 10 ms period watching a socket that gets `datagrams`
+// datagrams `gap_ms` apart; returns how many rounds it ran.
+int RoundsWithPeriod(int datagrams, int gap_ms) {
+  GSocketAddress* any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+  GSocket* rx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                             G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocket* tx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                             G_SOCKET_PROTOCOL_UDP, nullptr);
+  EXPECT_TRUE(g_socket_bind(rx, any, FALSE, nullptr));
+  g_object_unref(any);
+  g_socket_set_blocking(rx, FALSE);
+  GSocketAddress* to = g_socket_get_local_address(rx, nullptr);
+  std::atomic<int> rounds{0}, read{0};
+  p2psp_gst::PollThread poll;
+  poll.set_period(10000);
+  poll.start(
+      "test-period",
+      [&](p2psp_gst::PollThread::WatchList& list) {
+        list.emplace_back(rx, G_IO_IN);
+      },
+      [&](GSocket* socket, GIOCondition) {
+        char byte;
+        while (g_socket_receive(socket, &byte, 1, nullptr, nullptr) >= 0)
+          read++;
+      },
+      [&](p2psp::Micros now) {
+        rounds++;
+        return now + 10 * G_USEC_PER_SEC;
+      });
+  g_usleep(300 * 1000);
+  for (int i = 0; i < datagrams; i++) {
+    g_socket_send_to(tx, to, "x", 1, nullptr, nullptr);
+    g_usleep(gap_ms * 1000);
+  }
+  WaitFor([&] { return read == datagrams; }, 1.0);
+  EXPECT_EQ(read, datagrams);
+  poll.stop();
+  g_object_unref(to);
+  g_object_unref(tx);
+  g_object_unref(rx);
+  return rounds;
+}
+
+TEST(P2pspSrcIoInterval, QuietSocketsDoNotWakeTheThreadEveryInterval) {
+  // 300 ms with nothing to do: about 30 rounds if every period woke it.
+  EXPECT_LE(RoundsWithPeriod(0, 0), 5);
+  // 10 datagrams 40 ms apart: a round for each, and one more after it that
+  // finds the socket quiet; not one every 10 ms (about 70).
+  EXPECT_LE(RoundsWithPeriod(10, 40), 2 * 10 + 5);
+}
+
 TEST(P2pspSrcIoInterval, BacklogIsReadWithoutWaitingForTheNextInterval) {
   // 20 rounds of 200 ms would take 4 s.
   EXPECT_EQ(ReadWithPeriod(true, 20, 1.0), 20);
