@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# CPU and wake-ups of a team's peers, for quick A/B runs of a change: a
+# splitter fed the bench medium in real time and N gst-launch peers (default
+# 20) on the loopback of a private network namespace; after 6 s of warm-up,
+# S seconds (default 20) are measured from /proc: CPU time and context
+# switches of all peer processes, and the UDP datagrams the namespace
+# received (Udp InDatagrams: chunks plus a little control traffic).
+# Extra arguments are p2pspsrc properties (e.g. io-interval=40).
+# Needs the plugin built (bench/run.sh builds build-bench/) and the medium
+# (bench/run.sh makes bench/out/media-*.ogg).
+#
+#   bench/team-cpu.sh [N] [S] [property=value...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20} S=${2:-20}
+shift $(($# < 2 ? $# : 2))
+OUT=bench/out/team-cpu
+mkdir -p "$OUT"
+export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$PWD/build-bench/plugin}
+MEDIA=$(ls -S bench/out/media-*.ogg | head -1)
+NS=p2bt$$
+cleanup() {
+  for pid in $(ip netns pids $NS 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in $(ip netns pids $NS 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+  ip netns del $NS 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add $NS
+ip -n $NS link set lo up
+X="ip netns exec $NS"
+$X gst-launch-1.0 -q filesrc location="$MEDIA" ! oggdemux ! theoraparse \
+  ! oggmux max-delay=40000000 max-page-delay=40000000 ! clocksync \
+  ! p2pspsplittersink sync=false host=127.0.0.1 port=4552 >"$OUT/splitter.log" 2>&1 &
+sleep 1
+PIDS=()
+for i in $(seq "$N"); do
+  $X gst-launch-1.0 -q p2pspsrc uri=p2psp://127.0.0.1:4552 "$@" ! fakesink >"$OUT/peer$i.log" 2>&1 &
+  PIDS+=($!)
+done
+sleep 6
+
+# CPU ticks, context switches (all threads) of the peers; UDP datagrams in.
+snapshot() {
+  local ticks=0 switches=0 p f
+  for p in "${PIDS[@]}"; do
+    ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+    for f in /proc/"$p"/task/*/status; do
+      switches=$((switches + $(awk '/ctxt_switches/ { s += $2 } END { print s }' "$f")))
+    done
+  done
+  echo "$ticks $switches $($X awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $2 }' /proc/net/snmp)"
+}
+read -r t0 c0 d0 < <(snapshot)
+sleep "$S"
+read -r t1 c1 d1 < <(snapshot)
+python3 - "$N" "$S" "$(getconf CLK_TCK)" "$t0" "$t1" "$c0" "$c1" "$d0" "$d1" <<'EOF'
+import sys
+n, s, hz, t0, t1, c0, c1, d0, d1 = map(float, sys.argv[1:])
+cpu = (t1 - t0) / hz / n / s
+dgrams = (d1 - d0) / n / s
+print(f"N={n:.0f}: per peer and second {cpu * 1e3:.2f} ms CPU, "
+      f"{(c1 - c0) / n / s:.0f} context switches, {dgrams:.1f} datagrams in; "
+      f"{cpu / dgrams * 1e6:.1f} us per datagram received")
+EOF
