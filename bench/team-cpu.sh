@@ -16,28 +16,8 @@ N=${1:-20} S=${2:-20}
 shift $(($# < 2 ? $# : 2))
 OUT=bench/out/team-cpu
 mkdir -p "$OUT"
-export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$PWD/build-bench/plugin}
-MEDIA=$(ls -S bench/out/media-*.ogg | head -1)
-NS=p2bt$$
-cleanup() {
-  for pid in $(ip netns pids $NS 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-  sleep 0.5
-  for pid in $(ip netns pids $NS 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-  ip netns del $NS 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add $NS
-ip -n $NS link set lo up
-X="ip netns exec $NS"
-$X gst-launch-1.0 -q filesrc location="$MEDIA" ! oggdemux ! theoraparse \
-  ! oggmux max-delay=40000000 max-page-delay=40000000 ! clocksync \
-  ! p2pspsplittersink sync=false host=127.0.0.1 port=4552 >"$OUT/splitter.log" 2>&1 &
-sleep 1
-PIDS=()
-for i in $(seq "$N"); do
-  $X gst-launch-1.0 -q p2pspsrc uri=p2psp://127.0.0.1:4552 "$@" ! fakesink >"$OUT/peer$i.log" 2>&1 &
-  PIDS+=($!)
-done
+. bench/team-lib.sh
+team_start "$N" "$OUT" "$@"
 sleep 6
 
 # CPU ticks, context switches (all threads) of the peers; UDP datagrams in.

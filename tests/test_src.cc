@@ -1792,26 +1792,41 @@ TEST(P2pspSrcIoInterval, TeamStreamsEverythingWithFewerWakeUps) {
   EXPECT_GT(received, 4 * rounds) << "the test must outpace the interval";
 }
 
-// PollThread with a period: one datagram read per round, as a callback
-// that reads bounded batches would leave a backlog. Returns how many of
-// `count` datagrams sent at once were read within `seconds`.
-int ReadWithPeriod(bool run_again, int count, double seconds) {
-  GSocketAddress* any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+// A non-blocking UDP socket on 127.0.0.1:0 and a socket that sends to it.
+struct LoopbackUdpPair {
   GSocket* rx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
                              G_SOCKET_PROTOCOL_UDP, nullptr);
   GSocket* tx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
                              G_SOCKET_PROTOCOL_UDP, nullptr);
-  EXPECT_TRUE(g_socket_bind(rx, any, FALSE, nullptr));
-  g_object_unref(any);
-  g_socket_set_blocking(rx, FALSE);
-  GSocketAddress* to = g_socket_get_local_address(rx, nullptr);
+  GSocketAddress* to = nullptr;
+
+  LoopbackUdpPair() {
+    GSocketAddress* any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+    EXPECT_TRUE(g_socket_bind(rx, any, FALSE, nullptr));
+    g_object_unref(any);
+    g_socket_set_blocking(rx, FALSE);
+    to = g_socket_get_local_address(rx, nullptr);
+  }
+  ~LoopbackUdpPair() {
+    g_clear_object(&to);
+    g_object_unref(tx);
+    g_object_unref(rx);
+  }
+  void send_byte() { g_socket_send_to(tx, to, "x", 1, nullptr, nullptr); }
+};
+
+// PollThread with a period: one datagram read per round, as a callback
+// that reads bounded batches would leave a backlog. Returns how many of
+// `count` datagrams sent at once were read within `seconds`.
+int ReadWithPeriod(bool run_again, int count, double seconds) {
+  LoopbackUdpPair udp;
   std::atomic<int> read{0};
   p2psp_gst::PollThread poll;
   poll.set_period(200000);
   poll.start(
       "test-period",
       [&](p2psp_gst::PollThread::WatchList& list) {
-        list.emplace_back(rx, G_IO_IN);
+        list.emplace_back(udp.rx, G_IO_IN);
       },
       [&](GSocket* socket, GIOCondition) {
         char byte;
@@ -1821,35 +1836,23 @@ int ReadWithPeriod(bool run_again, int count, double seconds) {
         }
       },
       [](p2psp::Micros) { return UINT64_MAX; });
-  for (int i = 0; i < count; i++)
-    g_socket_send_to(tx, to, "x", 1, nullptr, nullptr);
+  for (int i = 0; i < count; i++) udp.send_byte();
   WaitFor([&] { return read == count; }, seconds);
   poll.stop();
-  g_object_unref(to);
-  g_object_unref(tx);
-  g_object_unref(rx);
   return read;
 }
 
 // PollThread with a 10 ms period watching a socket that gets `datagrams`
 // datagrams `gap_ms` apart; returns how many rounds it ran.
 int RoundsWithPeriod(int datagrams, int gap_ms) {
-  GSocketAddress* any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
-  GSocket* rx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                             G_SOCKET_PROTOCOL_UDP, nullptr);
-  GSocket* tx = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                             G_SOCKET_PROTOCOL_UDP, nullptr);
-  EXPECT_TRUE(g_socket_bind(rx, any, FALSE, nullptr));
-  g_object_unref(any);
-  g_socket_set_blocking(rx, FALSE);
-  GSocketAddress* to = g_socket_get_local_address(rx, nullptr);
+  LoopbackUdpPair udp;
   std::atomic<int> rounds{0}, read{0};
   p2psp_gst::PollThread poll;
   poll.set_period(10000);
   poll.start(
       "test-period",
       [&](p2psp_gst::PollThread::WatchList& list) {
-        list.emplace_back(rx, G_IO_IN);
+        list.emplace_back(udp.rx, G_IO_IN);
       },
       [&](GSocket* socket, GIOCondition) {
         char byte;
@@ -1862,15 +1865,12 @@ int RoundsWithPeriod(int datagrams, int gap_ms) {
       });
   g_usleep(300 * 1000);
   for (int i = 0; i < datagrams; i++) {
-    g_socket_send_to(tx, to, "x", 1, nullptr, nullptr);
+    udp.send_byte();
     g_usleep(gap_ms * 1000);
   }
   WaitFor([&] { return read == datagrams; }, 1.0);
   EXPECT_EQ(read, datagrams);
   poll.stop();
-  g_object_unref(to);
-  g_object_unref(tx);
-  g_object_unref(rx);
   return rounds;
 }
 
