@@ -1815,6 +1815,20 @@ struct LoopbackUdpPair {
   void send_byte() { g_socket_send_to(tx, to, "x", 1, nullptr, nullptr); }
 };
 
+// Starts `poll` with `period`, watching `udp`'s receiving socket.
+void WatchWithPeriod(p2psp_gst::PollThread* poll, p2psp::Micros period,
+                     LoopbackUdpPair* udp,
+                     p2psp_gst::PollThread::SocketCallback on_io,
+                     p2psp_gst::PollThread::TimerCallback on_timer) {
+  poll->set_period(period);
+  poll->start(
+      "test-period",
+      [udp](p2psp_gst::PollThread::WatchList& list) {
+        list.emplace_back(udp->rx, G_IO_IN);
+      },
+      std::move(on_io), std::move(on_timer));
+}
+
 // PollThread with a period: one datagram read per round, as a callback
 // that reads bounded batches would leave a backlog. Returns how many of
 // `count` datagrams sent at once were read within `seconds`.
@@ -1822,12 +1836,8 @@ int ReadWithPeriod(bool run_again, int count, double seconds) {
   LoopbackUdpPair udp;
   std::atomic<int> read{0};
   p2psp_gst::PollThread poll;
-  poll.set_period(200000);
-  poll.start(
-      "test-period",
-      [&](p2psp_gst::PollThread::WatchList& list) {
-        list.emplace_back(udp.rx, G_IO_IN);
-      },
+  WatchWithPeriod(
+      &poll, 200000, &udp,
       [&](GSocket* socket, GIOCondition) {
         char byte;
         if (g_socket_receive(socket, &byte, 1, nullptr, nullptr) >= 0) {
@@ -1848,12 +1858,8 @@ int RoundsWithPeriod(int datagrams, int gap_ms) {
   LoopbackUdpPair udp;
   std::atomic<int> rounds{0}, read{0};
   p2psp_gst::PollThread poll;
-  poll.set_period(10000);
-  poll.start(
-      "test-period",
-      [&](p2psp_gst::PollThread::WatchList& list) {
-        list.emplace_back(udp.rx, G_IO_IN);
-      },
+  WatchWithPeriod(
+      &poll, 10000, &udp,
       [&](GSocket* socket, GIOCondition) {
         char byte;
         while (g_socket_receive(socket, &byte, 1, nullptr, nullptr) >= 0)
