@@ -61,9 +61,10 @@
  * |[
  * gst-launch-1.0 p2pspsrc uri="p2psp://127.0.0.1:4552?io-interval=40" !
  * fakesink
- * ]| A peer that handles the network 25 times a second instead of on every
- * datagram (#GstP2pspSrc:io-interval): less CPU, up to 40 ms more delay per
- * hop. For hosts running many peers.
+ * ]| A peer that handles the network at most 25 times a second instead of on
+ * every datagram (#GstP2pspSrc:io-interval): less CPU where datagrams come
+ * faster than that, up to 40 ms more delay per hop. For hosts running many
+ * peers.
  */
 
 #include "gstp2pspsrc.h"

@@ -131,13 +131,17 @@ for i in $(seq $PEERS); do
     # Never played nor declared lost: the tail (see the header).
     tail=$((missing - lost))
     counted=$missing
-    [ "$tail" -le "$PEERS" ] && counted=$lost
+    tail_note="tail $tail counted"
+    if [ "$tail" -le "$PEERS" ]; then
+      counted=$lost
+      tail_note="tail $tail not counted"
+    fi
     if [ "$played" -eq 0 ]; then
       e2e_fail "$name played nothing"
     elif [ $((counted * 1000)) -gt "$cut" ]; then
-      e2e_fail "$name: $counted of $cut chunks did not reach it in time ($lost declared lost, tail $tail): more than 0.1 %"
+      e2e_fail "$name: $counted of $cut chunks did not reach it in time ($lost declared lost; $tail_note): more than 0.1 %"
     else
-      e2e_ok "$name: $counted of $cut chunks missing ($lost declared lost; tail $tail not counted): <= 0.1 %"
+      e2e_ok "$name: $counted of $cut chunks missing ($lost declared lost; $tail_note): <= 0.1 %"
     fi
   fi
   if [ "${recovered:-none}" = none ]; then
