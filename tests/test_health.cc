@@ -4,6 +4,8 @@
 // section 10).
 #include <gtest/gtest.h>
 
+#include "register_util.h"
+
 #include <algorithm>
 #include <map>
 #include <random>
@@ -445,7 +447,7 @@ class SplitterBench {
         j.token = w->token;
       }
     }
-    udp(j, encode_register(RegisterMsg{kTeamId, j.id, j.token}));
+    test::register_at(sp, j.udp, kTeamId, j.id, j.token, now, &out);
     for (const TcpMessage& m : take_tcp(j.conn)) {
       if (const auto* role = std::get_if<RoleMsg>(&m)) {
         j.monitor = (role->flags & kFlagMonitor) != 0;

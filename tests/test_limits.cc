@@ -168,9 +168,11 @@ TEST(SplitterLimits, DefaultsLetAnOfficeJoinTogether) {
 }
 
 // In an open team the team id is in every datagram: whoever sees one can
-// send HELLOs from new endpoints. Neighbours the splitter never named stay
-// few; the ones it names are always taken.
-TEST(PeerLimits, NeighboursKnownOnlyFromHelloAreCapped) {
+// send HELLOs from anywhere. A HELLO introduces nobody (only the splitter's
+// TEAM and PEER_JOINED name members), so no stranger becomes a neighbour
+// that would be flooded with the stream, and the splitter's word is never
+// capped.
+TEST(PeerLimits, HellosFromStrangersIntroduceNobody) {
   constexpr uint32_t kTeam = 0xabcdef;
   Peer peer(PeerConfig{}, Endpoint::ipv4(10, 0, 0, 1, 4552));
   Outbox out;
@@ -189,32 +191,41 @@ TEST(PeerLimits, NeighboursKnownOnlyFromHelloAreCapped) {
   peer.on_tcp_data(bytes.data(), bytes.size(), 2000, &out);
   ASSERT_EQ(peer.state(), PeerState::kMember);
 
-  const uint64_t rejected_before = peer.stats().rejected_datagrams;
+  out.clear();
   for (uint32_t i = 0; i < 1000; ++i) {
-    const Bytes hello = encode_hello(HelloMsg{kTeam, 100 + i});
+    const Bytes hello = encode_hello(HelloMsg{kTeam, 100 + i, 0});
     peer.on_udp(Endpoint::ipv4(203, 0, 113, 5, uint16_t(10000 + i)),
                 hello.data(), hello.size(), 3000, &out);
   }
-  EXPECT_EQ(peer.neighbours().size(), 64u);
-  EXPECT_EQ(peer.stats().rejected_datagrams - rejected_before, 936u);
+  EXPECT_EQ(peer.neighbours().size(), 0u);
+  EXPECT_TRUE(out.udp.empty()) << "nothing goes back to a stranger";
 
-  // The splitter names a peer that said HELLO first: it stays, and stops
-  // counting against the cap, so one more stranger fits.
-  bytes = encode_tcp(
-      PeerJoinedMsg{PeerInfo{100, Endpoint::ipv4(203, 0, 113, 5, 10000)}});
+  // The splitter names a peer that said HELLO first, from another address
+  // than the one it names: the neighbour is the named address, and the
+  // HELLO's address only gets a PROBE (which its owner must echo).
+  const Endpoint named = Endpoint::ipv4(198, 51, 100, 9, 7000);
+  const Endpoint hello_from = Endpoint::ipv4(203, 0, 113, 5, 10999);
+  bytes = encode_tcp(PeerJoinedMsg{PeerInfo{1099, named}});
   peer.on_tcp_data(bytes.data(), bytes.size(), 4000, &out);
-  EXPECT_EQ(peer.neighbours().size(), 64u);
-  const Bytes hello = encode_hello(HelloMsg{kTeam, 5000});
-  peer.on_udp(Endpoint::ipv4(203, 0, 113, 6, 1), hello.data(), hello.size(),
-              5000, &out);
-  EXPECT_EQ(peer.neighbours().size(), 65u);
-  // And the splitter's word is never capped.
+  ASSERT_EQ(peer.neighbours().size(), 1u);
+  EXPECT_EQ(peer.neighbours()[0].endpoint, named);
+  size_t probes = 0;
+  for (const UdpSend& send : out.udp) {
+    const auto msg = decode_udp(send.data->data(), send.data->size());
+    if (msg && std::holds_alternative<ProbeMsg>(*msg)) {
+      EXPECT_EQ(send.to, hello_from);
+      ++probes;
+    }
+  }
+  EXPECT_EQ(probes, 1u);
+
+  // The splitter's word is never capped.
   for (uint32_t i = 0; i < 100; ++i) {
     bytes = encode_tcp(PeerJoinedMsg{
         PeerInfo{6000 + i, Endpoint::ipv4(198, 51, 100, 1, uint16_t(i + 1))}});
     peer.on_tcp_data(bytes.data(), bytes.size(), 6000, &out);
   }
-  EXPECT_EQ(peer.neighbours().size(), 165u);
+  EXPECT_EQ(peer.neighbours().size(), 101u);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <gst/p2psp/signing.h>
 #include <gtest/gtest.h>
 
+#include "register_util.h"
+
 #include <algorithm>
 #include <map>
 #include <random>
@@ -372,8 +374,7 @@ struct SplitterBench {
         token = w->token;
       }
     }
-    const Bytes reg = encode_register(RegisterMsg{kTeamId, m.id, token});
-    sp.on_udp(m.udp, reg.data(), reg.size(), now, &out);
+    test::register_at(sp, m.udp, kTeamId, m.id, token, now, &out);
     take_tcp(m.conn);
     return m;
   }

@@ -138,14 +138,15 @@ std::vector<Bytes> sample_udp_datagrams() {
       encode_chunk(1, 2, 3, 4, 0, payload.data(), payload.size()),
       encode_chunk(1, 2, kImplicitOrigin, 4, 0, payload.data(), payload.size()),
       encode_chunk(9, 0xFFFFFFFFu, 3, 4, kNoFrameStart, payload.data(), 1),
-      encode_hello({77, 5}),
-      encode_register({77, 5, 0xFEDCBA9876543210ull}),
+      encode_hello({77, 5, 0x0102030405060708ull}),
+      encode_register({77, 5, 0xFEDCBA9876543210ull, 0x1122334455667788ull}),
       encode_goodbye({77, 5}),
       encode_lost({77, 5, 0x0102030405060708ull, {0xFFFFFFFFu, 0, 7}}),
       encode_nack({77, 5, {42}}),
       encode_request({77, 5, 6}),
       encode_prune({77, 5, 6}),
       encode_heartbeat({77, 5, 0xFEDCBA9876543210ull}),
+      encode_probe({77, 0x8000000000000001ull, 5}),
   };
 }
 
@@ -430,21 +431,34 @@ TEST(Udp, FirstFrameOffsetMustLieInThePayload) {
 }
 
 TEST(Udp, ControlRoundTrips) {
-  Bytes hello = encode_hello({0x11223344, 0x55667788});
-  ASSERT_EQ(hello.size(), 12u);
+  Bytes hello = encode_hello({0x11223344, 0x55667788, 0x0A0B0C0D0E0F1011ull});
+  ASSERT_EQ(hello.size(), 20u);
   auto h = decode_udp(hello.data(), hello.size());
   ASSERT_TRUE(h);
   EXPECT_EQ(std::get<HelloMsg>(*h).team_id, 0x11223344u);
   EXPECT_EQ(std::get<HelloMsg>(*h).peer_id, 0x55667788u);
+  EXPECT_EQ(std::get<HelloMsg>(*h).cookie, 0x0A0B0C0D0E0F1011ull);
 
-  Bytes reg = encode_register({7, 8, 0x8000000000000001ull});
-  ASSERT_EQ(reg.size(), 20u);
+  Bytes reg = encode_register({7, 8, 0x8000000000000001ull, 0x99ull});
+  ASSERT_EQ(reg.size(), 28u);
   EXPECT_EQ(reg[3], static_cast<uint8_t>(UdpType::kRegister));
   auto r = decode_udp(reg.data(), reg.size());
   ASSERT_TRUE(r);
   EXPECT_EQ(std::get<RegisterMsg>(*r).team_id, 7u);
   EXPECT_EQ(std::get<RegisterMsg>(*r).peer_id, 8u);
   EXPECT_EQ(std::get<RegisterMsg>(*r).token, 0x8000000000000001ull);
+  EXPECT_EQ(std::get<RegisterMsg>(*r).cookie, 0x99ull);
+
+  Bytes probe = encode_probe({7, 0xC00C1Eull, 8});
+  ASSERT_EQ(probe.size(), 24u);
+  EXPECT_EQ(probe[3], static_cast<uint8_t>(UdpType::kProbe));
+  auto b = decode_udp(probe.data(), probe.size());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(std::get<ProbeMsg>(*b).cookie, 0xC00C1Eull);
+  EXPECT_EQ(std::get<ProbeMsg>(*b).peer_id, 8u);
+  // A cookie of 0 means "none": a PROBE never carries it.
+  probe = encode_probe({7, 0, 8});
+  EXPECT_FALSE(decode_udp(probe.data(), probe.size()));
 
   Bytes bye = encode_goodbye({9, 10});
   ASSERT_EQ(bye.size(), 12u);
@@ -912,6 +926,8 @@ void expect_udp_canonical(const Bytes& input, const UdpMessage& msg) {
     again = encode_request(*q);
   } else if (const auto* p = std::get_if<PruneMsg>(&msg)) {
     again = encode_prune(*p);
+  } else if (const auto* b = std::get_if<ProbeMsg>(&msg)) {
+    again = encode_probe(*b);
   } else {
     again = encode_heartbeat(std::get<HeartbeatMsg>(msg));
   }

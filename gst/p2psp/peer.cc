@@ -1,5 +1,6 @@
 // gst-p2psp: the peer state machine (sans-I/O).
 #include <gst/p2psp/auth.h>
+#include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
@@ -54,9 +55,15 @@ Micros auto_nack_retry(Micros configured, Micros latency) {
 // NACK batches are addressed to a neighbour id or to the splitter.
 constexpr uint32_t kToSplitter = 0;
 
-// Neighbours known only from their HELLO (the splitter's PEER_JOINED for
-// them not yet in) at once. Honest ones are named within a round trip.
-constexpr size_t kMaxUnannouncedNeighbours = 64;
+// HELLOs from ids the splitter has not named yet, remembered so that the
+// PEER_JOINED that follows can probe where they came from (a NAT that maps
+// each destination apart). Honest ones are named within a round trip.
+constexpr size_t kMaxUnannouncedHellos = 64;
+constexpr Micros kUnannouncedHelloUs = 5000000;
+// A neighbour moves to the address a probe validated only if its current
+// one has been silent this long: a member cannot pull an active member's
+// flood to itself by echoing cookies in its name.
+constexpr Micros kMoveAfterSilenceUs = 2000000;
 
 }  // namespace
 
@@ -77,8 +84,13 @@ struct Peer::Impl {
     Micros pending_since_us = 0;
     TokenBucket retransmit_budget;
     std::unordered_map<uint32_t, Micros> last_prune_us;  // by origin
-    // Named by the splitter (TEAM, PEER_JOINED), not only by its own HELLO.
-    bool announced = false;
+    Micros heard_us = 0;  // last valid datagram from its endpoint; 0: never
+  };
+
+  struct UnannouncedHello {
+    uint32_t peer_id = 0;
+    Endpoint from;
+    Micros at_us = 0;
   };
 
   // A team member, whether or not we still serve it (debt drops it from
@@ -106,6 +118,9 @@ struct Peer::Impl {
   Impl(const PeerConfig& c, const Endpoint& splitter)
       : config(c),
         splitter_tcp(splitter.normalized()),
+        secrets(c.secret_seed),
+        cookies(&secrets),
+        egress([this](const Endpoint& e) { return is_validated(e); }, &crypto),
         reorder(c.buffer_chunks, c.latency_us),
         recent(std::max<size_t>(c.history_chunks, 1)),
         monitor(c.monitor) {}
@@ -122,6 +137,7 @@ struct Peer::Impl {
   std::string caps;
   Endpoint public_endpoint;
   Micros last_register_us = 0;
+  uint64_t register_cookie = 0;  // the splitter's latest PROBE, echoed
 
   TcpReader tcp_reader;
   // Authenticated join: keys once CHALLENGE came, crypto once WELCOME did.
@@ -134,6 +150,12 @@ struct Peer::Impl {
   std::unique_ptr<auth::DatagramCrypto> crypto;
   std::unique_ptr<auth::ChannelCrypto> channel;  // TCP, after PROOF
   Bytes opened;  // plaintext of the datagram being handled
+  // Every datagram leaves through `egress`: sealed once `crypto` exists, and
+  // only to the splitter, neighbours, or within 3x what an address sent.
+  SecretSource secrets;
+  CookieJar cookies;
+  Egress egress;
+  std::vector<UnannouncedHello> unannounced_hellos;
   // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
   // reported for sending chunks that failed verification.
   std::optional<ChunkKey> chunk_key;
@@ -217,6 +239,15 @@ struct Peer::Impl {
     return it == index_by_endpoint.end() ? nullptr : &neighbours[it->second];
   }
 
+  // Addresses that asked for our datagrams: the splitter we connected to,
+  // members the splitter validated (or we did, by PROBE), and, after
+  // leave(), the neighbours we had.
+  bool is_validated(const Endpoint& e) const {
+    if (e == splitter_udp || index_by_endpoint.count(e) != 0) return true;
+    return std::find(farewell_targets.begin(), farewell_targets.end(), e) !=
+           farewell_targets.end();
+  }
+
   void reindex() {
     index_by_endpoint.clear();
     index_by_id.clear();
@@ -249,14 +280,16 @@ struct Peer::Impl {
         departing.end());
   }
 
-  void add_neighbour(const PeerInfo& peer, Micros now, bool announced = true) {
+  // Members come from the splitter only (TEAM, PEER_JOINED): it validated
+  // their endpoints. A known id at a new endpoint is a NAT rebinding the
+  // splitter proved.
+  void add_neighbour(const PeerInfo& peer, Micros now) {
     if (Neighbour* known = find_neighbour(peer.id)) {
-      known->announced |= announced;
+      move_neighbour(*known, peer.endpoint.normalized(), now);
       return;
     }
     if (peer.id == id || find_departing(peer.id)) return;
     Neighbour n;
-    n.announced = announced;
     n.info.id = peer.id;
     n.info.endpoint = peer.endpoint.normalized();
     n.retransmit_budget =
@@ -312,11 +345,30 @@ struct Peer::Impl {
     }
   }
 
+  // Points a neighbour's traffic at a new endpoint, unless another
+  // neighbour holds that one.
+  bool move_neighbour(Neighbour& n, const Endpoint& to, Micros now) {
+    if (n.info.endpoint == to || find_neighbour_at(to)) return false;
+    index_by_endpoint.erase(n.info.endpoint);
+    n.info.endpoint = to;
+    n.heard_us = now;
+    index_by_endpoint[to] = index_by_id.at(n.info.id);
+    ++stats.endpoints_moved;
+    return true;
+  }
+
   void send_register(Micros now, Outbox* out) {
-    out->udp.push_back(UdpSend{
-        splitter_udp, std::make_shared<const Bytes>(
-                          encode_register(RegisterMsg{team_id, id, token}))});
+    egress.send(splitter_udp,
+                encode_register(
+                    RegisterMsg{team_id, id, token, register_cookie}),
+                out);
     last_register_us = now;
+  }
+
+  void send_probe(const Endpoint& to, uint32_t peer_id, Micros now,
+                  Outbox* out) {
+    const ProbeMsg probe{team_id, cookies.issue(to, peer_id, now), peer_id};
+    if (egress.send(to, encode_probe(probe), out)) ++stats.probes_sent;
   }
 
   // ------------------------------------------------------------ DBS ------
@@ -329,7 +381,7 @@ struct Peer::Impl {
     batch.swap(n.pending);
     if (!batch.empty()) --pending_neighbours;
     for (const auto& [datagram, relayed] : batch) {
-      out->udp.push_back(UdpSend{n.info.endpoint, datagram});
+      egress.send(n.info.endpoint, datagram, out);
       if (!relayed) ++n.info.debt;
       ++n.info.chunks_sent;
       ++stats.chunks_forwarded;
@@ -730,8 +782,7 @@ struct Peer::Impl {
   // Health messages; their bytes are kept apart from the chunk upload.
   void send_udp(const Endpoint& to, Bytes bytes, Outbox* out) {
     stats.control_bytes_up += bytes.size();
-    out->udp.push_back(
-        UdpSend{to, std::make_shared<const Bytes>(std::move(bytes))});
+    egress.send(to, std::move(bytes), out);
   }
 
   SharedBytes held_datagram(ChunkNumber number) const {
@@ -846,7 +897,7 @@ struct Peer::Impl {
       ++stats.retransmits_sent;
       stats.bytes_up += datagram->size();
       ++from.info.chunks_sent;  // an answer, not in the debt (see Pending)
-      out->udp.push_back(UdpSend{from.info.endpoint, std::move(datagram)});
+      egress.send(from.info.endpoint, datagram, out);
     }
   }
 
@@ -878,25 +929,73 @@ struct Peer::Impl {
     return std::min({heartbeat_due(), nack_due_us, relay_check_due_us});
   }
 
-  // Returns false for a HELLO refused by the limit on neighbours the
-  // splitter has not named: in an open team anyone who learnt the team id
-  // could otherwise add neighbours (and their queues) without bound.
-  bool on_hello(const Endpoint& from, const HelloMsg& hello, Micros now) {
+  // A HELLO introduces nobody: only the splitter names members. A member's
+  // HELLO from another address than the splitter named (a NAT that maps
+  // each destination apart) gets a PROBE there, and the neighbour moves
+  // there once a HELLO from there echoes the cookie.
+  bool on_hello(const Endpoint& from, const HelloMsg& hello, Micros now,
+                Outbox* out) {
     if (state != PeerState::kRegistering && state != PeerState::kMember) {
       return true;
     }
     if (hello.peer_id == id) return true;
-    // An endpoint already bound to another peer id is not taken over on
-    // an unauthenticated datagram; the splitter's PEER_LEFT frees it.
-    if (find_neighbour(hello.peer_id) || find_neighbour_at(from)) return true;
-    const auto unannounced =
-        std::count_if(neighbours.begin(), neighbours.end(),
-                      [](const Neighbour& n) { return !n.announced; });
-    if (static_cast<size_t>(unannounced) >= kMaxUnannouncedNeighbours) {
-      return false;
+    Neighbour* n = find_neighbour(hello.peer_id);
+    if (!n) {
+      note_unannounced_hello(hello.peer_id, from, now);
+      return true;
     }
-    add_neighbour(PeerInfo{hello.peer_id, from}, now, /*announced=*/false);
+    if (n->info.endpoint == from) return true;
+    if (!cookies.check(hello.cookie, from, hello.peer_id, now)) {
+      send_probe(from, hello.peer_id, now, out);
+      return true;
+    }
+    const bool silent = n->heard_us == 0 ||
+                        now >= saturating_add(n->heard_us, kMoveAfterSilenceUs);
+    if (!silent || !move_neighbour(*n, from, now)) ++stats.moves_refused;
     return true;
+  }
+
+  void note_unannounced_hello(uint32_t peer_id, const Endpoint& from,
+                              Micros now) {
+    auto& hellos = unannounced_hellos;
+    hellos.erase(std::remove_if(hellos.begin(), hellos.end(),
+                                [&](const UnannouncedHello& h) {
+                                  return h.peer_id == peer_id ||
+                                         now >= saturating_add(
+                                                    h.at_us,
+                                                    kUnannouncedHelloUs);
+                                }),
+                 hellos.end());
+    if (hellos.size() >= kMaxUnannouncedHellos) hellos.erase(hellos.begin());
+    hellos.push_back(UnannouncedHello{peer_id, from, now});
+  }
+
+  // A member the splitter just named may have said HELLO first, from the
+  // address its NAT uses towards us: probe that one too.
+  void probe_early_hello(const PeerInfo& peer, Micros now, Outbox* out) {
+    for (const UnannouncedHello& h : unannounced_hellos) {
+      if (h.peer_id == peer.id && h.from != peer.endpoint.normalized() &&
+          now < saturating_add(h.at_us, kUnannouncedHelloUs)) {
+        send_probe(h.from, peer.id, now, out);
+      }
+    }
+  }
+
+  // PROBE: from the splitter, the cookie our REGISTER must echo; from
+  // anyone else, a peer checking that HELLOs from here are ours.
+  void on_probe(const Endpoint& from, const ProbeMsg& probe, Micros now,
+                Outbox* out) {
+    if (from == splitter_udp) {
+      register_cookie = probe.cookie;
+      if (state == PeerState::kRegistering || state == PeerState::kMember) {
+        send_register(now, out);
+      }
+      return;
+    }
+    if (state != PeerState::kRegistering && state != PeerState::kMember) {
+      return;
+    }
+    egress.send(from, encode_hello(HelloMsg{team_id, id, probe.cookie}), out);
   }
 
   void on_goodbye(const Endpoint& from, const GoodbyeMsg& bye, Micros now) {
@@ -929,7 +1028,7 @@ struct Peer::Impl {
     }
     auto datagram = std::make_shared<const Bytes>(data, data + size);
     for (const Endpoint& to : farewell_targets) {
-      out->udp.push_back(UdpSend{to, datagram});
+      egress.send(to, datagram, out);
       ++stats.chunks_forwarded;
       stats.bytes_up += size;
     }
@@ -944,8 +1043,9 @@ struct Peer::Impl {
 
   void on_udp(const Endpoint& raw_from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) {
-    if (!open_sealed(&data, &size)) return;
     const Endpoint from = raw_from.normalized();
+    egress.received(from, size);
+    if (!open_sealed(&data, &size)) return;
     if (state == PeerState::kLeft && !farewell_targets.empty()) {
       relay_after_leave(from, data, size, out);
       return;
@@ -956,7 +1056,12 @@ struct Peer::Impl {
       ++stats.rejected_datagrams;
       return;
     }
-    if (team_of(*msg) != team_id || !on_datagram(from, *msg, size, now, out)) {
+    if (team_of(*msg) != team_id) {
+      ++stats.rejected_datagrams;
+      return;
+    }
+    if (Neighbour* n = find_neighbour_at(from)) n->heard_us = now;
+    if (!on_datagram(from, *msg, size, now, out)) {
       // Foreign team, or what only the splitter takes (REGISTER, LOST,
       // HEARTBEAT), or a peer message from a stranger.
       ++stats.rejected_datagrams;
@@ -970,7 +1075,11 @@ struct Peer::Impl {
       return true;
     }
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
-      return on_hello(from, *hello, now);
+      return on_hello(from, *hello, now, out);
+    }
+    if (const auto* probe = std::get_if<ProbeMsg>(&msg)) {
+      on_probe(from, *probe, now, out);
+      return true;
     }
     if (const auto* bye = std::get_if<GoodbyeMsg>(&msg)) {
       on_goodbye(from, *bye, now);
@@ -1026,20 +1135,26 @@ struct Peer::Impl {
                              ? UINT64_MAX
                              : saturating_add(now, relay_check_period());
     push_event(PeerEvent::Kind::kJoined, id, public_endpoint);
-    const HelloMsg hello{team_id, id};
-    const auto hello_bytes = std::make_shared<const Bytes>(encode_hello(hello));
-    // Neighbours that said HELLO first already have the early chunks queued.
+    // Neighbours named before TEAM already have the early chunks queued.
     const size_t known_before = neighbours.size();
-    for (const PeerInfo& peer : team.peers) {
-      add_neighbour(peer, now);
-      out->udp.push_back(UdpSend{peer.endpoint.normalized(), hello_bytes});
-    }
+    for (const PeerInfo& peer : team.peers) welcome_member(peer, now, out);
     for (size_t i = known_before; i < neighbours.size(); ++i) {
       for (const SharedBytes& datagram : early_own_chunks) {
         queue_for(neighbours[i], datagram, now);
       }
     }
     early_own_chunks.clear();
+  }
+
+  // A member the splitter named: a neighbour, greeted (the HELLO opens our
+  // NAT towards it, and tells it where we are if our NAT maps each
+  // destination apart).
+  void welcome_member(const PeerInfo& peer, Micros now, Outbox* out) {
+    add_neighbour(peer, now);
+    const Neighbour* n = find_neighbour(peer.id);
+    if (!n) return;
+    egress.send(n->info.endpoint, encode_hello(HelloMsg{team_id, id, 0}), out);
+    probe_early_hello(peer, now, out);
   }
 
   void end_with(PeerEvent::Kind kind, RemoveReason reason,
@@ -1133,7 +1248,7 @@ struct Peer::Impl {
       on_team(*team, now, out);
     } else if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg);
                joined && receiving()) {
-      add_neighbour(joined->peer, now);
+      welcome_member(joined->peer, now, out);
     } else if (const auto* left = std::get_if<PeerLeftMsg>(&msg);
                left && receiving()) {
       remove_neighbour(left->peer_id);
@@ -1271,7 +1386,6 @@ void Peer::start(Micros now, Outbox* out) {
 
 void Peer::on_tcp_data(const uint8_t* data, size_t size, Micros now,
                        Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   impl_->on_tcp_data(data, size, now, out);
 }
 
@@ -1283,12 +1397,10 @@ void Peer::on_tcp_closed(Micros now, Outbox* out) {
 
 void Peer::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
                   Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   impl_->on_udp(from, data, size, now, out);
 }
 
 void Peer::tick(Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->state == PeerState::kRegistering &&
       saturating_add(impl_->last_register_us,
                      impl_->config.register_retry_us) <= now) {
@@ -1311,7 +1423,6 @@ Micros Peer::next_deadline() const {
 }
 
 void Peer::leave(Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   (void)now;
   // Before WELCOME the splitter has nothing to forget: closing is enough.
   if (impl_->receiving()) {
@@ -1319,7 +1430,7 @@ void Peer::leave(Micros now, Outbox* out) {
     const auto bye = std::make_shared<const Bytes>(
         encode_goodbye(GoodbyeMsg{impl_->team_id, impl_->id}));
     for (const Impl::Neighbour& n : impl_->neighbours) {
-      out->udp.push_back(UdpSend{n.info.endpoint, bye});
+      impl_->egress.send(n.info.endpoint, bye, out);
       impl_->farewell_targets.push_back(n.info.endpoint);
     }
     impl_->send_tcp(TcpGoodbyeMsg{}, out);
@@ -1345,7 +1456,10 @@ std::vector<PeerEvent> Peer::take_events() {
   return events;
 }
 
-const PeerStats& Peer::stats() const { return impl_->stats; }
+const PeerStats& Peer::stats() const {
+  impl_->stats.amplification_limited = impl_->egress.stats().limited;
+  return impl_->stats;
+}
 
 std::vector<NeighbourInfo> Peer::neighbours() const {
   std::vector<NeighbourInfo> result;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct PeerConfig {
   // Otherwise the join is mutually authenticated and every datagram sealed;
   // a splitter without a passphrase is refused (never a silent open join).
   std::string passphrase;
+
+  // PROBE cookie keys come from the system CSPRNG; a seed makes them a
+  // deterministic stream instead, for tests and the simulator only.
+  std::optional<uint64_t> secret_seed;
 };
 
 enum class PeerState {
@@ -92,6 +97,11 @@ struct PeerStats {
   uint64_t bad_signatures = 0;   // chunks dropped: altered or foreign key
   uint64_t unsigned_chunks = 0;  // plain chunks dropped in a signed team
   uint64_t pollution_reports_sent = 0;  // POLLUTED, one per sender
+  // Return routability (docs/security.md, "Address validation").
+  uint64_t probes_sent = 0;      // PROBEs to HELLOs from unknown addresses
+  uint64_t endpoints_moved = 0;  // neighbours that moved to a new address
+  uint64_t moves_refused = 0;    // echoed, but its address was not silent
+  uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
 };
 
 struct PeerEvent {

@@ -1,5 +1,6 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
 #include <gst/p2psp/auth.h>
+#include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
@@ -20,23 +21,6 @@ size_t unfragmented_chunk_size(bool signed_chunks, bool sealed) {
 }
 
 namespace {
-
-// splitmix64: tokens only need to be unpredictable to other peers of the
-// team, not cryptographically strong, and the core must not do I/O.
-class TokenGenerator {
- public:
-  explicit TokenGenerator(uint64_t seed)
-      : state_(seed ^ 0x5032505350535054ull) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-
- private:
-  uint64_t state_;
-};
 
 uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
@@ -88,7 +72,10 @@ struct Splitter::Impl {
         framer(c.chunk_size ? c.chunk_size
                             : unfragmented_chunk_size(c.sign_chunks,
                                                       !c.passphrase.empty())),
-        tokens(c.team_id),
+        secrets(c.secret_seed),
+        cookies(&secrets),
+        egress([this](const Endpoint& e) { return is_member_endpoint(e); },
+               &crypto),
         join_limiter(c.max_joins_per_address, c.join_window_us,
                      c.max_tracked_addresses),
         next_chunk(c.first_chunk) {
@@ -127,7 +114,12 @@ struct Splitter::Impl {
   SplitterConfig config;
   std::unique_ptr<ChunkSigner> signer;  // null unless sign_chunks
   Framer framer;
-  TokenGenerator tokens;
+  // Tokens and cookies: what a stranger must not guess (docs/security.md).
+  SecretSource secrets;
+  CookieJar cookies;
+  // Every datagram leaves through it: sealed, and only to members' endpoints
+  // (or within 3x what an address sent). It reads `crypto` at each send.
+  Egress egress;
   JoinLimiter join_limiter;
   ChunkNumber next_chunk;
   uint32_t next_peer_id = 1;
@@ -145,6 +137,8 @@ struct Splitter::Impl {
   std::vector<Member> members;
   // Peer id -> position in `members`: every datagram looks its sender up.
   std::unordered_map<uint32_t, size_t> member_index;
+  // Validated UDP endpoints (members'), the only ones that get chunks.
+  std::unordered_map<Endpoint, uint32_t, EndpointHash> member_by_endpoint;
   // Peer id -> conn, for peers that got WELCOME but have not registered.
   std::unordered_map<uint32_t, ConnId> awaiting_register;
 
@@ -171,9 +165,15 @@ struct Splitter::Impl {
 
   void reindex_members() {
     member_index.clear();
+    member_by_endpoint.clear();
     for (size_t i = 0; i < members.size(); ++i) {
       member_index[members[i].stats.id] = i;
+      member_by_endpoint[members[i].stats.endpoint] = members[i].stats.id;
     }
+  }
+
+  bool is_member_endpoint(const Endpoint& e) const {
+    return member_by_endpoint.count(e) != 0;
   }
 
   // The member with this id, if the datagram comes from its endpoint.
@@ -341,7 +341,7 @@ struct Splitter::Impl {
       return;
     }
     conn.peer_id = next_peer_id++;
-    conn.token = tokens.next();
+    conn.token = secrets.next_nonzero_u64();
     conn.state = ConnState::kAwaitRegister;
     conn.welcomed = true;
     awaiting_register[conn.peer_id] = conn.id;
@@ -473,6 +473,7 @@ struct Splitter::Impl {
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
     member_index[member.stats.id] = members.size();
+    member_by_endpoint[endpoint] = member.stats.id;
     members.push_back(member);
     if (config.peer_timeout_us != 0) {
       liveness_due_us = std::min(liveness_due_us,
@@ -484,26 +485,74 @@ struct Splitter::Impl {
                                    RemoveReason::kUnknown});
   }
 
-  void handle_register(const RegisterMsg& reg, const Endpoint& from, Micros now,
-                       Outbox* out) {
+  // Return routability: the REGISTER's source gets a PROBE, and becomes the
+  // peer's endpoint only once a REGISTER from there echoes its cookie. A
+  // joiner that spoofs another address never sees the cookie sent there.
+  void probe(const Endpoint& to, uint32_t peer_id, Micros now, Outbox* out) {
+    const ProbeMsg probe{config.team_id, cookies.issue(to, peer_id, now),
+                         peer_id};
+    if (egress.send(to, encode_probe(probe), out)) ++stats.probes_sent;
+  }
+
+  void handle_register(const RegisterMsg& reg, const Endpoint& raw_from,
+                       Micros now, Outbox* out) {
+    const Endpoint from = raw_from.normalized();
+    const bool echoed = cookies.check(reg.cookie, from, reg.peer_id, now);
     auto waiting = awaiting_register.find(reg.peer_id);
     if (waiting != awaiting_register.end()) {
       Conn& conn = conns.at(waiting->second);
       if (conn.token == reg.token) {
+        if (!echoed) {
+          probe(from, reg.peer_id, now, out);
+          return;
+        }
+        ++stats.addresses_validated;
         register_peer(conn, from, now, out);
         return;
       }
     }
     // REGISTER is resent until TEAM arrives, so copies after the first are
-    // expected from a member, as long as they carry its token.
+    // expected from a member, as long as they carry its token; one from a
+    // new address with a cookie for it is a NAT rebinding, proven.
     Member* member = find_member(reg.peer_id);
     if (member && member->token == reg.token) {
-      if (member->stats.endpoint == from.normalized()) {
+      if (member->stats.endpoint == from) {
         member->stats.last_heard_us = now;
+      } else if (echoed) {
+        move_member(*member, from, now, out);
       }
       return;
     }
     ++stats.rejected_datagrams;
+  }
+
+  // A member's datagrams now come from `to` (its NAT mapping changed), and
+  // that address echoed a cookie: everyone sends there from now on.
+  void move_member(Member& member, const Endpoint& to, Micros now,
+                   Outbox* out) {
+    if (is_member_endpoint(to)) return;  // another member's: keep both as is
+    ++stats.addresses_validated;
+    ++stats.endpoints_moved;
+    member_by_endpoint.erase(member.stats.endpoint);
+    member.stats.endpoint = to;
+    member_by_endpoint[to] = member.stats.id;
+    member.stats.last_heard_us = now;
+    const PeerInfo info{member.stats.id, to};
+    for (const Member& m : members) {
+      if (m.stats.id != member.stats.id) {
+        send_tcp(m.conn, PeerJoinedMsg{info}, out);
+      }
+    }
+  }
+
+  // A member's HEARTBEAT (its token proves who it is) from an address that
+  // is not its endpoint: probed, never believed.
+  bool handle_moved_heartbeat(const HeartbeatMsg& beat, const Endpoint& from,
+                              Micros now, Outbox* out) {
+    Member* member = find_member(beat.peer_id);
+    if (!member || member->token != beat.token) return false;
+    probe(from.normalized(), beat.peer_id, now, out);
+    return true;
   }
 
   // ------------------------------------------------------------ health ---
@@ -551,7 +600,7 @@ struct Splitter::Impl {
         ++stats.retransmits;
         stats.retransmit_bytes += datagram->size();
         ++member.stats.retransmits;
-        out->udp.push_back(UdpSend{member.stats.endpoint, std::move(datagram)});
+        egress.send(member.stats.endpoint, datagram, out);
       }
     }
   }
@@ -663,7 +712,8 @@ struct Splitter::Impl {
     }
     if (const auto* beat = std::get_if<HeartbeatMsg>(&msg)) {
       Member* member = member_at(beat->peer_id, from);
-      return member && member->token == beat->token && touch(member, now);
+      if (!member) return handle_moved_heartbeat(*beat, from, now, out);
+      return member->token == beat->token && touch(member, now);
     }
     if (const auto* nack = std::get_if<NackMsg>(&msg)) {
       Member* member = member_at(nack->peer_id, from);
@@ -701,6 +751,7 @@ struct Splitter::Impl {
 
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) {
+    egress.received(from, size);
     if (!open_sealed(&data, &size)) return;
     const std::optional<UdpMessage> msg = decode_udp(data, size);
     if (!msg || team_of(*msg) != config.team_id) {
@@ -734,7 +785,7 @@ struct Splitter::Impl {
     ++dest.stats.chunks_sent;
     dest.stats.bytes_sent += datagram->size();
     remember(number, dest.stats.id, datagram);
-    out->udp.push_back(UdpSend{dest.stats.endpoint, std::move(datagram)});
+    egress.send(dest.stats.endpoint, datagram, out);
   }
 
   // The signature covers every field the splitter decides (team, number,
@@ -817,7 +868,6 @@ Splitter::Splitter(const SplitterConfig& config)
 Splitter::~Splitter() = default;
 
 void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   impl_->caps = caps;
   if (impl_->has_framed_caps && impl_->framed_caps == caps) return;
   impl_->framed_caps = caps;
@@ -829,7 +879,6 @@ void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
 void Splitter::announce_caps(const std::string& caps) { impl_->caps = caps; }
 
 void Splitter::push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   ++impl_->stats.buffers_in;
   impl_->stats.bytes_in += buffer.data.size();
   impl_->framer.push_buffer(buffer);
@@ -854,25 +903,21 @@ void Splitter::on_tcp_accepted(ConnId conn, const Endpoint& remote, Micros now,
 
 void Splitter::on_tcp_data(ConnId conn, const uint8_t* data, size_t size,
                            Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   (void)now;
   impl_->on_tcp_data(conn, data, size, out);
 }
 
 void Splitter::on_tcp_closed(ConnId conn, Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   (void)now;
   impl_->on_tcp_closed(conn, out);
 }
 
 void Splitter::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
                       Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   impl_->on_udp(from, data, size, now, out);
 }
 
 void Splitter::tick(Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->flush_deadline() <= now) impl_->send_partial(now, out);
   // Scans the connections, so only when one is due.
   if (impl_->handshake_deadline() <= now) impl_->expire_handshakes(now, out);
@@ -886,12 +931,10 @@ Micros Splitter::next_deadline() const {
 }
 
 void Splitter::flush(Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   impl_->send_partial(now, out);
 }
 
 void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   if (impl_->find_member(peer_id)) {
     impl_->remove_member(peer_id, reason, "removed by the splitter", out);
     return;
@@ -905,7 +948,6 @@ void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
 }
 
 void Splitter::shutdown(Micros now, Outbox* out) {
-  auth::SealScope seal(&impl_->crypto, out);
   impl_->send_partial(now, out);
   std::vector<ConnId> all;
   for (const auto& [id, conn] : impl_->conns) all.push_back(id);
@@ -922,6 +964,7 @@ void Splitter::shutdown(Micros now, Outbox* out) {
   }
   impl_->members.clear();
   impl_->member_index.clear();
+  impl_->member_by_endpoint.clear();
   for (ConnId id : all) impl_->close_conn(id, out);
 }
 
@@ -931,7 +974,10 @@ std::vector<SplitterEvent> Splitter::take_events() {
   return events;
 }
 
-const SplitterStats& Splitter::stats() const { return impl_->stats; }
+const SplitterStats& Splitter::stats() const {
+  impl_->stats.amplification_limited = impl_->egress.stats().limited;
+  return impl_->stats;
+}
 
 std::vector<SplitterPeerStats> Splitter::peer_stats() const {
   std::vector<SplitterPeerStats> result;

@@ -30,6 +30,9 @@ struct SplitterConfig {
   uint32_t max_peers = 0;         // 0 = no limit
   uint16_t udp_port = 0;          // announced to peers in WELCOME
   uint32_t team_id = 0;           // random per splitter run (wrapper picks)
+  // Tokens and cookie keys come from the system CSPRNG; a seed makes them a
+  // deterministic stream instead, for tests and the simulator only.
+  std::optional<uint64_t> secret_seed;
   Micros flush_delay_us = 20000;  // a partial chunk waits at most this
   Micros handshake_timeout_us = 5000000;
   // Limits on what strangers can make the splitter hold (docs/security.md).
@@ -105,6 +108,11 @@ struct SplitterStats {
   uint64_t rejected_connections = 0;  // garbage/timeout/version/full/limits
   uint64_t handshake_timeouts = 0;    // of which: handshake not done in time
   uint64_t joins_limited = 0;  // of which: refused at once by the join limits
+  // Return routability (docs/security.md, "Address validation").
+  uint64_t probes_sent = 0;          // PROBEs to addresses not validated
+  uint64_t addresses_validated = 0;  // cookies echoed: joins and moves
+  uint64_t endpoints_moved = 0;      // members whose NAT mapping changed
+  uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
   // Team health.
   uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)
   uint64_t peers_expelled = 0;    // removed for losses (REMOVED expelled)

@@ -107,13 +107,16 @@ class Reader {
 
 // Smallest encoded endpoint: family byte, IPv4 address, port.
 constexpr size_t kMinEndpointSize = 1 + 4 + 2;
-constexpr size_t kHelloSize = kUdpHeaderSize + 4;
-constexpr size_t kRegisterSize = kUdpHeaderSize + 4 + 8;
+constexpr size_t kHelloSize = kUdpHeaderSize + 4 + 8;
+constexpr size_t kRegisterSize = kUdpHeaderSize + 4 + 8 + 8;
 constexpr size_t kGoodbyeSize = kUdpHeaderSize + 4;
 constexpr size_t kLostFixedSize = kUdpHeaderSize + 4 + 8 + 2;
 constexpr size_t kNackFixedSize = kUdpHeaderSize + 4 + 2;
 constexpr size_t kRequestSize = kUdpHeaderSize + 4 + 4;
 constexpr size_t kHeartbeatSize = kUdpHeaderSize + 4 + 8;
+// Cookie, peer id, 4 reserved bytes: no single bit flip of the type byte
+// turns a PRUNE (16 bytes) or a HELLO (20) into a PROBE.
+constexpr size_t kProbeSize = kUdpHeaderSize + 8 + 4 + 4;
 
 // ---------------------------------------------------------------- UDP ----
 
@@ -153,14 +156,34 @@ std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id,
   return m;
 }
 
-// HELLO and GOODBYE share a layout: header + peer id.
-template <typename Msg>
-std::optional<UdpMessage> decode_peer_id_only(Reader& r, uint32_t team_id,
-                                              size_t size) {
+std::optional<UdpMessage> decode_hello(Reader& r, uint32_t team_id,
+                                       size_t size) {
   if (size != kHelloSize) return std::nullopt;
-  Msg m;
+  HelloMsg m;
   m.team_id = team_id;
   m.peer_id = r.u32();
+  m.cookie = r.u64();
+  return m;
+}
+
+std::optional<UdpMessage> decode_goodbye(Reader& r, uint32_t team_id,
+                                         size_t size) {
+  if (size != kGoodbyeSize) return std::nullopt;
+  GoodbyeMsg m;
+  m.team_id = team_id;
+  m.peer_id = r.u32();
+  return m;
+}
+
+std::optional<UdpMessage> decode_probe(Reader& r, uint32_t team_id,
+                                       size_t size) {
+  if (size != kProbeSize) return std::nullopt;
+  ProbeMsg m;
+  m.team_id = team_id;
+  m.cookie = r.u64();
+  m.peer_id = r.u32();
+  // Reserved: must be zero, so a later use of it is never misread.
+  if (r.u32() != 0 || m.cookie == 0) return std::nullopt;
   return m;
 }
 
@@ -171,6 +194,7 @@ std::optional<UdpMessage> decode_register(Reader& r, uint32_t team_id,
   m.team_id = team_id;
   m.peer_id = r.u32();
   m.token = r.u64();
+  m.cookie = r.u64();
   return m;
 }
 
@@ -467,11 +491,11 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
     case UdpType::kChunk:
       return decode_chunk(r, team_id, flags);
     case UdpType::kHello:
-      return decode_peer_id_only<HelloMsg>(r, team_id, size);
+      return decode_hello(r, team_id, size);
     case UdpType::kRegister:
       return decode_register(r, team_id, size);
     case UdpType::kGoodbye:
-      return decode_peer_id_only<GoodbyeMsg>(r, team_id, size);
+      return decode_goodbye(r, team_id, size);
     case UdpType::kLost:
       return decode_lost(r, team_id, size);
     case UdpType::kNack:
@@ -482,6 +506,8 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
       return decode_origin_msg<PruneMsg>(r, team_id, size);
     case UdpType::kHeartbeat:
       return decode_heartbeat(r, team_id, size);
+    case UdpType::kProbe:
+      return decode_probe(r, team_id, size);
   }
   return std::nullopt;
 }
@@ -518,6 +544,7 @@ Bytes encode_hello(const HelloMsg& m) {
   Writer w(&out);
   write_udp_header(w, UdpType::kHello, m.team_id);
   w.u32(m.peer_id);
+  w.u64(m.cookie);
   return out;
 }
 
@@ -527,6 +554,7 @@ Bytes encode_register(const RegisterMsg& m) {
   write_udp_header(w, UdpType::kRegister, m.team_id);
   w.u32(m.peer_id);
   w.u64(m.token);
+  w.u64(m.cookie);
   return out;
 }
 
@@ -581,6 +609,16 @@ Bytes encode_heartbeat(const HeartbeatMsg& m) {
   write_udp_header(w, UdpType::kHeartbeat, m.team_id);
   w.u32(m.peer_id);
   w.u64(m.token);
+  return out;
+}
+
+Bytes encode_probe(const ProbeMsg& m) {
+  Bytes out;
+  Writer w(&out);
+  write_udp_header(w, UdpType::kProbe, m.team_id);
+  w.u64(m.cookie);
+  w.u32(m.peer_id);
+  w.u32(0);
   return out;
 }
 

@@ -1,4 +1,4 @@
-// gst-p2psp: wire format, version 2 (see docs/protocol.md, which is the
+// gst-p2psp: wire format, version 3 (see docs/protocol.md, which is the
 // normative text; keep the two in step).
 //
 // Every decoder here is bounds-checked: it reads only inside [data, data+size)
@@ -23,7 +23,7 @@ namespace p2psp {
 using Bytes = std::vector<uint8_t>;
 using SharedBytes = std::shared_ptr<const Bytes>;
 
-constexpr uint8_t kProtocolVersion = 2;
+constexpr uint8_t kProtocolVersion = 3;
 
 // ---------------------------------------------------------------- UDP ----
 // Common header, 8 bytes: u8 magic 0x50 ("P"), u8 flags, u8 version, u8 type,
@@ -76,6 +76,9 @@ enum class UdpType : uint8_t {
   kRequest = 7,    // peer -> peer: relay the chunks of an origin to me
   kPrune = 8,      // peer -> peer: stop relaying an origin to me
   kHeartbeat = 9,  // peer -> splitter: still alive
+  // Return routability (protocol.md section 3.1): an unguessable cookie a
+  // node must echo from an address before it sends that address much.
+  kProbe = 10,  // splitter or peer -> an endpoint not yet validated
 };
 
 // Most chunk numbers one LOST or NACK carries.
@@ -96,14 +99,17 @@ struct ChunkMsg {
   // signing.h for what they cover). nullptr when unsigned.
   const uint8_t* signature = nullptr;
 };
+// A cookie is the echo of a PROBE's; 0 when there is none to echo.
 struct HelloMsg {
   uint32_t team_id = 0;
   uint32_t peer_id = 0;
+  uint64_t cookie = 0;
 };
 struct RegisterMsg {
   uint32_t team_id = 0;
   uint32_t peer_id = 0;
   uint64_t token = 0;
+  uint64_t cookie = 0;
 };
 struct GoodbyeMsg {
   uint32_t team_id = 0;
@@ -137,10 +143,15 @@ struct HeartbeatMsg {
   uint32_t peer_id = 0;
   uint64_t token = 0;
 };
+struct ProbeMsg {
+  uint32_t team_id = 0;
+  uint64_t cookie = 0;   // never 0
+  uint32_t peer_id = 0;  // whom the prober expects at this address
+};
 // Alternatives are in UdpType order, from 1.
 using UdpMessage =
     std::variant<ChunkMsg, HelloMsg, RegisterMsg, GoodbyeMsg, LostMsg, NackMsg,
-                 RequestMsg, PruneMsg, HeartbeatMsg>;
+                 RequestMsg, PruneMsg, HeartbeatMsg, ProbeMsg>;
 
 std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size);
 
@@ -165,6 +176,7 @@ Bytes encode_nack(const NackMsg& m);
 Bytes encode_request(const RequestMsg& m);
 Bytes encode_prune(const PruneMsg& m);
 Bytes encode_heartbeat(const HeartbeatMsg& m);
+Bytes encode_probe(const ProbeMsg& m);
 
 // ---------------------------------------------------------------- TCP ----
 // Framing: u32 length (of type byte + body, 1..kMaxTcpMessage), u8 type, body.

@@ -44,6 +44,7 @@ inline Bytes encode_udp(const UdpMessage& msg) {
     Bytes operator()(const HeartbeatMsg& m) const {
       return encode_heartbeat(m);
     }
+    Bytes operator()(const ProbeMsg& m) const { return encode_probe(m); }
   };
   return std::visit(Visitor{}, msg);
 }
