@@ -272,22 +272,5 @@ std::optional<TcpMessage> ChannelCrypto::open(const SealedMsg& sealed) {
   return msg;
 }
 
-void DatagramCrypto::seal_outbox(Outbox* out, size_t first) {
-  // Keyed by the plaintext's address; the plaintext is kept alive in the
-  // map so that address cannot be reused by a later allocation.
-  std::unordered_map<const Bytes*, std::pair<SharedBytes, SharedBytes>> done;
-  for (size_t i = first; i < out->udp.size(); ++i) {
-    SharedBytes& data = out->udp[i].data;
-    if (!data) continue;
-    auto it = done.find(data.get());
-    if (it == done.end()) {
-      auto sealed =
-          std::make_shared<const Bytes>(seal(data->data(), data->size()));
-      it = done.emplace(data.get(), std::make_pair(data, std::move(sealed)))
-               .first;
-    }
-    data = it->second.second;
-  }
-}
 
 }  // namespace p2psp::auth

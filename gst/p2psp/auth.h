@@ -118,9 +118,6 @@ class DatagramCrypto {
   Bytes seal(const uint8_t* data, size_t size);
   // A sealed datagram -> the plaintext datagram in *out.
   Open open(const uint8_t* data, size_t size, Bytes* out);
-  // Seals every datagram queued in out->udp from index `first` on; a
-  // datagram shared by several sends is sealed once.
-  void seal_outbox(Outbox* out, size_t first);
 
   const DatagramStats& stats() const { return stats_; }
   bool encrypt() const { return encrypt_; }
@@ -183,22 +180,5 @@ class ChannelCrypto {
   uint64_t received_ = 0;
 };
 
-// Seals, when it is destroyed, what a core call queued in the outbox since
-// it was made, if `crypto` holds a DatagramCrypto by then.
-class SealScope {
- public:
-  SealScope(std::unique_ptr<DatagramCrypto>* crypto, Outbox* out)
-      : crypto_(crypto), out_(out), first_(out ? out->udp.size() : 0) {}
-  ~SealScope() {
-    if (out_ && *crypto_) (*crypto_)->seal_outbox(out_, first_);
-  }
-  SealScope(const SealScope&) = delete;
-  SealScope& operator=(const SealScope&) = delete;
-
- private:
-  std::unique_ptr<DatagramCrypto>* crypto_;
-  Outbox* out_;
-  size_t first_;
-};
 
 }  // namespace p2psp::auth
