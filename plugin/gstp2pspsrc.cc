@@ -425,6 +425,13 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
       "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
       "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
       nullptr);
+  // Address validation (docs/security.md).
+  gst_structure_set(
+      stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
+      "endpoints-moved", G_TYPE_UINT64, (guint64)s.endpoints_moved,
+      "moves-refused", G_TYPE_UINT64, (guint64)s.moves_refused,
+      "amplification-limited", G_TYPE_UINT64,
+      (guint64)s.amplification_limited, nullptr);
   // Team health (counters of the current connection) and rejoins.
   gst_structure_set(
       stats,                                                             //

@@ -49,7 +49,7 @@ import time
 # u8 magic, u8 flags, u8 version, u8 type, u32 team id; a CHUNK goes on with
 # u32 number, u16 first frame offset, u16 send time, [u32 origin if flag 1].
 MAGIC = 0x50
-VERSION = 2
+VERSION = 3
 FLAG_ORIGIN = 1
 FLAG_SEALED = 0x80
 JOIN_MAGIC = b"P2PSP"
