@@ -533,7 +533,15 @@ class Network {
 
 class SplitterNode : public Node {
  public:
-  explicit SplitterNode(const SplitterConfig& config) : splitter(config) {}
+  explicit SplitterNode(const SplitterConfig& config)
+      : splitter(seeded(config)) {}
+
+  // Runs repeat: tokens and cookies come from a seed, unless the test gave
+  // one (never from the CSPRNG, never from the team id).
+  static SplitterConfig seeded(SplitterConfig config) {
+    if (!config.secret_seed) config.secret_seed = 0x5117;
+    return config;
+  }
 
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) override {
@@ -576,7 +584,12 @@ class SplitterNode : public Node {
 class PeerNode : public Node {
  public:
   PeerNode(const PeerConfig& config, const Endpoint& splitter)
-      : peer(config, splitter) {}
+      : peer(seeded(config), splitter) {}
+
+  static PeerConfig seeded(PeerConfig config) {
+    if (!config.secret_seed) config.secret_seed = 0x9ee5;
+    return config;
+  }
 
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out) override {

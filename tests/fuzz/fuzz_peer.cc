@@ -17,10 +17,12 @@
 //  - every counter in stats() only grows; the playout buffer holds at most
 //    buffer_chunks; stats().neighbours matches neighbours();
 //  - items played out are at most kMaxFrameSize.
+#include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/peer.h>
 
 #include <deque>
+#include <map>
 #include <set>
 
 #include "fuzz_util.h"
@@ -96,6 +98,43 @@ class Harness {
   std::set<Bytes> delivered_chunks_;
   TcpReader to_splitter_;
   std::set<uint32_t> neighbour_ids_ever_;
+  std::map<Endpoint, uint64_t> received_;
+  std::map<Endpoint, uint64_t> sent_to_strangers_;
+
+  // Where the peer may send freely: the neighbours the splitter named
+  // (before or after the call: leave() keeps them); the splitter's host is
+  // let through in check_validation.
+  std::set<Endpoint> validated() const {
+    std::set<Endpoint> endpoints;
+    for (const NeighbourInfo& n : peer_.neighbours())
+      endpoints.insert(n.endpoint);
+    return endpoints;
+  }
+
+  // Chunks go only to validated addresses; any other gets at most
+  // kAmplificationFactor times what it sent (address validation).
+  void check_validation(const Outbox& out, const std::set<Endpoint>& before) {
+    std::set<Endpoint> after = validated();
+    // Neighbours named and dropped within the call were validated meanwhile.
+    events_ = peer_.take_events();
+    for (const PeerEvent& e : events_) {
+      if (e.kind == PeerEvent::Kind::kNeighbourAdded)
+        after.insert(e.endpoint.normalized());
+    }
+    for (const UdpSend& s : out.udp) {
+      if (before.count(s.to) || after.count(s.to)) continue;
+      if (farewell_.count(s.to)) continue;
+      // The splitter's host (WELCOME names its UDP port, fuzzed too).
+      if (s.to.same_address(splitter_udp())) continue;
+      const auto m = decode_udp(s.data->data(), s.data->size());
+      FUZZ_CHECK(m && !std::holds_alternative<ChunkMsg>(*m));
+      sent_to_strangers_[s.to] += s.data->size();
+      FUZZ_CHECK(sent_to_strangers_[s.to] <=
+                 kAmplificationFactor * received_[s.to]);
+    }
+  }
+  std::set<Endpoint> farewell_;  // neighbours when leave() was called
+  std::vector<PeerEvent> events_;  // of the current call
   uint64_t chunks_delivered_ = 0;
   uint64_t datagrams_delivered_ = 0;
   uint64_t nack_numbers_delivered_ = 0;
@@ -140,6 +179,7 @@ class Harness {
 
   void udp_in(const Endpoint& from, const Bytes& b, Outbox* out) {
     ++datagrams_delivered_;
+    received_[from.normalized()] += b.size();
     if (auto m = decode_udp(b.data(), b.size())) {
       if (std::holds_alternative<ChunkMsg>(*m)) {
         ++chunks_delivered_;
@@ -233,6 +273,7 @@ class Harness {
 
   void step() {
     Outbox out;
+    const std::set<Endpoint> validated_before = validated();
     switch (fdp_.ConsumeIntegralInRange<int>(0, 17)) {
       case 0: {  // WELCOME
         WelcomeMsg w;
@@ -310,9 +351,14 @@ class Harness {
       case 11: {  // control datagrams from (mostly) team members
         const uint32_t id = pick_id();
         Bytes b;
-        switch (fdp_.ConsumeIntegralInRange<int>(0, 4)) {
+        switch (fdp_.ConsumeIntegralInRange<int>(0, 5)) {
           case 0:
-            b = encode_hello(HelloMsg{team(), id});
+            b = encode_hello(
+                HelloMsg{team(), id, fdp_.ConsumeIntegral<uint64_t>()});
+            break;
+          case 5:
+            b = encode_probe(ProbeMsg{
+                team(), fdp_.ConsumeIntegral<uint64_t>() | 1, my_id_});
             break;
           case 1:
             b = encode_goodbye(GoodbyeMsg{team(), id});
@@ -356,8 +402,11 @@ class Harness {
         break;
       }
       case 16:
-        if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0)
+        if (fdp_.ConsumeIntegralInRange<int>(0, 7) == 0) {
+          for (const NeighbourInfo& n : peer_.neighbours())
+            farewell_.insert(n.endpoint);
           peer_.leave(now_, &out);
+        }
         break;
       default:
         peer_.set_latency_us(fdp_.ConsumeIntegralInRange<Micros>(0, 2000000));
@@ -365,6 +414,7 @@ class Harness {
     }
     // The element ticks whenever the deadline is due; so does the harness.
     if (peer_.next_deadline() <= now_) peer_.tick(now_, &out);
+    check_validation(out, validated_before);
     after(out);
   }
 
@@ -398,7 +448,7 @@ class Harness {
     last_ = now;
     FUZZ_CHECK(now.buffer_fill <= config_.buffer_chunks);
     FUZZ_CHECK(now.neighbours == peer_.neighbours().size());
-    for (const PeerEvent& e : peer_.take_events()) {
+    for (const PeerEvent& e : events_) {
       if (e.kind == PeerEvent::Kind::kNeighbourAdded) {
         neighbour_ids_ever_.insert(e.peer_id);
       }
@@ -428,6 +478,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.retransmit_rate = fdp.ConsumeIntegralInRange<uint32_t>(0, 100);
   c.retransmit_burst = fdp.ConsumeIntegralInRange<uint32_t>(0, 100);
   c.relay_request_after_us = fdp.ConsumeIntegralInRange<Micros>(0, 2000000);
+  c.secret_seed = 1;  // a crash replays with the same cookies
   Harness(c, fdp).run();
   return 0;
 }

@@ -15,9 +15,12 @@
 //  - every counter in stats() only grows;
 //  - events: a peer is added once, removed only once and only if added;
 //    num_peers() matches, and never exceeds max_peers;
+//  - chunks go only to members' (validated) endpoints, and any other address
+//    gets at most 3x the bytes it sent (address validation);
 //  - what one call asks to send is bounded by its input (no amplification
 //    beyond one chunk per chunk_size bytes, one retransmission per NACKed
 //    number, and control messages per member).
+#include <gst/p2psp/egress.h>
 #include <gst/p2psp/splitter.h>
 
 #include <algorithm>
@@ -156,20 +159,24 @@ class Harness {
 
   Bytes any_datagram() {
     const uint32_t t = team();
-    switch (fdp_.ConsumeIntegralInRange<int>(0, 6)) {
+    switch (fdp_.ConsumeIntegralInRange<int>(0, 7)) {
       case 0: {
         return encode_chunk(t, next_chunk_hint_,
                             fdp_.ConsumeIntegral<uint32_t>(), 0, 0,
                             reinterpret_cast<const uint8_t*>("p"), 1);
       }
       case 1:
-        return encode_hello(HelloMsg{t, pick_welcomed().peer_id});
+        return encode_hello(HelloMsg{t, pick_welcomed().peer_id,
+                                     fdp_.ConsumeIntegral<uint64_t>()});
       case 2:
         return encode_goodbye(GoodbyeMsg{t, pick_welcomed().peer_id});
       case 3:
         return encode_request(RequestMsg{t, pick_welcomed().peer_id, 1});
       case 4:
         return encode_prune(PruneMsg{t, pick_welcomed().peer_id, 1});
+      case 5:
+        return encode_probe(ProbeMsg{t, fdp_.ConsumeIntegral<uint64_t>() | 1,
+                                     pick_welcomed().peer_id});
       default: {
         Bytes raw = fdp_.ConsumeBytes<uint8_t>(
             fdp_.ConsumeIntegralInRange<size_t>(0, 80));
@@ -178,8 +185,36 @@ class Harness {
     }
   }
 
+  // Every datagram is counted towards what the splitter may send back.
+  void udp(const Endpoint& from, const Bytes& b, Outbox* out) {
+    received_[from.normalized()] += b.size();
+    sp_.on_udp(from, b.data(), b.size(), now_, out);
+  }
+
+  std::set<Endpoint> member_endpoints() const {
+    std::set<Endpoint> endpoints;
+    for (const SplitterPeerStats& p : sp_.peer_stats())
+      endpoints.insert(p.endpoint);
+    return endpoints;
+  }
+
+  // Chunks go to members only (validated by a PROBE echo); anyone else gets
+  // at most kAmplificationFactor times the bytes it sent.
+  void check_validation(const Outbox& out, const std::set<Endpoint>& before) {
+    const std::set<Endpoint> after = member_endpoints();
+    for (const UdpSend& s : out.udp) {
+      if (before.count(s.to) || after.count(s.to)) continue;
+      const auto m = decode_udp(s.data->data(), s.data->size());
+      FUZZ_CHECK(m && !std::holds_alternative<ChunkMsg>(*m));
+      sent_to_strangers_[s.to] += s.data->size();
+      FUZZ_CHECK(sent_to_strangers_[s.to] <=
+                 kAmplificationFactor * received_[s.to]);
+    }
+  }
+
   void step() {
     Outbox out;
+    const std::set<Endpoint> members_before = member_endpoints();
     size_t input = 0;  // media bytes this call brings
     switch (fdp_.ConsumeIntegralInRange<int>(0, 16)) {
       case 0: {
@@ -213,36 +248,50 @@ class Harness {
         sp_.on_tcp_closed(id, now_, &out);
         break;
       }
-      case 5: {  // REGISTER
+      case 5: {  // REGISTER, and at random the echo of the PROBE it drew
         const Welcomed w = pick_welcomed();
-        const Bytes b =
-            encode_register(RegisterMsg{team(), w.peer_id, w.token});
-        sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
+        const Endpoint from = pick_endpoint(fdp_);
+        const size_t sent_before = out.udp.size();
+        udp(from, encode_register(RegisterMsg{team(), w.peer_id, w.token, 0}),
+            &out);
+        uint64_t cookie = fdp_.ConsumeIntegral<uint64_t>();  // a guess
+        for (size_t i = sent_before; i < out.udp.size(); ++i) {
+          const auto m = decode_udp(out.udp[i].data->data(),
+                                    out.udp[i].data->size());
+          const auto* probe = m ? std::get_if<ProbeMsg>(&*m) : nullptr;
+          if (probe && out.udp[i].to == from.normalized() &&
+              fdp_.ConsumeIntegralInRange<int>(0, 7) != 0) {
+            cookie = probe->cookie;
+          }
+        }
+        udp(from,
+            encode_register(RegisterMsg{team(), w.peer_id, w.token, cookie}),
+            &out);
         break;
       }
       case 6: {  // HEARTBEAT
         const Welcomed w = pick_welcomed();
         const Bytes b =
             encode_heartbeat(HeartbeatMsg{team(), w.peer_id, w.token});
-        sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
+        udp(pick_endpoint(fdp_), b, &out);
         break;
       }
       case 7: {  // LOST
         const Welcomed w = pick_welcomed();
         const Bytes b =
             encode_lost(LostMsg{team(), w.peer_id, w.token, numbers()});
-        sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
+        udp(pick_endpoint(fdp_), b, &out);
         break;
       }
       case 8: {  // NACK
         const Welcomed w = pick_welcomed();
         const Bytes b = encode_nack(NackMsg{team(), w.peer_id, numbers()});
-        sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
+        udp(pick_endpoint(fdp_), b, &out);
         break;
       }
       case 9: {
         const Bytes b = any_datagram();
-        sp_.on_udp(pick_endpoint(fdp_), b.data(), b.size(), now_, &out);
+        udp(pick_endpoint(fdp_), b, &out);
         break;
       }
       case 10:
@@ -276,6 +325,7 @@ class Harness {
                         RemoveReason::kExpelled, &out);
         break;
     }
+    check_validation(out, members_before);
     after(out, input);
   }
 
@@ -342,6 +392,8 @@ class Harness {
 
   static constexpr size_t kFrameHeaderSizeBound = 64;
   SplitterStats last_{};
+  std::map<Endpoint, uint64_t> received_;
+  std::map<Endpoint, uint64_t> sent_to_strangers_;
 };
 
 }  // namespace
@@ -365,6 +417,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.loss_decay_us = fdp.ConsumeIntegralInRange<Micros>(0, 2000000);
   c.retransmit_rate = fdp.ConsumeIntegralInRange<uint32_t>(0, 100);
   c.retransmit_burst = fdp.ConsumeIntegralInRange<uint32_t>(0, 100);
+  c.secret_seed = 1;  // a crash replays with the same tokens and cookies
   Harness(c, fdp).run();
   return 0;
 }

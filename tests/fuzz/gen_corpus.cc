@@ -49,8 +49,11 @@ void udp_seeds() {
         encode_chunk(0x1234, 8, 3, 1000, 0, payload, 8, signature));
   write("udp", "chunk-no-frame-start",
         encode_chunk(0x1234, UINT32_MAX, 2, 1000, kNoFrameStart, payload, 8));
-  write("udp", "hello", encode_hello(HelloMsg{0x1234, 2}));
-  write("udp", "register", encode_register(RegisterMsg{0x1234, 2, ~0ull}));
+  write("udp", "hello", encode_hello(HelloMsg{0x1234, 2, 0}));
+  write("udp", "hello-echo", encode_hello(HelloMsg{0x1234, 2, 0xC00C1E}));
+  write("udp", "register", encode_register(RegisterMsg{0x1234, 2, ~0ull, 0}));
+  write("udp", "register-echo",
+        encode_register(RegisterMsg{0x1234, 2, ~0ull, 0xC00C1E}));
   write("udp", "goodbye", encode_goodbye(GoodbyeMsg{0x1234, 2}));
   write("udp", "lost", encode_lost(LostMsg{0x1234, 2, 42, {1, 2, 3}}));
   std::vector<ChunkNumber> many(kMaxNackNumbers);
@@ -62,6 +65,7 @@ void udp_seeds() {
   write("udp", "request", encode_request(RequestMsg{0x1234, 2, 3}));
   write("udp", "prune", encode_prune(PruneMsg{0x1234, 2, 3}));
   write("udp", "heartbeat", encode_heartbeat(HeartbeatMsg{0x1234, 2, 42}));
+  write("udp", "probe", encode_probe(ProbeMsg{0x1234, 0xC00C1E, 2}));
 }
 
 std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {

@@ -218,6 +218,8 @@ class Simulation {
     sc.chunk_size = static_cast<uint32_t>(config_.chunk_size);
     sc.team_id = kTeamId;
     sc.udp_port = kSplitterUdpPort;
+    // Tokens and cookies from the run's seed, so a run repeats exactly.
+    sc.secret_seed = static_cast<uint64_t>(config_.seed);
     sc.monitors = static_cast<uint32_t>(config_.monitors);
     if (config_.max_chunk_loss > 0) {
       sc.max_chunk_loss = static_cast<uint32_t>(config_.max_chunk_loss);
@@ -247,6 +249,7 @@ class Simulation {
     pc.forward_flush_us = seconds(config_.forward_flush_ms / 1000);
     pc.max_chunk_debt = static_cast<uint32_t>(config_.max_chunk_debt);
     pc.monitor = monitor;
+    pc.secret_seed = static_cast<uint64_t>(config_.seed) + 1;
     if (config_.nack == 0) pc.max_nack_attempts = 0;
     if (config_.nack_delay_ms > 0) {
       pc.nack_delay_us = seconds(config_.nack_delay_ms / 1000);
