@@ -130,7 +130,9 @@ TEST(StartPointsCaps, ContainerFromCaps) {
   EXPECT_EQ(container_from_caps("audio/ogg"), Container::kOgg);
   EXPECT_EQ(container_from_caps("video/mpegts, systemstream=(boolean)true"),
             Container::kMpegTs);
-  EXPECT_EQ(container_from_caps("video/x-matroska"), Container::kUnknown);
+  EXPECT_EQ(container_from_caps("video/x-matroska"), Container::kMatroska);
+  EXPECT_EQ(container_from_caps("video/webm"), Container::kMatroska);
+  EXPECT_EQ(container_from_caps("video/x-flv"), Container::kUnknown);
   EXPECT_EQ(container_from_caps(""), Container::kUnknown);
   EXPECT_EQ(caps_media_type("video/webm; video/x-matroska"), "video/webm");
 }
@@ -284,7 +286,8 @@ TEST(StartPointsOgg, TimestampsFollowBufferStarts) {
                   data.begin() + pages[i].first + pages[i].second);
     b.pts = 1000 + i;
     b.duration = 7;
-    b.flags = MediaBuffer::kDeltaUnit | (i == 5 ? MediaBuffer::kDiscont : 0);
+    b.flags = MediaBuffer::kDeltaUnit |
+              (i == 5 ? uint32_t{MediaBuffer::kDiscont} : 0u);
     sp.push(b);
     MediaBuffer u;
     while (sp.pop(&u)) out.push_back(u);
@@ -367,9 +370,48 @@ TEST(StartPointsTs, ResynchronisesAfterGarbage) {
   EXPECT_EQ(hurt.out.size(), data.size() - 188);
 }
 
+TEST(StartPointsMatroska, Vp8KeyframeClustersAndHeaders) {
+  const Bytes data = read_sample("vp8-vorbis.webm");
+  ASSERT_FALSE(data.empty());
+  const Analysis run = analyse(Container::kMatroska, data, 4096);
+  // keyframe-max-dist=10, 30 frames: 3 clusters start with a keyframe.
+  EXPECT_EQ(run.stats.random_access, 3u);
+  // EBML header, Segment head, Info, Tracks: the file up to the 1st Cluster.
+  ASSERT_EQ(run.headers.size(), 4u);
+  Bytes prefix;
+  for (const Bytes& h : run.headers) prefix.insert(prefix.end(), h.begin(), h.end());
+  ASSERT_LE(prefix.size() + 4, data.size());
+  EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), data.begin()));
+  EXPECT_EQ(data[prefix.size()], 0x1f);  // a Cluster follows
+  for (const Unit& u : run.units) {
+    if (u.header() || !u.random_access()) continue;
+    const uint8_t* p = u.buffer.data.data();
+    EXPECT_EQ(std::memcmp(p, "\x1f\x43\xb6\x75", 4), 0);  // Cluster
+  }
+  expect_faithful(Container::kMatroska, data, run);
+}
+
+TEST(StartPointsMatroska, ResynchronisesAtTheNextCluster) {
+  const Bytes data = read_sample("vp8-vorbis.webm");
+  std::mt19937 rng(3);
+  Bytes input(2000);
+  for (uint8_t& b : input) b = static_cast<uint8_t>(rng() | 0x01);
+  input.insert(input.end(), data.begin(), data.end());
+  const Analysis run = analyse(Container::kMatroska, input, 700);
+  EXPECT_GE(run.stats.skipped_bytes, 2000u);
+  EXPECT_EQ(run.stats.random_access, 3u);
+  EXPECT_EQ(run.headers.size(), 4u);
+  // Started mid-stream (no Tracks seen): no start point, no headers.
+  const Bytes tail(data.begin() + 5000, data.end());
+  const Analysis mid = analyse(Container::kMatroska, tail, 700);
+  EXPECT_EQ(mid.stats.random_access, 0u);
+  EXPECT_TRUE(mid.headers.empty());
+}
+
 TEST(StartPoints, GarbageNeverCrashesAndAccountsForEveryByte) {
   std::mt19937 rng(1);
-  for (Container c : {Container::kOgg, Container::kMpegTs}) {
+  for (Container c :
+       {Container::kOgg, Container::kMpegTs, Container::kMatroska}) {
     for (int round = 0; round < 50; ++round) {
       Bytes input(rng() % 20000);
       for (uint8_t& b : input) b = static_cast<uint8_t>(rng());
@@ -378,6 +420,8 @@ TEST(StartPoints, GarbageNeverCrashesAndAccountsForEveryByte) {
         const size_t at = rng() % input.size();
         if (c == Container::kOgg && at + 4 <= input.size())
           std::memcpy(&input[at], "OggS", 4);
+        else if (c == Container::kMatroska && at + 4 <= input.size())
+          std::memcpy(&input[at], "\x1f\x43\xb6\x75", 4);
         else
           input[at] = 0x47;
       }
@@ -404,6 +448,13 @@ TEST(StartPointFilter, WelcomeCapsGetTheFoundHeaders) {
   // Caps that only gain upstream's streamheader keep the analyser.
   f.set_caps("application/ogg, streamheader=(buffer)< 00 >");
   EXPECT_EQ(f.headers_version(), 1u);
+  // Matroska with upstream's streamheader (matroskamux streamable=true,
+  // matroskaparse) keeps upstream's flags; a raw one is analysed.
+  f.set_caps("video/webm, streamheader=(buffer)< 00 >");
+  EXPECT_EQ(f.analyser(), nullptr);
+  f.set_caps("video/webm");
+  ASSERT_NE(f.analyser(), nullptr);
+  EXPECT_EQ(f.analyser()->container(), Container::kMatroska);
   // Another container drops it; unknown ones pass buffers as they are.
   f.set_caps("video/x-flv");
   EXPECT_EQ(f.analyser(), nullptr);

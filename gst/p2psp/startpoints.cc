@@ -68,6 +68,9 @@ Container container_from_caps(const std::string& caps) {
       type == "video/ogg" || type == "application/x-ogg")
     return Container::kOgg;
   if (type == "video/mpegts") return Container::kMpegTs;
+  if (type == "video/x-matroska" || type == "video/webm" ||
+      type == "audio/x-matroska" || type == "audio/webm")
+    return Container::kMatroska;
   return Container::kUnknown;
 }
 
@@ -139,8 +142,9 @@ void StartPoints::consume() {
     const size_t n = buf_.size() - pos_;
     if (n == 0) break;
     const uint8_t* p = buf_.data() + pos_;
-    const Parsed r =
-        container_ == Container::kOgg ? parse_ogg(p, n) : parse_ts(p, n);
+    const Parsed r = container_ == Container::kOgg      ? parse_ogg(p, n)
+                     : container_ == Container::kMpegTs ? parse_ts(p, n)
+                                                        : parse_mkv(p, n);
     if (r.result == Parsed::Result::kNeedMore) break;
     const size_t size = std::min(std::max<size_t>(r.size, 1), n);
     if (r.result == Parsed::Result::kSkip) {
@@ -592,11 +596,302 @@ bool StartPoints::pes_starts_keyframe(const uint8_t* pkt, size_t off,
   return false;
 }
 
+// ------------------------------------------------------------ Matroska ---
+
+namespace {
+
+constexpr uint32_t kMkvEbml = 0x1A45DFA3;
+constexpr uint32_t kMkvSegment = 0x18538067;
+constexpr uint32_t kMkvCluster = 0x1F43B675;
+constexpr uint32_t kMkvTracks = 0x1654AE6B;
+constexpr uint32_t kMkvTrackEntry = 0xAE;
+constexpr uint32_t kMkvTrackNumber = 0xD7;
+constexpr uint32_t kMkvTrackType = 0x83;
+constexpr uint32_t kMkvSimpleBlock = 0xA3;
+constexpr uint32_t kMkvBlockGroup = 0xA0;
+constexpr uint32_t kMkvBlock = 0xA1;
+constexpr uint32_t kMkvReferenceBlock = 0xFB;
+// Elements larger than this are taken for garbage (bounded buffering).
+constexpr uint64_t kMkvMaxElement = 16u << 20;
+constexpr uint64_t kMkvUnknownSize = UINT64_MAX;
+
+// An EBML element header: ID (marker bits kept) and data size.
+struct MkvHead {
+  enum class Result { kOk, kNeedMore, kBad } result = Result::kBad;
+  uint32_t id = 0;
+  uint64_t size = 0;  // kMkvUnknownSize: all ones
+  size_t head = 0;    // bytes of ID + size
+};
+
+// Length of a variable-size integer from its first byte (0: invalid).
+size_t vint_length(uint8_t b, size_t max) {
+  for (size_t len = 1; len <= max; len++)
+    if (b & (0x80 >> (len - 1))) return len;
+  return 0;
+}
+
+MkvHead mkv_head(const uint8_t* p, size_t n) {
+  MkvHead h;
+  if (n == 0) {
+    h.result = MkvHead::Result::kNeedMore;
+    return h;
+  }
+  const size_t id_len = vint_length(p[0], 4);
+  if (id_len == 0) return h;
+  if (n < id_len + 1) {
+    h.result = MkvHead::Result::kNeedMore;
+    return h;
+  }
+  for (size_t i = 0; i < id_len; i++) h.id = (h.id << 8) | p[i];
+  const size_t size_len = vint_length(p[id_len], 8);
+  if (size_len == 0) return h;
+  if (n < id_len + size_len) {
+    h.result = MkvHead::Result::kNeedMore;
+    return h;
+  }
+  uint64_t v = p[id_len] & (0xff >> size_len);
+  bool all_ones = v == (0xffu >> size_len);
+  for (size_t i = 1; i < size_len; i++) {
+    v = (v << 8) | p[id_len + i];
+    all_ones = all_ones && p[id_len + i] == 0xff;
+  }
+  h.size = all_ones ? kMkvUnknownSize : v;
+  h.head = id_len + size_len;
+  h.result = MkvHead::Result::kOk;
+  return h;
+}
+
+bool mkv_top_level(uint32_t id) {
+  switch (id) {
+    case 0x114D9B74:  // SeekHead
+    case 0x1549A966:  // Info
+    case kMkvTracks:
+    case 0x1C53BB6B:  // Cues
+    case 0x1043A770:  // Chapters
+    case 0x1254C367:  // Tags
+    case 0x1941A469:  // Attachments
+      return true;
+    default:
+      return false;
+  }
+}
+
+// IDs met at the levels walked: Segment children and Cluster children.
+bool mkv_known_id(uint32_t id) {
+  if (mkv_top_level(id)) return true;
+  switch (id) {
+    case 0xE7:    // Timecode
+    case 0xA7:    // Position
+    case 0xAB:    // PrevSize
+    case kMkvSimpleBlock:
+    case kMkvBlockGroup:
+    case 0xAF:    // EncryptedBlock
+    case 0x5854:  // SilentTracks
+    case 0xEC:    // Void
+    case 0xBF:    // CRC-32
+      return true;
+    default:
+      return false;
+  }
+}
+
+uint64_t mkv_uint(const uint8_t* p, uint64_t n) {
+  uint64_t v = 0;
+  for (uint64_t i = 0; i < n && i < 8; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+// The unit at the front: an element (or, for the EBML Segment and a
+// Cluster, the element's head: their children follow as units of their
+// own). A Cluster's unit runs to the end of its first block, so it can be
+// judged as a start point: a video keyframe (or any block without video).
+StartPoints::Parsed StartPoints::parse_mkv(const uint8_t* p, size_t n) {
+  Parsed r;
+  const MkvHead h = mkv_head(p, n);
+  auto skip_to_next = [&] {
+    // Resynchronise at the next Cluster or EBML header.
+    r.result = Parsed::Result::kSkip;
+    r.size = n > 3 ? n - 3 : 1;
+    for (size_t k = 1; k + 4 <= n; k++) {
+      const uint32_t id = (uint32_t(p[k]) << 24) | (p[k + 1] << 16) |
+                          (p[k + 2] << 8) | p[k + 3];
+      if (id == kMkvCluster || id == kMkvEbml) {
+        r.size = k;
+        break;
+      }
+    }
+    return r;
+  };
+  if (h.result == MkvHead::Result::kNeedMore) return r;
+  if (h.result == MkvHead::Result::kBad) return skip_to_next();
+  // EBML has no sync word: out of sync, only an EBML header, Segment or
+  // Cluster is believed; in sync, only the IDs a live stream has at the
+  // levels it walks (anything else loses sync).
+  const bool anchor =
+      h.id == kMkvEbml || h.id == kMkvSegment || h.id == kMkvCluster;
+  if (!anchor && (!mkv_synced_ || !mkv_known_id(h.id))) {
+    mkv_synced_ = false;
+    return skip_to_next();
+  }
+  mkv_synced_ = true;
+  if (h.id == kMkvSegment) {
+    r.result = Parsed::Result::kUnit;
+    r.size = h.head;
+    if (mkv_seen_cluster_) {
+      // A new segment (a restarted muxer): new headers.
+      mkv_seen_cluster_ = false;
+      mkv_pending_headers_.clear();
+      mkv_tracks_.clear();
+    }
+    mkv_pending_headers_.emplace_back(p, p + h.head);
+    r.cls = Class::kHeader;
+    return r;
+  }
+  if (h.id == kMkvCluster) return mkv_cluster_start(p, n, h.head);
+  if (h.size == kMkvUnknownSize || h.size > kMkvMaxElement) {
+    return skip_to_next();
+  }
+  if (n < h.head + h.size) return r;
+  const size_t total = h.head + static_cast<size_t>(h.size);
+  r.result = Parsed::Result::kUnit;
+  r.size = total;
+  if (h.id == kMkvEbml) {
+    if (mkv_seen_cluster_) {
+      mkv_seen_cluster_ = false;
+      mkv_pending_headers_.clear();
+      mkv_tracks_.clear();
+    }
+    mkv_pending_headers_.emplace_back(p, p + total);
+    r.cls = Class::kHeader;
+  } else if (mkv_top_level(h.id) && !mkv_seen_cluster_) {
+    if (h.id == kMkvTracks) mkv_tracks(p + h.head, total - h.head);
+    mkv_pending_headers_.emplace_back(p, p + total);
+    r.cls = Class::kHeader;
+  } else if (h.id == 0xEC || h.id == 0xBF) {  // Void, CRC-32
+    r.cls = mkv_seen_cluster_ ? Class::kDelta : Class::kHeader;
+    if (!mkv_seen_cluster_) mkv_pending_headers_.emplace_back(p, p + total);
+  } else {
+    r.cls = Class::kDelta;
+  }
+  return r;
+}
+
+StartPoints::Parsed StartPoints::mkv_cluster_start(const uint8_t* p, size_t n,
+                                                   size_t head) {
+  Parsed r;
+  if (!mkv_seen_cluster_) {
+    // The headers end here: what a joiner needs before any cluster.
+    mkv_seen_cluster_ = true;
+    if (!mkv_pending_headers_.empty()) {
+      headers_ = mkv_pending_headers_;
+      ++headers_version_;
+    }
+  }
+  // Children up to the first block (Timecode, Position, ... come first).
+  size_t off = head;
+  for (;;) {
+    const MkvHead c = mkv_head(p + off, n - off);
+    if (c.result == MkvHead::Result::kNeedMore) {
+      if (n - off > kMkvMaxElement) break;
+      return r;  // wait for the block (the cluster was counted already)
+    }
+    if (c.result == MkvHead::Result::kBad || c.size == kMkvUnknownSize ||
+        c.size > kMkvMaxElement || c.id == kMkvCluster ||
+        mkv_top_level(c.id)) {
+      // No block in this cluster: its head alone, not a start point.
+      r.result = Parsed::Result::kUnit;
+      r.size = head;
+      r.cls = Class::kDelta;
+      return r;
+    }
+    const size_t end = off + c.head + static_cast<size_t>(c.size);
+    if (end > n) return r;  // need more
+    if (c.id == kMkvSimpleBlock || c.id == kMkvBlockGroup) {
+      r.result = Parsed::Result::kUnit;
+      r.size = end;
+      r.cls = mkv_block_is_start(p + off + c.head, end - off - c.head,
+                                 c.id == kMkvBlockGroup)
+                  ? Class::kRandomAccess
+                  : Class::kDelta;
+      return r;
+    }
+    off = end;
+  }
+  r.result = Parsed::Result::kUnit;
+  r.size = head;
+  r.cls = Class::kDelta;
+  return r;
+}
+
+void StartPoints::mkv_tracks(const uint8_t* p, size_t n) {
+  size_t off = 0;
+  while (off < n) {
+    const MkvHead e = mkv_head(p + off, n - off);
+    if (e.result != MkvHead::Result::kOk || e.size > n - off - e.head) return;
+    if (e.id == kMkvTrackEntry) {
+      const uint8_t* q = p + off + e.head;
+      const size_t m = static_cast<size_t>(e.size);
+      uint64_t number = 0, type = 0;
+      size_t i = 0;
+      while (i < m) {
+        const MkvHead f = mkv_head(q + i, m - i);
+        if (f.result != MkvHead::Result::kOk || f.size > m - i - f.head) break;
+        if (f.id == kMkvTrackNumber) number = mkv_uint(q + i + f.head, f.size);
+        if (f.id == kMkvTrackType) type = mkv_uint(q + i + f.head, f.size);
+        i += f.head + static_cast<size_t>(f.size);
+      }
+      if (number != 0) mkv_tracks_[number] = type == 1;
+    }
+    off += e.head + static_cast<size_t>(e.size);
+  }
+}
+
+bool StartPoints::mkv_block_is_start(const uint8_t* p, size_t n, bool group) {
+  const uint8_t* block = p;
+  size_t size = n;
+  bool referenced = false;
+  if (group) {
+    block = nullptr;
+    size_t i = 0;
+    while (i < n) {
+      const MkvHead f = mkv_head(p + i, n - i);
+      if (f.result != MkvHead::Result::kOk || f.size > n - i - f.head) break;
+      if (f.id == kMkvBlock) {
+        block = p + i + f.head;
+        size = static_cast<size_t>(f.size);
+      }
+      if (f.id == kMkvReferenceBlock) referenced = true;
+      i += f.head + static_cast<size_t>(f.size);
+    }
+    if (block == nullptr) return false;
+  }
+  // Block: track number (EBML vint), int16 timecode, flags.
+  if (size < 1) return false;
+  const size_t len = vint_length(block[0], 8);
+  if (len == 0 || size < len + 3) return false;
+  uint64_t track = block[0] & (0xff >> len);
+  for (size_t i = 1; i < len; i++) track = (track << 8) | block[i];
+  const bool keyframe = group ? !referenced : (block[len + 2] & 0x80) != 0;
+  bool has_video = false;
+  for (const auto& [t, video] : mkv_tracks_) has_video = has_video || video;
+  if (mkv_tracks_.empty()) return false;  // the Tracks were not seen
+  if (!has_video) return true;            // audio starts at any cluster
+  auto it = mkv_tracks_.find(track);
+  return it != mkv_tracks_.end() && it->second && keyframe;
+}
+
 // ------------------------------------------------------------- filter ---
 
 void StartPointFilter::set_caps(const std::string& caps) {
   const Container c = container_from_caps(caps);
-  if (c == Container::kUnknown) {
+  // Matroska muxers that put the headers in the caps (matroskamux/webmmux
+  // streamable=true, matroskaparse) flag keyframes themselves: only a raw
+  // Matroska byte stream is analysed.
+  if (c == Container::kUnknown ||
+      (c == Container::kMatroska && caps_have_streamheader(caps) &&
+       !(analyser_ && analyser_->container() == c))) {
     analyser_.reset();
   } else if (!analyser_ || analyser_->container() != c) {
     analyser_ = std::make_unique<StartPoints>(c);

@@ -29,7 +29,7 @@
 
 namespace p2psp {
 
-enum class Container { kUnknown, kOgg, kMpegTs };
+enum class Container { kUnknown, kOgg, kMpegTs, kMatroska };
 
 // The container named by a GstCaps string's media type ("application/ogg,
 // streamheader=..." -> kOgg); kUnknown for anything StartPoints does not
@@ -94,6 +94,10 @@ class StartPoints {
   };
   Parsed parse_ogg(const uint8_t* p, size_t n);
   Parsed parse_ts(const uint8_t* p, size_t n);
+  Parsed parse_mkv(const uint8_t* p, size_t n);
+  Parsed mkv_cluster_start(const uint8_t* p, size_t n, size_t head);
+  void mkv_tracks(const uint8_t* p, size_t n);
+  bool mkv_block_is_start(const uint8_t* p, size_t n, bool group);
   Class classify_ogg_page(const uint8_t* page, size_t size);
   Class classify_ts_packet(const uint8_t* pkt);
   void parse_pat(const uint8_t* pkt, size_t payload);
@@ -151,6 +155,12 @@ class StartPoints {
   bool ts_has_video_ = false;
   std::vector<uint8_t> pat_packet_, pmt_packet_;
   int pmt_version_ = -1;
+
+  // Matroska/WebM.
+  bool mkv_seen_cluster_ = false;  // headers end at the first Cluster
+  bool mkv_synced_ = false;        // the last element checked out
+  std::vector<std::vector<uint8_t>> mkv_pending_headers_;
+  std::map<uint64_t, bool> mkv_tracks_;  // track number -> is video
   bool ts_synced_ = false;  // the last packet boundary was confirmed
 };
 

@@ -8,6 +8,8 @@
 #   ogg-oggparse  filesrc ! oggparse ! p2pspsplittersink   (Theora + Vorbis)
 #   ogg-raw       filesrc ! identity ! p2pspsplittersink   (no parser, no caps)
 #   ts-raw        filesrc ! identity ! p2pspsplittersink   (H.264 MPEG-TS)
+#   webm-raw      filesrc ! identity ! p2pspsplittersink   (VP8 + Vorbis WebM)
+#   webm-matroskaparse  filesrc ! matroskaparse ! p2pspsplittersink
 # In the raw feeds `identity sleep-time` only paces the file like a network
 # source would (a file has no clock): it adds no caps and no flags, so the
 # splitter typefinds the stream and finds its start points and headers in
@@ -43,6 +45,8 @@ case "$FEED" in
     # warns ("Not enough information to calculate proper timestamp") for
     # the joiner's first PES, though every frame still decodes.
     make="$V ! x264enc key-int-max=$FPS speed-preset=ultrafast tune=zerolatency ! h264parse ! queue ! mpegtsmux pcr-interval=900" ;;
+  webm-*) ext=webm
+    make="$V ! vp8enc keyframe-max-dist=$FPS deadline=1 cpu-used=8 ! queue ! webmmux streamable=true name=mux $A ! vorbisenc ! queue ! mux. mux." ;;
   *) echo "unknown feed $FEED" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2086  # word-split on purpose
@@ -51,6 +55,7 @@ gst-launch-1.0 -q $make ! filesink location="$OUT/source.$ext" >"$OUT/make.log" 
 size=$(stat -c %s "$OUT/source.$ext")
 case "$FEED" in
   *-oggparse) feed="filesrc location=$OUT/source.$ext ! oggparse" ;;
+  *-matroskaparse) feed="filesrc location=$OUT/source.$ext ! matroskaparse" ;;
   *-raw)
     # 1 KiB buffers spread over SECS seconds.
     sleep_us=$((SECS * 1000000 / (size / 1024 + 1)))

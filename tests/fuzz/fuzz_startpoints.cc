@@ -1,7 +1,8 @@
 // Fuzz target: start points found in the stream (gst/p2psp/startpoints.h),
 // the parser the splitter runs on Ogg and MPEG-TS bytes from upstream.
 //
-// The first input byte picks the container (bit 0: Ogg or MPEG-TS) and
+// The first input byte picks the container (bit 2: Matroska, else bit 0:
+// MPEG-TS or Ogg) and
 // whether the rest is fed whole (bit 1) or cut in pieces whose sizes come
 // from the input's tail; the rest is the stream. The committed corpus starts
 // from real files (tests/data/startpoints/) so mutations stay near valid
@@ -20,7 +21,9 @@ using namespace p2psp;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   FuzzedDataProvider fdp(data + 1, size - 1);
-  const Container c = (data[0] & 1) ? Container::kMpegTs : Container::kOgg;
+  const Container c = (data[0] & 4)   ? Container::kMatroska
+                      : (data[0] & 1) ? Container::kMpegTs
+                                      : Container::kOgg;
   const bool whole = data[0] & 2;
   StartPoints sp(c);
   std::vector<uint8_t> in, out;
@@ -29,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     MediaBuffer u;
     while (sp.pop(&u)) {
       FUZZ_CHECK(!u.data.empty());
-      FUZZ_CHECK(u.data.size() <= StartPoints::kMaxUnit + 65536);
+      FUZZ_CHECK(u.data.size() <= StartPoints::kMaxUnit + (16u << 20) + 64);
       if (c == Container::kMpegTs) FUZZ_CHECK(u.data.size() % 188 == 0);
       if (u.flags & MediaBuffer::kHeader)
         FUZZ_CHECK(u.flags & MediaBuffer::kDeltaUnit);
@@ -57,15 +60,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(now.random_access + now.header_units <= now.units);
     // What is neither out nor skipped waits for more: one unit at most.
     FUZZ_CHECK(out.size() + now.skipped_bytes <= in.size());
-    FUZZ_CHECK(in.size() - out.size() - now.skipped_bytes <= 65536 + 188);
+    // (Ogg: one page; MPEG-TS: one packet; Matroska: one element.)
+    FUZZ_CHECK(in.size() - out.size() - now.skipped_bytes <=
+               (c == Container::kMatroska ? (16u << 20) + 64 : 65536 + 188));
     before = now;
     size_t header_bytes = 0;
     for (const auto& h : sp.headers()) header_bytes += h.size();
     FUZZ_CHECK(header_bytes <= in.size());
   }
   // flush() sends what is left as one unit, which for MPEG-TS need not be
-  // whole packets: the accounting is checked on Ogg.
-  if (c == Container::kOgg) {
+  // whole packets: the accounting is checked on the others.
+  if (c != Container::kMpegTs) {
     sp.flush();
     drain();
     FUZZ_CHECK(out.size() + sp.stats().skipped_bytes == in.size());
