@@ -132,7 +132,8 @@ TEST(StartPointsCaps, ContainerFromCaps) {
             Container::kMpegTs);
   EXPECT_EQ(container_from_caps("video/x-matroska"), Container::kMatroska);
   EXPECT_EQ(container_from_caps("video/webm"), Container::kMatroska);
-  EXPECT_EQ(container_from_caps("video/x-flv"), Container::kUnknown);
+  EXPECT_EQ(container_from_caps("video/x-flv"), Container::kFlv);
+  EXPECT_EQ(container_from_caps("audio/mpeg"), Container::kUnknown);
   EXPECT_EQ(container_from_caps(""), Container::kUnknown);
   EXPECT_EQ(caps_media_type("video/webm; video/x-matroska"), "video/webm");
 }
@@ -408,10 +409,52 @@ TEST(StartPointsMatroska, ResynchronisesAtTheNextCluster) {
   EXPECT_TRUE(mid.headers.empty());
 }
 
+TEST(StartPointsFlv, KeyframeTagsAndSequenceHeaders) {
+  const Bytes data = read_sample("h264-aac.flv");
+  ASSERT_GT(data.size(), 13u);
+  const Analysis run = analyse(Container::kFlv, data, 4096);
+  EXPECT_EQ(run.stats.random_access, 3u);  // key-int-max=10, 30 frames
+  // FLV header (+ PreviousTagSize0), onMetaData, AVC and AAC sequence
+  // headers.
+  ASSERT_EQ(run.headers.size(), 4u);
+  EXPECT_EQ(std::memcmp(run.headers[0].data(), "FLV", 3), 0);
+  EXPECT_EQ(run.headers[0].size(), 13u);
+  EXPECT_EQ(run.headers[1][0], 18);  // script data
+  EXPECT_EQ(run.headers[2][0], 9);   // video
+  EXPECT_EQ(run.headers[2][11] & 0x0f, 7);
+  EXPECT_EQ(run.headers[2][12], 0);  // AVC sequence header
+  EXPECT_EQ(run.headers[3][0], 8);   // audio
+  EXPECT_EQ(run.headers[3][11] >> 4, 10);
+  EXPECT_EQ(run.headers[3][12], 0);  // AAC sequence header
+  for (const Unit& u : run.units) {
+    if (u.header() || !u.random_access()) continue;
+    const uint8_t* p = u.buffer.data.data();
+    EXPECT_EQ(p[0], 9);
+    EXPECT_EQ(p[11] >> 4, 1);  // keyframe
+    EXPECT_EQ(p[12], 1);       // AVC NALU
+  }
+  expect_faithful(Container::kFlv, data, run);
+}
+
+TEST(StartPointsFlv, ResynchronisesOnTagBoundaries) {
+  const Bytes data = read_sample("h264-aac.flv");
+  std::mt19937 rng(5);
+  Bytes input(1500);
+  for (uint8_t& b : input) b = static_cast<uint8_t>(rng());
+  input.insert(input.end(), data.begin(), data.end());
+  const Analysis run = analyse(Container::kFlv, input, 900);
+  EXPECT_EQ(run.stats.random_access, 3u);
+  EXPECT_EQ(run.headers.size(), 4u);
+  EXPECT_EQ(run.out.size() + run.stats.skipped_bytes, input.size());
+  EXPECT_TRUE(std::equal(data.begin(), data.end(),
+                         run.out.end() - static_cast<ptrdiff_t>(data.size())));
+}
+
 TEST(StartPoints, GarbageNeverCrashesAndAccountsForEveryByte) {
   std::mt19937 rng(1);
   for (Container c :
-       {Container::kOgg, Container::kMpegTs, Container::kMatroska}) {
+       {Container::kOgg, Container::kMpegTs, Container::kMatroska,
+        Container::kFlv}) {
     for (int round = 0; round < 50; ++round) {
       Bytes input(rng() % 20000);
       for (uint8_t& b : input) b = static_cast<uint8_t>(rng());
@@ -456,7 +499,7 @@ TEST(StartPointFilter, WelcomeCapsGetTheFoundHeaders) {
   ASSERT_NE(f.analyser(), nullptr);
   EXPECT_EQ(f.analyser()->container(), Container::kMatroska);
   // Another container drops it; unknown ones pass buffers as they are.
-  f.set_caps("video/x-flv");
+  f.set_caps("audio/mpeg, mpegversion=(int)1");
   EXPECT_EQ(f.analyser(), nullptr);
   out.clear();
   f.push(b, &out);

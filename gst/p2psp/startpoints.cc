@@ -71,6 +71,7 @@ Container container_from_caps(const std::string& caps) {
   if (type == "video/x-matroska" || type == "video/webm" ||
       type == "audio/x-matroska" || type == "audio/webm")
     return Container::kMatroska;
+  if (type == "video/x-flv") return Container::kFlv;
   return Container::kUnknown;
 }
 
@@ -142,9 +143,10 @@ void StartPoints::consume() {
     const size_t n = buf_.size() - pos_;
     if (n == 0) break;
     const uint8_t* p = buf_.data() + pos_;
-    const Parsed r = container_ == Container::kOgg      ? parse_ogg(p, n)
-                     : container_ == Container::kMpegTs ? parse_ts(p, n)
-                                                        : parse_mkv(p, n);
+    const Parsed r = container_ == Container::kOgg        ? parse_ogg(p, n)
+                     : container_ == Container::kMpegTs   ? parse_ts(p, n)
+                     : container_ == Container::kMatroska ? parse_mkv(p, n)
+                                                          : parse_flv(p, n);
     if (r.result == Parsed::Result::kNeedMore) break;
     const size_t size = std::min(std::max<size_t>(r.size, 1), n);
     if (r.result == Parsed::Result::kSkip) {
@@ -882,15 +884,130 @@ bool StartPoints::mkv_block_is_start(const uint8_t* p, size_t n, bool group) {
   return it != mkv_tracks_.end() && it->second && keyframe;
 }
 
+// ----------------------------------------------------------------- FLV ---
+
+// Units: the FLV header with PreviousTagSize0, then each tag with the
+// PreviousTagSize after it.
+StartPoints::Parsed StartPoints::parse_flv(const uint8_t* p, size_t n) {
+  Parsed r;
+  auto skip = [&] {
+    flv_synced_ = false;
+    r.result = Parsed::Result::kSkip;
+    r.size = 1;
+    for (size_t k = 1; k < n; k++) {
+      if (p[k] == 8 || p[k] == 9 || p[k] == 18 || p[k] == 'F') {
+        r.size = k;
+        break;
+      }
+    }
+    if (r.size == 1 && n > 1 && !(p[1] == 8 || p[1] == 9 || p[1] == 18 ||
+                                  p[1] == 'F'))
+      r.size = n;
+    return r;
+  };
+  if (p[0] == 'F') {
+    if (n < 3) return r;
+    if (p[1] == 'L' && p[2] == 'V') {
+      if (n < 9) return r;
+      const uint32_t offset =
+          (uint32_t(p[5]) << 24) | (p[6] << 16) | (p[7] << 8) | p[8];
+      if (offset < 9 || offset > 1024) return skip();
+      if (n < offset + 4) return r;
+      // A new FLV stream: new headers.
+      flv_header_.assign(p, p + offset + 4);
+      flv_metadata_.clear();
+      flv_video_config_.clear();
+      flv_audio_config_.clear();
+      flv_seen_media_ = false;
+      flv_has_video_ = (p[4] & 0x01) != 0;
+      flv_synced_ = true;
+      r.result = Parsed::Result::kUnit;
+      r.size = offset + 4;
+      r.cls = Class::kHeader;
+      return r;
+    }
+    return skip();
+  }
+  const uint8_t type = p[0] & 0x1f;
+  if ((p[0] & 0xc0) != 0 || (type != 8 && type != 9 && type != 18))
+    return skip();
+  if (n < 11) return r;
+  const size_t data_size = (size_t(p[1]) << 16) | (p[2] << 8) | p[3];
+  const bool stream_id_zero = p[8] == 0 && p[9] == 0 && p[10] == 0;
+  if (!stream_id_zero || data_size > (16u << 20)) return skip();
+  const size_t total = 11 + data_size + 4;
+  if (n < total) return r;
+  const uint32_t previous = (uint32_t(p[total - 4]) << 24) |
+                            (p[total - 3] << 16) | (p[total - 2] << 8) |
+                            p[total - 1];
+  // In sync a wrong PreviousTagSize is tolerated (some muxers write 0);
+  // out of sync it is what tells a tag from garbage.
+  if (previous != 11 + data_size && !(flv_synced_ && previous == 0))
+    return skip();
+  flv_synced_ = true;
+  r.result = Parsed::Result::kUnit;
+  r.size = total;
+  r.cls = classify_flv_tag(p, total);
+  return r;
+}
+
+StartPoints::Class StartPoints::classify_flv_tag(const uint8_t* tag,
+                                                 size_t size) {
+  const uint8_t type = tag[0] & 0x1f;
+  const uint8_t* data = tag + 11;
+  const size_t n = size - 15;
+  std::vector<uint8_t>* header = nullptr;
+  if (type == 18) {
+    header = &flv_metadata_;  // onMetaData (and any script data)
+  } else if (type == 9 && n >= 2) {
+    const int codec = data[0] & 0x0f;
+    if ((codec == 7 || codec == 12) && data[1] == 0) header = &flv_video_config_;
+  } else if (type == 8 && n >= 2) {
+    if ((data[0] >> 4) == 10 && data[1] == 0) header = &flv_audio_config_;
+  }
+  if (header != nullptr) {
+    header->assign(tag, tag + size);
+    if (flv_seen_media_) set_flv_headers();  // changed mid-stream
+    return Class::kHeader;
+  }
+  if (!flv_seen_media_) {
+    flv_seen_media_ = true;
+    set_flv_headers();
+  }
+  if (flv_header_.empty()) return Class::kDelta;  // joined mid-stream
+  if (type == 9 && n >= 1) {
+    // Frame type 1: a keyframe (AVC: a NALU packet, not end of sequence).
+    const bool key = (data[0] >> 4) == 1;
+    const int codec = data[0] & 0x0f;
+    if (key && (codec != 7 || (n >= 2 && data[1] == 1)))
+      return Class::kRandomAccess;
+    return Class::kDelta;
+  }
+  if (type == 8 && !flv_has_video_) return Class::kRandomAccess;
+  return Class::kDelta;
+}
+
+void StartPoints::set_flv_headers() {
+  std::vector<std::vector<uint8_t>> headers;
+  for (const auto* h : {&flv_header_, &flv_metadata_, &flv_video_config_,
+                        &flv_audio_config_}) {
+    if (!h->empty()) headers.push_back(*h);
+  }
+  if (flv_header_.empty() || headers == headers_) return;
+  headers_ = std::move(headers);
+  ++headers_version_;
+}
+
 // ------------------------------------------------------------- filter ---
 
 void StartPointFilter::set_caps(const std::string& caps) {
   const Container c = container_from_caps(caps);
-  // Matroska muxers that put the headers in the caps (matroskamux/webmmux
-  // streamable=true, matroskaparse) flag keyframes themselves: only a raw
-  // Matroska byte stream is analysed.
+  // Matroska and FLV muxers that put the headers in the caps (matroskamux/
+  // webmmux streamable=true, matroskaparse, flvmux) flag keyframes
+  // themselves: only a raw Matroska or FLV byte stream is analysed.
   if (c == Container::kUnknown ||
-      (c == Container::kMatroska && caps_have_streamheader(caps) &&
+      ((c == Container::kMatroska || c == Container::kFlv) &&
+       caps_have_streamheader(caps) &&
        !(analyser_ && analyser_->container() == c))) {
     analyser_.reset();
   } else if (!analyser_ || analyser_->container() != c) {

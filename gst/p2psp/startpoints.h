@@ -29,7 +29,7 @@
 
 namespace p2psp {
 
-enum class Container { kUnknown, kOgg, kMpegTs, kMatroska };
+enum class Container { kUnknown, kOgg, kMpegTs, kMatroska, kFlv };
 
 // The container named by a GstCaps string's media type ("application/ogg,
 // streamheader=..." -> kOgg); kUnknown for anything StartPoints does not
@@ -95,6 +95,9 @@ class StartPoints {
   Parsed parse_ogg(const uint8_t* p, size_t n);
   Parsed parse_ts(const uint8_t* p, size_t n);
   Parsed parse_mkv(const uint8_t* p, size_t n);
+  Parsed parse_flv(const uint8_t* p, size_t n);
+  Class classify_flv_tag(const uint8_t* tag, size_t size);
+  void set_flv_headers();
   Parsed mkv_cluster_start(const uint8_t* p, size_t n, size_t head);
   void mkv_tracks(const uint8_t* p, size_t n);
   bool mkv_block_is_start(const uint8_t* p, size_t n, bool group);
@@ -161,6 +164,13 @@ class StartPoints {
   bool mkv_synced_ = false;        // the last element checked out
   std::vector<std::vector<uint8_t>> mkv_pending_headers_;
   std::map<uint64_t, bool> mkv_tracks_;  // track number -> is video
+
+  // FLV: the header and the latest of each header tag.
+  bool flv_synced_ = false;
+  bool flv_has_video_ = true;  // from the FLV header's flags
+  bool flv_seen_media_ = false;
+  std::vector<uint8_t> flv_header_, flv_metadata_, flv_video_config_,
+      flv_audio_config_;
   bool ts_synced_ = false;  // the last packet boundary was confirmed
 };
 

@@ -1,8 +1,8 @@
 // Fuzz target: start points found in the stream (gst/p2psp/startpoints.h),
 // the parser the splitter runs on Ogg and MPEG-TS bytes from upstream.
 //
-// The first input byte picks the container (bit 2: Matroska, else bit 0:
-// MPEG-TS or Ogg) and
+// The first input byte picks the container (bit 3: FLV, else bit 2:
+// Matroska, else bit 0: MPEG-TS or Ogg) and
 // whether the rest is fed whole (bit 1) or cut in pieces whose sizes come
 // from the input's tail; the rest is the stream. The committed corpus starts
 // from real files (tests/data/startpoints/) so mutations stay near valid
@@ -21,7 +21,8 @@ using namespace p2psp;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   FuzzedDataProvider fdp(data + 1, size - 1);
-  const Container c = (data[0] & 4)   ? Container::kMatroska
+  const Container c = (data[0] & 8)   ? Container::kFlv
+                      : (data[0] & 4) ? Container::kMatroska
                       : (data[0] & 1) ? Container::kMpegTs
                                       : Container::kOgg;
   const bool whole = data[0] & 2;
@@ -62,7 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(out.size() + now.skipped_bytes <= in.size());
     // (Ogg: one page; MPEG-TS: one packet; Matroska: one element.)
     FUZZ_CHECK(in.size() - out.size() - now.skipped_bytes <=
-               (c == Container::kMatroska ? (16u << 20) + 64 : 65536 + 188));
+               (c == Container::kMatroska || c == Container::kFlv
+                    ? (16u << 20) + 64
+                    : 65536 + 188));
     before = now;
     size_t header_bytes = 0;
     for (const auto& h : sp.headers()) header_bytes += h.size();

@@ -10,7 +10,7 @@
 # SCENARIO: icecast-to-team, icecast-late-joiner, team-to-icecast, icecast-many-teams, cascade,
 #           playback, media-<format> (ogg-theora, ogg-opus, webm-vp8,
 #           mkv-vp9, ts-h264), feed-<feed> (ogg-oggparse, ogg-raw, ts-raw,
-#           webm-raw, webm-matroskaparse).
+#           webm-raw, webm-matroskaparse, flv-raw).
 # Exit 0 pass, 1 fail, 77 skip (a package is missing).
 
 . "$(dirname "$0")/../e2e/lib.sh"
@@ -177,6 +177,7 @@ case "$SCEN" in
       ogg-*) e2e_need_elements theoraenc theoradec vorbisenc vorbisdec oggmux oggdemux oggparse identity; ext=ogg ;;
       ts-*) e2e_need_elements x264enc h264parse avdec_h264 mpegtsmux tsdemux identity; ext=ts ;;
       webm-*) e2e_need_elements vp8enc vp8dec vorbisenc vorbisdec webmmux matroskademux matroskaparse identity; ext=webm ;;
+      flv-*) e2e_need_elements x264enc h264parse avdec_h264 flvmux flvdemux identity; ext=flv ;;
       *) e2e_die "unknown feed $feed" ;;
     esac
     JOIN=2.5 SECS=8 run_scenario "$PIPES/media/late-joiner-feed.sh" "$feed" "$OUT"
