@@ -149,6 +149,9 @@ TEST(StartPointsCaps, StreamheaderAppended) {
   const std::string with = "application/ogg, streamheader=(buffer)< 01 >";
   EXPECT_EQ(caps_with_streamheader(with, h), with);
   EXPECT_EQ(caps_with_streamheader("application/ogg", {}), "application/ogg");
+  EXPECT_EQ(caps_with_streamheader(
+                "application/ogg", {Bytes(kMaxStreamheaderBytes + 1, 0x4f)}),
+            "application/ogg");
   EXPECT_TRUE(caps_have_streamheader(with));
   EXPECT_FALSE(caps_have_streamheader("application/ogg"));
 }

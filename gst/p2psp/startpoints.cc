@@ -84,6 +84,12 @@ std::string caps_with_streamheader(
     const std::string& caps, const std::vector<std::vector<uint8_t>>& headers) {
   if (headers.empty() || caps.empty() || caps_have_streamheader(caps))
     return caps;
+  // WELCOME must stay far below a TCP message's limit (1 MiB): headers
+  // bigger than this (an Ogg comment header with cover art...) are left
+  // out, and joiners start without them.
+  size_t total = 0;
+  for (const auto& h : headers) total += h.size();
+  if (total > kMaxStreamheaderBytes) return caps;
   std::string out = trim(caps.substr(0, caps.find(';')));
   static const char kHex[] = "0123456789abcdef";
   out += ", streamheader=(buffer)< ";

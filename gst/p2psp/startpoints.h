@@ -40,7 +40,9 @@ std::string caps_media_type(const std::string& caps);
 // True if the caps string carries a streamheader field.
 bool caps_have_streamheader(const std::string& caps);
 // caps with `streamheader=(buffer)< hex, ... >` appended to its (first)
-// structure; caps unchanged if headers is empty or it already has one.
+// structure; caps unchanged if headers is empty, it already has one, or the
+// headers total more than kMaxStreamheaderBytes (WELCOME stays small).
+constexpr size_t kMaxStreamheaderBytes = 128 * 1024;
 std::string caps_with_streamheader(const std::string& caps,
                                    const std::vector<std::vector<uint8_t>>&
                                        headers);
