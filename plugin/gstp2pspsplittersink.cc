@@ -201,6 +201,7 @@ struct SplitterSinkPrivate {
     bool done = false;
     std::vector<uint8_t> bytes;
     std::vector<p2psp::MediaBuffer> held;
+    gint64 since_us = 0;  // monotonic time of the first held buffer
   } typefind;
   p2psp::Micros armed_deadline = UINT64_MAX;
   uint64_t datagrams_dropped = 0;
@@ -888,7 +889,7 @@ GstFlowReturn wait_for_peers(GstP2pspSplitterSink *self) {
 }
 
 /* A stream with no caps (filesrc, souphttpsrc, udpsrc with no parser): its
- * first buffers are held (up to 64 KiB) and typefound, so that the core
+ * first buffers are held (up to 64 KiB or 2 s) and typefound, so that the core
  * gets caps before any byte, finds the start points and headers of the
  * containers it knows (docs/protocol.md 7.3), and joiners get caps. Returns
  * TRUE when it took the buffer. With final (EOS), releases what it holds. */
@@ -912,6 +913,7 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
     if (tf.done) return FALSE;
   }
   if (mb != nullptr) {
+    if (tf.held.empty()) tf.since_us = g_get_monotonic_time();
     tf.bytes.insert(tf.bytes.end(), mb->data.begin(), mb->data.end());
     tf.held.push_back(std::move(*mb));
   }
@@ -929,7 +931,10 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
     gst_p2psp_splitter_sink_set_caps(GST_BASE_SINK(self), caps);
   }
   if (caps != nullptr) gst_caps_unref(caps);
-  if (found || final || tf.bytes.size() >= kTypefindBytes) {
+  /* A slow stream is not held back for more than 2 s. */
+  const bool too_long =
+      g_get_monotonic_time() - tf.since_us > 2 * G_USEC_PER_SEC;
+  if (found || final || too_long || tf.bytes.size() >= kTypefindBytes) {
     tf.done = true;
     for (p2psp::MediaBuffer &held : tf.held) {
       run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,

@@ -1201,8 +1201,8 @@ struct Peer::Impl {
 
   // ------------------------------------------------------------ playout --
 
-  // Before the first start point (docs/protocol.md 7.2): headers pass, the
-  // rest waits for a keyframe, or for start_timeout_us after the first
+  // Before the first start point (docs/protocol.md 7.2, 7.3): headers pass,
+  // the rest waits for a keyframe, or for start_timeout_us after the first
   // buffer, when it starts at the next buffer boundary marked DISCONT.
   bool pass_closed_gate(MediaBuffer* buffer, Micros now) {
     if (start.phase == PeerStartState::Phase::kNotYet) {
