@@ -55,6 +55,7 @@
 #include "gstp2pspsplittersink.h"
 
 #include <gst/p2psp/auth.h>
+#include <gst/base/gsttypefindhelper.h>
 #include <gst/p2psp/splitter.h>
 
 #include <condition_variable>
@@ -193,6 +194,15 @@ struct SplitterSinkPrivate {
   /* Caps held back while wait-for-peers holds the stream. */
   std::string pending_caps;
   bool has_pending_caps = false;
+  // Typefinding a stream that came without caps (streaming thread only):
+  // the core it is done for, and the buffers held meanwhile.
+  struct {
+    const void *core = nullptr;
+    bool done = false;
+    std::vector<uint8_t> bytes;
+    std::vector<p2psp::MediaBuffer> held;
+    gint64 since_us = 0;  // monotonic time of the first held buffer
+  } typefind;
   p2psp::Micros armed_deadline = UINT64_MAX;
   uint64_t datagrams_dropped = 0;
   uint64_t rejected_accepts = 0;
@@ -878,6 +888,67 @@ GstFlowReturn wait_for_peers(GstP2pspSplitterSink *self) {
   }
 }
 
+/* A stream with no caps (filesrc, souphttpsrc, udpsrc with no parser): its
+ * first buffers are held (up to 64 KiB or 2 s) and typefound, so that the core
+ * gets caps before any byte, finds the start points and headers of the
+ * containers it knows (docs/protocol.md 7.3), and joiners get caps. Returns
+ * TRUE when it took the buffer. With final (EOS), releases what it holds. */
+gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
+                           gboolean final) {
+  SplitterSinkPrivate *priv = self->priv;
+  auto &tf = priv->typefind;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_mutex);
+    if (tf.core != priv->splitter.get()) {
+      tf.core = priv->splitter.get();
+      tf.done = false;
+      tf.bytes.clear();
+      tf.held.clear();
+    }
+  }
+  if (tf.done) return FALSE;
+  constexpr size_t kTypefindBytes = 64 * 1024;
+  if (!final && gst_pad_has_current_caps(GST_BASE_SINK_PAD(self))) {
+    tf.done = tf.held.empty();
+    if (tf.done) return FALSE;
+  }
+  if (mb != nullptr) {
+    if (tf.held.empty()) tf.since_us = g_get_monotonic_time();
+    tf.bytes.insert(tf.bytes.end(), mb->data.begin(), mb->data.end());
+    tf.held.push_back(std::move(*mb));
+  }
+  GstTypeFindProbability probability = GST_TYPE_FIND_NONE;
+  GstCaps *caps = tf.bytes.empty() || tf.done
+                      ? nullptr
+                      : gst_type_find_helper_for_data(GST_OBJECT(self),
+                                                      tf.bytes.data(),
+                                                      tf.bytes.size(),
+                                                      &probability);
+  const bool found = caps != nullptr && probability >= GST_TYPE_FIND_LIKELY;
+  if (found) {
+    GST_INFO_OBJECT(self, "no caps from upstream, typefound %" GST_PTR_FORMAT,
+                    caps);
+    gst_p2psp_splitter_sink_set_caps(GST_BASE_SINK(self), caps);
+  }
+  if (caps != nullptr) gst_caps_unref(caps);
+  /* A slow stream is not held back for more than 2 s. */
+  const bool too_long =
+      g_get_monotonic_time() - tf.since_us > 2 * G_USEC_PER_SEC;
+  if (found || final || too_long || tf.bytes.size() >= kTypefindBytes) {
+    tf.done = true;
+    for (p2psp::MediaBuffer &held : tf.held) {
+      run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
+                         p2psp::Outbox *out) {
+        apply_pending_caps(self->priv, now, out);
+        s.push_buffer(held, now, out);
+      });
+    }
+    tf.held.clear();
+    tf.bytes.clear();
+  }
+  return TRUE;
+}
+
 GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
                                              GstBuffer *buffer) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
@@ -891,6 +962,7 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
     return GST_FLOW_ERROR;
   }
   GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
+  if (typefind_uncapped(self, &mb, FALSE)) return GST_FLOW_OK;
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
              apply_pending_caps(self->priv, now, out);
@@ -903,6 +975,7 @@ gboolean gst_p2psp_splitter_sink_event(GstBaseSink *sink, GstEvent *event) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
     /* The tail of the stream must not wait for the flush timer. */
+    typefind_uncapped(self, nullptr, TRUE);
     run_core(self, [](p2psp::Splitter &s, p2psp::Micros now,
                       p2psp::Outbox *out) { s.flush(now, out); });
   }

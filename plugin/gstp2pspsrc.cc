@@ -232,6 +232,14 @@ struct GstP2pspSrcPrivate {
   Micros last_activity_us = 0;  // last chunk (or connect) time
   uint64_t chunks_seen = 0;
   bool welcome_caps_taken = false;
+  // A non-HEADER buffer went out since the streamheader was queued.
+  bool media_started = false;
+  // What GstP2pspSrcStart told of the current core's late-joiner gate.
+  struct {
+    const void* peer = nullptr;  // the core it was about
+    bool started = false;
+    Micros waiting_posted_us = 0;  // 0: no waiting message yet
+  } start_posted;
   // Items popped by the poll thread, in order, for the streaming thread: it
   // is woken only when there is one (or news), not for every datagram.
   std::deque<p2psp::StreamItem> ready;
@@ -993,7 +1001,12 @@ static bool duplicates_streamheader(GstP2pspSrcPrivate* priv,
 static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
   GstP2pspSrcPrivate* priv = self->priv;
   const bool discont = (in.flags & p2psp::MediaBuffer::kDiscont) != 0;
-  if ((in.flags & p2psp::MediaBuffer::kHeader) &&
+  // Only the copies before the media: MPEG-TS repeats its PAT/PMT with a
+  // running continuity counter, so a byte-identical one 16 repetitions
+  // later is no duplicate (dropping it makes tsdemux see a gap).
+  const bool header = (in.flags & p2psp::MediaBuffer::kHeader) != 0;
+  if (!header) priv->media_started = true;
+  if (header && !priv->media_started &&
       duplicates_streamheader(priv, in.data)) {
     // The caps' streamheader already carried it, first.
     GST_LOG_OBJECT(self, "dropping in-stream copy of a streamheader buffer");
@@ -1015,6 +1028,11 @@ static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
     GST_BUFFER_FLAG_SET(buffer.get(), GST_BUFFER_FLAG_DISCONT);
   priv->carry_discont = false;
 
+  // The streamheader and the buffer after it are one run, DISCONT on the
+  // first header only: tsdemux flushes on a DISCONT, which would throw away
+  // the PAT/PMT it was just given along with the keyframe.
+  if (!priv->pending_headers.empty())
+    GST_BUFFER_FLAG_UNSET(buffer.get(), GST_BUFFER_FLAG_DISCONT);
   for (BufferPtr& header : priv->pending_headers) {
     GST_BUFFER_PTS(header.get()) = GST_BUFFER_PTS(buffer.get());
     priv->output.push_back(std::move(header));
@@ -1034,6 +1052,7 @@ static const GValue* streamheader_of(GstCaps* caps) {
 static void queue_streamheader(GstP2pspSrc* self, const GValue* streamheader) {
   GstP2pspSrcPrivate* priv = self->priv;
   priv->pending_headers.clear();
+  priv->media_started = false;
   const guint n = gst_value_array_get_size(streamheader);
   for (guint i = 0; i < n; i++) {
     const GValue* v = gst_value_array_get_value(streamheader, i);
@@ -1148,6 +1167,42 @@ static void post_removed_locked(GstP2pspSrc* self) {
   g_mutex_lock(&priv->core_lock);
 }
 
+// GstP2pspSrcStart (docs/elements.md): the late-joiner gate, once a second
+// while it waits for a start point and once when it opens. Called with
+// core_lock, which it drops while posting.
+static void post_start_locked(GstP2pspSrc* self, Micros now) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  if (!priv->peer) return;
+  auto& posted = priv->start_posted;
+  const p2psp::PeerStartState st = priv->peer->start_state();
+  using Phase = p2psp::PeerStartState::Phase;
+  if (posted.peer != priv->peer.get() || st.phase == Phase::kNotYet)
+    posted = {priv->peer.get(), false, 0};
+  const bool waiting = st.phase == Phase::kWaiting &&
+                       (posted.waiting_posted_us == 0 ||
+                        now >= posted.waiting_posted_us + G_USEC_PER_SEC);
+  const bool started = st.phase == Phase::kStarted && !posted.started;
+  if (!waiting && !started) return;
+  if (waiting) posted.waiting_posted_us = now;
+  if (started) posted.started = true;
+  const Micros end = started ? st.started_us : now;
+  const guint64 waited_ms =
+      end > st.waiting_since_us ? (end - st.waiting_since_us) / 1000 : 0;
+  GstStructure* s = gst_structure_new(
+      "GstP2pspSrcStart", "status", G_TYPE_STRING,
+      started ? "started" : "waiting", "waiting-for", G_TYPE_STRING,
+      "keyframe", "started-at", G_TYPE_STRING,
+      !started ? "" : st.by_timeout ? "timeout" : "keyframe", "waited-ms",
+      G_TYPE_UINT64, waited_ms, "timeout-ms", G_TYPE_UINT64,
+      static_cast<guint64>(st.timeout_us / 1000), "dropped-buffers",
+      G_TYPE_UINT64, static_cast<guint64>(st.dropped_buffers),
+      "dropped-bytes", G_TYPE_UINT64,
+      static_cast<guint64>(st.dropped_bytes), nullptr);
+  g_mutex_unlock(&priv->core_lock);
+  post_element_message(self, s);
+  g_mutex_lock(&priv->core_lock);
+}
+
 // What ends a wait for the next item, other than an item.
 enum class WaitEnd { kItem, kFlushing, kFailure, kTimeout, kEos };
 
@@ -1164,6 +1219,8 @@ static WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
     post_removed_locked(self);
     if (priv->flushing) return WaitEnd::kFlushing;
     const Micros now = p2psp_gst::monotonic_now_us();
+    post_start_locked(self, now);
+    if (priv->flushing) return WaitEnd::kFlushing;
     if (!priv->welcome_caps_taken && !priv->peer->welcome_caps().empty()) {
       priv->welcome_caps_taken = true;
       item->kind = p2psp::StreamItem::Kind::kCaps;

@@ -2,6 +2,8 @@
 // sans-I/O core, driven by the simulated clock of sim_network.h.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 
@@ -788,6 +790,137 @@ TEST(Dbs, NeighbourThatNeverSendsIsDroppedOverDebt) {
       EXPECT_LE(n.debt, static_cast<int64_t>(config.max_chunk_debt));
     }
   }
+}
+
+// ------------------------------------------------- start points (7.3) ---
+
+TEST(Dbs, LateJoinerWithoutKeyframeStartsAfterBoundedWait) {
+  Team team(splitter_config(1024));
+  team.add_peer();
+  StreamSpec spec;
+  spec.count = 300;  // about 3.2 s, one keyframe, at the start
+  spec.gop = 100000;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.net.run_until(kStreamStart + 800000);
+  PeerConfig config;
+  config.start_timeout_us = 1000000;
+  const NodeId late = team.add_peer(config);
+  PeerConfig patient;
+  patient.start_timeout_us = 0;  // waits for a keyframe however long
+  const NodeId never = team.add_peer(patient);
+  team.net.run_until(kStreamStart + 1500000);
+  const PeerNode& node = *team.net.node<PeerNode>(late);
+  EXPECT_EQ(node.peer.start_state().phase, PeerStartState::Phase::kWaiting);
+  EXPECT_GT(node.peer.start_state().dropped_buffers, 0u);
+  EXPECT_TRUE(buffers_of(node).empty());
+  team.finish(stream, kStreamStart);
+
+  const PeerStartState& st = node.peer.start_state();
+  EXPECT_EQ(st.phase, PeerStartState::Phase::kStarted);
+  EXPECT_TRUE(st.by_timeout);
+  EXPECT_EQ(st.timeout_us, 1000000u);
+  EXPECT_GE(st.started_us - st.waiting_since_us, 1000000u);
+  EXPECT_LT(st.started_us - st.waiting_since_us, 1100000u);
+  const auto out = buffers_of(node);
+  ASSERT_FALSE(out.empty());
+  EXPECT_FALSE(out[0].is_keyframe());
+  EXPECT_TRUE(has_discont(out[0]));
+  size_t first = 0;
+  while (first < stream.size() && !same_buffer(stream[first], out[0])) ++first;
+  ASSERT_LT(first, stream.size());
+  for (size_t j = 1; j < out.size(); ++j) EXPECT_FALSE(has_discont(out[j]));
+
+  const PeerNode& waiting = *team.net.node<PeerNode>(never);
+  EXPECT_TRUE(buffers_of(waiting).empty());
+  EXPECT_EQ(waiting.peer.start_state().phase,
+            PeerStartState::Phase::kWaiting);
+  // The members that joined before the stream started at its keyframe.
+  EXPECT_FALSE(team.peer(0).peer.start_state().by_timeout);
+  expect_identical_from(buffers_of(team.peer(0)), stream, 0);
+}
+
+TEST(Dbs, OggparseFedLateJoinerGetsHeadersAndStartsAtKeyframePage) {
+  // What oggparse gives: one page a buffer, flags not to be trusted (here:
+  // everything DELTA_UNIT), caps without a streamheader at first.
+  std::ifstream f(std::string(P2PSP_TEST_DATA) +
+                      "/startpoints/theora-vorbis.ogg",
+                  std::ios::binary);
+  const Bytes file(std::istreambuf_iterator<char>(f), {});
+  ASSERT_GT(file.size(), 1000u);
+  std::vector<MediaBuffer> pages;
+  for (size_t i = 0; i + 27 <= file.size();) {
+    size_t n = file[i + 26], body = 0;
+    for (size_t k = 0; k < n; k++) body += file[i + 27 + k];
+    MediaBuffer b;
+    b.data.assign(file.begin() + i, file.begin() + i + 27 + n + body);
+    b.flags = MediaBuffer::kDeltaUnit;
+    pages.push_back(std::move(b));
+    i += 27 + n + body;
+  }
+  ASSERT_GT(pages.size(), 10u);
+  Team team(splitter_config(1024));
+  team.add_peer();
+  constexpr Micros kPage = 150000;
+  team.net.schedule(kStreamStart, [&] {
+    team.net.with(team.splitter, [&](Micros now, Outbox* out) {
+      team.sp().set_caps("application/ogg", now, out);
+    });
+  });
+  for (size_t i = 0; i < pages.size(); ++i) {
+    team.net.schedule(kStreamStart + 1000 + i * kPage, [&, i] {
+      team.net.with(team.splitter, [&](Micros now, Outbox* out) {
+        team.sp().push_buffer(pages[i], now, out);
+      });
+    });
+  }
+  // Join after the headers and the first keyframe page.
+  const Micros join = kStreamStart + 8 * kPage;
+  team.net.run_until(join);
+  const NodeId late = team.add_peer();
+  team.net.run_until(kStreamStart + pages.size() * kPage + 300000);
+  team.net.with(team.splitter,
+                [&](Micros now, Outbox* out) { team.sp().flush(now, out); });
+  team.net.run_until(kStreamStart + pages.size() * kPage + 1500000);
+
+  const PeerNode& node = *team.net.node<PeerNode>(late);
+  // WELCOME's caps carry the header pages found in the stream.
+  const std::string& caps = node.peer.welcome_caps();
+  EXPECT_EQ(caps.rfind("application/ogg, streamheader=(buffer)< 4f676753", 0),
+            0u)
+      << caps;
+  const auto out = buffers_of(node);
+  ASSERT_FALSE(out.empty());
+  // It starts at a page that begins a Theora keyframe packet, at once
+  // (not after the bounded wait), with no DISCONT inside the run.
+  EXPECT_TRUE(out[0].is_keyframe());
+  EXPECT_FALSE(node.peer.start_state().by_timeout);
+  ASSERT_GT(out[0].data.size(), 28u);
+  EXPECT_EQ(out[0].data[27 + out[0].data[26]] & 0xc0, 0);
+  Bytes tail;
+  for (const MediaBuffer& b : out)
+    tail.insert(tail.end(), b.data.begin(), b.data.end());
+  ASSERT_LE(tail.size(), file.size());
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(),
+                         file.end() - static_cast<ptrdiff_t>(tail.size())));
+  // The first member got the header pages, flagged HEADER (not start
+  // points), then every page from the first keyframe page on (a Vorbis page
+  // before it waits at the gate like any delta unit).
+  const auto all = buffers_of(team.peer(0));
+  size_t headers = 0;
+  while (headers < all.size() && (all[headers].flags & MediaBuffer::kHeader)) {
+    EXPECT_TRUE(all[headers].flags & MediaBuffer::kDeltaUnit);
+    EXPECT_EQ(all[headers].data, pages[headers].data);
+    ++headers;
+  }
+  EXPECT_EQ(headers, 4u);
+  ASSERT_LT(headers, all.size());
+  EXPECT_TRUE(all[headers].is_keyframe());
+  const size_t rest = all.size() - headers;
+  for (size_t j = 0; j < rest; ++j) {
+    EXPECT_EQ(all[headers + j].data, pages[pages.size() - rest + j].data);
+  }
+  EXPECT_GE(all.size(), pages.size() - 1);
 }
 
 }  // namespace

@@ -196,6 +196,7 @@ struct Peer::Impl {
   // Late joiners start at a keyframe; until then delta buffers are useless.
   bool seen_keyframe = false;
   bool carry_discont = false;
+  PeerStartState start;
 
   bool delay_known = false;
   // Chunk delays are (our clock - the splitter's) mod 65536 ms; they are
@@ -1315,21 +1316,41 @@ struct Peer::Impl {
 
   // ------------------------------------------------------------ playout --
 
+  // Before the first start point (docs/protocol.md 7.2, 7.3): headers pass,
+  // the rest waits for a keyframe, or for start_timeout_us after the first
+  // buffer, when it starts at the next buffer boundary marked DISCONT.
+  bool pass_closed_gate(MediaBuffer* buffer, Micros now) {
+    if (start.phase == PeerStartState::Phase::kNotYet) {
+      start.phase = PeerStartState::Phase::kWaiting;
+      start.waiting_since_us = now;
+      start.timeout_us = config.start_timeout_us;
+    }
+    const bool is_header = buffer->flags & MediaBuffer::kHeader;
+    const bool timed_out =
+        config.start_timeout_us > 0 &&
+        now >= saturating_add(start.waiting_since_us, config.start_timeout_us);
+    if (!buffer->is_keyframe() && !is_header && !timed_out) {
+      carry_discont |= (buffer->flags & MediaBuffer::kDiscont) != 0;
+      ++start.dropped_buffers;
+      start.dropped_bytes += buffer->data.size();
+      return false;
+    }
+    if (is_header && !buffer->is_keyframe()) return true;
+    seen_keyframe = true;
+    start.phase = PeerStartState::Phase::kStarted;
+    start.started_us = now;
+    start.by_timeout = !buffer->is_keyframe();
+    if (start.by_timeout) buffer->flags |= MediaBuffer::kDiscont;
+    return true;
+  }
+
   // Applies the late joiner keyframe gate; false drops the item.
-  bool pass_gate(StreamItem* item) {
+  bool pass_gate(StreamItem* item, Micros now) {
     if (item->kind == StreamItem::Kind::kCaps) return true;
     MediaBuffer& buffer = item->buffer;
     // Header buffers always pass (the element decides whether they repeat
     // the caps' streamheader); delta units wait for the first keyframe.
-    const bool is_header = buffer.flags & MediaBuffer::kHeader;
-    if (!seen_keyframe) {
-      if (buffer.is_keyframe()) {
-        seen_keyframe = true;
-      } else if (!is_header) {
-        carry_discont |= (buffer.flags & MediaBuffer::kDiscont) != 0;
-        return false;
-      }
-    }
+    if (!seen_keyframe && !pass_closed_gate(&buffer, now)) return false;
     if (carry_discont) {
       buffer.flags |= MediaBuffer::kDiscont;
       carry_discont = false;
@@ -1357,7 +1378,7 @@ struct Peer::Impl {
   bool pop_item(Micros now, StreamItem* out) {
     for (;;) {
       while (deframer.pop(out)) {
-        if (pass_gate(out)) {
+        if (pass_gate(out, now)) {
           stats.buffer_fill = reorder.fill();
           return true;
         }
@@ -1455,6 +1476,8 @@ std::vector<PeerEvent> Peer::take_events() {
   events.swap(impl_->events);
   return events;
 }
+
+const PeerStartState& Peer::start_state() const { return impl_->start; }
 
 const PeerStats& Peer::stats() const {
   impl_->stats.amplification_limited = impl_->egress.stats().limited;

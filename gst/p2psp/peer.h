@@ -49,6 +49,28 @@ struct PeerConfig {
   // PROBE cookie keys come from the system CSPRNG; a seed makes them a
   // deterministic stream instead, for tests and the simulator only.
   std::optional<uint64_t> secret_seed;
+
+  // Late joiners (docs/protocol.md 7.2): a stream with no start point (no
+  // keyframe, no buffer without DELTA_UNIT) starts at a buffer boundary this
+  // long after the first buffer reached the peer, marked DISCONT. 0: wait
+  // for a keyframe however long it takes.
+  Micros start_timeout_us = 3000000;
+};
+
+// Where the late-joiner gate is (Peer::start_state()).
+struct PeerStartState {
+  enum class Phase {
+    kNotYet,   // no buffer reached the gate yet
+    kWaiting,  // buffers are being dropped until a start point
+    kStarted,  // the gate opened
+  };
+  Phase phase = Phase::kNotYet;
+  Micros waiting_since_us = 0;  // the first buffer at the gate
+  Micros started_us = 0;        // kStarted: when
+  Micros timeout_us = 0;        // the bounded wait in force (0: none)
+  bool by_timeout = false;      // kStarted: at a buffer boundary, not a keyframe
+  uint64_t dropped_buffers = 0;  // delta buffers dropped while waiting
+  uint64_t dropped_bytes = 0;
 };
 
 enum class PeerState {
@@ -160,6 +182,7 @@ class Peer {
   Endpoint public_endpoint() const;
   std::vector<PeerEvent> take_events();
   const PeerStats& stats() const;
+  const PeerStartState& start_state() const;
   std::vector<NeighbourInfo> neighbours() const;
   void set_latency_us(Micros latency_us);
 

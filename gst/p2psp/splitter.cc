@@ -4,6 +4,7 @@
 #include <gst/p2psp/join_limiter.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
+#include <gst/p2psp/startpoints.h>
 #include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
@@ -127,6 +128,12 @@ struct Splitter::Impl {
   std::string caps;         // what WELCOME gives joiners
   std::string framed_caps;  // the latest caps frame in the stream
   bool has_framed_caps = false;
+  // Start points and headers found in the stream (docs/protocol.md 7.3).
+  StartPointFilter start_filter;
+  std::string upstream_caps;  // caps as set_caps() gave them
+  uint64_t welcome_headers_version = 0;
+  void take_caps(const std::string& new_caps);
+  void frame_buffer(const MediaBuffer& buffer);
   Micros pending_since_us = 0;
 
   std::unordered_map<ConnId, Conn> conns;
@@ -862,13 +869,36 @@ struct Splitter::Impl {
   }
 };
 
+// Start points (docs/protocol.md 7.3): caps from upstream pick the
+// analyser; joiners get them with the headers found in the stream.
+void Splitter::Impl::take_caps(const std::string& new_caps) {
+  if (config.find_start_points) start_filter.set_caps(new_caps);
+  upstream_caps = new_caps;
+  welcome_headers_version = start_filter.headers_version();
+  caps = start_filter.welcome_caps(new_caps);
+}
+
+void Splitter::Impl::frame_buffer(const MediaBuffer& buffer) {
+  if (!start_filter.analyser()) {
+    framer.push_buffer(buffer);
+    return;
+  }
+  std::vector<MediaBuffer> units;
+  start_filter.push(buffer, &units);
+  for (const MediaBuffer& unit : units) framer.push_buffer(unit);
+  if (start_filter.headers_version() != welcome_headers_version) {
+    welcome_headers_version = start_filter.headers_version();
+    caps = start_filter.welcome_caps(upstream_caps);
+  }
+}
+
 Splitter::Splitter(const SplitterConfig& config)
     : impl_(std::make_unique<Impl>(config)) {}
 
 Splitter::~Splitter() = default;
 
 void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
-  impl_->caps = caps;
+  impl_->take_caps(caps);
   if (impl_->has_framed_caps && impl_->framed_caps == caps) return;
   impl_->framed_caps = caps;
   impl_->has_framed_caps = true;
@@ -881,7 +911,7 @@ void Splitter::announce_caps(const std::string& caps) { impl_->caps = caps; }
 void Splitter::push_buffer(const MediaBuffer& buffer, Micros now, Outbox* out) {
   ++impl_->stats.buffers_in;
   impl_->stats.bytes_in += buffer.data.size();
-  impl_->framer.push_buffer(buffer);
+  impl_->frame_buffer(buffer);
   impl_->send_full_chunks(now, out);
 }
 

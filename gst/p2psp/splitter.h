@@ -78,6 +78,12 @@ struct SplitterConfig {
   // it (0: never expel on reports).
   bool sign_chunks = false;
   uint32_t pollution_reporters = 2;
+
+  // Start points (docs/protocol.md 7.3): for Ogg and MPEG-TS, flag the
+  // buffers from the stream itself (Ogg pages, TS packets) rather than from
+  // upstream, and give joiners the stream's headers as the caps'
+  // streamheader when upstream put none there.
+  bool find_start_points = true;
 };
 
 struct SplitterPeerStats {

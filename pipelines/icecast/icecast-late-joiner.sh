@@ -10,24 +10,23 @@
 # a keyframe, and decode about REC seconds (>= 60 %), like the late joiners
 # of pipelines/media/late-joiner.sh.  What differs from those is the
 # splitter's input: oggparse, which flags an Ogg page as a keyframe only
-# when the page ends with a keyframe packet (rare), where oggmux flags every
-# page that starts one.
+# when the page ends with a keyframe packet (rare); the splitter finds the
+# keyframe pages itself (docs/protocol.md 7.3), so the cookbook's recipe 1
+# pipeline needs no remux.
 #
 #   pipelines/icecast/icecast-late-joiner.sh [OUTDIR]
 # Env: JOIN (3), REC (4), WIDTH x HEIGHT (320x240); PARSE: what sits
-#      between souphttpsrc and the splitter. The default is a remux that
-#      flags keyframe pages as oggmux does; PARSE=oggparse shows the known
-#      limitation (a late joiner may wait many seconds for a flagged page:
-#      see docs/cookbook.md).
+#      between souphttpsrc and the splitter (default oggparse; PARSE=identity
+#      feeds the raw HTTP bytes, no parser).
 set -u
 OUT=${1:-$(mktemp -d "${TMPDIR:-/tmp}/p2psp-icecast-late.XXXXXX")}
 mkdir -p "$OUT"
 . "$(dirname "$0")/../media/lib.sh"
 . "$(dirname "$0")/icecast-lib.sh"
-# max-page-delay: one video frame per page whatever the CPU speed (see
-# pipelines/media/late-joiner.sh: a joiner's first page holding many frames
-# makes oggdemux and theoradec complain).
-PARSE=${PARSE:-"oggdemux name=dm dm. ! theoraparse ! queue ! oggmux name=rm max-page-delay=40000000 dm. ! vorbisparse ! queue ! rm. rm."}
+# max-page-delay (the source's oggmux): one video frame per page whatever the
+# CPU speed (see pipelines/media/late-joiner.sh: a joiner's first page
+# holding many frames makes oggdemux and theoradec complain).
+PARSE=${PARSE:-oggparse}
 JOIN=${JOIN:-3}
 REC=${REC:-4}
 SECS=$((JOIN + REC + 3))
@@ -36,7 +35,7 @@ icecast_start origin "$OUT/icecast-origin" || exit 1
 ICE=$ICECAST_PORT
 on_exit icecast_stop "$ICECAST_PID"
 run_bg source gst-launch-1.0 -e \
-  $(video_src "$SECS") ! theoraenc keyframe-freq=10 keyframe-force=10 ! queue ! oggmux name=mux ! \
+  $(video_src "$SECS") ! theoraenc keyframe-freq=10 keyframe-force=10 ! queue ! oggmux name=mux max-page-delay=40000000 ! \
   shout2send ip=127.0.0.1 port="$ICE" password="$ICECAST_PASSWORD" mount=/live.ogg \
   $(audio_src "$SECS") ! vorbisenc ! queue ! mux.
 SOURCE=$LAST_PID

@@ -4,7 +4,7 @@
     p2psp-decode.py FILE [--expect-seconds S] [--min-ratio R] [--fps F]
 
 The container is recognised from its first bytes (Ogg, Matroska/WebM,
-MPEG-TS) and every elementary stream goes through an explicit demuxer and
+MPEG-TS, FLV with H.264 video) and every elementary stream goes through an explicit demuxer and
 decoder (no decodebin guessing): theoradec, vp8dec, vp9dec,
 h264parse ! avdec_h264, vorbisdec, opusdec.  Prints one line per stream:
 
@@ -36,7 +36,7 @@ import sys
 DEBUG_CATS = ("oggdemux:2,matroskademux:2,ebmlread:2,tsdemux:2,mpegtsbase:2,"
               "mpegtspacketizer:2,h264parse:2,libav:2,theoradec:2,vpxdec:2,"
               "vp8dec:2,vp9dec:2,vorbisdec:2,opusdec:2,videodecoder:2,"
-              "audiodecoder:2")
+              "audiodecoder:2,flvdemux:2")
 
 DECODERS = {
     "video/x-theora": "theoradec",
@@ -55,6 +55,8 @@ def container_of(path):
         head = f.read(65536)
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "matroskademux"
+    if head[:3] == b"FLV":
+        return "flvdemux"
     if b"OggS" in head:
         return "oggdemux"
     for i in range(min(188, len(head) - 376)):
@@ -92,6 +94,8 @@ def streams_of(path, demux):
                 found.append(caps)
     elif demux == "tsdemux":
         found.append("video/x-h264")
+    elif demux == "flvdemux" and len(head) > 4 and head[4] & 0x01:
+        found.append("video/x-h264")  # FLV video: H.264 only here
     return found
 
 

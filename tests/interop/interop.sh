@@ -9,7 +9,8 @@
 #   interop.sh SCENARIO
 # SCENARIO: icecast-to-team, icecast-late-joiner, team-to-icecast, icecast-many-teams, cascade,
 #           playback, media-<format> (ogg-theora, ogg-opus, webm-vp8,
-#           mkv-vp9, ts-h264).
+#           mkv-vp9, ts-h264), feed-<feed> (ogg-oggparse, ogg-raw, ts-raw,
+#           webm-raw, webm-matroskaparse, flv-raw).
 # Exit 0 pass, 1 fail, 77 skip (a package is missing).
 
 . "$(dirname "$0")/../e2e/lib.sh"
@@ -166,6 +167,26 @@ case "$SCEN" in
       e2e_fail "control: the decode check accepts the source's raw second half"
     else
       e2e_ok "control: the decode check rejects the source's raw second half"
+    fi
+    ;;
+  feed-*)
+    # Late joiners whatever feeds the splitter (issue 13): oggparse, or raw
+    # bytes with no parser and no caps (pipelines/media/late-joiner-feed.sh).
+    feed=${SCEN#feed-}
+    case "$feed" in
+      ogg-*) e2e_need_elements theoraenc theoradec vorbisenc vorbisdec oggmux oggdemux oggparse identity; ext=ogg ;;
+      ts-*) e2e_need_elements x264enc h264parse avdec_h264 mpegtsmux tsdemux identity; ext=ts ;;
+      webm-*) e2e_need_elements vp8enc vp8dec vorbisenc vorbisdec webmmux matroskademux matroskaparse identity; ext=webm ;;
+      flv-*) e2e_need_elements x264enc h264parse avdec_h264 flvmux flvdemux identity; ext=flv ;;
+      *) e2e_die "unknown feed $feed" ;;
+    esac
+    JOIN=2.5 SECS=8 run_scenario "$PIPES/media/late-joiner-feed.sh" "$feed" "$OUT"
+    rec=$(sed -n 's/.*peer recorded \([0-9.]*\)s.*/\1/p' "$E2E_TMP/scenario.log")
+    decodes "$OUT/peer.$ext" "${rec:-5}" 0.5
+    if grep -a -q 'GstP2pspSrcStart, status=(string)started.*started-at=(string)keyframe' "$OUT/peer.log"; then
+      e2e_ok "the peer posted GstP2pspSrcStart: started at a keyframe"
+    else
+      e2e_fail "no GstP2pspSrcStart started-at=keyframe from the peer"
     fi
     ;;
   *) e2e_die "unknown scenario $SCEN" ;;
