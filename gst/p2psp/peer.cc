@@ -355,6 +355,7 @@ struct Peer::Impl {
     n.heard_us = now;
     index_by_endpoint[to] = index_by_id.at(n.info.id);
     ++stats.endpoints_moved;
+    push_event(PeerEvent::Kind::kNeighbourMoved, n.info.id, to);
     return true;
   }
 

@@ -131,6 +131,7 @@ struct PeerEvent {
     kJoined,  // TEAM received: we are a member
     kNeighbourAdded,
     kNeighbourRemoved,
+    kNeighbourMoved,  // its endpoint changed (NAT): `endpoint` is the new one
     kRemoved,        // REMOVED or REJECT from the splitter
     kProtocolError,  // splitter sent garbage; connection must close
   };

@@ -115,10 +115,12 @@ class Harness {
   // kAmplificationFactor times what it sent (address validation).
   void check_validation(const Outbox& out, const std::set<Endpoint>& before) {
     std::set<Endpoint> after = validated();
-    // Neighbours named and dropped within the call were validated meanwhile.
+    // Neighbours named (or moved) and dropped within the call were
+    // validated meanwhile.
     events_ = peer_.take_events();
     for (const PeerEvent& e : events_) {
-      if (e.kind == PeerEvent::Kind::kNeighbourAdded)
+      if (e.kind == PeerEvent::Kind::kNeighbourAdded ||
+          e.kind == PeerEvent::Kind::kNeighbourMoved)
         after.insert(e.endpoint.normalized());
     }
     for (const UdpSend& s : out.udp) {
