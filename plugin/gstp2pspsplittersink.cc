@@ -59,13 +59,15 @@
 
 #include <condition_variable>
 #include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
+#include "gstp2pspconnections.h"
 #include "gstp2pspelements.h"
+#include "gstp2pspenums.h"
 #include "gstp2psputil.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_p2psp_splitter_sink_debug);
@@ -97,6 +99,11 @@ constexpr guint DEFAULT_MAX_HANDSHAKES = 256;
 constexpr guint DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 constexpr guint MIN_HANDSHAKE_TIMEOUT_MS = 100;
 constexpr guint MAX_HANDSHAKE_TIMEOUT_MS = 600000;
+/* Unsent control bytes one connection may hold in the splitter: a peer past
+ * it stopped reading and is dropped (reason "slow"). Any one message gets
+ * through an idle connection whatever its size (frames are at most 1 MiB). */
+constexpr guint DEFAULT_MAX_CONTROL_BACKLOG = 1 << 20;
+constexpr guint MIN_MAX_CONTROL_BACKLOG = 1024;
 
 /* The element message posted for every peer that leaves the team. */
 constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
@@ -127,11 +134,12 @@ enum {
   PROP_MAX_JOINS_PER_ADDRESS,
   PROP_MAX_HANDSHAKES,
   PROP_HANDSHAKE_TIMEOUT,
+  PROP_MAX_CONTROL_BACKLOG,
   PROP_STATS,
   N_PROPERTIES
 };
 
-enum { SIGNAL_PEER_ADDED, SIGNAL_PEER_REMOVED, N_SIGNALS };
+enum { SIGNAL_PEER_ADDED, SIGNAL_PEER_REMOVED, SIGNAL_REMOVE_PEER, N_SIGNALS };
 
 GParamSpec *properties[N_PROPERTIES];
 guint signals[N_SIGNALS];
@@ -154,17 +162,38 @@ struct Settings {
   guint max_joins_per_address = DEFAULT_MAX_JOINS_PER_ADDRESS;
   guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
   guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  guint max_control_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
 };
 
 enum class State { kStopped, kRunning };
 
-struct Connection {
-  std::unique_ptr<p2psp_gst::TcpConnection> tcp;
-  /* The core asked for it to be closed once its output is written... */
-  bool close_when_flushed = false;
-  /* ...or by then, whatever is left: a peer that stopped reading must not
-   * keep its socket forever. */
-  p2psp::Micros close_by_us = 0;
+/* An event of the core, with the reason the element gives it. */
+struct PendingEvent {
+  p2psp::SplitterEvent event;
+  GstP2pspRemoveReason reason = GST_P2PSP_REMOVE_REASON_UNKNOWN;
+};
+
+/* Everything one run holds. start() replaces it whole (no reset list); the
+ * finished run stays for its stats until the next start(). */
+struct Run {
+  State state = State::kStopped;
+  std::unique_ptr<p2psp::Splitter> splitter;
+  GRef<GSocket> listener;
+  GRef<GSocket> udp;
+  p2psp_gst::ConnectionTable connections;
+  size_t max_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
+  /* Members dropped for a backed-up channel, until their event is taken. */
+  std::unordered_set<uint32_t> slow_peers;
+  std::deque<PendingEvent> pending_events;
+  /* Caps held back while wait-for-peers holds the stream. */
+  std::string pending_caps;
+  bool has_pending_caps = false;
+  p2psp::Micros armed_deadline = UINT64_MAX;
+  uint64_t datagrams_dropped = 0;
+  uint64_t rejected_accepts = 0;
+  uint64_t peers_slow = 0; /* connections dropped for their backlog */
+  std::vector<p2psp_gst::ReceivedDatagram> rx_batch =
+      std::vector<p2psp_gst::ReceivedDatagram>(kReceiveBatch);
 };
 
 GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
@@ -183,20 +212,7 @@ struct SplitterSinkPrivate {
    * counters the core does not keep. Outboxes are dispatched under it too
    * (the sends never block), so datagrams leave in the order they were cut. */
   std::mutex core_mutex;
-  State state = State::kStopped;
-  std::unique_ptr<p2psp::Splitter> splitter;
-  GRef<GSocket> listener;
-  GRef<GSocket> udp;
-  std::map<p2psp::ConnId, Connection> connections;
-  p2psp::ConnId next_conn = 1;
-  std::deque<p2psp::SplitterEvent> pending_events;
-  /* Caps held back while wait-for-peers holds the stream. */
-  std::string pending_caps;
-  bool has_pending_caps = false;
-  p2psp::Micros armed_deadline = UINT64_MAX;
-  uint64_t datagrams_dropped = 0;
-  uint64_t rejected_accepts = 0;
-  std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
+  Run run;
   p2psp_gst::PollThread poll;
 
   /* Serialises signal emission so handlers see events in order; never held
@@ -232,34 +248,14 @@ SplitterSinkPrivate *priv_of(gpointer self) {
 
 /* ------------------------------------------------------------ events ---- */
 
-/* Short names for the "reason" field of GstP2pspSplitterPeerRemoved. */
-const char *reason_nick(p2psp::RemoveReason reason) {
-  switch (reason) {
-    case p2psp::RemoveReason::kUnknown:
-      return "left"; /* GOODBYE or its TCP connection closed */
-    case p2psp::RemoveReason::kShutdown:
-      return "shutdown";
-    case p2psp::RemoveReason::kProtocolError:
-      return "protocol-error";
-    case p2psp::RemoveReason::kTimeout:
-      return "timeout";
-    case p2psp::RemoveReason::kTeamFull:
-      return "team-full";
-    case p2psp::RemoveReason::kVersion:
-      return "version";
-    case p2psp::RemoveReason::kExpelled:
-      return "expelled";
-    case p2psp::RemoveReason::kAuth:
-      return "auth";
-  }
-  return "unknown";
-}
-
-void emit_event(GstP2pspSplitterSink *self, const p2psp::SplitterEvent &ev) {
+void emit_event(GstP2pspSplitterSink *self, const PendingEvent &pending) {
+  const p2psp::SplitterEvent &ev = pending.event;
   const std::string endpoint = ev.endpoint.to_string();
   const bool added = ev.kind == p2psp::SplitterEvent::Kind::kPeerAdded;
+  const char *reason =
+      p2psp_gst::enum_nick(GST_TYPE_P2PSP_REMOVE_REASON, pending.reason);
   GST_INFO_OBJECT(self, "peer %u (%s) %s", ev.peer_id, endpoint.c_str(),
-                  added ? "joined" : reason_nick(ev.reason));
+                  added ? "joined" : reason);
   g_signal_emit(self, signals[added ? SIGNAL_PEER_ADDED : SIGNAL_PEER_REMOVED],
                 0, ev.peer_id, endpoint.c_str());
   /* The signal keeps its two arguments (handlers written for them, Python
@@ -267,8 +263,8 @@ void emit_event(GstP2pspSplitterSink *self, const p2psp::SplitterEvent &ev) {
   if (!added) {
     GstStructure *s = gst_structure_new(
         kPeerRemovedMessage, "peer-id", G_TYPE_UINT, ev.peer_id, "endpoint",
-        G_TYPE_STRING, endpoint.c_str(), "reason", G_TYPE_STRING,
-        reason_nick(ev.reason), nullptr);
+        G_TYPE_STRING, endpoint.c_str(), "reason", G_TYPE_STRING, reason,
+        nullptr);
     gst_element_post_message(GST_ELEMENT(self),
                              gst_message_new_element(GST_OBJECT(self), s));
   }
@@ -292,14 +288,14 @@ void emit_pending_events(GstP2pspSplitterSink *self) {
   SplitterSinkPrivate *priv = self->priv;
   std::lock_guard<std::mutex> emit_lock(priv->emit_mutex);
   for (;;) {
-    p2psp::SplitterEvent ev;
+    PendingEvent ev;
     guint num_peers;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      if (priv->pending_events.empty()) return;
-      ev = priv->pending_events.front();
-      priv->pending_events.pop_front();
-      num_peers = priv->splitter ? priv->splitter->num_peers() : 0;
+      if (priv->run.pending_events.empty()) return;
+      ev = priv->run.pending_events.front();
+      priv->run.pending_events.pop_front();
+      num_peers = priv->run.splitter ? priv->run.splitter->num_peers() : 0;
     }
     emit_event(self, ev);
     publish_num_peers(self, num_peers);
@@ -308,35 +304,66 @@ void emit_pending_events(GstP2pspSplitterSink *self) {
 
 /* ---------------------------------------------------------- dispatch ---- */
 
+/* The core's events, with the element's reasons: a member that closed or
+ * said goodbye "left", one dropped for its backlog "slow". */
+void take_events_locked(Run &run) {
+  for (auto &ev : run.splitter->take_events()) {
+    PendingEvent pending{ev, p2psp_gst::remove_reason_of(ev.reason)};
+    if (ev.kind == p2psp::SplitterEvent::Kind::kPeerRemoved &&
+        ev.reason == p2psp::RemoveReason::kUnknown)
+      pending.reason = run.slow_peers.erase(ev.peer_id)
+                           ? GST_P2PSP_REMOVE_REASON_SLOW
+                           : GST_P2PSP_REMOVE_REASON_LEFT;
+    run.pending_events.push_back(std::move(pending));
+  }
+}
+
+/* A connection whose output backed up past max-control-backlog: its output
+ * is dropped, the core forgets it (PEER_LEFT to the others) and the poll
+ * thread closes it next round. Called with core_mutex held. */
+void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out) {
+  p2psp_gst::ConnectionTable::Connection *c = run.connections.find(conn);
+  if (c == nullptr || c->close_by_us == 0) return; /* gone or abandoned */
+  GST_WARNING("connection %" G_GUINT64_FORMAT
+              " (%s) has over %zu bytes of "
+              "control output queued: dropping it",
+              static_cast<guint64>(conn), c->remote.to_string().c_str(),
+              run.max_backlog);
+  for (const auto &p : run.splitter->peer_stats())
+    if (p.tcp_endpoint == c->remote) run.slow_peers.insert(p.id);
+  run.peers_slow++;
+  run.connections.abandon(conn);
+  run.splitter->on_tcp_closed(conn, p2psp_gst::monotonic_now_us(), out);
+}
+
 /* Carries out what the core asked for. Called with core_mutex held. Returns
- * TRUE when the poll thread must be woken (TCP output or an earlier
- * deadline). */
+ * TRUE when the poll thread must be woken (TCP output, a connection to
+ * close, or an earlier deadline). */
 bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
+  Run &run = priv->run;
   bool wake = false;
-  if (!out.udp.empty() && priv->udp)
-    priv->datagrams_dropped +=
-        p2psp_gst::send_datagrams(priv->udp.get(), out.udp);
+  std::vector<p2psp::ConnId> slow;
+  if (!out.udp.empty() && run.udp)
+    run.datagrams_dropped += p2psp_gst::send_datagrams(run.udp.get(), out.udp);
   for (const p2psp::TcpSend &send : out.tcp) {
-    auto it = priv->connections.find(send.conn);
-    if (it == priv->connections.end()) continue;
-    it->second.tcp->queue(send.data);
+    if (!run.connections.queue(send.conn, send.data, run.max_backlog))
+      slow.push_back(send.conn);
     wake = true;
   }
   for (p2psp::ConnId conn : out.tcp_close) {
-    auto it = priv->connections.find(conn);
-    if (it == priv->connections.end()) continue;
-    if (!it->second.close_when_flushed) {
-      it->second.close_when_flushed = true;
-      it->second.close_by_us = p2psp_gst::monotonic_now_us() + kCloseGraceUs;
-    }
+    run.connections.close_when_flushed(
+        conn, p2psp_gst::monotonic_now_us() + kCloseGraceUs);
     wake = true;
   }
-  if (priv->splitter) {
-    for (auto &ev : priv->splitter->take_events())
-      priv->pending_events.push_back(std::move(ev));
-    if (priv->splitter->next_deadline() < priv->armed_deadline) wake = true;
-  }
   out.clear();
+  if (!run.splitter) return wake;
+  p2psp::Outbox more;
+  for (p2psp::ConnId conn : slow) drop_slow_locked(run, conn, &more);
+  take_events_locked(run);
+  /* PEER_LEFT for the dropped ones; each round drops connections, so this
+   * ends. */
+  if (!more.empty()) wake |= dispatch_locked(priv, more);
+  if (run.splitter->next_deadline() < run.armed_deadline) wake = true;
   return wake;
 }
 
@@ -347,9 +374,9 @@ void run_core(GstP2pspSplitterSink *self, Op op) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->state != State::kRunning || !priv->splitter) return;
+    if (priv->run.state != State::kRunning || !priv->run.splitter) return;
     p2psp::Outbox out;
-    op(*priv->splitter, p2psp_gst::monotonic_now_us(), &out);
+    op(*priv->run.splitter, p2psp_gst::monotonic_now_us(), &out);
     wake = dispatch_locked(priv, out);
   }
   if (wake) priv->poll.wake();
@@ -358,44 +385,30 @@ void run_core(GstP2pspSplitterSink *self, Op op) {
 
 /* ------------------------------------------------------- poll thread ---- */
 
-void collect_watches(SplitterSinkPrivate *priv,
+/* Closes what is due and returns the poll list, rebuilt only when a
+ * connection came, went or changed what it waits for. */
+bool collect_watches(SplitterSinkPrivate *priv,
                      p2psp_gst::PollThread::WatchList &list) {
   std::lock_guard<std::mutex> lock(priv->core_mutex);
+  Run &run = priv->run;
   /* Connections are only destroyed here, on the poll thread, so the sockets
    * of a watch list stay alive for the whole poll round. */
-  const p2psp::Micros now = p2psp_gst::monotonic_now_us();
-  for (auto it = priv->connections.begin(); it != priv->connections.end();) {
-    const Connection &c = it->second;
-    if (c.close_when_flushed &&
-        (!c.tcp->wants_write() || now >= c.close_by_us)) {
-      g_socket_close(it->second.tcp->socket(), nullptr);
-      it = priv->connections.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (priv->listener) list.emplace_back(priv->listener.get(), G_IO_IN);
-  if (priv->udp) list.emplace_back(priv->udp.get(), G_IO_IN);
-  for (auto &entry : priv->connections) {
-    const Connection &c = entry.second;
-    int cond = c.close_when_flushed ? 0 : G_IO_IN;
-    if (c.tcp->wants_write()) cond |= G_IO_OUT;
-    list.emplace_back(c.tcp->socket(), static_cast<GIOCondition>(cond));
-  }
+  run.connections.reap(p2psp_gst::monotonic_now_us());
+  return run.connections.watches(run.listener.get(), run.udp.get(), list);
 }
 
 void accept_connections(GstP2pspSplitterSink *self) {
   SplitterSinkPrivate *priv = self->priv;
   for (;;) {
     GError *error = nullptr;
-    GSocket *sock = g_socket_accept(priv->listener.get(), nullptr, &error);
+    GSocket *sock = g_socket_accept(priv->run.listener.get(), nullptr, &error);
     GErrorPtr owned(error);
     if (sock == nullptr) {
       if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         /* Typically EMFILE: the peer is turned away, the team goes on. */
         GST_WARNING_OBJECT(self, "accept failed: %s", error->message);
         std::lock_guard<std::mutex> lock(priv->core_mutex);
-        priv->rejected_accepts++;
+        priv->run.rejected_accepts++;
       }
       return;
     }
@@ -408,10 +421,7 @@ void accept_connections(GstP2pspSplitterSink *self) {
     p2psp::ConnId conn;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      conn = priv->next_conn++;
-      Connection c;
-      c.tcp.reset(new p2psp_gst::TcpConnection(sock));
-      priv->connections.emplace(conn, std::move(c));
+      conn = priv->run.connections.add(sock, remote);
     }
     GST_DEBUG_OBJECT(self, "TCP connection %" G_GUINT64_FORMAT " from %s",
                      static_cast<guint64>(conn), remote.to_string().c_str());
@@ -427,25 +437,11 @@ void drop_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
   SplitterSinkPrivate *priv = self->priv;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    auto it = priv->connections.find(conn);
-    if (it == priv->connections.end()) return;
-    g_socket_close(it->second.tcp->socket(), nullptr);
-    priv->connections.erase(it);
+    if (priv->run.connections.find(conn) == nullptr) return;
+    priv->run.connections.erase(conn);
   }
   run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
                      p2psp::Outbox *out) { s.on_tcp_closed(conn, now, out); });
-}
-
-p2psp_gst::TcpConnection *find_connection_locked(SplitterSinkPrivate *priv,
-                                                 GSocket *sock,
-                                                 p2psp::ConnId *conn) {
-  for (auto &entry : priv->connections) {
-    if (entry.second.tcp->socket() == sock) {
-      *conn = entry.first;
-      return entry.second.tcp.get();
-    }
-  }
-  return nullptr;
 }
 
 void read_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
@@ -455,10 +451,9 @@ void read_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
     gssize n;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      auto it = priv->connections.find(conn);
-      if (it == priv->connections.end() || it->second.close_when_flushed)
-        return;
-      n = it->second.tcp->read_some(buf, sizeof buf);
+      auto *c = priv->run.connections.find(conn);
+      if (c == nullptr || c->close_when_flushed) return;
+      n = c->tcp->read_some(buf, sizeof buf);
     }
     if (n == -2) return;
     if (n <= 0) {
@@ -479,9 +474,9 @@ void on_connection_io(GstP2pspSplitterSink *self, GSocket *sock,
   bool broken = false;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    p2psp_gst::TcpConnection *tcp = find_connection_locked(priv, sock, &conn);
-    if (tcp == nullptr) return;
-    if ((cond & G_IO_OUT) && !tcp->flush()) broken = true;
+    conn = priv->run.connections.find(sock);
+    if (conn == 0) return;
+    if ((cond & G_IO_OUT) && !priv->run.connections.flush(conn)) broken = true;
   }
   if (broken || (cond & (G_IO_ERR | G_IO_NVAL))) {
     drop_connection(self, conn);
@@ -496,18 +491,18 @@ void read_datagrams(GstP2pspSplitterSink *self) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->state != State::kRunning || !priv->splitter) return;
+    if (priv->run.state != State::kRunning || !priv->run.splitter) return;
     size_t got;
-    while ((got = p2psp_gst::receive_datagrams(priv->udp.get(),
-                                               priv->rx_batch)) > 0) {
+    while ((got = p2psp_gst::receive_datagrams(priv->run.udp.get(),
+                                               priv->run.rx_batch)) > 0) {
       p2psp::Outbox out;
       for (size_t i = 0; i < got; i++) {
-        const auto &d = priv->rx_batch[i];
-        priv->splitter->on_udp(d.from, d.data.data(), d.size,
-                               p2psp_gst::monotonic_now_us(), &out);
+        const auto &d = priv->run.rx_batch[i];
+        priv->run.splitter->on_udp(d.from, d.data.data(), d.size,
+                                   p2psp_gst::monotonic_now_us(), &out);
       }
       wake |= dispatch_locked(priv, out);
-      if (got < priv->rx_batch.size()) break;
+      if (got < priv->run.rx_batch.size()) break;
     }
   }
   if (wake) priv->poll.wake();
@@ -517,9 +512,9 @@ void read_datagrams(GstP2pspSplitterSink *self) {
 void on_socket_io(GstP2pspSplitterSink *self, GSocket *sock,
                   GIOCondition cond) {
   SplitterSinkPrivate *priv = self->priv;
-  if (sock == priv->listener.get()) {
+  if (sock == priv->run.listener.get()) {
     accept_connections(self);
-  } else if (sock == priv->udp.get()) {
+  } else if (sock == priv->run.udp.get()) {
     read_datagrams(self);
   } else {
     on_connection_io(self, sock, cond);
@@ -531,16 +526,17 @@ p2psp::Micros on_timer(GstP2pspSplitterSink *self, p2psp::Micros now) {
   p2psp::Micros next;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->state != State::kRunning || !priv->splitter) return UINT64_MAX;
+    if (priv->run.state != State::kRunning || !priv->run.splitter)
+      return UINT64_MAX;
     /* The poll thread asks after every round (each datagram): tick only
      * when something is due. */
-    if (now >= priv->splitter->next_deadline()) {
+    if (now >= priv->run.splitter->next_deadline()) {
       p2psp::Outbox out;
-      priv->splitter->tick(now, &out);
+      priv->run.splitter->tick(now, &out);
       dispatch_locked(priv, out);
     }
-    next = priv->splitter->next_deadline();
-    priv->armed_deadline = next;
+    next = priv->run.splitter->next_deadline();
+    priv->run.armed_deadline = next;
   }
   /* The poll thread is the caller: it polls the new TCP output next round. */
   emit_pending_events(self);
@@ -631,10 +627,10 @@ void set_current_port(GstP2pspSplitterSink *self, gint port) {
 }
 
 gboolean start_poll_thread(GstP2pspSplitterSink *self) {
-  return self->priv->poll.start(
+  return self->priv->poll.start_cached(
       "p2psp-splitter",
       [self](p2psp_gst::PollThread::WatchList &list) {
-        collect_watches(self->priv, list);
+        return collect_watches(self->priv, list);
       },
       [self](GSocket *sock, GIOCondition cond) {
         on_socket_io(self, sock, cond);
@@ -689,17 +685,12 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   }
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->splitter = std::move(splitter);
-    priv->listener = std::move(listener);
-    priv->udp = std::move(udp);
-    priv->connections.clear();
-    priv->pending_events.clear();
-    priv->has_pending_caps = false;
-    priv->armed_deadline = UINT64_MAX;
-    priv->datagrams_dropped = 0;
-    priv->rejected_accepts = 0;
-    priv->rx_batch.assign(kReceiveBatch, {});
-    priv->state = State::kRunning;
+    priv->run = Run();
+    priv->run.splitter = std::move(splitter);
+    priv->run.listener = std::move(listener);
+    priv->run.udp = std::move(udp);
+    priv->run.max_backlog = settings.max_control_backlog;
+    priv->run.state = State::kRunning;
   }
   {
     std::lock_guard<std::mutex> lock(priv->peers_mutex);
@@ -710,9 +701,9 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
     GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
                       ("Could not start the network thread"), (nullptr));
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->state = State::kStopped;
-    priv->listener.reset();
-    priv->udp.reset();
+    priv->run.state = State::kStopped;
+    priv->run.listener.reset();
+    priv->run.udp.reset();
     return FALSE;
   }
   GST_INFO_OBJECT(self, "team %08x on %s: TCP port %u, UDP port %u",
@@ -730,8 +721,7 @@ void drain_tcp_output(SplitterSinkPrivate *priv) {
     bool pending = false;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      for (const auto &entry : priv->connections)
-        pending |= entry.second.tcp->wants_write();
+      pending = priv->run.connections.wants_write();
     }
     if (!pending) return;
     priv->poll.wake();
@@ -750,14 +740,12 @@ gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
   priv->poll.stop();
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->state = State::kStopped;
-    for (auto &entry : priv->connections)
-      g_socket_close(entry.second.tcp->socket(), nullptr);
-    priv->connections.clear();
-    if (priv->listener) g_socket_close(priv->listener.get(), nullptr);
-    if (priv->udp) g_socket_close(priv->udp.get(), nullptr);
-    priv->listener.reset();
-    priv->udp.reset();
+    priv->run.state = State::kStopped;
+    priv->run.connections.close_all();
+    if (priv->run.listener) g_socket_close(priv->run.listener.get(), nullptr);
+    if (priv->run.udp) g_socket_close(priv->run.udp.get(), nullptr);
+    priv->run.listener.reset();
+    priv->run.udp.reset();
     /* The splitter stays for the stats of the finished run; start() makes a
      * new one. */
   }
@@ -791,14 +779,15 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
   GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
   if (team_short(self)) {
     std::lock_guard<std::mutex> lock(self->priv->core_mutex);
-    self->priv->pending_caps = caps_string;
-    self->priv->has_pending_caps = true;
-    if (self->priv->splitter) self->priv->splitter->announce_caps(caps_string);
+    self->priv->run.pending_caps = caps_string;
+    self->priv->run.has_pending_caps = true;
+    if (self->priv->run.splitter)
+      self->priv->run.splitter->announce_caps(caps_string);
     return TRUE;
   }
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-             self->priv->has_pending_caps = false;
+             self->priv->run.has_pending_caps = false;
              s.set_caps(caps_string, now, out);
            });
   return TRUE;
@@ -807,9 +796,9 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
 /* Called with core_mutex held. */
 void apply_pending_caps(SplitterSinkPrivate *priv, p2psp::Micros now,
                         p2psp::Outbox *out) {
-  if (!priv->has_pending_caps) return;
-  priv->has_pending_caps = false;
-  priv->splitter->set_caps(priv->pending_caps, now, out);
+  if (!priv->run.has_pending_caps) return;
+  priv->run.has_pending_caps = false;
+  priv->run.splitter->set_caps(priv->run.pending_caps, now, out);
 }
 
 uint64_t running_time_of(const GstSegment *segment, GstClockTime ts) {
@@ -963,11 +952,11 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
   p2psp::SplitterStats st;
   std::vector<p2psp::SplitterPeerStats> peers;
   guint num_peers = 0;
-  if (priv->splitter) {
-    st = priv->splitter->stats();
-    num_peers = priv->splitter->num_peers();
-    if (priv->state == State::kRunning)
-      peers = priv->splitter->peer_stats();
+  if (priv->run.splitter) {
+    st = priv->run.splitter->stats();
+    num_peers = priv->run.splitter->num_peers();
+    if (priv->run.state == State::kRunning)
+      peers = priv->run.splitter->peer_stats();
     else
       num_peers = 0;
   }
@@ -977,11 +966,12 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
       G_TYPE_UINT64, st.chunks_cut, "chunks-sent", G_TYPE_UINT64,
       st.chunks_sent, "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
       "chunks-dropped", G_TYPE_UINT64, st.chunks_dropped, "datagrams-dropped",
-      G_TYPE_UINT64, static_cast<guint64>(priv->datagrams_dropped),
+      G_TYPE_UINT64, static_cast<guint64>(priv->run.datagrams_dropped),
       "peers-joined", G_TYPE_UINT64, st.peers_joined, "peers-left",
       G_TYPE_UINT64, st.peers_left, "rejected-datagrams", G_TYPE_UINT64,
       st.rejected_datagrams, "rejected-connections", G_TYPE_UINT64,
-      static_cast<guint64>(st.rejected_connections + priv->rejected_accepts),
+      static_cast<guint64>(st.rejected_connections +
+                           priv->run.rejected_accepts),
       "num-peers", G_TYPE_UINT, num_peers, nullptr);
   gst_structure_set(
       s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out, "peers-expelled",
@@ -1002,6 +992,11 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
   gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
                     st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
                     st.joins_limited, nullptr);
+  gst_structure_set(s, "peers-slow", G_TYPE_UINT64,
+                    static_cast<guint64>(priv->run.peers_slow),
+                    "control-backlog-bytes", G_TYPE_UINT64,
+                    static_cast<guint64>(priv->run.connections.queued_bytes()),
+                    nullptr);
   add_peer_array(s, peers);
   return s;
 }
@@ -1061,6 +1056,9 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
       break;
     case PROP_HANDSHAKE_TIMEOUT:
       priv->settings.handshake_timeout_ms = g_value_get_uint(value);
+      break;
+    case PROP_MAX_CONTROL_BACKLOG:
+      priv->settings.max_control_backlog = g_value_get_uint(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1130,6 +1128,9 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
       break;
     case PROP_HANDSHAKE_TIMEOUT:
       g_value_set_uint(value, priv->settings.handshake_timeout_ms);
+      break;
+    case PROP_MAX_CONTROL_BACKLOG:
+      g_value_set_uint(value, priv->settings.max_control_backlog);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1234,11 +1235,30 @@ void install_properties(GObjectClass *gobject_class) {
       "REGISTER) within this many milliseconds is closed",
       MIN_HANDSHAKE_TIMEOUT_MS, MAX_HANDSHAKE_TIMEOUT_MS,
       DEFAULT_HANDSHAKE_TIMEOUT_MS, kReadWrite);
+  properties[PROP_MAX_CONTROL_BACKLOG] = g_param_spec_uint(
+      "max-control-backlog", "Maximum control backlog",
+      "Unsent control (TCP) bytes the splitter holds for one peer; a peer "
+      "that lets more pile up (it stopped reading) is removed with reason "
+      "\"slow\" and counted in peers-slow. One message always gets through",
+      MIN_MAX_CONTROL_BACKLOG, G_MAXUINT, DEFAULT_MAX_CONTROL_BACKLOG,
+      kReadWrite);
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",
       GST_TYPE_STRUCTURE, kReadOnly);
   g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
+}
+
+/* The remove-peer action signal. */
+gboolean remove_peer(GstP2pspSplitterSink *self, guint peer_id) {
+  bool removed = false;
+  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros, p2psp::Outbox *out) {
+    for (const auto &p : s.peer_stats()) removed |= p.id == peer_id;
+    if (removed) s.remove_peer(peer_id, p2psp::RemoveReason::kExpelled, out);
+  });
+  GST_INFO_OBJECT(self, "remove-peer %u: %s", peer_id,
+                  removed ? "removed" : "no such member");
+  return removed;
 }
 
 void install_signals(GObjectClass *gobject_class) {
@@ -1266,6 +1286,22 @@ void install_signals(GObjectClass *gobject_class) {
   signals[SIGNAL_PEER_REMOVED] = g_signal_new(
       "peer-removed", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
       nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+  /**
+   * GstP2pspSplitterSink::remove-peer:
+   * @sink: the element
+   * @peer_id: the id of a member of the team
+   *
+   * Action signal: removes the member, which is told REMOVED with reason
+   * expelled (the others get PEER_LEFT); peer-removed and the
+   * "GstP2pspSplitterPeerRemoved" message (reason "expelled") follow.
+   *
+   * Returns: %TRUE if @peer_id was a member and was removed.
+   */
+  signals[SIGNAL_REMOVE_PEER] = g_signal_new_class_handler(
+      "remove-peer", G_TYPE_FROM_CLASS(gobject_class),
+      static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(remove_peer), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1,
+      G_TYPE_UINT);
 }
 
 }  // namespace
@@ -1283,6 +1319,7 @@ static void gst_p2psp_splitter_sink_class_init(
   install_signals(gobject_class);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
+  p2psp_gst::mark_enums_as_plugin_api();
   gst_element_class_set_static_metadata(
       element_class, "P2PSP splitter sink", "Sink/Network",
       "Splits a stream into chunks and sends them to a P2PSP team of peers",

@@ -81,6 +81,7 @@
 #include <vector>
 
 #include "gstp2pspelements.h"
+#include "gstp2pspenums.h"
 #include "gstp2psputil.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_p2psp_src_debug);
@@ -306,69 +307,6 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 
 /* ------------------------------------------------------------ stats ---- */
 
-static const char* peer_state_name(p2psp::PeerState state) {
-  switch (state) {
-    case p2psp::PeerState::kIdle:
-      return "idle";
-    case p2psp::PeerState::kJoining:
-      return "joining";
-    case p2psp::PeerState::kRegistering:
-      return "registering";
-    case p2psp::PeerState::kMember:
-      return "member";
-    case p2psp::PeerState::kRemoved:
-      return "removed";
-    case p2psp::PeerState::kLeft:
-      return "left";
-  }
-  return "unknown";
-}
-
-static const char* remove_reason_name(p2psp::RemoveReason reason) {
-  switch (reason) {
-    case p2psp::RemoveReason::kShutdown:
-      return "the splitter is shutting down";
-    case p2psp::RemoveReason::kProtocolError:
-      return "protocol error";
-    case p2psp::RemoveReason::kTimeout:
-      return "timed out";
-    case p2psp::RemoveReason::kTeamFull:
-      return "the team is full";
-    case p2psp::RemoveReason::kVersion:
-      return "unsupported protocol version";
-    case p2psp::RemoveReason::kExpelled:
-      return "expelled";
-    case p2psp::RemoveReason::kAuth:
-      return "passphrase refused";
-    case p2psp::RemoveReason::kUnknown:
-      break;
-  }
-  return "no reason given";
-}
-
-// Short names for the "reason" field of GstP2pspSrcRemoved.
-static const char* remove_reason_nick(p2psp::RemoveReason reason) {
-  switch (reason) {
-    case p2psp::RemoveReason::kShutdown:
-      return "shutdown";
-    case p2psp::RemoveReason::kProtocolError:
-      return "protocol-error";
-    case p2psp::RemoveReason::kTimeout:
-      return "timeout";
-    case p2psp::RemoveReason::kTeamFull:
-      return "team-full";
-    case p2psp::RemoveReason::kVersion:
-      return "version";
-    case p2psp::RemoveReason::kExpelled:
-      return "expelled";
-    case p2psp::RemoveReason::kAuth:
-      return "auth";
-    case p2psp::RemoveReason::kUnknown:
-      break;
-  }
-  return "unknown";
-}
-
 static GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours) {
   GValue list = G_VALUE_INIT;
@@ -399,9 +337,11 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
   const p2psp::PeerStats& s = priv->peer ? priv->peer->stats() : empty_stats;
   const p2psp::PeerState state =
       priv->peer ? priv->peer->state() : p2psp::PeerState::kIdle;
-  const char* state_name = priv->reconnecting && (!priv->peer || !priv->joined)
-                               ? "reconnecting"
-                               : peer_state_name(state);
+  const char* state_name =
+      priv->reconnecting && (!priv->peer || !priv->joined)
+          ? p2psp_gst::enum_nick(GST_TYPE_P2PSP_PEER_STATE,
+                                 GST_P2PSP_PEER_STATE_RECONNECTING)
+          : p2psp_gst::peer_state_nick(state);
 
   GstStructure* stats = gst_structure_new(
       kStatsName,                                                  //
@@ -507,7 +447,8 @@ static bool collect_events(GstP2pspSrc* self, Micros now,
         priv->removed_unposted = true;
         priv->removed_reason = ev.reason;
         priv->removed_text =
-            ev.text.empty() ? remove_reason_name(ev.reason) : ev.text;
+            ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
+                            : ev.text;
         if (ev.reason == p2psp::RemoveReason::kShutdown) {
           GST_INFO_OBJECT(self, "the splitter is shutting down");
           if (!priv->splitter_shutdown) priv->shutdown_at_us = now;
@@ -516,7 +457,8 @@ static bool collect_events(GstP2pspSrc* self, Micros now,
           priv->failure = Failure::kRemoved;
           priv->failure_reason = ev.reason;
           priv->failure_text =
-              ev.text.empty() ? remove_reason_name(ev.reason) : ev.text;
+              ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
+                              : ev.text;
         }
         break;
       case p2psp::PeerEvent::Kind::kProtocolError:
@@ -1132,10 +1074,10 @@ static void post_removed_locked(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   if (!priv->removed_unposted) return;
   priv->removed_unposted = false;
-  GstStructure* s =
-      gst_structure_new(kRemovedMessage, "reason", G_TYPE_STRING,
-                        remove_reason_nick(priv->removed_reason), "text",
-                        G_TYPE_STRING, priv->removed_text.c_str(), nullptr);
+  GstStructure* s = gst_structure_new(
+      kRemovedMessage, "reason", G_TYPE_STRING,
+      p2psp_gst::remove_reason_nick(priv->removed_reason), "text",
+      G_TYPE_STRING, priv->removed_text.c_str(), nullptr);
   g_mutex_unlock(&priv->core_lock);
   post_element_message(self, s);
   g_mutex_lock(&priv->core_lock);
@@ -1373,7 +1315,7 @@ static GstFlowReturn handle_failure(GstP2pspSrc* self, Failure failure,
                         ("Removed from the P2PSP team by the splitter (%s); "
                          "rejoining",
                          text.c_str()),
-                        ("reason: %s", remove_reason_nick(reason)));
+                        ("reason: %s", p2psp_gst::remove_reason_nick(reason)));
   } else {
     GST_ELEMENT_WARNING(self, RESOURCE, READ,
                         ("Lost the connection to the P2PSP splitter at "
@@ -1968,6 +1910,7 @@ static void gst_p2psp_src_class_init(GstP2pspSrcClass* klass) {
   install_signals(gobject_class);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
+  p2psp_gst::mark_enums_as_plugin_api();
   gst_element_class_set_static_metadata(
       element_class, "P2PSP peer source", "Source/Network",
       "Joins a P2PSP team and outputs the live stream it carries",
