@@ -56,6 +56,7 @@
 
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/splitter.h>
+#include <sys/socket.h>
 
 #include <condition_variable>
 #include <deque>
@@ -323,7 +324,8 @@ void take_events_locked(Run &run) {
  * thread closes it next round. Called with core_mutex held. */
 void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out) {
   p2psp_gst::ConnectionTable::Connection *c = run.connections.find(conn);
-  if (c == nullptr || c->close_by_us == 0) return; /* gone or abandoned */
+  /* Gone, abandoned already, or closing anyway (its reap is bounded). */
+  if (c == nullptr || c->close_when_flushed) return;
   GST_WARNING("connection %" G_GUINT64_FORMAT
               " (%s) has over %zu bytes of "
               "control output queued: dropping it",
@@ -421,6 +423,11 @@ void accept_connections(GstP2pspSplitterSink *self) {
     p2psp::ConnId conn;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
+      /* The kernel's share of a peer's control output is bounded too: its
+       * autotuned send buffer would hold megabytes for a peer that stopped
+       * reading before max-control-backlog is ever reached. */
+      g_socket_set_option(sock, SOL_SOCKET, SO_SNDBUF,
+                          static_cast<gint>(priv->run.max_backlog), nullptr);
       conn = priv->run.connections.add(sock, remote);
     }
     GST_DEBUG_OBJECT(self, "TCP connection %" G_GUINT64_FORMAT " from %s",
