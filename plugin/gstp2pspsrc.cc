@@ -74,8 +74,11 @@
 #include <gst/p2psp/peer.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -183,17 +186,6 @@ struct NeighbourSignal {
   std::string endpoint;
 };
 
-class MutexLock {
- public:
-  explicit MutexLock(GMutex* mutex) : mutex_(mutex) { g_mutex_lock(mutex_); }
-  ~MutexLock() { g_mutex_unlock(mutex_); }
-  MutexLock(const MutexLock&) = delete;
-  MutexLock& operator=(const MutexLock&) = delete;
-
- private:
-  GMutex* mutex_;
-};
-
 struct CapsDeleter {
   void operator()(GstCaps* caps) const { gst_caps_unref(caps); }
 };
@@ -204,40 +196,32 @@ struct BufferDeleter {
 };
 using BufferPtr = std::unique_ptr<GstBuffer, BufferDeleter>;
 
-}  // namespace
-
-struct GstP2pspSrcPrivate {
-  Settings settings;  // properties, under GST_OBJECT_LOCK
-  Settings active;    // copied at start(), read by the streaming thread
-  SrcState state = SrcState::kStopped;  // streaming thread and start/stop
-
-  // Fired by unlock(): interrupts resolving and connecting.
-  GRef<GCancellable> cancel{g_cancellable_new()};
-
-  // Shared by the streaming thread and the poll thread, under core_lock.
-  GMutex core_lock;
-  GCond core_cond;  // signalled when the peer may have output or news
-  bool flushing = false;
+// One connection to the splitter, under core_lock. Replaced whole when the
+// connection ends (teardown_connection, start, stop): no reset list.
+struct Link {
   std::unique_ptr<p2psp::Peer> peer;
   p2psp::Outbox outbox;
   Failure failure = Failure::kNone;
   std::string failure_text;
   p2psp::RemoveReason failure_reason = p2psp::RemoveReason::kUnknown;
+  bool joined = false;  // TEAM received on this connection
+  bool splitter_shutdown = false;
+  Micros shutdown_at_us = 0;
+  uint64_t chunks_seen = 0;
+  // Items popped by the poll thread, in order, for the streaming thread: it
+  // is woken only when there is one (or news), not for every datagram.
+  std::deque<p2psp::StreamItem> ready;
+};
+
+// Across the connections of one run (rejoins), under core_lock. Replaced
+// whole by start().
+struct Run {
+  bool welcome_caps_taken = false;
   // A REMOVED/REJECT the streaming thread has not posted on the bus yet.
   bool removed_unposted = false;
   p2psp::RemoveReason removed_reason = p2psp::RemoveReason::kUnknown;
   std::string removed_text;
-  bool joined = false;  // TEAM received on the current connection
-  bool splitter_shutdown = false;
-  Micros shutdown_at_us = 0;
   Micros last_activity_us = 0;  // last chunk (or connect) time
-  uint64_t chunks_seen = 0;
-  bool welcome_caps_taken = false;
-  // Items popped by the poll thread, in order, for the streaming thread: it
-  // is woken only when there is one (or news), not for every datagram.
-  std::deque<p2psp::StreamItem> ready;
-
-  // Across the connections of one run (rejoins), under core_lock.
   guint reconnects = 0;
   bool reconnecting = false;  // between a loss and a rejoin
   bool ever_joined = false;   // some connection of this run got TEAM
@@ -249,9 +233,11 @@ struct GstP2pspSrcPrivate {
   uint64_t posted_recovered = 0;
   uint64_t posted_nacks_sent = 0;
   Micros loss_posted_us = 0;
+};
 
-  // Sockets: set up by create(), then used by the poll thread only, until
-  // stop() has stopped it.
+// Sockets: set up by create(), then used by the poll thread only, until
+// stop() has stopped it. Replaced whole once closed.
+struct Sockets {
   GRef<GSocketConnection> tcp_stream;
   std::unique_ptr<p2psp_gst::TcpConnection> tcp;
   bool tcp_close_requested = false;
@@ -259,9 +245,10 @@ struct GstP2pspSrcPrivate {
   GRef<GSocket> udp;
   std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
   std::vector<uint8_t> tcp_rx;
-  p2psp_gst::PollThread poll;
+};
 
-  // Output, streaming thread only.
+// Output, owned by the streaming thread. Replaced whole by start()/stop().
+struct Output {
   CapsPtr caps;
   std::vector<BufferPtr> pending_headers;  // go out before the next buffer
   std::deque<BufferPtr> output;
@@ -274,15 +261,29 @@ struct GstP2pspSrcPrivate {
   // After a rejoin to a restarted stream: the streamheader goes out again
   // even if the caps did not change.
   bool resend_headers = false;
+};
 
-  GstP2pspSrcPrivate() {
-    g_mutex_init(&core_lock);
-    g_cond_init(&core_cond);
-  }
-  ~GstP2pspSrcPrivate() {
-    g_cond_clear(&core_cond);
-    g_mutex_clear(&core_lock);
-  }
+}  // namespace
+
+struct GstP2pspSrcPrivate {
+  Settings settings;  // properties, under GST_OBJECT_LOCK
+  Settings active;    // copied at start(), read by the streaming thread
+  SrcState state = SrcState::kStopped;  // streaming thread and start/stop
+
+  // Fired by unlock(): interrupts resolving and connecting.
+  GRef<GCancellable> cancel{g_cancellable_new()};
+
+  // Shared by the streaming thread and the poll thread, under core_lock.
+  std::mutex core_lock;
+  std::condition_variable core_cond;  // the peer may have output or news
+  bool flushing = false;
+  Link link;
+  Run run;
+
+  Sockets net;
+  p2psp_gst::PollThread poll;
+
+  Output out;
 };
 
 struct _GstP2pspSrc {
@@ -332,21 +333,22 @@ static GValue neighbours_list_value(
 
 static GstStructure* build_stats(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
-  MutexLock lock(&priv->core_lock);
+  std::unique_lock<std::mutex> lock(priv->core_lock);
   const p2psp::PeerStats empty_stats;
-  const p2psp::PeerStats& s = priv->peer ? priv->peer->stats() : empty_stats;
+  const p2psp::PeerStats& s =
+      priv->link.peer ? priv->link.peer->stats() : empty_stats;
   const p2psp::PeerState state =
-      priv->peer ? priv->peer->state() : p2psp::PeerState::kIdle;
+      priv->link.peer ? priv->link.peer->state() : p2psp::PeerState::kIdle;
   const char* state_name =
-      priv->reconnecting && (!priv->peer || !priv->joined)
+      priv->run.reconnecting && (!priv->link.peer || !priv->link.joined)
           ? p2psp_gst::enum_nick(GST_TYPE_P2PSP_PEER_STATE,
                                  GST_P2PSP_PEER_STATE_RECONNECTING)
           : p2psp_gst::peer_state_nick(state);
 
   GstStructure* stats = gst_structure_new(
-      kStatsName,                                                  //
-      "peer-id", G_TYPE_UINT, priv->peer ? priv->peer->id() : 0u,  //
-      "state", G_TYPE_STRING, state_name,                          //
+      kStatsName,                                                            //
+      "peer-id", G_TYPE_UINT, priv->link.peer ? priv->link.peer->id() : 0u,  //
+      "state", G_TYPE_STRING, state_name,                                    //
       "chunks-from-splitter", G_TYPE_UINT64, (guint64)s.chunks_from_splitter,
       "chunks-from-peers", G_TYPE_UINT64, (guint64)s.chunks_from_peers,  //
       "chunks-forwarded", G_TYPE_UINT64, (guint64)s.chunks_forwarded,    //
@@ -387,10 +389,10 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
       "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //
       "pollution-reports-sent", G_TYPE_UINT64,                           //
       (guint64)s.pollution_reports_sent,                                 //
-      "reconnects", G_TYPE_UINT, priv->reconnects, nullptr);
-  GValue list =
-      neighbours_list_value(priv->peer ? priv->peer->neighbours()
-                                       : std::vector<p2psp::NeighbourInfo>());
+      "reconnects", G_TYPE_UINT, priv->run.reconnects, nullptr);
+  GValue list = neighbours_list_value(
+      priv->link.peer ? priv->link.peer->neighbours()
+                      : std::vector<p2psp::NeighbourInfo>());
   gst_structure_take_value(stats, "neighbours-list", &list);
   return stats;
 }
@@ -400,21 +402,22 @@ static GstStructure* build_stats(GstP2pspSrc* self) {
 // Hands what the peer asked for to the sockets. Called with core_lock held.
 static void dispatch_outbox(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
-  p2psp::Outbox& out = priv->outbox;
-  if (!out.udp.empty() && priv->udp) {
-    size_t dropped = p2psp_gst::send_datagrams(priv->udp.get(), out.udp);
+  p2psp::Outbox& out = priv->link.outbox;
+  if (!out.udp.empty() && priv->net.udp) {
+    size_t dropped = p2psp_gst::send_datagrams(priv->net.udp.get(), out.udp);
     if (dropped > 0)
       GST_LOG_OBJECT(self, "%" G_GSIZE_FORMAT " datagrams dropped", dropped);
   }
-  if (priv->tcp && !priv->tcp_closed) {
-    for (const p2psp::TcpSend& send : out.tcp) priv->tcp->queue(send.data);
-    if (!out.tcp_close.empty()) priv->tcp_close_requested = true;
-    if (priv->tcp->wants_write() && !priv->tcp->flush()) {
+  if (priv->net.tcp && !priv->net.tcp_closed) {
+    for (const p2psp::TcpSend& send : out.tcp) priv->net.tcp->queue(send.data);
+    if (!out.tcp_close.empty()) priv->net.tcp_close_requested = true;
+    if (priv->net.tcp->wants_write() && !priv->net.tcp->flush()) {
       GST_DEBUG_OBJECT(self, "writing to the splitter failed");
-      priv->tcp_closed = true;
-      if (priv->failure == Failure::kNone && !priv->splitter_shutdown) {
-        priv->failure = Failure::kLostSplitter;
-        priv->failure_text = "Sending to the splitter failed";
+      priv->net.tcp_closed = true;
+      if (priv->link.failure == Failure::kNone &&
+          !priv->link.splitter_shutdown) {
+        priv->link.failure = Failure::kLostSplitter;
+        priv->link.failure_text = "Sending to the splitter failed";
       }
     }
   }
@@ -427,13 +430,14 @@ static bool collect_events(GstP2pspSrc* self, Micros now,
                            std::vector<NeighbourSignal>* signals) {
   GstP2pspSrcPrivate* priv = self->priv;
   bool news = false;
-  for (const p2psp::PeerEvent& ev : priv->peer->take_events()) {
+  for (const p2psp::PeerEvent& ev : priv->link.peer->take_events()) {
     news = true;
     switch (ev.kind) {
       case p2psp::PeerEvent::Kind::kJoined:
-        GST_INFO_OBJECT(self, "joined the team as peer %u", priv->peer->id());
-        priv->joined = true;
-        priv->ever_joined = true;
+        GST_INFO_OBJECT(self, "joined the team as peer %u",
+                        priv->link.peer->id());
+        priv->link.joined = true;
+        priv->run.ever_joined = true;
         break;
       case p2psp::PeerEvent::Kind::kNeighbourAdded:
         signals->push_back({src_signals[SIGNAL_PEER_ADDED], ev.peer_id,
@@ -444,37 +448,37 @@ static bool collect_events(GstP2pspSrc* self, Micros now,
                             ev.endpoint.to_string()});
         break;
       case p2psp::PeerEvent::Kind::kRemoved:
-        priv->removed_unposted = true;
-        priv->removed_reason = ev.reason;
-        priv->removed_text =
+        priv->run.removed_unposted = true;
+        priv->run.removed_reason = ev.reason;
+        priv->run.removed_text =
             ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
                             : ev.text;
         if (ev.reason == p2psp::RemoveReason::kShutdown) {
           GST_INFO_OBJECT(self, "the splitter is shutting down");
-          if (!priv->splitter_shutdown) priv->shutdown_at_us = now;
-          priv->splitter_shutdown = true;
-        } else if (priv->failure == Failure::kNone) {
-          priv->failure = Failure::kRemoved;
-          priv->failure_reason = ev.reason;
-          priv->failure_text =
+          if (!priv->link.splitter_shutdown) priv->link.shutdown_at_us = now;
+          priv->link.splitter_shutdown = true;
+        } else if (priv->link.failure == Failure::kNone) {
+          priv->link.failure = Failure::kRemoved;
+          priv->link.failure_reason = ev.reason;
+          priv->link.failure_text =
               ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
                               : ev.text;
         }
         break;
       case p2psp::PeerEvent::Kind::kProtocolError:
-        if (priv->failure == Failure::kNone) {
-          priv->failure = Failure::kLostSplitter;
-          priv->failure_reason = p2psp::RemoveReason::kProtocolError;
-          priv->failure_text = "Protocol error: " + ev.text;
+        if (priv->link.failure == Failure::kNone) {
+          priv->link.failure = Failure::kLostSplitter;
+          priv->link.failure_reason = p2psp::RemoveReason::kProtocolError;
+          priv->link.failure_text = "Protocol error: " + ev.text;
         }
         break;
     }
   }
-  const p2psp::PeerStats& stats = priv->peer->stats();
+  const p2psp::PeerStats& stats = priv->link.peer->stats();
   const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers;
-  if (chunks != priv->chunks_seen) {
-    priv->chunks_seen = chunks;
-    priv->last_activity_us = now;
+  if (chunks != priv->link.chunks_seen) {
+    priv->link.chunks_seen = chunks;
+    priv->run.last_activity_us = now;
   }
   return news;
 }
@@ -484,9 +488,9 @@ static bool collect_events(GstP2pspSrc* self, Micros now,
 static bool pump_items(GstP2pspSrcPrivate* priv, Micros now) {
   bool any = false;
   p2psp::StreamItem item;
-  while (priv->ready.size() < kMaxReadyItems &&
-         priv->peer->pop_item(now, &item)) {
-    priv->ready.push_back(std::move(item));
+  while (priv->link.ready.size() < kMaxReadyItems &&
+         priv->link.peer->pop_item(now, &item)) {
+    priv->link.ready.push_back(std::move(item));
     item = p2psp::StreamItem();
     any = true;
   }
@@ -505,8 +509,8 @@ static void finish_core_round(GstP2pspSrc* self, Micros now,
   news |= pump_items(priv, now);
   // A connection that ended is news until create() has dealt with it (few
   // rounds: the streaming thread tears the connection down).
-  news |= priv->failure != Failure::kNone || priv->tcp_closed;
-  if (news) g_cond_broadcast(&priv->core_cond);
+  news |= priv->link.failure != Failure::kNone || priv->net.tcp_closed;
+  if (news) priv->core_cond.notify_all();
 }
 
 static void emit_signals(GstP2pspSrc* self,
@@ -522,20 +526,22 @@ static void on_udp_readable(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     Micros now = 0;
     bool full = true;
     for (int round = 0; full && round < kMaxReceiveRounds; round++) {
-      size_t n = p2psp_gst::receive_datagrams(priv->udp.get(), priv->rx_batch);
+      size_t n =
+          p2psp_gst::receive_datagrams(priv->net.udp.get(), priv->net.rx_batch);
       // The time of receipt of this batch: a backlog takes long enough to
       // read that one time for all of it made later datagrams look sent
       // before they arrived (a 40 to 100 ms error in chunk-delay-us).
       now = p2psp_gst::monotonic_now_us();
       for (size_t i = 0; i < n; i++) {
-        const p2psp_gst::ReceivedDatagram& d = priv->rx_batch[i];
-        priv->peer->on_udp(d.from, d.data.data(), d.size, now, &priv->outbox);
+        const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
+        priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
+                                &priv->link.outbox);
       }
-      full = n == priv->rx_batch.size();
+      full = n == priv->net.rx_batch.size();
     }
     // With io-interval, what is left must not wait for the next interval.
     if (full) priv->poll.run_again();
@@ -547,22 +553,23 @@ static void on_udp_readable(GstP2pspSrc* self) {
 // The splitter's TCP connection ended. Called with core_lock held.
 static void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why) {
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->tcp_closed = true;
-  priv->peer->on_tcp_closed(now, &priv->outbox);
+  priv->net.tcp_closed = true;
+  priv->link.peer->on_tcp_closed(now, &priv->link.outbox);
   // A splitter that shuts down says so before closing; anything else is a
   // lost connection.
-  if (!priv->splitter_shutdown && priv->failure == Failure::kNone) {
-    priv->failure = Failure::kLostSplitter;
-    priv->failure_text = why;
+  if (!priv->link.splitter_shutdown && priv->link.failure == Failure::kNone) {
+    priv->link.failure = Failure::kLostSplitter;
+    priv->link.failure_text = why;
   }
 }
 
 static void read_tcp(GstP2pspSrc* self, Micros now,
                      std::vector<NeighbourSignal>* signals) {
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->tcp_rx.resize(kTcpReadSize);
-  while (!priv->tcp_closed) {
-    gssize n = priv->tcp->read_some(priv->tcp_rx.data(), priv->tcp_rx.size());
+  priv->net.tcp_rx.resize(kTcpReadSize);
+  while (!priv->net.tcp_closed) {
+    gssize n = priv->net.tcp->read_some(priv->net.tcp_rx.data(),
+                                        priv->net.tcp_rx.size());
     if (n == -2) break;
     if (n <= 0) {
       // Events already read (e.g. a shutdown notice) decide what EOF means.
@@ -572,8 +579,9 @@ static void read_tcp(GstP2pspSrc* self, Micros now,
                           : "Reading from the splitter failed");
       break;
     }
-    priv->peer->on_tcp_data(priv->tcp_rx.data(), static_cast<size_t>(n), now,
-                            &priv->outbox);
+    priv->link.peer->on_tcp_data(priv->net.tcp_rx.data(),
+                                 static_cast<size_t>(n), now,
+                                 &priv->link.outbox);
   }
 }
 
@@ -581,9 +589,9 @@ static void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     const Micros now = p2psp_gst::monotonic_now_us();
-    if ((condition & G_IO_OUT) && !priv->tcp->flush())
+    if ((condition & G_IO_OUT) && !priv->net.tcp->flush())
       on_tcp_ended(self, now, "Sending to the splitter failed");
     if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
       read_tcp(self, now, &signals);
@@ -595,45 +603,45 @@ static void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
 static void watch_sockets(GstP2pspSrc* self,
                           p2psp_gst::PollThread::WatchList& list) {
   GstP2pspSrcPrivate* priv = self->priv;
-  MutexLock lock(&priv->core_lock);
-  if (priv->tcp_close_requested && !priv->tcp->wants_write() &&
-      !priv->tcp_closed) {
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  if (priv->net.tcp_close_requested && !priv->net.tcp->wants_write() &&
+      !priv->net.tcp_closed) {
     // The peer is done with the splitter: stop watching, close in stop().
-    priv->tcp_closed = true;
+    priv->net.tcp_closed = true;
   }
-  if (!priv->tcp_closed) {
+  if (!priv->net.tcp_closed) {
     int condition = G_IO_IN;
-    if (priv->tcp->wants_write()) condition |= G_IO_OUT;
-    list.emplace_back(priv->tcp->socket(),
+    if (priv->net.tcp->wants_write()) condition |= G_IO_OUT;
+    list.emplace_back(priv->net.tcp->socket(),
                       static_cast<GIOCondition>(condition));
   }
-  list.emplace_back(priv->udp.get(), G_IO_IN);
+  list.emplace_back(priv->net.udp.get(), G_IO_IN);
 }
 
 // GstP2pspSrcLoss, at most once a second, when chunks were lost or
 // recovered since the last one. Called with core_lock; the caller posts.
 static GstStructure* loss_message_if_due(GstP2pspSrcPrivate* priv, Micros now) {
-  if (now < priv->loss_posted_us + kLossMessagePeriodUs) return nullptr;
-  const p2psp::PeerStats& s = priv->peer->stats();
-  const uint64_t lost = priv->base_lost + s.lost;
-  const uint64_t recovered = priv->base_recovered + s.recovered;
-  const uint64_t nacks = priv->base_nacks_sent + s.nacks_sent;
-  if (lost == priv->posted_lost && recovered == priv->posted_recovered)
+  if (now < priv->run.loss_posted_us + kLossMessagePeriodUs) return nullptr;
+  const p2psp::PeerStats& s = priv->link.peer->stats();
+  const uint64_t lost = priv->run.base_lost + s.lost;
+  const uint64_t recovered = priv->run.base_recovered + s.recovered;
+  const uint64_t nacks = priv->run.base_nacks_sent + s.nacks_sent;
+  if (lost == priv->run.posted_lost && recovered == priv->run.posted_recovered)
     return nullptr;
   GstStructure* st = gst_structure_new(
-      kLossMessage,                                                      //
-      "lost", G_TYPE_UINT64, (guint64)lost,                              //
-      "recovered", G_TYPE_UINT64, (guint64)recovered,                    //
-      "nacks-sent", G_TYPE_UINT64, (guint64)nacks,                       //
-      "lost-delta", G_TYPE_UINT64, (guint64)(lost - priv->posted_lost),  //
-      "recovered-delta", G_TYPE_UINT64,                                  //
-      (guint64)(recovered - priv->posted_recovered),                     //
-      "nacks-sent-delta", G_TYPE_UINT64,                                 //
-      (guint64)(nacks - priv->posted_nacks_sent), nullptr);
-  priv->posted_lost = lost;
-  priv->posted_recovered = recovered;
-  priv->posted_nacks_sent = nacks;
-  priv->loss_posted_us = now;
+      kLossMessage,                                                          //
+      "lost", G_TYPE_UINT64, (guint64)lost,                                  //
+      "recovered", G_TYPE_UINT64, (guint64)recovered,                        //
+      "nacks-sent", G_TYPE_UINT64, (guint64)nacks,                           //
+      "lost-delta", G_TYPE_UINT64, (guint64)(lost - priv->run.posted_lost),  //
+      "recovered-delta", G_TYPE_UINT64,                                      //
+      (guint64)(recovered - priv->run.posted_recovered),                     //
+      "nacks-sent-delta", G_TYPE_UINT64,                                     //
+      (guint64)(nacks - priv->run.posted_nacks_sent), nullptr);
+  priv->run.posted_lost = lost;
+  priv->run.posted_recovered = recovered;
+  priv->run.posted_nacks_sent = nacks;
+  priv->run.loss_posted_us = now;
   return st;
 }
 
@@ -643,13 +651,13 @@ static Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
   Micros deadline;
   GstStructure* loss = nullptr;
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     // Called after every poll round: the core only when it has work.
-    if (now >= priv->peer->next_deadline()) {
-      priv->peer->tick(now, &priv->outbox);
+    if (now >= priv->link.peer->next_deadline()) {
+      priv->link.peer->tick(now, &priv->link.outbox);
       finish_core_round(self, now, &signals);
     }
-    deadline = priv->peer->next_deadline();
+    deadline = priv->link.peer->next_deadline();
     loss = loss_message_if_due(priv, now);
   }
   emit_signals(self, signals);
@@ -668,7 +676,7 @@ static bool start_poll_thread(GstP2pspSrc* self) {
         watch_sockets(self, list);
       },
       [self](GSocket* socket, GIOCondition condition) {
-        if (socket == self->priv->udp.get())
+        if (socket == self->priv->net.udp.get())
           on_udp_readable(self);
         else
           on_tcp_io(self, condition);
@@ -699,21 +707,21 @@ static OpenError open_tcp(GstP2pspSrc* self, guint connect_timeout_s,
   GRef<GSocketClient> client(g_socket_client_new());
   g_socket_client_set_timeout(client.get(), connect_timeout_s);
   GST_DEBUG_OBJECT(self, "connecting to %s:%d", s.host.c_str(), s.port);
-  priv->tcp_stream.reset(g_socket_client_connect(
+  priv->net.tcp_stream.reset(g_socket_client_connect(
       client.get(), G_SOCKET_CONNECTABLE(splitter.get()), priv->cancel.get(),
       &error));
-  if (!priv->tcp_stream) {
+  if (!priv->net.tcp_stream) {
     GErrorPtr owned(error);
     *detail = error->message;
     return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
                ? OpenError::kCancelled
                : OpenError::kConnect;
   }
-  GSocket* socket = g_socket_connection_get_socket(priv->tcp_stream.get());
+  GSocket* socket = g_socket_connection_get_socket(priv->net.tcp_stream.get());
   // The client's timeout was for connecting; the poll thread never blocks.
   g_socket_set_timeout(socket, 0);
   g_socket_set_blocking(socket, FALSE);
-  priv->tcp = std::make_unique<p2psp_gst::TcpConnection>(
+  priv->net.tcp = std::make_unique<p2psp_gst::TcpConnection>(
       G_SOCKET(g_object_ref(socket)));
   return OpenError::kNone;
 }
@@ -723,28 +731,28 @@ static OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
                           std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
-  priv->udp.reset(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
-                               G_SOCKET_PROTOCOL_UDP, &error));
-  if (priv->udp) {
+  priv->net.udp.reset(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
+                                   G_SOCKET_PROTOCOL_UDP, &error));
+  if (priv->net.udp) {
     GRef<GInetAddress> any(g_inet_address_new_any(family));
     GRef<GSocketAddress> local(g_inet_socket_address_new(any.get(), 0));
-    if (!g_socket_bind(priv->udp.get(), local.get(), FALSE, &error))
-      priv->udp.reset();
+    if (!g_socket_bind(priv->net.udp.get(), local.get(), FALSE, &error))
+      priv->net.udp.reset();
   }
-  if (!priv->udp) {
+  if (!priv->net.udp) {
     GErrorPtr owned(error);
     *detail = error->message;
     return OpenError::kUdp;
   }
-  g_socket_set_blocking(priv->udp.get(), FALSE);
+  g_socket_set_blocking(priv->net.udp.get(), FALSE);
   return OpenError::kNone;
 }
 
 static OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
-  GRef<GSocketAddress> remote(
-      g_socket_connection_get_remote_address(priv->tcp_stream.get(), &error));
+  GRef<GSocketAddress> remote(g_socket_connection_get_remote_address(
+      priv->net.tcp_stream.get(), &error));
   GErrorPtr owned(error);
   const p2psp::Endpoint splitter =
       p2psp_gst::endpoint_from_address(remote.get());
@@ -761,13 +769,13 @@ static OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
   config.monitor = priv->active.monitor;
   config.passphrase = priv->active.passphrase;
-  priv->rx_batch.resize(kReceiveBatch);
+  priv->net.rx_batch.resize(kReceiveBatch);
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     const Micros now = p2psp_gst::monotonic_now_us();
-    priv->peer = std::make_unique<p2psp::Peer>(config, splitter);
-    priv->last_activity_us = now;
-    priv->peer->start(now, &priv->outbox);
+    priv->link.peer = std::make_unique<p2psp::Peer>(config, splitter);
+    priv->run.last_activity_us = now;
+    priv->link.peer->start(now, &priv->link.outbox);
     dispatch_outbox(self);
   }
   if (!start_poll_thread(self)) {
@@ -790,9 +798,9 @@ static OpenError open_connection(GstP2pspSrc* self, guint connect_timeout_s,
   if (ret != OpenError::kNone) {
     self->priv->poll.stop();
     close_sockets(self->priv);
-    MutexLock lock(&self->priv->core_lock);
-    self->priv->peer.reset();
-    self->priv->outbox.clear();
+    std::unique_lock<std::mutex> lock(self->priv->core_lock);
+    self->priv->link.peer.reset();
+    self->priv->link.outbox.clear();
   }
   return ret;
 }
@@ -840,9 +848,10 @@ static GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
 /* ----------------------------------------------------------- output ---- */
 
 static GstClockTime to_output_time(GstP2pspSrcPrivate* priv, uint64_t t) {
-  if (t == p2psp::kNoTime || !priv->have_ts_offset) return GST_CLOCK_TIME_NONE;
+  if (t == p2psp::kNoTime || !priv->out.have_ts_offset)
+    return GST_CLOCK_TIME_NONE;
   const GstClockTimeDiff shifted =
-      static_cast<GstClockTimeDiff>(t) + priv->ts_offset;
+      static_cast<GstClockTimeDiff>(t) + priv->out.ts_offset;
   return shifted < 0 ? 0 : static_cast<GstClockTime>(shifted);
 }
 
@@ -863,21 +872,21 @@ static GstClockTime current_running_time(GstP2pspSrc* self) {
 static void map_timestamps(GstP2pspSrc* self, const p2psp::MediaBuffer& in,
                            GstBuffer* out) {
   GstP2pspSrcPrivate* priv = self->priv;
-  if (!priv->have_ts_offset && in.pts != p2psp::kNoTime) {
+  if (!priv->out.have_ts_offset && in.pts != p2psp::kNoTime) {
     const GstClockTime running = current_running_time(self);
-    priv->ts_offset = static_cast<GstClockTimeDiff>(running) -
-                      static_cast<GstClockTimeDiff>(in.pts);
+    priv->out.ts_offset = static_cast<GstClockTimeDiff>(running) -
+                          static_cast<GstClockTimeDiff>(in.pts);
     const uint64_t earliest =
         in.dts != p2psp::kNoTime ? std::min(in.dts, in.pts) : in.pts;
-    if (GST_CLOCK_TIME_IS_VALID(priv->out_end)) {
+    if (GST_CLOCK_TIME_IS_VALID(priv->out.out_end)) {
       const GstClockTimeDiff floor_offset =
-          static_cast<GstClockTimeDiff>(priv->out_end) -
+          static_cast<GstClockTimeDiff>(priv->out.out_end) -
           static_cast<GstClockTimeDiff>(earliest);
-      priv->ts_offset = std::max(priv->ts_offset, floor_offset);
+      priv->out.ts_offset = std::max(priv->out.ts_offset, floor_offset);
     }
-    priv->have_ts_offset = true;
+    priv->out.have_ts_offset = true;
     GST_DEBUG_OBJECT(self, "timestamp offset %" GST_STIME_FORMAT,
-                     GST_STIME_ARGS(priv->ts_offset));
+                     GST_STIME_ARGS(priv->out.ts_offset));
   }
   GST_BUFFER_PTS(out) = to_output_time(priv, in.pts);
   GST_BUFFER_DTS(out) = to_output_time(priv, in.dts);
@@ -911,7 +920,7 @@ static const GValue* streamheader_of(GstCaps* caps);
 // packets of every keyframe HEADER, and those must reach the demuxer.
 static bool duplicates_streamheader(GstP2pspSrcPrivate* priv,
                                     const std::vector<uint8_t>& data) {
-  const GValue* streamheader = streamheader_of(priv->caps.get());
+  const GValue* streamheader = streamheader_of(priv->out.caps.get());
   if (streamheader == nullptr) return false;
   const guint n = gst_value_array_get_size(streamheader);
   for (guint i = 0; i < n; i++) {
@@ -932,7 +941,7 @@ static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
       duplicates_streamheader(priv, in.data)) {
     // The caps' streamheader already carried it, first.
     GST_LOG_OBJECT(self, "dropping in-stream copy of a streamheader buffer");
-    priv->carry_discont = priv->carry_discont || discont;
+    priv->out.carry_discont = priv->out.carry_discont || discont;
     return;
   }
   BufferPtr buffer(wrap_data(std::move(in.data)));
@@ -943,19 +952,19 @@ static void queue_buffer(GstP2pspSrc* self, p2psp::MediaBuffer&& in) {
     if (!GST_CLOCK_TIME_IS_VALID(t)) continue;
     if (GST_BUFFER_DURATION_IS_VALID(buffer.get()))
       t += GST_BUFFER_DURATION(buffer.get());
-    if (!GST_CLOCK_TIME_IS_VALID(priv->out_end) || t > priv->out_end)
-      priv->out_end = t;
+    if (!GST_CLOCK_TIME_IS_VALID(priv->out.out_end) || t > priv->out.out_end)
+      priv->out.out_end = t;
   }
-  if (priv->carry_discont)
+  if (priv->out.carry_discont)
     GST_BUFFER_FLAG_SET(buffer.get(), GST_BUFFER_FLAG_DISCONT);
-  priv->carry_discont = false;
+  priv->out.carry_discont = false;
 
-  for (BufferPtr& header : priv->pending_headers) {
+  for (BufferPtr& header : priv->out.pending_headers) {
     GST_BUFFER_PTS(header.get()) = GST_BUFFER_PTS(buffer.get());
-    priv->output.push_back(std::move(header));
+    priv->out.output.push_back(std::move(header));
   }
-  priv->pending_headers.clear();
-  priv->output.push_back(std::move(buffer));
+  priv->out.pending_headers.clear();
+  priv->out.output.push_back(std::move(buffer));
 }
 
 static const GValue* streamheader_of(GstCaps* caps) {
@@ -968,7 +977,7 @@ static const GValue* streamheader_of(GstCaps* caps) {
 // Copies of the streamheader buffers, flagged for going out first.
 static void queue_streamheader(GstP2pspSrc* self, const GValue* streamheader) {
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->pending_headers.clear();
+  priv->out.pending_headers.clear();
   const guint n = gst_value_array_get_size(streamheader);
   for (guint i = 0; i < n; i++) {
     const GValue* v = gst_value_array_get_value(streamheader, i);
@@ -977,9 +986,9 @@ static void queue_streamheader(GstP2pspSrc* self, const GValue* streamheader) {
     GST_BUFFER_PTS(copy) = GST_CLOCK_TIME_NONE;
     GST_BUFFER_DTS(copy) = GST_CLOCK_TIME_NONE;
     GST_BUFFER_FLAG_SET(copy, GST_BUFFER_FLAG_HEADER);
-    if (priv->pending_headers.empty())
+    if (priv->out.pending_headers.empty())
       GST_BUFFER_FLAG_SET(copy, GST_BUFFER_FLAG_DISCONT);
-    priv->pending_headers.emplace_back(copy);
+    priv->out.pending_headers.emplace_back(copy);
   }
 }
 
@@ -994,19 +1003,19 @@ static GstFlowReturn apply_caps(GstP2pspSrc* self, const std::string& text) {
   }
   // After a rejoin to a restarted stream the demuxer needs the headers
   // again, even with the same caps.
-  const bool resend = priv->resend_headers;
-  priv->resend_headers = false;
-  if (priv->caps && gst_caps_is_equal(caps.get(), priv->caps.get())) {
-    const GValue* header = streamheader_of(priv->caps.get());
+  const bool resend = priv->out.resend_headers;
+  priv->out.resend_headers = false;
+  if (priv->out.caps && gst_caps_is_equal(caps.get(), priv->out.caps.get())) {
+    const GValue* header = streamheader_of(priv->out.caps.get());
     if (resend && header != nullptr) queue_streamheader(self, header);
     return GST_FLOW_OK;
   }
 
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, caps.get());
-  const GValue* old_header = streamheader_of(priv->caps.get());
+  const GValue* old_header = streamheader_of(priv->out.caps.get());
   const GValue* new_header = streamheader_of(caps.get());
   if (new_header == nullptr) {
-    priv->pending_headers.clear();
+    priv->out.pending_headers.clear();
   } else if (resend || old_header == nullptr ||
              gst_value_compare(old_header, new_header) != GST_VALUE_EQUAL) {
     queue_streamheader(self, new_header);
@@ -1017,7 +1026,7 @@ static GstFlowReturn apply_caps(GstP2pspSrc* self, const std::string& text) {
                       ("%s", text.c_str()));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  priv->caps = std::move(caps);
+  priv->out.caps = std::move(caps);
   return GST_FLOW_OK;
 }
 
@@ -1058,29 +1067,30 @@ static GstFlowReturn post_timeout(GstP2pspSrc* self) {
 }
 
 // Waits on core_cond until `deadline` (core clock), at most a second.
-// Called with core_lock.
-static void wait_until(GstP2pspSrcPrivate* priv, Micros now, Micros deadline) {
+// `lock` holds core_lock.
+static void wait_until(GstP2pspSrcPrivate* priv,
+                       std::unique_lock<std::mutex>& lock, Micros now,
+                       Micros deadline) {
   const Micros wait = deadline > now ? deadline - now : 0;
-  const gint64 wait_us =
-      static_cast<gint64>(std::min<Micros>(wait, G_USEC_PER_SEC));
-  g_cond_wait_until(&priv->core_cond, &priv->core_lock,
-                    g_get_monotonic_time() + wait_us);
+  priv->core_cond.wait_for(
+      lock, std::chrono::microseconds(std::min<Micros>(wait, G_USEC_PER_SEC)));
 }
 
 // Posts GstP2pspSrcRemoved for a REMOVED/REJECT the poll thread recorded.
-// Called with core_lock, which it drops while posting (a bus sync handler
-// may read the stats).
-static void post_removed_locked(GstP2pspSrc* self) {
+// `lock` holds core_lock; it is released while posting (a bus sync handler
+// may read the stats) and held again on return.
+static void post_removed(GstP2pspSrc* self,
+                         std::unique_lock<std::mutex>& lock) {
   GstP2pspSrcPrivate* priv = self->priv;
-  if (!priv->removed_unposted) return;
-  priv->removed_unposted = false;
+  if (!priv->run.removed_unposted) return;
+  priv->run.removed_unposted = false;
   GstStructure* s = gst_structure_new(
       kRemovedMessage, "reason", G_TYPE_STRING,
-      p2psp_gst::remove_reason_nick(priv->removed_reason), "text",
-      G_TYPE_STRING, priv->removed_text.c_str(), nullptr);
-  g_mutex_unlock(&priv->core_lock);
+      p2psp_gst::remove_reason_nick(priv->run.removed_reason), "text",
+      G_TYPE_STRING, priv->run.removed_text.c_str(), nullptr);
+  lock.unlock();
   post_element_message(self, s);
-  g_mutex_lock(&priv->core_lock);
+  lock.lock();
 }
 
 // What ends a wait for the next item, other than an item.
@@ -1093,45 +1103,46 @@ static WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
   const Micros timeout_us =
       static_cast<Micros>(priv->active.timeout_s) * G_USEC_PER_SEC;
   const Micros drain_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
-  MutexLock lock(&priv->core_lock);
+  std::unique_lock<std::mutex> lock(priv->core_lock);
   for (;;) {
     if (priv->flushing) return WaitEnd::kFlushing;
-    post_removed_locked(self);
+    post_removed(self, lock);
     if (priv->flushing) return WaitEnd::kFlushing;
     const Micros now = p2psp_gst::monotonic_now_us();
-    if (!priv->welcome_caps_taken && !priv->peer->welcome_caps().empty()) {
-      priv->welcome_caps_taken = true;
+    if (!priv->run.welcome_caps_taken &&
+        !priv->link.peer->welcome_caps().empty()) {
+      priv->run.welcome_caps_taken = true;
       item->kind = p2psp::StreamItem::Kind::kCaps;
-      item->caps = priv->peer->welcome_caps();
+      item->caps = priv->link.peer->welcome_caps();
       return WaitEnd::kItem;
     }
-    if (!priv->ready.empty()) {
-      *item = std::move(priv->ready.front());
-      priv->ready.pop_front();
+    if (!priv->link.ready.empty()) {
+      *item = std::move(priv->link.ready.front());
+      priv->link.ready.pop_front();
       return WaitEnd::kItem;
     }
     // The poll thread stops taking items when `ready` is full.
-    if (priv->peer->pop_item(now, item)) return WaitEnd::kItem;
-    if (priv->failure != Failure::kNone) {
-      *failure = priv->failure;
-      *failure_text = priv->failure_text;
-      *reason = priv->failure_reason;
+    if (priv->link.peer->pop_item(now, item)) return WaitEnd::kItem;
+    if (priv->link.failure != Failure::kNone) {
+      *failure = priv->link.failure;
+      *failure_text = priv->link.failure_text;
+      *reason = priv->link.failure_reason;
       return WaitEnd::kFailure;
     }
     // Items, events and failures come with a broadcast from the poll
     // thread; the only deadlines here are the stream's end and `timeout`.
     Micros deadline = kNever;
-    if (priv->splitter_shutdown) {
+    if (priv->link.splitter_shutdown) {
       // Whatever was still in flight had `latency` to arrive.
-      const Micros end = priv->shutdown_at_us + drain_us;
+      const Micros end = priv->link.shutdown_at_us + drain_us;
       if (now >= end) return WaitEnd::kEos;
       deadline = end;
     } else if (timeout_us > 0) {
-      const Micros end = priv->last_activity_us + timeout_us;
+      const Micros end = priv->run.last_activity_us + timeout_us;
       if (now >= end) return WaitEnd::kTimeout;
       deadline = end;
     }
-    wait_until(priv, now, deadline);
+    wait_until(priv, lock, now, deadline);
   }
 }
 
@@ -1141,23 +1152,16 @@ static void teardown_connection(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   priv->poll.stop();
   close_sockets(priv);
-  MutexLock lock(&priv->core_lock);
-  if (priv->peer) {
-    const p2psp::PeerStats& s = priv->peer->stats();
-    priv->base_lost += s.lost;
-    priv->base_recovered += s.recovered;
-    priv->base_nacks_sent += s.nacks_sent;
-    if (priv->peer->team_id() != 0) priv->last_team_id = priv->peer->team_id();
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  if (priv->link.peer) {
+    const p2psp::PeerStats& s = priv->link.peer->stats();
+    priv->run.base_lost += s.lost;
+    priv->run.base_recovered += s.recovered;
+    priv->run.base_nacks_sent += s.nacks_sent;
+    if (priv->link.peer->team_id() != 0)
+      priv->run.last_team_id = priv->link.peer->team_id();
   }
-  priv->peer.reset();
-  priv->outbox.clear();
-  priv->ready.clear();
-  priv->failure = Failure::kNone;
-  priv->failure_text.clear();
-  priv->failure_reason = p2psp::RemoveReason::kUnknown;
-  priv->joined = false;
-  priv->splitter_shutdown = false;
-  priv->chunks_seen = 0;
+  priv->link = Link();
 }
 
 enum class JoinResult { kJoined, kFailed, kFlushing };
@@ -1174,13 +1178,13 @@ static JoinResult try_join(GstP2pspSrc* self, Micros give_up_us,
   if (opened == OpenError::kCancelled) return JoinResult::kFlushing;
   if (opened != OpenError::kNone) return JoinResult::kFailed;
 
-  MutexLock lock(&priv->core_lock);
+  std::unique_lock<std::mutex> lock(priv->core_lock);
   for (;;) {
     if (priv->flushing) return JoinResult::kFlushing;
-    if (priv->joined) return JoinResult::kJoined;
-    if (priv->failure != Failure::kNone || priv->splitter_shutdown) {
-      *why = priv->failure_text.empty() ? "the splitter is shutting down"
-                                        : priv->failure_text;
+    if (priv->link.joined) return JoinResult::kJoined;
+    if (priv->link.failure != Failure::kNone || priv->link.splitter_shutdown) {
+      *why = priv->link.failure_text.empty() ? "the splitter is shutting down"
+                                             : priv->link.failure_text;
       return JoinResult::kFailed;
     }
     const Micros t = p2psp_gst::monotonic_now_us();
@@ -1188,18 +1192,18 @@ static JoinResult try_join(GstP2pspSrc* self, Micros give_up_us,
       *why = "no answer to the join";
       return JoinResult::kFailed;
     }
-    wait_until(priv, t, end);
+    wait_until(priv, lock, t, end);
   }
 }
 
 // Sleeps until `until`, or until unlock(). FALSE when flushing.
 static bool backoff_wait(GstP2pspSrcPrivate* priv, Micros until) {
-  MutexLock lock(&priv->core_lock);
+  std::unique_lock<std::mutex> lock(priv->core_lock);
   for (;;) {
     if (priv->flushing) return false;
     const Micros now = p2psp_gst::monotonic_now_us();
     if (now >= until) return true;
-    wait_until(priv, now, until);
+    wait_until(priv, lock, now, until);
   }
 }
 
@@ -1207,16 +1211,16 @@ static bool backoff_wait(GstP2pspSrcPrivate* priv, Micros until) {
 // again (and the streamheader again if the stream restarted).
 static void prepare_output_after_rejoin(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
-  MutexLock lock(&priv->core_lock);
-  const bool new_stream = priv->peer->team_id() != priv->last_team_id;
-  priv->carry_discont = true;
-  priv->have_ts_offset = false;
-  priv->welcome_caps_taken = false;
-  priv->resend_headers = new_stream;
-  priv->reconnecting = false;
-  priv->reconnects++;
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  const bool new_stream = priv->link.peer->team_id() != priv->run.last_team_id;
+  priv->out.carry_discont = true;
+  priv->out.have_ts_offset = false;
+  priv->run.welcome_caps_taken = false;
+  priv->out.resend_headers = new_stream;
+  priv->run.reconnecting = false;
+  priv->run.reconnects++;
   GST_INFO_OBJECT(self, "rejoined the team as peer %u (%s team)",
-                  priv->peer->id(), new_stream ? "new" : "same");
+                  priv->link.peer->id(), new_stream ? "new" : "same");
 }
 
 // Rejoins after a lost connection or a removal, trying until `timeout`.
@@ -1230,8 +1234,8 @@ static GstFlowReturn reconnect(GstP2pspSrc* self) {
           ? kNever
           : lost_at + static_cast<Micros>(s.timeout_s) * G_USEC_PER_SEC;
   {
-    MutexLock lock(&priv->core_lock);
-    priv->reconnecting = true;
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    priv->run.reconnecting = true;
   }
   teardown_connection(self);
   Micros backoff = kReconnectBackoffFirstUs;
@@ -1248,9 +1252,9 @@ static GstFlowReturn reconnect(GstP2pspSrc* self) {
         priv->state = SrcState::kStreaming;
         guint id, reconnects;
         {
-          MutexLock lock(&priv->core_lock);
-          id = priv->peer->id();
-          reconnects = priv->reconnects;
+          std::unique_lock<std::mutex> lock(priv->core_lock);
+          id = priv->link.peer->id();
+          reconnects = priv->run.reconnects;
         }
         post_element_message(
             self,
@@ -1265,8 +1269,8 @@ static GstFlowReturn reconnect(GstP2pspSrc* self) {
     }
     {
       // A REJECT of this attempt is on the bus like any removal.
-      MutexLock lock(&priv->core_lock);
-      post_removed_locked(self);
+      std::unique_lock<std::mutex> lock(priv->core_lock);
+      post_removed(self, lock);
     }
     teardown_connection(self);
     GST_DEBUG_OBJECT(self, "attempt %u failed: %s", attempt, why.c_str());
@@ -1293,8 +1297,8 @@ static GstFlowReturn handle_failure(GstP2pspSrc* self, Failure failure,
   const Settings& s = priv->active;
   bool ever_joined;
   {
-    MutexLock lock(&priv->core_lock);
-    ever_joined = priv->ever_joined;
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    ever_joined = priv->run.ever_joined;
   }
   // Retrying cannot fix a version mismatch, and a splitter that refuses or
   // drops us before we ever were in the team is an answer, not an accident
@@ -1363,30 +1367,19 @@ static GstFlowReturn gst_p2psp_src_create(GstPushSrc* psrc, GstBuffer** out) {
     GstFlowReturn ret = reconnect(self);
     if (ret != GST_FLOW_OK) return ret;
   }
-  while (priv->output.empty()) {
+  while (priv->out.output.empty()) {
     if (priv->state == SrcState::kFailed) return GST_FLOW_ERROR;
     if (priv->state == SrcState::kEos) return GST_FLOW_EOS;
     GstFlowReturn ret = next_item(self);
     if (ret != GST_FLOW_OK) return ret;
   }
-  *out = priv->output.front().release();
-  priv->output.pop_front();
+  *out = priv->out.output.front().release();
+  priv->out.output.pop_front();
   GST_LOG_OBJECT(self, "pushing %" GST_PTR_FORMAT, *out);
   return GST_FLOW_OK;
 }
 
 /* --------------------------------------------------- start and stop ---- */
-
-static void reset_output(GstP2pspSrcPrivate* priv) {
-  priv->caps.reset();
-  priv->pending_headers.clear();
-  priv->output.clear();
-  priv->have_ts_offset = false;
-  priv->ts_offset = 0;
-  priv->carry_discont = false;
-  priv->out_end = GST_CLOCK_TIME_NONE;
-  priv->resend_headers = false;
-}
 
 static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
   GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
@@ -1402,27 +1395,13 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
     return FALSE;
   }
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     priv->flushing = false;
-    priv->failure = Failure::kNone;
-    priv->failure_text.clear();
-    priv->splitter_shutdown = false;
-    priv->chunks_seen = 0;
-    priv->welcome_caps_taken = false;
-    priv->failure_reason = p2psp::RemoveReason::kUnknown;
-    priv->removed_unposted = false;
-    priv->joined = false;
-    priv->ready.clear();
-    priv->reconnects = 0;
-    priv->reconnecting = false;
-    priv->ever_joined = false;
-    priv->last_team_id = 0;
-    priv->base_lost = priv->base_recovered = priv->base_nacks_sent = 0;
-    priv->posted_lost = priv->posted_recovered = priv->posted_nacks_sent = 0;
-    priv->loss_posted_us = 0;
+    priv->link = Link();
+    priv->run = Run();
   }
   g_cancellable_reset(priv->cancel.get());
-  reset_output(priv);
+  priv->out = Output();
   priv->state = SrcState::kReady;
   GST_DEBUG_OBJECT(self, "started; will join %s:%d", priv->active.host.c_str(),
                    priv->active.port);
@@ -1431,38 +1410,37 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
 
 // Gives queued TCP bytes (the goodbye) a bounded chance to leave.
 static void flush_tcp_bounded(GstP2pspSrcPrivate* priv) {
-  if (!priv->tcp || priv->tcp_closed) return;
+  if (!priv->net.tcp || priv->net.tcp_closed) return;
   const Micros end = p2psp_gst::monotonic_now_us() + kLeaveFlushUs;
-  while (priv->tcp->wants_write()) {
+  while (priv->net.tcp->wants_write()) {
     const Micros now = p2psp_gst::monotonic_now_us();
     if (now >= end) break;
-    g_socket_condition_timed_wait(priv->tcp->socket(), G_IO_OUT,
+    g_socket_condition_timed_wait(priv->net.tcp->socket(), G_IO_OUT,
                                   static_cast<gint64>(end - now), nullptr,
                                   nullptr);
-    if (!priv->tcp->flush()) break;
+    if (!priv->net.tcp->flush()) break;
   }
 }
 
 static void leave_team(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   {
-    MutexLock lock(&priv->core_lock);
-    if (!priv->peer) return;
-    priv->peer->leave(p2psp_gst::monotonic_now_us(), &priv->outbox);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    if (!priv->link.peer) return;
+    priv->link.peer->leave(p2psp_gst::monotonic_now_us(), &priv->link.outbox);
     dispatch_outbox(self);
   }
   flush_tcp_bounded(priv);
 }
 
 static void close_sockets(GstP2pspSrcPrivate* priv) {
-  priv->tcp.reset();
-  if (priv->tcp_stream)
-    g_io_stream_close(G_IO_STREAM(priv->tcp_stream.get()), nullptr, nullptr);
-  priv->tcp_stream.reset();
-  if (priv->udp) g_socket_close(priv->udp.get(), nullptr);
-  priv->udp.reset();
-  priv->tcp_close_requested = false;
-  priv->tcp_closed = false;
+  priv->net.tcp.reset();
+  if (priv->net.tcp_stream)
+    g_io_stream_close(G_IO_STREAM(priv->net.tcp_stream.get()), nullptr,
+                      nullptr);
+  priv->net.tcp_stream.reset();
+  if (priv->net.udp) g_socket_close(priv->net.udp.get(), nullptr);
+  priv->net = Sockets();
 }
 
 static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
@@ -1472,12 +1450,10 @@ static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
   leave_team(self);
   close_sockets(priv);
   {
-    MutexLock lock(&priv->core_lock);
-    priv->peer.reset();
-    priv->outbox.clear();
-    priv->ready.clear();
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    priv->link = Link();
   }
-  reset_output(priv);
+  priv->out = Output();
   priv->state = SrcState::kStopped;
   GST_DEBUG_OBJECT(self, "stopped");
   return TRUE;
@@ -1486,9 +1462,9 @@ static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
 static gboolean gst_p2psp_src_unlock(GstBaseSrc* bsrc) {
   GstP2pspSrcPrivate* priv = GST_P2PSP_SRC(bsrc)->priv;
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     priv->flushing = true;
-    g_cond_broadcast(&priv->core_cond);
+    priv->core_cond.notify_all();
   }
   g_cancellable_cancel(priv->cancel.get());
   return TRUE;
@@ -1497,7 +1473,7 @@ static gboolean gst_p2psp_src_unlock(GstBaseSrc* bsrc) {
 static gboolean gst_p2psp_src_unlock_stop(GstBaseSrc* bsrc) {
   GstP2pspSrcPrivate* priv = GST_P2PSP_SRC(bsrc)->priv;
   {
-    MutexLock lock(&priv->core_lock);
+    std::unique_lock<std::mutex> lock(priv->core_lock);
     priv->flushing = false;
   }
   g_cancellable_reset(priv->cancel.get());
