@@ -52,188 +52,20 @@
  * the authentication but sends the payload in clear). See docs/security.md.
  */
 
-#include "gstp2pspsplittersink.h"
-
-#include <gst/p2psp/auth.h>
-#include <gst/p2psp/splitter.h>
-#include <sys/socket.h>
-
-#include <condition_variable>
-#include <deque>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <unordered_set>
-#include <vector>
-
-#include "gstp2pspconnections.h"
 #include "gstp2pspelements.h"
-#include "gstp2pspenums.h"
-#include "gstp2psputil.h"
+#include "gstp2pspsplittersinkpriv.h"
 
-GST_DEBUG_CATEGORY_STATIC(gst_p2psp_splitter_sink_debug);
-#define GST_CAT_DEFAULT gst_p2psp_splitter_sink_debug
+GST_DEBUG_CATEGORY(gst_p2psp_splitter_sink_debug);
 
-using p2psp_gst::GErrorPtr;
-using p2psp_gst::GRef;
-
-namespace {
-
-constexpr const char *DEFAULT_HOST = "0.0.0.0";
-/* The port the P2PSP console tools used. */
-constexpr gint DEFAULT_PORT = 4552;
-/* Fills a datagram that crosses a 1500-byte MTU unfragmented (IPv4 and
- * IPv6, origin stated or not): docs/protocol.md, "Chunk size". */
-constexpr guint DEFAULT_CHUNK_SIZE = p2psp::kDefaultChunkSize;
-constexpr guint MIN_CHUNK_SIZE = 64;
-constexpr guint MAX_CHUNK_SIZE = 65000; /* p2psp::kMaxChunkPayload */
-constexpr guint DEFAULT_MAX_PEERS = 0;
-constexpr guint DEFAULT_WAIT_FOR_PEERS = 0;
-/* Team health, the core's defaults (docs/protocol.md section 10). */
-constexpr guint DEFAULT_MONITORS = 0;
-constexpr guint DEFAULT_MAX_CHUNK_LOSS = 32;
-constexpr guint DEFAULT_PEER_TIMEOUT_MS = 1500;
-constexpr guint MAX_PEER_TIMEOUT_MS = 3600000;
-/* Limits on strangers (docs/security.md, "Limits"), the core's defaults. */
-constexpr guint DEFAULT_MAX_JOINS_PER_ADDRESS = 64;
-constexpr guint DEFAULT_MAX_HANDSHAKES = 256;
-constexpr guint DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
-constexpr guint MIN_HANDSHAKE_TIMEOUT_MS = 100;
-constexpr guint MAX_HANDSHAKE_TIMEOUT_MS = 600000;
-/* Unsent control bytes one connection may hold in the splitter: a peer past
- * it stopped reading and is dropped (reason "slow"). Any one message gets
- * through an idle connection whatever its size (frames are at most 1 MiB). */
-constexpr guint DEFAULT_MAX_CONTROL_BACKLOG = 1 << 20;
-constexpr guint MIN_MAX_CONTROL_BACKLOG = 1024;
-
-/* The element message posted for every peer that leaves the team. */
-constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
-
-/* How long stop() lets queued TCP output (REMOVED messages) drain. */
-constexpr gint64 kStopFlushTimeoutUs = 200000;
-constexpr gint64 kStopFlushPollUs = 5000;
-constexpr size_t kReceiveBatch = 16;
-constexpr size_t kTcpReadSize = 16384;
-constexpr gint kListenBacklog = 64;
-constexpr p2psp::Micros kCloseGraceUs = 2000000;
-
-enum {
-  PROP_0,
-  PROP_HOST,
-  PROP_PORT,
-  PROP_CURRENT_PORT,
-  PROP_CHUNK_SIZE,
-  PROP_MAX_PEERS,
-  PROP_NUM_PEERS,
-  PROP_WAIT_FOR_PEERS,
-  PROP_MONITORS,
-  PROP_MAX_CHUNK_LOSS,
-  PROP_PEER_TIMEOUT,
-  PROP_PASSPHRASE,
-  PROP_ENCRYPT,
-  PROP_SIGN_CHUNKS,
-  PROP_MAX_JOINS_PER_ADDRESS,
-  PROP_MAX_HANDSHAKES,
-  PROP_HANDSHAKE_TIMEOUT,
-  PROP_MAX_CONTROL_BACKLOG,
-  PROP_STATS,
-  N_PROPERTIES
-};
-
-enum { SIGNAL_PEER_ADDED, SIGNAL_PEER_REMOVED, SIGNAL_REMOVE_PEER, N_SIGNALS };
-
+namespace p2psp_sink {
 GParamSpec *properties[N_PROPERTIES];
 guint signals[N_SIGNALS];
+}  // namespace p2psp_sink
 
-/* Copied under the object lock at start(): the run uses one consistent set. */
-struct Settings {
-  std::string host = DEFAULT_HOST;
-  gint port = DEFAULT_PORT;
-  guint chunk_size = DEFAULT_CHUNK_SIZE;
-  // Left at the default, the chunk shrinks to make room for a signature and
-  // a seal, so datagrams never fragment.
-  bool chunk_size_set = false;
-  guint max_peers = DEFAULT_MAX_PEERS;
-  guint monitors = DEFAULT_MONITORS;
-  guint max_chunk_loss = DEFAULT_MAX_CHUNK_LOSS;
-  guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
-  std::string passphrase; /* never logged, never readable */
-  gboolean encrypt = TRUE;
-  gboolean sign_chunks = FALSE;
-  guint max_joins_per_address = DEFAULT_MAX_JOINS_PER_ADDRESS;
-  guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
-  guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  guint max_control_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
-};
-
-enum class State { kStopped, kRunning };
-
-/* An event of the core, with the reason the element gives it. */
-struct PendingEvent {
-  p2psp::SplitterEvent event;
-  GstP2pspRemoveReason reason = GST_P2PSP_REMOVE_REASON_UNKNOWN;
-};
-
-/* Everything one run holds. start() replaces it whole (no reset list); the
- * finished run stays for its stats until the next start(). */
-struct Run {
-  State state = State::kStopped;
-  std::unique_ptr<p2psp::Splitter> splitter;
-  GRef<GSocket> listener;
-  GRef<GSocket> udp;
-  p2psp_gst::ConnectionTable connections;
-  size_t max_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
-  /* Members dropped for a backed-up channel, until their event is taken. */
-  std::unordered_set<uint32_t> slow_peers;
-  std::deque<PendingEvent> pending_events;
-  /* Caps held back while wait-for-peers holds the stream. */
-  std::string pending_caps;
-  bool has_pending_caps = false;
-  p2psp::Micros armed_deadline = UINT64_MAX;
-  uint64_t datagrams_dropped = 0;
-  uint64_t rejected_accepts = 0;
-  uint64_t peers_slow = 0; /* connections dropped for their backlog */
-  std::vector<p2psp_gst::ReceivedDatagram> rx_batch =
-      std::vector<p2psp_gst::ReceivedDatagram>(kReceiveBatch);
-};
-
+namespace {
 GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
-
 }  // namespace
-
-/* Everything C++ lives here, so its constructors and destructors run. */
-struct SplitterSinkPrivate {
-  /* Object lock. */
-  Settings settings;
-  guint wait_for_peers = DEFAULT_WAIT_FOR_PEERS;
-  gint current_port = -1;
-
-  /* core_mutex guards the run: the splitter, the sockets' bookkeeping and the
-   * counters the core does not keep. Outboxes are dispatched under it too
-   * (the sends never block), so datagrams leave in the order they were cut. */
-  std::mutex core_mutex;
-  Run run;
-  p2psp_gst::PollThread poll;
-
-  /* Serialises signal emission so handlers see events in order; never held
-   * together with core_mutex. */
-  std::mutex emit_mutex;
-
-  /* peers_mutex guards what wait-for-peers waits on. */
-  std::mutex peers_mutex;
-  std::condition_variable peers_cond;
-  guint num_peers = 0;
-  bool unlocked = false;
-  /* The team reached wait-for-peers once in this run: from then on peers
-   * leaving never stall the stream again (the others still need it). */
-  bool team_reached = false;
-};
-
-struct _GstP2pspSplitterSink {
-  GstBaseSink parent;
-  SplitterSinkPrivate *priv;
-};
 
 #define gst_p2psp_splitter_sink_parent_class parent_class
 G_DEFINE_TYPE(GstP2pspSplitterSink, gst_p2psp_splitter_sink,
@@ -241,8 +73,7 @@ G_DEFINE_TYPE(GstP2pspSplitterSink, gst_p2psp_splitter_sink,
 GST_ELEMENT_REGISTER_DEFINE(p2pspsplittersink, "p2pspsplittersink",
                             GST_RANK_NONE, GST_TYPE_P2PSP_SPLITTER_SINK);
 
-namespace {
-
+namespace p2psp_sink {
 SplitterSinkPrivate *priv_of(gpointer self) {
   return GST_P2PSP_SPLITTER_SINK(self)->priv;
 }
@@ -303,346 +134,11 @@ void emit_pending_events(GstP2pspSplitterSink *self) {
   }
 }
 
-/* ---------------------------------------------------------- dispatch ---- */
-
-/* The core's events, with the element's reasons: a member that closed or
- * said goodbye "left", one dropped for its backlog "slow". */
-void take_events_locked(Run &run) {
-  for (auto &ev : run.splitter->take_events()) {
-    PendingEvent pending{ev, p2psp_gst::remove_reason_of(ev.reason)};
-    if (ev.kind == p2psp::SplitterEvent::Kind::kPeerRemoved &&
-        ev.reason == p2psp::RemoveReason::kUnknown)
-      pending.reason = run.slow_peers.erase(ev.peer_id)
-                           ? GST_P2PSP_REMOVE_REASON_SLOW
-                           : GST_P2PSP_REMOVE_REASON_LEFT;
-    run.pending_events.push_back(std::move(pending));
-  }
-}
-
-/* A connection whose output backed up past max-control-backlog: its output
- * is dropped, the core forgets it (PEER_LEFT to the others) and the poll
- * thread closes it next round. Called with core_mutex held. */
-void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out) {
-  p2psp_gst::ConnectionTable::Connection *c = run.connections.find(conn);
-  /* Gone, abandoned already, or closing anyway (its reap is bounded). */
-  if (c == nullptr || c->close_when_flushed) return;
-  GST_WARNING("connection %" G_GUINT64_FORMAT
-              " (%s) has over %zu bytes of "
-              "control output queued: dropping it",
-              static_cast<guint64>(conn), c->remote.to_string().c_str(),
-              run.max_backlog);
-  for (const auto &p : run.splitter->peer_stats())
-    if (p.tcp_endpoint == c->remote) run.slow_peers.insert(p.id);
-  run.peers_slow++;
-  run.connections.abandon(conn);
-  run.splitter->on_tcp_closed(conn, p2psp_gst::monotonic_now_us(), out);
-}
-
-/* Carries out what the core asked for. Called with core_mutex held. Returns
- * TRUE when the poll thread must be woken (TCP output, a connection to
- * close, or an earlier deadline). */
-bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
-  Run &run = priv->run;
-  bool wake = false;
-  std::vector<p2psp::ConnId> slow;
-  if (!out.udp.empty() && run.udp)
-    run.datagrams_dropped += p2psp_gst::send_datagrams(run.udp.get(), out.udp);
-  for (const p2psp::TcpSend &send : out.tcp) {
-    if (!run.connections.queue(send.conn, send.data, run.max_backlog))
-      slow.push_back(send.conn);
-    wake = true;
-  }
-  for (p2psp::ConnId conn : out.tcp_close) {
-    run.connections.close_when_flushed(
-        conn, p2psp_gst::monotonic_now_us() + kCloseGraceUs);
-    wake = true;
-  }
-  out.clear();
-  if (!run.splitter) return wake;
-  p2psp::Outbox more;
-  for (p2psp::ConnId conn : slow) drop_slow_locked(run, conn, &more);
-  take_events_locked(run);
-  /* PEER_LEFT for the dropped ones; each round drops connections, so this
-   * ends. */
-  if (!more.empty()) wake |= dispatch_locked(priv, more);
-  if (run.splitter->next_deadline() < run.armed_deadline) wake = true;
-  return wake;
-}
-
-/* Runs one core operation and dispatches its outbox. */
-template <typename Op>
-void run_core(GstP2pspSplitterSink *self, Op op) {
-  SplitterSinkPrivate *priv = self->priv;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->run.state != State::kRunning || !priv->run.splitter) return;
-    p2psp::Outbox out;
-    op(*priv->run.splitter, p2psp_gst::monotonic_now_us(), &out);
-    wake = dispatch_locked(priv, out);
-  }
-  if (wake) priv->poll.wake();
-  emit_pending_events(self);
-}
-
-/* ------------------------------------------------------- poll thread ---- */
-
-/* Closes what is due and returns the poll list, rebuilt only when a
- * connection came, went or changed what it waits for. */
-bool collect_watches(SplitterSinkPrivate *priv,
-                     p2psp_gst::PollThread::WatchList &list) {
-  std::lock_guard<std::mutex> lock(priv->core_mutex);
-  Run &run = priv->run;
-  /* Connections are only destroyed here, on the poll thread, so the sockets
-   * of a watch list stay alive for the whole poll round. */
-  run.connections.reap(p2psp_gst::monotonic_now_us());
-  return run.connections.watches(run.listener.get(), run.udp.get(), list);
-}
-
-void accept_connections(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  for (;;) {
-    GError *error = nullptr;
-    GSocket *sock = g_socket_accept(priv->run.listener.get(), nullptr, &error);
-    GErrorPtr owned(error);
-    if (sock == nullptr) {
-      if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-        /* Typically EMFILE: the peer is turned away, the team goes on. */
-        GST_WARNING_OBJECT(self, "accept failed: %s", error->message);
-        std::lock_guard<std::mutex> lock(priv->core_mutex);
-        priv->run.rejected_accepts++;
-      }
-      return;
-    }
-    g_socket_set_blocking(sock, FALSE);
-    GSocketAddress *remote_addr = g_socket_get_remote_address(sock, nullptr);
-    const p2psp::Endpoint remote =
-        p2psp_gst::endpoint_from_address(remote_addr);
-    if (remote_addr) g_object_unref(remote_addr);
-
-    p2psp::ConnId conn;
-    {
-      std::lock_guard<std::mutex> lock(priv->core_mutex);
-      /* The kernel's share of a peer's control output is bounded too: its
-       * autotuned send buffer would hold megabytes for a peer that stopped
-       * reading before max-control-backlog is ever reached. */
-      g_socket_set_option(sock, SOL_SOCKET, SO_SNDBUF,
-                          static_cast<gint>(priv->run.max_backlog), nullptr);
-      conn = priv->run.connections.add(sock, remote);
-    }
-    GST_DEBUG_OBJECT(self, "TCP connection %" G_GUINT64_FORMAT " from %s",
-                     static_cast<guint64>(conn), remote.to_string().c_str());
-    run_core(self,
-             [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-               s.on_tcp_accepted(conn, remote, now, out);
-             });
-  }
-}
-
-/* Forgets a connection the remote closed (or broke) and tells the core. */
-void drop_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
-  SplitterSinkPrivate *priv = self->priv;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->run.connections.find(conn) == nullptr) return;
-    priv->run.connections.erase(conn);
-  }
-  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
-                     p2psp::Outbox *out) { s.on_tcp_closed(conn, now, out); });
-}
-
-void read_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
-  SplitterSinkPrivate *priv = self->priv;
-  uint8_t buf[kTcpReadSize];
-  for (;;) {
-    gssize n;
-    {
-      std::lock_guard<std::mutex> lock(priv->core_mutex);
-      auto *c = priv->run.connections.find(conn);
-      if (c == nullptr || c->close_when_flushed) return;
-      n = c->tcp->read_some(buf, sizeof buf);
-    }
-    if (n == -2) return;
-    if (n <= 0) {
-      drop_connection(self, conn);
-      return;
-    }
-    run_core(self,
-             [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-               s.on_tcp_data(conn, buf, static_cast<size_t>(n), now, out);
-             });
-  }
-}
-
-void on_connection_io(GstP2pspSplitterSink *self, GSocket *sock,
-                      GIOCondition cond) {
-  SplitterSinkPrivate *priv = self->priv;
-  p2psp::ConnId conn = 0;
-  bool broken = false;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    conn = priv->run.connections.find(sock);
-    if (conn == 0) return;
-    if ((cond & G_IO_OUT) && !priv->run.connections.flush(conn)) broken = true;
-  }
-  if (broken || (cond & (G_IO_ERR | G_IO_NVAL))) {
-    drop_connection(self, conn);
-    return;
-  }
-  /* HUP with data pending still reads the data first, then the EOF. */
-  if (cond & (G_IO_IN | G_IO_HUP)) read_connection(self, conn);
-}
-
-void read_datagrams(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->run.state != State::kRunning || !priv->run.splitter) return;
-    size_t got;
-    while ((got = p2psp_gst::receive_datagrams(priv->run.udp.get(),
-                                               priv->run.rx_batch)) > 0) {
-      p2psp::Outbox out;
-      for (size_t i = 0; i < got; i++) {
-        const auto &d = priv->run.rx_batch[i];
-        priv->run.splitter->on_udp(d.from, d.data.data(), d.size,
-                                   p2psp_gst::monotonic_now_us(), &out);
-      }
-      wake |= dispatch_locked(priv, out);
-      if (got < priv->run.rx_batch.size()) break;
-    }
-  }
-  if (wake) priv->poll.wake();
-  emit_pending_events(self);
-}
-
-void on_socket_io(GstP2pspSplitterSink *self, GSocket *sock,
-                  GIOCondition cond) {
-  SplitterSinkPrivate *priv = self->priv;
-  if (sock == priv->run.listener.get()) {
-    accept_connections(self);
-  } else if (sock == priv->run.udp.get()) {
-    read_datagrams(self);
-  } else {
-    on_connection_io(self, sock, cond);
-  }
-}
-
-p2psp::Micros on_timer(GstP2pspSplitterSink *self, p2psp::Micros now) {
-  SplitterSinkPrivate *priv = self->priv;
-  p2psp::Micros next;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->run.state != State::kRunning || !priv->run.splitter)
-      return UINT64_MAX;
-    /* The poll thread asks after every round (each datagram): tick only
-     * when something is due. */
-    if (now >= priv->run.splitter->next_deadline()) {
-      p2psp::Outbox out;
-      priv->run.splitter->tick(now, &out);
-      dispatch_locked(priv, out);
-    }
-    next = priv->run.splitter->next_deadline();
-    priv->run.armed_deadline = next;
-  }
-  /* The poll thread is the caller: it polls the new TCP output next round. */
-  emit_pending_events(self);
-  return next;
-}
-
-/* ------------------------------------------------------- start, stop ---- */
-
-GSocket *bind_socket(GInetAddress *inet, guint16 port, GSocketType type,
-                     GError **error) {
-  GSocket *sock = g_socket_new(g_inet_address_get_family(inet), type,
-                               G_SOCKET_PROTOCOL_DEFAULT, error);
-  if (sock == nullptr) return nullptr;
-  GSocketAddress *addr = g_inet_socket_address_new(inet, port);
-  /* Reuse lets a restarted TCP listener take its port back from TIME_WAIT;
-   * for UDP it would let two splitters share a port, so it stays off. */
-  const gboolean reuse = type == G_SOCKET_TYPE_STREAM;
-  gboolean ok = g_socket_bind(sock, addr, reuse, error);
-  g_object_unref(addr);
-  if (ok && type == G_SOCKET_TYPE_STREAM) {
-    g_socket_set_listen_backlog(sock, kListenBacklog);
-    ok = g_socket_listen(sock, error);
-  }
-  if (!ok) {
-    g_object_unref(sock);
-    return nullptr;
-  }
-  g_socket_set_blocking(sock, FALSE);
-  return sock;
-}
-
-guint16 local_port(GSocket *sock) {
-  GSocketAddress *addr = g_socket_get_local_address(sock, nullptr);
-  if (addr == nullptr) return 0;
-  guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr));
-  g_object_unref(addr);
-  return port;
-}
-
-/* Binds the TCP listener, then UDP on the same port number so a firewall
- * needs one rule; UDP falls back to any port (WELCOME announces it). */
-gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
-                      GRef<GSocket> *listener, GRef<GSocket> *udp) {
-  GError *error = nullptr;
-  GInetAddress *inet = p2psp_gst::resolve_host(settings.host, nullptr, &error);
-  if (inet == nullptr) {
-    GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
-                      ("Could not resolve host \"%s\"", settings.host.c_str()),
-                      ("%s", error ? error->message : "no address"));
-    return FALSE;
-  }
-  GRef<GInetAddress> address(inet);
-
-  listener->reset(
-      bind_socket(inet, settings.port, G_SOCKET_TYPE_STREAM, &error));
-  if (!*listener) {
-    GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, OPEN_READ_WRITE,
-        ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
-        ("TCP: %s", error->message));
-    return FALSE;
-  }
-  const guint16 port = local_port(listener->get());
-  udp->reset(bind_socket(inet, port, G_SOCKET_TYPE_DATAGRAM, nullptr));
-  if (!*udp) {
-    GST_INFO_OBJECT(self, "UDP port %u taken, using another one", port);
-    udp->reset(bind_socket(inet, 0, G_SOCKET_TYPE_DATAGRAM, &error));
-  }
-  if (!*udp) {
-    GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, OPEN_READ_WRITE,
-        ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
-        ("UDP: %s", error->message));
-    listener->reset();
-    return FALSE;
-  }
-  return TRUE;
-}
-
 void set_current_port(GstP2pspSplitterSink *self, gint port) {
   GST_OBJECT_LOCK(self);
   self->priv->current_port = port;
   GST_OBJECT_UNLOCK(self);
   g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
-}
-
-gboolean start_poll_thread(GstP2pspSplitterSink *self) {
-  return self->priv->poll.start_cached(
-      "p2psp-splitter",
-      [self](p2psp_gst::PollThread::WatchList &list) {
-        return collect_watches(self->priv, list);
-      },
-      [self](GSocket *sock, GIOCondition cond) {
-        on_socket_io(self, sock, cond);
-      },
-      [self](p2psp::Micros now) { return on_timer(self, now); });
 }
 
 gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
@@ -717,23 +213,6 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
                   config.team_id, settings.host.c_str(), tcp_port, udp_port);
   set_current_port(self, tcp_port);
   return TRUE;
-}
-
-/* Gives the poll thread a bounded chance to write what is queued (the
- * REMOVED messages of a shutdown): a peer that learns it was removed does not
- * wait for a timeout. */
-void drain_tcp_output(SplitterSinkPrivate *priv) {
-  const gint64 give_up = g_get_monotonic_time() + kStopFlushTimeoutUs;
-  while (g_get_monotonic_time() < give_up) {
-    bool pending = false;
-    {
-      std::lock_guard<std::mutex> lock(priv->core_mutex);
-      pending = priv->run.connections.wants_write();
-    }
-    if (!pending) return;
-    priv->poll.wake();
-    g_usleep(kStopFlushPollUs);
-  }
 }
 
 gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
@@ -920,92 +399,6 @@ gboolean gst_p2psp_splitter_sink_unlock_stop(GstBaseSink *sink) {
   std::lock_guard<std::mutex> lock(priv->peers_mutex);
   priv->unlocked = false;
   return TRUE;
-}
-
-/* ------------------------------------------------------------- stats ---- */
-
-GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
-  const std::string endpoint = p.endpoint.to_string();
-  const p2psp::Micros now = p2psp_gst::monotonic_now_us();
-  const guint64 silent_ms =
-      now > p.last_heard_us ? (now - p.last_heard_us) / 1000 : 0;
-  return gst_structure_new(
-      "application/x-p2psp-peer", "id", G_TYPE_UINT, p.id, "endpoint",
-      G_TYPE_STRING, endpoint.c_str(), "chunks-sent", G_TYPE_UINT64,
-      static_cast<guint64>(p.chunks_sent), "bytes-sent", G_TYPE_UINT64,
-      static_cast<guint64>(p.bytes_sent), "monitor", G_TYPE_BOOLEAN,
-      static_cast<gboolean>(p.monitor), "loss-counter", G_TYPE_UINT,
-      static_cast<guint>(p.loss_counter), "retransmits", G_TYPE_UINT64,
-      static_cast<guint64>(p.retransmits), "silent-ms", G_TYPE_UINT64,
-      silent_ms, nullptr);
-}
-
-void add_peer_array(GstStructure *s,
-                    const std::vector<p2psp::SplitterPeerStats> &peers) {
-  GValue array = G_VALUE_INIT;
-  gst_value_array_init(&array, peers.size());
-  for (const auto &p : peers) {
-    GValue v = G_VALUE_INIT;
-    g_value_init(&v, GST_TYPE_STRUCTURE);
-    g_value_take_boxed(&v, peer_structure(p));
-    gst_value_array_append_and_take_value(&array, &v);
-  }
-  gst_structure_take_value(s, "peers", &array);
-}
-
-GstStructure *build_stats(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  std::lock_guard<std::mutex> lock(priv->core_mutex);
-  p2psp::SplitterStats st;
-  std::vector<p2psp::SplitterPeerStats> peers;
-  guint num_peers = 0;
-  if (priv->run.splitter) {
-    st = priv->run.splitter->stats();
-    num_peers = priv->run.splitter->num_peers();
-    if (priv->run.state == State::kRunning)
-      peers = priv->run.splitter->peer_stats();
-    else
-      num_peers = 0;
-  }
-  GstStructure *s = gst_structure_new(
-      "application/x-p2psp-splitter-stats", "buffers-in", G_TYPE_UINT64,
-      st.buffers_in, "bytes-in", G_TYPE_UINT64, st.bytes_in, "chunks-cut",
-      G_TYPE_UINT64, st.chunks_cut, "chunks-sent", G_TYPE_UINT64,
-      st.chunks_sent, "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
-      "chunks-dropped", G_TYPE_UINT64, st.chunks_dropped, "datagrams-dropped",
-      G_TYPE_UINT64, static_cast<guint64>(priv->run.datagrams_dropped),
-      "peers-joined", G_TYPE_UINT64, st.peers_joined, "peers-left",
-      G_TYPE_UINT64, st.peers_left, "rejected-datagrams", G_TYPE_UINT64,
-      st.rejected_datagrams, "rejected-connections", G_TYPE_UINT64,
-      static_cast<guint64>(st.rejected_connections +
-                           priv->run.rejected_accepts),
-      "num-peers", G_TYPE_UINT, num_peers, nullptr);
-  gst_structure_set(
-      s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out, "peers-expelled",
-      G_TYPE_UINT64, st.peers_expelled, "lost-reports", G_TYPE_UINT64,
-      st.lost_reports, "nacks-received", G_TYPE_UINT64, st.nacks_received,
-      "retransmits", G_TYPE_UINT64, st.retransmits, "retransmit-bytes",
-      G_TYPE_UINT64, st.retransmit_bytes, "retransmits-unavailable",
-      G_TYPE_UINT64, st.retransmits_unavailable, "retransmits-limited",
-      G_TYPE_UINT64, st.retransmits_limited, nullptr);
-  gst_structure_set(s, "auth-failures", G_TYPE_UINT64, st.auth_failures,
-                    "unauthenticated-datagrams", G_TYPE_UINT64,
-                    st.unauthenticated_datagrams, "replayed-datagrams",
-                    G_TYPE_UINT64, st.replayed_datagrams, nullptr);
-  gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
-                    "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
-                    "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,
-                    nullptr);
-  gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
-                    st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
-                    st.joins_limited, nullptr);
-  gst_structure_set(s, "peers-slow", G_TYPE_UINT64,
-                    static_cast<guint64>(priv->run.peers_slow),
-                    "control-backlog-bytes", G_TYPE_UINT64,
-                    static_cast<guint64>(priv->run.connections.queued_bytes()),
-                    nullptr);
-  add_peer_array(s, peers);
-  return s;
 }
 
 /* -------------------------------------------------------- properties ---- */
@@ -1256,18 +649,6 @@ void install_properties(GObjectClass *gobject_class) {
   g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
 }
 
-/* The remove-peer action signal. */
-gboolean remove_peer(GstP2pspSplitterSink *self, guint peer_id) {
-  bool removed = false;
-  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros, p2psp::Outbox *out) {
-    for (const auto &p : s.peer_stats()) removed |= p.id == peer_id;
-    if (removed) s.remove_peer(peer_id, p2psp::RemoveReason::kExpelled, out);
-  });
-  GST_INFO_OBJECT(self, "remove-peer %u: %s", peer_id,
-                  removed ? "removed" : "no such member");
-  return removed;
-}
-
 void install_signals(GObjectClass *gobject_class) {
   /**
    * GstP2pspSplitterSink::peer-added:
@@ -1311,7 +692,7 @@ void install_signals(GObjectClass *gobject_class) {
       G_TYPE_UINT);
 }
 
-}  // namespace
+}  // namespace p2psp_sink
 
 static void gst_p2psp_splitter_sink_class_init(
     GstP2pspSplitterSinkClass *klass) {
