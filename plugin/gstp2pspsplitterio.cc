@@ -271,6 +271,27 @@ guint16 local_port(GSocket *sock) {
 
 /* Binds the TCP listener, then UDP on the same port number so a firewall
  * needs one rule; UDP falls back to any port (WELCOME announces it). */
+p2psp::SplitterConfig splitter_config(const Settings &settings,
+                                      guint16 udp_port) {
+  p2psp::SplitterConfig config;
+  config.chunk_size = settings.chunk_size_set ? settings.chunk_size : 0;
+  config.max_peers = settings.max_peers;
+  config.udp_port = udp_port;
+  config.team_id = g_random_int();
+  config.monitors = settings.monitors;
+  config.max_chunk_loss = settings.max_chunk_loss;
+  config.peer_timeout_us =
+      static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
+  config.passphrase = settings.passphrase;
+  config.encrypt = settings.encrypt;
+  config.sign_chunks = settings.sign_chunks;
+  config.max_joins_per_address = settings.max_joins_per_address;
+  config.max_handshakes = settings.max_handshakes;
+  config.handshake_timeout_us =
+      static_cast<p2psp::Micros>(settings.handshake_timeout_ms) * 1000;
+  return config;
+}
+
 gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
                       GRef<GSocket> *listener, GRef<GSocket> *udp) {
   GError *error = nullptr;

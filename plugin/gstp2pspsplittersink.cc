@@ -52,6 +52,7 @@
  * the authentication but sends the payload in clear). See docs/security.md.
  */
 
+#include "gstp2pspcommon.h"
 #include "gstp2pspelements.h"
 #include "gstp2pspsplittersinkpriv.h"
 
@@ -149,33 +150,14 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const Settings settings = priv->settings;
   GST_OBJECT_UNLOCK(self);
 
-  if (auto problem = p2psp::auth::passphrase_problem(settings.passphrase);
-      problem && !settings.passphrase.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid passphrase"),
-                      ("%s", problem->c_str()));
+  if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase))
     return FALSE;
-  }
   GRef<GSocket> listener, udp;
   if (!open_sockets(self, settings, &listener, &udp)) return FALSE;
   const guint16 tcp_port = local_port(listener.get());
   const guint16 udp_port = local_port(udp.get());
 
-  p2psp::SplitterConfig config;
-  config.chunk_size = settings.chunk_size_set ? settings.chunk_size : 0;
-  config.max_peers = settings.max_peers;
-  config.udp_port = udp_port;
-  config.team_id = g_random_int();
-  config.monitors = settings.monitors;
-  config.max_chunk_loss = settings.max_chunk_loss;
-  config.peer_timeout_us =
-      static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
-  config.passphrase = settings.passphrase;
-  config.encrypt = settings.encrypt;
-  config.sign_chunks = settings.sign_chunks;
-  config.max_joins_per_address = settings.max_joins_per_address;
-  config.max_handshakes = settings.max_handshakes;
-  config.handshake_timeout_us =
-      static_cast<p2psp::Micros>(settings.handshake_timeout_ms) * 1000;
+  const p2psp::SplitterConfig config = splitter_config(settings, udp_port);
   /* Argon2id runs here, once per start (tens of ms), never per join. */
   std::unique_ptr<p2psp::Splitter> splitter;
   try {
@@ -403,66 +385,68 @@ gboolean gst_p2psp_splitter_sink_unlock_stop(GstBaseSink *sink) {
 
 /* -------------------------------------------------------- properties ---- */
 
+/* The guint properties, one place for set and get. Under the object lock. */
+guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
+  Settings &s = priv->settings;
+  switch (prop_id) {
+    case PROP_CHUNK_SIZE:
+      return &s.chunk_size;
+    case PROP_MAX_PEERS:
+      return &s.max_peers;
+    case PROP_WAIT_FOR_PEERS:
+      return &priv->wait_for_peers;
+    case PROP_MONITORS:
+      return &s.monitors;
+    case PROP_MAX_CHUNK_LOSS:
+      return &s.max_chunk_loss;
+    case PROP_PEER_TIMEOUT:
+      return &s.peer_timeout_ms;
+    case PROP_MAX_JOINS_PER_ADDRESS:
+      return &s.max_joins_per_address;
+    case PROP_MAX_HANDSHAKES:
+      return &s.max_handshakes;
+    case PROP_HANDSHAKE_TIMEOUT:
+      return &s.handshake_timeout_ms;
+    case PROP_MAX_CONTROL_BACKLOG:
+      return &s.max_control_backlog;
+    default:
+      return nullptr;
+  }
+}
+
+/* The gboolean properties, likewise. */
+gboolean *boolean_setting(SplitterSinkPrivate *priv, guint prop_id) {
+  switch (prop_id) {
+    case PROP_ENCRYPT:
+      return &priv->settings.encrypt;
+    case PROP_SIGN_CHUNKS:
+      return &priv->settings.sign_chunks;
+    default:
+      return nullptr;
+  }
+}
+
 void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
                                           const GValue *value,
                                           GParamSpec *pspec) {
   auto *self = GST_P2PSP_SPLITTER_SINK(object);
   SplitterSinkPrivate *priv = self->priv;
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_HOST: {
-      const gchar *host = g_value_get_string(value);
-      priv->settings.host = host ? host : DEFAULT_HOST;
-      break;
-    }
-    case PROP_PORT:
-      priv->settings.port = g_value_get_int(value);
-      break;
-    case PROP_CHUNK_SIZE:
-      priv->settings.chunk_size = g_value_get_uint(value);
-      priv->settings.chunk_size_set = true;
-      break;
-    case PROP_MAX_PEERS:
-      priv->settings.max_peers = g_value_get_uint(value);
-      break;
-    case PROP_WAIT_FOR_PEERS:
-      priv->wait_for_peers = g_value_get_uint(value);
-      break;
-    case PROP_MONITORS:
-      priv->settings.monitors = g_value_get_uint(value);
-      break;
-    case PROP_MAX_CHUNK_LOSS:
-      priv->settings.max_chunk_loss = g_value_get_uint(value);
-      break;
-    case PROP_PEER_TIMEOUT:
-      priv->settings.peer_timeout_ms = g_value_get_uint(value);
-      break;
-    case PROP_PASSPHRASE: {
-      const gchar *passphrase = g_value_get_string(value);
-      priv->settings.passphrase = passphrase ? passphrase : "";
-      break;
-    }
-    case PROP_ENCRYPT:
-      priv->settings.encrypt = g_value_get_boolean(value);
-      break;
-    case PROP_SIGN_CHUNKS:
-      priv->settings.sign_chunks = g_value_get_boolean(value);
-      break;
-    case PROP_MAX_JOINS_PER_ADDRESS:
-      priv->settings.max_joins_per_address = g_value_get_uint(value);
-      break;
-    case PROP_MAX_HANDSHAKES:
-      priv->settings.max_handshakes = g_value_get_uint(value);
-      break;
-    case PROP_HANDSHAKE_TIMEOUT:
-      priv->settings.handshake_timeout_ms = g_value_get_uint(value);
-      break;
-    case PROP_MAX_CONTROL_BACKLOG:
-      priv->settings.max_control_backlog = g_value_get_uint(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
+  if (guint *field = uint_setting(priv, prop_id)) {
+    *field = g_value_get_uint(value);
+    if (prop_id == PROP_CHUNK_SIZE) priv->settings.chunk_size_set = true;
+  } else if (gboolean *flag = boolean_setting(priv, prop_id)) {
+    *flag = g_value_get_boolean(value);
+  } else if (prop_id == PROP_HOST) {
+    const gchar *host = g_value_get_string(value);
+    priv->settings.host = host ? host : DEFAULT_HOST;
+  } else if (prop_id == PROP_PORT) {
+    priv->settings.port = g_value_get_int(value);
+  } else if (prop_id == PROP_PASSPHRASE) {
+    const gchar *passphrase = g_value_get_string(value);
+    priv->settings.passphrase = passphrase ? passphrase : "";
+  } else {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
   GST_OBJECT_UNLOCK(self);
   /* A lowered wait-for-peers releases a waiting render() at once. */
@@ -486,55 +470,18 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
     return;
   }
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_HOST:
-      g_value_set_string(value, priv->settings.host.c_str());
-      break;
-    case PROP_PORT:
-      g_value_set_int(value, priv->settings.port);
-      break;
-    case PROP_CURRENT_PORT:
-      g_value_set_int(value, priv->current_port);
-      break;
-    case PROP_CHUNK_SIZE:
-      g_value_set_uint(value, priv->settings.chunk_size);
-      break;
-    case PROP_MAX_PEERS:
-      g_value_set_uint(value, priv->settings.max_peers);
-      break;
-    case PROP_WAIT_FOR_PEERS:
-      g_value_set_uint(value, priv->wait_for_peers);
-      break;
-    case PROP_MONITORS:
-      g_value_set_uint(value, priv->settings.monitors);
-      break;
-    case PROP_MAX_CHUNK_LOSS:
-      g_value_set_uint(value, priv->settings.max_chunk_loss);
-      break;
-    case PROP_PEER_TIMEOUT:
-      g_value_set_uint(value, priv->settings.peer_timeout_ms);
-      break;
-    case PROP_ENCRYPT:
-      g_value_set_boolean(value, priv->settings.encrypt);
-      break;
-    case PROP_SIGN_CHUNKS:
-      g_value_set_boolean(value, priv->settings.sign_chunks);
-      break;
-    case PROP_MAX_JOINS_PER_ADDRESS:
-      g_value_set_uint(value, priv->settings.max_joins_per_address);
-      break;
-    case PROP_MAX_HANDSHAKES:
-      g_value_set_uint(value, priv->settings.max_handshakes);
-      break;
-    case PROP_HANDSHAKE_TIMEOUT:
-      g_value_set_uint(value, priv->settings.handshake_timeout_ms);
-      break;
-    case PROP_MAX_CONTROL_BACKLOG:
-      g_value_set_uint(value, priv->settings.max_control_backlog);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
+  if (guint *field = uint_setting(priv, prop_id)) {
+    g_value_set_uint(value, *field);
+  } else if (gboolean *flag = boolean_setting(priv, prop_id)) {
+    g_value_set_boolean(value, *flag);
+  } else if (prop_id == PROP_HOST) {
+    g_value_set_string(value, priv->settings.host.c_str());
+  } else if (prop_id == PROP_PORT) {
+    g_value_set_int(value, priv->settings.port);
+  } else if (prop_id == PROP_CURRENT_PORT) {
+    g_value_set_int(value, priv->current_port);
+  } else {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -546,12 +493,13 @@ void gst_p2psp_splitter_sink_finalize(GObject *object) {
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
-void install_properties(GObjectClass *gobject_class) {
-  constexpr auto kReadWrite = static_cast<GParamFlags>(
-      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  constexpr auto kReadOnly =
-      static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+constexpr auto kReadWrite = static_cast<GParamFlags>(
+    G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+constexpr auto kReadOnly =
+    static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
+/* Where and how the team is served. */
+void install_stream_properties() {
   properties[PROP_HOST] = g_param_spec_string(
       "host", "Host",
       "Address to listen on (\"0.0.0.0\": every IPv4 interface; \"::\": "
@@ -585,6 +533,10 @@ void install_properties(GObjectClass *gobject_class) {
       0, G_MAXUINT, DEFAULT_WAIT_FOR_PEERS,
       static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                GST_PARAM_MUTABLE_PLAYING));
+}
+
+/* Team health (docs/protocol.md section 10). */
+void install_health_properties() {
   properties[PROP_MONITORS] = g_param_spec_uint(
       "monitors", "Monitors",
       "The first peers to register are made monitors (report their lost "
@@ -601,6 +553,10 @@ void install_properties(GObjectClass *gobject_class) {
       "A peer not heard from (heartbeats, any datagram) for this many "
       "milliseconds is removed (0: never)",
       0, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, kReadWrite);
+}
+
+/* Authentication and limits on strangers (docs/security.md). */
+void install_security_properties() {
   properties[PROP_PASSPHRASE] = g_param_spec_string(
       "passphrase", "Passphrase",
       "Team passphrase (10 to 79 characters, write-only): only peers that "
@@ -646,6 +602,12 @@ void install_properties(GObjectClass *gobject_class) {
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",
       GST_TYPE_STRUCTURE, kReadOnly);
+}
+
+void install_properties(GObjectClass *gobject_class) {
+  install_stream_properties();
+  install_health_properties();
+  install_security_properties();
   g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
 }
 

@@ -198,6 +198,9 @@ void publish_num_peers(GstP2pspSplitterSink *self, guint num_peers);
 void emit_pending_events(GstP2pspSplitterSink *self);
 
 /* gstp2pspsplitterio.cc */
+/* The core's configuration for a run (a new random team id each time). */
+p2psp::SplitterConfig splitter_config(const Settings &settings,
+                                      guint16 udp_port);
 void take_events_locked(Run &run);
 void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out);
 bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out);

@@ -67,6 +67,7 @@
  * peers.
  */
 
+#include "gstp2pspcommon.h"
 #include "gstp2pspelements.h"
 #include "gstp2pspsrcpriv.h"
 
@@ -121,13 +122,8 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
   GST_OBJECT_LOCK(self);
   priv->active = priv->settings;
   GST_OBJECT_UNLOCK(self);
-  const std::string& passphrase = priv->active.passphrase;
-  if (auto problem = p2psp::auth::passphrase_problem(passphrase);
-      problem && !passphrase.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid passphrase"),
-                      ("%s", problem->c_str()));
+  if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), priv->active.passphrase))
     return FALSE;
-  }
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     priv->flushing = false;
@@ -470,7 +466,8 @@ static void gst_p2psp_src_init(GstP2pspSrc* self) {
   gst_base_src_set_do_timestamp(GST_BASE_SRC(self), FALSE);
 }
 
-static void install_properties(GObjectClass* gobject_class) {
+// The connection: where, how long to wait, how much to buffer.
+static void install_connection_properties(GObjectClass* gobject_class) {
   const auto rw = static_cast<GParamFlags>(
       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
@@ -501,6 +498,12 @@ static void install_properties(GObjectClass* gobject_class) {
                         "for a rejoin after losing the team, before giving "
                         "up (0 = forever)",
                         0, kMaxTimeoutS, kDefaultTimeoutS, rw));
+}
+
+// The team: monitor, rejoining, passphrase, pacing, stats.
+static void install_team_properties(GObjectClass* gobject_class) {
+  const auto rw = static_cast<GParamFlags>(
+      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       gobject_class, PROP_MONITOR,
       g_param_spec_boolean("monitor", "Monitor",
@@ -543,6 +546,11 @@ static void install_properties(GObjectClass* gobject_class) {
           "Peer statistics (application/x-p2psp-peer-stats)",
           GST_TYPE_STRUCTURE,
           static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+}
+
+static void install_properties(GObjectClass* gobject_class) {
+  install_connection_properties(gobject_class);
+  install_team_properties(gobject_class);
 }
 
 static void install_signals(GObjectClass* gobject_class) {

@@ -29,6 +29,33 @@ GValue neighbours_list_value(
   return list;
 }
 
+// Team health (counters of the current connection) and rejoins.
+void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
+                      guint reconnects) {
+  gst_structure_set(
+      stats,                                                             //
+      "monitor", G_TYPE_BOOLEAN, (gboolean)(s.monitor != 0),             //
+      "heartbeats-sent", G_TYPE_UINT64, (guint64)s.heartbeats_sent,      //
+      "control-bytes-up", G_TYPE_UINT64, (guint64)s.control_bytes_up,    //
+      "nacks-sent", G_TYPE_UINT64, (guint64)s.nacks_sent,                //
+      "nacks-to-splitter", G_TYPE_UINT64, (guint64)s.nacks_to_splitter,  //
+      "recovered", G_TYPE_UINT64, (guint64)s.recovered,                  //
+      "lost-reports-sent", G_TYPE_UINT64, (guint64)s.lost_reports_sent,  //
+      "retransmits-sent", G_TYPE_UINT64, (guint64)s.retransmits_sent,    //
+      "retransmits-limited", G_TYPE_UINT64,                              //
+      (guint64)s.retransmits_limited,                                    //
+      "relayed", G_TYPE_UINT64, (guint64)s.relayed,                      //
+      "requests-sent", G_TYPE_UINT64, (guint64)s.requests_sent,          //
+      "prunes-sent", G_TYPE_UINT64, (guint64)s.prunes_sent,              //
+      "relays-served", G_TYPE_UINT64, (guint64)s.relays_served,          //
+      "signed-team", G_TYPE_BOOLEAN, s.signed_team != 0,                 //
+      "bad-signatures", G_TYPE_UINT64, (guint64)s.bad_signatures,        //
+      "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //
+      "pollution-reports-sent", G_TYPE_UINT64,                           //
+      (guint64)s.pollution_reports_sent,                                 //
+      "reconnects", G_TYPE_UINT, reconnects, nullptr);
+}
+
 GstStructure* build_stats(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::unique_lock<std::mutex> lock(priv->core_lock);
@@ -65,29 +92,7 @@ GstStructure* build_stats(GstP2pspSrc* self) {
       "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
       "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
       nullptr);
-  // Team health (counters of the current connection) and rejoins.
-  gst_structure_set(
-      stats,                                                             //
-      "monitor", G_TYPE_BOOLEAN, (gboolean)(s.monitor != 0),             //
-      "heartbeats-sent", G_TYPE_UINT64, (guint64)s.heartbeats_sent,      //
-      "control-bytes-up", G_TYPE_UINT64, (guint64)s.control_bytes_up,    //
-      "nacks-sent", G_TYPE_UINT64, (guint64)s.nacks_sent,                //
-      "nacks-to-splitter", G_TYPE_UINT64, (guint64)s.nacks_to_splitter,  //
-      "recovered", G_TYPE_UINT64, (guint64)s.recovered,                  //
-      "lost-reports-sent", G_TYPE_UINT64, (guint64)s.lost_reports_sent,  //
-      "retransmits-sent", G_TYPE_UINT64, (guint64)s.retransmits_sent,    //
-      "retransmits-limited", G_TYPE_UINT64,                              //
-      (guint64)s.retransmits_limited,                                    //
-      "relayed", G_TYPE_UINT64, (guint64)s.relayed,                      //
-      "requests-sent", G_TYPE_UINT64, (guint64)s.requests_sent,          //
-      "prunes-sent", G_TYPE_UINT64, (guint64)s.prunes_sent,              //
-      "relays-served", G_TYPE_UINT64, (guint64)s.relays_served,          //
-      "signed-team", G_TYPE_BOOLEAN, s.signed_team != 0,                 //
-      "bad-signatures", G_TYPE_UINT64, (guint64)s.bad_signatures,        //
-      "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //
-      "pollution-reports-sent", G_TYPE_UINT64,                           //
-      (guint64)s.pollution_reports_sent,                                 //
-      "reconnects", G_TYPE_UINT, priv->run.reconnects, nullptr);
+  add_health_stats(stats, s, priv->run.reconnects);
   GValue list = neighbours_list_value(
       priv->link.peer ? priv->link.peer->neighbours()
                       : std::vector<p2psp::NeighbourInfo>());

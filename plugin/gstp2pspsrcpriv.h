@@ -243,6 +243,8 @@ enum class JoinResult { kJoined, kFailed, kFlushing };
 /* gstp2pspsrcio.cc */
 GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours);
+void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
+                      guint reconnects);
 GstStructure* build_stats(GstP2pspSrc* self);
 void dispatch_outbox(GstP2pspSrc* self);
 bool collect_events(GstP2pspSrc* self, Micros now,
@@ -300,6 +302,8 @@ WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
 JoinResult try_join(GstP2pspSrc* self, Micros give_up_us, std::string* why);
 bool backoff_wait(GstP2pspSrcPrivate* priv, Micros until);
 void prepare_output_after_rejoin(GstP2pspSrc* self);
+void finish_rejoin(GstP2pspSrc* self);
+GstFlowReturn post_rejoin_failed(GstP2pspSrc* self, const std::string& why);
 GstFlowReturn reconnect(GstP2pspSrc* self);
 GstFlowReturn handle_failure(GstP2pspSrc* self, Failure failure,
                              const std::string& text,

@@ -251,7 +251,6 @@ void post_removed(GstP2pspSrc* self, std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
-
 WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
                       Failure* failure, std::string* failure_text,
                       p2psp::RemoveReason* reason) {
@@ -301,7 +300,6 @@ WaitEnd wait_for_item(GstP2pspSrc* self, p2psp::StreamItem* item,
     wait_until(priv, lock, now, deadline);
   }
 }
-
 
 // One attempt: connect, start a core and wait until it is a member again.
 JoinResult try_join(GstP2pspSrc* self, Micros give_up_us, std::string* why) {
@@ -360,6 +358,33 @@ void prepare_output_after_rejoin(GstP2pspSrc* self) {
 }
 
 // Rejoins after a lost connection or a removal, trying until `timeout`.
+// A rejoin succeeded: streaming again, and the application is told.
+void finish_rejoin(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  prepare_output_after_rejoin(self);
+  priv->state = SrcState::kStreaming;
+  guint id, reconnects;
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    id = priv->link.peer->id();
+    reconnects = priv->run.reconnects;
+  }
+  post_element_message(
+      self, gst_structure_new(kRejoinedMessage, "peer-id", G_TYPE_UINT, id,
+                              "reconnects", G_TYPE_UINT, reconnects, nullptr));
+}
+
+GstFlowReturn post_rejoin_failed(GstP2pspSrc* self, const std::string& why) {
+  const Settings& s = self->priv->active;
+  GST_ELEMENT_ERROR(self, RESOURCE, READ,
+                    ("Could not rejoin the P2PSP team of %s:%d within %u "
+                     "seconds",
+                     s.host.c_str(), s.port, s.timeout_s),
+                    ("last attempt: %s", why.c_str()));
+  self->priv->state = SrcState::kFailed;
+  return GST_FLOW_ERROR;
+}
+
 GstFlowReturn reconnect(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   const Settings& s = priv->active;
@@ -383,21 +408,9 @@ GstFlowReturn reconnect(GstP2pspSrc* self) {
         self, gst_structure_new(kReconnectingMessage, "attempt", G_TYPE_UINT,
                                 attempt, nullptr));
     switch (try_join(self, give_up, &why)) {
-      case JoinResult::kJoined: {
-        prepare_output_after_rejoin(self);
-        priv->state = SrcState::kStreaming;
-        guint id, reconnects;
-        {
-          std::unique_lock<std::mutex> lock(priv->core_lock);
-          id = priv->link.peer->id();
-          reconnects = priv->run.reconnects;
-        }
-        post_element_message(
-            self,
-            gst_structure_new(kRejoinedMessage, "peer-id", G_TYPE_UINT, id,
-                              "reconnects", G_TYPE_UINT, reconnects, nullptr));
+      case JoinResult::kJoined:
+        finish_rejoin(self);
         return GST_FLOW_OK;
-      }
       case JoinResult::kFlushing:
         return GST_FLOW_FLUSHING;
       case JoinResult::kFailed:
@@ -416,13 +429,7 @@ GstFlowReturn reconnect(GstP2pspSrc* self) {
       return GST_FLOW_FLUSHING;
     backoff = std::min(backoff * 2, kReconnectBackoffMaxUs);
   }
-  GST_ELEMENT_ERROR(self, RESOURCE, READ,
-                    ("Could not rejoin the P2PSP team of %s:%d within %u "
-                     "seconds",
-                     s.host.c_str(), s.port, s.timeout_s),
-                    ("last attempt: %s", why.c_str()));
-  priv->state = SrcState::kFailed;
-  return GST_FLOW_ERROR;
+  return post_rejoin_failed(self, why);
 }
 
 // A lost splitter or a removal: a warning and a rejoin, or an error.
