@@ -185,18 +185,19 @@ void read_datagrams(GstP2pspSplitterSink *self) {
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     if (priv->run.state != State::kRunning || !priv->run.splitter) return;
-    size_t got;
-    while ((got = p2psp_gst::receive_datagrams(priv->run.udp.get(),
-                                               priv->run.rx_batch)) > 0) {
-      p2psp::Outbox out;
-      for (size_t i = 0; i < got; i++) {
-        const auto &d = priv->run.rx_batch[i];
-        priv->run.splitter->on_udp(d.from, d.data.data(), d.size,
-                                   p2psp_gst::monotonic_now_us(), &out);
-      }
-      wake |= dispatch_locked(priv, out);
-      if (got < priv->run.rx_batch.size()) break;
-    }
+    /* Everything queued, batch by batch (the splitter's datagrams are
+     * small control messages). */
+    p2psp_gst::drain_datagrams(priv->run.udp.get(), priv->run.rx_batch,
+                               G_MAXINT, [&](size_t n, p2psp::Micros now) {
+                                 p2psp::Outbox out;
+                                 for (size_t i = 0; i < n; i++) {
+                                   const auto &d = priv->run.rx_batch[i];
+                                   priv->run.splitter->on_udp(
+                                       d.from, d.data.data(), d.size, now,
+                                       &out);
+                                 }
+                                 wake |= dispatch_locked(priv, out);
+                               });
   }
   if (wake) priv->poll.wake();
   emit_pending_events(self);

@@ -230,22 +230,20 @@ void on_udp_readable(GstP2pspSrc* self) {
   std::vector<NeighbourSignal> signals;
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
-    Micros now = 0;
-    bool full = true;
-    for (int round = 0; full && round < kMaxReceiveRounds; round++) {
-      size_t n =
-          p2psp_gst::receive_datagrams(priv->net.udp.get(), priv->net.rx_batch);
-      // The time of receipt of this batch: a backlog takes long enough to
-      // read that one time for all of it made later datagrams look sent
-      // before they arrived (a 40 to 100 ms error in chunk-delay-us).
-      now = p2psp_gst::monotonic_now_us();
-      for (size_t i = 0; i < n; i++) {
-        const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
-        priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
-                                &priv->link.outbox);
-      }
-      full = n == priv->net.rx_batch.size();
-    }
+    Micros now = p2psp_gst::monotonic_now_us();
+    // Each batch at its time of receipt: one time for a whole backlog made
+    // later datagrams look sent before they arrived (a 40 to 100 ms error
+    // in chunk-delay-us).
+    const bool full = p2psp_gst::drain_datagrams(
+        priv->net.udp.get(), priv->net.rx_batch, kMaxReceiveRounds,
+        [&](size_t n, Micros received) {
+          now = received;
+          for (size_t i = 0; i < n; i++) {
+            const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
+            priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
+                                    &priv->link.outbox);
+          }
+        });
     // With io-interval, what is left must not wait for the next interval.
     if (full) priv->poll.run_again();
     finish_core_round(self, now, &signals);

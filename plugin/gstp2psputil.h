@@ -84,6 +84,22 @@ struct ReceivedDatagram {
  * again before the next poll. */
 size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch);
 
+/* The UDP read loop of both elements: receives batches into `batch` and
+ * hands each to on_batch(count, now), `now` being the batch's time of
+ * receipt (one time for a whole backlog would make later datagrams look
+ * older than they are). Stops at a batch that was not full, or after
+ * max_rounds batches: then returns TRUE, as more may be waiting. */
+template <typename OnBatch>
+bool drain_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
+                     int max_rounds, OnBatch on_batch) {
+  for (int round = 0; round < max_rounds; round++) {
+    const size_t n = receive_datagrams(sock, batch);
+    if (n > 0) on_batch(n, monotonic_now_us());
+    if (n < batch.size()) return false;
+  }
+  return true;
+}
+
 /* A TCP connection with an output queue, written without blocking. The
  * queue has no bound of its own: its owner watches queued() (the splitter's
  * ConnectionTable drops a connection past max-control-backlog). */
