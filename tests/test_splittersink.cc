@@ -1274,9 +1274,10 @@ gboolean RemovePeer(GstElement *sink, guint id) {
 /* The remove-peer action signal: the member is told REMOVED (expelled), the
  * others PEER_LEFT, and the usual signal and message follow. */
 TEST(SplitterSinkActions, RemovePeerRemovesAMember) {
+  /* Outlives the pipeline: stopping it emits peer-removed too. */
+  SignalLog log;
   SinkPipeline p;
   ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
-  SignalLog log;
   g_signal_connect(p.sink(), "peer-removed", G_CALLBACK(OnPeerRemoved), &log);
   TestPeer first(p.port());
   TestPeer second(p.port());
