@@ -52,181 +52,23 @@
  * the authentication but sends the payload in clear). See docs/security.md.
  */
 
-#include "gstp2pspsplittersink.h"
-
-#include <gst/p2psp/auth.h>
 #include <gst/base/gsttypefindhelper.h>
-#include <gst/p2psp/splitter.h>
 
-#include <condition_variable>
-#include <deque>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
-
+#include "gstp2pspcommon.h"
 #include "gstp2pspelements.h"
-#include "gstp2psputil.h"
+#include "gstp2pspsplittersinkpriv.h"
 
-GST_DEBUG_CATEGORY_STATIC(gst_p2psp_splitter_sink_debug);
-#define GST_CAT_DEFAULT gst_p2psp_splitter_sink_debug
+GST_DEBUG_CATEGORY(gst_p2psp_splitter_sink_debug);
 
-using p2psp_gst::GErrorPtr;
-using p2psp_gst::GRef;
-
-namespace {
-
-constexpr const char *DEFAULT_HOST = "0.0.0.0";
-/* The port the P2PSP console tools used. */
-constexpr gint DEFAULT_PORT = 4552;
-/* Fills a datagram that crosses a 1500-byte MTU unfragmented (IPv4 and
- * IPv6, origin stated or not): docs/protocol.md, "Chunk size". */
-constexpr guint DEFAULT_CHUNK_SIZE = p2psp::kDefaultChunkSize;
-constexpr guint MIN_CHUNK_SIZE = 64;
-constexpr guint MAX_CHUNK_SIZE = 65000; /* p2psp::kMaxChunkPayload */
-constexpr guint DEFAULT_MAX_PEERS = 0;
-constexpr guint DEFAULT_WAIT_FOR_PEERS = 0;
-/* Team health, the core's defaults (docs/protocol.md section 10). */
-constexpr guint DEFAULT_MONITORS = 0;
-constexpr guint DEFAULT_MAX_CHUNK_LOSS = 32;
-constexpr guint DEFAULT_PEER_TIMEOUT_MS = 1500;
-constexpr guint MAX_PEER_TIMEOUT_MS = 3600000;
-/* Limits on strangers (docs/security.md, "Limits"), the core's defaults. */
-constexpr guint DEFAULT_MAX_JOINS_PER_ADDRESS = 64;
-constexpr guint DEFAULT_MAX_HANDSHAKES = 256;
-constexpr guint DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
-constexpr guint MIN_HANDSHAKE_TIMEOUT_MS = 100;
-constexpr guint MAX_HANDSHAKE_TIMEOUT_MS = 600000;
-
-/* The element message posted for every peer that leaves the team. */
-constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
-
-/* How long stop() lets queued TCP output (REMOVED messages) drain. */
-constexpr gint64 kStopFlushTimeoutUs = 200000;
-constexpr gint64 kStopFlushPollUs = 5000;
-constexpr size_t kReceiveBatch = 16;
-constexpr size_t kTcpReadSize = 16384;
-constexpr gint kListenBacklog = 64;
-constexpr p2psp::Micros kCloseGraceUs = 2000000;
-
-enum {
-  PROP_0,
-  PROP_HOST,
-  PROP_PORT,
-  PROP_CURRENT_PORT,
-  PROP_CHUNK_SIZE,
-  PROP_MAX_PEERS,
-  PROP_NUM_PEERS,
-  PROP_WAIT_FOR_PEERS,
-  PROP_MONITORS,
-  PROP_MAX_CHUNK_LOSS,
-  PROP_PEER_TIMEOUT,
-  PROP_PASSPHRASE,
-  PROP_ENCRYPT,
-  PROP_SIGN_CHUNKS,
-  PROP_MAX_JOINS_PER_ADDRESS,
-  PROP_MAX_HANDSHAKES,
-  PROP_HANDSHAKE_TIMEOUT,
-  PROP_STATS,
-  N_PROPERTIES
-};
-
-enum { SIGNAL_PEER_ADDED, SIGNAL_PEER_REMOVED, N_SIGNALS };
-
+namespace p2psp_sink {
 GParamSpec *properties[N_PROPERTIES];
 guint signals[N_SIGNALS];
+}  // namespace p2psp_sink
 
-/* Copied under the object lock at start(): the run uses one consistent set. */
-struct Settings {
-  std::string host = DEFAULT_HOST;
-  gint port = DEFAULT_PORT;
-  guint chunk_size = DEFAULT_CHUNK_SIZE;
-  // Left at the default, the chunk shrinks to make room for a signature and
-  // a seal, so datagrams never fragment.
-  bool chunk_size_set = false;
-  guint max_peers = DEFAULT_MAX_PEERS;
-  guint monitors = DEFAULT_MONITORS;
-  guint max_chunk_loss = DEFAULT_MAX_CHUNK_LOSS;
-  guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
-  std::string passphrase; /* never logged, never readable */
-  gboolean encrypt = TRUE;
-  gboolean sign_chunks = FALSE;
-  guint max_joins_per_address = DEFAULT_MAX_JOINS_PER_ADDRESS;
-  guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
-  guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
-};
-
-enum class State { kStopped, kRunning };
-
-struct Connection {
-  std::unique_ptr<p2psp_gst::TcpConnection> tcp;
-  /* The core asked for it to be closed once its output is written... */
-  bool close_when_flushed = false;
-  /* ...or by then, whatever is left: a peer that stopped reading must not
-   * keep its socket forever. */
-  p2psp::Micros close_by_us = 0;
-};
-
+namespace {
 GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
-
 }  // namespace
-
-/* Everything C++ lives here, so its constructors and destructors run. */
-struct SplitterSinkPrivate {
-  /* Object lock. */
-  Settings settings;
-  guint wait_for_peers = DEFAULT_WAIT_FOR_PEERS;
-  gint current_port = -1;
-
-  /* core_mutex guards the run: the splitter, the sockets' bookkeeping and the
-   * counters the core does not keep. Outboxes are dispatched under it too
-   * (the sends never block), so datagrams leave in the order they were cut. */
-  std::mutex core_mutex;
-  State state = State::kStopped;
-  std::unique_ptr<p2psp::Splitter> splitter;
-  GRef<GSocket> listener;
-  GRef<GSocket> udp;
-  std::map<p2psp::ConnId, Connection> connections;
-  p2psp::ConnId next_conn = 1;
-  std::deque<p2psp::SplitterEvent> pending_events;
-  /* Caps held back while wait-for-peers holds the stream. */
-  std::string pending_caps;
-  bool has_pending_caps = false;
-  // Typefinding a stream that came without caps (streaming thread only):
-  // the core it is done for, and the buffers held meanwhile.
-  struct {
-    const void *core = nullptr;
-    bool done = false;
-    std::vector<uint8_t> bytes;
-    std::vector<p2psp::MediaBuffer> held;
-    gint64 since_us = 0;  // monotonic time of the first held buffer
-  } typefind;
-  p2psp::Micros armed_deadline = UINT64_MAX;
-  uint64_t datagrams_dropped = 0;
-  uint64_t rejected_accepts = 0;
-  std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
-  p2psp_gst::PollThread poll;
-
-  /* Serialises signal emission so handlers see events in order; never held
-   * together with core_mutex. */
-  std::mutex emit_mutex;
-
-  /* peers_mutex guards what wait-for-peers waits on. */
-  std::mutex peers_mutex;
-  std::condition_variable peers_cond;
-  guint num_peers = 0;
-  bool unlocked = false;
-  /* The team reached wait-for-peers once in this run: from then on peers
-   * leaving never stall the stream again (the others still need it). */
-  bool team_reached = false;
-};
-
-struct _GstP2pspSplitterSink {
-  GstBaseSink parent;
-  SplitterSinkPrivate *priv;
-};
 
 #define gst_p2psp_splitter_sink_parent_class parent_class
 G_DEFINE_TYPE(GstP2pspSplitterSink, gst_p2psp_splitter_sink,
@@ -234,42 +76,21 @@ G_DEFINE_TYPE(GstP2pspSplitterSink, gst_p2psp_splitter_sink,
 GST_ELEMENT_REGISTER_DEFINE(p2pspsplittersink, "p2pspsplittersink",
                             GST_RANK_NONE, GST_TYPE_P2PSP_SPLITTER_SINK);
 
-namespace {
-
+namespace p2psp_sink {
 SplitterSinkPrivate *priv_of(gpointer self) {
   return GST_P2PSP_SPLITTER_SINK(self)->priv;
 }
 
 /* ------------------------------------------------------------ events ---- */
 
-/* Short names for the "reason" field of GstP2pspSplitterPeerRemoved. */
-const char *reason_nick(p2psp::RemoveReason reason) {
-  switch (reason) {
-    case p2psp::RemoveReason::kUnknown:
-      return "left"; /* GOODBYE or its TCP connection closed */
-    case p2psp::RemoveReason::kShutdown:
-      return "shutdown";
-    case p2psp::RemoveReason::kProtocolError:
-      return "protocol-error";
-    case p2psp::RemoveReason::kTimeout:
-      return "timeout";
-    case p2psp::RemoveReason::kTeamFull:
-      return "team-full";
-    case p2psp::RemoveReason::kVersion:
-      return "version";
-    case p2psp::RemoveReason::kExpelled:
-      return "expelled";
-    case p2psp::RemoveReason::kAuth:
-      return "auth";
-  }
-  return "unknown";
-}
-
-void emit_event(GstP2pspSplitterSink *self, const p2psp::SplitterEvent &ev) {
+void emit_event(GstP2pspSplitterSink *self, const PendingEvent &pending) {
+  const p2psp::SplitterEvent &ev = pending.event;
   const std::string endpoint = ev.endpoint.to_string();
   const bool added = ev.kind == p2psp::SplitterEvent::Kind::kPeerAdded;
+  const char *reason =
+      p2psp_gst::enum_nick(GST_TYPE_P2PSP_REMOVE_REASON, pending.reason);
   GST_INFO_OBJECT(self, "peer %u (%s) %s", ev.peer_id, endpoint.c_str(),
-                  added ? "joined" : reason_nick(ev.reason));
+                  added ? "joined" : reason);
   g_signal_emit(self, signals[added ? SIGNAL_PEER_ADDED : SIGNAL_PEER_REMOVED],
                 0, ev.peer_id, endpoint.c_str());
   /* The signal keeps its two arguments (handlers written for them, Python
@@ -277,8 +98,8 @@ void emit_event(GstP2pspSplitterSink *self, const p2psp::SplitterEvent &ev) {
   if (!added) {
     GstStructure *s = gst_structure_new(
         kPeerRemovedMessage, "peer-id", G_TYPE_UINT, ev.peer_id, "endpoint",
-        G_TYPE_STRING, endpoint.c_str(), "reason", G_TYPE_STRING,
-        reason_nick(ev.reason), nullptr);
+        G_TYPE_STRING, endpoint.c_str(), "reason", G_TYPE_STRING, reason,
+        nullptr);
     gst_element_post_message(GST_ELEMENT(self),
                              gst_message_new_element(GST_OBJECT(self), s));
   }
@@ -302,335 +123,18 @@ void emit_pending_events(GstP2pspSplitterSink *self) {
   SplitterSinkPrivate *priv = self->priv;
   std::lock_guard<std::mutex> emit_lock(priv->emit_mutex);
   for (;;) {
-    p2psp::SplitterEvent ev;
+    PendingEvent ev;
     guint num_peers;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      if (priv->pending_events.empty()) return;
-      ev = priv->pending_events.front();
-      priv->pending_events.pop_front();
-      num_peers = priv->splitter ? priv->splitter->num_peers() : 0;
+      if (priv->run.pending_events.empty()) return;
+      ev = priv->run.pending_events.front();
+      priv->run.pending_events.pop_front();
+      num_peers = priv->run.splitter ? priv->run.splitter->num_peers() : 0;
     }
     emit_event(self, ev);
     publish_num_peers(self, num_peers);
   }
-}
-
-/* ---------------------------------------------------------- dispatch ---- */
-
-/* Carries out what the core asked for. Called with core_mutex held. Returns
- * TRUE when the poll thread must be woken (TCP output or an earlier
- * deadline). */
-bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
-  bool wake = false;
-  if (!out.udp.empty() && priv->udp)
-    priv->datagrams_dropped +=
-        p2psp_gst::send_datagrams(priv->udp.get(), out.udp);
-  for (const p2psp::TcpSend &send : out.tcp) {
-    auto it = priv->connections.find(send.conn);
-    if (it == priv->connections.end()) continue;
-    it->second.tcp->queue(send.data);
-    wake = true;
-  }
-  for (p2psp::ConnId conn : out.tcp_close) {
-    auto it = priv->connections.find(conn);
-    if (it == priv->connections.end()) continue;
-    if (!it->second.close_when_flushed) {
-      it->second.close_when_flushed = true;
-      it->second.close_by_us = p2psp_gst::monotonic_now_us() + kCloseGraceUs;
-    }
-    wake = true;
-  }
-  if (priv->splitter) {
-    for (auto &ev : priv->splitter->take_events())
-      priv->pending_events.push_back(std::move(ev));
-    if (priv->splitter->next_deadline() < priv->armed_deadline) wake = true;
-  }
-  out.clear();
-  return wake;
-}
-
-/* Runs one core operation and dispatches its outbox. */
-template <typename Op>
-void run_core(GstP2pspSplitterSink *self, Op op) {
-  SplitterSinkPrivate *priv = self->priv;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->state != State::kRunning || !priv->splitter) return;
-    p2psp::Outbox out;
-    op(*priv->splitter, p2psp_gst::monotonic_now_us(), &out);
-    wake = dispatch_locked(priv, out);
-  }
-  if (wake) priv->poll.wake();
-  emit_pending_events(self);
-}
-
-/* ------------------------------------------------------- poll thread ---- */
-
-void collect_watches(SplitterSinkPrivate *priv,
-                     p2psp_gst::PollThread::WatchList &list) {
-  std::lock_guard<std::mutex> lock(priv->core_mutex);
-  /* Connections are only destroyed here, on the poll thread, so the sockets
-   * of a watch list stay alive for the whole poll round. */
-  const p2psp::Micros now = p2psp_gst::monotonic_now_us();
-  for (auto it = priv->connections.begin(); it != priv->connections.end();) {
-    const Connection &c = it->second;
-    if (c.close_when_flushed &&
-        (!c.tcp->wants_write() || now >= c.close_by_us)) {
-      g_socket_close(it->second.tcp->socket(), nullptr);
-      it = priv->connections.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (priv->listener) list.emplace_back(priv->listener.get(), G_IO_IN);
-  if (priv->udp) list.emplace_back(priv->udp.get(), G_IO_IN);
-  for (auto &entry : priv->connections) {
-    const Connection &c = entry.second;
-    int cond = c.close_when_flushed ? 0 : G_IO_IN;
-    if (c.tcp->wants_write()) cond |= G_IO_OUT;
-    list.emplace_back(c.tcp->socket(), static_cast<GIOCondition>(cond));
-  }
-}
-
-void accept_connections(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  for (;;) {
-    GError *error = nullptr;
-    GSocket *sock = g_socket_accept(priv->listener.get(), nullptr, &error);
-    GErrorPtr owned(error);
-    if (sock == nullptr) {
-      if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-        /* Typically EMFILE: the peer is turned away, the team goes on. */
-        GST_WARNING_OBJECT(self, "accept failed: %s", error->message);
-        std::lock_guard<std::mutex> lock(priv->core_mutex);
-        priv->rejected_accepts++;
-      }
-      return;
-    }
-    g_socket_set_blocking(sock, FALSE);
-    GSocketAddress *remote_addr = g_socket_get_remote_address(sock, nullptr);
-    const p2psp::Endpoint remote =
-        p2psp_gst::endpoint_from_address(remote_addr);
-    if (remote_addr) g_object_unref(remote_addr);
-
-    p2psp::ConnId conn;
-    {
-      std::lock_guard<std::mutex> lock(priv->core_mutex);
-      conn = priv->next_conn++;
-      Connection c;
-      c.tcp.reset(new p2psp_gst::TcpConnection(sock));
-      priv->connections.emplace(conn, std::move(c));
-    }
-    GST_DEBUG_OBJECT(self, "TCP connection %" G_GUINT64_FORMAT " from %s",
-                     static_cast<guint64>(conn), remote.to_string().c_str());
-    run_core(self,
-             [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-               s.on_tcp_accepted(conn, remote, now, out);
-             });
-  }
-}
-
-/* Forgets a connection the remote closed (or broke) and tells the core. */
-void drop_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
-  SplitterSinkPrivate *priv = self->priv;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    auto it = priv->connections.find(conn);
-    if (it == priv->connections.end()) return;
-    g_socket_close(it->second.tcp->socket(), nullptr);
-    priv->connections.erase(it);
-  }
-  run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
-                     p2psp::Outbox *out) { s.on_tcp_closed(conn, now, out); });
-}
-
-p2psp_gst::TcpConnection *find_connection_locked(SplitterSinkPrivate *priv,
-                                                 GSocket *sock,
-                                                 p2psp::ConnId *conn) {
-  for (auto &entry : priv->connections) {
-    if (entry.second.tcp->socket() == sock) {
-      *conn = entry.first;
-      return entry.second.tcp.get();
-    }
-  }
-  return nullptr;
-}
-
-void read_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
-  SplitterSinkPrivate *priv = self->priv;
-  uint8_t buf[kTcpReadSize];
-  for (;;) {
-    gssize n;
-    {
-      std::lock_guard<std::mutex> lock(priv->core_mutex);
-      auto it = priv->connections.find(conn);
-      if (it == priv->connections.end() || it->second.close_when_flushed)
-        return;
-      n = it->second.tcp->read_some(buf, sizeof buf);
-    }
-    if (n == -2) return;
-    if (n <= 0) {
-      drop_connection(self, conn);
-      return;
-    }
-    run_core(self,
-             [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-               s.on_tcp_data(conn, buf, static_cast<size_t>(n), now, out);
-             });
-  }
-}
-
-void on_connection_io(GstP2pspSplitterSink *self, GSocket *sock,
-                      GIOCondition cond) {
-  SplitterSinkPrivate *priv = self->priv;
-  p2psp::ConnId conn = 0;
-  bool broken = false;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    p2psp_gst::TcpConnection *tcp = find_connection_locked(priv, sock, &conn);
-    if (tcp == nullptr) return;
-    if ((cond & G_IO_OUT) && !tcp->flush()) broken = true;
-  }
-  if (broken || (cond & (G_IO_ERR | G_IO_NVAL))) {
-    drop_connection(self, conn);
-    return;
-  }
-  /* HUP with data pending still reads the data first, then the EOF. */
-  if (cond & (G_IO_IN | G_IO_HUP)) read_connection(self, conn);
-}
-
-void read_datagrams(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->state != State::kRunning || !priv->splitter) return;
-    size_t got;
-    while ((got = p2psp_gst::receive_datagrams(priv->udp.get(),
-                                               priv->rx_batch)) > 0) {
-      p2psp::Outbox out;
-      for (size_t i = 0; i < got; i++) {
-        const auto &d = priv->rx_batch[i];
-        priv->splitter->on_udp(d.from, d.data.data(), d.size,
-                               p2psp_gst::monotonic_now_us(), &out);
-      }
-      wake |= dispatch_locked(priv, out);
-      if (got < priv->rx_batch.size()) break;
-    }
-  }
-  if (wake) priv->poll.wake();
-  emit_pending_events(self);
-}
-
-void on_socket_io(GstP2pspSplitterSink *self, GSocket *sock,
-                  GIOCondition cond) {
-  SplitterSinkPrivate *priv = self->priv;
-  if (sock == priv->listener.get()) {
-    accept_connections(self);
-  } else if (sock == priv->udp.get()) {
-    read_datagrams(self);
-  } else {
-    on_connection_io(self, sock, cond);
-  }
-}
-
-p2psp::Micros on_timer(GstP2pspSplitterSink *self, p2psp::Micros now) {
-  SplitterSinkPrivate *priv = self->priv;
-  p2psp::Micros next;
-  {
-    std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->state != State::kRunning || !priv->splitter) return UINT64_MAX;
-    /* The poll thread asks after every round (each datagram): tick only
-     * when something is due. */
-    if (now >= priv->splitter->next_deadline()) {
-      p2psp::Outbox out;
-      priv->splitter->tick(now, &out);
-      dispatch_locked(priv, out);
-    }
-    next = priv->splitter->next_deadline();
-    priv->armed_deadline = next;
-  }
-  /* The poll thread is the caller: it polls the new TCP output next round. */
-  emit_pending_events(self);
-  return next;
-}
-
-/* ------------------------------------------------------- start, stop ---- */
-
-GSocket *bind_socket(GInetAddress *inet, guint16 port, GSocketType type,
-                     GError **error) {
-  GSocket *sock = g_socket_new(g_inet_address_get_family(inet), type,
-                               G_SOCKET_PROTOCOL_DEFAULT, error);
-  if (sock == nullptr) return nullptr;
-  GSocketAddress *addr = g_inet_socket_address_new(inet, port);
-  /* Reuse lets a restarted TCP listener take its port back from TIME_WAIT;
-   * for UDP it would let two splitters share a port, so it stays off. */
-  const gboolean reuse = type == G_SOCKET_TYPE_STREAM;
-  gboolean ok = g_socket_bind(sock, addr, reuse, error);
-  g_object_unref(addr);
-  if (ok && type == G_SOCKET_TYPE_STREAM) {
-    g_socket_set_listen_backlog(sock, kListenBacklog);
-    ok = g_socket_listen(sock, error);
-  }
-  if (!ok) {
-    g_object_unref(sock);
-    return nullptr;
-  }
-  g_socket_set_blocking(sock, FALSE);
-  return sock;
-}
-
-guint16 local_port(GSocket *sock) {
-  GSocketAddress *addr = g_socket_get_local_address(sock, nullptr);
-  if (addr == nullptr) return 0;
-  guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr));
-  g_object_unref(addr);
-  return port;
-}
-
-/* Binds the TCP listener, then UDP on the same port number so a firewall
- * needs one rule; UDP falls back to any port (WELCOME announces it). */
-gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
-                      GRef<GSocket> *listener, GRef<GSocket> *udp) {
-  GError *error = nullptr;
-  GInetAddress *inet = p2psp_gst::resolve_host(settings.host, nullptr, &error);
-  if (inet == nullptr) {
-    GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
-                      ("Could not resolve host \"%s\"", settings.host.c_str()),
-                      ("%s", error ? error->message : "no address"));
-    return FALSE;
-  }
-  GRef<GInetAddress> address(inet);
-
-  listener->reset(
-      bind_socket(inet, settings.port, G_SOCKET_TYPE_STREAM, &error));
-  if (!*listener) {
-    GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, OPEN_READ_WRITE,
-        ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
-        ("TCP: %s", error->message));
-    return FALSE;
-  }
-  const guint16 port = local_port(listener->get());
-  udp->reset(bind_socket(inet, port, G_SOCKET_TYPE_DATAGRAM, nullptr));
-  if (!*udp) {
-    GST_INFO_OBJECT(self, "UDP port %u taken, using another one", port);
-    udp->reset(bind_socket(inet, 0, G_SOCKET_TYPE_DATAGRAM, &error));
-  }
-  if (!*udp) {
-    GErrorPtr owned(error);
-    GST_ELEMENT_ERROR(
-        self, RESOURCE, OPEN_READ_WRITE,
-        ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
-        ("UDP: %s", error->message));
-    listener->reset();
-    return FALSE;
-  }
-  return TRUE;
 }
 
 void set_current_port(GstP2pspSplitterSink *self, gint port) {
@@ -638,18 +142,6 @@ void set_current_port(GstP2pspSplitterSink *self, gint port) {
   self->priv->current_port = port;
   GST_OBJECT_UNLOCK(self);
   g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
-}
-
-gboolean start_poll_thread(GstP2pspSplitterSink *self) {
-  return self->priv->poll.start(
-      "p2psp-splitter",
-      [self](p2psp_gst::PollThread::WatchList &list) {
-        collect_watches(self->priv, list);
-      },
-      [self](GSocket *sock, GIOCondition cond) {
-        on_socket_io(self, sock, cond);
-      },
-      [self](p2psp::Micros now) { return on_timer(self, now); });
 }
 
 gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
@@ -660,33 +152,14 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const Settings settings = priv->settings;
   GST_OBJECT_UNLOCK(self);
 
-  if (auto problem = p2psp::auth::passphrase_problem(settings.passphrase);
-      problem && !settings.passphrase.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid passphrase"),
-                      ("%s", problem->c_str()));
+  if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase))
     return FALSE;
-  }
   GRef<GSocket> listener, udp;
   if (!open_sockets(self, settings, &listener, &udp)) return FALSE;
   const guint16 tcp_port = local_port(listener.get());
   const guint16 udp_port = local_port(udp.get());
 
-  p2psp::SplitterConfig config;
-  config.chunk_size = settings.chunk_size_set ? settings.chunk_size : 0;
-  config.max_peers = settings.max_peers;
-  config.udp_port = udp_port;
-  config.team_id = g_random_int();
-  config.monitors = settings.monitors;
-  config.max_chunk_loss = settings.max_chunk_loss;
-  config.peer_timeout_us =
-      static_cast<p2psp::Micros>(settings.peer_timeout_ms) * 1000;
-  config.passphrase = settings.passphrase;
-  config.encrypt = settings.encrypt;
-  config.sign_chunks = settings.sign_chunks;
-  config.max_joins_per_address = settings.max_joins_per_address;
-  config.max_handshakes = settings.max_handshakes;
-  config.handshake_timeout_us =
-      static_cast<p2psp::Micros>(settings.handshake_timeout_ms) * 1000;
+  const p2psp::SplitterConfig config = splitter_config(settings, udp_port);
   /* Argon2id runs here, once per start (tens of ms), never per join. */
   std::unique_ptr<p2psp::Splitter> splitter;
   try {
@@ -699,17 +172,12 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   }
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->splitter = std::move(splitter);
-    priv->listener = std::move(listener);
-    priv->udp = std::move(udp);
-    priv->connections.clear();
-    priv->pending_events.clear();
-    priv->has_pending_caps = false;
-    priv->armed_deadline = UINT64_MAX;
-    priv->datagrams_dropped = 0;
-    priv->rejected_accepts = 0;
-    priv->rx_batch.assign(kReceiveBatch, {});
-    priv->state = State::kRunning;
+    priv->run = Run();
+    priv->run.splitter = std::move(splitter);
+    priv->run.listener = std::move(listener);
+    priv->run.udp = std::move(udp);
+    priv->run.max_backlog = settings.max_control_backlog;
+    priv->run.state = State::kRunning;
   }
   {
     std::lock_guard<std::mutex> lock(priv->peers_mutex);
@@ -720,33 +188,15 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
     GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
                       ("Could not start the network thread"), (nullptr));
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->state = State::kStopped;
-    priv->listener.reset();
-    priv->udp.reset();
+    priv->run.state = State::kStopped;
+    priv->run.listener.reset();
+    priv->run.udp.reset();
     return FALSE;
   }
   GST_INFO_OBJECT(self, "team %08x on %s: TCP port %u, UDP port %u",
                   config.team_id, settings.host.c_str(), tcp_port, udp_port);
   set_current_port(self, tcp_port);
   return TRUE;
-}
-
-/* Gives the poll thread a bounded chance to write what is queued (the
- * REMOVED messages of a shutdown): a peer that learns it was removed does not
- * wait for a timeout. */
-void drain_tcp_output(SplitterSinkPrivate *priv) {
-  const gint64 give_up = g_get_monotonic_time() + kStopFlushTimeoutUs;
-  while (g_get_monotonic_time() < give_up) {
-    bool pending = false;
-    {
-      std::lock_guard<std::mutex> lock(priv->core_mutex);
-      for (const auto &entry : priv->connections)
-        pending |= entry.second.tcp->wants_write();
-    }
-    if (!pending) return;
-    priv->poll.wake();
-    g_usleep(kStopFlushPollUs);
-  }
 }
 
 gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
@@ -760,14 +210,12 @@ gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
   priv->poll.stop();
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    priv->state = State::kStopped;
-    for (auto &entry : priv->connections)
-      g_socket_close(entry.second.tcp->socket(), nullptr);
-    priv->connections.clear();
-    if (priv->listener) g_socket_close(priv->listener.get(), nullptr);
-    if (priv->udp) g_socket_close(priv->udp.get(), nullptr);
-    priv->listener.reset();
-    priv->udp.reset();
+    priv->run.state = State::kStopped;
+    priv->run.connections.close_all();
+    if (priv->run.listener) g_socket_close(priv->run.listener.get(), nullptr);
+    if (priv->run.udp) g_socket_close(priv->run.udp.get(), nullptr);
+    priv->run.listener.reset();
+    priv->run.udp.reset();
     /* The splitter stays for the stats of the finished run; start() makes a
      * new one. */
   }
@@ -801,14 +249,15 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
   GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
   if (team_short(self)) {
     std::lock_guard<std::mutex> lock(self->priv->core_mutex);
-    self->priv->pending_caps = caps_string;
-    self->priv->has_pending_caps = true;
-    if (self->priv->splitter) self->priv->splitter->announce_caps(caps_string);
+    self->priv->run.pending_caps = caps_string;
+    self->priv->run.has_pending_caps = true;
+    if (self->priv->run.splitter)
+      self->priv->run.splitter->announce_caps(caps_string);
     return TRUE;
   }
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
-             self->priv->has_pending_caps = false;
+             self->priv->run.has_pending_caps = false;
              s.set_caps(caps_string, now, out);
            });
   return TRUE;
@@ -817,9 +266,9 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
 /* Called with core_mutex held. */
 void apply_pending_caps(SplitterSinkPrivate *priv, p2psp::Micros now,
                         p2psp::Outbox *out) {
-  if (!priv->has_pending_caps) return;
-  priv->has_pending_caps = false;
-  priv->splitter->set_caps(priv->pending_caps, now, out);
+  if (!priv->run.has_pending_caps) return;
+  priv->run.has_pending_caps = false;
+  priv->run.splitter->set_caps(priv->run.pending_caps, now, out);
 }
 
 uint64_t running_time_of(const GstSegment *segment, GstClockTime ts) {
@@ -899,8 +348,8 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   auto &tf = priv->typefind;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (tf.core != priv->splitter.get()) {
-      tf.core = priv->splitter.get();
+    if (tf.core != priv->run.splitter.get()) {
+      tf.core = priv->run.splitter.get();
       tf.done = false;
       tf.bytes.clear();
       tf.held.clear();
@@ -920,10 +369,9 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   GstTypeFindProbability probability = GST_TYPE_FIND_NONE;
   GstCaps *caps = tf.bytes.empty() || tf.done
                       ? nullptr
-                      : gst_type_find_helper_for_data(GST_OBJECT(self),
-                                                      tf.bytes.data(),
-                                                      tf.bytes.size(),
-                                                      &probability);
+                      : gst_type_find_helper_for_data(
+                            GST_OBJECT(self), tf.bytes.data(), tf.bytes.size(),
+                            &probability);
   const bool found = caps != nullptr && probability >= GST_TYPE_FIND_LIKELY;
   if (found) {
     GST_INFO_OBJECT(self, "no caps from upstream, typefound %" GST_PTR_FORMAT,
@@ -937,11 +385,11 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   if (found || final || too_long || tf.bytes.size() >= kTypefindBytes) {
     tf.done = true;
     for (p2psp::MediaBuffer &held : tf.held) {
-      run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
-                         p2psp::Outbox *out) {
-        apply_pending_caps(self->priv, now, out);
-        s.push_buffer(held, now, out);
-      });
+      run_core(self,
+               [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
+                 apply_pending_caps(self->priv, now, out);
+                 s.push_buffer(held, now, out);
+               });
     }
     tf.held.clear();
     tf.bytes.clear();
@@ -999,93 +447,48 @@ gboolean gst_p2psp_splitter_sink_unlock_stop(GstBaseSink *sink) {
   return TRUE;
 }
 
-/* ------------------------------------------------------------- stats ---- */
-
-GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
-  const std::string endpoint = p.endpoint.to_string();
-  const p2psp::Micros now = p2psp_gst::monotonic_now_us();
-  const guint64 silent_ms =
-      now > p.last_heard_us ? (now - p.last_heard_us) / 1000 : 0;
-  return gst_structure_new(
-      "application/x-p2psp-peer", "id", G_TYPE_UINT, p.id, "endpoint",
-      G_TYPE_STRING, endpoint.c_str(), "chunks-sent", G_TYPE_UINT64,
-      static_cast<guint64>(p.chunks_sent), "bytes-sent", G_TYPE_UINT64,
-      static_cast<guint64>(p.bytes_sent), "monitor", G_TYPE_BOOLEAN,
-      static_cast<gboolean>(p.monitor), "loss-counter", G_TYPE_UINT,
-      static_cast<guint>(p.loss_counter), "retransmits", G_TYPE_UINT64,
-      static_cast<guint64>(p.retransmits), "silent-ms", G_TYPE_UINT64,
-      silent_ms, nullptr);
-}
-
-void add_peer_array(GstStructure *s,
-                    const std::vector<p2psp::SplitterPeerStats> &peers) {
-  GValue array = G_VALUE_INIT;
-  gst_value_array_init(&array, peers.size());
-  for (const auto &p : peers) {
-    GValue v = G_VALUE_INIT;
-    g_value_init(&v, GST_TYPE_STRUCTURE);
-    g_value_take_boxed(&v, peer_structure(p));
-    gst_value_array_append_and_take_value(&array, &v);
-  }
-  gst_structure_take_value(s, "peers", &array);
-}
-
-GstStructure *build_stats(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  std::lock_guard<std::mutex> lock(priv->core_mutex);
-  p2psp::SplitterStats st;
-  std::vector<p2psp::SplitterPeerStats> peers;
-  guint num_peers = 0;
-  if (priv->splitter) {
-    st = priv->splitter->stats();
-    num_peers = priv->splitter->num_peers();
-    if (priv->state == State::kRunning)
-      peers = priv->splitter->peer_stats();
-    else
-      num_peers = 0;
-  }
-  GstStructure *s = gst_structure_new(
-      "application/x-p2psp-splitter-stats", "buffers-in", G_TYPE_UINT64,
-      st.buffers_in, "bytes-in", G_TYPE_UINT64, st.bytes_in, "chunks-cut",
-      G_TYPE_UINT64, st.chunks_cut, "chunks-sent", G_TYPE_UINT64,
-      st.chunks_sent, "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
-      "chunks-dropped", G_TYPE_UINT64, st.chunks_dropped, "datagrams-dropped",
-      G_TYPE_UINT64, static_cast<guint64>(priv->datagrams_dropped),
-      "peers-joined", G_TYPE_UINT64, st.peers_joined, "peers-left",
-      G_TYPE_UINT64, st.peers_left, "rejected-datagrams", G_TYPE_UINT64,
-      st.rejected_datagrams, "rejected-connections", G_TYPE_UINT64,
-      static_cast<guint64>(st.rejected_connections + priv->rejected_accepts),
-      "num-peers", G_TYPE_UINT, num_peers, nullptr);
-  gst_structure_set(
-      s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out, "peers-expelled",
-      G_TYPE_UINT64, st.peers_expelled, "lost-reports", G_TYPE_UINT64,
-      st.lost_reports, "nacks-received", G_TYPE_UINT64, st.nacks_received,
-      "retransmits", G_TYPE_UINT64, st.retransmits, "retransmit-bytes",
-      G_TYPE_UINT64, st.retransmit_bytes, "retransmits-unavailable",
-      G_TYPE_UINT64, st.retransmits_unavailable, "retransmits-limited",
-      G_TYPE_UINT64, st.retransmits_limited, nullptr);
-  gst_structure_set(s, "auth-failures", G_TYPE_UINT64, st.auth_failures,
-                    "unauthenticated-datagrams", G_TYPE_UINT64,
-                    st.unauthenticated_datagrams, "replayed-datagrams",
-                    G_TYPE_UINT64, st.replayed_datagrams, nullptr);
-  // Address validation (docs/security.md).
-  gst_structure_set(s, "probes-sent", G_TYPE_UINT64, st.probes_sent,
-                    "addresses-validated", G_TYPE_UINT64,
-                    st.addresses_validated, "endpoints-moved", G_TYPE_UINT64,
-                    st.endpoints_moved, "amplification-limited",
-                    G_TYPE_UINT64, st.amplification_limited, nullptr);
-  gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
-                    "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
-                    "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,
-                    nullptr);
-  gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
-                    st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
-                    st.joins_limited, nullptr);
-  add_peer_array(s, peers);
-  return s;
-}
-
 /* -------------------------------------------------------- properties ---- */
+
+/* The guint properties, one place for set and get. Under the object lock. */
+guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
+  Settings &s = priv->settings;
+  switch (prop_id) {
+    case PROP_CHUNK_SIZE:
+      return &s.chunk_size;
+    case PROP_MAX_PEERS:
+      return &s.max_peers;
+    case PROP_WAIT_FOR_PEERS:
+      return &priv->wait_for_peers;
+    case PROP_MONITORS:
+      return &s.monitors;
+    case PROP_MAX_CHUNK_LOSS:
+      return &s.max_chunk_loss;
+    case PROP_PEER_TIMEOUT:
+      return &s.peer_timeout_ms;
+    case PROP_MAX_JOINS_PER_ADDRESS:
+      return &s.max_joins_per_address;
+    case PROP_MAX_HANDSHAKES:
+      return &s.max_handshakes;
+    case PROP_HANDSHAKE_TIMEOUT:
+      return &s.handshake_timeout_ms;
+    case PROP_MAX_CONTROL_BACKLOG:
+      return &s.max_control_backlog;
+    default:
+      return nullptr;
+  }
+}
+
+/* The gboolean properties, likewise. */
+gboolean *boolean_setting(SplitterSinkPrivate *priv, guint prop_id) {
+  switch (prop_id) {
+    case PROP_ENCRYPT:
+      return &priv->settings.encrypt;
+    case PROP_SIGN_CHUNKS:
+      return &priv->settings.sign_chunks;
+    default:
+      return nullptr;
+  }
+}
 
 void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
                                           const GValue *value,
@@ -1093,57 +496,21 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
   auto *self = GST_P2PSP_SPLITTER_SINK(object);
   SplitterSinkPrivate *priv = self->priv;
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_HOST: {
-      const gchar *host = g_value_get_string(value);
-      priv->settings.host = host ? host : DEFAULT_HOST;
-      break;
-    }
-    case PROP_PORT:
-      priv->settings.port = g_value_get_int(value);
-      break;
-    case PROP_CHUNK_SIZE:
-      priv->settings.chunk_size = g_value_get_uint(value);
-      priv->settings.chunk_size_set = true;
-      break;
-    case PROP_MAX_PEERS:
-      priv->settings.max_peers = g_value_get_uint(value);
-      break;
-    case PROP_WAIT_FOR_PEERS:
-      priv->wait_for_peers = g_value_get_uint(value);
-      break;
-    case PROP_MONITORS:
-      priv->settings.monitors = g_value_get_uint(value);
-      break;
-    case PROP_MAX_CHUNK_LOSS:
-      priv->settings.max_chunk_loss = g_value_get_uint(value);
-      break;
-    case PROP_PEER_TIMEOUT:
-      priv->settings.peer_timeout_ms = g_value_get_uint(value);
-      break;
-    case PROP_PASSPHRASE: {
-      const gchar *passphrase = g_value_get_string(value);
-      priv->settings.passphrase = passphrase ? passphrase : "";
-      break;
-    }
-    case PROP_ENCRYPT:
-      priv->settings.encrypt = g_value_get_boolean(value);
-      break;
-    case PROP_SIGN_CHUNKS:
-      priv->settings.sign_chunks = g_value_get_boolean(value);
-      break;
-    case PROP_MAX_JOINS_PER_ADDRESS:
-      priv->settings.max_joins_per_address = g_value_get_uint(value);
-      break;
-    case PROP_MAX_HANDSHAKES:
-      priv->settings.max_handshakes = g_value_get_uint(value);
-      break;
-    case PROP_HANDSHAKE_TIMEOUT:
-      priv->settings.handshake_timeout_ms = g_value_get_uint(value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
+  if (guint *field = uint_setting(priv, prop_id)) {
+    *field = g_value_get_uint(value);
+    if (prop_id == PROP_CHUNK_SIZE) priv->settings.chunk_size_set = true;
+  } else if (gboolean *flag = boolean_setting(priv, prop_id)) {
+    *flag = g_value_get_boolean(value);
+  } else if (prop_id == PROP_HOST) {
+    const gchar *host = g_value_get_string(value);
+    priv->settings.host = host ? host : DEFAULT_HOST;
+  } else if (prop_id == PROP_PORT) {
+    priv->settings.port = g_value_get_int(value);
+  } else if (prop_id == PROP_PASSPHRASE) {
+    const gchar *passphrase = g_value_get_string(value);
+    priv->settings.passphrase = passphrase ? passphrase : "";
+  } else {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
   GST_OBJECT_UNLOCK(self);
   /* A lowered wait-for-peers releases a waiting render() at once. */
@@ -1167,52 +534,18 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
     return;
   }
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_HOST:
-      g_value_set_string(value, priv->settings.host.c_str());
-      break;
-    case PROP_PORT:
-      g_value_set_int(value, priv->settings.port);
-      break;
-    case PROP_CURRENT_PORT:
-      g_value_set_int(value, priv->current_port);
-      break;
-    case PROP_CHUNK_SIZE:
-      g_value_set_uint(value, priv->settings.chunk_size);
-      break;
-    case PROP_MAX_PEERS:
-      g_value_set_uint(value, priv->settings.max_peers);
-      break;
-    case PROP_WAIT_FOR_PEERS:
-      g_value_set_uint(value, priv->wait_for_peers);
-      break;
-    case PROP_MONITORS:
-      g_value_set_uint(value, priv->settings.monitors);
-      break;
-    case PROP_MAX_CHUNK_LOSS:
-      g_value_set_uint(value, priv->settings.max_chunk_loss);
-      break;
-    case PROP_PEER_TIMEOUT:
-      g_value_set_uint(value, priv->settings.peer_timeout_ms);
-      break;
-    case PROP_ENCRYPT:
-      g_value_set_boolean(value, priv->settings.encrypt);
-      break;
-    case PROP_SIGN_CHUNKS:
-      g_value_set_boolean(value, priv->settings.sign_chunks);
-      break;
-    case PROP_MAX_JOINS_PER_ADDRESS:
-      g_value_set_uint(value, priv->settings.max_joins_per_address);
-      break;
-    case PROP_MAX_HANDSHAKES:
-      g_value_set_uint(value, priv->settings.max_handshakes);
-      break;
-    case PROP_HANDSHAKE_TIMEOUT:
-      g_value_set_uint(value, priv->settings.handshake_timeout_ms);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-      break;
+  if (guint *field = uint_setting(priv, prop_id)) {
+    g_value_set_uint(value, *field);
+  } else if (gboolean *flag = boolean_setting(priv, prop_id)) {
+    g_value_set_boolean(value, *flag);
+  } else if (prop_id == PROP_HOST) {
+    g_value_set_string(value, priv->settings.host.c_str());
+  } else if (prop_id == PROP_PORT) {
+    g_value_set_int(value, priv->settings.port);
+  } else if (prop_id == PROP_CURRENT_PORT) {
+    g_value_set_int(value, priv->current_port);
+  } else {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -1224,12 +557,13 @@ void gst_p2psp_splitter_sink_finalize(GObject *object) {
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
-void install_properties(GObjectClass *gobject_class) {
-  constexpr auto kReadWrite = static_cast<GParamFlags>(
-      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  constexpr auto kReadOnly =
-      static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+constexpr auto kReadWrite = static_cast<GParamFlags>(
+    G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+constexpr auto kReadOnly =
+    static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
+/* Where and how the team is served. */
+void install_stream_properties() {
   properties[PROP_HOST] = g_param_spec_string(
       "host", "Host",
       "Address to listen on (\"0.0.0.0\": every IPv4 interface; \"::\": "
@@ -1263,6 +597,10 @@ void install_properties(GObjectClass *gobject_class) {
       0, G_MAXUINT, DEFAULT_WAIT_FOR_PEERS,
       static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                GST_PARAM_MUTABLE_PLAYING));
+}
+
+/* Team health (docs/protocol.md section 10). */
+void install_health_properties() {
   properties[PROP_MONITORS] = g_param_spec_uint(
       "monitors", "Monitors",
       "The first peers to register are made monitors (report their lost "
@@ -1279,6 +617,10 @@ void install_properties(GObjectClass *gobject_class) {
       "A peer not heard from (heartbeats, any datagram) for this many "
       "milliseconds is removed (0: never)",
       0, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, kReadWrite);
+}
+
+/* Authentication and limits on strangers (docs/security.md). */
+void install_security_properties() {
   properties[PROP_PASSPHRASE] = g_param_spec_string(
       "passphrase", "Passphrase",
       "Team passphrase (10 to 79 characters, write-only): only peers that "
@@ -1313,10 +655,23 @@ void install_properties(GObjectClass *gobject_class) {
       "REGISTER) within this many milliseconds is closed",
       MIN_HANDSHAKE_TIMEOUT_MS, MAX_HANDSHAKE_TIMEOUT_MS,
       DEFAULT_HANDSHAKE_TIMEOUT_MS, kReadWrite);
+  properties[PROP_MAX_CONTROL_BACKLOG] = g_param_spec_uint(
+      "max-control-backlog", "Maximum control backlog",
+      "Unsent control (TCP) bytes the splitter holds for one peer; a peer "
+      "that lets more pile up (it stopped reading) is removed with reason "
+      "\"slow\" and counted in peers-slow. One message always gets through",
+      MIN_MAX_CONTROL_BACKLOG, G_MAXUINT, DEFAULT_MAX_CONTROL_BACKLOG,
+      kReadWrite);
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",
       GST_TYPE_STRUCTURE, kReadOnly);
+}
+
+void install_properties(GObjectClass *gobject_class) {
+  install_stream_properties();
+  install_health_properties();
+  install_security_properties();
   g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
 }
 
@@ -1345,9 +700,25 @@ void install_signals(GObjectClass *gobject_class) {
   signals[SIGNAL_PEER_REMOVED] = g_signal_new(
       "peer-removed", G_TYPE_FROM_CLASS(gobject_class), G_SIGNAL_RUN_LAST, 0,
       nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+  /**
+   * GstP2pspSplitterSink::remove-peer:
+   * @sink: the element
+   * @peer_id: the id of a member of the team
+   *
+   * Action signal: removes the member, which is told REMOVED with reason
+   * expelled (the others get PEER_LEFT); peer-removed and the
+   * "GstP2pspSplitterPeerRemoved" message (reason "expelled") follow.
+   *
+   * Returns: %TRUE if @peer_id was a member and was removed.
+   */
+  signals[SIGNAL_REMOVE_PEER] = g_signal_new_class_handler(
+      "remove-peer", G_TYPE_FROM_CLASS(gobject_class),
+      static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(remove_peer), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1,
+      G_TYPE_UINT);
 }
 
-}  // namespace
+}  // namespace p2psp_sink
 
 static void gst_p2psp_splitter_sink_class_init(
     GstP2pspSplitterSinkClass *klass) {
@@ -1362,6 +733,7 @@ static void gst_p2psp_splitter_sink_class_init(
   install_signals(gobject_class);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
+  p2psp_gst::mark_enums_as_plugin_api();
   gst_element_class_set_static_metadata(
       element_class, "P2PSP splitter sink", "Sink/Network",
       "Splits a stream into chunks and sends them to a P2PSP team of peers",

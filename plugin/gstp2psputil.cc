@@ -270,7 +270,7 @@ struct PollThread::Impl {
   std::atomic<p2psp::Micros> period{0};
   std::atomic<bool> again{false};
   int wake_fd = -1;
-  WatchCallback watches;
+  CachedWatchCallback watches;
   SocketCallback on_io;
   TimerCallback on_timer;
 
@@ -313,15 +313,19 @@ void PollThread::Impl::run() {
   p2psp::Micros deadline = on_timer(monotonic_now_us());
   p2psp::Micros last_round = 0;
   bool sockets_quiet = false;
+  fds.assign(1, pollfd{wake_fd, POLLIN, 0});
   while (!stopping.load()) {
-    list.clear();
-    watches(list);
-    fds.assign(1, pollfd{wake_fd, POLLIN, 0});
-    for (const auto &watch : list) {
-      /* GIOCondition values are the poll() bits on every platform GLib
-       * supports with poll(). */
-      fds.push_back(pollfd{g_socket_get_fd(watch.first),
-                           static_cast<short>(watch.second), 0});
+    if (watches(list)) {
+      fds.assign(1, pollfd{wake_fd, POLLIN, 0});
+      for (const auto &watch : list) {
+        /* GIOCondition values are the poll() bits on every platform GLib
+         * supports with poll(). */
+        fds.push_back(pollfd{g_socket_get_fd(watch.first),
+                             static_cast<short>(watch.second), 0});
+      }
+    } else {
+      /* The same list as last round: poll() only rewrites revents. */
+      for (pollfd &fd : fds) fd.revents = 0;
     }
 
     int timeout = poll_timeout_ms(deadline);
@@ -358,6 +362,18 @@ PollThread::~PollThread() { stop(); }
 
 bool PollThread::start(const char *name, WatchCallback watches,
                        SocketCallback on_io, TimerCallback on_timer) {
+  return start_cached(
+      name,
+      [watches = std::move(watches)](WatchList &list) {
+        list.clear();
+        watches(list);
+        return true;
+      },
+      std::move(on_io), std::move(on_timer));
+}
+
+bool PollThread::start_cached(const char *name, CachedWatchCallback watches,
+                              SocketCallback on_io, TimerCallback on_timer) {
   if (impl_->thread.joinable()) return false;
   impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) return false;

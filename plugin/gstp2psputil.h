@@ -5,6 +5,8 @@
 
 #include <gio/gio.h>
 #include <gst/gst.h>
+#include <gst/p2psp/endpoint.h>
+#include <gst/p2psp/outbox.h>
 
 #include <functional>
 #include <memory>
@@ -13,62 +15,63 @@
 #include <thread>
 #include <vector>
 
-#include <gst/p2psp/endpoint.h>
-#include <gst/p2psp/outbox.h>
-
 namespace p2psp_gst {
 
 /* RAII for GObject refs (GSocket, GSocketAddress, GCancellable, ...). */
 template <typename T>
 class GRef {
  public:
-  GRef () = default;
-  explicit GRef (T *adopt) : p_ (adopt) {}
-  GRef (const GRef &) = delete;
-  GRef &operator= (const GRef &) = delete;
-  GRef (GRef &&o) noexcept : p_ (o.p_) { o.p_ = nullptr; }
-  GRef &operator= (GRef &&o) noexcept {
-    if (this != &o) { reset (); p_ = o.p_; o.p_ = nullptr; }
+  GRef() = default;
+  explicit GRef(T *adopt) : p_(adopt) {}
+  GRef(const GRef &) = delete;
+  GRef &operator=(const GRef &) = delete;
+  GRef(GRef &&o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  GRef &operator=(GRef &&o) noexcept {
+    if (this != &o) {
+      reset();
+      p_ = o.p_;
+      o.p_ = nullptr;
+    }
     return *this;
   }
-  ~GRef () { reset (); }
-  void reset (T *adopt = nullptr) {
-    if (p_) g_object_unref (p_);
+  ~GRef() { reset(); }
+  void reset(T *adopt = nullptr) {
+    if (p_) g_object_unref(p_);
     p_ = adopt;
   }
-  T *get () const { return p_; }
-  explicit operator bool () const { return p_ != nullptr; }
+  T *get() const { return p_; }
+  explicit operator bool() const { return p_ != nullptr; }
 
  private:
   T *p_ = nullptr;
 };
 
 struct GErrorDeleter {
-  void operator() (GError *e) const { g_error_free (e); }
+  void operator()(GError *e) const { g_error_free(e); }
 };
 using GErrorPtr = std::unique_ptr<GError, GErrorDeleter>;
 
 struct GstStructureDeleter {
-  void operator() (GstStructure *s) const { gst_structure_free (s); }
+  void operator()(GstStructure *s) const { gst_structure_free(s); }
 };
 using GstStructurePtr = std::unique_ptr<GstStructure, GstStructureDeleter>;
 
 /* Microseconds on the monotonic clock (the core's notion of "now"). */
-p2psp::Micros monotonic_now_us ();
+p2psp::Micros monotonic_now_us();
 
-p2psp::Endpoint endpoint_from_address (GSocketAddress *addr);
+p2psp::Endpoint endpoint_from_address(GSocketAddress *addr);
 /* Transfer full; NULL for an invalid endpoint. */
-GSocketAddress *address_from_endpoint (const p2psp::Endpoint &ep);
+GSocketAddress *address_from_endpoint(const p2psp::Endpoint &ep);
 
 /* Resolves host (name or literal) and returns the first address; NULL and
  * *error set on failure. Blocking, cancellable. */
-GInetAddress *resolve_host (const std::string &host, GCancellable *cancel,
-    GError **error);
+GInetAddress *resolve_host(const std::string &host, GCancellable *cancel,
+                           GError **error);
 
 /* Sends datagrams with g_socket_send_messages on a non-blocking socket.
  * Datagrams the kernel refuses (full buffer, unreachable) are dropped, not
  * retried: returns how many were dropped. */
-size_t send_datagrams (GSocket *sock, const std::vector<p2psp::UdpSend> &sends);
+size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends);
 
 struct ReceivedDatagram {
   p2psp::Endpoint from;
@@ -79,22 +82,44 @@ struct ReceivedDatagram {
  * single recvmmsg. Returns the number received (0 when none). A batch that
  * came back full may have more behind it: only then is it worth calling
  * again before the next poll. */
-size_t receive_datagrams (GSocket *sock, std::vector<ReceivedDatagram> &batch);
+size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch);
 
-/* A TCP connection with an unbounded-but-watched output queue, written
- * without blocking. */
+/* The UDP read loop of both elements: receives batches into `batch` and
+ * hands each to on_batch(count, now), `now` being the batch's time of
+ * receipt (one time for a whole backlog would make later datagrams look
+ * older than they are). Stops at a batch that was not full, or after
+ * max_rounds batches: then returns TRUE, as more may be waiting. */
+template <typename OnBatch>
+bool drain_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
+                     int max_rounds, OnBatch on_batch) {
+  for (int round = 0; round < max_rounds; round++) {
+    const size_t n = receive_datagrams(sock, batch);
+    if (n > 0) on_batch(n, monotonic_now_us());
+    if (n < batch.size()) return false;
+  }
+  return true;
+}
+
+/* A TCP connection with an output queue, written without blocking. The
+ * queue has no bound of its own: its owner watches queued() (the splitter's
+ * ConnectionTable drops a connection past max-control-backlog). */
 class TcpConnection {
  public:
-  explicit TcpConnection (GSocket *adopt);
-  GSocket *socket () const { return socket_.get (); }
-  void queue (const std::vector<uint8_t> &bytes);
+  explicit TcpConnection(GSocket *adopt);
+  GSocket *socket() const { return socket_.get(); }
+  void queue(const std::vector<uint8_t> &bytes);
   /* Writes what the kernel takes now. FALSE on a fatal error. */
-  bool flush ();
-  bool wants_write () const { return pos_ < out_.size (); }
-  size_t queued () const { return out_.size () - pos_; }
+  bool flush();
+  bool wants_write() const { return pos_ < out_.size(); }
+  size_t queued() const { return out_.size() - pos_; }
+  /* Forgets the unsent output and frees its memory. */
+  void discard() {
+    std::vector<uint8_t>().swap(out_);
+    pos_ = 0;
+  }
   /* Reads what is available now into buf; returns bytes read, 0 on EOF, -1 on
    * error, -2 when nothing is available. */
-  gssize read_some (uint8_t *buf, size_t size);
+  gssize read_some(uint8_t *buf, size_t size);
 
  private:
   GRef<GSocket> socket_;
@@ -115,19 +140,25 @@ class TcpConnection {
  * end. */
 class PollThread {
  public:
-  using SocketCallback = std::function<void (GSocket *, GIOCondition)>;
+  using SocketCallback = std::function<void(GSocket *, GIOCondition)>;
   /* Returns the next absolute deadline (monotonic us) it wants on_timer at. */
-  using TimerCallback = std::function<p2psp::Micros (p2psp::Micros now)>;
-  /* Called each round to learn which sockets to poll and for what. */
+  using TimerCallback = std::function<p2psp::Micros(p2psp::Micros now)>;
+  /* Called each round (with an empty list) to learn which sockets to poll
+   * and for what. */
   using WatchList = std::vector<std::pair<GSocket *, GIOCondition>>;
-  using WatchCallback = std::function<void (WatchList &)>;
+  using WatchCallback = std::function<void(WatchList &)>;
+  /* Same, but it gets the previous round's list and returns TRUE when it
+   * rewrote it, FALSE to poll the same sockets again (nothing rebuilt). */
+  using CachedWatchCallback = std::function<bool(WatchList &)>;
 
-  PollThread ();
-  ~PollThread ();
-  bool start (const char *name, WatchCallback watches, SocketCallback on_io,
-      TimerCallback on_timer);
-  void stop ();
-  void wake ();
+  PollThread();
+  ~PollThread();
+  bool start(const char *name, WatchCallback watches, SocketCallback on_io,
+             TimerCallback on_timer);
+  bool start_cached(const char *name, CachedWatchCallback watches,
+                    SocketCallback on_io, TimerCallback on_timer);
+  void stop();
+  void wake();
   /* 0 (the default): a round on every readable socket or due timer. Else
    * at most one round per `period` (each round starts a period after the
    * previous one, or at once after wake()): a round then serves all the
@@ -135,10 +166,10 @@ class PollThread {
    * up to `period` of delay. A round that finds no socket ready makes the
    * next wait last until an event, as without a period (a quiet or sparse
    * stream is not woken up every period). Any thread, any time. */
-  void set_period (p2psp::Micros period);
+  void set_period(p2psp::Micros period);
   /* From a callback that left data unread (it reads bounded batches): the
    * next round starts at once, even with a period. */
-  void run_again ();
+  void run_again();
 
  private:
   struct Impl;

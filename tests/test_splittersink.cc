@@ -7,6 +7,7 @@
 #include <gst/p2psp/peer.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -49,8 +50,12 @@ class TestPeer {
     if (udp_) g_socket_close(udp_.get(), nullptr);
   }
 
+  /* A small TCP receive buffer (set before connecting), for a peer that
+   * stops reading: its control channel backs up in the splitter sooner. */
+  void set_tcp_rcvbuf(int bytes) { rcvbuf_ = bytes; }
+
   bool Join() {
-    GSocket *tcp = Connect(splitter_port_, host_.c_str());
+    GSocket *tcp = Connect(splitter_port_, host_.c_str(), rcvbuf_);
     if (tcp == nullptr) return false;
     tcp_.reset(new p2psp_gst::TcpConnection(tcp));
     udp_.reset(BindUdp(host_.c_str()));
@@ -129,11 +134,14 @@ class TestPeer {
            std::to_string(port);
   }
 
-  static GSocket *Connect(guint16 port, const char *host = "127.0.0.1") {
+  static GSocket *Connect(guint16 port, const char *host = "127.0.0.1",
+                          int rcvbuf = 0) {
     GSocketAddress *addr = g_inet_socket_address_new_from_string(host, port);
     GSocket *sock =
         g_socket_new(g_socket_address_get_family(addr), G_SOCKET_TYPE_STREAM,
                      G_SOCKET_PROTOCOL_DEFAULT, nullptr);
+    if (rcvbuf > 0)
+      g_socket_set_option(sock, SOL_SOCKET, SO_RCVBUF, rcvbuf, nullptr);
     gboolean ok = g_socket_connect(sock, addr, nullptr, nullptr);
     g_object_unref(addr);
     if (!ok) {
@@ -222,6 +230,7 @@ class TestPeer {
   p2psp::Peer peer_;
   guint16 splitter_port_;
   std::string host_;
+  int rcvbuf_ = 0;
   std::unique_ptr<p2psp_gst::TcpConnection> tcp_;
   GRef<GSocket> udp_;
   bool tcp_closed_ = false;
@@ -1170,6 +1179,157 @@ TEST(SplitterSinkHealth, StatsHaveTheHealthCounters) {
   EXPECT_EQ(retransmits, 0u);
   EXPECT_LT(silent, 1500u);
   EXPECT_FALSE(monitor);
+}
+
+/* ------------------------------------------ backlog and remove-peer ---- */
+
+/* Pops element messages until a GstP2pspSplitterPeerRemoved with `reason`
+ * (others, e.g. "left", are skipped); FALSE after timeout_ms. */
+bool FindPeerRemoved(GstElement *pipeline, const char *reason, int timeout_ms,
+                     guint *peer_id) {
+  const gint64 end = g_get_monotonic_time() + timeout_ms * 1000;
+  for (;;) {
+    const gint64 left = std::max<gint64>(0, end - g_get_monotonic_time());
+    std::string got = NextPeerRemoved(pipeline, left / 1000, peer_id);
+    if (got.empty()) return false;
+    if (got == reason) return true;
+  }
+}
+
+/* VmRSS of this process, in kB. */
+long RssKb() {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+  fclose(f);
+  return kb;
+}
+
+/* A member that never reads its TCP control channel, while others join and
+ * leave (each join and leave queues PEER_JOINED / PEER_LEFT for every
+ * member): its backlog in the splitter stays within max-control-backlog
+ * (plus a message), the splitter drops it with reason "slow" and counts it,
+ * and the rest of the team plays on. */
+TEST(SplitterSinkBacklog, PeerThatNeverReadsIsDroppedAsSlow) {
+  constexpr guint kMaxBacklog = 4096;
+  SinkPipeline p(
+      "peer-timeout=0 max-joins-per-address=0 "
+      "max-control-backlog=4096");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  EXPECT_EQ(UintProp(p.sink(), "max-control-backlog"), kMaxBacklog);
+  TestPeer stuck(p.port());
+  stuck.set_tcp_rcvbuf(1); /* the kernel's minimum */
+  TestPeer alive(p.port());
+  ASSERT_TRUE(JoinTeam(p, stuck));
+  ASSERT_TRUE(JoinTeam(p, alive, 2));
+  const guint stuck_id = stuck.peer().id();
+  const long rss_before = RssKb();
+
+  /* From here on `stuck` is never pumped again. */
+  guint64 max_seen = 0;
+  int churns = 0;
+  const gint64 give_up = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+  while (Stat(p.sink(), "peers-slow") == 0 &&
+         g_get_monotonic_time() < give_up) {
+    TestPeer churn(p.port());
+    ASSERT_TRUE(JoinTeam(p, churn, 2));
+    churn.Leave();
+    alive.Pump(0);
+    ASSERT_TRUE(WaitFor([&] { return UintProp(p.sink(), "num-peers") <= 2; }));
+    max_seen = std::max(max_seen, Stat(p.sink(), "control-backlog-bytes"));
+    churns++;
+  }
+  const long rss_after = RssKb();
+  g_print("%d joins and leaves; backlog at most %" G_GUINT64_FORMAT
+          " bytes; RSS %ld -> %ld kB\n",
+          churns, max_seen, rss_before, rss_after);
+  ASSERT_EQ(Stat(p.sink(), "peers-slow"), 1u) << "after " << churns;
+  guint removed = 0;
+  EXPECT_TRUE(FindPeerRemoved(p.pipeline(), "slow", kTimeoutMs, &removed));
+  EXPECT_EQ(removed, stuck_id);
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 1u);
+  /* A message's worth above the bound at most (these are tiny). */
+  EXPECT_LE(max_seen, kMaxBacklog + 64) << "after " << churns << " churns";
+  /* Bounded memory: the splitter did not keep what the peer never read.
+   * (Not under AddressSanitizer, whose quarantine keeps freed memory.) */
+#ifndef __SANITIZE_ADDRESS__
+  EXPECT_LT(rss_after - rss_before, 32 * 1024) << rss_before << " kB before";
+#endif
+  EXPECT_TRUE(WaitFor(
+      [&] { return Stat(p.sink(), "control-backlog-bytes") < kMaxBacklog; }));
+
+  /* The rest of the team plays. */
+  std::vector<Sent> sent = PushStream(p, 60, 7);
+  p.EndOfStream();
+  EXPECT_TRUE(alive.PumpUntil([&] { return alive.Buffers().size() >= 60; }));
+  ExpectSameStream(sent, alive.Buffers());
+}
+
+gboolean RemovePeer(GstElement *sink, guint id) {
+  gboolean removed = FALSE;
+  g_signal_emit_by_name(sink, "remove-peer", id, &removed);
+  return removed;
+}
+
+/* The remove-peer action signal: the member is told REMOVED (expelled), the
+ * others PEER_LEFT, and the usual signal and message follow. */
+TEST(SplitterSinkActions, RemovePeerRemovesAMember) {
+  /* Outlives the pipeline: stopping it emits peer-removed too. */
+  SignalLog log;
+  SinkPipeline p;
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  g_signal_connect(p.sink(), "peer-removed", G_CALLBACK(OnPeerRemoved), &log);
+  TestPeer first(p.port());
+  TestPeer second(p.port());
+  ASSERT_TRUE(JoinTeam(p, first));
+  ASSERT_TRUE(JoinTeam(p, second, 2));
+  const guint id = first.peer().id();
+
+  EXPECT_FALSE(RemovePeer(p.sink(), id + 1000));
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 2u);
+  EXPECT_TRUE(RemovePeer(p.sink(), id));
+  guint removed = 0;
+  EXPECT_EQ(NextPeerRemoved(p.pipeline(), kTimeoutMs, &removed), "expelled");
+  EXPECT_EQ(removed, id);
+  EXPECT_EQ(UintProp(p.sink(), "num-peers"), 1u);
+  EXPECT_EQ(Count(log, false), 1u);
+  /* The removed peer learns it (REMOVED, reason expelled)... */
+  EXPECT_TRUE(first.PumpUntil(
+      [&] { return first.peer().state() == p2psp::PeerState::kRemoved; }));
+  /* ...and the other one drops it from its neighbours (PEER_LEFT). */
+  EXPECT_TRUE(second.PumpUntil([&] {
+    for (const auto &ev : second.events())
+      if (ev.kind == p2psp::PeerEvent::Kind::kNeighbourRemoved &&
+          ev.peer_id == id)
+        return true;
+    return false;
+  }));
+  EXPECT_FALSE(RemovePeer(p.sink(), id));
+}
+
+/* Stopped, there is no one to remove. */
+TEST(SplitterSinkActions, RemovePeerWhenStoppedReturnsFalse) {
+  ElementPtr sink = MakeSink();
+  ASSERT_TRUE(sink);
+  EXPECT_FALSE(RemovePeer(sink.get(), 1));
+}
+
+/* The remove reasons are a registered enum, one table for both elements. */
+TEST(SplitterSinkActions, RemoveReasonIsARegisteredEnum) {
+  ElementPtr sink = MakeSink();
+  GType type = g_type_from_name("GstP2pspRemoveReason");
+  ASSERT_NE(type, G_TYPE_INVALID);
+  GEnumClass *klass = static_cast<GEnumClass *>(g_type_class_ref(type));
+  for (const char *nick :
+       {"unknown", "shutdown", "protocol-error", "timeout", "team-full",
+        "version", "expelled", "auth", "left", "slow"})
+    EXPECT_NE(g_enum_get_value_by_nick(klass, nick), nullptr) << nick;
+  EXPECT_EQ(g_enum_get_value_by_nick(klass, "expelled")->value, 6);
+  g_type_class_unref(klass);
+  EXPECT_NE(g_type_from_name("GstP2pspPeerState"), G_TYPE_INVALID);
 }
 
 int main(int argc, char **argv) {

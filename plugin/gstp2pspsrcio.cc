@@ -1,0 +1,612 @@
+/* gst-p2psp: p2pspsrc's network side: the sockets, the poll thread that
+ * drives p2psp::Peer, joining and leaving, and the stats. */
+#include "gstp2pspsrcpriv.h"
+
+namespace p2psp_src {
+
+/* ------------------------------------------------------------ stats ---- */
+
+GValue neighbours_list_value(
+    const std::vector<p2psp::NeighbourInfo>& neighbours) {
+  GValue list = G_VALUE_INIT;
+  g_value_init(&list, GST_TYPE_ARRAY);
+  for (const p2psp::NeighbourInfo& n : neighbours) {
+    GValue entry = G_VALUE_INIT;
+    g_value_init(&entry, GST_TYPE_STRUCTURE);
+    g_value_take_boxed(
+        &entry,
+        gst_structure_new(kNeighbourStatsName,                   //
+                          "id", G_TYPE_UINT, n.id,               //
+                          "endpoint", G_TYPE_STRING,             //
+                          n.endpoint.to_string().c_str(),        //
+                          "debt", G_TYPE_INT64, (gint64)n.debt,  //
+                          "chunks-sent", G_TYPE_UINT64,          //
+                          (guint64)n.chunks_sent,                //
+                          "chunks-received", G_TYPE_UINT64,      //
+                          (guint64)n.chunks_received, nullptr));
+    gst_value_array_append_and_take_value(&list, &entry);
+  }
+  return list;
+}
+
+// Team health (counters of the current connection) and rejoins.
+void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
+                      guint reconnects) {
+  gst_structure_set(
+      stats,                                                             //
+      "monitor", G_TYPE_BOOLEAN, (gboolean)(s.monitor != 0),             //
+      "heartbeats-sent", G_TYPE_UINT64, (guint64)s.heartbeats_sent,      //
+      "control-bytes-up", G_TYPE_UINT64, (guint64)s.control_bytes_up,    //
+      "nacks-sent", G_TYPE_UINT64, (guint64)s.nacks_sent,                //
+      "nacks-to-splitter", G_TYPE_UINT64, (guint64)s.nacks_to_splitter,  //
+      "recovered", G_TYPE_UINT64, (guint64)s.recovered,                  //
+      "lost-reports-sent", G_TYPE_UINT64, (guint64)s.lost_reports_sent,  //
+      "retransmits-sent", G_TYPE_UINT64, (guint64)s.retransmits_sent,    //
+      "retransmits-limited", G_TYPE_UINT64,                              //
+      (guint64)s.retransmits_limited,                                    //
+      "relayed", G_TYPE_UINT64, (guint64)s.relayed,                      //
+      "requests-sent", G_TYPE_UINT64, (guint64)s.requests_sent,          //
+      "prunes-sent", G_TYPE_UINT64, (guint64)s.prunes_sent,              //
+      "relays-served", G_TYPE_UINT64, (guint64)s.relays_served,          //
+      "signed-team", G_TYPE_BOOLEAN, s.signed_team != 0,                 //
+      "bad-signatures", G_TYPE_UINT64, (guint64)s.bad_signatures,        //
+      "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //
+      "pollution-reports-sent", G_TYPE_UINT64,                           //
+      (guint64)s.pollution_reports_sent,                                 //
+      "reconnects", G_TYPE_UINT, reconnects, nullptr);
+}
+
+GstStructure* build_stats(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  const p2psp::PeerStats empty_stats;
+  const p2psp::PeerStats& s =
+      priv->link.peer ? priv->link.peer->stats() : empty_stats;
+  const p2psp::PeerState state =
+      priv->link.peer ? priv->link.peer->state() : p2psp::PeerState::kIdle;
+  const char* state_name =
+      priv->run.reconnecting && (!priv->link.peer || !priv->link.joined)
+          ? p2psp_gst::enum_nick(GST_TYPE_P2PSP_PEER_STATE,
+                                 GST_P2PSP_PEER_STATE_RECONNECTING)
+          : p2psp_gst::peer_state_nick(state);
+
+  GstStructure* stats = gst_structure_new(
+      kStatsName,                                                            //
+      "peer-id", G_TYPE_UINT, priv->link.peer ? priv->link.peer->id() : 0u,  //
+      "state", G_TYPE_STRING, state_name,                                    //
+      "chunks-from-splitter", G_TYPE_UINT64, (guint64)s.chunks_from_splitter,
+      "chunks-from-peers", G_TYPE_UINT64, (guint64)s.chunks_from_peers,  //
+      "chunks-forwarded", G_TYPE_UINT64, (guint64)s.chunks_forwarded,    //
+      "duplicates", G_TYPE_UINT64, (guint64)s.duplicates,                //
+      "lost", G_TYPE_UINT64, (guint64)s.lost,                            //
+      "late", G_TYPE_UINT64, (guint64)s.late,                            //
+      "played", G_TYPE_UINT64, (guint64)s.played,                        //
+      "bytes-up", G_TYPE_UINT64, (guint64)s.bytes_up,                    //
+      "bytes-down", G_TYPE_UINT64, (guint64)s.bytes_down,                //
+      "rejected-datagrams", G_TYPE_UINT64, (guint64)s.rejected_datagrams,
+      "unauthenticated-datagrams", G_TYPE_UINT64,
+      (guint64)s.unauthenticated_datagrams,  //
+      "replayed-datagrams", G_TYPE_UINT64, (guint64)s.replayed_datagrams,
+      "neighbours", G_TYPE_UINT64, (guint64)s.neighbours,    //
+      "buffer-fill", G_TYPE_UINT64, (guint64)s.buffer_fill,  //
+      "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
+      "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
+      nullptr);
+  // Address validation (docs/security.md).
+  gst_structure_set(
+      stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
+      "endpoints-moved", G_TYPE_UINT64, (guint64)s.endpoints_moved,
+      "moves-refused", G_TYPE_UINT64, (guint64)s.moves_refused,
+      "amplification-limited", G_TYPE_UINT64,
+      (guint64)s.amplification_limited, nullptr);
+  add_health_stats(stats, s, priv->run.reconnects);
+  GValue list = neighbours_list_value(
+      priv->link.peer ? priv->link.peer->neighbours()
+                      : std::vector<p2psp::NeighbourInfo>());
+  gst_structure_take_value(stats, "neighbours-list", &list);
+  return stats;
+}
+
+/* ------------------------------------------------------- poll thread ---- */
+
+// Hands what the peer asked for to the sockets. Called with core_lock held.
+void dispatch_outbox(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  p2psp::Outbox& out = priv->link.outbox;
+  if (!out.udp.empty() && priv->net.udp) {
+    size_t dropped = p2psp_gst::send_datagrams(priv->net.udp.get(), out.udp);
+    if (dropped > 0)
+      GST_LOG_OBJECT(self, "%" G_GSIZE_FORMAT " datagrams dropped", dropped);
+  }
+  if (priv->net.tcp && !priv->net.tcp_closed) {
+    for (const p2psp::TcpSend& send : out.tcp) priv->net.tcp->queue(send.data);
+    if (!out.tcp_close.empty()) priv->net.tcp_close_requested = true;
+    if (priv->net.tcp->wants_write() && !priv->net.tcp->flush()) {
+      GST_DEBUG_OBJECT(self, "writing to the splitter failed");
+      priv->net.tcp_closed = true;
+      if (priv->link.failure == Failure::kNone &&
+          !priv->link.splitter_shutdown) {
+        priv->link.failure = Failure::kLostSplitter;
+        priv->link.failure_text = "Sending to the splitter failed";
+      }
+    }
+  }
+  out.clear();
+}
+
+// Turns peer events into state and pending signals. Called with core_lock.
+// Returns true when the streaming thread has something to look at.
+bool collect_events(GstP2pspSrc* self, Micros now,
+                    std::vector<NeighbourSignal>* signals) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  bool news = false;
+  for (const p2psp::PeerEvent& ev : priv->link.peer->take_events()) {
+    news = true;
+    switch (ev.kind) {
+      case p2psp::PeerEvent::Kind::kJoined:
+        GST_INFO_OBJECT(self, "joined the team as peer %u",
+                        priv->link.peer->id());
+        priv->link.joined = true;
+        priv->run.ever_joined = true;
+        break;
+      case p2psp::PeerEvent::Kind::kNeighbourAdded:
+        signals->push_back({src_signals[SIGNAL_PEER_ADDED], ev.peer_id,
+                            ev.endpoint.to_string()});
+        break;
+      case p2psp::PeerEvent::Kind::kNeighbourRemoved:
+        signals->push_back({src_signals[SIGNAL_PEER_REMOVED], ev.peer_id,
+                            ev.endpoint.to_string()});
+        break;
+      case p2psp::PeerEvent::Kind::kNeighbourMoved:
+        GST_INFO_OBJECT(self, "neighbour %u now at %s", ev.peer_id,
+                        ev.endpoint.to_string().c_str());
+        break;
+      case p2psp::PeerEvent::Kind::kRemoved:
+        priv->run.removed_unposted = true;
+        priv->run.removed_reason = ev.reason;
+        priv->run.removed_text =
+            ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
+                            : ev.text;
+        if (ev.reason == p2psp::RemoveReason::kShutdown) {
+          GST_INFO_OBJECT(self, "the splitter is shutting down");
+          if (!priv->link.splitter_shutdown) priv->link.shutdown_at_us = now;
+          priv->link.splitter_shutdown = true;
+        } else if (priv->link.failure == Failure::kNone) {
+          priv->link.failure = Failure::kRemoved;
+          priv->link.failure_reason = ev.reason;
+          priv->link.failure_text =
+              ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
+                              : ev.text;
+        }
+        break;
+      case p2psp::PeerEvent::Kind::kProtocolError:
+        if (priv->link.failure == Failure::kNone) {
+          priv->link.failure = Failure::kLostSplitter;
+          priv->link.failure_reason = p2psp::RemoveReason::kProtocolError;
+          priv->link.failure_text = "Protocol error: " + ev.text;
+        }
+        break;
+    }
+  }
+  const p2psp::PeerStats& stats = priv->link.peer->stats();
+  const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers;
+  if (chunks != priv->link.chunks_seen) {
+    priv->link.chunks_seen = chunks;
+    priv->run.last_activity_us = now;
+  }
+  return news;
+}
+
+// Takes what is due out of the core for the streaming thread. Called with
+// core_lock; true if anything was taken.
+bool pump_items(GstP2pspSrcPrivate* priv, Micros now) {
+  bool any = false;
+  p2psp::StreamItem item;
+  while (priv->link.ready.size() < kMaxReadyItems &&
+         priv->link.peer->pop_item(now, &item)) {
+    priv->link.ready.push_back(std::move(item));
+    item = p2psp::StreamItem();
+    any = true;
+  }
+  return any;
+}
+
+// Ends a round of core work: sends, and wakes create() only when it has
+// something to do (an item, an event, a failure): waking it for every
+// datagram cost more than the datagrams (docs/benchmarks.md, profile).
+// Called with core_lock.
+void finish_core_round(GstP2pspSrc* self, Micros now,
+                       std::vector<NeighbourSignal>* signals) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  dispatch_outbox(self);
+  bool news = collect_events(self, now, signals);
+  news |= pump_items(priv, now);
+  // A connection that ended is news until create() has dealt with it (few
+  // rounds: the streaming thread tears the connection down).
+  news |= priv->link.failure != Failure::kNone || priv->net.tcp_closed;
+  if (news) priv->core_cond.notify_all();
+}
+
+void emit_signals(GstP2pspSrc* self,
+                  const std::vector<NeighbourSignal>& signals) {
+  for (const NeighbourSignal& s : signals) {
+    GST_DEBUG_OBJECT(self, "%s %u %s", g_signal_name(s.signal), s.id,
+                     s.endpoint.c_str());
+    g_signal_emit(self, s.signal, 0, s.id, s.endpoint.c_str());
+  }
+}
+
+void on_udp_readable(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::vector<NeighbourSignal> signals;
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    Micros now = p2psp_gst::monotonic_now_us();
+    // Each batch at its time of receipt: one time for a whole backlog made
+    // later datagrams look sent before they arrived (a 40 to 100 ms error
+    // in chunk-delay-us).
+    const bool full = p2psp_gst::drain_datagrams(
+        priv->net.udp.get(), priv->net.rx_batch, kMaxReceiveRounds,
+        [&](size_t n, Micros received) {
+          now = received;
+          for (size_t i = 0; i < n; i++) {
+            const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
+            priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
+                                    &priv->link.outbox);
+          }
+        });
+    // With io-interval, what is left must not wait for the next interval.
+    if (full) priv->poll.run_again();
+    finish_core_round(self, now, &signals);
+  }
+  emit_signals(self, signals);
+}
+
+// The splitter's TCP connection ended. Called with core_lock held.
+void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->net.tcp_closed = true;
+  priv->link.peer->on_tcp_closed(now, &priv->link.outbox);
+  // A splitter that shuts down says so before closing; anything else is a
+  // lost connection.
+  if (!priv->link.splitter_shutdown && priv->link.failure == Failure::kNone) {
+    priv->link.failure = Failure::kLostSplitter;
+    priv->link.failure_text = why;
+  }
+}
+
+void read_tcp(GstP2pspSrc* self, Micros now,
+              std::vector<NeighbourSignal>* signals) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->net.tcp_rx.resize(kTcpReadSize);
+  while (!priv->net.tcp_closed) {
+    gssize n = priv->net.tcp->read_some(priv->net.tcp_rx.data(),
+                                        priv->net.tcp_rx.size());
+    if (n == -2) break;
+    if (n <= 0) {
+      // Events already read (e.g. a shutdown notice) decide what EOF means.
+      collect_events(self, now, signals);
+      on_tcp_ended(self, now,
+                   n == 0 ? "The splitter closed the connection"
+                          : "Reading from the splitter failed");
+      break;
+    }
+    priv->link.peer->on_tcp_data(priv->net.tcp_rx.data(),
+                                 static_cast<size_t>(n), now,
+                                 &priv->link.outbox);
+  }
+}
+
+void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::vector<NeighbourSignal> signals;
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if ((condition & G_IO_OUT) && !priv->net.tcp->flush())
+      on_tcp_ended(self, now, "Sending to the splitter failed");
+    if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+      read_tcp(self, now, &signals);
+    finish_core_round(self, now, &signals);
+  }
+  emit_signals(self, signals);
+}
+
+void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  if (priv->net.tcp_close_requested && !priv->net.tcp->wants_write() &&
+      !priv->net.tcp_closed) {
+    // The peer is done with the splitter: stop watching, close in stop().
+    priv->net.tcp_closed = true;
+  }
+  if (!priv->net.tcp_closed) {
+    int condition = G_IO_IN;
+    if (priv->net.tcp->wants_write()) condition |= G_IO_OUT;
+    list.emplace_back(priv->net.tcp->socket(),
+                      static_cast<GIOCondition>(condition));
+  }
+  list.emplace_back(priv->net.udp.get(), G_IO_IN);
+}
+
+// GstP2pspSrcLoss, at most once a second, when chunks were lost or
+// recovered since the last one. Called with core_lock; the caller posts.
+GstStructure* loss_message_if_due(GstP2pspSrcPrivate* priv, Micros now) {
+  if (now < priv->run.loss_posted_us + kLossMessagePeriodUs) return nullptr;
+  const p2psp::PeerStats& s = priv->link.peer->stats();
+  const uint64_t lost = priv->run.base_lost + s.lost;
+  const uint64_t recovered = priv->run.base_recovered + s.recovered;
+  const uint64_t nacks = priv->run.base_nacks_sent + s.nacks_sent;
+  if (lost == priv->run.posted_lost && recovered == priv->run.posted_recovered)
+    return nullptr;
+  GstStructure* st = gst_structure_new(
+      kLossMessage,                                                          //
+      "lost", G_TYPE_UINT64, (guint64)lost,                                  //
+      "recovered", G_TYPE_UINT64, (guint64)recovered,                        //
+      "nacks-sent", G_TYPE_UINT64, (guint64)nacks,                           //
+      "lost-delta", G_TYPE_UINT64, (guint64)(lost - priv->run.posted_lost),  //
+      "recovered-delta", G_TYPE_UINT64,                                      //
+      (guint64)(recovered - priv->run.posted_recovered),                     //
+      "nacks-sent-delta", G_TYPE_UINT64,                                     //
+      (guint64)(nacks - priv->run.posted_nacks_sent), nullptr);
+  priv->run.posted_lost = lost;
+  priv->run.posted_recovered = recovered;
+  priv->run.posted_nacks_sent = nacks;
+  priv->run.loss_posted_us = now;
+  return st;
+}
+
+Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  std::vector<NeighbourSignal> signals;
+  Micros deadline;
+  GstStructure* loss = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    // Called after every poll round: the core only when it has work.
+    if (now >= priv->link.peer->next_deadline()) {
+      priv->link.peer->tick(now, &priv->link.outbox);
+      finish_core_round(self, now, &signals);
+    }
+    deadline = priv->link.peer->next_deadline();
+    loss = loss_message_if_due(priv, now);
+  }
+  emit_signals(self, signals);
+  if (loss != nullptr)
+    gst_element_post_message(GST_ELEMENT(self),
+                             gst_message_new_element(GST_OBJECT(self), loss));
+  return deadline;
+}
+
+bool start_poll_thread(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  // Its period is io-interval, which set_property keeps up to date.
+  return priv->poll.start(
+      "p2pspsrc-io",
+      [self](p2psp_gst::PollThread::WatchList& list) {
+        watch_sockets(self, list);
+      },
+      [self](GSocket* socket, GIOCondition condition) {
+        if (socket == self->priv->net.udp.get())
+          on_udp_readable(self);
+        else
+          on_tcp_io(self, condition);
+      },
+      [self](Micros now) { return on_poll_timer(self, now); });
+}
+
+/* ---------------------------------------------------------- connect ---- */
+
+// Resolves the splitter's host and opens the TCP control connection.
+OpenError open_tcp(GstP2pspSrc* self, guint connect_timeout_s,
+                   std::string* detail) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  GError* error = nullptr;
+  GRef<GInetAddress> address(
+      p2psp_gst::resolve_host(s.host, priv->cancel.get(), &error));
+  if (!address) {
+    GErrorPtr owned(error);
+    *detail = error->message;
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+               ? OpenError::kCancelled
+               : OpenError::kNotFound;
+  }
+
+  GRef<GSocketAddress> splitter(
+      g_inet_socket_address_new(address.get(), static_cast<guint16>(s.port)));
+  GRef<GSocketClient> client(g_socket_client_new());
+  g_socket_client_set_timeout(client.get(), connect_timeout_s);
+  GST_DEBUG_OBJECT(self, "connecting to %s:%d", s.host.c_str(), s.port);
+  priv->net.tcp_stream.reset(g_socket_client_connect(
+      client.get(), G_SOCKET_CONNECTABLE(splitter.get()), priv->cancel.get(),
+      &error));
+  if (!priv->net.tcp_stream) {
+    GErrorPtr owned(error);
+    *detail = error->message;
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+               ? OpenError::kCancelled
+               : OpenError::kConnect;
+  }
+  GSocket* socket = g_socket_connection_get_socket(priv->net.tcp_stream.get());
+  // The client's timeout was for connecting; the poll thread never blocks.
+  g_socket_set_timeout(socket, 0);
+  g_socket_set_blocking(socket, FALSE);
+  priv->net.tcp = std::make_unique<p2psp_gst::TcpConnection>(
+      G_SOCKET(g_object_ref(socket)));
+  return OpenError::kNone;
+}
+
+// A UDP socket on the any-address of the splitter's family, any port.
+OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
+                   std::string* detail) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  GError* error = nullptr;
+  priv->net.udp.reset(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
+                                   G_SOCKET_PROTOCOL_UDP, &error));
+  if (priv->net.udp) {
+    GRef<GInetAddress> any(g_inet_address_new_any(family));
+    GRef<GSocketAddress> local(g_inet_socket_address_new(any.get(), 0));
+    if (!g_socket_bind(priv->net.udp.get(), local.get(), FALSE, &error))
+      priv->net.udp.reset();
+  }
+  if (!priv->net.udp) {
+    GErrorPtr owned(error);
+    *detail = error->message;
+    return OpenError::kUdp;
+  }
+  g_socket_set_blocking(priv->net.udp.get(), FALSE);
+  return OpenError::kNone;
+}
+
+OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  GError* error = nullptr;
+  GRef<GSocketAddress> remote(g_socket_connection_get_remote_address(
+      priv->net.tcp_stream.get(), &error));
+  GErrorPtr owned(error);
+  const p2psp::Endpoint splitter =
+      p2psp_gst::endpoint_from_address(remote.get());
+  if (!splitter.valid()) {
+    *detail = error ? error->message : "no remote address";
+    return OpenError::kConnect;
+  }
+
+  OpenError ret =
+      open_udp(self, g_socket_address_get_family(remote.get()), detail);
+  if (ret != OpenError::kNone) return ret;
+
+  p2psp::PeerConfig config;
+  config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
+  config.monitor = priv->active.monitor;
+  config.passphrase = priv->active.passphrase;
+  priv->net.rx_batch.resize(kReceiveBatch);
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    const Micros now = p2psp_gst::monotonic_now_us();
+    priv->link.peer = std::make_unique<p2psp::Peer>(config, splitter);
+    priv->run.last_activity_us = now;
+    priv->link.peer->start(now, &priv->link.outbox);
+    dispatch_outbox(self);
+  }
+  if (!start_poll_thread(self)) {
+    *detail = "could not start the thread";
+    return OpenError::kThread;
+  }
+  GST_INFO_OBJECT(self, "connected to the splitter at %s",
+                  splitter.to_string().c_str());
+  return OpenError::kNone;
+}
+
+void close_sockets(GstP2pspSrcPrivate* priv);
+
+// Opens TCP and UDP and starts a new core and its poll thread. On failure
+// whatever was opened is closed again.
+OpenError open_connection(GstP2pspSrc* self, guint connect_timeout_s,
+                          std::string* detail) {
+  OpenError ret = open_tcp(self, connect_timeout_s, detail);
+  if (ret == OpenError::kNone) ret = start_peer(self, detail);
+  if (ret != OpenError::kNone) {
+    self->priv->poll.stop();
+    close_sockets(self->priv);
+    std::unique_lock<std::mutex> lock(self->priv->core_lock);
+    self->priv->link.peer.reset();
+    self->priv->link.outbox.clear();
+  }
+  return ret;
+}
+
+// The first connection: any failure is an error (auto-reconnect is about
+// keeping a team once joined).
+GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  std::string detail;
+  const OpenError ret = open_connection(self, s.timeout_s, &detail);
+  switch (ret) {
+    case OpenError::kNone:
+      priv->state = SrcState::kStreaming;
+      return GST_FLOW_OK;
+    case OpenError::kCancelled:
+      return GST_FLOW_FLUSHING;
+    case OpenError::kNotFound:
+      GST_ELEMENT_ERROR(
+          self, RESOURCE, NOT_FOUND,
+          ("Could not resolve P2PSP splitter host \"%s\"", s.host.c_str()),
+          ("%s", detail.c_str()));
+      break;
+    case OpenError::kConnect:
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not connect to P2PSP splitter at %s:%d",
+                         s.host.c_str(), s.port),
+                        ("%s", detail.c_str()));
+      break;
+    case OpenError::kUdp:
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not open a UDP socket for the P2PSP team"),
+                        ("%s", detail.c_str()));
+      break;
+    case OpenError::kThread:
+      GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
+                        ("Could not start the P2PSP network thread"),
+                        (nullptr));
+      break;
+  }
+  priv->state = SrcState::kFailed;
+  return GST_FLOW_ERROR;
+}
+
+// Stops the poll thread, closes the sockets and drops the core, keeping
+// what the next connection needs to know.
+void teardown_connection(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->poll.stop();
+  close_sockets(priv);
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  if (priv->link.peer) {
+    const p2psp::PeerStats& s = priv->link.peer->stats();
+    priv->run.base_lost += s.lost;
+    priv->run.base_recovered += s.recovered;
+    priv->run.base_nacks_sent += s.nacks_sent;
+    if (priv->link.peer->team_id() != 0)
+      priv->run.last_team_id = priv->link.peer->team_id();
+  }
+  priv->link = Link();
+}
+
+// Gives queued TCP bytes (the goodbye) a bounded chance to leave.
+void flush_tcp_bounded(GstP2pspSrcPrivate* priv) {
+  if (!priv->net.tcp || priv->net.tcp_closed) return;
+  const Micros end = p2psp_gst::monotonic_now_us() + kLeaveFlushUs;
+  while (priv->net.tcp->wants_write()) {
+    const Micros now = p2psp_gst::monotonic_now_us();
+    if (now >= end) break;
+    g_socket_condition_timed_wait(priv->net.tcp->socket(), G_IO_OUT,
+                                  static_cast<gint64>(end - now), nullptr,
+                                  nullptr);
+    if (!priv->net.tcp->flush()) break;
+  }
+}
+
+void leave_team(GstP2pspSrc* self) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    if (!priv->link.peer) return;
+    priv->link.peer->leave(p2psp_gst::monotonic_now_us(), &priv->link.outbox);
+    dispatch_outbox(self);
+  }
+  flush_tcp_bounded(priv);
+}
+
+void close_sockets(GstP2pspSrcPrivate* priv) {
+  priv->net.tcp.reset();
+  if (priv->net.tcp_stream)
+    g_io_stream_close(G_IO_STREAM(priv->net.tcp_stream.get()), nullptr,
+                      nullptr);
+  priv->net.tcp_stream.reset();
+  if (priv->net.udp) g_socket_close(priv->net.udp.get(), nullptr);
+  priv->net = Sockets();
+}
+
+}  // namespace p2psp_src
