@@ -437,8 +437,8 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
   gst_structure_set(s, "probes-sent", G_TYPE_UINT64, st.probes_sent,
                     "addresses-validated", G_TYPE_UINT64,
                     st.addresses_validated, "endpoints-moved", G_TYPE_UINT64,
-                    st.endpoints_moved, "amplification-limited",
-                    G_TYPE_UINT64, st.amplification_limited, nullptr);
+                    st.endpoints_moved, "amplification-limited", G_TYPE_UINT64,
+                    st.amplification_limited, nullptr);
   gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
                     "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
                     "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,

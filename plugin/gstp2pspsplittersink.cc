@@ -367,11 +367,11 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
     tf.held.push_back(std::move(*mb));
   }
   GstTypeFindProbability probability = GST_TYPE_FIND_NONE;
-  GstCaps *caps = tf.bytes.empty() || tf.done
-                      ? nullptr
-                      : gst_type_find_helper_for_data(
-                            GST_OBJECT(self), tf.bytes.data(), tf.bytes.size(),
-                            &probability);
+  GstCaps *caps =
+      tf.bytes.empty() || tf.done
+          ? nullptr
+          : gst_type_find_helper_for_data(GST_OBJECT(self), tf.bytes.data(),
+                                          tf.bytes.size(), &probability);
   const bool found = caps != nullptr && probability >= GST_TYPE_FIND_LIKELY;
   if (found) {
     GST_INFO_OBJECT(self, "no caps from upstream, typefound %" GST_PTR_FORMAT,

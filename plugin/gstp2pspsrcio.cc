@@ -93,12 +93,11 @@ GstStructure* build_stats(GstP2pspSrc* self) {
       "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
       nullptr);
   // Address validation (docs/security.md).
-  gst_structure_set(
-      stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
-      "endpoints-moved", G_TYPE_UINT64, (guint64)s.endpoints_moved,
-      "moves-refused", G_TYPE_UINT64, (guint64)s.moves_refused,
-      "amplification-limited", G_TYPE_UINT64,
-      (guint64)s.amplification_limited, nullptr);
+  gst_structure_set(stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
+                    "endpoints-moved", G_TYPE_UINT64,
+                    (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
+                    (guint64)s.moves_refused, "amplification-limited",
+                    G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
   add_health_stats(stats, s, priv->run.reconnects);
   GValue list = neighbours_list_value(
       priv->link.peer ? priv->link.peer->neighbours()

@@ -285,10 +285,12 @@ void post_start(GstP2pspSrc* self, std::unique_lock<std::mutex>& lock,
       end > st.waiting_since_us ? (end - st.waiting_since_us) / 1000 : 0;
   GstStructure* s = gst_structure_new(
       "GstP2pspSrcStart", "status", G_TYPE_STRING,
-      started ? "started" : "waiting", "waiting-for", G_TYPE_STRING,
-      "keyframe", "started-at", G_TYPE_STRING,
-      !started ? "" : st.by_timeout ? "timeout" : "keyframe", "waited-ms",
-      G_TYPE_UINT64, waited_ms, "timeout-ms", G_TYPE_UINT64,
+      started ? "started" : "waiting", "waiting-for", G_TYPE_STRING, "keyframe",
+      "started-at", G_TYPE_STRING,
+      !started        ? ""
+      : st.by_timeout ? "timeout"
+                      : "keyframe",
+      "waited-ms", G_TYPE_UINT64, waited_ms, "timeout-ms", G_TYPE_UINT64,
       static_cast<guint64>(st.timeout_us / 1000), "dropped-buffers",
       G_TYPE_UINT64, static_cast<guint64>(st.dropped_buffers), "dropped-bytes",
       G_TYPE_UINT64, static_cast<guint64>(st.dropped_bytes), nullptr);

@@ -833,8 +833,7 @@ TEST(Dbs, LateJoinerWithoutKeyframeStartsAfterBoundedWait) {
 
   const PeerNode& waiting = *team.net.node<PeerNode>(never);
   EXPECT_TRUE(buffers_of(waiting).empty());
-  EXPECT_EQ(waiting.peer.start_state().phase,
-            PeerStartState::Phase::kWaiting);
+  EXPECT_EQ(waiting.peer.start_state().phase, PeerStartState::Phase::kWaiting);
   // The members that joined before the stream started at its keyframe.
   EXPECT_FALSE(team.peer(0).peer.start_state().by_timeout);
   expect_identical_from(buffers_of(team.peer(0)), stream, 0);
@@ -843,9 +842,9 @@ TEST(Dbs, LateJoinerWithoutKeyframeStartsAfterBoundedWait) {
 TEST(Dbs, OggparseFedLateJoinerGetsHeadersAndStartsAtKeyframePage) {
   // What oggparse gives: one page a buffer, flags not to be trusted (here:
   // everything DELTA_UNIT), caps without a streamheader at first.
-  std::ifstream f(std::string(P2PSP_TEST_DATA) +
-                      "/startpoints/theora-vorbis.ogg",
-                  std::ios::binary);
+  std::ifstream f(
+      std::string(P2PSP_TEST_DATA) + "/startpoints/theora-vorbis.ogg",
+      std::ios::binary);
   const Bytes file(std::istreambuf_iterator<char>(f), {});
   ASSERT_GT(file.size(), 1000u);
   std::vector<MediaBuffer> pages;

@@ -4,12 +4,11 @@
 // section 10).
 #include <gtest/gtest.h>
 
-#include "register_util.h"
-
 #include <algorithm>
 #include <map>
 #include <random>
 
+#include "register_util.h"
 #include "sim_network.h"
 
 namespace p2psp {

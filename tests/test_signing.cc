@@ -5,12 +5,11 @@
 #include <gst/p2psp/signing.h>
 #include <gtest/gtest.h>
 
-#include "register_util.h"
-
 #include <algorithm>
 #include <map>
 #include <random>
 
+#include "register_util.h"
 #include "sim_network.h"
 
 namespace p2psp {

@@ -79,8 +79,10 @@ Analysis analyse(Container c, const Bytes& data, size_t step) {
 std::vector<std::pair<uint64_t, bool>> marks(const Analysis& run) {
   std::vector<std::pair<uint64_t, bool>> m;
   for (const Unit& u : run.units) {
-    if (u.header()) m.emplace_back(u.offset, true);
-    else if (u.random_access()) m.emplace_back(u.offset, false);
+    if (u.header())
+      m.emplace_back(u.offset, true);
+    else if (u.random_access())
+      m.emplace_back(u.offset, false);
   }
   return m;
 }
@@ -125,8 +127,9 @@ void expect_faithful(Container c, const Bytes& data, const Analysis& whole) {
 
 TEST(StartPointsCaps, ContainerFromCaps) {
   EXPECT_EQ(container_from_caps("application/ogg"), Container::kOgg);
-  EXPECT_EQ(container_from_caps(" application/ogg , streamheader=(buffer)< 00 >"),
-            Container::kOgg);
+  EXPECT_EQ(
+      container_from_caps(" application/ogg , streamheader=(buffer)< 00 >"),
+      Container::kOgg);
   EXPECT_EQ(container_from_caps("audio/ogg"), Container::kOgg);
   EXPECT_EQ(container_from_caps("video/mpegts, systemstream=(boolean)true"),
             Container::kMpegTs);
@@ -149,8 +152,8 @@ TEST(StartPointsCaps, StreamheaderAppended) {
   const std::string with = "application/ogg, streamheader=(buffer)< 01 >";
   EXPECT_EQ(caps_with_streamheader(with, h), with);
   EXPECT_EQ(caps_with_streamheader("application/ogg", {}), "application/ogg");
-  EXPECT_EQ(caps_with_streamheader(
-                "application/ogg", {Bytes(kMaxStreamheaderBytes + 1, 0x4f)}),
+  EXPECT_EQ(caps_with_streamheader("application/ogg",
+                                   {Bytes(kMaxStreamheaderBytes + 1, 0x4f)}),
             "application/ogg");
   EXPECT_TRUE(caps_have_streamheader(with));
   EXPECT_FALSE(caps_have_streamheader("application/ogg"));
@@ -169,9 +172,9 @@ TEST(StartPointsOgg, TheoraVorbisKeyframePages) {
   ASSERT_EQ(run.headers.size(), 4u);
   size_t off = 0;
   for (size_t i = 0; i < run.headers.size(); ++i) {
-    EXPECT_EQ(run.headers[i], Bytes(data.begin() + pages[i].first,
-                                    data.begin() + pages[i].first +
-                                        pages[i].second));
+    EXPECT_EQ(run.headers[i],
+              Bytes(data.begin() + pages[i].first,
+                    data.begin() + pages[i].first + pages[i].second));
     off += run.headers[i].size();
   }
   EXPECT_EQ(run.headers_version, 1u);
@@ -316,14 +319,16 @@ TEST(StartPointsTs, H264KeyframesAndProgramHeaders) {
   EXPECT_EQ(pat[0], 0x47);
   EXPECT_EQ(((pat[1] & 0x1f) << 8) | pat[2], 0);  // PID 0
   const size_t section = 4 + ((pat[3] & 0x20) ? 1 + pat[4] : 0) + 1;
-  const int pmt_pid = ((pat[section + 8 + 2] & 0x1f) << 8) | pat[section + 8 + 3];
+  const int pmt_pid =
+      ((pat[section + 8 + 2] & 0x1f) << 8) | pat[section + 8 + 3];
   EXPECT_EQ(((pmt[1] & 0x1f) << 8) | pmt[2], pmt_pid);
   // The latest copies: the stream's last PAT and PMT.
   Bytes last_pat, last_pmt;
   for (size_t i = 0; i < data.size(); i += 188) {
     const int pid = ((data[i + 1] & 0x1f) << 8) | data[i + 2];
     if (pid == 0) last_pat.assign(data.begin() + i, data.begin() + i + 188);
-    if (pid == pmt_pid) last_pmt.assign(data.begin() + i, data.begin() + i + 188);
+    if (pid == pmt_pid)
+      last_pmt.assign(data.begin() + i, data.begin() + i + 188);
   }
   EXPECT_EQ(pat, last_pat);
   EXPECT_EQ(pmt, last_pmt);
@@ -336,9 +341,9 @@ TEST(StartPointsTs, H264KeyframesAndProgramHeaders) {
     if (!u.random_access()) continue;
     // mpegtsmux sets the random_access_indicator on keyframes.
     const uint8_t* p = u.buffer.data.data();
-    EXPECT_TRUE(p[1] & 0x40);                    // PES start
-    ASSERT_TRUE((p[3] & 0x20) && p[4] > 0);      // adaptation field
-    EXPECT_TRUE(p[5] & 0x40);                    // random access
+    EXPECT_TRUE(p[1] & 0x40);                // PES start
+    ASSERT_TRUE((p[3] & 0x20) && p[4] > 0);  // adaptation field
+    EXPECT_TRUE(p[5] & 0x40);                // random access
   }
   expect_faithful(Container::kMpegTs, data, run);
 }
@@ -383,7 +388,8 @@ TEST(StartPointsMatroska, Vp8KeyframeClustersAndHeaders) {
   // EBML header, Segment head, Info, Tracks: the file up to the 1st Cluster.
   ASSERT_EQ(run.headers.size(), 4u);
   Bytes prefix;
-  for (const Bytes& h : run.headers) prefix.insert(prefix.end(), h.begin(), h.end());
+  for (const Bytes& h : run.headers)
+    prefix.insert(prefix.end(), h.begin(), h.end());
   ASSERT_LE(prefix.size() + 4, data.size());
   EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), data.begin()));
   EXPECT_EQ(data[prefix.size()], 0x1f);  // a Cluster follows
@@ -455,9 +461,8 @@ TEST(StartPointsFlv, ResynchronisesOnTagBoundaries) {
 
 TEST(StartPoints, GarbageNeverCrashesAndAccountsForEveryByte) {
   std::mt19937 rng(1);
-  for (Container c :
-       {Container::kOgg, Container::kMpegTs, Container::kMatroska,
-        Container::kFlv}) {
+  for (Container c : {Container::kOgg, Container::kMpegTs, Container::kMatroska,
+                      Container::kFlv}) {
     for (int round = 0; round < 50; ++round) {
       Bytes input(rng() % 20000);
       for (uint8_t& b : input) b = static_cast<uint8_t>(rng());

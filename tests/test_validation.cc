@@ -3,11 +3,10 @@
 // 3x amplification limit, and HELLOs that introduce nobody. Each attack of
 // issue 11 is played against the bare state machines, with a stand-in victim
 // address whose bytes are counted.
-#include <gtest/gtest.h>
-
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/splitter.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <set>
@@ -143,7 +142,8 @@ TEST(Tokens, AnInjectedSeedRepeatsTheStreamAndOnlyIt) {
     }
     return tokens;
   };
-  EXPECT_EQ(tokens_with(42, 1), tokens_with(42, 2)) << "the team id is no input";
+  EXPECT_EQ(tokens_with(42, 1), tokens_with(42, 2))
+      << "the team id is no input";
   EXPECT_NE(tokens_with(42, 1), tokens_with(43, 1));
   EXPECT_NE(tokens_with(std::nullopt, 1), tokens_with(std::nullopt, 1));
 }
@@ -181,7 +181,8 @@ TEST(Egress, UnvalidatedAddressesGetAtMostThreeTimesWhatTheySent) {
   EXPECT_FALSE(egress.send(kVictim, datagram, &out));
   EXPECT_EQ(bytes_to(out, kVictim), 300u);
   EXPECT_EQ(egress.stats().limited, 2u);
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(egress.send(member, datagram, &out));
+  for (int i = 0; i < 100; ++i)
+    EXPECT_TRUE(egress.send(member, datagram, &out));
 }
 
 TEST(Egress, ATableFullOfStrangersOnlyRefusesMore) {
@@ -219,12 +220,12 @@ TEST(Egress, SealsEveryDatagramAndNeverRepeatsACounterToOneReceiver) {
   EXPECT_NE(*out.udp[0].data, *out.udp[2].data) << "a fresh one for a again";
   auth::DatagramCrypto receiver(key, 9, true);
   Bytes plain;
-  EXPECT_EQ(receiver.open(out.udp[0].data->data(), out.udp[0].data->size(),
-                          &plain),
-            auth::DatagramCrypto::Open::kOk);
-  EXPECT_EQ(receiver.open(out.udp[2].data->data(), out.udp[2].data->size(),
-                          &plain),
-            auth::DatagramCrypto::Open::kOk);
+  EXPECT_EQ(
+      receiver.open(out.udp[0].data->data(), out.udp[0].data->size(), &plain),
+      auth::DatagramCrypto::Open::kOk);
+  EXPECT_EQ(
+      receiver.open(out.udp[2].data->data(), out.udp[2].data->size(), &plain),
+      auth::DatagramCrypto::Open::kOk);
 }
 
 // ------------------------------------------------------------ splitter ---
@@ -243,8 +244,9 @@ TEST(SplitterValidation, RegisterFromASpoofedAddressNeverGetsTheStream) {
 
   const Welcomed attacker = bench.welcome(Endpoint::ipv4(10, 0, 0, 3, 40000));
   for (uint64_t guess = 0; guess < 1000; ++guess) {
-    bench.udp(kVictim, encode_register(RegisterMsg{
-                           kTeamId, attacker.id, attacker.token, guess * 7919}));
+    bench.udp(kVictim,
+              encode_register(RegisterMsg{kTeamId, attacker.id, attacker.token,
+                                          guess * 7919}));
     bench.stream(4000);
     bench.now += 1000;
   }

@@ -272,5 +272,4 @@ std::optional<TcpMessage> ChannelCrypto::open(const SealedMsg& sealed) {
   return msg;
 }
 
-
 }  // namespace p2psp::auth

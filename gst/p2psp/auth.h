@@ -180,5 +180,4 @@ class ChannelCrypto {
   uint64_t received_ = 0;
 };
 
-
 }  // namespace p2psp::auth

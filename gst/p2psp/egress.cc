@@ -1,6 +1,5 @@
 // gst-p2psp: the one way datagrams leave a core, and its secrets.
 #include <gst/p2psp/egress.h>
-
 #include <sodium.h>
 
 #include <algorithm>
@@ -79,7 +78,8 @@ uint64_t CookieJar::compute(const Endpoint& endpoint, uint32_t peer_id,
   std::memcpy(in + 1, e.addr.data(), 16);
   in[17] = static_cast<uint8_t>(e.port >> 8);
   in[18] = static_cast<uint8_t>(e.port);
-  for (int i = 0; i < 4; ++i) in[19 + i] = static_cast<uint8_t>(peer_id >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i)
+    in[19 + i] = static_cast<uint8_t>(peer_id >> (24 - 8 * i));
   put_u64(in + 23, epoch);
   uint8_t out[crypto_shorthash_BYTES];
   crypto_shorthash(out, in, sizeof in, key_.data());
@@ -132,11 +132,10 @@ SharedBytes Egress::sealed(const SharedBytes& plain, const Endpoint& to) {
   auth::DatagramCrypto* crypto = crypto_ ? crypto_->get() : nullptr;
   if (!crypto) return plain;
   const uint64_t now = crypto->stats().sealed;
-  recent_.erase(std::remove_if(recent_.begin(), recent_.end(),
-                               [&](const Sealed& s) {
-                                 return now - s.at > kMaxSealAge;
-                               }),
-                recent_.end());
+  recent_.erase(
+      std::remove_if(recent_.begin(), recent_.end(),
+                     [&](const Sealed& s) { return now - s.at > kMaxSealAge; }),
+      recent_.end());
   for (Sealed& s : recent_) {
     if (s.plain != plain) continue;
     if (std::find(s.sent_to.begin(), s.sent_to.end(), to) != s.sent_to.end()) {

@@ -63,7 +63,7 @@ class CookieJar {
 };
 
 struct EgressStats {
-  uint64_t limited = 0;   // datagrams not sent: the amplification limit
+  uint64_t limited = 0;  // datagrams not sent: the amplification limit
   uint64_t limited_bytes = 0;
 };
 

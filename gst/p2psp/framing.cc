@@ -246,8 +246,7 @@ void Deframer::append_data(const uint8_t* data, size_t size) {
   const size_t needed = partial_.size() + size;
   if (partial_.capacity() < needed) {
     partial_.reserve(std::min<size_t>(
-        header_.size,
-        std::max({needed, 2 * partial_.capacity(), kUpFront})));
+        header_.size, std::max({needed, 2 * partial_.capacity(), kUpFront})));
   }
   partial_.insert(partial_.end(), data, data + size);
 }

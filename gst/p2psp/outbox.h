@@ -1,11 +1,11 @@
 // gst-p2psp: what a core state machine asks its I/O wrapper to do.
 #pragma once
 
-#include <cstdint>
-#include <vector>
-
 #include <gst/p2psp/endpoint.h>
 #include <gst/p2psp/wire.h>
+
+#include <cstdint>
+#include <vector>
 
 namespace p2psp {
 

@@ -360,10 +360,9 @@ struct Peer::Impl {
   }
 
   void send_register(Micros now, Outbox* out) {
-    egress.send(splitter_udp,
-                encode_register(
-                    RegisterMsg{team_id, id, token, register_cookie}),
-                out);
+    egress.send(
+        splitter_udp,
+        encode_register(RegisterMsg{team_id, id, token, register_cookie}), out);
     last_register_us = now;
   }
 
@@ -963,9 +962,9 @@ struct Peer::Impl {
     hellos.erase(std::remove_if(hellos.begin(), hellos.end(),
                                 [&](const UnannouncedHello& h) {
                                   return h.peer_id == peer_id ||
-                                         now >= saturating_add(
-                                                    h.at_us,
-                                                    kUnannouncedHelloUs);
+                                         now >=
+                                             saturating_add(
+                                                 h.at_us, kUnannouncedHelloUs);
                                 }),
                  hellos.end());
     if (hellos.size() >= kMaxUnannouncedHellos) hellos.erase(hellos.begin());

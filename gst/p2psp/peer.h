@@ -68,7 +68,7 @@ struct PeerStartState {
   Micros waiting_since_us = 0;  // the first buffer at the gate
   Micros started_us = 0;        // kStarted: when
   Micros timeout_us = 0;        // the bounded wait in force (0: none)
-  bool by_timeout = false;      // kStarted: at a buffer boundary, not a keyframe
+  bool by_timeout = false;  // kStarted: at a buffer boundary, not a keyframe
   uint64_t dropped_buffers = 0;  // delta buffers dropped while waiting
   uint64_t dropped_bytes = 0;
 };
@@ -132,8 +132,8 @@ struct PeerEvent {
     kNeighbourAdded,
     kNeighbourRemoved,
     kNeighbourMoved,  // its endpoint changed (NAT): `endpoint` is the new one
-    kRemoved,        // REMOVED or REJECT from the splitter
-    kProtocolError,  // splitter sent garbage; connection must close
+    kRemoved,         // REMOVED or REJECT from the splitter
+    kProtocolError,   // splitter sent garbage; connection must close
   };
   Kind kind = Kind::kJoined;
   uint32_t peer_id = 0;

@@ -13,9 +13,7 @@ using ChunkNumber = uint32_t;
 inline bool seq_before(ChunkNumber a, ChunkNumber b) {
   return static_cast<int32_t>(a - b) < 0;
 }
-inline bool seq_after(ChunkNumber a, ChunkNumber b) {
-  return seq_before(b, a);
-}
+inline bool seq_after(ChunkNumber a, ChunkNumber b) { return seq_before(b, a); }
 // Signed distance b - a.
 inline int32_t seq_distance(ChunkNumber a, ChunkNumber b) {
   return static_cast<int32_t>(b - a);

@@ -960,9 +960,7 @@ Micros Splitter::next_deadline() const {
                    impl_->liveness_due_us, impl_->decay_due_us});
 }
 
-void Splitter::flush(Micros now, Outbox* out) {
-  impl_->send_partial(now, out);
-}
+void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }
 
 void Splitter::remove_peer(uint32_t peer_id, RemoveReason reason, Outbox* out) {
   if (impl_->find_member(peer_id)) {

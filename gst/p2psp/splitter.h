@@ -27,9 +27,9 @@ struct SplitterConfig {
   // Chunk payload bytes. 0: the largest that keeps every chunk datagram
   // within kMaxUnfragmentedDatagram with this team's signature and seal.
   uint32_t chunk_size = kDefaultChunkSize;
-  uint32_t max_peers = 0;         // 0 = no limit
-  uint16_t udp_port = 0;          // announced to peers in WELCOME
-  uint32_t team_id = 0;           // random per splitter run (wrapper picks)
+  uint32_t max_peers = 0;  // 0 = no limit
+  uint16_t udp_port = 0;   // announced to peers in WELCOME
+  uint32_t team_id = 0;    // random per splitter run (wrapper picks)
   // Tokens and cookie keys come from the system CSPRNG; a seed makes them a
   // deterministic stream instead, for tests and the simulator only.
   std::optional<uint64_t> secret_seed;
@@ -115,9 +115,9 @@ struct SplitterStats {
   uint64_t handshake_timeouts = 0;    // of which: handshake not done in time
   uint64_t joins_limited = 0;  // of which: refused at once by the join limits
   // Return routability (docs/security.md, "Address validation").
-  uint64_t probes_sent = 0;          // PROBEs to addresses not validated
-  uint64_t addresses_validated = 0;  // cookies echoed: joins and moves
-  uint64_t endpoints_moved = 0;      // members whose NAT mapping changed
+  uint64_t probes_sent = 0;            // PROBEs to addresses not validated
+  uint64_t addresses_validated = 0;    // cookies echoed: joins and moves
+  uint64_t endpoints_moved = 0;        // members whose NAT mapping changed
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
   // Team health.
   uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)

@@ -10,7 +10,8 @@ namespace p2psp {
 namespace {
 
 uint32_t le32(const uint8_t* p) {
-  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  return p[0] | (p[1] << 8) | (p[2] << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
 }
 
 // Ogg's CRC-32: polynomial 0x04c11db7, not reflected, initial 0.
@@ -64,8 +65,8 @@ std::string caps_media_type(const std::string& caps) {
 
 Container container_from_caps(const std::string& caps) {
   const std::string type = caps_media_type(caps);
-  if (type == "application/ogg" || type == "audio/ogg" ||
-      type == "video/ogg" || type == "application/x-ogg")
+  if (type == "application/ogg" || type == "audio/ogg" || type == "video/ogg" ||
+      type == "application/x-ogg")
     return Container::kOgg;
   if (type == "video/mpegts") return Container::kMpegTs;
   if (type == "video/x-matroska" || type == "video/webm" ||
@@ -208,9 +209,8 @@ void StartPoints::add_unit(size_t size, Class cls) {
     unit.pts = first.pts;
     unit.dts = first.dts;
     // A duration only while the unit is the whole buffer.
-    const bool whole =
-        starts_.empty() ? (buf_.size() - pos_ == size)
-                        : (starts_.front().offset == end);
+    const bool whole = starts_.empty() ? (buf_.size() - pos_ == size)
+                                       : (starts_.front().offset == end);
     if (whole) unit.duration = first.duration;
   }
   unit.flags = discont ? static_cast<uint32_t>(MediaBuffer::kDiscont) : 0u;
@@ -311,27 +311,40 @@ StartPoints::Class StartPoints::classify_ogg_page(const uint8_t* page,
     len = std::min(len, body_size);
     const uint8_t* b = body;
     if (starts_with(b, len, "\x80theora")) {
-      st.codec = C::kTheora; st.video = true; st.expected = 3;
+      st.codec = C::kTheora;
+      st.video = true;
+      st.expected = 3;
     } else if (starts_with(b, len, "\x01vorbis")) {
-      st.codec = C::kVorbis; st.expected = 3;
+      st.codec = C::kVorbis;
+      st.expected = 3;
     } else if (starts_with(b, len, "OpusHead")) {
-      st.codec = C::kOpus; st.expected = 2;
+      st.codec = C::kOpus;
+      st.expected = 2;
     } else if (starts_with(b, len, "OVP80\x01")) {
-      st.codec = C::kVp8; st.video = true; st.expected = 2;
-    } else if (starts_with(b, len, "\x7f" "FLAC")) {
+      st.codec = C::kVp8;
+      st.video = true;
+      st.expected = 2;
+    } else if (starts_with(b, len,
+                           "\x7f"
+                           "FLAC")) {
       st.codec = C::kFlac;
       const int more = len >= 9 ? (b[7] << 8 | b[8]) : 0;
       st.expected = more > 0 ? more + 1 : 0;
     } else if (starts_with(b, len, "Speex   ")) {
-      st.codec = C::kSpeex; st.expected = 2;
+      st.codec = C::kSpeex;
+      st.expected = 2;
     } else if (len >= 8 && std::memcmp(b, "fishead\0", 8) == 0) {
       st.codec = C::kSkeleton;  // headers until its EOS page
     } else if (starts_with(b, len, "\x80kate")) {
       st.codec = C::kKate;
-    } else if (starts_with(b, len, "\x80" "daala")) {
+    } else if (starts_with(b, len,
+                           "\x80"
+                           "daala")) {
       // A video codec whose keyframe flag is not parsed here: a stream with
       // it never gets a start point and joiners use the bounded wait.
-      st.codec = C::kDaala; st.video = true; st.expected = 3;
+      st.codec = C::kDaala;
+      st.video = true;
+      st.expected = 3;
     } else {
       st.expected = 1;  // unknown codec: the BOS page is its header
     }
@@ -367,7 +380,9 @@ StartPoints::Class StartPoints::classify_ogg_page(const uint8_t* page,
       bool is_header = false;
       if (st.in_headers) {
         switch (st.codec) {
-          case C::kTheora: case C::kKate: case C::kDaala:
+          case C::kTheora:
+          case C::kKate:
+          case C::kDaala:
             is_header = len > 0 && (pkt[0] & 0x80);
             break;
           case C::kVorbis:
@@ -688,9 +703,9 @@ bool mkv_top_level(uint32_t id) {
 bool mkv_known_id(uint32_t id) {
   if (mkv_top_level(id)) return true;
   switch (id) {
-    case 0xE7:    // Timecode
-    case 0xA7:    // Position
-    case 0xAB:    // PrevSize
+    case 0xE7:  // Timecode
+    case 0xA7:  // Position
+    case 0xAB:  // PrevSize
     case kMkvSimpleBlock:
     case kMkvBlockGroup:
     case 0xAF:    // EncryptedBlock
@@ -806,8 +821,7 @@ StartPoints::Parsed StartPoints::mkv_cluster_start(const uint8_t* p, size_t n,
       return r;  // wait for the block (the cluster was counted already)
     }
     if (c.result == MkvHead::Result::kBad || c.size == kMkvUnknownSize ||
-        c.size > kMkvMaxElement || c.id == kMkvCluster ||
-        mkv_top_level(c.id)) {
+        c.size > kMkvMaxElement || c.id == kMkvCluster || mkv_top_level(c.id)) {
       // No block in this cluster: its head alone, not a start point.
       r.result = Parsed::Result::kUnit;
       r.size = head;
@@ -906,8 +920,8 @@ StartPoints::Parsed StartPoints::parse_flv(const uint8_t* p, size_t n) {
         break;
       }
     }
-    if (r.size == 1 && n > 1 && !(p[1] == 8 || p[1] == 9 || p[1] == 18 ||
-                                  p[1] == 'F'))
+    if (r.size == 1 && n > 1 &&
+        !(p[1] == 8 || p[1] == 9 || p[1] == 18 || p[1] == 'F'))
       r.size = n;
     return r;
   };
@@ -967,7 +981,8 @@ StartPoints::Class StartPoints::classify_flv_tag(const uint8_t* tag,
     header = &flv_metadata_;  // onMetaData (and any script data)
   } else if (type == 9 && n >= 2) {
     const int codec = data[0] & 0x0f;
-    if ((codec == 7 || codec == 12) && data[1] == 0) header = &flv_video_config_;
+    if ((codec == 7 || codec == 12) && data[1] == 0)
+      header = &flv_video_config_;
   } else if (type == 8 && n >= 2) {
     if ((data[0] >> 4) == 10 && data[1] == 0) header = &flv_audio_config_;
   }
@@ -995,8 +1010,8 @@ StartPoints::Class StartPoints::classify_flv_tag(const uint8_t* tag,
 
 void StartPoints::set_flv_headers() {
   std::vector<std::vector<uint8_t>> headers;
-  for (const auto* h : {&flv_header_, &flv_metadata_, &flv_video_config_,
-                        &flv_audio_config_}) {
+  for (const auto* h :
+       {&flv_header_, &flv_metadata_, &flv_video_config_, &flv_audio_config_}) {
     if (!h->empty()) headers.push_back(*h);
   }
   if (flv_header_.empty() || headers == headers_) return;

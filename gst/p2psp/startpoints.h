@@ -43,9 +43,8 @@ bool caps_have_streamheader(const std::string& caps);
 // structure; caps unchanged if headers is empty, it already has one, or the
 // headers total more than kMaxStreamheaderBytes (WELCOME stays small).
 constexpr size_t kMaxStreamheaderBytes = 128 * 1024;
-std::string caps_with_streamheader(const std::string& caps,
-                                   const std::vector<std::vector<uint8_t>>&
-                                       headers);
+std::string caps_with_streamheader(
+    const std::string& caps, const std::vector<std::vector<uint8_t>>& headers);
 
 class StartPoints {
  public:
@@ -78,9 +77,7 @@ class StartPoints {
   // Ogg: the BOS and header pages of every logical stream of the current
   // link. MPEG-TS: the latest PAT and PMT packets (continuity counters
   // included, so the next ones in the stream follow them).
-  const std::vector<std::vector<uint8_t>>& headers() const {
-    return headers_;
-  }
+  const std::vector<std::vector<uint8_t>>& headers() const { return headers_; }
   uint64_t headers_version() const { return headers_version_; }
   Container container() const { return container_; }
   const Stats& stats() const { return stats_; }
@@ -140,8 +137,18 @@ class StartPoints {
 
   // Ogg: the logical streams of the current chain link.
   struct OggStream {
-    enum class Codec { kUnknown, kTheora, kVorbis, kOpus, kVp8, kFlac, kSpeex,
-                       kSkeleton, kKate, kDaala };
+    enum class Codec {
+      kUnknown,
+      kTheora,
+      kVorbis,
+      kOpus,
+      kVp8,
+      kFlac,
+      kSpeex,
+      kSkeleton,
+      kKate,
+      kDaala
+    };
     Codec codec = Codec::kUnknown;
     bool video = false;
     bool in_headers = true;

@@ -135,7 +135,7 @@ class Harness {
                  kAmplificationFactor * received_[s.to]);
     }
   }
-  std::set<Endpoint> farewell_;  // neighbours when leave() was called
+  std::set<Endpoint> farewell_;    // neighbours when leave() was called
   std::vector<PeerEvent> events_;  // of the current call
   uint64_t chunks_delivered_ = 0;
   uint64_t datagrams_delivered_ = 0;
@@ -359,8 +359,8 @@ class Harness {
                 HelloMsg{team(), id, fdp_.ConsumeIntegral<uint64_t>()});
             break;
           case 5:
-            b = encode_probe(ProbeMsg{
-                team(), fdp_.ConsumeIntegral<uint64_t>() | 1, my_id_});
+            b = encode_probe(
+                ProbeMsg{team(), fdp_.ConsumeIntegral<uint64_t>() | 1, my_id_});
             break;
           case 1:
             b = encode_goodbye(GoodbyeMsg{team(), id});

@@ -256,8 +256,8 @@ class Harness {
             &out);
         uint64_t cookie = fdp_.ConsumeIntegral<uint64_t>();  // a guess
         for (size_t i = sent_before; i < out.udp.size(); ++i) {
-          const auto m = decode_udp(out.udp[i].data->data(),
-                                    out.udp[i].data->size());
+          const auto m =
+              decode_udp(out.udp[i].data->data(), out.udp[i].data->size());
           const auto* probe = m ? std::get_if<ProbeMsg>(&*m) : nullptr;
           if (probe && out.udp[i].to == from.normalized() &&
               fdp_.ConsumeIntegralInRange<int>(0, 7) != 0) {
