@@ -220,9 +220,14 @@ static gchar* build_uri(const Settings& s) {
                            s.auto_reconnect ? "true" : "false");
     separator = "&";
   }
-  if (s.io_interval_ms != kDefaultIoIntervalMs)
+  if (s.io_interval_ms != kDefaultIoIntervalMs) {
     g_string_append_printf(uri, "%sio-interval=%u", separator,
                            s.io_interval_ms);
+    separator = "&";
+  }
+  if (s.start_timeout_ms != kDefaultStartTimeoutMs)
+    g_string_append_printf(uri, "%sstart-timeout=%u", separator,
+                           s.start_timeout_ms);
   return g_string_free(uri, FALSE);
 }
 
@@ -398,6 +403,9 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
       s.io_interval_ms = g_value_get_uint(value);
       self->priv->poll.set_period(static_cast<Micros>(s.io_interval_ms) * 1000);
       break;
+    case PROP_START_TIMEOUT:
+      s.start_timeout_ms = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -442,6 +450,9 @@ static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
       break;
     case PROP_IO_INTERVAL:
       g_value_set_uint(value, s.io_interval_ms);
+      break;
+    case PROP_START_TIMEOUT:
+      g_value_set_uint(value, s.start_timeout_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -539,6 +550,16 @@ static void install_team_properties(GObjectClass* gobject_class) {
           0, kMaxIoIntervalMs, kDefaultIoIntervalMs,
           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                    GST_PARAM_MUTABLE_PLAYING)));
+  g_object_class_install_property(
+      gobject_class, PROP_START_TIMEOUT,
+      g_param_spec_uint(
+          "start-timeout", "Start timeout",
+          "Milliseconds a late joiner waits for a start point (a keyframe) "
+          "before it starts at a buffer boundary, marked DISCONT (0 = wait "
+          "for a keyframe however long it takes)",
+          0, kMaxStartTimeoutMs, kDefaultStartTimeoutMs,
+          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                   GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(

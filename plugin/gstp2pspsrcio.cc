@@ -479,6 +479,8 @@ OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
   config.monitor = priv->active.monitor;
   config.passphrase = priv->active.passphrase;
+  config.start_timeout_us =
+      static_cast<Micros>(priv->active.start_timeout_ms) * 1000;
   priv->net.rx_batch.resize(kReceiveBatch);
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);

@@ -45,6 +45,9 @@ constexpr guint kMaxLatencyMs = 600000;
 constexpr guint kMaxTimeoutS = 3600;
 constexpr guint kDefaultIoIntervalMs = 0;
 constexpr guint kMaxIoIntervalMs = 100;
+// The late-joiner gate's bounded wait for a start point (PeerConfig).
+constexpr guint kDefaultStartTimeoutMs = 3000;
+constexpr guint kMaxStartTimeoutMs = 600000;
 constexpr gboolean kDefaultMonitor = FALSE;
 constexpr gboolean kDefaultAutoReconnect = TRUE;
 
@@ -88,6 +91,7 @@ enum {
   PROP_AUTO_RECONNECT,
   PROP_PASSPHRASE,
   PROP_IO_INTERVAL,
+  PROP_START_TIMEOUT,
   PROP_STATS,
 };
 
@@ -102,6 +106,7 @@ struct Settings {
   bool monitor = kDefaultMonitor;
   bool auto_reconnect = kDefaultAutoReconnect;
   guint io_interval_ms = kDefaultIoIntervalMs;
+  guint start_timeout_ms = kDefaultStartTimeoutMs;
   std::string passphrase;  // never logged, never readable, not in the URI
 };
 

@@ -1693,6 +1693,24 @@ TEST(P2pspSrcAuth, TooShortPassphraseIsASettingsError) {
   EXPECT_NE(error.find("Invalid passphrase"), std::string::npos) << error;
 }
 
+/* --------------------------------------------------- start-timeout ---- */
+
+// The late joiner's bounded wait: a property, a URI query key, round trip.
+TEST(P2pspSrcStartTimeout, PropertyAndUri) {
+  ElementPtr src = MakeSrc();
+  guint timeout_ms = 0;
+  g_object_get(src.get(), "start-timeout", &timeout_ms, nullptr);
+  EXPECT_EQ(timeout_ms, 3000u);
+  const char* text = "p2psp://127.0.0.1:4552?start-timeout=0";
+  g_object_set(src.get(), "uri", text, nullptr);
+  g_object_get(src.get(), "start-timeout", &timeout_ms, nullptr);
+  EXPECT_EQ(timeout_ms, 0u);
+  gchar* uri = nullptr;
+  g_object_get(src.get(), "uri", &uri, nullptr);
+  EXPECT_STREQ(uri, text);
+  g_free(uri);
+}
+
 /* ----------------------------------------------------- io-interval ---- */
 
 TEST(P2pspSrcIoInterval, PropertyUriAndLatency) {
