@@ -393,6 +393,33 @@ e2e_decode_report() {
 }
 
 # e2e_finish: exit status from the recorded assertions.
+# e2e_wait_team_exit SECONDS: the splitter ($SPLITTER_PID) must end the
+# stream by itself within SECONDS and every peer (PEER_PIDS, logs peerN)
+# within 15 s after it, all exiting 0 with clean logs; a process still
+# running is stopped and fails the test.
+e2e_wait_team_exit() {
+  local i pid
+  if e2e_wait_exit "$SPLITTER_PID" "$1"; then
+    [ "$E2E_RC" = 0 ] || e2e_fail "splitter exited $E2E_RC"
+  else
+    e2e_show_log splitter
+    e2e_stop "$SPLITTER_PID" 5
+    e2e_fail "splitter did not finish the stream"
+  fi
+  e2e_check_log splitter
+  for i in $(seq ${#PEER_PIDS[@]}); do
+    pid=${PEER_PIDS[$((i - 1))]}
+    if e2e_wait_exit "$pid" 15; then
+      [ "$E2E_RC" = 0 ] || { e2e_show_log "peer$i"; e2e_fail "peer$i exited $E2E_RC"; }
+    else
+      e2e_show_log "peer$i"
+      e2e_stop "$pid" 5
+      e2e_fail "peer$i still running 15 s after the splitter left"
+    fi
+    e2e_check_log "peer$i"
+  done
+}
+
 e2e_finish() {
   if [ "$E2E_FAILED" != 0 ]; then
     e2e_log "FAILED"

@@ -110,25 +110,7 @@ fi
 e2e_log "flood done after $(e2e_elapsed "$t0")s"
 
 # Everything must still be running, and finish the stream by itself.
-if e2e_wait_exit "$SPLITTER_PID" $((STREAM_SECONDS + 20)); then
-  [ "$E2E_RC" = 0 ] || e2e_fail "splitter exited $E2E_RC"
-else
-  e2e_show_log splitter
-  e2e_stop "$SPLITTER_PID" 5
-  e2e_fail "splitter did not finish the stream"
-fi
-e2e_check_log splitter
-for i in $(seq $PEERS); do
-  pid=${PEER_PIDS[$((i - 1))]}
-  if e2e_wait_exit "$pid" 15; then
-    [ "$E2E_RC" = 0 ] || { e2e_show_log "peer$i"; e2e_fail "peer$i exited $E2E_RC"; }
-  else
-    e2e_show_log "peer$i"
-    e2e_stop "$pid" 5
-    e2e_fail "peer$i still running 15 s after the splitter left"
-  fi
-  e2e_check_log "peer$i"
-done
+e2e_wait_team_exit $((STREAM_SECONDS + 20))
 
 # Byte-identical and decodable.
 src_size=$(e2e_file_size "$SRC")
