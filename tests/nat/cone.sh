@@ -8,12 +8,15 @@
 # (Issue 14 asks for 6 peers behind 3 NATs; this is 4 behind 2, to stay
 # under a minute on 2 cores.)
 #
-# Ogg Theora + Vorbis, 15 s, wait-for-peers=6, joins 0.5 s apart.
+# Ogg Theora + Vorbis, 20 s, wait-for-peers=6, joins 0.5 s apart; the
+# bounds on the splitter's upload apply to the steady part, from 5 s after
+# the last join to the end (about 12 s; the whole run's figure is printed).
 # Asserts (natcheck.py):
 #   * every peer exits 0 and plays >= 99.9 % of the chunks cut (a tail of at
 #     most one round never played at the very end not counted, as health-loss),
-#   * the splitter uploads <= 1.10 bytes per stream byte, its NACK answers
-#     included ((bytes-sent + retransmit-bytes) / bytes-in),
+#   * the splitter uploads <= 1.10 bytes per stream byte in the steady part,
+#     its NACK answers included ((bytes-sent + retransmit-bytes) / bytes-in,
+#     from its periodic stats),
 #   * every pair where a direct path can exist (all but the two pairs behind
 #     the same NAT) exchanges chunks directly both ways in the last seconds.
 # Reports the pair matrix, endpoints-moved, probes-sent, relayed, the
@@ -29,5 +32,5 @@ nat_lan_peer c1a nat1 10.200.1.11
 nat_lan_peer c1b nat1 10.200.1.12
 nat_lan_peer c2a nat2 10.200.2.11
 nat_lan_peer c2b nat2 10.200.2.12
-nat_run 15 --min-played-permille 999 --max-upload 1.10 --assert-direct
+nat_run 20 --min-played-permille 999 --max-upload 1.10 --assert-direct
 e2e_finish
