@@ -131,9 +131,9 @@ def main():
     cols = ["played", "lost", "late", "chunks-from-splitter", "chunks-from-peers", "neighbours",
             "endpoints-moved", "probes-sent", "moves-refused", "relayed", "requests-sent",
             "relays-served", "nacks-sent", "nacks-to-splitter", "recovered", "duplicates",
-            "reconnects"]
+            "reconnects", "bytes-up"]
     short = ["played", "lost", "late", "from-spl", "from-peers", "nbrs", "moved", "probes",
-             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn"]
+             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn", "bytes-up"]
     print("peer      group    kind       id " + " ".join(f"{c:>10}" for c in short))
     for p in peers:
         f = p["final"]

@@ -216,7 +216,9 @@ EOF
 netlab_lan_host() {
   local name=$1 router=$2 addr=$3 rns port gw
   rns=${NETLAB_NS[$router]:-}
-  [ -n "$rns" ] && [ -n "${NETLAB_WAN[$router]:-}" ] || netlab_die "netlab_lan_host: no router $router"
+  if [ -z "$rns" ] || [ -z "${NETLAB_WAN[$router]:-}" ]; then
+    netlab_die "netlab_lan_host: no router $router"
+  fi
   _netlab_new_ns "$name"
   local ns=${NETLAB_NS[$name]}
   NETLAB_LANPORTS[$router]=$((NETLAB_LANPORTS[$router] + 1))
