@@ -1,0 +1,296 @@
+# netlab: a small "test internet" of network namespaces, for tests and bench.
+# Source it from bash (as root):
+#
+#   . tests/netlab/netlab.sh
+#   netlab_init cone                 # or exits 77 (skip) when it cannot work
+#   netlab_host splitter 10.200.0.1  # a host on the public segment
+#   netlab_nat  nat1 cone 10.200.0.101 10.200.1   # a NAT router, LAN 10.200.1.0/24
+#   netlab_lan_host p1 nat1 10.200.1.11           # a host behind it
+#   netlab_exec p1 some-command ...               # runs in p1's namespace
+#
+# Topology (every name below is a namespace called p2nl<PID>-<name>, so that
+# parallel runs never collide; nothing outside them is touched, and every
+# address is in 10.200.0.0/16, routed nowhere but inside):
+#
+#             inet (namespace with bridge br0: the "internet", 10.200.0.0/24)
+#      +-----------+-------------+---------------+--------------------+
+#      |           |             |               |                    |
+#   splitter    public peer   public peer    NAT router nat1       NAT router nat2
+#   10.200.0.1  10.200.0.11   10.200.0.12    wan 10.200.0.101      wan 10.200.0.102
+#   (eth0)      (eth0)        (eth0)         lan bridge 10.200.1.1 lan 10.200.2.1
+#                                              |          |           |       |
+#                                           10.200.1.11 10.200.1.12  ...     ...
+#                                           (LAN hosts: eth0, default route
+#                                            via the router's lan address)
+#
+# A host on the public segment has one veth (eth0 inside, p<N> on br0) and no
+# default route: it reaches 10.200.0.0/24 only. A NAT router has a veth
+# "wan" on br0 and a bridge "lan" with one veth per LAN host; it forwards
+# (ip_forward=1) and translates with nft (table ip netlab):
+#
+#   cone       port-restricted cone NAT, as most home routers: `masquerade`
+#              (Linux keeps the local source port, so one mapping per local
+#              socket whatever the destination) and filtering by conntrack:
+#              only replies from an (address, port) the inside host sent to
+#              come in. Unsolicited inbound is dropped, on the input hook as
+#              well as on forward: `iifname "wan" ct state new drop`. Without
+#              the input rule the first unsolicited datagram to a mapped port
+#              is delivered locally and creates a conntrack entry, and the
+#              next outbound datagram of that socket to that sender is then
+#              masqueraded to ANOTHER port (tuple clash), which no home
+#              router does (issue 14).
+#   symmetric  `masquerade random` (NETLAB_SYMMETRIC_FLAGS, default "random";
+#              "fully-random" works too): every new (destination address,
+#              port) gets its own randomly chosen public port, as carrier-grade
+#              and many corporate NATs; same filtering as above.
+#
+# No NAT hairpins: a LAN host's datagram to its own router's public address is
+# dropped (`iifname "lan" ip daddr <wan> ct state new drop`), so two hosts
+# behind one NAT reach each other only at their LAN addresses.
+#
+# Functions:
+#   netlab_init TAG                  checks root, ip netns, nft; makes the inet
+#                                    namespace; installs the cleanup (EXIT trap,
+#                                    chained before any EXIT trap already set)
+#   netlab_host NAME ADDR            host on the public segment
+#   netlab_nat NAME KIND WAN LAN24   router (KIND cone|symmetric), LAN24 like
+#                                    10.200.1 (the router takes .1)
+#   netlab_lan_host NAME ROUTER ADDR host behind ROUTER
+#   netlab_ns NAME                   prints the namespace of NAME
+#   netlab_exec NAME CMD...          runs CMD in NAME's namespace
+#   netlab_iface NAME                prints NAME's interface towards its
+#                                    network (eth0, or wan for a router)
+#   netlab_bytes NAME tx|rx          bytes its interface sent / received
+#   netlab_drops ROUTER              datagrams its filter dropped
+#   netlab_conntrack NAME            number of conntrack entries (routers)
+#   netlab_cleanup                   kills every process in our namespaces and
+#                                    deletes them (also run at exit)
+#
+# A failure to build the network makes netlab_init/netlab_* call
+# netlab_skip (default: print and exit 77) when the environment lacks
+# something (not root, no netns, no nft or no NAT support), netlab_die
+# (exit 1) otherwise. Callers may redefine both after sourcing.
+
+NETLAB_PREFIX=
+NETLAB_INET=
+NETLAB_SYMMETRIC_FLAGS=${NETLAB_SYMMETRIC_FLAGS:-random}
+NETLAB_NAMESPACES=()   # every namespace we created, inet first
+NETLAB_PREV_EXIT=
+NETLAB_PORTS=0         # veth ports on br0 so far
+declare -A NETLAB_NS=()      # name -> namespace
+declare -A NETLAB_IF=()      # name -> its interface (eth0 / wan)
+declare -A NETLAB_KIND=()    # name -> host | cone | symmetric
+declare -A NETLAB_WAN=()     # router -> its public address
+declare -A NETLAB_LANPORTS=() # router -> LAN ports so far
+
+netlab_log() { printf '[netlab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+netlab_skip() { netlab_log "SKIP: $*"; exit 77; }
+netlab_die() { netlab_log "FAIL: $*"; exit 1; }
+
+# _netlab_try WHAT CMD...: runs CMD, dies with its stderr when it fails.
+_netlab_try() {
+  local what=$1 err
+  shift
+  if ! err=$("$@" 2>&1 >/dev/null); then
+    netlab_die "$what: $* -> $err"
+  fi
+}
+
+_netlab_exit() {
+  local rc=$?
+  netlab_cleanup
+  if [ -n "$NETLAB_PREV_EXIT" ]; then
+    (exit $rc)
+    eval "$NETLAB_PREV_EXIT"
+  fi
+  exit $rc
+}
+
+netlab_init() {
+  local tag=${1:-lab} err
+  [ "$(id -u)" = 0 ] || netlab_skip "needs root (network namespaces)"
+  command -v ip >/dev/null || netlab_skip "ip (iproute2) not found"
+  command -v nft >/dev/null || netlab_skip "nft (nftables) not found"
+  NETLAB_PREFIX=p2nl$$-
+  # The EXIT trap already set (a test library's cleanup) runs after ours.
+  local prev
+  prev=$(trap -p EXIT)
+  if [ -n "$prev" ]; then
+    prev=${prev#trap -- \'}
+    NETLAB_PREV_EXIT=${prev%\' EXIT}
+  fi
+  trap _netlab_exit EXIT
+  NETLAB_INET=${NETLAB_PREFIX}inet
+  if ! err=$(ip netns add "$NETLAB_INET" 2>&1); then
+    netlab_skip "cannot create a network namespace: $err"
+  fi
+  NETLAB_NAMESPACES+=("$NETLAB_INET")
+  ip -n "$NETLAB_INET" link set lo up
+  _netlab_try "bridge" ip -n "$NETLAB_INET" link add br0 type bridge
+  _netlab_try "bridge up" ip -n "$NETLAB_INET" link set br0 up
+  # Can nft (and its NAT) work in a namespace here?
+  if ! err=$(ip netns exec "$NETLAB_INET" nft -f - 2>&1 <<'EOF'
+table ip netlab_probe {
+  chain post { type nat hook postrouting priority srcnat; policy accept; masquerade random; }
+  chain in { type filter hook input priority 0; policy accept; ct state new counter; }
+}
+EOF
+  ); then
+    netlab_skip "nft cannot load a NAT table in a namespace: $(echo "$err" | head -3)"
+  fi
+  ip netns exec "$NETLAB_INET" nft delete table ip netlab_probe
+  netlab_log "lab $tag: namespaces ${NETLAB_PREFIX}*"
+}
+
+_netlab_new_ns() {
+  local name=$1 ns=${NETLAB_PREFIX}$1
+  [ -z "${NETLAB_NS[$name]:-}" ] || netlab_die "node $name exists already"
+  _netlab_try "namespace $ns" ip netns add "$ns"
+  NETLAB_NAMESPACES+=("$ns")
+  NETLAB_NS[$name]=$ns
+  ip -n "$ns" link set lo up
+}
+
+# _netlab_inet_port NS IFNAME: a veth from NS (named IFNAME there) to br0.
+_netlab_inet_port() {
+  local ns=$1 ifname=$2 port
+  NETLAB_PORTS=$((NETLAB_PORTS + 1))
+  port=p$NETLAB_PORTS
+  _netlab_try "veth" ip link add "$ifname" netns "$ns" type veth peer name "$port" netns "$NETLAB_INET"
+  _netlab_try "br0 port" ip -n "$NETLAB_INET" link set "$port" master br0
+  ip -n "$NETLAB_INET" link set "$port" up
+  ip -n "$ns" link set "$ifname" up
+}
+
+netlab_host() {
+  local name=$1 addr=$2
+  _netlab_new_ns "$name"
+  local ns=${NETLAB_NS[$name]}
+  _netlab_inet_port "$ns" eth0
+  _netlab_try "address" ip -n "$ns" addr add "$addr/24" dev eth0
+  NETLAB_IF[$name]=eth0
+  NETLAB_KIND[$name]=host
+}
+
+netlab_nat() {
+  local name=$1 kind=$2 wan=$3 lan=$4 masq err
+  case "$kind" in
+    cone) masq="masquerade" ;;
+    symmetric) masq="masquerade $NETLAB_SYMMETRIC_FLAGS" ;;
+    *) netlab_die "netlab_nat: unknown NAT kind $kind (cone, symmetric)" ;;
+  esac
+  _netlab_new_ns "$name"
+  local ns=${NETLAB_NS[$name]}
+  _netlab_inet_port "$ns" wan
+  _netlab_try "address" ip -n "$ns" addr add "$wan/24" dev wan
+  _netlab_try "lan bridge" ip -n "$ns" link add lan type bridge
+  _netlab_try "lan address" ip -n "$ns" addr add "$lan.1/24" dev lan
+  ip -n "$ns" link set lan up
+  _netlab_try "ip_forward" ip netns exec "$ns" sysctl -q -w net.ipv4.ip_forward=1
+  if ! err=$(ip netns exec "$ns" nft -f - 2>&1 <<EOF
+table ip netlab {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" $masq
+  }
+  chain in {
+    type filter hook input priority 0; policy accept;
+    iifname "wan" ct state new counter drop comment "unsolicited"
+    iifname "lan" ip daddr $wan ct state new counter drop comment "hairpin"
+  }
+  chain fw {
+    type filter hook forward priority 0; policy accept;
+    iifname "wan" ct state new counter drop comment "unsolicited"
+  }
+}
+EOF
+  ); then
+    netlab_die "nft cannot load the NAT of $name: $(echo "$err" | head -3)"
+  fi
+  NETLAB_IF[$name]=wan
+  NETLAB_KIND[$name]=$kind
+  NETLAB_WAN[$name]=$wan
+  NETLAB_LANPORTS[$name]=0
+}
+
+netlab_lan_host() {
+  local name=$1 router=$2 addr=$3 rns port gw
+  rns=${NETLAB_NS[$router]:-}
+  if [ -z "$rns" ] || [ -z "${NETLAB_WAN[$router]:-}" ]; then
+    netlab_die "netlab_lan_host: no router $router"
+  fi
+  _netlab_new_ns "$name"
+  local ns=${NETLAB_NS[$name]}
+  NETLAB_LANPORTS[$router]=$((NETLAB_LANPORTS[$router] + 1))
+  port=l${NETLAB_LANPORTS[$router]}
+  _netlab_try "veth" ip link add eth0 netns "$ns" type veth peer name "$port" netns "$rns"
+  _netlab_try "lan port" ip -n "$rns" link set "$port" master lan
+  ip -n "$rns" link set "$port" up
+  ip -n "$ns" link set eth0 up
+  _netlab_try "address" ip -n "$ns" addr add "$addr/24" dev eth0
+  gw=$(ip -n "$rns" -4 -o addr show dev lan | awk '{ print $4 }' | cut -d/ -f1)
+  _netlab_try "default route" ip -n "$ns" route add default via "$gw"
+  NETLAB_IF[$name]=eth0
+  NETLAB_KIND[$name]=host
+}
+
+netlab_ns() {
+  [ -n "${NETLAB_NS[$1]:-}" ] || netlab_die "no node $1"
+  echo "${NETLAB_NS[$1]}"
+}
+
+netlab_exec() {
+  local name=$1
+  shift
+  ip netns exec "$(netlab_ns "$name")" "$@"
+}
+
+netlab_iface() { echo "${NETLAB_IF[$1]}"; }
+
+# netlab_bytes NAME tx|rx
+netlab_bytes() {
+  ip netns exec "$(netlab_ns "$1")" cat "/sys/class/net/${NETLAB_IF[$1]}/statistics/${2}_bytes"
+}
+
+# netlab_drops ROUTER: "unsolicited N hairpin M", datagrams (packets) its
+# filter dropped: unsolicited inbound on wan (input + forward), and LAN hosts'
+# attempts to reach a public endpoint behind the same router.
+netlab_drops() {
+  ip netns exec "$(netlab_ns "$1")" nft list table ip netlab 2>/dev/null | awk '
+    /counter packets/ {
+      for (i = 1; i < NF; i++) if ($i == "packets") n = $(i + 1)
+      if ($0 ~ /hairpin/) h += n; else u += n
+    }
+    END { printf "unsolicited %d hairpin %d\n", u, h }'
+}
+
+netlab_conntrack() {
+  ip netns exec "$(netlab_ns "$1")" cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0
+}
+
+netlab_cleanup() {
+  local ns pid i any
+  [ ${#NETLAB_NAMESPACES[@]} = 0 ] && return 0
+  # Only processes inside our own namespaces: we started them.
+  for ns in "${NETLAB_NAMESPACES[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+  done
+  for i in $(seq 20); do
+    any=0
+    for ns in "${NETLAB_NAMESPACES[@]}"; do
+      [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && any=1
+    done
+    [ $any = 0 ] && break
+    sleep 0.1
+  done
+  for ns in "${NETLAB_NAMESPACES[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+  done
+  # LAN hosts and routers first, inet last (deleting a namespace deletes its
+  # veth ends, and with them the peers' ends).
+  for ((i = ${#NETLAB_NAMESPACES[@]} - 1; i >= 0; i--)); do
+    ip netns delete "${NETLAB_NAMESPACES[$i]}" 2>/dev/null
+  done
+  NETLAB_NAMESPACES=()
+  NETLAB_NS=()
+}
