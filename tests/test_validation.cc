@@ -430,6 +430,20 @@ TEST(PeerValidation, AProbedHelloMovesASilentNeighbour) {
   EXPECT_EQ(count_to<ChunkMsg>(bench.out, bench.kNeighbourA), 0u);
 }
 
+// The splitter's PEER_JOINED for a known member at a new endpoint (a NAT
+// rebinding it validated) moves the neighbour: the flood follows.
+TEST(PeerValidation, PeerJoinedForAKnownMemberMovesIt) {
+  PeerBench bench;
+  const Endpoint rebound = bench.kNeighbourB.with_port(6000);
+  bench.tcp(PeerJoinedMsg{PeerInfo{3, rebound}});
+  EXPECT_EQ(bench.peer.stats().endpoints_moved, 1u);
+  EXPECT_EQ(bench.peer.neighbours().size(), 2u);
+  bench.out.clear();
+  bench.own_chunk(1);
+  EXPECT_EQ(count_to<ChunkMsg>(bench.out, rebound), 1u);
+  EXPECT_EQ(count_to<ChunkMsg>(bench.out, bench.kNeighbourB), 0u);
+}
+
 // A member echoing cookies in another member's name, from its own address,
 // cannot pull an active neighbour's flood to itself.
 TEST(PeerValidation, AnActiveNeighbourIsNotMovedByAnEcho) {
