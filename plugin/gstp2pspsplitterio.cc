@@ -290,6 +290,8 @@ p2psp::SplitterConfig splitter_config(const Settings &settings,
   config.max_handshakes = settings.max_handshakes;
   config.handshake_timeout_us =
       static_cast<p2psp::Micros>(settings.handshake_timeout_ms) * 1000;
+  config.burst_max_bytes = settings.burst_max_bytes;
+  config.burst_rate = settings.burst_rate / 8;
   return config;
 }
 
@@ -378,7 +380,8 @@ GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
       static_cast<gboolean>(p.monitor), "loss-counter", G_TYPE_UINT,
       static_cast<guint>(p.loss_counter), "retransmits", G_TYPE_UINT64,
       static_cast<guint64>(p.retransmits), "silent-ms", G_TYPE_UINT64,
-      silent_ms, nullptr);
+      silent_ms, "burst-chunks", G_TYPE_UINT64,
+      static_cast<guint64>(p.burst_chunks), nullptr);
 }
 
 void add_peer_array(GstStructure *s,
@@ -443,6 +446,10 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
                     "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,
                     nullptr);
+  gst_structure_set(s, "bursts", G_TYPE_UINT64, st.bursts, "bursts-unavailable",
+                    G_TYPE_UINT64, st.bursts_unavailable, "burst-chunks",
+                    G_TYPE_UINT64, st.burst_chunks, "burst-bytes",
+                    G_TYPE_UINT64, st.burst_bytes, nullptr);
   gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
                     st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
                     st.joins_limited, nullptr);

@@ -473,6 +473,10 @@ guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
       return &s.handshake_timeout_ms;
     case PROP_MAX_CONTROL_BACKLOG:
       return &s.max_control_backlog;
+    case PROP_BURST_MAX_BYTES:
+      return &s.burst_max_bytes;
+    case PROP_BURST_RATE:
+      return &s.burst_rate;
     default:
       return nullptr;
   }
@@ -662,6 +666,18 @@ void install_security_properties() {
       "\"slow\" and counted in peers-slow. One message always gets through",
       MIN_MAX_CONTROL_BACKLOG, G_MAXUINT, DEFAULT_MAX_CONTROL_BACKLOG,
       kReadWrite);
+  properties[PROP_BURST_MAX_BYTES] = g_param_spec_uint(
+      "burst-max-bytes", "Maximum join burst",
+      "A joining peer gets the stream from its latest keyframe (start "
+      "point) at once, like tcpserversink's burst-keyframe, if that is at "
+      "most this many bytes and still held; otherwise it waits for the next "
+      "one (0: no join bursts)",
+      0, G_MAXUINT, DEFAULT_BURST_MAX_BYTES, kReadWrite);
+  properties[PROP_BURST_RATE] = g_param_spec_uint(
+      "burst-rate", "Join burst rate",
+      "Bits per second a join burst is paced at, after its first 32 KiB "
+      "(0: four times the stream's bitrate, at least 10 Mb/s)",
+      0, G_MAXUINT, DEFAULT_BURST_RATE, kReadWrite);
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",

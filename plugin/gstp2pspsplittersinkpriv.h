@@ -61,6 +61,10 @@ constexpr guint MAX_HANDSHAKE_TIMEOUT_MS = 600000;
  * through an idle connection whatever its size (frames are at most 1 MiB). */
 constexpr guint DEFAULT_MAX_CONTROL_BACKLOG = 1 << 20;
 constexpr guint MIN_MAX_CONTROL_BACKLOG = 1024;
+/* Join bursts (docs/protocol.md 7.4): at most 4 MiB each; paced at four
+ * times the stream's rate, at least 10 Mb/s, unless burst-rate says. */
+constexpr guint DEFAULT_BURST_MAX_BYTES = 4 << 20;
+constexpr guint DEFAULT_BURST_RATE = 0;
 
 /* The element message posted for every peer that leaves the team. */
 constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
@@ -92,6 +96,8 @@ enum {
   PROP_MAX_HANDSHAKES,
   PROP_HANDSHAKE_TIMEOUT,
   PROP_MAX_CONTROL_BACKLOG,
+  PROP_BURST_MAX_BYTES,
+  PROP_BURST_RATE,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -120,6 +126,8 @@ struct Settings {
   guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
   guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
   guint max_control_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
+  guint burst_max_bytes = DEFAULT_BURST_MAX_BYTES;
+  guint burst_rate = DEFAULT_BURST_RATE; /* bits per second, 0: auto */
 };
 
 enum class State { kStopped, kRunning };

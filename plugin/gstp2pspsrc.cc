@@ -225,9 +225,14 @@ static gchar* build_uri(const Settings& s) {
                            s.io_interval_ms);
     separator = "&";
   }
-  if (s.start_timeout_ms != kDefaultStartTimeoutMs)
+  if (s.start_timeout_ms != kDefaultStartTimeoutMs) {
     g_string_append_printf(uri, "%sstart-timeout=%u", separator,
                            s.start_timeout_ms);
+    separator = "&";
+  }
+  if (s.join_burst != kDefaultJoinBurst)
+    g_string_append_printf(uri, "%sjoin-burst=%s", separator,
+                           s.join_burst ? "true" : "false");
   return g_string_free(uri, FALSE);
 }
 
@@ -388,6 +393,9 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     case PROP_TIMEOUT:
       s.timeout_s = g_value_get_uint(value);
       break;
+    case PROP_JOIN_BURST:
+      s.join_burst = g_value_get_boolean(value);
+      break;
     case PROP_MONITOR:
       s.monitor = g_value_get_boolean(value);
       break;
@@ -441,6 +449,9 @@ static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
       break;
     case PROP_TIMEOUT:
       g_value_set_uint(value, s.timeout_s);
+      break;
+    case PROP_JOIN_BURST:
+      g_value_set_boolean(value, s.join_burst);
       break;
     case PROP_MONITOR:
       g_value_set_boolean(value, s.monitor);
@@ -560,6 +571,14 @@ static void install_team_properties(GObjectClass* gobject_class) {
           0, kMaxStartTimeoutMs, kDefaultStartTimeoutMs,
           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                    GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property(
+      gobject_class, PROP_JOIN_BURST,
+      g_param_spec_boolean(
+          "join-burst", "Join burst",
+          "Ask the splitter for the stream from its latest keyframe when "
+          "joining (like tcpserversink's burst-keyframe), so playback starts "
+          "at once instead of at the next keyframe",
+          kDefaultJoinBurst, rw));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(

@@ -53,6 +53,7 @@ void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
       "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //
       "pollution-reports-sent", G_TYPE_UINT64,                           //
       (guint64)s.pollution_reports_sent,                                 //
+      "burst-chunks", G_TYPE_UINT64, (guint64)s.burst_chunks,            //
       "reconnects", G_TYPE_UINT, reconnects, nullptr);
 }
 
@@ -478,6 +479,10 @@ OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   p2psp::PeerConfig config;
   config.latency_us = static_cast<Micros>(priv->active.latency_ms) * 1000;
   config.monitor = priv->active.monitor;
+  // A rejoin goes on from the live edge: a burst would replay what this run
+  // already played.
+  config.join_burst =
+      priv->active.join_burst && !GST_CLOCK_TIME_IS_VALID(priv->out.out_end);
   config.passphrase = priv->active.passphrase;
   config.start_timeout_us =
       static_cast<Micros>(priv->active.start_timeout_ms) * 1000;

@@ -49,6 +49,7 @@ constexpr guint kMaxIoIntervalMs = 100;
 constexpr guint kDefaultStartTimeoutMs = 3000;
 constexpr guint kMaxStartTimeoutMs = 600000;
 constexpr gboolean kDefaultMonitor = FALSE;
+constexpr gboolean kDefaultJoinBurst = TRUE;
 constexpr gboolean kDefaultAutoReconnect = TRUE;
 
 // Rejoining: the wait between attempts doubles from the first to the last.
@@ -92,6 +93,7 @@ enum {
   PROP_PASSPHRASE,
   PROP_IO_INTERVAL,
   PROP_START_TIMEOUT,
+  PROP_JOIN_BURST,
   PROP_STATS,
 };
 
@@ -107,6 +109,7 @@ struct Settings {
   bool auto_reconnect = kDefaultAutoReconnect;
   guint io_interval_ms = kDefaultIoIntervalMs;
   guint start_timeout_ms = kDefaultStartTimeoutMs;
+  bool join_burst = kDefaultJoinBurst;
   std::string passphrase;  // never logged, never readable, not in the URI
 };
 

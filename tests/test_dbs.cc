@@ -1,5 +1,6 @@
 // DBS on the in-memory network: a splitter and a team of peers built from the
 // sans-I/O core, driven by the simulated clock of sim_network.h.
+#include <gst/p2psp/burst.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -332,7 +333,9 @@ TEST(Dbs, LateJoinerStartsAtKeyframeWithDiscont) {
   const auto stream = make_stream(spec);
   team.schedule_stream(stream, kStreamStart);
   team.net.run_until(kStreamStart + 1300000);
-  const NodeId late = team.add_peer();
+  PeerConfig no_burst;  // the gate alone (7.2); the burst is tested below
+  no_burst.join_burst = false;
+  const NodeId late = team.add_peer(no_burst);
   team.finish(stream, kStreamStart);
 
   const PeerNode& node = *team.net.node<PeerNode>(late);
@@ -805,9 +808,11 @@ TEST(Dbs, LateJoinerWithoutKeyframeStartsAfterBoundedWait) {
   team.net.run_until(kStreamStart + 800000);
   PeerConfig config;
   config.start_timeout_us = 1000000;
+  config.join_burst = false;  // a burst would bring the first keyframe
   const NodeId late = team.add_peer(config);
   PeerConfig patient;
   patient.start_timeout_us = 0;  // waits for a keyframe however long
+  patient.join_burst = false;
   const NodeId never = team.add_peer(patient);
   team.net.run_until(kStreamStart + 1500000);
   const PeerNode& node = *team.net.node<PeerNode>(late);
@@ -920,6 +925,138 @@ TEST(Dbs, OggparseFedLateJoinerGetsHeadersAndStartsAtKeyframePage) {
     EXPECT_EQ(all[headers + j].data, pages[pages.size() - rest + j].data);
   }
   EXPECT_GE(all.size(), pages.size() - 1);
+}
+
+// ------------------------------------------------------ join burst (7.4) ---
+
+// A team of 6 streaming a 1 s GOP; a peer joins 1.5 s in, when the latest
+// keyframe is buffer 100 (1.05 s).
+struct BurstScenario {
+  static constexpr Micros kJoinAt = kStreamStart + 1500000;
+  static constexpr size_t kLatestKeyframe = 100;
+  explicit BurstScenario(const SplitterConfig& config = splitter_config(1024),
+                         const PeerConfig& joiner = PeerConfig())
+      : team(config) {
+    for (int i = 0; i < 6; ++i) team.add_peer();
+    spec.count = 285;
+    spec.gop = 100;
+    stream = make_stream(spec);
+    team.schedule_stream(stream, kStreamStart);
+    team.net.run_until(kJoinAt);
+    late = team.add_peer(joiner);
+  }
+  const PeerNode& joiner() { return *team.net.node<PeerNode>(late); }
+  size_t first_input_index() {
+    const auto out = buffers_of(joiner());
+    size_t first = 0;
+    while (first < stream.size() && !same_buffer(stream[first], out.at(0))) {
+      ++first;
+    }
+    return first;
+  }
+  Team team;
+  StreamSpec spec;
+  std::vector<MediaBuffer> stream;
+  NodeId late = 0;
+};
+
+TEST(Dbs, JoinBurstStartsTheJoinerAtTheLatestKeyframeAtOnce) {
+  BurstScenario s;
+  // 100 ms after joining (a few round trips here), the joiner has played
+  // the GOP so far from its keyframe: without the burst it would wait for
+  // the next keyframe, 550 ms away.
+  s.team.net.run_until(BurstScenario::kJoinAt + 100000);
+  const auto early = buffers_of(s.joiner());
+  ASSERT_GE(early.size(), 40u);
+  EXPECT_EQ(s.first_input_index(), BurstScenario::kLatestKeyframe);
+  EXPECT_TRUE(early[0].is_keyframe());
+
+  s.team.finish(s.stream, kStreamStart);
+  expect_identical_from(buffers_of(s.joiner()), s.stream,
+                        BurstScenario::kLatestKeyframe);
+  const SplitterStats& st = s.team.sp().stats();
+  const PeerStats& ps = s.joiner().peer.stats();
+  EXPECT_EQ(st.bursts, 1u);
+  EXPECT_GT(st.burst_chunks, 40u);
+  EXPECT_EQ(ps.burst_chunks, st.burst_chunks);
+  EXPECT_EQ(ps.lost, 0u);
+  // Burst chunks are never flooded: the joiner forwards its own chunks only.
+  EXPECT_LE(ps.chunks_forwarded, ps.chunks_from_splitter * 6);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(s.team.peer(i).peer.stats().rejected_datagrams, 0u);
+    expect_identical_from(buffers_of(s.team.peer(i)), s.stream, 0);
+  }
+}
+
+TEST(Dbs, JoinBurstIsPacedAtTheConfiguredRate) {
+  SplitterConfig config = splitter_config(1024);
+  config.burst_rate = 100000;  // bytes per second, after a 32 KiB window
+  BurstScenario s(config);
+  const Micros kAfter = 200000;
+  s.team.net.run_until(BurstScenario::kJoinAt + kAfter);
+  const SplitterStats& st = s.team.sp().stats();
+  EXPECT_EQ(st.bursts, 1u);
+  EXPECT_LE(st.burst_bytes, BurstPacer::kInitialWindow +
+                                config.burst_rate * kAfter / 1000000 + 1500);
+  EXPECT_GT(st.burst_bytes, BurstPacer::kInitialWindow);
+  s.team.finish(s.stream, kStreamStart);
+  // 56 KiB at 100 kB/s: slower than the stream, yet all of it arrived.
+  expect_identical_from(buffers_of(s.joiner()), s.stream,
+                        BurstScenario::kLatestKeyframe);
+}
+
+TEST(Dbs, StalledJoinBurstGivesWayToTheLiveStream) {
+  SplitterConfig config = splitter_config(1024);
+  config.burst_rate = 1;  // the first window, then (almost) nothing
+  BurstScenario s(config);
+  s.team.finish(s.stream, kStreamStart);
+  const auto out = buffers_of(s.joiner());
+  ASSERT_FALSE(out.empty());
+  // It played the window's frames, lost the rest of the burst, and went
+  // on with the live stream to its end: DISCONT marks the jump.
+  EXPECT_EQ(s.first_input_index(), BurstScenario::kLatestKeyframe);
+  EXPECT_GT(s.joiner().peer.stats().lost, 0u);
+  EXPECT_LT(expect_subsequence(out, s.stream), s.stream.size() / 2);
+  EXPECT_TRUE(same_buffer(out.back(), s.stream.back()));
+}
+
+TEST(Dbs, NoJoinBurstWhenNotAskedOrTooLarge) {
+  PeerConfig no_burst;
+  no_burst.join_burst = false;
+  BurstScenario plain(splitter_config(1024), no_burst);
+  plain.team.finish(plain.stream, kStreamStart);
+  EXPECT_EQ(plain.team.sp().stats().bursts, 0u);
+  EXPECT_EQ(plain.joiner().peer.stats().burst_chunks, 0u);
+  EXPECT_EQ(plain.first_input_index(), 200u);  // the next keyframe
+
+  SplitterConfig small = splitter_config(1024);
+  small.burst_max_bytes = 10000;  // the GOP so far is about 60 kB
+  BurstScenario bounded(small);
+  bounded.team.finish(bounded.stream, kStreamStart);
+  EXPECT_EQ(bounded.team.sp().stats().bursts, 0u);
+  EXPECT_EQ(bounded.team.sp().stats().bursts_unavailable, 1u);
+  EXPECT_EQ(bounded.first_input_index(), 200u);
+}
+
+TEST(Dbs, BurstPacerSendsAWindowThenItsRate) {
+  BurstPacer pacer(10, 200, 1000000, 0);  // 1 MB/s
+  size_t sent = 0;
+  while (pacer.may_send(1000, 0)) {
+    pacer.sent(1000);
+    ++sent;
+  }
+  EXPECT_EQ(sent, BurstPacer::kInitialWindow / 1000);
+  EXPECT_EQ(pacer.next(), 10 + sent);
+  EXPECT_GT(pacer.due_us(1000), 0u);
+  EXPECT_LE(pacer.due_us(1000), 1001u);
+  // 100 ms later: 100 kB more, but never more than one window at once.
+  size_t later = 0;
+  while (pacer.may_send(1000, 100000)) {
+    pacer.sent(1000);
+    ++later;
+  }
+  EXPECT_EQ(later, BurstPacer::kInitialWindow / 1000);
+  EXPECT_FALSE(pacer.done());
 }
 
 }  // namespace

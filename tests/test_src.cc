@@ -876,7 +876,10 @@ TEST(P2pspSrcTeam, OtherHeaderBuffersPassThrough) {
   }
 }
 
-TEST(P2pspSrcTeam, LatePeerStartsAtKeyframe) {
+// join_burst: the late peer asks for the stream from the latest keyframe;
+// the splitter is held while it joins, so that keyframe is 125 (else the
+// next, 150).
+void LatePeerStartsAtKeyframe(bool join_burst) {
   TestSplitter splitter(kHeaderCaps);
   auto peers = JoinTeam(&splitter, 2);
   std::mt19937 rng(7);
@@ -888,8 +891,11 @@ TEST(P2pspSrcTeam, LatePeerStartsAtKeyframe) {
   std::unique_ptr<TestPeer> late;
   for (uint32_t i = 0; i < in.size(); i++) {
     if (i == 130) {
-      late = std::make_unique<TestPeer>(splitter.port());
+      late = std::make_unique<TestPeer>(splitter.port(), false,
+                                        std::string("timeout=10 join-burst=") +
+                                            (join_burst ? "true" : "false"));
       late->Start();
+      ASSERT_TRUE(WaitFor([&] { return late->neighbours() == 2u; }, 5));
     }
     splitter.Push(in[i]);
     std::this_thread::sleep_for(std::chrono::milliseconds(3));
@@ -901,7 +907,7 @@ TEST(P2pspSrcTeam, LatePeerStartsAtKeyframe) {
   ASSERT_TRUE(late->Pull(&out)) << ErrorsOf(late->pipeline());
   const uint32_t first = IndexOf(out);
   ASSERT_LT(first, in.size());
-  EXPECT_GE(first, 130u);
+  EXPECT_EQ(first, join_burst ? 125u : 150u);
   EXPECT_EQ(first % 25, 0u) << "not a keyframe";
   EXPECT_FALSE(out.flags & GST_BUFFER_FLAG_DELTA_UNIT);
   EXPECT_EQ(out.data, in[first].data);
@@ -913,6 +919,14 @@ TEST(P2pspSrcTeam, LatePeerStartsAtKeyframe) {
   }
   // The early peers saw the newcomer.
   for (auto& p : peers) EXPECT_EQ(p->added(), 2);
+}
+
+TEST(P2pspSrcTeam, LatePeerStartsAtNextKeyframeWithoutBurst) {
+  LatePeerStartsAtKeyframe(false);
+}
+
+TEST(P2pspSrcTeam, LatePeerStartsAtLatestKeyframeWithBurst) {
+  LatePeerStartsAtKeyframe(true);
 }
 
 TEST(P2pspSrcTeam, FlushWhileJoinedReturnsPromptly) {

@@ -56,6 +56,9 @@ class Framer {
   bool pop_partial(ChunkPayload* out);
   size_t pending_bytes() const;
   size_t chunk_payload_size() const { return chunk_size_; }
+  // Stream offsets: bytes ever framed, and bytes ever cut into chunks.
+  uint64_t framed_end() const { return stream_pos_ + pending_bytes(); }
+  uint64_t cut_end() const { return stream_pos_; }
 
  private:
   void append_frame(FrameKind kind, const MediaBuffer& meta,

@@ -214,6 +214,9 @@ struct Peer::Impl {
   Micros last_heartbeat_us = 0;
   std::unordered_map<uint32_t, Member> members;
   uint64_t accepted_count = 0;
+  bool burst_known = false;  // BURST arrived: [burst_first, burst_end)
+  ChunkNumber burst_first = 0;
+  ChunkNumber burst_end = 0;
   // Lower bounds of the members' last_heard_us and heard_at_count (both only
   // grow), so route discovery skips its scan of the team while nobody can
   // be silent yet.
@@ -540,13 +543,37 @@ struct Peer::Impl {
     return it != members.end() && it->second.relay_requested;
   }
 
+  // Join burst (7.4): the splitter sends [burst_first, burst_end) with the
+  // origins stated. Its first datagrams may overtake BURST (UDP against
+  // TCP), so until BURST or TEAM arrives any such chunk from the splitter
+  // counts as one (the splitter's endpoint is trusted as for our own).
+  bool in_burst(ChunkNumber n) const {
+    return burst_known && !seq_before(n, burst_first) &&
+           seq_before(n, burst_end);
+  }
+  bool burst_chunk(ChunkNumber n) const {
+    if (!config.join_burst) return false;
+    if (state == PeerState::kRegistering && !burst_known) return true;
+    return in_burst(n);
+  }
+
+  void on_burst(const BurstMsg& burst, Micros now) {
+    burst_known = true;
+    burst_first = burst.first;
+    burst_end = burst.first + burst.count;
+    reorder.expect_from(burst_first);
+    reorder.expect_run(burst_end, now);
+  }
+
   // Who may send us a chunk of another origin: the splitter or any
   // neighbour when we NACKed that number, any neighbour when we asked for
   // that origin to be relayed.
   bool acceptable(const Endpoint& from, const Neighbour* sender,
                   const ChunkMsg& msg) const {
     const bool nacked = nacks.count(msg.number) != 0;
-    if (from == splitter_udp) return msg.origin == id || nacked;
+    if (from == splitter_udp) {
+      return msg.origin == id || nacked || burst_chunk(msg.number);
+    }
     if (sender) {
       return msg.origin == sender->info.id || nacked ||
              relay_requested(msg.origin);
@@ -633,7 +660,10 @@ struct Peer::Impl {
       nack_due_us = std::min(nack_due_us, saturating_add(now, nack_delay()));
     }
     const uint32_t sender_id = sender ? sender->info.id : kToSplitter;
-    if (from_splitter && msg.origin == id) {
+    if (from_splitter && msg.origin != id && !nacks.count(msg.number)) {
+      ++stats.burst_chunks;  // never flooded: the team has it already
+      reorder.note_run_progress(now);
+    } else if (from_splitter && msg.origin == id) {
       ++stats.chunks_from_splitter;
       // Burst mode: the previous round's queues must not pile up.
       if (any_pending()) send_all_pending(out);
@@ -826,6 +856,7 @@ struct Peer::Impl {
     for (const ReorderBuffer::Gap& gap :
          now >= nack_delay() ? reorder.missing(seen_by)
                              : std::vector<ReorderBuffer::Gap>()) {
+      if (in_burst(gap.number)) continue;  // only the burst brings those
       auto [it, fresh] = nacks.try_emplace(gap.number);
       NackState& nack = it->second;
       if (fresh)
@@ -873,6 +904,7 @@ struct Peer::Impl {
   Micros next_nack_time() {
     Micros next = UINT64_MAX;
     for (const ReorderBuffer::Gap& gap : reorder.missing(UINT64_MAX)) {
+      if (in_burst(gap.number)) continue;
       auto it = nacks.find(gap.number);
       if (it == nacks.end()) {
         next = std::min(next, saturating_add(gap.since_us, nack_delay()));
@@ -1129,7 +1161,7 @@ struct Peer::Impl {
 
   void on_team(const TeamMsg& team, Micros now, Outbox* out) {
     public_endpoint = team.public_endpoint;
-    reorder.expect_from(team.next_chunk);
+    reorder.expect_from(burst_known ? burst_first : team.next_chunk);
     state = PeerState::kMember;
     last_heartbeat_us = now;
     relay_check_due_us = config.relay_request_after_us == 0
@@ -1244,6 +1276,9 @@ struct Peer::Impl {
         return;
       }
       on_welcome(*welcome, now, out);
+    } else if (const auto* burst = std::get_if<BurstMsg>(&msg);
+               burst && state == PeerState::kRegistering && config.join_burst) {
+      on_burst(*burst, now);
     } else if (const auto* team = std::get_if<TeamMsg>(&msg);
                team && state == PeerState::kRegistering) {
       on_team(*team, now, out);
@@ -1400,6 +1435,7 @@ void Peer::start(Micros now, Outbox* out) {
   JoinMsg join;
   join.flags = impl_->config.monitor ? kFlagMonitor : 0;
   if (!impl_->config.passphrase.empty()) join.flags |= kFlagAuth;
+  if (impl_->config.join_burst) join.flags |= kFlagBurst;
   impl_->stats.monitor = impl_->monitor ? 1 : 0;
   out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;

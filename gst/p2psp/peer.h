@@ -55,6 +55,9 @@ struct PeerConfig {
   // long after the first buffer reached the peer, marked DISCONT. 0: wait
   // for a keyframe however long it takes.
   Micros start_timeout_us = 3000000;
+  // Join burst (docs/protocol.md 7.4): ask the splitter for the chunks from
+  // the latest start point on (JOIN flag), so playout starts there at once.
+  bool join_burst = true;
 };
 
 // Where the late-joiner gate is (Peer::start_state()).
@@ -85,6 +88,7 @@ enum class PeerState {
 struct PeerStats {
   uint64_t chunks_from_splitter = 0;
   uint64_t chunks_from_peers = 0;
+  uint64_t burst_chunks = 0;      // join burst chunks from the splitter (7.4)
   uint64_t chunks_forwarded = 0;  // datagrams sent to neighbours
   uint64_t duplicates = 0;
   uint64_t late = 0;                // arrived after being declared lost/played

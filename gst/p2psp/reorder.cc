@@ -130,11 +130,21 @@ const StoredChunk* ReorderBuffer::find(ChunkNumber n) const {
   return cell.present && cell.number == n ? &cell.chunk : nullptr;
 }
 
+bool ReorderBuffer::may_start(uint64_t now_us) const {
+  if (count_ == 0) return false;
+  if (anchor_valid_ && find(anchor_) != nullptr) return true;
+  return now_us >= saturating_add(first_arrival_us_, hold_us_);
+}
+
+void ReorderBuffer::expect_run(ChunkNumber end, uint64_t now_us) {
+  run_valid_ = true;
+  run_end_ = end;
+  run_progress_us_ = now_us;
+}
+
 bool ReorderBuffer::pop(uint64_t now_us, Slot* out) {
   if (!started_) {
-    if (count_ == 0 || now_us < saturating_add(first_arrival_us_, hold_us_)) {
-      return false;
-    }
+    if (!may_start(now_us)) return false;
     start();
   }
   if (count_ == 0) return false;
@@ -165,7 +175,9 @@ bool ReorderBuffer::pop(uint64_t now_us, Slot* out) {
 
 uint64_t ReorderBuffer::next_deadline_us() const {
   if (count_ == 0) return UINT64_MAX;
-  if (!started_) return saturating_add(first_arrival_us_, hold_us_);
+  if (!started_) {
+    return may_start(0) ? 0 : saturating_add(first_arrival_us_, hold_us_);
+  }
   if (slots_[head_index_].present) return 0;
   return saturating_add(oldest_waiting_us(), hold_us_);
 }
@@ -185,6 +197,7 @@ void ReorderBuffer::reset() {
   lowest_ = 0;
   anchor_valid_ = false;
   anchor_ = 0;
+  run_valid_ = false;
 }
 
 size_t ReorderBuffer::index_of(ChunkNumber n) const {
@@ -267,7 +280,11 @@ const ReorderBuffer::Cell& ReorderBuffer::first_present() const {
 }
 
 uint64_t ReorderBuffer::oldest_waiting_us() const {
-  return first_present().chunk.arrival_us;
+  const uint64_t arrival = first_present().chunk.arrival_us;
+  if (run_valid_ && seq_before(head_, run_end_)) {
+    return std::max(arrival, run_progress_us_);
+  }
+  return arrival;
 }
 
 }  // namespace p2psp

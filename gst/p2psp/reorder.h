@@ -69,6 +69,13 @@ class ReorderBuffer {
   // the very start are NACKed and declared lost like any other. Ignored once
   // started or when what is held is not within half the window after it.
   void expect_from(ChunkNumber first);
+  // The numbers before `end` come as one paced run (a join burst, protocol
+  // 7.4): while it keeps coming, a gap before `end` waits hold_us after the
+  // run's latest arrival rather than after the first later chunk, so live
+  // chunks held behind the run do not make it count as lost. A run that
+  // stalls for hold_us gives way to them like any gap.
+  void expect_run(ChunkNumber end, uint64_t now_us);
+  void note_run_progress(uint64_t now_us) { run_progress_us_ = now_us; }
 
  private:
   struct Cell {
@@ -101,6 +108,12 @@ class ReorderBuffer {
   ChunkNumber lowest_ = 0;     // lowest number accepted before the start
   bool anchor_valid_ = false;  // expect_from() named the first number
   ChunkNumber anchor_ = 0;
+  bool run_valid_ = false;  // expect_run()
+  ChunkNumber run_end_ = 0;
+  uint64_t run_progress_us_ = 0;
+  // Playout may start: after hold_us, or at once when the named first
+  // number is here.
+  bool may_start(uint64_t now_us) const;
 
   // Slot of n, for n within capacity() of head_. Not simply n % capacity():
   // that breaks across the 2^32 wrap unless the capacity divides 2^32.

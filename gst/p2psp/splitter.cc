@@ -1,5 +1,6 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
 #include <gst/p2psp/auth.h>
+#include <gst/p2psp/burst.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
 #include <gst/p2psp/signing.h>
@@ -52,6 +53,7 @@ struct Splitter::Impl {
     ConnId conn = 0;
     uint64_t token = 0;
     TokenBucket retransmit_budget;
+    std::optional<BurstPacer> burst;  // its join burst, while under way
     SplitterPeerStats stats;
     std::set<uint32_t> accusers;  // members that reported it for pollution
   };
@@ -132,7 +134,10 @@ struct Splitter::Impl {
   StartPointFilter start_filter;
   std::string upstream_caps;  // caps as set_caps() gave them
   uint64_t welcome_headers_version = 0;
+  StartPointIndex start_points;  // for join bursts (7.4)
+  std::set<uint32_t> bursting;   // members with a burst under way
   void take_caps(const std::string& new_caps);
+  void frame_unit(const MediaBuffer& unit);
   void frame_buffer(const MediaBuffer& buffer);
   Micros pending_since_us = 0;
 
@@ -166,6 +171,10 @@ struct Splitter::Impl {
   // ------------------------------------------------------------ helpers --
 
   Member* find_member(uint32_t peer_id) {
+    auto it = member_index.find(peer_id);
+    return it == member_index.end() ? nullptr : &members[it->second];
+  }
+  const Member* find_member(uint32_t peer_id) const {
     auto it = member_index.find(peer_id);
     return it == member_index.end() ? nullptr : &members[it->second];
   }
@@ -455,6 +464,13 @@ struct Splitter::Impl {
     const bool monitor = (conn.join_flags & kFlagMonitor) != 0 ||
                          monitors_in_team() < config.monitors;
     if (monitor) send_tcp(conn.id, RoleMsg{kFlagMonitor}, out);
+    std::optional<BurstPacer> burst = plan_burst(conn, now);
+    if (burst) {
+      send_tcp(conn.id,
+               BurstMsg{burst->next(),
+                        static_cast<uint32_t>(next_chunk - burst->next())},
+               out);
+    }
 
     TeamMsg team;
     team.public_endpoint = endpoint;
@@ -479,9 +495,15 @@ struct Splitter::Impl {
     member.stats.joined_us = now;
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
+    member.burst = burst;
     member_index[member.stats.id] = members.size();
     member_by_endpoint[endpoint] = member.stats.id;
     members.push_back(member);
+    if (burst) {
+      ++stats.bursts;
+      bursting.insert(conn.peer_id);
+      send_bursts(now, out);
+    }
     if (config.peer_timeout_us != 0) {
       liveness_due_us = std::min(liveness_due_us,
                                  saturating_add(now, config.peer_timeout_us));
@@ -560,6 +582,74 @@ struct Splitter::Impl {
     if (!member || member->token != beat.token) return false;
     probe(from.normalized(), beat.peer_id, now, out);
     return true;
+  }
+
+  // ------------------------------------------------------------ burst ----
+
+  // The chunks from the latest start point to the live edge, if the joiner
+  // asked and all of them are still held within burst_max_bytes.
+  std::optional<BurstPacer> plan_burst(const Conn& conn, Micros now) {
+    if ((conn.join_flags & kFlagBurst) == 0 || config.burst_max_bytes == 0) {
+      return std::nullopt;
+    }
+    const std::optional<ChunkNumber> first = start_points.latest();
+    if (!first || !seq_before(*first, next_chunk)) return std::nullopt;
+    uint64_t bytes = 0;
+    for (ChunkNumber n = *first; n != next_chunk; ++n) {
+      const SharedBytes datagram = datagram_of(n);
+      bytes += datagram ? datagram->size() + kChunkOriginSize : 0;
+      if (!datagram || !origin_of(n) || bytes > config.burst_max_bytes) {
+        ++stats.bursts_unavailable;
+        return std::nullopt;
+      }
+    }
+    const uint64_t rate =
+        config.burst_rate != 0
+            ? config.burst_rate
+            : burst_rate(bytes, now - start_points.latest_cut_us(),
+                         config.burst_min_rate);
+    return BurstPacer(*first, next_chunk, rate, now);
+  }
+
+  void send_burst(Member& member, Micros now, Outbox* out) {
+    BurstPacer& burst = *member.burst;
+    while (!burst.done()) {
+      const SharedBytes held = datagram_of(burst.next());
+      const size_t size = held ? held->size() + kChunkOriginSize : 0;
+      if (!burst.may_send(size, now)) return;
+      const SharedBytes datagram = answer_to_nack(member, burst.next());
+      burst.sent(size);
+      if (!datagram) continue;  // overwritten since: the peer skips it
+      ++stats.burst_chunks;
+      stats.burst_bytes += datagram->size();
+      ++member.stats.burst_chunks;
+      egress.send(member.stats.endpoint, datagram, out);
+    }
+  }
+
+  void send_bursts(Micros now, Outbox* out) {
+    for (auto it = bursting.begin(); it != bursting.end();) {
+      Member* member = find_member(*it);
+      if (member && member->burst) send_burst(*member, now, out);
+      if (!member || !member->burst || member->burst->done()) {
+        if (member) member->burst.reset();
+        it = bursting.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  Micros burst_deadline() const {
+    Micros due = UINT64_MAX;
+    for (uint32_t id : bursting) {
+      const Member* member = find_member(id);
+      if (!member || !member->burst) return 0;  // send_bursts() tidies up
+      const SharedBytes held = datagram_of(member->burst->next());
+      due = std::min(due, member->burst->due_us(
+                              held ? held->size() + kChunkOriginSize : 0));
+    }
+    return due;
   }
 
   // ------------------------------------------------------------ health ---
@@ -779,6 +869,7 @@ struct Splitter::Impl {
   void send_chunk(const ChunkPayload& chunk, Micros now, Outbox* out) {
     const ChunkNumber number = next_chunk++;
     ++stats.chunks_cut;
+    start_points.note_chunk(number, framer.cut_end(), now);
     if (members.empty()) {
       ++stats.chunks_dropped;
       return;
@@ -878,14 +969,22 @@ void Splitter::Impl::take_caps(const std::string& new_caps) {
   caps = start_filter.welcome_caps(new_caps);
 }
 
+// A frame a decoder can start at is noted for join bursts (7.4).
+void Splitter::Impl::frame_unit(const MediaBuffer& unit) {
+  if ((unit.flags & (MediaBuffer::kDeltaUnit | MediaBuffer::kHeader)) == 0) {
+    start_points.note_start(framer.framed_end());
+  }
+  framer.push_buffer(unit);
+}
+
 void Splitter::Impl::frame_buffer(const MediaBuffer& buffer) {
   if (!start_filter.analyser()) {
-    framer.push_buffer(buffer);
+    frame_unit(buffer);
     return;
   }
   std::vector<MediaBuffer> units;
   start_filter.push(buffer, &units);
-  for (const MediaBuffer& unit : units) framer.push_buffer(unit);
+  for (const MediaBuffer& unit : units) frame_unit(unit);
   if (start_filter.headers_version() != welcome_headers_version) {
     welcome_headers_version = start_filter.headers_version();
     caps = start_filter.welcome_caps(upstream_caps);
@@ -953,11 +1052,16 @@ void Splitter::tick(Micros now, Outbox* out) {
   if (impl_->handshake_deadline() <= now) impl_->expire_handshakes(now, out);
   if (impl_->liveness_due_us <= now) impl_->expire_silent(now, out);
   if (impl_->decay_due_us <= now) impl_->decay_losses(now);
+  if (!impl_->bursting.empty() && impl_->burst_deadline() <= now) {
+    impl_->send_bursts(now, out);
+  }
 }
 
 Micros Splitter::next_deadline() const {
-  return std::min({impl_->flush_deadline(), impl_->handshake_deadline(),
-                   impl_->liveness_due_us, impl_->decay_due_us});
+  return std::min(
+      {impl_->flush_deadline(), impl_->handshake_deadline(),
+       impl_->liveness_due_us, impl_->decay_due_us,
+       impl_->bursting.empty() ? UINT64_MAX : impl_->burst_deadline()});
 }
 
 void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }

@@ -84,6 +84,15 @@ struct SplitterConfig {
   // upstream, and give joiners the stream's headers as the caps'
   // streamheader when upstream put none there.
   bool find_start_points = true;
+
+  // Join burst (docs/protocol.md 7.4): a joiner that asks (JOIN flag) gets
+  // the chunks from the latest start point to the live edge at once, paced,
+  // if they are all still held and come to at most burst_max_bytes (0: no
+  // bursts). Pacing in bytes per second; 0: four times the stream's rate,
+  // at least burst_min_rate.
+  uint64_t burst_max_bytes = 4u << 20;
+  uint64_t burst_rate = 0;
+  uint64_t burst_min_rate = 10000000 / 8;
 };
 
 struct SplitterPeerStats {
@@ -99,6 +108,7 @@ struct SplitterPeerStats {
   uint64_t retransmits = 0;   // chunks re-sent to it on NACK
   // Distinct members that reported it for pollution.
   uint32_t pollution_accusers = 0;
+  uint64_t burst_chunks = 0;  // chunks of its join burst sent to it
 };
 
 struct SplitterStats {
@@ -136,6 +146,11 @@ struct SplitterStats {
   uint64_t chunks_signed = 0;
   uint64_t pollution_reports = 0;   // POLLUTED messages from members
   uint64_t polluters_expelled = 0;  // also counted in peers_expelled
+  // Join bursts (docs/protocol.md 7.4).
+  uint64_t bursts = 0;              // joiners given one
+  uint64_t bursts_unavailable = 0;  // asked for, not possible (see 7.4)
+  uint64_t burst_chunks = 0;
+  uint64_t burst_bytes = 0;  // their UDP bytes (not in bytes_sent)
 };
 
 struct SplitterEvent {

@@ -317,6 +317,10 @@ struct BodyWriter {
     w.u32(m.origin);
   }
   void operator()(const SealedMsg& m) { w.raw(m.box.data(), m.box.size()); }
+  void operator()(const BurstMsg& m) {
+    w.u32(m.first);
+    w.u32(m.count);
+  }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -457,6 +461,12 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       const uint8_t* p = r.take(n);
       SealedMsg m;
       if (p) m.box.assign(p, p + n);
+      return m;
+    }
+    case TcpType::kBurst: {
+      BurstMsg m;
+      m.first = r.u32();
+      m.count = r.u32();
       return m;
     }
   }

@@ -205,12 +205,15 @@ enum class TcpType : uint8_t {
   kChunkKey = 13,  // splitter -> peer, before WELCOME: chunks are signed
   kPolluted = 14,  // peer -> splitter: this member sent an altered chunk
   kSealed = 15,    // either way, after the proofs: an AEAD-sealed message
+  kBurst = 16,     // splitter -> peer, before TEAM: the join burst's chunks
 };
 
 // JOIN flags and ROLE flags.
 constexpr uint32_t kFlagMonitor = 1u << 0;
 // JOIN flag: the peer has a passphrase and wants an authenticated join.
 constexpr uint32_t kFlagAuth = 1u << 1;
+// JOIN flag: the peer takes a join burst (BURST, protocol.md 7.4).
+constexpr uint32_t kFlagBurst = 1u << 2;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -296,6 +299,12 @@ struct PollutedMsg {
   ChunkNumber number = 0;
   uint32_t origin = 0;
 };
+// The chunks [first, first + count) come from the splitter, paced, with
+// their origins stated: the recent stream from its latest start point.
+struct BurstMsg {
+  ChunkNumber first = 0;
+  uint32_t count = 0;
+};
 // Any other message (type byte + body), encrypted and authenticated
 // (auth::ChannelCrypto): ciphertext then 16-byte tag.
 struct SealedMsg {
@@ -304,7 +313,8 @@ struct SealedMsg {
 using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
-                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg>;
+                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg,
+                 BurstMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);
