@@ -17,8 +17,7 @@ void StartPointIndex::note_start(uint64_t stream_offset) {
   pending_.push_back(stream_offset);
 }
 
-void StartPointIndex::note_chunk(ChunkNumber number, uint64_t end,
-                                 Micros now) {
+void StartPointIndex::note_chunk(ChunkNumber number, uint64_t end, Micros now) {
   bool found = false;
   while (!pending_.empty() && pending_.front() < end) {
     pending_.pop_front();
@@ -45,8 +44,8 @@ BurstPacer::BurstPacer(ChunkNumber first, ChunkNumber end,
 
 void BurstPacer::refill(Micros now) {
   if (now <= last_us_) return;
-  credit_ += static_cast<double>(now - last_us_) * static_cast<double>(rate_) /
-             1e6;
+  credit_ +=
+      static_cast<double>(now - last_us_) * static_cast<double>(rate_) / 1e6;
   // Unused credit piles up to one window, or 20 ms worth at a fast rate, so
   // a late timer does not slow the burst down, nor make it a flood.
   const double cap = std::max(static_cast<double>(kInitialWindow),

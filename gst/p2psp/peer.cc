@@ -560,7 +560,9 @@ struct Peer::Impl {
   void on_burst(const BurstMsg& burst, Micros now) {
     burst_known = true;
     burst_first = burst.first;
-    burst_end = burst.first + burst.count;
+    // More than the playout window could never be played in order anyway.
+    burst_end = burst.first + static_cast<ChunkNumber>(std::min<uint64_t>(
+                                  burst.count, config.buffer_chunks));
     reorder.expect_from(burst_first);
     reorder.expect_run(burst_end, now);
   }

@@ -1,5 +1,5 @@
 // Fuzz target: the peer state machine, fed a random sequence of events: the
-// splitter's TCP messages (WELCOME, TEAM, PEER_JOINED, PEER_LEFT, ROLE,
+// splitter's TCP messages (WELCOME, TEAM, BURST, PEER_JOINED, PEER_LEFT, ROLE,
 // REMOVED, REJECT, anything out of place, truncated or raw bytes, a close),
 // chunk datagrams carrying a real framed stream (from the splitter for our
 // origin, from neighbours for theirs, replays from anyone), control
@@ -245,7 +245,7 @@ class Harness {
   }
 
   TcpMessage control_message() {
-    switch (fdp_.ConsumeIntegralInRange<int>(0, 8)) {
+    switch (fdp_.ConsumeIntegralInRange<int>(0, 9)) {
       case 0:
       case 1: {
         const uint32_t id = pick_id();
@@ -265,6 +265,10 @@ class Harness {
         return JoinMsg{};
       case 7:
         return TcpGoodbyeMsg{};
+      case 8:  // a join burst around the chunks to come
+        return BurstMsg{
+            next_chunk_ - fdp_.ConsumeIntegralInRange<uint32_t>(0, 300),
+            fdp_.ConsumeIntegral<uint32_t>()};
       default: {
         TeamMsg t;
         t.public_endpoint = pick_endpoint(fdp_);

@@ -99,6 +99,8 @@ std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {
       {"proof", ProofMsg{{11, 12}}},
       {"chunk-key", ChunkKeyMsg{{13, 14, 15}}},
       {"polluted", PollutedMsg{7, 9, 3}},
+      {"burst", BurstMsg{100, 40}},
+      {"join-burst", JoinMsg{kProtocolVersion, kFlagBurst}},
   };
 }
 
