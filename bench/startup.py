@@ -4,8 +4,8 @@
 One live encoder feeds both a p2pspsplittersink (with a team of two peers
 already streaming) and a tcpserversink sync-method=burst-keyframe
 (time-min = a GOP + 1 s, as in issue 13). Joiners start at several phases
-of the GOP: at each join a p2pspsrc and a tcpclientsrc pipeline start at
-the same moment, each `SRC ! decodebin ! fakesink`, and start-up is the time
+of the GOP: at each join a p2pspsrc, a tcpclientsrc and, as the control, a
+p2pspsrc join-burst=false pipeline start at the same moment, each `SRC ! decodebin ! fakesink`, and start-up is the time
 from set_state(PLAYING) to the first decoded picture reaching the fakesink.
 
     bench/startup.py [--gops 1,4,10] [--joins 5] [--formats ts-h264,ogg-theora]
@@ -123,16 +123,20 @@ def measure(fmt, gop_s, joins):
         phase = (time.monotonic() - keyframes[-1]) if keyframes else None
         p2p = Joiner(f"p2pspsrc host=127.0.0.1 port={p2p_port}")
         tcp = Joiner(f"tcpclientsrc host=127.0.0.1 port={tcp_port}")
-        p2p.start()
-        tcp.start()
+        # The control: what a joiner without the burst waits (issue 13).
+        plain = Joiner(f"p2pspsrc host=127.0.0.1 port={p2p_port} "
+                       "join-burst=false")
+        for joiner in (p2p, tcp, plain):
+            joiner.start()
         row = {"format": fmt, "gop_s": gop_s, "join": i,
                "phase_ms": round(phase * 1000) if phase is not None else None,
                "p2psp_ms": p2p.startup_ms(timeout),
-               "tcp_ms": tcp.startup_ms(timeout)}
+               "tcp_ms": tcp.startup_ms(timeout),
+               "p2psp_no_burst_ms": plain.startup_ms(timeout)}
         row["p2psp_error"] = p2p.error()
         row["tcp_error"] = tcp.error()
-        p2p.stop()
-        tcp.stop()
+        for joiner in (p2p, tcp, plain):
+            joiner.stop()
         rows.append(row)
         print(json.dumps(row), flush=True)
     for member in team:
@@ -153,11 +157,13 @@ def summary(rows):
         sel = [r for r in rows if r["format"] == fmt and r["gop_s"] == gop]
         p2p = median([r["p2psp_ms"] for r in sel])
         tcp = median([r["tcp_ms"] for r in sel])
+        plain = median([r["p2psp_no_burst_ms"] for r in sel])
         worst = max((r["p2psp_ms"] or float("inf")) for r in sel)
         goal = None if tcp is None else min(1.2 * tcp + 200, 1000)
         out.append({"format": fmt, "gop_s": gop, "joins": len(sel),
                     "p2psp_median_ms": p2p, "tcp_median_ms": tcp,
                     "p2psp_worst_ms": worst, "goal_ms": goal,
+                    "p2psp_no_burst_median_ms": plain,
                     "met": p2p is not None and goal is not None
                     and p2p <= goal and worst <= 1000})
     return out
@@ -177,12 +183,13 @@ def main():
             rows += measure(fmt, gop, args.joins)
     result = {"rows": rows, "summary": summary(rows)}
     print("format      GOP  p2psp median  tcpserversink median  "
-          "p2psp worst  goal   met")
+          "p2psp worst  goal   met  (no burst median)")
     for s in result["summary"]:
         fmt_ms = lambda v: "-" if v is None else f"{v:.0f} ms"  # noqa: E731
         print(f"{s['format']:<11} {s['gop_s']:>2} s {fmt_ms(s['p2psp_median_ms']):>13} "
               f"{fmt_ms(s['tcp_median_ms']):>21} {fmt_ms(s['p2psp_worst_ms']):>12} "
-              f"{fmt_ms(s['goal_ms']):>6}  {'yes' if s['met'] else 'NO'}")
+              f"{fmt_ms(s['goal_ms']):>6}  {'yes' if s['met'] else 'NO '}  "
+              f"{fmt_ms(s['p2psp_no_burst_median_ms'])}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
