@@ -31,6 +31,8 @@ PACKAGES=(
   iproute2 nftables procps psmisc
   # style
   clang-format
+  # tools/tracker: HTTP server and JSON (issue 16)
+  libsoup-3.0-dev libjson-glib-dev
   # tools/teamviz: SVG -> PNG
   librsvg2-bin
   # tests/interop, pipelines/icecast: a real Icecast 2 server (shout2send and

@@ -32,7 +32,8 @@ TEST(Tracker, ChannelNamesAreChecked) {
   EXPECT_FALSE(Tracker::valid_channel(std::string(65, 'a')));
   EXPECT_TRUE(Tracker::valid_channel(std::string(64, 'a')));
   Tracker t;
-  EXPECT_EQ(t.announce(team("../x", 1, 0), 0), Tracker::AnnounceResult::kInvalid);
+  EXPECT_EQ(t.announce(team("../x", 1, 0), 0),
+            Tracker::AnnounceResult::kInvalid);
   TeamAnnouncement no_port = team("live", 1, 0);
   no_port.endpoint.port = 0;
   EXPECT_EQ(t.announce(no_port, 0), Tracker::AnnounceResult::kInvalid);

@@ -20,7 +20,8 @@ Tracker::Tracker(const TrackerConfig& config) : config_(config) {}
 
 Tracker::AnnounceResult Tracker::announce(const TeamAnnouncement& a,
                                           Micros now) {
-  if (!valid_channel(a.channel) || !a.endpoint.valid() || a.endpoint.port == 0) {
+  if (!valid_channel(a.channel) || !a.endpoint.valid() ||
+      a.endpoint.port == 0) {
     return AnnounceResult::kInvalid;
   }
   expire(now);
@@ -51,8 +52,8 @@ Tracker::AnnounceResult Tracker::announce(const TeamAnnouncement& a,
   TrackedTeam& team = it->second;
   // The members that arrived since the last announcement are, as far as the
   // tracker can tell, the joiners it sent there first.
-  const uint32_t arrived = a.peers > team.last.peers ? a.peers - team.last.peers
-                                                     : 0;
+  const uint32_t arrived =
+      a.peers > team.last.peers ? a.peers - team.last.peers : 0;
   for (uint32_t i = 0; i < arrived && !team.pending.empty(); ++i) {
     team.pending.pop_front();
   }

@@ -51,7 +51,7 @@ struct TeamAnnouncement {
 
 struct TrackedTeam {
   TeamAnnouncement last;
-  Micros announced_us = 0;    // when `last` arrived
+  Micros announced_us = 0;  // when `last` arrived
   Micros first_seen_us = 0;
   // When the joiners sent and not yet seen in an announcement were sent,
   // oldest first (within the grace period).
