@@ -1,6 +1,8 @@
 /* gst-p2psp: p2pspsplittersink's network side: the sockets, the poll
  * thread that drives p2psp::Splitter, the dispatch of its outboxes into the
  * connection table, and the stats. */
+#include <gst/p2psp/tracker.h>
+
 #include "gstp2pspsplittersinkpriv.h"
 
 namespace p2psp_sink {
@@ -472,6 +474,82 @@ gboolean remove_peer(GstP2pspSplitterSink *self, guint peer_id) {
   GST_INFO_OBJECT(self, "remove-peer %u: %s", peer_id,
                   removed ? "removed" : "no such member");
   return removed;
+}
+
+/* ----------------------------------------------------------- tracker ---- */
+
+gboolean check_tracker_settings(GstP2pspSplitterSink *self,
+                                const Settings &settings) {
+  if (settings.tracker.empty() && settings.channel.empty()) return TRUE;
+  if (settings.tracker.empty() ||
+      !p2psp::Tracker::valid_channel(settings.channel) ||
+      !g_str_has_prefix(settings.tracker.c_str(), "http")) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("A channel needs both \"tracker\" (http://host:port) "
+                       "and \"channel\" (letters, digits, '.', '_', '-')"),
+                      ("tracker \"%s\", channel \"%s\"",
+                       settings.tracker.c_str(), settings.channel.c_str()));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* What the tracker is told every second. */
+static p2psp_gst::Announcement snapshot(GstP2pspSplitterSink *self,
+                                        const Settings &settings,
+                                        guint16 tcp_port, guint32 team_id,
+                                        p2psp::Micros started_us) {
+  SplitterSinkPrivate *priv = self->priv;
+  p2psp_gst::Announcement a;
+  a.channel = settings.channel;
+  a.team_id = team_id;
+  a.port = tcp_port;
+  /* A wildcard listening address: the tracker takes the request's source. */
+  if (settings.host != "0.0.0.0" && settings.host != "::")
+    a.host = settings.host;
+  a.max_peers = settings.max_peers;
+  const p2psp::Micros up = p2psp_gst::monotonic_now_us() - started_us;
+  a.uptime_ms = up / 1000;
+  std::lock_guard<std::mutex> lock(priv->core_mutex);
+  if (priv->run.splitter) {
+    const p2psp::SplitterStats &st = priv->run.splitter->stats();
+    a.peers = static_cast<guint>(priv->run.splitter->num_peers());
+    a.chunks_cut = st.chunks_cut;
+    a.lost_reports = st.lost_reports;
+    a.bitrate = up > 0 ? st.bytes_in * 8 * 1000000 / up : 0;
+  }
+  return a;
+}
+
+void start_announcing(GstP2pspSplitterSink *self, const Settings &settings,
+                      guint16 tcp_port, guint32 team_id) {
+  if (settings.channel.empty()) return;
+  const p2psp::Micros started_us = p2psp_gst::monotonic_now_us();
+  auto on_result = [self, settings](guint status, const std::string &error) {
+    if (status == 200) {
+      GST_INFO_OBJECT(self, "channel %s announced to %s",
+                      settings.channel.c_str(), settings.tracker.c_str());
+      return;
+    }
+    GST_ELEMENT_WARNING(
+        self, RESOURCE, WRITE,
+        ("The tracker at %s does not take channel %s", settings.tracker.c_str(),
+         settings.channel.c_str()),
+        ("HTTP status %u (0: unreachable): %s", status, error.c_str()));
+  };
+  self->priv->announcer = std::make_unique<p2psp_gst::TrackerAnnouncer>(
+      settings.tracker, settings.announce_key,
+      [self, settings, tcp_port, team_id, started_us] {
+        return snapshot(self, settings, tcp_port, team_id, started_us);
+      },
+      on_result);
+  self->priv->announcer->start();
+}
+
+void stop_announcing(GstP2pspSplitterSink *self) {
+  if (!self->priv->announcer) return;
+  self->priv->announcer->stop();
+  self->priv->announcer.reset();
 }
 
 }  // namespace p2psp_sink

@@ -152,7 +152,8 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const Settings settings = priv->settings;
   GST_OBJECT_UNLOCK(self);
 
-  if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase))
+  if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase) ||
+      !check_tracker_settings(self, settings))
     return FALSE;
   GRef<GSocket> listener, udp;
   if (!open_sockets(self, settings, &listener, &udp)) return FALSE;
@@ -196,6 +197,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   GST_INFO_OBJECT(self, "team %08x on %s: TCP port %u, UDP port %u",
                   config.team_id, settings.host.c_str(), tcp_port, udp_port);
   set_current_port(self, tcp_port);
+  start_announcing(self, settings, tcp_port, config.team_id);
   return TRUE;
 }
 
@@ -203,6 +205,7 @@ gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
   SplitterSinkPrivate *priv = self->priv;
 
+  stop_announcing(self); /* withdraws the team: joiners go elsewhere */
   run_core(self, [](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
     s.shutdown(now, out);
   });
@@ -482,6 +485,23 @@ guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
   }
 }
 
+/* The string properties that hold what was set (passphrase and announce
+ * key: write-only). */
+std::string *string_setting(SplitterSinkPrivate *priv, guint prop_id) {
+  switch (prop_id) {
+    case PROP_PASSPHRASE:
+      return &priv->settings.passphrase;
+    case PROP_TRACKER:
+      return &priv->settings.tracker;
+    case PROP_CHANNEL:
+      return &priv->settings.channel;
+    case PROP_ANNOUNCE_KEY:
+      return &priv->settings.announce_key;
+    default:
+      return nullptr;
+  }
+}
+
 /* The gboolean properties, likewise. */
 gboolean *boolean_setting(SplitterSinkPrivate *priv, guint prop_id) {
   switch (prop_id) {
@@ -510,9 +530,9 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
     priv->settings.host = host ? host : DEFAULT_HOST;
   } else if (prop_id == PROP_PORT) {
     priv->settings.port = g_value_get_int(value);
-  } else if (prop_id == PROP_PASSPHRASE) {
-    const gchar *passphrase = g_value_get_string(value);
-    priv->settings.passphrase = passphrase ? passphrase : "";
+  } else if (std::string *text = string_setting(priv, prop_id)) {
+    const gchar *v = g_value_get_string(value);
+    *text = v ? v : "";
   } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -548,6 +568,9 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
     g_value_set_int(value, priv->settings.port);
   } else if (prop_id == PROP_CURRENT_PORT) {
     g_value_set_int(value, priv->current_port);
+  } else if (prop_id == PROP_TRACKER || prop_id == PROP_CHANNEL) {
+    const std::string &v = *string_setting(priv, prop_id);
+    g_value_set_string(value, v.empty() ? nullptr : v.c_str());
   } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -678,6 +701,22 @@ void install_security_properties() {
       "Bits per second a join burst is paced at, after its first 32 KiB "
       "(0: four times the stream's bitrate, at least 10 Mb/s)",
       0, G_MAXUINT, DEFAULT_BURST_RATE, kReadWrite);
+  properties[PROP_TRACKER] = g_param_spec_string(
+      "tracker", "Tracker",
+      "Announce the team to this p2psp-tracker (http://host:port) under "
+      "\"channel\", every second, and withdraw it on stop: peers then join "
+      "with p2psp://tracker:port/channel (docs/tracker.md)",
+      nullptr, kReadWrite);
+  properties[PROP_CHANNEL] = g_param_spec_string(
+      "channel", "Channel",
+      "The channel this team serves at the tracker (letters, digits, '.', "
+      "'_', '-'; like an Icecast mountpoint)",
+      nullptr, kReadWrite);
+  properties[PROP_ANNOUNCE_KEY] = g_param_spec_string(
+      "announce-key", "Announce key",
+      "The tracker's announce key, if it has one (write-only)", nullptr,
+      static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
+                               GST_PARAM_MUTABLE_READY));
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",

@@ -25,6 +25,7 @@
 #include "gstp2pspconnections.h"
 #include "gstp2pspenums.h"
 #include "gstp2pspsplittersink.h"
+#include "gstp2psptracker.h"
 #include "gstp2psputil.h"
 
 GST_DEBUG_CATEGORY_EXTERN(gst_p2psp_splitter_sink_debug);
@@ -98,6 +99,9 @@ enum {
   PROP_MAX_CONTROL_BACKLOG,
   PROP_BURST_MAX_BYTES,
   PROP_BURST_RATE,
+  PROP_TRACKER,
+  PROP_CHANNEL,
+  PROP_ANNOUNCE_KEY,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -128,6 +132,10 @@ struct Settings {
   guint max_control_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
   guint burst_max_bytes = DEFAULT_BURST_MAX_BYTES;
   guint burst_rate = DEFAULT_BURST_RATE; /* bits per second, 0: auto */
+  /* Channels (docs/tracker.md): announce the team to this tracker. */
+  std::string tracker; /* http://host:port, empty: no tracker */
+  std::string channel;
+  std::string announce_key; /* never logged, never readable */
 };
 
 enum class State { kStopped, kRunning };
@@ -178,6 +186,9 @@ struct SplitterSinkPrivate {
   std::mutex core_mutex;
   Run run;
   p2psp_gst::PollThread poll;
+  /* Announces the team to the tracker while running (streaming thread:
+   * start/stop only). */
+  std::unique_ptr<p2psp_gst::TrackerAnnouncer> announcer;
 
   /* Typefinding a stream that came without caps (streaming thread only):
    * the core it is done for, and the buffers held meanwhile. */
@@ -244,6 +255,13 @@ void add_peer_array(GstStructure *s,
                     const std::vector<p2psp::SplitterPeerStats> &peers);
 GstStructure *build_stats(GstP2pspSplitterSink *self);
 gboolean remove_peer(GstP2pspSplitterSink *self, guint peer_id);
+/* Channels (docs/tracker.md): false (an element error posted) on settings
+ * that cannot work. */
+gboolean check_tracker_settings(GstP2pspSplitterSink *self,
+                                const Settings &settings);
+void start_announcing(GstP2pspSplitterSink *self, const Settings &settings,
+                      guint16 tcp_port, guint32 team_id);
+void stop_announcing(GstP2pspSplitterSink *self);
 
 /* Runs one core operation and dispatches its outbox. */
 template <typename Op>

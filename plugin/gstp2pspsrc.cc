@@ -67,6 +67,8 @@
  * peers.
  */
 
+#include <gst/p2psp/tracker.h>
+
 #include "gstp2pspcommon.h"
 #include "gstp2pspelements.h"
 #include "gstp2pspsrcpriv.h"
@@ -201,6 +203,7 @@ static gchar* build_uri(const Settings& s) {
   const bool ipv6 = s.host.find(':') != std::string::npos;
   g_string_append_printf(uri, ipv6 ? "[%s]:%d" : "%s:%d", s.host.c_str(),
                          s.port);
+  if (!s.channel.empty()) g_string_append_printf(uri, "/%s", s.channel.c_str());
   const char* separator = "?";
   if (s.latency_ms != kDefaultLatencyMs) {
     g_string_append_printf(uri, "%slatency=%u", separator, s.latency_ms);
@@ -241,10 +244,10 @@ static gboolean check_query_key(GObject* object, const char* key,
                                 const char* value, GError** error) {
   GParamSpec* pspec =
       g_object_class_find_property(G_OBJECT_GET_CLASS(object), key);
-  const bool settable = pspec != nullptr && (pspec->flags & G_PARAM_WRITABLE) &&
-                        g_strcmp0(key, "uri") != 0 &&
-                        g_strcmp0(key, "host") != 0 &&
-                        g_strcmp0(key, "port") != 0;
+  const bool settable =
+      pspec != nullptr && (pspec->flags & G_PARAM_WRITABLE) &&
+      g_strcmp0(key, "uri") != 0 && g_strcmp0(key, "host") != 0 &&
+      g_strcmp0(key, "port") != 0 && g_strcmp0(key, "channel") != 0;
   if (!settable) {
     g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
                 "Unknown query key '%s' in p2psp URI", key);
@@ -264,23 +267,29 @@ static gboolean check_query_key(GObject* object, const char* key,
   return TRUE;
 }
 
+// p2psp://host:port names a splitter; p2psp://tracker[:port]/channel a
+// channel, through a tracker (docs/tracker.md).
 static gboolean parse_uri_authority(GstUri* uri, Settings* s, GError** error) {
   const gchar* scheme = gst_uri_get_scheme(uri);
   const gchar* host = gst_uri_get_host(uri);
   gchar* path = gst_uri_get_path(uri); /* transfer full */
-  const bool path_empty =
-      path == nullptr || g_strcmp0(path, "") == 0 || g_strcmp0(path, "/") == 0;
+  std::string channel = path && path[0] == '/' ? path + 1 : (path ? path : "");
   g_free(path);
+  if (!channel.empty() && channel.back() == '/') channel.pop_back();
   const guint port = gst_uri_get_port(uri);
   if (g_ascii_strcasecmp(scheme ? scheme : "", "p2psp") != 0 ||
       host == nullptr || host[0] == '\0' || port > 65535 ||
-      gst_uri_get_userinfo(uri) != nullptr || !path_empty) {
+      gst_uri_get_userinfo(uri) != nullptr ||
+      (!channel.empty() && !p2psp::Tracker::valid_channel(channel))) {
     g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
-                "Expected p2psp://host:port");
+                "Expected p2psp://host:port or p2psp://tracker:port/channel "
+                "(channel: letters, digits, '.', '_', '-')");
     return FALSE;
   }
   s->host = host;
-  s->port = port == GST_URI_NO_PORT ? kDefaultPort : static_cast<int>(port);
+  s->channel = channel;
+  const int default_port = channel.empty() ? kDefaultPort : kDefaultTrackerPort;
+  s->port = port == GST_URI_NO_PORT ? default_port : static_cast<int>(port);
   return TRUE;
 }
 
@@ -317,6 +326,7 @@ static gboolean gst_p2psp_src_set_uri(GstP2pspSrc* self, const gchar* text,
     GST_OBJECT_LOCK(self);
     self->priv->settings.host = parsed.host;
     self->priv->settings.port = parsed.port;
+    self->priv->settings.channel = parsed.channel;
     GST_OBJECT_UNLOCK(self);
     if (query != nullptr) {
       GHashTableIter iter;
@@ -328,6 +338,7 @@ static gboolean gst_p2psp_src_set_uri(GstP2pspSrc* self, const gchar* text,
     }
     g_object_notify(G_OBJECT(self), "host");
     g_object_notify(G_OBJECT(self), "port");
+    g_object_notify(G_OBJECT(self), "channel");
     g_object_notify(G_OBJECT(self), "uri");
   }
   if (query != nullptr) g_hash_table_unref(query);
@@ -396,6 +407,17 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     case PROP_JOIN_BURST:
       s.join_burst = g_value_get_boolean(value);
       break;
+    case PROP_CHANNEL: {
+      const gchar* channel = g_value_get_string(value);
+      if (channel == nullptr || channel[0] == '\0' ||
+          p2psp::Tracker::valid_channel(channel)) {
+        s.channel = channel ? channel : "";
+      } else {
+        GST_WARNING_OBJECT(self, "ignoring invalid channel name \"%s\"",
+                           channel);
+      }
+      break;
+    }
     case PROP_MONITOR:
       s.monitor = g_value_get_boolean(value);
       break;
@@ -452,6 +474,10 @@ static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
       break;
     case PROP_JOIN_BURST:
       g_value_set_boolean(value, s.join_burst);
+      break;
+    case PROP_CHANNEL:
+      g_value_set_string(value,
+                         s.channel.empty() ? nullptr : s.channel.c_str());
       break;
     case PROP_MONITOR:
       g_value_set_boolean(value, s.monitor);
@@ -579,6 +605,15 @@ static void install_team_properties(GObjectClass* gobject_class) {
           "joining (like tcpserversink's burst-keyframe), so playback starts "
           "at once instead of at the next keyframe",
           kDefaultJoinBurst, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_CHANNEL,
+      g_param_spec_string(
+          "channel", "Channel",
+          "Join this channel through the tracker that host and port name "
+          "(its HTTP port, 8000 by default), as the URI "
+          "p2psp://tracker:port/channel does; the tracker picks the team, "
+          "and again on each rejoin (NULL: host and port name the splitter)",
+          nullptr, rw));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(

@@ -1,6 +1,7 @@
 /* gst-p2psp: p2pspsrc's network side: the sockets, the poll thread that
  * drives p2psp::Peer, joining and leaving, and the stats. */
 #include "gstp2pspsrcpriv.h"
+#include "gstp2psptracker.h"
 
 namespace p2psp_src {
 
@@ -397,14 +398,48 @@ bool start_poll_thread(GstP2pspSrc* self) {
 
 /* ---------------------------------------------------------- connect ---- */
 
+// Channel URIs: the tracker names the team (docs/tracker.md); a rejoin asks
+// it to avoid the team that just failed us.
+OpenError ask_tracker(GstP2pspSrc* self, guint timeout_s, std::string* host,
+                      int* port, std::string* detail) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  const Settings& s = priv->active;
+  std::string avoid;
+  {
+    std::lock_guard<std::mutex> lock(priv->core_lock);
+    avoid = priv->run.avoid_team;
+  }
+  p2psp_gst::TeamAddress team;
+  bool cancelled = false;
+  if (!p2psp_gst::tracker_join(s.host, s.port, s.channel, avoid, timeout_s,
+                               priv->cancel.get(), &team, detail, &cancelled)) {
+    return cancelled ? OpenError::kCancelled : OpenError::kTracker;
+  }
+  GST_INFO_OBJECT(self, "tracker %s:%d: channel %s is served at %s:%d",
+                  s.host.c_str(), s.port, s.channel.c_str(), team.host.c_str(),
+                  team.port);
+  *host = team.host;
+  *port = team.port;
+  std::lock_guard<std::mutex> lock(priv->core_lock);
+  priv->run.team = p2psp_gst::host_port(team.host, team.port);
+  return OpenError::kNone;
+}
+
 // Resolves the splitter's host and opens the TCP control connection.
 OpenError open_tcp(GstP2pspSrc* self, guint connect_timeout_s,
                    std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   const Settings& s = priv->active;
+  std::string host = s.host;
+  int port = s.port;
+  if (!s.channel.empty()) {
+    OpenError asked =
+        ask_tracker(self, connect_timeout_s, &host, &port, detail);
+    if (asked != OpenError::kNone) return asked;
+  }
   GError* error = nullptr;
   GRef<GInetAddress> address(
-      p2psp_gst::resolve_host(s.host, priv->cancel.get(), &error));
+      p2psp_gst::resolve_host(host, priv->cancel.get(), &error));
   if (!address) {
     GErrorPtr owned(error);
     *detail = error->message;
@@ -414,10 +449,10 @@ OpenError open_tcp(GstP2pspSrc* self, guint connect_timeout_s,
   }
 
   GRef<GSocketAddress> splitter(
-      g_inet_socket_address_new(address.get(), static_cast<guint16>(s.port)));
+      g_inet_socket_address_new(address.get(), static_cast<guint16>(port)));
   GRef<GSocketClient> client(g_socket_client_new());
   g_socket_client_set_timeout(client.get(), connect_timeout_s);
-  GST_DEBUG_OBJECT(self, "connecting to %s:%d", s.host.c_str(), s.port);
+  GST_DEBUG_OBJECT(self, "connecting to %s:%d", host.c_str(), port);
   priv->net.tcp_stream.reset(g_socket_client_connect(
       client.get(), G_SOCKET_CONNECTABLE(splitter.get()), priv->cancel.get(),
       &error));
@@ -556,6 +591,13 @@ GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
       GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
                         ("Could not start the P2PSP network thread"),
                         (nullptr));
+      break;
+    case OpenError::kTracker:
+      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
+                        ("No team of P2PSP channel \"%s\" from the tracker at "
+                         "%s:%d",
+                         s.channel.c_str(), s.host.c_str(), s.port),
+                        ("%s", detail.c_str()));
       break;
   }
   priv->state = SrcState::kFailed;

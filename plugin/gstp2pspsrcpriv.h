@@ -50,6 +50,8 @@ constexpr guint kDefaultStartTimeoutMs = 3000;
 constexpr guint kMaxStartTimeoutMs = 600000;
 constexpr gboolean kDefaultMonitor = FALSE;
 constexpr gboolean kDefaultJoinBurst = TRUE;
+// A channel URI without a port names the tracker's default port.
+constexpr int kDefaultTrackerPort = 8000;
 constexpr gboolean kDefaultAutoReconnect = TRUE;
 
 // Rejoining: the wait between attempts doubles from the first to the last.
@@ -94,6 +96,7 @@ enum {
   PROP_IO_INTERVAL,
   PROP_START_TIMEOUT,
   PROP_JOIN_BURST,
+  PROP_CHANNEL,
   PROP_STATS,
 };
 
@@ -111,6 +114,9 @@ struct Settings {
   guint start_timeout_ms = kDefaultStartTimeoutMs;
   bool join_burst = kDefaultJoinBurst;
   std::string passphrase;  // never logged, never readable, not in the URI
+  // Non-empty: join this channel through the tracker at host:port
+  // (p2psp://tracker:port/channel, docs/tracker.md).
+  std::string channel;
 };
 
 // The streaming side's view of the connection.
@@ -127,7 +133,15 @@ enum class SrcState {
 enum class Failure { kNone, kLostSplitter, kRemoved };
 
 // Why opening a connection to the splitter failed.
-enum class OpenError { kNone, kCancelled, kNotFound, kConnect, kUdp, kThread };
+enum class OpenError {
+  kNone,
+  kCancelled,
+  kNotFound,
+  kConnect,
+  kUdp,
+  kThread,
+  kTracker
+};
 
 struct NeighbourSignal {
   guint signal = 0;
@@ -180,7 +194,11 @@ struct Run {
   bool reconnecting = false;  // between a loss and a rejoin
   bool ever_joined = false;   // some connection of this run got TEAM
   uint32_t last_team_id = 0;  // team of the previous connection
-  uint64_t base_lost = 0;     // counters of the previous connections
+  // Channel URIs: the team the tracker named last ("host:port"), and the
+  // one a rejoin asks it to avoid (it just failed us).
+  std::string team;
+  std::string avoid_team;
+  uint64_t base_lost = 0;  // counters of the previous connections
   uint64_t base_recovered = 0;
   uint64_t base_nacks_sent = 0;
   uint64_t posted_lost = 0;  // values in the last GstP2pspSrcLoss

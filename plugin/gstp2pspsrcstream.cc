@@ -358,6 +358,10 @@ JoinResult try_join(GstP2pspSrc* self, Micros give_up_us, std::string* why) {
   const Micros end = std::min(give_up_us, now + kJoinAttemptUs);
   const guint connect_timeout_s =
       static_cast<guint>(std::max<Micros>(1, (end - now) / G_USEC_PER_SEC));
+  {
+    std::lock_guard<std::mutex> lock(priv->core_lock);
+    priv->run.avoid_team = priv->run.team;  // the tracker's, if any
+  }
   const OpenError opened = open_connection(self, connect_timeout_s, why);
   if (opened == OpenError::kCancelled) return JoinResult::kFlushing;
   if (opened != OpenError::kNone) return JoinResult::kFailed;

@@ -294,15 +294,47 @@ TEST(P2pspSrcUri, MissingPortMeansDefault) {
   EXPECT_EQ(port, 4552);
 }
 
+// p2psp://tracker[:port]/channel: a channel through a tracker (its HTTP
+// port, 8000 unless given); no path names a splitter, as before.
+TEST(P2pspSrcUri, ChannelUris) {
+  ElementPtr src = MakeSrc();
+  ASSERT_TRUE(gst_uri_handler_set_uri(
+      GST_URI_HANDLER(src.get()), "p2psp://tracker.example/live.ogg", nullptr));
+  gchar* channel = nullptr;
+  gint port = 0;
+  g_object_get(src.get(), "channel", &channel, "port", &port, nullptr);
+  EXPECT_STREQ(channel, "live.ogg");
+  EXPECT_EQ(port, 8000);
+  g_free(channel);
+  gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(src.get()));
+  EXPECT_STREQ(uri, "p2psp://tracker.example:8000/live.ogg");
+  g_free(uri);
+
+  ASSERT_TRUE(gst_uri_handler_set_uri(GST_URI_HANDLER(src.get()),
+                                      "p2psp://10.0.0.1:9000/radio?latency=300",
+                                      nullptr));
+  g_object_get(src.get(), "channel", &channel, "port", &port, nullptr);
+  EXPECT_STREQ(channel, "radio");
+  EXPECT_EQ(port, 9000);
+  g_free(channel);
+
+  ASSERT_TRUE(gst_uri_handler_set_uri(GST_URI_HANDLER(src.get()),
+                                      "p2psp://10.0.0.1:4552", nullptr));
+  g_object_get(src.get(), "channel", &channel, nullptr);
+  EXPECT_EQ(channel, nullptr);
+}
+
 TEST(P2pspSrcUri, BadUrisRejected) {
   ElementPtr src = MakeSrc();
   g_object_set(src.get(), "uri", "p2psp://10.0.0.1:1234?latency=77", nullptr);
   for (const char* bad :
        {"http://10.0.0.2:1234", "p2psp://", "p2psp:///path",
-        "p2psp://host:99999", "p2psp://host:12x", "p2psp://host:1/stream",
-        "p2psp://user@host:1", "p2psp://host:1?bogus=1",
-        "p2psp://host:1?latency=abc", "p2psp://host:1?latency=999999999",
-        "p2psp://host:1?stats=1", "p2psp://host:1?port=2", "not a uri"}) {
+        "p2psp://host:99999", "p2psp://host:12x", "p2psp://host:1/a/b",
+        "p2psp://host:1/.hidden", "p2psp://host:1/bad%20name",
+        "p2psp://host:1/x?channel=y", "p2psp://user@host:1",
+        "p2psp://host:1?bogus=1", "p2psp://host:1?latency=abc",
+        "p2psp://host:1?latency=999999999", "p2psp://host:1?stats=1",
+        "p2psp://host:1?port=2", "not a uri"}) {
     GError* error = nullptr;
     EXPECT_FALSE(
         gst_uri_handler_set_uri(GST_URI_HANDLER(src.get()), bad, &error))

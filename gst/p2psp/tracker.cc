@@ -69,15 +69,17 @@ void Tracker::withdraw(const std::string& channel, uint32_t team_id) {
   if (it->second.empty()) channels_.erase(it);
 }
 
-std::optional<TrackedTeam> Tracker::pick(const std::string& channel,
-                                         Micros now) {
+std::optional<TrackedTeam> Tracker::pick(const std::string& channel, Micros now,
+                                         const Endpoint& avoid) {
   expire(now);
   auto it = channels_.find(channel);
   if (it == channels_.end()) return std::nullopt;
   TrackedTeam* best = nullptr;
   uint32_t best_id = 0;
   for (auto& [id, team] : it->second) {
-    if (team.full()) continue;
+    if (team.full() || (avoid.valid() && team.last.endpoint == avoid)) {
+      continue;
+    }
     const auto key = std::make_tuple(team.load(), team.first_seen_us, id);
     if (!best ||
         key < std::make_tuple(best->load(), best->first_seen_us, best_id)) {

@@ -90,9 +90,12 @@ class Tracker {
   // A splitter that stops says so: its team is forgotten at once.
   void withdraw(const std::string& channel, uint32_t team_id);
   // The team a joiner of `channel` should join: the least loaded one that is
-  // not full (ties: the longest-running one, then the lowest id). Counted as
-  // sent to it. None when the channel has no team with room.
-  std::optional<TrackedTeam> pick(const std::string& channel, Micros now);
+  // not full (ties: the longest-running one, then the lowest id), other
+  // than `avoid` (a team the joiner just failed to reach, while the tracker
+  // has not noticed its splitter is gone). Counted as sent to it. None when
+  // the channel has no team with room.
+  std::optional<TrackedTeam> pick(const std::string& channel, Micros now,
+                                  const Endpoint& avoid = Endpoint());
   // Forgets silent teams and empty channels, ends pending grace periods.
   void expire(Micros now);
   std::vector<ChannelStatus> status(Micros now);

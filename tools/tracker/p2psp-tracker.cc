@@ -99,7 +99,8 @@ bool authorized(const Server& s, SoupServerMessage* msg) {
 
 bool check_post(Server* s, SoupServerMessage* msg) {
   if (std::strcmp(soup_server_message_get_method(msg), "POST") != 0) {
-    reply(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, p2psp_tracker::error_json("POST only"));
+    reply(msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+          p2psp_tracker::error_json("POST only"));
     return false;
   }
   if (!authorized(*s, msg)) {
@@ -144,8 +145,8 @@ void on_announce(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
   reply(msg, SOUP_STATUS_OK, "{\"interval-ms\":1000}");
 }
 
-void on_withdraw(SoupServer*, SoupServerMessage* msg, const char*,
-                 GHashTable*, gpointer data) {
+void on_withdraw(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
+                 gpointer data) {
   auto* s = static_cast<Server*>(data);
   if (!check_post(s, msg)) return;
   std::string channel, error;
@@ -159,9 +160,9 @@ void on_withdraw(SoupServer*, SoupServerMessage* msg, const char*,
   reply(msg, SOUP_STATUS_OK, "{}");
 }
 
-// GET /v1/join/<channel>: the team to join.
+// GET /v1/join/<channel>[?avoid=host:port]: the team to join.
 void on_join(SoupServer*, SoupServerMessage* msg, const char* path,
-             GHashTable*, gpointer data) {
+             GHashTable* query, gpointer data) {
   auto* s = static_cast<Server*>(data);
   const std::string channel = path + std::strlen("/v1/join/");
   if (!p2psp::Tracker::valid_channel(channel)) {
@@ -169,7 +170,14 @@ void on_join(SoupServer*, SoupServerMessage* msg, const char* path,
           p2psp_tracker::error_json("invalid channel name"));
     return;
   }
-  const auto team = s->tracker.pick(channel, now_us());
+  const char* avoid_text =
+      query ? static_cast<const char*>(g_hash_table_lookup(query, "avoid"))
+            : nullptr;
+  p2psp::Endpoint avoid;
+  if (avoid_text != nullptr) {
+    avoid = p2psp::Endpoint::parse(avoid_text).value_or(p2psp::Endpoint());
+  }
+  const auto team = s->tracker.pick(channel, now_us(), avoid.normalized());
   if (!team) {
     reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
           p2psp_tracker::error_json("no team of this channel has room"));
@@ -187,8 +195,8 @@ void on_status(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
                                    now - s->started_us));
 }
 
-void on_page(SoupServer*, SoupServerMessage* msg, const char* path,
-             GHashTable*, gpointer) {
+void on_page(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
+             gpointer) {
   if (std::strcmp(path, "/") != 0) {
     reply(msg, SOUP_STATUS_NOT_FOUND, p2psp_tracker::error_json("not found"));
     return;
@@ -262,11 +270,12 @@ bool parse_options(int* argc, char*** argv, Options* o) {
       "  POST /v1/announce   a splitter's team (JSON; every second)\n"
       "  POST /v1/withdraw   a splitter stopping\n"
       "  GET  /v1/join/NAME  the team of channel NAME a peer should join\n"
+      "                      (?avoid=HOST:PORT: not that team)\n"
       "  GET  /status-json   channels, teams, peers (JSON)\n"
       "  GET  /              the same as a page\n");
   GError* error = nullptr;
-  bool ok = g_option_context_parse(ctx, argc, argv, &error) &&
-            load_config(o, &error);
+  bool ok =
+      g_option_context_parse(ctx, argc, argv, &error) && load_config(o, &error);
   if (!ok) std::fprintf(stderr, "p2psp-tracker: %s\n", error->message);
   g_clear_error(&error);
   g_option_context_free(ctx);
@@ -283,13 +292,13 @@ bool listen_on(SoupServer* server, const Options& o) {
       return false;
     }
     GSocketAddress* addr = g_inet_socket_address_new(inet, o.port);
-    ok = soup_server_listen(server, addr, static_cast<SoupServerListenOptions>(0),
-                            &error);
+    ok = soup_server_listen(server, addr,
+                            static_cast<SoupServerListenOptions>(0), &error);
     g_object_unref(addr);
     g_object_unref(inet);
   } else {
-    ok = soup_server_listen_all(server, o.port,
-                                static_cast<SoupServerListenOptions>(0), &error);
+    ok = soup_server_listen_all(
+        server, o.port, static_cast<SoupServerListenOptions>(0), &error);
   }
   if (!ok) {
     std::fprintf(stderr, "p2psp-tracker: cannot listen on port %d: %s\n",
@@ -320,8 +329,8 @@ int main(int argc, char** argv) {
   Server s(config);
   s.announce_key = o.announce_key ? o.announce_key : "";
   s.started_us = now_us();
-  SoupServer* server = soup_server_new("server-header", "p2psp-tracker",
-                                       nullptr);
+  SoupServer* server =
+      soup_server_new("server-header", "p2psp-tracker", nullptr);
   g_signal_connect(server, "request-started", G_CALLBACK(on_request_started),
                    nullptr);
   soup_server_add_handler(server, "/v1/announce", on_announce, &s, nullptr);

@@ -144,8 +144,7 @@ void add_team(JsonBuilder* b, uint32_t id, const p2psp::TrackedTeam& t,
 }  // namespace
 
 std::optional<p2psp::TeamAnnouncement> parse_announcement(
-    const std::string& body, const std::string& peer_host,
-    std::string* error) {
+    const std::string& body, const std::string& peer_host, std::string* error) {
   std::unique_ptr<JsonParser, ParserDeleter> parser(json_parser_new());
   JsonObject* o = parse_object(parser.get(), body, error);
   if (o == nullptr) return std::nullopt;

@@ -19,8 +19,7 @@ constexpr size_t kMaxRequestBody = 4096;
 // `peer_host`, the address the request came from, when absent or empty).
 // nullopt, with *error set, on anything malformed.
 std::optional<p2psp::TeamAnnouncement> parse_announcement(
-    const std::string& body, const std::string& peer_host,
-    std::string* error);
+    const std::string& body, const std::string& peer_host, std::string* error);
 // A withdrawal: {"channel": ..., "team-id": ...}.
 bool parse_withdrawal(const std::string& body, std::string* channel,
                       uint32_t* team_id, std::string* error);

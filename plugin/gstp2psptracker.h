@@ -1,0 +1,75 @@
+/* gst-p2psp: the elements' side of the tracker (docs/tracker.md): a peer
+ * asks which team of a channel to join; a splitter announces its team every
+ * second and withdraws it when it stops. HTTP with libsoup, JSON with
+ * json-glib. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace p2psp_gst {
+
+/* "host:port", "[v6]:port". */
+std::string host_port(const std::string &host, int port);
+
+struct TeamAddress {
+  std::string host;  // an IP literal, as the tracker gives it
+  int port = 0;
+};
+
+/* GET http://tracker_host:tracker_port/v1/join/CHANNEL (?avoid=the team that
+ * just failed). False with *error on any failure; *cancelled when `cancel`
+ * fired. */
+bool tracker_join(const std::string &tracker_host, int tracker_port,
+                  const std::string &channel, const std::string &avoid,
+                  guint timeout_s, GCancellable *cancel, TeamAddress *team,
+                  std::string *error, bool *cancelled);
+
+/* What the splitter tells the tracker about its team. */
+struct Announcement {
+  std::string channel;
+  guint32 team_id = 0;
+  std::string host; /* empty: the tracker takes the request's source */
+  int port = 0;
+  guint peers = 0;
+  guint max_peers = 0;
+  guint64 bitrate = 0;
+  guint64 chunks_cut = 0;
+  guint64 lost_reports = 0;
+  guint64 uptime_ms = 0;
+};
+
+/* Announces every second on its own thread until stop(), which withdraws
+ * the team. `snapshot` is called on that thread for the current figures;
+ * `on_result` with the HTTP status and error text when it changes (0: the
+ * tracker could not be reached). */
+class TrackerAnnouncer {
+ public:
+  TrackerAnnouncer(std::string tracker_uri, std::string announce_key,
+                   std::function<Announcement()> snapshot,
+                   std::function<void(guint, const std::string &)> on_result);
+  ~TrackerAnnouncer();
+  void start();
+  void stop();
+
+ private:
+  void run();
+  bool post(const char *path, const std::string &json, guint *status,
+            std::string *error);
+  std::string uri_;
+  std::string key_;
+  std::function<Announcement()> snapshot_;
+  std::function<void(guint, const std::string &)> on_result_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  GCancellable *cancel_ = nullptr;
+};
+
+}  // namespace p2psp_gst
