@@ -398,6 +398,8 @@ bool start_poll_thread(GstP2pspSrc* self) {
 
 /* ---------------------------------------------------------- connect ---- */
 
+constexpr gint64 kTrackerRetryUs = 500000;
+
 // Channel URIs: the tracker names the team (docs/tracker.md); a rejoin asks
 // it to avoid the team that just failed us.
 OpenError ask_tracker(GstP2pspSrc* self, guint timeout_s, std::string* host,
@@ -410,10 +412,25 @@ OpenError ask_tracker(GstP2pspSrc* self, guint timeout_s, std::string* host,
     avoid = priv->run.avoid_team;
   }
   p2psp_gst::TeamAddress team;
-  bool cancelled = false;
-  if (!p2psp_gst::tracker_join(s.host, s.port, s.channel, avoid, timeout_s,
-                               priv->cancel.get(), &team, detail, &cancelled)) {
-    return cancelled ? OpenError::kCancelled : OpenError::kTracker;
+  // All full: ask again every half second, within the timeout (a launcher
+  // may be adding a team).
+  const gint64 give_up = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+  for (;;) {
+    const p2psp_gst::JoinAnswer answer = p2psp_gst::tracker_join(
+        s.host, s.port, s.channel, avoid, timeout_s, priv->cancel.get(), &team,
+        detail);
+    if (answer == p2psp_gst::JoinAnswer::kTeam) break;
+    if (answer == p2psp_gst::JoinAnswer::kCancelled) return OpenError::kCancelled;
+    if (answer == p2psp_gst::JoinAnswer::kFailed ||
+        g_get_monotonic_time() + kTrackerRetryUs >= give_up) {
+      return OpenError::kTracker;
+    }
+    GST_INFO_OBJECT(self, "channel %s is full, asking again", s.channel.c_str());
+    for (gint64 t = 0; t < kTrackerRetryUs; t += 10000) {
+      if (g_cancellable_is_cancelled(priv->cancel.get()))
+        return OpenError::kCancelled;
+      g_usleep(10000);
+    }
   }
   GST_INFO_OBJECT(self, "tracker %s:%d: channel %s is served at %s:%d",
                   s.host.c_str(), s.port, s.channel.c_str(), team.host.c_str(),

@@ -114,11 +114,10 @@ std::string host_port(const std::string &host, int port) {
   return host_in_uri(host) + ":" + std::to_string(port);
 }
 
-bool tracker_join(const std::string &tracker_host, int tracker_port,
-                  const std::string &channel, const std::string &avoid,
-                  guint timeout_s, GCancellable *cancel, TeamAddress *team,
-                  std::string *error, bool *cancelled) {
-  *cancelled = false;
+JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
+                        const std::string &channel, const std::string &avoid,
+                        guint timeout_s, GCancellable *cancel,
+                        TeamAddress *team, std::string *error) {
   std::string url = "http://" + host_in_uri(tracker_host) + ":" +
                     std::to_string(tracker_port) + "/v1/join/" + channel;
   if (!avoid.empty()) {
@@ -131,26 +130,28 @@ bool tracker_join(const std::string &tracker_host, int tracker_port,
   Owned<SoupMessage> msg(soup_message_new("GET", url.c_str()));
   if (!msg) {
     *error = "invalid tracker address " + url;
-    return false;
+    return JoinAnswer::kFailed;
   }
   GError *gerror = nullptr;
   GBytes *body =
       soup_session_send_and_read(session.get(), msg.get(), cancel, &gerror);
   const guint status = soup_message_get_status(msg.get());
-  bool ok = false;
+  JoinAnswer answer = JoinAnswer::kFailed;
   if (body == nullptr) {
-    *cancelled = g_error_matches(gerror, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    if (g_error_matches(gerror, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      answer = JoinAnswer::kCancelled;
     *error = std::string("tracker at ") + url + ": " +
              (gerror ? gerror->message : "no answer");
   } else if (status != SOUP_STATUS_OK) {
     *error = "tracker: HTTP " + std::to_string(status) + " " +
              error_member(body);
-  } else {
-    ok = team_from_json(body, team, error);
+    if (status == SOUP_STATUS_SERVICE_UNAVAILABLE) answer = JoinAnswer::kFull;
+  } else if (team_from_json(body, team, error)) {
+    answer = JoinAnswer::kTeam;
   }
   g_clear_error(&gerror);
   if (body) g_bytes_unref(body);
-  return ok;
+  return answer;
 }
 
 TrackerAnnouncer::TrackerAnnouncer(

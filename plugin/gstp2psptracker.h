@@ -22,13 +22,15 @@ struct TeamAddress {
   int port = 0;
 };
 
+enum class JoinAnswer { kTeam, kFull, kFailed, kCancelled };
+
 /* GET http://tracker_host:tracker_port/v1/join/CHANNEL (?avoid=the team that
- * just failed). False with *error on any failure; *cancelled when `cancel`
- * fired. */
-bool tracker_join(const std::string &tracker_host, int tracker_port,
-                  const std::string &channel, const std::string &avoid,
-                  guint timeout_s, GCancellable *cancel, TeamAddress *team,
-                  std::string *error, bool *cancelled);
+ * just failed). kFull: the channel's teams are all full for now (503);
+ * kFailed, with *error, on anything else. */
+JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
+                        const std::string &channel, const std::string &avoid,
+                        guint timeout_s, GCancellable *cancel,
+                        TeamAddress *team, std::string *error);
 
 /* What the splitter tells the tracker about its team. */
 struct Announcement {

@@ -100,6 +100,9 @@ class Tracker {
   void expire(Micros now);
   std::vector<ChannelStatus> status(Micros now);
   size_t num_teams() const;
+  bool has_channel(const std::string& channel) const {
+    return channels_.count(channel) != 0;
+  }
 
  private:
   using Teams = std::map<uint32_t, TrackedTeam>;

@@ -74,7 +74,7 @@ try:
     check(status == 200 and len(st["channels"]) == 3 and ch0["peers"] == 4,
           "status-json: 3 channels, ch0 has 4 peers")
     # Unknown channel, bad names, bad bodies, oversized bodies.
-    check(request(base + "/v1/join/nothing")[0] == 503, "unknown channel: 503")
+    check(request(base + "/v1/join/nothing")[0] == 404, "unknown channel: 404")
     check(request(base + "/v1/join/..%2Fetc")[0] == 400, "bad channel name: 400")
     check(request(base + "/v1/announce", raw=b"{nope")[0] == 400, "not JSON: 400")
     check(request(base + "/v1/announce",
@@ -88,6 +88,9 @@ try:
                         {"channel": "ch0", "team-id": 98, "host": "127.0.1.1",
                          "port": 4552})
     check(status == 409, "a second team on a team's endpoint: 409")
+    # A channel whose teams are all full: 503, try again.
+    announce(base, "full", 7, 6)
+    check(request(base + "/v1/join/full")[0] == 503, "all teams full: 503")
     # Withdrawn and silent teams are forgotten.
     request(base + "/v1/withdraw", {"channel": "ch1", "team-id": 11})
     time.sleep(2.0)

@@ -178,7 +178,15 @@ void on_join(SoupServer*, SoupServerMessage* msg, const char* path,
     avoid = p2psp::Endpoint::parse(avoid_text).value_or(p2psp::Endpoint());
   }
   const auto team = s->tracker.pick(channel, now_us(), avoid.normalized());
+  if (!team && !s->tracker.has_channel(channel)) {
+    reply(msg, SOUP_STATUS_NOT_FOUND,
+          p2psp_tracker::error_json("no team serves this channel"));
+    return;
+  }
   if (!team) {
+    // Full for now: a launcher may be adding a team (docs/tracker.md).
+    soup_message_headers_replace(
+        soup_server_message_get_response_headers(msg), "Retry-After", "1");
     reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
           p2psp_tracker::error_json("no team of this channel has room"));
     return;
