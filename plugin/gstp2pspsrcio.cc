@@ -416,16 +416,18 @@ OpenError ask_tracker(GstP2pspSrc* self, guint timeout_s, std::string* host,
   // may be adding a team).
   const gint64 give_up = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
   for (;;) {
-    const p2psp_gst::JoinAnswer answer = p2psp_gst::tracker_join(
-        s.host, s.port, s.channel, avoid, timeout_s, priv->cancel.get(), &team,
-        detail);
+    const p2psp_gst::JoinAnswer answer =
+        p2psp_gst::tracker_join(s.host, s.port, s.channel, avoid, timeout_s,
+                                priv->cancel.get(), &team, detail);
     if (answer == p2psp_gst::JoinAnswer::kTeam) break;
-    if (answer == p2psp_gst::JoinAnswer::kCancelled) return OpenError::kCancelled;
+    if (answer == p2psp_gst::JoinAnswer::kCancelled)
+      return OpenError::kCancelled;
     if (answer == p2psp_gst::JoinAnswer::kFailed ||
         g_get_monotonic_time() + kTrackerRetryUs >= give_up) {
       return OpenError::kTracker;
     }
-    GST_INFO_OBJECT(self, "channel %s is full, asking again", s.channel.c_str());
+    GST_INFO_OBJECT(self, "channel %s is full, asking again",
+                    s.channel.c_str());
     for (gint64 t = 0; t < kTrackerRetryUs; t += 10000) {
       if (g_cancellable_is_cancelled(priv->cancel.get()))
         return OpenError::kCancelled;

@@ -42,8 +42,8 @@ bool team_from_json(GBytes *body, TeamAddress *team, std::string *error) {
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(body, &size));
   JsonNode *root = nullptr;
-  if (json_parser_load_from_data(parser.get(), data,
-                                 static_cast<gssize>(size), nullptr)) {
+  if (json_parser_load_from_data(parser.get(), data, static_cast<gssize>(size),
+                                 nullptr)) {
     root = json_parser_get_root(parser.get());
   }
   if (root == nullptr || !JSON_NODE_HOLDS_OBJECT(root)) {
@@ -143,8 +143,8 @@ JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
     *error = std::string("tracker at ") + url + ": " +
              (gerror ? gerror->message : "no answer");
   } else if (status != SOUP_STATUS_OK) {
-    *error = "tracker: HTTP " + std::to_string(status) + " " +
-             error_member(body);
+    *error =
+        "tracker: HTTP " + std::to_string(status) + " " + error_member(body);
     if (status == SOUP_STATUS_SERVICE_UNAVAILABLE) answer = JoinAnswer::kFull;
   } else if (team_from_json(body, team, error)) {
     answer = JoinAnswer::kTeam;

@@ -185,8 +185,8 @@ void on_join(SoupServer*, SoupServerMessage* msg, const char* path,
   }
   if (!team) {
     // Full for now: a launcher may be adding a team (docs/tracker.md).
-    soup_message_headers_replace(
-        soup_server_message_get_response_headers(msg), "Retry-After", "1");
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                 "Retry-After", "1");
     reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
           p2psp_tracker::error_json("no team of this channel has room"));
     return;
