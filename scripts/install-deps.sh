@@ -31,8 +31,9 @@ PACKAGES=(
   iproute2 nftables procps psmisc
   # style
   clang-format
-  # tools/tracker: HTTP server and JSON (issue 16)
-  libsoup-3.0-dev libjson-glib-dev
+  # tools/tracker: HTTP server and JSON (issue 16); its status page is
+  # checked in a real headless browser
+  libsoup-3.0-dev libjson-glib-dev chromium
   # tools/teamviz: SVG -> PNG
   librsvg2-bin
   # tests/interop, pipelines/icecast: a real Icecast 2 server (shout2send and
