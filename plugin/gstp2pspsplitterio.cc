@@ -525,31 +525,38 @@ void start_announcing(GstP2pspSplitterSink *self, const Settings &settings,
                       guint16 tcp_port, guint32 team_id) {
   if (settings.channel.empty()) return;
   const p2psp::Micros started_us = p2psp_gst::monotonic_now_us();
-  auto on_result = [self, settings](guint status, const std::string &error) {
-    if (status == 200) {
-      GST_INFO_OBJECT(self, "channel %s announced to %s",
-                      settings.channel.c_str(), settings.tracker.c_str());
-      return;
-    }
-    GST_ELEMENT_WARNING(
-        self, RESOURCE, WRITE,
-        ("The tracker at %s does not take channel %s", settings.tracker.c_str(),
-         settings.channel.c_str()),
-        ("HTTP status %u (0: unreachable): %s", status, error.c_str()));
-  };
-  self->priv->announcer = std::make_unique<p2psp_gst::TrackerAnnouncer>(
-      settings.tracker, settings.announce_key,
-      [self, settings, tcp_port, team_id, started_us] {
-        return snapshot(self, settings, tcp_port, team_id, started_us);
-      },
-      on_result);
-  self->priv->announcer->start();
+  gchar **uris = g_strsplit(settings.tracker.c_str(), ",", -1);
+  for (gchar **uri = uris; *uri != nullptr; ++uri) {
+    const std::string tracker = g_strstrip(*uri);
+    if (tracker.empty()) continue;
+    auto on_result = [self, tracker, settings](guint status,
+                                               const std::string &error) {
+      if (status == 200) {
+        GST_INFO_OBJECT(self, "channel %s announced to %s",
+                        settings.channel.c_str(), tracker.c_str());
+        return;
+      }
+      GST_ELEMENT_WARNING(
+          self, RESOURCE, WRITE,
+          ("The tracker at %s does not take channel %s", tracker.c_str(),
+           settings.channel.c_str()),
+          ("HTTP status %u (0: unreachable): %s", status, error.c_str()));
+    };
+    self->priv->announcers.push_back(
+        std::make_unique<p2psp_gst::TrackerAnnouncer>(
+            tracker, settings.announce_key,
+            [self, settings, tcp_port, team_id, started_us] {
+              return snapshot(self, settings, tcp_port, team_id, started_us);
+            },
+            on_result));
+    self->priv->announcers.back()->start();
+  }
+  g_strfreev(uris);
 }
 
 void stop_announcing(GstP2pspSplitterSink *self) {
-  if (!self->priv->announcer) return;
-  self->priv->announcer->stop();
-  self->priv->announcer.reset();
+  for (auto &announcer : self->priv->announcers) announcer->stop();
+  self->priv->announcers.clear();
 }
 
 }  // namespace p2psp_sink

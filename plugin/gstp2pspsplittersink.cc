@@ -703,9 +703,10 @@ void install_security_properties() {
       0, G_MAXUINT, DEFAULT_BURST_RATE, kReadWrite);
   properties[PROP_TRACKER] = g_param_spec_string(
       "tracker", "Tracker",
-      "Announce the team to this p2psp-tracker (http://host:port) under "
-      "\"channel\", every second, and withdraw it on stop: peers then join "
-      "with p2psp://tracker:port/channel (docs/tracker.md)",
+      "Announce the team to this p2psp-tracker (http://host:port; several, "
+      "comma-separated) under \"channel\", every second, and withdraw it on "
+      "stop: peers then join with p2psp://tracker:port/channel "
+      "(docs/tracker.md)",
       nullptr, kReadWrite);
   properties[PROP_CHANNEL] = g_param_spec_string(
       "channel", "Channel",

@@ -133,7 +133,7 @@ struct Settings {
   guint burst_max_bytes = DEFAULT_BURST_MAX_BYTES;
   guint burst_rate = DEFAULT_BURST_RATE; /* bits per second, 0: auto */
   /* Channels (docs/tracker.md): announce the team to this tracker. */
-  std::string tracker; /* http://host:port, empty: no tracker */
+  std::string tracker; /* http://host:port[,http://...], empty: none */
   std::string channel;
   std::string announce_key; /* never logged, never readable */
 };
@@ -188,7 +188,7 @@ struct SplitterSinkPrivate {
   p2psp_gst::PollThread poll;
   /* Announces the team to the tracker while running (streaming thread:
    * start/stop only). */
-  std::unique_ptr<p2psp_gst::TrackerAnnouncer> announcer;
+  std::vector<std::unique_ptr<p2psp_gst::TrackerAnnouncer>> announcers;
 
   /* Typefinding a stream that came without caps (streaming thread only):
    * the core it is done for, and the buffers held meanwhile. */

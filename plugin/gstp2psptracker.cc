@@ -4,8 +4,10 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <vector>
 
 namespace p2psp_gst {
 
@@ -114,10 +116,13 @@ std::string host_port(const std::string &host, int port) {
   return host_in_uri(host) + ":" + std::to_string(port);
 }
 
-JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
-                        const std::string &channel, const std::string &avoid,
-                        guint timeout_s, GCancellable *cancel,
-                        TeamAddress *team, std::string *error) {
+namespace {
+
+/* One tracker address (an IP literal or a name libsoup resolves). */
+JoinAnswer join_at(const std::string &tracker_host, int tracker_port,
+                   const std::string &channel, const std::string &avoid,
+                   guint timeout_s, GCancellable *cancel, TeamAddress *team,
+                   std::string *error) {
   std::string url = "http://" + host_in_uri(tracker_host) + ":" +
                     std::to_string(tracker_port) + "/v1/join/" + channel;
   if (!avoid.empty()) {
@@ -152,6 +157,46 @@ JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
   g_clear_error(&gerror);
   if (body) g_bytes_unref(body);
   return answer;
+}
+
+/* Every address the tracker's name has (several trackers behind one name),
+ * or the name itself when it does not resolve here (libsoup reports). */
+std::vector<std::string> tracker_addresses(const std::string &host,
+                                           GCancellable *cancel) {
+  std::vector<std::string> out;
+  GResolver *resolver = g_resolver_get_default();
+  GList *list =
+      g_resolver_lookup_by_name(resolver, host.c_str(), cancel, nullptr);
+  for (GList *l = list; l != nullptr; l = l->next) {
+    gchar *text = g_inet_address_to_string(G_INET_ADDRESS(l->data));
+    if (std::find(out.begin(), out.end(), text) == out.end())
+      out.push_back(text);
+    g_free(text);
+  }
+  g_resolver_free_addresses(list);
+  g_object_unref(resolver);
+  if (out.empty()) out.push_back(host);
+  return out;
+}
+
+}  // namespace
+
+JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
+                        const std::string &channel, const std::string &avoid,
+                        guint timeout_s, GCancellable *cancel,
+                        TeamAddress *team, std::string *error) {
+  const std::vector<std::string> addresses =
+      tracker_addresses(tracker_host, cancel);
+  const guint each_s = std::max<guint>(1, timeout_s / addresses.size());
+  bool full = false;
+  for (const std::string &address : addresses) {
+    const JoinAnswer answer = join_at(address, tracker_port, channel, avoid,
+                                      each_s, cancel, team, error);
+    if (answer == JoinAnswer::kTeam || answer == JoinAnswer::kCancelled)
+      return answer;
+    full |= answer == JoinAnswer::kFull;
+  }
+  return full ? JoinAnswer::kFull : JoinAnswer::kFailed;
 }
 
 TrackerAnnouncer::TrackerAnnouncer(

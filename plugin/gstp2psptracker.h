@@ -25,8 +25,10 @@ struct TeamAddress {
 enum class JoinAnswer { kTeam, kFull, kFailed, kCancelled };
 
 /* GET http://tracker_host:tracker_port/v1/join/CHANNEL (?avoid=the team that
- * just failed). kFull: the channel's teams are all full for now (503);
- * kFailed, with *error, on anything else. */
+ * just failed), at each address tracker_host resolves to in turn (several
+ * trackers behind one name) until one names a team. kFull: the channel's
+ * teams are all full for now (503); kFailed, with *error, when no tracker
+ * answered or none knows the channel. */
 JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
                         const std::string &channel, const std::string &avoid,
                         guint timeout_s, GCancellable *cancel,
