@@ -80,6 +80,16 @@ case "$SCEN" in
       decodes "$OUT/peer$i.ogg" 8 0.5
     done
     ;;
+  tracker-relay)
+    # docs/cookbook.md recipe 7: an Icecast relay server replaced by
+    # p2psp-channels and p2psp-tracker; peers join by channel name, late.
+    need_icecast
+    PEERS=2 SECS=12 run_scenario "$PIPES/tracker/replace-icecast-relay.sh" "$OUT"
+    no_icecast_left
+    for mount in news music; do
+      for i in 1 2; do decodes "$OUT/$mount-peer$i.ogg" 7 0.9; done
+    done
+    ;;
   icecast-late-joiner)
     need_icecast
     JOIN=3 REC=4 run_scenario "$PIPES/icecast/icecast-late-joiner.sh" "$OUT"
