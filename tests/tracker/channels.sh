@@ -11,6 +11,7 @@
 #     status JSON counts every peer,
 #   * killing one "tone" splitter (SIGKILL: no withdrawal) leaves all 4 tone
 #     peers playing again, in the other team, within 3 s,
+#   * playbin plays a channel URI,
 #   * a channel the tracker does not know is an element error, at once.
 . "$(dirname "$0")/../e2e/lib.sh"
 e2e_init tracker-channels
@@ -100,6 +101,18 @@ for i in 1 2 3 4; do
 done
 sizes=$(team_sizes tone)
 e2e_log "tone after the kill: $sizes"
+
+# playbin takes channel URIs (the URI handler): it plays "hush" for 3 s.
+timeout 4 gst-launch-1.0 -m playbin "uri=p2psp://127.0.0.1:$TP/hush" \
+  audio-sink="fakesink sync=true" video-sink=fakesink >"$E2E_TMP/playbin.log" 2>&1
+rc=$?
+if [ $rc -eq 124 ] && grep -q "GstP2pspSrcStart.*started" "$E2E_TMP/playbin.log" &&
+    ! grep -q "ERROR" "$E2E_TMP/playbin.log"; then
+  e2e_ok "playbin uri=p2psp://127.0.0.1:$TP/hush plays"
+else
+  e2e_fail "playbin with a channel URI (exit $rc)"
+  sed 's/^/    /' "$E2E_TMP/playbin.log" | grep -v "^    Got message" | head -8
+fi
 
 # An unknown channel: an element error naming the channel, not a hang.
 start=$(e2e_now)
