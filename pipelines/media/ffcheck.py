@@ -13,8 +13,9 @@ recording both accept is not accepted because of one library's leniency.
     cut short) or a non-zero exit fails the check;
   * `ffprobe -show_frames` decodes every stream and counts what comes out:
     video pictures / frame rate and audio samples / sample rate give each
-    stream's decoded duration, which must be >= R x S and <= S + 1.5 s
-    (the join burst may start a recording up to a GOP before the join);
+    stream's decoded duration, which must be >= R x S and <= S + E s
+    (--max-extra E, 1.5 by default: the join burst may start a recording
+    up to a GOP before the join);
   * there must be at least one stream, and each must decode something.
 Prints one line per stream and exits 1 on any failure.
 """
@@ -91,9 +92,11 @@ def main():
     ap.add_argument("file")
     ap.add_argument("--expect-seconds", type=float, required=True)
     ap.add_argument("--min-ratio", type=float, default=0.9)
+    ap.add_argument("--max-extra", type=float, default=1.5,
+                    help="seconds a stream may last beyond S (default 1.5)")
     ap.add_argument("--json")
     a = ap.parse_args()
-    problems = ["ffmpeg: " + l for l in ffmpeg_errors(a.file)[:8]]
+    problems = ["ffmpeg: " + l.replace(a.file, "FILE") for l in ffmpeg_errors(a.file)[:8]]
     try:
         streams = streams_of(probe(a.file))
     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
@@ -101,7 +104,7 @@ def main():
         problems.append(f"ffprobe: {e}")
     if not streams:
         problems.append("no audio or video stream")
-    lo, hi = a.min_ratio * a.expect_seconds, a.expect_seconds + 1.5
+    lo, hi = a.min_ratio * a.expect_seconds, a.expect_seconds + a.max_extra
     for i, st in sorted(streams.items()):
         span = "" if st["first"] is None else f" (pts {st['first']:.3f} .. {st['last']:.3f})"
         what = f"{st['frames']} frames" if st["kind"] == "video" else f"{st['samples']} samples at {st['rate']} Hz"

@@ -26,7 +26,7 @@
 # element or tool it needs is missing.
 set -u
 ROWS="ogg-theora-vorbis-icecast-oggparse ogg-theora-vorbis-icecast-raw
-ogg-vp8-opus-icecast-oggparse ogg-vp8-opus-icecast-raw
+ogg-vp8-opus-tcp-oggparse ogg-vp8-opus-tcp-raw
 ts-h264-aac-udp-raw ts-h264-aac-udp-tsparse ts-h264-aac-srt-raw
 webm-vp8-opus-icecast-matroskaparse webm-vp9-opus-icecast-raw
 flv-h264-aac-tcp-raw mp3-icecast-raw aac-icecast-raw"
@@ -86,10 +86,9 @@ case "$PARSER" in
   *) echo "unknown parser $PARSER" >&2; exit 2 ;;
 esac
 
-# put_stream PORT MOUNT TYPE: stdin to Icecast as a source (HTTP PUT, as
+# put.py PORT MOUNT TYPE: stdin to Icecast as a source (HTTP PUT, as
 # Icecast 2.4 takes it from ffmpeg or curl): shout2send takes no AAC.
-put_stream() {
-  /usr/bin/python3 - "$@" <<'PY'
+cat >"$OUT/put.py" <<'PY'
 import base64, os, socket, sys
 port, mount, ctype = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 auth = base64.b64encode(b"source:" + os.environ["ICECAST_PASSWORD"].encode()).decode()
@@ -103,7 +102,6 @@ while True:
     s.sendall(b)
 s.close()
 PY
-}
 export ICECAST_PASSWORD
 
 case "$FEED" in
@@ -116,7 +114,7 @@ case "$FEED" in
     MOUNT=/live.$ext
     if [ "$FORMAT" = aac ]; then
       # shellcheck disable=SC2086
-      run_bg source bash -c "gst-launch-1.0 -q -e $MUX ! fdsink fd=1 $TAIL | $(declare -f put_stream); put_stream $ICE $MOUNT $ctype"
+      run_bg source bash -c "gst-launch-1.0 -q -e $MUX ! fdsink fd=1 $TAIL | /usr/bin/python3 $OUT/put.py $ICE $MOUNT $ctype"
     else
       # shellcheck disable=SC2086
       run_bg source gst-launch-1.0 -e $MUX ! shout2send ip=127.0.0.1 port="$ICE" \
@@ -165,18 +163,25 @@ rc=0
 T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
 wait_exit "$SOURCE" $((SECS + 20)) || { log "the source did not finish"; rc=1; }
 [ "$RC" = 0 ] || { log "source exit $RC"; tail -5 "$OUT/source.log"; rc=1; }
-T1=$(date +%s.%N)
-RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
 # Icecast and TCP feeds end with the source; UDP and SRT need an EOS
 # (gst-launch -e on SIGINT), which the splitter passes on to the peer.
-wait_exit "$SPLITTER" 3 || stop_proc "$SPLITTER" 10
+case "$FEED" in
+  udp | srt) sleep 0.5; stop_proc "$SPLITTER" 10 ;;
+  *) wait_exit "$SPLITTER" 5 || stop_proc "$SPLITTER" 10 ;;
+esac
 [ "$RC" = 0 ] || { log "splitter exit $RC"; rc=1; }
+# The recorded time: the peer's PLAYING to its end of stream (a feed that
+# runs behind the source, as through Icecast, ends later than the source).
 wait_exit "$PEER" 10 || { log "the peer did not get EOS"; stop_proc "$PEER" 5; rc=1; }
 [ "$RC" = 0 ] || { log "peer exit $RC"; rc=1; }
+T1=$(date +%s.%N)
+RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
 size=$(stat -c %s "$OUT/peer.$ext" 2>/dev/null || echo 0)
 start=$(grep -a -o 'GstP2pspSrcStart, status=(string)started[^;]*started-at=(string)[a-z-]*' "$OUT/peer.log" | head -1)
 log "peer recorded ${RECORDED}s, $size bytes; ${start:-no GstP2pspSrcStart started}"
-"$FFCHECK" "$OUT/peer.$ext" --expect-seconds "$RECORDED" --min-ratio "$MIN_RATIO" --json "$OUT/ffcheck.json" |
+# --max-extra: the join burst starts the recording at the latest keyframe,
+# up to a GOP (1 s) before the join.
+"$FFCHECK" "$OUT/peer.$ext" --expect-seconds "$RECORDED" --min-ratio "$MIN_RATIO" --max-extra 2.5 --json "$OUT/ffcheck.json" |
   sed 's/^/    /' | tee "$OUT/ffcheck.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 ratio=$(sed -n 's/.*"ratio": \([0-9.]*\).*/\1/p' "$OUT/ffcheck.json" | head -1)
