@@ -39,6 +39,9 @@ PACKAGES=(
   # tests/interop, pipelines/icecast: a real Icecast 2 server (shout2send and
   # souphttpsrc come with gstreamer1.0-plugins-good)
   icecast2
+  # tests/interop media-*/feed-* and bench/media-matrix.sh: an outside
+  # decoder (ffmpeg/ffprobe) checks what late joiners recorded
+  ffmpeg
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

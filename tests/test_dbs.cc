@@ -929,15 +929,16 @@ TEST(Dbs, OggparseFedLateJoinerGetsHeadersAndStartsAtKeyframePage) {
 
 // ------------------------------------------------------ join burst (7.4) ---
 
-// A team of 6 streaming a 1 s GOP; a peer joins 1.5 s in, when the latest
-// keyframe is buffer 100 (1.05 s).
+// A team of 6 (or `members`) streaming a 1 s GOP; a peer joins 1.5 s in,
+// when the latest keyframe is buffer 100 (1.05 s).
 struct BurstScenario {
   static constexpr Micros kJoinAt = kStreamStart + 1500000;
   static constexpr size_t kLatestKeyframe = 100;
   explicit BurstScenario(const SplitterConfig& config = splitter_config(1024),
-                         const PeerConfig& joiner = PeerConfig())
+                         const PeerConfig& joiner = PeerConfig(),
+                         int members = 6)
       : team(config) {
-    for (int i = 0; i < 6; ++i) team.add_peer();
+    for (int i = 0; i < members; ++i) team.add_peer();
     spec.count = 285;
     spec.gop = 100;
     stream = make_stream(spec);
@@ -986,6 +987,26 @@ TEST(Dbs, JoinBurstStartsTheJoinerAtTheLatestKeyframeAtOnce) {
     EXPECT_EQ(s.team.peer(i).peer.stats().rejected_datagrams, 0u);
     expect_identical_from(buffers_of(s.team.peer(i)), s.stream, 0);
   }
+}
+
+// The first viewer of a team is a late joiner too: the chunks cut while the
+// team was empty were sent to nobody, but kept for its burst.
+TEST(Dbs, FirstJoinerOfAnEmptyTeamGetsAJoinBurstToo) {
+  BurstScenario s(splitter_config(1024), PeerConfig(), 0);
+  s.team.net.run_until(BurstScenario::kJoinAt + 100000);
+  const auto early = buffers_of(s.joiner());
+  ASSERT_GE(early.size(), 40u);
+  EXPECT_EQ(s.first_input_index(), BurstScenario::kLatestKeyframe);
+  s.team.finish(s.stream, kStreamStart);
+  expect_identical_from(buffers_of(s.joiner()), s.stream,
+                        BurstScenario::kLatestKeyframe);
+  const SplitterStats& st = s.team.sp().stats();
+  const PeerStats& ps = s.joiner().peer.stats();
+  EXPECT_EQ(st.bursts, 1u);
+  EXPECT_GT(st.burst_chunks, 40u);
+  EXPECT_EQ(ps.burst_chunks, st.burst_chunks);
+  EXPECT_EQ(ps.lost, 0u);
+  EXPECT_EQ(ps.rejected_datagrams, 0u);
 }
 
 TEST(Dbs, JoinBurstIsPacedAtTheConfiguredRate) {

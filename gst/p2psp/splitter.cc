@@ -871,7 +871,12 @@ struct Splitter::Impl {
     ++stats.chunks_cut;
     start_points.note_chunk(number, framer.cut_end(), now);
     if (members.empty()) {
+      // Sent to nobody, but kept: the first joiner of an empty team is a
+      // late joiner too, and its join burst needs these chunks (7.4).
       ++stats.chunks_dropped;
+      remember(number, kNoMemberOrigin,
+               std::make_shared<const Bytes>(
+                   encode(number, kNoMemberOrigin, now, chunk)));
       return;
     }
     round_robin %= members.size();

@@ -53,6 +53,9 @@ constexpr size_t kChunkHeaderSize = 16;
 constexpr size_t kChunkOriginSize = 4;
 // ChunkMsg::origin of a chunk whose origin is implicit; peer ids start at 1.
 constexpr uint32_t kImplicitOrigin = 0;
+// ChunkMsg::origin of a chunk cut while the team was empty: sent to nobody,
+// kept only for join bursts (docs/protocol.md 7.4); never a peer id.
+constexpr uint32_t kNoMemberOrigin = 0xFFFFFFFFu;
 // Largest UDP payload that crosses a 1500-byte MTU without fragmentation
 // over IPv6 (1500 - 40 - 8); IPv4 allows 1472. The default chunk size keeps
 // even a chunk with an explicit origin within it, for either family.

@@ -19,7 +19,9 @@ and checks, exiting 1 on any failure:
   * each video decoder output one picture per encoded frame (headers aside);
   * the pictures are contiguous: count == (last pts - first pts) x fps + 1,
     and the audio samples cover (last pts - first pts) (no hole inside);
-  * with --expect-seconds S: every stream lasts between R x S and S + 1.5 s
+  * with --expect-seconds S: every stream lasts between R x S and S + E s
+    (--max-extra E, 1.5 by default; a join burst, docs/protocol.md 7.4,
+    starts a late joiner's recording up to a GOP before its join)
     (what a recording of S seconds of a live stream should hold).
 With --json OUT the figures are also written as JSON.
 
@@ -215,6 +217,7 @@ def main():
     ap.add_argument("--expect-seconds", type=float)
     ap.add_argument("--min-ratio", type=float, default=0.6)
     ap.add_argument("--fps", type=float, default=25)
+    ap.add_argument("--max-extra", type=float, default=1.5)
     ap.add_argument("--json")
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -298,7 +301,7 @@ def main():
                 problems.append(f"{st['caps']}: {secs:.2f} s of samples over {span:.2f} s of "
                                 f"timestamps (holes)")
         if a.expect_seconds:
-            lo, hi = a.min_ratio * a.expect_seconds, a.expect_seconds + 1.5
+            lo, hi = a.min_ratio * a.expect_seconds, a.expect_seconds + a.max_extra
             if not lo <= secs <= hi:
                 problems.append(f"{st['caps']}: {secs:.2f} s decoded, expected "
                                 f"{lo:.2f} .. {hi:.2f} s")
