@@ -154,6 +154,13 @@ struct Link {
   bool splitter_shutdown = false;
   Micros shutdown_at_us = 0;
   uint64_t chunks_seen = 0;
+  // The UDP socket's kernel side, copied from the poll thread's
+  // UdpBuffers for stats (docs/elements.md).
+  struct {
+    uint64_t kernel_drops = 0;
+    int receive_buffer = 0;
+    int send_buffer = 0;
+  } udp_kernel;
   // Items popped by the poll thread, in order, for the streaming thread: it
   // is woken only when there is one (or news), not for every datagram.
   std::deque<p2psp::StreamItem> ready;
@@ -194,6 +201,7 @@ struct Sockets {
   bool tcp_close_requested = false;
   bool tcp_closed = false;
   GRef<GSocket> udp;
+  p2psp_gst::UdpBuffers udp_buffers;  // sized from the traffic, drop counter
   std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
   std::vector<uint8_t> tcp_rx;
 };
