@@ -33,7 +33,8 @@ struct ReceivedDatagram {
  * again before the next poll. With kernel_drops, and SO_RXQ_OVFL enabled on
  * the socket (UdpBuffers::attach), *kernel_drops is set to the kernel's
  * count of datagrams it dropped for this socket (receive buffer full), when
- * the batch carried it. */
+ * the batch carried it. The kernel stamps the count on each datagram it
+ * queues: drops after the last queued datagram show with the next one. */
 size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
                          uint32_t *kernel_drops = nullptr);
 
