@@ -40,6 +40,9 @@ LATENCY=latency=$((200 * ${P2PSP_TIME_SCALE:-1}))
 
 t0=$(e2e_now)
 e2e_start_splitter "$DESC" wait-for-peers=$PEERS
+# The peers come a second later, as people starting them would: the live
+# source has a second of stream waiting for the team when it is complete.
+sleep 1
 PEER_PIDS=()
 for i in $(seq $PEERS); do
   if [ "$i" = "$STATS_PEER" ]; then
