@@ -335,7 +335,9 @@ void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
   emit_signals(self, signals);
 }
 
-void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
+// Rewrites the poll list only when what is watched changed (the TCP
+// socket's write interest, its end): most rounds keep the registered set.
+bool watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::unique_lock<std::mutex> lock(priv->core_lock);
   if (priv->net.tcp_close_requested && !priv->net.tcp->wants_write() &&
@@ -343,13 +345,19 @@ void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
     // The peer is done with the splitter: stop watching, close in stop().
     priv->net.tcp_closed = true;
   }
+  int condition = 0;
   if (!priv->net.tcp_closed) {
-    int condition = G_IO_IN;
+    condition = G_IO_IN;
     if (priv->net.tcp->wants_write()) condition |= G_IO_OUT;
+  }
+  if (!list.empty() && condition == priv->net.watched_tcp) return false;
+  priv->net.watched_tcp = condition;
+  list.clear();
+  if (condition != 0)
     list.emplace_back(priv->net.tcp->socket(),
                       static_cast<GIOCondition>(condition));
-  }
   list.emplace_back(priv->net.udp.get(), G_IO_IN);
+  return true;
 }
 
 // GstP2pspSrcLoss, at most once a second, when chunks were lost or
@@ -404,10 +412,10 @@ Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
 bool start_poll_thread(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   // Its period is io-interval, which set_property keeps up to date.
-  return priv->poll.start(
+  return priv->poll.start_cached(
       "p2pspsrc-io",
       [self](p2psp_gst::PollThread::WatchList& list) {
-        watch_sockets(self, list);
+        return watch_sockets(self, list);
       },
       [self](GSocket* socket, GIOCondition condition) {
         if (socket == self->priv->net.udp.get())

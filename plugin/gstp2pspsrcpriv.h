@@ -200,6 +200,8 @@ struct Sockets {
   std::unique_ptr<p2psp_gst::TcpConnection> tcp;
   bool tcp_close_requested = false;
   bool tcp_closed = false;
+  // The TCP conditions in the poll thread's current list (0: not watched).
+  int watched_tcp = -1;
   GRef<GSocket> udp;
   p2psp_gst::UdpBuffers udp_buffers;  // sized from the traffic, drop counter
   std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
@@ -279,7 +281,7 @@ void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why);
 void read_tcp(GstP2pspSrc* self, Micros now,
               std::vector<NeighbourSignal>* signals);
 void on_tcp_io(GstP2pspSrc* self, GIOCondition condition);
-void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list);
+bool watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list);
 GstStructure* loss_message_if_due(GstP2pspSrcPrivate* priv, Micros now);
 Micros on_poll_timer(GstP2pspSrc* self, Micros now);
 bool start_poll_thread(GstP2pspSrc* self);

@@ -172,10 +172,10 @@ size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
     batch[i].from = endpoint_from_sockaddr(addresses[i]);
     batch[i].size = messages[i].msg_len;
   }
-  if (kernel_drops != nullptr) read_drop_counter(messages[got - 1].msg_hdr, kernel_drops);
+  if (kernel_drops != nullptr)
+    read_drop_counter(messages[got - 1].msg_hdr, kernel_drops);
   return static_cast<size_t>(got);
 }
-
 
 void UdpBuffers::attach(GSocket *sock) {
   *this = UdpBuffers();

@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -129,6 +130,11 @@ struct PollThread::Impl {
   std::atomic<p2psp::Micros> period{0};
   std::atomic<bool> again{false};
   int wake_fd = -1;
+  /* The sockets stay registered in it from round to round: the set is
+   * only changed when the watch callback rewrote its list, where poll()
+   * was handed the whole list on every round. */
+  int epoll_fd = -1;
+  std::vector<int> registered;
   CachedWatchCallback watches;
   SocketCallback on_io;
   TimerCallback on_timer;
@@ -137,7 +143,26 @@ struct PollThread::Impl {
   void drain_wake_fd() const;
   int poll_timeout_ms(p2psp::Micros deadline) const;
   void sleep_until_round(p2psp::Micros round) const;
+  void register_list(const WatchList &list);
 };
+
+/* Replaces the registered set with `list`; data.u32 is the index in the
+ * list plus one (0: the wake-up fd). A socket closed since the last list
+ * left the set by itself, so failures to remove are expected. */
+void PollThread::Impl::register_list(const WatchList &list) {
+  for (int fd : registered) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  registered.clear();
+  for (size_t i = 0; i < list.size(); i++) {
+    epoll_event ev{};
+    /* GIOCondition values are the poll() bits, and the EPOLL* bits are
+     * the same numbers. */
+    ev.events = static_cast<uint32_t>(list[i].second);
+    ev.data.u32 = static_cast<uint32_t>(i + 1);
+    const int fd = g_socket_get_fd(list[i].first);
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+      registered.push_back(fd);
+  }
+}
 
 void PollThread::Impl::drain_wake_fd() const {
   uint64_t value;
@@ -168,24 +193,13 @@ void PollThread::Impl::sleep_until_round(p2psp::Micros round) const {
 
 void PollThread::Impl::run() {
   WatchList list;
-  std::vector<pollfd> fds;
+  constexpr int kMaxEvents = 16;
+  epoll_event events[kMaxEvents];
   p2psp::Micros deadline = on_timer(monotonic_now_us());
   p2psp::Micros last_round = 0;
   bool sockets_quiet = false;
-  fds.assign(1, pollfd{wake_fd, POLLIN, 0});
   while (!stopping.load()) {
-    if (watches(list)) {
-      fds.assign(1, pollfd{wake_fd, POLLIN, 0});
-      for (const auto &watch : list) {
-        /* GIOCondition values are the poll() bits on every platform GLib
-         * supports with poll(). */
-        fds.push_back(pollfd{g_socket_get_fd(watch.first),
-                             static_cast<short>(watch.second), 0});
-      }
-    } else {
-      /* The same list as last round: poll() only rewrites revents. */
-      for (pollfd &fd : fds) fd.revents = 0;
-    }
+    if (watches(list)) register_list(list);
 
     int timeout = poll_timeout_ms(deadline);
     const p2psp::Micros p = period.load();
@@ -198,16 +212,20 @@ void PollThread::Impl::run() {
       if (!again.exchange(false)) sleep_until_round(last_round + p);
       timeout = 0;
     }
-    int ready = poll(fds.data(), fds.size(), timeout);
+    int ready = epoll_wait(epoll_fd, events, kMaxEvents, timeout);
     if (p > 0) last_round = monotonic_now_us();
     if (ready < 0 && errno != EINTR) break;
     if (stopping.load()) break;
-    if (fds[0].revents != 0) drain_wake_fd();
     sockets_quiet = true;
-    for (size_t i = 1; ready > 0 && i < fds.size(); i++) {
-      if (fds[i].revents == 0) continue;
+    for (int i = 0; i < ready; i++) {
+      const uint32_t index = events[i].data.u32;
+      if (index == 0) {
+        drain_wake_fd();
+        continue;
+      }
+      if (index > list.size()) continue;
       sockets_quiet = false;
-      on_io(list[i - 1].first, static_cast<GIOCondition>(fds[i].revents));
+      on_io(list[index - 1].first, static_cast<GIOCondition>(events[i].events));
     }
     /* I/O and other threads (that called wake()) can move the deadline, so
      * the timer callback is asked again every round, not only when due. */
@@ -236,6 +254,18 @@ bool PollThread::start_cached(const char *name, CachedWatchCallback watches,
   if (impl_->thread.joinable()) return false;
   impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) return false;
+  impl_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.u32 = 0;
+  if (impl_->epoll_fd < 0 ||
+      epoll_ctl(impl_->epoll_fd, EPOLL_CTL_ADD, impl_->wake_fd, &wake) != 0) {
+    if (impl_->epoll_fd >= 0) close(impl_->epoll_fd);
+    close(impl_->wake_fd);
+    impl_->wake_fd = impl_->epoll_fd = -1;
+    return false;
+  }
+  impl_->registered.clear();
   impl_->stopping = false;
   impl_->watches = std::move(watches);
   impl_->on_io = std::move(on_io);
@@ -258,7 +288,8 @@ void PollThread::stop() {
   if (impl_->thread.get_id() == std::this_thread::get_id()) return;
   impl_->thread.join();
   close(impl_->wake_fd);
-  impl_->wake_fd = -1;
+  close(impl_->epoll_fd);
+  impl_->wake_fd = impl_->epoll_fd = -1;
   impl_->watches = nullptr;
   impl_->on_io = nullptr;
   impl_->on_timer = nullptr;
