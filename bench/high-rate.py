@@ -5,8 +5,10 @@ For each team size N and stream rate R: a splitter fed raw audio in real
 time (audiotestsrc is-live, S32LE at 48 kHz, C channels: 1.536 Mb/s each;
 `wait-for-peers=N`, so the team is complete from the first buffer) and N
 peers, each its own `gst-launch-1.0 -m p2pspsrc ! fakesink` process, on the
-loopback of a private network namespace. After the team is complete and a
-warm-up, a window of W seconds is measured from /proc:
+loopback of a private network namespace, started a second after the
+splitter (--peer-delay), as people would start them: the live source has
+that second of stream waiting when the team is complete. After the team is
+complete and a warm-up, a window of W seconds is measured from /proc:
 
   * CPU per delivered chunk copy: the peers' CPU time (utime + stime) over
     the window / the datagrams the namespace received (Udp InDatagrams:
@@ -23,13 +25,15 @@ Raw UDP in the same namespace and run: `iperf3 -u -l 1448 -b 0` (the
 ceiling: datagrams/s and CPU per datagram, client + server), and, for the
 1 Mb/s row, iperf3 paced at one peer's datagram rate (`--pacing-timer`), as
 in docs/benchmarks.md. A team of N at R chunks/s needs about 2 N R datagram
-operations a second (every copy is sent once and received once); `ceiling`
-is that over iperf3's unlimited datagrams/s x 2 (one send, one receive).
+operations a second (every copy is sent once and received once); `of the
+ceiling` is that over iperf3's unlimited datagram operations a second (its
+datagrams sent plus received a second).
 
   sudo bench/high-rate.py [--sizes 5,10] [--rates 10,25,50] [--window 6]
                           [--out bench/out/high-rate] [--one-mbps]
+                          [--label NAME] [--compare OTHER/results.json]
 
-Writes OUT/results.json, OUT/table.md and OUT/high-rate.png (gnuplot).
+Writes OUT/results.json, OUT/table.md and OUT/high-rate.svg (gnuplot).
 Needs root (ip netns), the plugin built (GST_PLUGIN_PATH, default build/),
 iperf3, PyGObject (for the splitter's stats) and gnuplot for the plot.
 """
@@ -157,7 +161,9 @@ def run_team(a, n, mbps):
     tag = f"n{n}-r{mbps:g}"
     out = os.path.join(a.out, tag)
     os.makedirs(out, exist_ok=True)
-    seconds = a.warmup + a.window + 1
+    # The stream outlasts the window by a few seconds (the backlog leaves
+    # faster than real time, so it ends early).
+    seconds = int(a.peer_delay + a.warmup + a.window + 4)
     # Buffers of 10 ms (480 samples at 48 kHz, 320 at 32 kHz).
     spb = 320 if "32000" in caps else 480
     splitter_log = os.path.join(out, "splitter.log")
@@ -168,8 +174,11 @@ def run_team(a, n, mbps):
          "p2pspsplittersink", "name=splitter", "host=127.0.0.1", "port=0",
          f"wait-for-peers={n}"], splitter_log)
     port = wait_for_port(splitter_log, splitter)
+    # As people starting peers by hand would: the live source has that much
+    # stream waiting for the team when it is complete (issue 17's case).
+    time.sleep(a.peer_delay)
     peers = [spawn(["gst-launch-1.0", "-m", "p2pspsrc",
-                    f"uri=p2psp://127.0.0.1:{port}", "latency=200", "!",
+                    f"uri=p2psp://127.0.0.1:{port}", "latency=200"] + a.peer_props + ["!",
                     "fakesink"], os.path.join(out, f"peer{i}.log"))
              for i in range(n)]
     pids = [child_pid(p) for p in peers]
@@ -233,31 +242,54 @@ def iperf(pps=0, seconds=5, size=1448):
             "us_per_datagram": (send_s / sent + recv_s / got) * 1e6}
 
 
+def write_plot_data(path, rows):
+    """One gnuplot index per team size: Mb/s, % delivered, us per copy."""
+    sizes = sorted({r["n"] for r in rows})
+    with open(path, "w") as f:
+        for n in sizes:
+            for r in sorted((r for r in rows if r["n"] == n), key=lambda r: r["mbps"]):
+                f.write(f"{r['mbps']:.2f} {100 * (1 - (r['clr_worst'] or 0)):.4f} "
+                        f"{r['us_per_copy'] or 0:.2f}\n")
+            f.write("\n\n")
+    return sizes
+
+
 def plot(a, rows):
+    """Delivery and CPU per copy against the stream's rate; with --compare,
+    that run's teams too, dashed (e.g. the code before a change)."""
     if not shutil.which("gnuplot"):
         log("no gnuplot: no plot")
         return
     data = os.path.join(a.out, "plot.dat")
-    with open(data, "w") as f:
-        for n in sorted({r["n"] for r in rows}):
-            for r in sorted((r for r in rows if r["n"] == n), key=lambda r: r["mbps"]):
-                f.write(f"{r['mbps']:.2f} {100 * (1 - (r['clr_worst'] or 0)):.4f} "
-                        f"{r['us_per_copy'] or 0:.2f} {r['retransmit_pct'] or 0:.3f}\n")
-            f.write("\n\n")
-    sizes = sorted({r["n"] for r in rows})
+    sizes = write_plot_data(data, rows)
+    left = [f"'{data}' index {i} using 1:2 with linespoints lw 2 title 'N = {n}'"
+            for i, n in enumerate(sizes)]
+    right = [f"'{data}' index {i} using 1:3 with linespoints lw 2 title 'N = {n}'"
+             for i, n in enumerate(sizes)]
+    if a.compare:
+        with open(a.compare) as f:
+            other = json.load(f)
+        odata = os.path.join(a.out, "plot-compare.dat")
+        osizes = write_plot_data(odata, other["teams"])
+        name = other.get("label") or "compared"
+        left += [f"'{odata}' index {i} using 1:2 with linespoints dt 2 title 'N = {n}, {name}'"
+                 for i, n in enumerate(osizes)]
+        right += [f"'{odata}' index {i} using 1:3 with linespoints dt 2 title 'N = {n}, {name}'"
+                  for i, n in enumerate(osizes)]
     script = f"""
-set terminal pngcairo size 900,420
-set output '{os.path.join(a.out, "high-rate.png")}'
+set terminal svg size 960,420
+set output '{os.path.join(a.out, "high-rate.svg")}'
 set multiplot layout 1,2
 set xlabel 'stream Mb/s'
-set ylabel 'delivered to the worst peer, %'
-set yrange [*:100.5]
+set ylabel 'stream delivered to the worst peer, %'
+set yrange [0:105]
 set key bottom left
-plot {", ".join(f"'{data}' index {i} using 1:2 with linespoints title 'N = {n}'" for i, n in enumerate(sizes))}
+plot {", ".join(left)}
 set ylabel 'CPU per delivered chunk copy, us'
-set yrange [0:*]
+set yrange [1:*]
+set logscale y
 set key top right
-plot {", ".join(f"'{data}' index {i} using 1:3 with linespoints title 'N = {n}'" for i, n in enumerate(sizes))}, {a.iperf_us:.2f} title 'iperf3 -b 0, us per datagram' with lines dt 2
+plot {", ".join(right)}, {a.iperf_us:.2f} title 'iperf3 -b 0, per datagram' with lines dt 3
 unset multiplot
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
@@ -289,7 +321,14 @@ def main():
     ap.add_argument("--one-mbps", action="store_true",
                     help="also a 1 Mb/s team, against iperf3 paced at one peer's rate")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/out/high-rate"))
+    ap.add_argument("--label", default="", help="a name for this run in results.json")
+    ap.add_argument("--compare", help="another run's results.json, plotted dashed")
+    ap.add_argument("--peer-delay", type=float, default=1.0,
+                    help="seconds between the splitter's start and the peers'")
+    ap.add_argument("--peer-props", default="",
+                    help="extra p2pspsrc properties, space-separated (e.g. io-interval=5)")
     a = ap.parse_args()
+    a.peer_props = a.peer_props.split()
     os.makedirs(a.out, exist_ok=True)
     os.environ.setdefault("GST_PLUGIN_PATH", os.path.join(ROOT, "build/plugin"))
     subprocess.run(["ip", "netns", "add", NS], check=True)
@@ -299,7 +338,12 @@ def main():
             load0 = f.read().split()[:3]
         unl = iperf()
         a.iperf_us = unl["us_per_datagram"]
-        ceiling = 2 * unl["received_pps"]
+        # Datagram operations a second: each datagram iperf3 sent is one
+        # (it crossed the whole send path, loopback included, even when the
+        # receiver's buffer then dropped it), each it received another. Its
+        # server falls behind its client on a loaded machine, so the sum is
+        # steadier than either.
+        ceiling = unl["pps"] + unl["received_pps"]
         log(f"iperf3 -b 0: {unl['pps']:.0f} datagrams/s sent, {unl['received_pps']:.0f} received, "
             f"{unl['us_per_datagram']:.2f} us per datagram")
         rows = []
@@ -322,7 +366,7 @@ def main():
             f"{unl2['us_per_datagram']:.2f} us per datagram")
         with open("/proc/loadavg") as f:
             load1 = f.read().split()[:3]
-        res = {"iperf_unlimited": unl, "iperf_unlimited_after": unl2, "iperf_paced_one_peer": paced,
+        res = {"label": a.label, "peer_props": a.peer_props, "peer_delay_s": a.peer_delay, "ceiling_ops_per_s": ceiling, "iperf_unlimited": unl, "iperf_unlimited_after": unl2, "iperf_paced_one_peer": paced,
                "loadavg_start": load0, "loadavg_end": load1, "teams": rows,
                "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
         with open(os.path.join(a.out, "results.json"), "w") as f:

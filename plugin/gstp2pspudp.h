@@ -106,12 +106,15 @@ class UdpBuffers {
  * splitter sent a second of a 25 Mb/s stream (over 2000 datagrams) in one
  * burst, more than the peers' sockets hold, and the dropped datagrams
  * wrecked the team's chunk debts for good (docs/benchmarks.md, "High
- * rates"). While buffers come late, they leave at most kSpeed times as fast
- * as real time, counted from the first late one; a buffer on time ends the
+ * rates"). While buffers come late, they leave at most kSpeedPercent % as
+ * fast as real time, counted from the first late one; a buffer on time ends the
  * catch-up. Times in microseconds; running times of the stream. */
 class CatchUpPacer {
  public:
-  static constexpr uint64_t kSpeed = 2;
+  /* Catch-up speed, percent of real time. A team's load during the
+   * catch-up is this much of its steady load: 2x broke a team of 10 at
+   * 100 Mb/s on a loaded 2-core machine (docs/benchmarks.md). */
+  static constexpr uint64_t kSpeedPercent = 150;
   /* How long to wait before sending the buffer of running time `rt`, which
    * the clock says is late (or not), at monotonic time `now`. */
   p2psp::Micros delay(bool late, p2psp::Micros rt, p2psp::Micros now) {
@@ -125,7 +128,7 @@ class CatchUpPacer {
       wall0_ = now;
       return 0;
     }
-    const p2psp::Micros due = wall0_ + (rt - rt0_) / kSpeed;
+    const p2psp::Micros due = wall0_ + (rt - rt0_) * 100 / kSpeedPercent;
     return due > now ? due - now : 0;
   }
   bool active() const { return active_; }

@@ -139,21 +139,29 @@ TEST(CatchUpPacer, OnTimeBuffersAreNeverHeld) {
   EXPECT_FALSE(p.active());
 }
 
-TEST(CatchUpPacer, ALateBacklogLeavesAtTwiceRealTime) {
+/* A late buffer's wait, at the pacer's speed. */
+p2psp::Micros Paced(p2psp::Micros stream_us) {
+  return stream_us * 100 / CatchUpPacer::kSpeedPercent;
+}
+
+TEST(CatchUpPacer, ALateBacklogLeavesFasterThanRealTimeButNotAtOnce) {
+  static_assert(CatchUpPacer::kSpeedPercent > 100, "never catches up");
   CatchUpPacer p;
   const p2psp::Micros now = 7000000;
   /* A second of 10 ms buffers, all late, all offered at once. */
   EXPECT_EQ(p.delay(true, 0, now), 0u);
   EXPECT_TRUE(p.active());
-  EXPECT_EQ(p.delay(true, 10000, now), 10000u / CatchUpPacer::kSpeed);
-  EXPECT_EQ(p.delay(true, 1000000, now), 1000000u / CatchUpPacer::kSpeed);
+  EXPECT_EQ(p.delay(true, 10000, now), Paced(10000));
+  EXPECT_EQ(p.delay(true, 1000000, now), Paced(1000000));
+  EXPECT_GT(Paced(1000000), 0u);
+  EXPECT_LT(Paced(1000000), 1000000u);
   /* Offered later than its pace: no wait. */
-  EXPECT_EQ(p.delay(true, 20000, now + 50000), 0u);
+  EXPECT_EQ(p.delay(true, 20000, now + Paced(20000) + 1), 0u);
   /* A buffer on time ends the catch-up; the next late one starts anew. */
   EXPECT_EQ(p.delay(false, 1010000, now + 600000), 0u);
   EXPECT_FALSE(p.active());
   EXPECT_EQ(p.delay(true, 3000000, now + 700000), 0u);
-  EXPECT_EQ(p.delay(true, 3100000, now + 700000), 100000u / 2);
+  EXPECT_EQ(p.delay(true, 3100000, now + 700000), Paced(100000));
 }
 
 TEST(CatchUpPacer, RunningTimeGoingBackRestarts) {
@@ -162,7 +170,7 @@ TEST(CatchUpPacer, RunningTimeGoingBackRestarts) {
   /* A new segment: running time starts over; no wait computed from the
    * old origin (it would underflow). */
   EXPECT_EQ(p.delay(true, 0, 200), 0u);
-  EXPECT_EQ(p.delay(true, 40000, 200), 20000u);
+  EXPECT_EQ(p.delay(true, 40000, 200), Paced(40000));
 }
 
 }  // namespace
