@@ -399,7 +399,7 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
 }
 
 /* With sync=TRUE, a backlog of late buffers leaves at most
- * CatchUpPacer::kSpeed times as fast as real time (see there why). The wait
+ * CatchUpPacer::kSpeedPercent % of real-time speed (see there why). The wait
  * ends early on unlock() (flush, state change). */
 void pace_catch_up(GstP2pspSplitterSink *self, GstClockTime running_time) {
   GstBaseSink *sink = GST_BASE_SINK(self);
