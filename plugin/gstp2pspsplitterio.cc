@@ -49,8 +49,13 @@ bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
   Run &run = priv->run;
   bool wake = false;
   std::vector<p2psp::ConnId> slow;
-  if (!out.udp.empty() && run.udp)
+  if (!out.udp.empty() && run.udp) {
+    size_t bytes = 0;
+    for (const p2psp::UdpSend &send : out.udp)
+      bytes += send.data ? send.data->size() : 0;
+    run.udp_buffers.count(0, bytes, p2psp_gst::monotonic_now_us());
     run.datagrams_dropped += p2psp_gst::send_datagrams(run.udp.get(), out.udp);
+  }
   for (const p2psp::TcpSend &send : out.tcp) {
     if (!run.connections.queue(send.conn, send.data, run.max_backlog))
       slow.push_back(send.conn);
@@ -189,17 +194,21 @@ void read_datagrams(GstP2pspSplitterSink *self) {
     if (priv->run.state != State::kRunning || !priv->run.splitter) return;
     /* Everything queued, batch by batch (the splitter's datagrams are
      * small control messages). */
-    p2psp_gst::drain_datagrams(priv->run.udp.get(), priv->run.rx_batch,
-                               G_MAXINT, [&](size_t n, p2psp::Micros now) {
-                                 p2psp::Outbox out;
-                                 for (size_t i = 0; i < n; i++) {
-                                   const auto &d = priv->run.rx_batch[i];
-                                   priv->run.splitter->on_udp(
-                                       d.from, d.data.data(), d.size, now,
+    p2psp_gst::drain_datagrams(
+        priv->run.udp.get(), priv->run.rx_batch, G_MAXINT,
+        [&](size_t n, p2psp::Micros now) {
+          p2psp::Outbox out;
+          size_t bytes = 0;
+          for (size_t i = 0; i < n; i++) {
+            const auto &d = priv->run.rx_batch[i];
+            bytes += d.size;
+            priv->run.splitter->on_udp(d.from, d.data.data(), d.size, now,
                                        &out);
-                                 }
-                                 wake |= dispatch_locked(priv, out);
-                               });
+          }
+          priv->run.udp_buffers.count(bytes, 0, now);
+          wake |= dispatch_locked(priv, out);
+        },
+        priv->run.udp_buffers.drop_counter());
   }
   if (wake) priv->poll.wake();
   emit_pending_events(self);
@@ -401,6 +410,11 @@ void add_peer_array(GstStructure *s,
 
 GstStructure *build_stats(GstP2pspSplitterSink *self) {
   SplitterSinkPrivate *priv = self->priv;
+  guint64 paced;
+  {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    paced = priv->paced_buffers;
+  }
   std::lock_guard<std::mutex> lock(priv->core_mutex);
   p2psp::SplitterStats st;
   std::vector<p2psp::SplitterPeerStats> peers;
@@ -460,6 +474,13 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "control-backlog-bytes", G_TYPE_UINT64,
                     static_cast<guint64>(priv->run.connections.queued_bytes()),
                     nullptr);
+  /* The kernel's side of the UDP socket. */
+  gst_structure_set(s, "kernel-drops", G_TYPE_UINT64,
+                    static_cast<guint64>(priv->run.udp_buffers.kernel_drops()),
+                    "udp-receive-buffer", G_TYPE_INT,
+                    priv->run.udp_buffers.receive_buffer(), "udp-send-buffer",
+                    G_TYPE_INT, priv->run.udp_buffers.send_buffer(),
+                    "buffers-paced", G_TYPE_UINT64, paced, nullptr);
   add_peer_array(s, peers);
   return s;
 }

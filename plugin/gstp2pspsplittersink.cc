@@ -177,6 +177,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
     priv->run.splitter = std::move(splitter);
     priv->run.listener = std::move(listener);
     priv->run.udp = std::move(udp);
+    priv->run.udp_buffers.attach(priv->run.udp.get());
     priv->run.max_backlog = settings.max_control_backlog;
     priv->run.state = State::kRunning;
   }
@@ -400,6 +401,31 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   return TRUE;
 }
 
+/* With sync=TRUE, a backlog of late buffers leaves at most
+ * CatchUpPacer::kSpeedPercent % of real-time speed (see there why). The wait
+ * ends early on unlock() (flush, state change). */
+void pace_catch_up(GstP2pspSplitterSink *self, GstClockTime running_time) {
+  GstBaseSink *sink = GST_BASE_SINK(self);
+  SplitterSinkPrivate *priv = self->priv;
+  if (!gst_base_sink_get_sync(sink) || !GST_CLOCK_TIME_IS_VALID(running_time))
+    return;
+  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
+  if (clock == nullptr) return;
+  const GstClockTime now = gst_clock_get_time(clock);
+  gst_object_unref(clock);
+  const GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
+  const GstClockTime due =
+      running_time + gst_base_sink_get_latency(sink) + base;
+  const p2psp::Micros wait =
+      priv->pacer.delay(now > due + kCatchUpSlack, running_time / GST_USECOND,
+                        p2psp_gst::monotonic_now_us());
+  if (wait == 0) return;
+  std::unique_lock<std::mutex> lock(priv->peers_mutex);
+  priv->paced_buffers++;
+  priv->peers_cond.wait_for(lock, std::chrono::microseconds(wait),
+                            [priv] { return priv->unlocked; });
+}
+
 GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
                                              GstBuffer *buffer) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
@@ -413,6 +439,7 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
     return GST_FLOW_ERROR;
   }
   GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
+  pace_catch_up(self, mb.pts);
   if (typefind_uncapped(self, &mb, FALSE)) return GST_FLOW_OK;
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {

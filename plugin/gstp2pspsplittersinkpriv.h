@@ -14,6 +14,7 @@
 #include <gst/p2psp/splitter.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -72,6 +73,9 @@ constexpr const char *kPeerRemovedMessage = "GstP2pspSplitterPeerRemoved";
 
 /* How long stop() lets queued TCP output (REMOVED messages) drain. */
 constexpr gint64 kStopFlushTimeoutUs = 200000;
+/* A buffer this much behind the clock is late: the start of a backlog that
+ * is paced (CatchUpPacer). Less is the jitter of a live source. */
+constexpr GstClockTime kCatchUpSlack = 20 * GST_MSECOND;
 constexpr gint64 kStopFlushPollUs = 5000;
 constexpr size_t kReceiveBatch = 16;
 constexpr size_t kTcpReadSize = 16384;
@@ -153,6 +157,8 @@ struct Run {
   std::unique_ptr<p2psp::Splitter> splitter;
   GRef<GSocket> listener;
   GRef<GSocket> udp;
+  /* Its kernel buffers follow the send rate; its drop counter. */
+  p2psp_gst::UdpBuffers udp_buffers;
   p2psp_gst::ConnectionTable connections;
   size_t max_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
   /* Members dropped for a backed-up channel, until their event is taken. */
@@ -212,6 +218,9 @@ struct SplitterSinkPrivate {
   /* The team reached wait-for-peers once in this run: from then on peers
    * leaving never stall the stream again (the others still need it). */
   bool team_reached = false;
+  /* Owned by the streaming thread (render()). */
+  p2psp_gst::CatchUpPacer pacer;
+  uint64_t paced_buffers = 0; /* under peers_mutex, for stats */
 };
 
 struct _GstP2pspSplitterSink {

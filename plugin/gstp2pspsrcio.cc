@@ -101,6 +101,13 @@ GstStructure* build_stats(GstP2pspSrc* self) {
                     (guint64)s.moves_refused, "amplification-limited",
                     G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
   add_health_stats(stats, s, priv->run.reconnects);
+  // The kernel's side of the UDP socket (datagrams it dropped for a full
+  // receive buffer never reach the counters above).
+  gst_structure_set(stats, "kernel-drops", G_TYPE_UINT64,
+                    (guint64)priv->link.udp_kernel.kernel_drops,
+                    "udp-receive-buffer", G_TYPE_INT,
+                    priv->link.udp_kernel.receive_buffer, "udp-send-buffer",
+                    G_TYPE_INT, priv->link.udp_kernel.send_buffer, nullptr);
   GValue list = neighbours_list_value(
       priv->link.peer ? priv->link.peer->neighbours()
                       : std::vector<p2psp::NeighbourInfo>());
@@ -115,6 +122,10 @@ void dispatch_outbox(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   p2psp::Outbox& out = priv->link.outbox;
   if (!out.udp.empty() && priv->net.udp) {
+    size_t bytes = 0;
+    for (const p2psp::UdpSend& send : out.udp)
+      bytes += send.data ? send.data->size() : 0;
+    priv->net.udp_buffers.count(0, bytes, p2psp_gst::monotonic_now_us());
     size_t dropped = p2psp_gst::send_datagrams(priv->net.udp.get(), out.udp);
     if (dropped > 0)
       GST_LOG_OBJECT(self, "%" G_GSIZE_FORMAT " datagrams dropped", dropped);
@@ -237,6 +248,14 @@ void emit_signals(GstP2pspSrc* self,
   }
 }
 
+// Called with core_lock.
+void copy_udp_kernel_stats(GstP2pspSrcPrivate* priv) {
+  const p2psp_gst::UdpBuffers& b = priv->net.udp_buffers;
+  priv->link.udp_kernel.kernel_drops = b.kernel_drops();
+  priv->link.udp_kernel.receive_buffer = b.receive_buffer();
+  priv->link.udp_kernel.send_buffer = b.send_buffer();
+}
+
 void on_udp_readable(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
@@ -250,12 +269,17 @@ void on_udp_readable(GstP2pspSrc* self) {
         priv->net.udp.get(), priv->net.rx_batch, kMaxReceiveRounds,
         [&](size_t n, Micros received) {
           now = received;
+          size_t bytes = 0;
           for (size_t i = 0; i < n; i++) {
             const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
+            bytes += d.size;
             priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
                                     &priv->link.outbox);
           }
-        });
+          priv->net.udp_buffers.count(bytes, 0, now);
+        },
+        priv->net.udp_buffers.drop_counter());
+    copy_udp_kernel_stats(priv);
     // With io-interval, what is left must not wait for the next interval.
     if (full) priv->poll.run_again();
     finish_core_round(self, now, &signals);
@@ -313,7 +337,9 @@ void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
   emit_signals(self, signals);
 }
 
-void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
+// Rewrites the poll list only when what is watched changed (the TCP
+// socket's write interest, its end): most rounds keep the registered set.
+bool watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::unique_lock<std::mutex> lock(priv->core_lock);
   if (priv->net.tcp_close_requested && !priv->net.tcp->wants_write() &&
@@ -321,13 +347,19 @@ void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
     // The peer is done with the splitter: stop watching, close in stop().
     priv->net.tcp_closed = true;
   }
+  int condition = 0;
   if (!priv->net.tcp_closed) {
-    int condition = G_IO_IN;
+    condition = G_IO_IN;
     if (priv->net.tcp->wants_write()) condition |= G_IO_OUT;
+  }
+  if (!list.empty() && condition == priv->net.watched_tcp) return false;
+  priv->net.watched_tcp = condition;
+  list.clear();
+  if (condition != 0)
     list.emplace_back(priv->net.tcp->socket(),
                       static_cast<GIOCondition>(condition));
-  }
   list.emplace_back(priv->net.udp.get(), G_IO_IN);
+  return true;
 }
 
 // GstP2pspSrcLoss, at most once a second, when chunks were lost or
@@ -382,10 +414,10 @@ Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
 bool start_poll_thread(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   // Its period is io-interval, which set_property keeps up to date.
-  return priv->poll.start(
+  return priv->poll.start_cached(
       "p2pspsrc-io",
       [self](p2psp_gst::PollThread::WatchList& list) {
-        watch_sockets(self, list);
+        return watch_sockets(self, list);
       },
       [self](GSocket* socket, GIOCondition condition) {
         if (socket == self->priv->net.udp.get())
@@ -510,6 +542,11 @@ OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
     return OpenError::kUdp;
   }
   g_socket_set_blocking(priv->net.udp.get(), FALSE);
+  priv->net.udp_buffers.attach(priv->net.udp.get());
+  {
+    std::unique_lock<std::mutex> lock(priv->core_lock);
+    copy_udp_kernel_stats(priv);
+  }
   return OpenError::kNone;
 }
 

@@ -171,6 +171,13 @@ struct Link {
   bool splitter_shutdown = false;
   Micros shutdown_at_us = 0;
   uint64_t chunks_seen = 0;
+  // The UDP socket's kernel side, copied from the poll thread's
+  // UdpBuffers for stats (docs/elements.md).
+  struct {
+    uint64_t kernel_drops = 0;
+    int receive_buffer = 0;
+    int send_buffer = 0;
+  } udp_kernel;
   // Items popped by the poll thread, in order, for the streaming thread: it
   // is woken only when there is one (or news), not for every datagram.
   std::deque<p2psp::StreamItem> ready;
@@ -214,7 +221,10 @@ struct Sockets {
   std::unique_ptr<p2psp_gst::TcpConnection> tcp;
   bool tcp_close_requested = false;
   bool tcp_closed = false;
+  // The TCP conditions in the poll thread's current list (0: not watched).
+  int watched_tcp = -1;
   GRef<GSocket> udp;
+  p2psp_gst::UdpBuffers udp_buffers;  // sized from the traffic, drop counter
   std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
   std::vector<uint8_t> tcp_rx;
 };
@@ -292,7 +302,7 @@ void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why);
 void read_tcp(GstP2pspSrc* self, Micros now,
               std::vector<NeighbourSignal>* signals);
 void on_tcp_io(GstP2pspSrc* self, GIOCondition condition);
-void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list);
+bool watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list);
 GstStructure* loss_message_if_due(GstP2pspSrcPrivate* priv, Micros now);
 Micros on_poll_timer(GstP2pspSrc* self, Micros now);
 bool start_poll_thread(GstP2pspSrc* self);

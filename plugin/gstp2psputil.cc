@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,12 +18,6 @@ namespace p2psp_gst {
 
 namespace {
 
-/* Enough for sendmmsg to amortise the syscall, small enough for the
- * message arrays to live on the stack. */
-constexpr size_t kSendBatch = 64;
-constexpr size_t kMaxDatagram = 65536;
-/* receive_datagrams() reads at most this many datagrams per call. */
-constexpr size_t kReceiveBatchMax = 64;
 /* The poll loop wakes at least this often, so a deadline the callbacks moved
  * without calling wake() is never missed for long. */
 constexpr p2psp::Micros kMaxPollWaitUs = 100000;
@@ -90,141 +85,6 @@ GInetAddress *resolve_host(const std::string &host, GCancellable *cancel,
   return first;
 }
 
-/* The native address of ep for a socket of this family (IPv4 destinations
- * of a dual-stack IPv6 socket as v4-mapped); 0 when it cannot be reached
- * through such a socket. */
-static socklen_t sockaddr_from_endpoint(const p2psp::Endpoint &ep,
-                                        bool ipv6_socket,
-                                        sockaddr_storage *out) {
-  *out = sockaddr_storage{};
-  if (ep.family == p2psp::Endpoint::Family::kIPv4 && !ipv6_socket) {
-    auto *in = reinterpret_cast<sockaddr_in *>(out);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(ep.port);
-    std::memcpy(&in->sin_addr, ep.addr.data(), 4);
-    return sizeof *in;
-  }
-  if (!ipv6_socket || ep.family == p2psp::Endpoint::Family::kNone) return 0;
-  auto *in6 = reinterpret_cast<sockaddr_in6 *>(out);
-  in6->sin6_family = AF_INET6;
-  in6->sin6_port = htons(ep.port);
-  if (ep.family == p2psp::Endpoint::Family::kIPv4) {
-    in6->sin6_addr.s6_addr[10] = 0xff;
-    in6->sin6_addr.s6_addr[11] = 0xff;
-    std::memcpy(in6->sin6_addr.s6_addr + 12, ep.addr.data(), 4);
-  } else {
-    std::memcpy(in6->sin6_addr.s6_addr, ep.addr.data(), 16);
-  }
-  return sizeof *in6;
-}
-
-/* Straight sendmmsg on the socket's fd: g_socket_send_messages() wanted a
- * GSocketAddress per datagram, two GObjects built and freed for every chunk
- * copy, which showed in the peers' profile (docs/benchmarks.md). */
-size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
-  const int fd = g_socket_get_fd(sock);
-  const bool ipv6_socket = g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6;
-  mmsghdr messages[kSendBatch];
-  iovec vectors[kSendBatch];
-  sockaddr_storage addresses[kSendBatch];
-  size_t dropped = 0;
-  size_t next = 0;
-  while (next < sends.size()) {
-    /* A batch of sendable datagrams; one without an address is skipped
-     * rather than sent to whatever the socket is connected to. */
-    size_t count = 0;
-    while (next < sends.size() && count < kSendBatch) {
-      const p2psp::UdpSend &send = sends[next++];
-      const socklen_t len =
-          sockaddr_from_endpoint(send.to, ipv6_socket, &addresses[count]);
-      if (len == 0 || !send.data) {
-        dropped++;
-        continue;
-      }
-      vectors[count].iov_base = const_cast<uint8_t *>(send.data->data());
-      vectors[count].iov_len = send.data->size();
-      messages[count] = mmsghdr{};
-      messages[count].msg_hdr.msg_name = &addresses[count];
-      messages[count].msg_hdr.msg_namelen = len;
-      messages[count].msg_hdr.msg_iov = &vectors[count];
-      messages[count].msg_hdr.msg_iovlen = 1;
-      count++;
-    }
-    size_t done = 0;
-    while (done < count) {
-      const int sent =
-          sendmmsg(fd, messages + done, static_cast<unsigned>(count - done),
-                   MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (sent > 0) {
-        done += static_cast<size_t>(sent);
-      } else if (sent < 0 && errno == EINTR) {
-        continue;
-      } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        /* The kernel buffer is full: the rest of this batch is lost; the
-         * next batch (and the next round) tries again. */
-        dropped += count - done;
-        break;
-      } else {
-        /* Anything else (unreachable, wrong family) concerns that one
-         * destination only. */
-        dropped++;
-        done++;
-      }
-    }
-  }
-  return dropped;
-}
-
-static p2psp::Endpoint endpoint_from_sockaddr(const sockaddr_storage &sa) {
-  if (sa.ss_family == AF_INET) {
-    const auto *in = reinterpret_cast<const sockaddr_in *>(&sa);
-    const auto *b = reinterpret_cast<const uint8_t *>(&in->sin_addr.s_addr);
-    return p2psp::Endpoint::ipv4(b[0], b[1], b[2], b[3], ntohs(in->sin_port));
-  }
-  if (sa.ss_family == AF_INET6) {
-    const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&sa);
-    std::array<uint8_t, 16> a{};
-    std::copy_n(in6->sin6_addr.s6_addr, a.size(), a.begin());
-    return p2psp::Endpoint::ipv6(a, ntohs(in6->sin6_port)).normalized();
-  }
-  return {};
-}
-
-/* One recvmmsg per call, on purpose: g_socket_receive_messages() loops until
- * the whole batch is filled, so on a non-blocking socket nearly every call
- * ended with an extra recvmmsg failing with EAGAIN (half of the calls in the
- * benchmark profile). Callers read again only when a batch came back full.
- * The source address is converted straight from the sockaddr, without a
- * GSocketAddress per datagram. */
-size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch) {
-  if (batch.empty()) return 0;
-  const size_t n = std::min(batch.size(), kReceiveBatchMax);
-  mmsghdr messages[kReceiveBatchMax];
-  iovec vectors[kReceiveBatchMax];
-  sockaddr_storage addresses[kReceiveBatchMax];
-  for (size_t i = 0; i < n; i++) {
-    if (batch[i].data.size() < kMaxDatagram) batch[i].data.resize(kMaxDatagram);
-    vectors[i].iov_base = batch[i].data.data();
-    vectors[i].iov_len = batch[i].data.size();
-    messages[i] = mmsghdr{};
-    messages[i].msg_hdr.msg_name = &addresses[i];
-    messages[i].msg_hdr.msg_namelen = sizeof addresses[i];
-    messages[i].msg_hdr.msg_iov = &vectors[i];
-    messages[i].msg_hdr.msg_iovlen = 1;
-  }
-  int got;
-  do {
-    got = recvmmsg(g_socket_get_fd(sock), messages, static_cast<unsigned>(n),
-                   MSG_DONTWAIT, nullptr);
-  } while (got < 0 && errno == EINTR);
-  if (got <= 0) return 0;
-  for (int i = 0; i < got; i++) {
-    batch[i].from = endpoint_from_sockaddr(addresses[i]);
-    batch[i].size = messages[i].msg_len;
-  }
-  return static_cast<size_t>(got);
-}
-
 TcpConnection::TcpConnection(GSocket *adopt) : socket_(adopt) {}
 
 void TcpConnection::queue(const std::vector<uint8_t> &bytes) {
@@ -270,6 +130,11 @@ struct PollThread::Impl {
   std::atomic<p2psp::Micros> period{0};
   std::atomic<bool> again{false};
   int wake_fd = -1;
+  /* The sockets stay registered in it from round to round: the set is
+   * only changed when the watch callback rewrote its list, where poll()
+   * was handed the whole list on every round. */
+  int epoll_fd = -1;
+  std::vector<int> registered;
   CachedWatchCallback watches;
   SocketCallback on_io;
   TimerCallback on_timer;
@@ -278,7 +143,26 @@ struct PollThread::Impl {
   void drain_wake_fd() const;
   int poll_timeout_ms(p2psp::Micros deadline) const;
   void sleep_until_round(p2psp::Micros round) const;
+  void register_list(const WatchList &list);
 };
+
+/* Replaces the registered set with `list`; data.u32 is the index in the
+ * list plus one (0: the wake-up fd). A socket closed since the last list
+ * left the set by itself, so failures to remove are expected. */
+void PollThread::Impl::register_list(const WatchList &list) {
+  for (int fd : registered) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  registered.clear();
+  for (size_t i = 0; i < list.size(); i++) {
+    epoll_event ev{};
+    /* GIOCondition values are the poll() bits, and the EPOLL* bits are
+     * the same numbers. */
+    ev.events = static_cast<uint32_t>(list[i].second);
+    ev.data.u32 = static_cast<uint32_t>(i + 1);
+    const int fd = g_socket_get_fd(list[i].first);
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+      registered.push_back(fd);
+  }
+}
 
 void PollThread::Impl::drain_wake_fd() const {
   uint64_t value;
@@ -309,24 +193,13 @@ void PollThread::Impl::sleep_until_round(p2psp::Micros round) const {
 
 void PollThread::Impl::run() {
   WatchList list;
-  std::vector<pollfd> fds;
+  constexpr int kMaxEvents = 16;
+  epoll_event events[kMaxEvents];
   p2psp::Micros deadline = on_timer(monotonic_now_us());
   p2psp::Micros last_round = 0;
   bool sockets_quiet = false;
-  fds.assign(1, pollfd{wake_fd, POLLIN, 0});
   while (!stopping.load()) {
-    if (watches(list)) {
-      fds.assign(1, pollfd{wake_fd, POLLIN, 0});
-      for (const auto &watch : list) {
-        /* GIOCondition values are the poll() bits on every platform GLib
-         * supports with poll(). */
-        fds.push_back(pollfd{g_socket_get_fd(watch.first),
-                             static_cast<short>(watch.second), 0});
-      }
-    } else {
-      /* The same list as last round: poll() only rewrites revents. */
-      for (pollfd &fd : fds) fd.revents = 0;
-    }
+    if (watches(list)) register_list(list);
 
     int timeout = poll_timeout_ms(deadline);
     const p2psp::Micros p = period.load();
@@ -339,16 +212,20 @@ void PollThread::Impl::run() {
       if (!again.exchange(false)) sleep_until_round(last_round + p);
       timeout = 0;
     }
-    int ready = poll(fds.data(), fds.size(), timeout);
+    int ready = epoll_wait(epoll_fd, events, kMaxEvents, timeout);
     if (p > 0) last_round = monotonic_now_us();
     if (ready < 0 && errno != EINTR) break;
     if (stopping.load()) break;
-    if (fds[0].revents != 0) drain_wake_fd();
     sockets_quiet = true;
-    for (size_t i = 1; ready > 0 && i < fds.size(); i++) {
-      if (fds[i].revents == 0) continue;
+    for (int i = 0; i < ready; i++) {
+      const uint32_t index = events[i].data.u32;
+      if (index == 0) {
+        drain_wake_fd();
+        continue;
+      }
+      if (index > list.size()) continue;
       sockets_quiet = false;
-      on_io(list[i - 1].first, static_cast<GIOCondition>(fds[i].revents));
+      on_io(list[index - 1].first, static_cast<GIOCondition>(events[i].events));
     }
     /* I/O and other threads (that called wake()) can move the deadline, so
      * the timer callback is asked again every round, not only when due. */
@@ -377,6 +254,18 @@ bool PollThread::start_cached(const char *name, CachedWatchCallback watches,
   if (impl_->thread.joinable()) return false;
   impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) return false;
+  impl_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.u32 = 0;
+  if (impl_->epoll_fd < 0 ||
+      epoll_ctl(impl_->epoll_fd, EPOLL_CTL_ADD, impl_->wake_fd, &wake) != 0) {
+    if (impl_->epoll_fd >= 0) close(impl_->epoll_fd);
+    close(impl_->wake_fd);
+    impl_->wake_fd = impl_->epoll_fd = -1;
+    return false;
+  }
+  impl_->registered.clear();
   impl_->stopping = false;
   impl_->watches = std::move(watches);
   impl_->on_io = std::move(on_io);
@@ -399,7 +288,8 @@ void PollThread::stop() {
   if (impl_->thread.get_id() == std::this_thread::get_id()) return;
   impl_->thread.join();
   close(impl_->wake_fd);
-  impl_->wake_fd = -1;
+  close(impl_->epoll_fd);
+  impl_->wake_fd = impl_->epoll_fd = -1;
   impl_->watches = nullptr;
   impl_->on_io = nullptr;
   impl_->on_timer = nullptr;

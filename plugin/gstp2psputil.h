@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "gstp2pspudp.h"
+
 namespace p2psp_gst {
 
 /* RAII for GObject refs (GSocket, GSocketAddress, GCancellable, ...). */
@@ -67,38 +69,6 @@ GSocketAddress *address_from_endpoint(const p2psp::Endpoint &ep);
  * *error set on failure. Blocking, cancellable. */
 GInetAddress *resolve_host(const std::string &host, GCancellable *cancel,
                            GError **error);
-
-/* Sends datagrams with g_socket_send_messages on a non-blocking socket.
- * Datagrams the kernel refuses (full buffer, unreachable) are dropped, not
- * retried: returns how many were dropped. */
-size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends);
-
-struct ReceivedDatagram {
-  p2psp::Endpoint from;
-  std::vector<uint8_t> data;
-  size_t size = 0;
-};
-/* Receives up to batch.size() (at most 64) datagrams without blocking, with a
- * single recvmmsg. Returns the number received (0 when none). A batch that
- * came back full may have more behind it: only then is it worth calling
- * again before the next poll. */
-size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch);
-
-/* The UDP read loop of both elements: receives batches into `batch` and
- * hands each to on_batch(count, now), `now` being the batch's time of
- * receipt (one time for a whole backlog would make later datagrams look
- * older than they are). Stops at a batch that was not full, or after
- * max_rounds batches: then returns TRUE, as more may be waiting. */
-template <typename OnBatch>
-bool drain_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
-                     int max_rounds, OnBatch on_batch) {
-  for (int round = 0; round < max_rounds; round++) {
-    const size_t n = receive_datagrams(sock, batch);
-    if (n > 0) on_batch(n, monotonic_now_us());
-    if (n < batch.size()) return false;
-  }
-  return true;
-}
 
 /* A TCP connection with an output queue, written without blocking. The
  * queue has no bound of its own: its owner watches queued() (the splitter's

@@ -1,0 +1,234 @@
+/* gst-p2psp: the UDP side shared by both elements (see gstp2pspudp.h). */
+#include "gstp2pspudp.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace p2psp_gst {
+
+namespace {
+
+/* Enough for sendmmsg to amortise the syscall, small enough for the
+ * message arrays to live on the stack. */
+constexpr size_t kSendBatch = 64;
+constexpr size_t kMaxDatagram = 65536;
+/* receive_datagrams() reads at most this many datagrams per call. */
+constexpr size_t kReceiveBatchMax = 64;
+
+/* The kernel's cumulative drop count, which it attaches (SO_RXQ_OVFL) to
+ * the datagrams it delivers once it has dropped any. */
+void read_drop_counter(const msghdr &hdr, uint32_t *kernel_drops) {
+  for (const cmsghdr *c = CMSG_FIRSTHDR(&hdr); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr *>(&hdr), const_cast<cmsghdr *>(c))) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+        c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+      std::memcpy(kernel_drops, CMSG_DATA(c), sizeof(uint32_t));
+  }
+}
+
+}  // namespace
+
+/* The native address of ep for a socket of this family (IPv4 destinations
+ * of a dual-stack IPv6 socket as v4-mapped); 0 when it cannot be reached
+ * through such a socket. */
+static socklen_t sockaddr_from_endpoint(const p2psp::Endpoint &ep,
+                                        bool ipv6_socket,
+                                        sockaddr_storage *out) {
+  *out = sockaddr_storage{};
+  if (ep.family == p2psp::Endpoint::Family::kIPv4 && !ipv6_socket) {
+    auto *in = reinterpret_cast<sockaddr_in *>(out);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(ep.port);
+    std::memcpy(&in->sin_addr, ep.addr.data(), 4);
+    return sizeof *in;
+  }
+  if (!ipv6_socket || ep.family == p2psp::Endpoint::Family::kNone) return 0;
+  auto *in6 = reinterpret_cast<sockaddr_in6 *>(out);
+  in6->sin6_family = AF_INET6;
+  in6->sin6_port = htons(ep.port);
+  if (ep.family == p2psp::Endpoint::Family::kIPv4) {
+    in6->sin6_addr.s6_addr[10] = 0xff;
+    in6->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(in6->sin6_addr.s6_addr + 12, ep.addr.data(), 4);
+  } else {
+    std::memcpy(in6->sin6_addr.s6_addr, ep.addr.data(), 16);
+  }
+  return sizeof *in6;
+}
+
+/* Straight sendmmsg on the socket's fd: g_socket_send_messages() wanted a
+ * GSocketAddress per datagram, two GObjects built and freed for every chunk
+ * copy, which showed in the peers' profile (docs/benchmarks.md). */
+size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
+  const int fd = g_socket_get_fd(sock);
+  const bool ipv6_socket = g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6;
+  mmsghdr messages[kSendBatch];
+  iovec vectors[kSendBatch];
+  sockaddr_storage addresses[kSendBatch];
+  size_t dropped = 0;
+  size_t next = 0;
+  while (next < sends.size()) {
+    /* A batch of sendable datagrams; one without an address is skipped
+     * rather than sent to whatever the socket is connected to. */
+    size_t count = 0;
+    while (next < sends.size() && count < kSendBatch) {
+      const p2psp::UdpSend &send = sends[next++];
+      const socklen_t len =
+          sockaddr_from_endpoint(send.to, ipv6_socket, &addresses[count]);
+      if (len == 0 || !send.data) {
+        dropped++;
+        continue;
+      }
+      vectors[count].iov_base = const_cast<uint8_t *>(send.data->data());
+      vectors[count].iov_len = send.data->size();
+      messages[count] = mmsghdr{};
+      messages[count].msg_hdr.msg_name = &addresses[count];
+      messages[count].msg_hdr.msg_namelen = len;
+      messages[count].msg_hdr.msg_iov = &vectors[count];
+      messages[count].msg_hdr.msg_iovlen = 1;
+      count++;
+    }
+    size_t done = 0;
+    while (done < count) {
+      const int sent =
+          sendmmsg(fd, messages + done, static_cast<unsigned>(count - done),
+                   MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent > 0) {
+        done += static_cast<size_t>(sent);
+      } else if (sent < 0 && errno == EINTR) {
+        continue;
+      } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /* The kernel buffer is full: the rest of this batch is lost; the
+         * next batch (and the next round) tries again. */
+        dropped += count - done;
+        break;
+      } else {
+        /* Anything else (unreachable, wrong family) concerns that one
+         * destination only. */
+        dropped++;
+        done++;
+      }
+    }
+  }
+  return dropped;
+}
+
+static p2psp::Endpoint endpoint_from_sockaddr(const sockaddr_storage &sa) {
+  if (sa.ss_family == AF_INET) {
+    const auto *in = reinterpret_cast<const sockaddr_in *>(&sa);
+    const auto *b = reinterpret_cast<const uint8_t *>(&in->sin_addr.s_addr);
+    return p2psp::Endpoint::ipv4(b[0], b[1], b[2], b[3], ntohs(in->sin_port));
+  }
+  if (sa.ss_family == AF_INET6) {
+    const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&sa);
+    std::array<uint8_t, 16> a{};
+    std::copy_n(in6->sin6_addr.s6_addr, a.size(), a.begin());
+    return p2psp::Endpoint::ipv6(a, ntohs(in6->sin6_port)).normalized();
+  }
+  return {};
+}
+
+/* One recvmmsg per call, on purpose: g_socket_receive_messages() loops until
+ * the whole batch is filled, so on a non-blocking socket nearly every call
+ * ended with an extra recvmmsg failing with EAGAIN (half of the calls in the
+ * benchmark profile). Callers read again only when a batch came back full.
+ * The source address is converted straight from the sockaddr, without a
+ * GSocketAddress per datagram. */
+size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
+                         uint32_t *kernel_drops) {
+  if (batch.empty()) return 0;
+  const size_t n = std::min(batch.size(), kReceiveBatchMax);
+  mmsghdr messages[kReceiveBatchMax];
+  iovec vectors[kReceiveBatchMax];
+  sockaddr_storage addresses[kReceiveBatchMax];
+  /* Room for the SO_RXQ_OVFL counter, the only control message asked for. */
+  alignas(cmsghdr) char control[kReceiveBatchMax][CMSG_SPACE(sizeof(uint32_t))];
+  for (size_t i = 0; i < n; i++) {
+    if (batch[i].data.size() < kMaxDatagram) batch[i].data.resize(kMaxDatagram);
+    vectors[i].iov_base = batch[i].data.data();
+    vectors[i].iov_len = batch[i].data.size();
+    messages[i] = mmsghdr{};
+    messages[i].msg_hdr.msg_name = &addresses[i];
+    messages[i].msg_hdr.msg_namelen = sizeof addresses[i];
+    messages[i].msg_hdr.msg_iov = &vectors[i];
+    messages[i].msg_hdr.msg_iovlen = 1;
+    if (kernel_drops != nullptr) {
+      messages[i].msg_hdr.msg_control = control[i];
+      messages[i].msg_hdr.msg_controllen = sizeof control[i];
+    }
+  }
+  int got;
+  do {
+    got = recvmmsg(g_socket_get_fd(sock), messages, static_cast<unsigned>(n),
+                   MSG_DONTWAIT, nullptr);
+  } while (got < 0 && errno == EINTR);
+  if (got <= 0) return 0;
+  for (int i = 0; i < got; i++) {
+    batch[i].from = endpoint_from_sockaddr(addresses[i]);
+    batch[i].size = messages[i].msg_len;
+  }
+  if (kernel_drops != nullptr)
+    read_drop_counter(messages[got - 1].msg_hdr, kernel_drops);
+  return static_cast<size_t>(got);
+}
+
+void UdpBuffers::attach(GSocket *sock) {
+  *this = UdpBuffers();
+  fd_ = g_socket_get_fd(sock);
+  const int on = 1;
+  /* Without it (very old kernels) the counter stays 0. */
+  setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+  grow(SO_RCVBUF, kFloorBytes, &asked_rcv_, &granted_rcv_);
+  grow(SO_SNDBUF, kFloorBytes, &asked_snd_, &granted_snd_);
+}
+
+/* Asks for `wanted` bytes if more than asked before. The kernel takes the
+ * request silently capped at its maximum, and reports twice that (its
+ * bookkeeping), which is what stats show. */
+void UdpBuffers::grow(int option, int wanted, int *asked, int *granted) {
+  wanted = std::min(wanted, kCeilingBytes);
+  if (fd_ < 0 || wanted <= *asked) return;
+  int current = 0;
+  socklen_t len = sizeof current;
+  /* Never below what the system already gives (rmem_default may be big). */
+  if (getsockopt(fd_, SOL_SOCKET, option, &current, &len) == 0 &&
+      current / 2 >= wanted && *asked == 0) {
+    *asked = current / 2;
+    *granted = current;
+    return;
+  }
+  *asked = wanted;
+  setsockopt(fd_, SOL_SOCKET, option, &wanted, sizeof wanted);
+  len = sizeof current;
+  if (getsockopt(fd_, SOL_SOCKET, option, &current, &len) == 0)
+    *granted = current;
+}
+
+void UdpBuffers::count(size_t bytes_in, size_t bytes_out, p2psp::Micros now) {
+  if (fd_ < 0) return;
+  if (period_start_ == 0) period_start_ = now;
+  period_in_ += bytes_in;
+  period_out_ += bytes_out;
+  /* A quarter of a second: the buffers follow a stream that starts or
+   * speeds up within the time they are meant to hold. */
+  constexpr p2psp::Micros kPeriodUs = 250000;
+  if (now < period_start_ + kPeriodUs) return;
+  const double seconds = static_cast<double>(now - period_start_) / 1e6;
+  const double hold = static_cast<double>(kHoldUs) / 1e6;
+  auto need = [&](uint64_t bytes) {
+    return static_cast<int>(
+        std::min(static_cast<double>(bytes) / seconds * hold,
+                 static_cast<double>(kCeilingBytes)));
+  };
+  grow(SO_RCVBUF, need(period_in_), &asked_rcv_, &granted_rcv_);
+  grow(SO_SNDBUF, need(period_out_), &asked_snd_, &granted_snd_);
+  period_start_ = now;
+  period_in_ = period_out_ = 0;
+}
+
+}  // namespace p2psp_gst

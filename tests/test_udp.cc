@@ -1,0 +1,176 @@
+/* gst-p2psp: the UDP side shared by both elements (plugin/gstp2pspudp.h):
+ * the kernel's drop counter as receive_datagrams reports it, buffers that
+ * grow with the measured rate, and the pacing of a late backlog. Real
+ * loopback sockets. */
+#include <gio/gio.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <vector>
+
+#include "plugin/gstp2pspudp.h"
+#include "plugin/gstp2psputil.h"
+
+namespace {
+
+using p2psp_gst::CatchUpPacer;
+using p2psp_gst::GRef;
+using p2psp_gst::UdpBuffers;
+
+GSocket *BoundUdp() {
+  GSocket *s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                            G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocketAddress *any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+  g_socket_bind(s, any, FALSE, nullptr);
+  g_object_unref(any);
+  g_socket_set_blocking(s, FALSE);
+  return s;
+}
+
+p2psp::Endpoint LocalEndpoint(GSocket *s) {
+  GSocketAddress *a = g_socket_get_local_address(s, nullptr);
+  p2psp::Endpoint ep = p2psp_gst::endpoint_from_address(a);
+  g_object_unref(a);
+  return ep;
+}
+
+int BufferSize(GSocket *s, int option) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  getsockopt(g_socket_get_fd(s), SOL_SOCKET, option, &v, &len);
+  return v;
+}
+
+/* Sends `count` datagrams of `size` bytes to `to` from `from`. */
+size_t Flood(GSocket *from, const p2psp::Endpoint &to, size_t count,
+             size_t size) {
+  auto data = std::make_shared<const std::vector<uint8_t>>(size, 0x5a);
+  std::vector<p2psp::UdpSend> sends;
+  for (size_t i = 0; i < count; i++) sends.push_back({to, data});
+  return count - p2psp_gst::send_datagrams(from, sends);
+}
+
+TEST(UdpBuffers, AttachAsksForTheFloor) {
+  GRef<GSocket> s(BoundUdp());
+  UdpBuffers b;
+  b.attach(s.get());
+  /* The kernel may cap it (rmem_max), never below its own default. */
+  EXPECT_EQ(b.receive_buffer(), BufferSize(s.get(), SO_RCVBUF));
+  EXPECT_EQ(b.send_buffer(), BufferSize(s.get(), SO_SNDBUF));
+  EXPECT_GT(b.receive_buffer(), 0);
+  EXPECT_EQ(b.kernel_drops(), 0u);
+}
+
+TEST(UdpBuffers, GrowsWithTheRateOnlyAfterAPeriod) {
+  GRef<GSocket> s(BoundUdp());
+  UdpBuffers b;
+  b.attach(s.get());
+  const int before = b.receive_buffer();
+  const int send_before = b.send_buffer();
+  /* 4 MB received in a quarter of a second (128 Mb/s): half a second of
+   * it is 8 MB, more than any floor; little sent. */
+  p2psp::Micros t = 1000000;
+  b.count(0, 0, t);
+  b.count(4 * 1024 * 1024, 1000, t + 100000);
+  EXPECT_EQ(b.receive_buffer(), before) << "grew before a period ended";
+  b.count(0, 0, t + 250000);
+  /* Grown, unless the system's maximum is already what it had. */
+  int rmem_max = 0;
+  if (FILE *f = fopen("/proc/sys/net/core/rmem_max", "r")) {
+    if (fscanf(f, "%d", &rmem_max) != 1) rmem_max = 0;
+    fclose(f);
+  }
+  if (rmem_max * 2 > before) EXPECT_GT(b.receive_buffer(), before);
+  EXPECT_EQ(b.receive_buffer(), BufferSize(s.get(), SO_RCVBUF));
+  EXPECT_EQ(b.send_buffer(), send_before) << "a trickle must not grow it";
+  /* Never shrinks when the rate falls. */
+  const int grown = b.receive_buffer();
+  b.count(10, 0, t + 600000);
+  EXPECT_EQ(b.receive_buffer(), grown);
+}
+
+/* The point of the counter: datagrams the kernel drops for a full receive
+ * buffer are invisible to the application otherwise. */
+TEST(UdpBuffers, CountsWhatTheKernelDropped) {
+  GRef<GSocket> rx(BoundUdp()), tx(BoundUdp());
+  UdpBuffers b;
+  b.attach(rx.get());
+  /* The smallest buffer the kernel allows, so a burst overflows it. */
+  const int tiny = 1;
+  setsockopt(g_socket_get_fd(rx.get()), SOL_SOCKET, SO_RCVBUF, &tiny,
+             sizeof tiny);
+  const size_t sent = Flood(tx.get(), LocalEndpoint(rx.get()), 200, 1400);
+  ASSERT_GT(sent, 0u);
+  std::vector<p2psp_gst::ReceivedDatagram> batch(64);
+  size_t received = 0;
+  for (;;) {
+    const size_t n =
+        p2psp_gst::receive_datagrams(rx.get(), batch, b.drop_counter());
+    received += n;
+    if (n == 0) break;
+  }
+  ASSERT_GT(received, 0u);
+  ASSERT_LT(received, sent) << "the tiny buffer held the whole burst";
+  /* The kernel stamps its count on a datagram as it queues it: the drops
+   * after the last one queued show with the next one. */
+  ASSERT_EQ(Flood(tx.get(), LocalEndpoint(rx.get()), 1, 1400), 1u);
+  g_usleep(10000);
+  ASSERT_EQ(p2psp_gst::receive_datagrams(rx.get(), batch, b.drop_counter()),
+            1u);
+  EXPECT_EQ(b.kernel_drops(), sent - received);
+}
+
+TEST(UdpBuffers, NoCounterWithoutAttach) {
+  GRef<GSocket> rx(BoundUdp()), tx(BoundUdp());
+  ASSERT_EQ(Flood(tx.get(), LocalEndpoint(rx.get()), 3, 100), 3u);
+  std::vector<p2psp_gst::ReceivedDatagram> batch(8);
+  uint32_t drops = 77;
+  g_usleep(10000);
+  EXPECT_EQ(p2psp_gst::receive_datagrams(rx.get(), batch, &drops), 3u);
+  EXPECT_EQ(drops, 77u) << "no SO_RXQ_OVFL, no counter";
+  EXPECT_EQ(batch[0].size, 100u);
+}
+
+TEST(CatchUpPacer, OnTimeBuffersAreNeverHeld) {
+  CatchUpPacer p;
+  for (p2psp::Micros i = 0; i < 100; i++)
+    EXPECT_EQ(p.delay(false, i * 10000, 5000000 + i * 10000), 0u);
+  EXPECT_FALSE(p.active());
+}
+
+/* A late buffer's wait, at the pacer's speed. */
+p2psp::Micros Paced(p2psp::Micros stream_us) {
+  return stream_us * 100 / CatchUpPacer::kSpeedPercent;
+}
+
+TEST(CatchUpPacer, ALateBacklogLeavesFasterThanRealTimeButNotAtOnce) {
+  static_assert(CatchUpPacer::kSpeedPercent > 100, "never catches up");
+  CatchUpPacer p;
+  const p2psp::Micros now = 7000000;
+  /* A second of 10 ms buffers, all late, all offered at once. */
+  EXPECT_EQ(p.delay(true, 0, now), 0u);
+  EXPECT_TRUE(p.active());
+  EXPECT_EQ(p.delay(true, 10000, now), Paced(10000));
+  EXPECT_EQ(p.delay(true, 1000000, now), Paced(1000000));
+  EXPECT_GT(Paced(1000000), 0u);
+  EXPECT_LT(Paced(1000000), 1000000u);
+  /* Offered later than its pace: no wait. */
+  EXPECT_EQ(p.delay(true, 20000, now + Paced(20000) + 1), 0u);
+  /* A buffer on time ends the catch-up; the next late one starts anew. */
+  EXPECT_EQ(p.delay(false, 1010000, now + 600000), 0u);
+  EXPECT_FALSE(p.active());
+  EXPECT_EQ(p.delay(true, 3000000, now + 700000), 0u);
+  EXPECT_EQ(p.delay(true, 3100000, now + 700000), Paced(100000));
+}
+
+TEST(CatchUpPacer, RunningTimeGoingBackRestarts) {
+  CatchUpPacer p;
+  EXPECT_EQ(p.delay(true, 5000000, 100), 0u);
+  /* A new segment: running time starts over; no wait computed from the
+   * old origin (it would underflow). */
+  EXPECT_EQ(p.delay(true, 0, 200), 0u);
+  EXPECT_EQ(p.delay(true, 40000, 200), Paced(40000));
+}
+
+}  // namespace
