@@ -2,6 +2,7 @@
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
+#include <gst/p2psp/nack.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/startpoints.h>
@@ -123,6 +124,9 @@ struct Splitter::Impl {
   Egress egress;
   JoinLimiter join_limiter;
   ChunkNumber next_chunk;
+  // The total NACK budget (gst/p2psp/nack.h), earned as chunks are cut.
+  RetransmitAllowance retransmit_allowance{config.retransmit_share_permille,
+                                           config.retransmit_total_burst};
   uint32_t next_peer_id = 1;
   size_t round_robin = 0;
   std::string caps;         // what WELCOME gives joiners
@@ -580,6 +584,14 @@ struct Splitter::Impl {
     return s.datagram && s.number == number ? s.datagram : nullptr;
   }
 
+  // The origin's own NACKs are outside the total cap: it floods what it
+  // gets back to the whole team, so one retransmission serves every peer
+  // (and it can ask only for its own share of the stream).
+  bool is_origin(const Member& member, ChunkNumber number) const {
+    const Origin* origin = origin_of(number);
+    return origin && origin->peer_id == member.stats.id;
+  }
+
   // A chunk goes to its origin without the origin in it; anyone else must
   // be told whose it is.
   SharedBytes answer_to_nack(const Member& member, ChunkNumber number) const {
@@ -601,7 +613,8 @@ struct Splitter::Impl {
       SharedBytes datagram = answer_to_nack(member, number);
       if (!datagram) {
         ++stats.retransmits_unavailable;
-      } else if (!member.retransmit_budget.take(now)) {
+      } else if (!member.retransmit_budget.take(now) ||
+                 !(is_origin(member, number) || retransmit_allowance.take())) {
         ++stats.retransmits_limited;
       } else {
         ++stats.retransmits;
@@ -779,6 +792,7 @@ struct Splitter::Impl {
   void send_chunk(const ChunkPayload& chunk, Micros now, Outbox* out) {
     const ChunkNumber number = next_chunk++;
     ++stats.chunks_cut;
+    retransmit_allowance.on_chunk_cut();
     if (members.empty()) {
       ++stats.chunks_dropped;
       return;

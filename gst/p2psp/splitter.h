@@ -65,6 +65,13 @@ struct SplitterConfig {
   // and burst, so a NACK cannot make the splitter flood an address.
   uint32_t retransmit_rate = 256;
   uint32_t retransmit_burst = 256;
+  // Retransmissions all members together may cause: each chunk cut earns
+  // this many thousandths of one, up to retransmit_total_burst saved, so
+  // the splitter never spends more than that share of its chunk upload on
+  // NACKs however many peers ask (a storm cannot starve the stream).
+  // 0: no total cap.
+  uint32_t retransmit_share_permille = 100;
+  uint32_t retransmit_total_burst = 64;
 
   // Authenticated team (docs/security.md): empty = open team. Otherwise
   // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws
@@ -127,7 +134,7 @@ struct SplitterStats {
   uint64_t retransmits = 0;       // chunks re-sent on NACK
   uint64_t retransmit_bytes = 0;  // their UDP bytes (not in bytes_sent)
   uint64_t retransmits_unavailable = 0;  // asked for, no longer held
-  uint64_t retransmits_limited = 0;      // refused by the rate limit
+  uint64_t retransmits_limited = 0;      // refused: member or total limit
   // Authenticated team.
   uint64_t auth_failures = 0;              // joins refused for the passphrase
   uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered
