@@ -28,7 +28,8 @@ namespace p2psp {
 // not NACKed), over the last one or two windows: the flooding spread.
 class SpreadEstimator {
  public:
-  explicit SpreadEstimator(Micros window_us = 2000000) : window_us_(window_us) {}
+  explicit SpreadEstimator(Micros window_us = 2000000)
+      : window_us_(window_us) {}
 
   void add(Micros spread_us, Micros now);
   // The spread, or 0 before any sample.

@@ -70,8 +70,8 @@ struct SplitterConfig {
   // the splitter never spends more than that share of its chunk upload on
   // NACKs however many peers ask (a storm cannot starve the stream).
   // 0: no total cap.
-  uint32_t retransmit_share_permille = 100;
-  uint32_t retransmit_total_burst = 64;
+  uint32_t retransmit_share_permille = 1000;
+  uint32_t retransmit_total_burst = 256;
 
   // Authenticated team (docs/security.md): empty = open team. Otherwise
   // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws

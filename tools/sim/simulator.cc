@@ -91,6 +91,33 @@ class TimedPeerNode : public PeerNode {
  public:
   using PeerNode::PeerNode;
   std::function<void(const PeerEvent&, Micros)> on_event;
+  bool free_rider = false;
+
+  // A free rider's chunk datagrams never leave it (floods, relays and NACK
+  // answers alike); its control messages do.
+  void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
+              Micros now, Outbox* out) override {
+    const size_t before = out->udp.size();
+    PeerNode::on_udp(from, data, size, now, out);
+    drop_chunks(before, out);
+  }
+  void tick(Micros now, Outbox* out) override {
+    const size_t before = out->udp.size();
+    PeerNode::tick(now, out);
+    drop_chunks(before, out);
+  }
+
+  void drop_chunks(size_t from_index, Outbox* out) const {
+    if (!free_rider) return;
+    auto& udp = out->udp;
+    udp.erase(std::remove_if(
+                  udp.begin() + static_cast<ptrdiff_t>(from_index), udp.end(),
+                  [](const UdpSend& s) {
+                    auto msg = decode_udp(s.data->data(), s.data->size());
+                    return msg && std::holds_alternative<ChunkMsg>(*msg);
+                  }),
+              udp.end());
+  }
 
   void settle(Micros now) override {
     PeerNode::settle(now);
@@ -290,12 +317,25 @@ class Simulation {
     slot.result.monitor = monitor;
     slot.played.assign(total_chunks_, false);
     peers_.push_back(std::move(slot));
-    net_.set_uplink(
-        peers_[index].node,
-        uplink(uplink_rate(config_.peer_upload_kbps, config_.peer_upload_x,
-                           config_.bitrate_kbps)));
+    const bool weak = picked(index, config_.weak_fraction, 1);
+    node->free_rider = picked(index, config_.free_riders, 0);
+    peers_[index].result.free_rider = node->free_rider;
+    const uint64_t rate =
+        weak ? uplink_rate(0, config_.weak_upload_x, config_.bitrate_kbps)
+             : uplink_rate(config_.peer_upload_kbps, config_.peer_upload_x,
+                           config_.bitrate_kbps);
+    peers_[index].result.uplink_x = rate / 1000.0 / config_.bitrate_kbps;
+    net_.set_uplink(peers_[index].node, uplink(rate));
     block_pairs_of(index);
     start_peer(net_, peers_[index].node, splitter_);
+  }
+
+  // Whether peer `index` is among `fraction` of the peers spread evenly over
+  // the join order (offset apart, so two fractions pick different peers).
+  static bool picked(uint32_t index, double fraction, uint32_t offset) {
+    if (fraction <= 0) return false;
+    const uint64_t i = index + offset;
+    return std::floor((i + 1) * fraction) > std::floor(i * fraction);
   }
 
   // The first team joins one by one before the stream starts.
@@ -643,6 +683,12 @@ const std::vector<SimParam>& sim_params() {
        "splitter uplink as a multiple of the stream rate (0: unlimited)"},
       {"queue", &SimConfig::queue_ms,
        "uplink queue bound, ms of waiting (drop-tail)"},
+      {"weak-fraction", &SimConfig::weak_fraction,
+       "fraction of the peers with a weak uplink (--weak-upload-x)"},
+      {"weak-upload-x", &SimConfig::weak_upload_x,
+       "weak peers' uplink as a multiple of the stream rate"},
+      {"free-riders", &SimConfig::free_riders,
+       "fraction of the peers that forward no chunk (control only)"},
       {"joins", &SimConfig::joins_per_s, "peers joining per second"},
       {"leaves", &SimConfig::leaves_per_s,
        "peers leaving (with goodbye) per second"},
