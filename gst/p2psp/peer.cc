@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <queue>
@@ -103,6 +104,11 @@ struct Peer::Impl {
     uint64_t heard_at_count = 0;  // accepted_count at that time
     bool relay_requested = false;
     size_t request_turn = 0;  // rotates REQUESTs over neighbours
+    // The longest run of other chunks seen between two of its own: the
+    // splitter may deal a member fewer chunks than others (adaptive
+    // shares), and such a member is not silent until twice that passed.
+    uint64_t longest_gap = 0;
+    bool heard = false;
   };
 
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
@@ -674,8 +680,14 @@ struct Peer::Impl {
     }
     auto member = members.find(msg.origin);
     if (member != members.end()) {
-      member->second.last_heard_us = now;
-      member->second.heard_at_count = accepted_count;
+      Member& m = member->second;
+      if (m.heard) {
+        m.longest_gap =
+            std::max(m.longest_gap, accepted_count - m.heard_at_count);
+      }
+      m.heard = true;
+      m.last_heard_us = now;
+      m.heard_at_count = accepted_count;
     }
   }
 
@@ -747,7 +759,8 @@ struct Peer::Impl {
     for (auto& [origin, member] : members) {
       if (now >= saturating_add(member.last_heard_us,
                                 config.relay_request_after_us) &&
-          accepted_count - member.heard_at_count >= two_rounds) {
+          accepted_count - member.heard_at_count >=
+              std::max(two_rounds, 2 * member.longest_gap)) {
         request_relay(origin, member, now, out);
       }
       note_heard_bound(member.last_heard_us, member.heard_at_count);
@@ -1465,6 +1478,14 @@ void Peer::start(Micros now, Outbox* out) {
   JoinMsg join;
   join.flags = impl_->config.monitor ? kFlagMonitor : 0;
   if (!impl_->config.passphrase.empty()) join.flags |= kFlagAuth;
+  if (impl_->config.upload_limit_bps >= 0) {
+    // In kb/s on the wire, rounded up: a limit is never stated as 0 unless
+    // it is 0.
+    const uint64_t kbps = (impl_->config.upload_limit_bps + 999) / 1000;
+    join.flags |= kFlagUploadLimit;
+    join.upload_limit_kbps = static_cast<uint32_t>(
+        std::min<uint64_t>(kbps, std::numeric_limits<uint32_t>::max()));
+  }
   impl_->stats.monitor = impl_->monitor ? 1 : 0;
   out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;

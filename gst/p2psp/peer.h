@@ -55,6 +55,11 @@ struct PeerConfig {
   // long after the first buffer reached the peer, marked DISCONT. 0: wait
   // for a keyframe however long it takes.
   Micros start_timeout_us = 3000000;
+
+  // What this peer may upload, bits per second, told to the splitter in
+  // JOIN so that it deals us no more chunks than that carries: 0 forwards
+  // nothing (we still get the whole stream), -1 no limit.
+  int64_t upload_limit_bps = -1;
 };
 
 // Where the late-joiner gate is (Peer::start_state()).

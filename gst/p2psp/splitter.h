@@ -72,6 +72,9 @@ struct SplitterConfig {
   // 0: no total cap.
   uint32_t retransmit_share_permille = 1000;
   uint32_t retransmit_total_burst = 256;
+  // Adaptive chunk shares (gst/p2psp/acs.h): a member whose chunks the
+  // team misses (NACKs reaching the splitter) is dealt fewer, down to none.
+  bool adaptive_shares = true;
 
   // Authenticated team (docs/security.md): empty = open team. Otherwise
   // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws
@@ -106,6 +109,12 @@ struct SplitterPeerStats {
   uint64_t retransmits = 0;   // chunks re-sent to it on NACK
   // Distinct members that reported it for pollution.
   uint32_t pollution_accusers = 0;
+  // Adaptive chunk shares: its share of the chunks dealt (weight over the
+  // team's), and the fraction of its copies the team got in the last
+  // period (from the NACKs that reached the splitter; 1 until measured).
+  double share = 0;
+  double forwarding = 1;
+  int64_t upload_limit_kbps = -1;  // stated in JOIN (kb/s); -1: none
 };
 
 struct SplitterStats {

@@ -211,6 +211,8 @@ enum class TcpType : uint8_t {
 constexpr uint32_t kFlagMonitor = 1u << 0;
 // JOIN flag: the peer has a passphrase and wants an authenticated join.
 constexpr uint32_t kFlagAuth = 1u << 1;
+// JOIN: a u32 upload limit (kb/s) follows the flags (docs/protocol.md).
+constexpr uint32_t kFlagUploadLimit = 1u << 3;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -233,7 +235,9 @@ struct PeerInfo {
 
 struct JoinMsg {
   uint8_t version = kProtocolVersion;
-  uint32_t flags = 0;  // kFlagMonitor; other bits reserved, zero
+  uint32_t flags = 0;  // kFlagMonitor, kFlagAuth, kFlagUploadLimit
+  // With kFlagUploadLimit: what the peer may upload, kb/s (0: nothing).
+  uint32_t upload_limit_kbps = 0;
 };
 struct WelcomeMsg {
   uint8_t version = kProtocolVersion;

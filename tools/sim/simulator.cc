@@ -303,8 +303,17 @@ class Simulation {
   void add_peer() {
     const uint32_t index = static_cast<uint32_t>(peers_.size());
     const bool monitor = index < config_.monitors;
+    const bool weak = picked(index, config_.weak_fraction, 1);
+    const bool free_rider = picked(index, config_.free_riders, 0);
+    PeerConfig pc = peer_config(monitor);
+    if (config_.state_limits != 0 && (weak || free_rider)) {
+      pc.upload_limit_bps =
+          free_rider ? 0
+                     : static_cast<int64_t>(config_.weak_upload_x *
+                                            config_.bitrate_kbps * 1000);
+    }
     auto node = std::make_shared<TimedPeerNode>(
-        peer_config(monitor), splitter_endpoint(kSplitterTcpPort));
+        pc, splitter_endpoint(kSplitterTcpPort));
     node->on_event = [this, index](const PeerEvent& e, Micros now) {
       on_peer_event(index, e, now);
     };
@@ -317,8 +326,7 @@ class Simulation {
     slot.result.monitor = monitor;
     slot.played.assign(total_chunks_, false);
     peers_.push_back(std::move(slot));
-    const bool weak = picked(index, config_.weak_fraction, 1);
-    node->free_rider = picked(index, config_.free_riders, 0);
+    node->free_rider = free_rider;
     peers_[index].result.free_rider = node->free_rider;
     const uint64_t rate =
         weak ? uplink_rate(0, config_.weak_upload_x, config_.bitrate_kbps)
@@ -589,6 +597,7 @@ class Simulation {
     r.clr =
         r.expected == 0 ? 0 : 1.0 - static_cast<double>(r.played) / r.expected;
     r.upload_bytes = net_.traffic(slot.node).udp_bytes;
+    r.queue_drops = net_.traffic(slot.node).queue_drops;
     result->chunks_expected += r.expected;
     result->chunks_played += r.played;
     // A handful of chunks says nothing about a peer's loss rate.
@@ -689,6 +698,8 @@ const std::vector<SimParam>& sim_params() {
        "weak peers' uplink as a multiple of the stream rate"},
       {"free-riders", &SimConfig::free_riders,
        "fraction of the peers that forward no chunk (control only)"},
+      {"state-limits", &SimConfig::state_limits,
+       "1: weak peers and free riders tell the splitter their uplink"},
       {"joins", &SimConfig::joins_per_s, "peers joining per second"},
       {"leaves", &SimConfig::leaves_per_s,
        "peers leaving (with goodbye) per second"},

@@ -49,6 +49,10 @@ struct SimConfig {
   double weak_fraction = 0;
   double weak_upload_x = 0.3;
   double free_riders = 0;
+  // 1: weak peers and free riders state their uplink to the splitter
+  // (upload-limit: weak-upload-x times the stream, 0 for free riders);
+  // 0: the splitter has to learn it from what the team misses.
+  double state_limits = 0;
 
   // Churn, in events per second of stream, on peers that are not monitors.
   double joins_per_s = 0;
@@ -102,7 +106,8 @@ struct PeerResult {
   uint64_t played = 0;               // of those, played in time
   double clr = 0;                    // 1 - played / expected
   uint64_t upload_bytes = 0;
-  double uplink_x = 0;  // its uplink, times the stream (0: unlimited)
+  double uplink_x = 0;       // its uplink, times the stream (0: unlimited)
+  uint64_t queue_drops = 0;  // datagrams its uplink queue dropped
   bool free_rider = false;
   // Last datagram another peer sent to it after it departed: once it has
   // been removed, the team must stop sending.
