@@ -30,7 +30,7 @@ struct AcsConfig {
   bool enabled = true;
   Micros period_us = 2000000;  // weights are revised this often
   // A member missing more than this fraction of its copies is cut.
-  double cut_above = 0.05;
+  double cut_above = 0.1;
   // A member missing less than this grows back (x grow, at most 1).
   double grow_below = 0.01;
   double grow = 1.15;

@@ -950,6 +950,7 @@ struct Peer::Impl {
         const Micros deadline = saturating_add(gap.since_us, config.latency_us);
         const Micros due = saturating_add(gap.since_us, nack_delay());
         const Micros graced = saturating_add(gap.since_us, kEvidenceGraceUs);
+        if (now >= deadline) continue;
         if (due < deadline) next = std::min(next, std::max(due, now + 1));
         if (config.nack_delay_us == 0 && graced > now && graced < deadline)
           next = std::min(next, graced);
