@@ -92,6 +92,7 @@ enum {
   PROP_PASSPHRASE,
   PROP_IO_INTERVAL,
   PROP_START_TIMEOUT,
+  PROP_UPLOAD_LIMIT,
   PROP_STATS,
 };
 
@@ -107,7 +108,8 @@ struct Settings {
   bool auto_reconnect = kDefaultAutoReconnect;
   guint io_interval_ms = kDefaultIoIntervalMs;
   guint start_timeout_ms = kDefaultStartTimeoutMs;
-  std::string passphrase;  // never logged, never readable, not in the URI
+  gint64 upload_limit_bps = -1;  // -1: no limit stated
+  std::string passphrase;        // never logged, never readable, not in the URI
 };
 
 // The streaming side's view of the connection.
