@@ -499,9 +499,9 @@ struct Splitter::Impl {
     member.stats.last_heard_us = now;
     member_index[member.stats.id] = members.size();
     member_by_endpoint[endpoint] = member.stats.id;
+    member.stats.upload_limit_kbps = conn.upload_limit_kbps;
     members.push_back(member);
     shares.add(member.stats.id, now, conn.upload_limit_kbps);
-    member.stats.upload_limit_kbps = conn.upload_limit_kbps;
     if (config.peer_timeout_us != 0) {
       liveness_due_us = std::min(liveness_due_us,
                                  saturating_add(now, config.peer_timeout_us));
