@@ -37,7 +37,7 @@ TEST(OriginNewest, LaterAcrossTheWrap) {
   OriginNewest newest;
   EXPECT_FALSE(newest.later_than(7, 10));
   newest.note(7, 0xFFFFFFF0u);
-  newest.note(7, 5);  // after the wrap
+  newest.note(7, 5);            // after the wrap
   newest.note(7, 0xFFFFFFF8u);  // older: ignored
   EXPECT_TRUE(newest.later_than(7, 4));
   EXPECT_TRUE(newest.later_than(7, 0xFFFFFFFFu));

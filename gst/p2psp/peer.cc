@@ -798,10 +798,14 @@ struct Peer::Impl {
   // ------------------------------------------------------------ NACK -----
 
   // The time-based first NACK: a fixed delay if configured, else the
-  // learned spread (UINT64_MAX while unknown: evidence only).
+  // learned spread. Until it is learned, half the latency: an origin that
+  // never sends (a free rider, a frozen peer) leaves no other evidence, and
+  // a short or small stream may never measure enough chunks.
   Micros nack_delay() const {
     if (config.nack_delay_us != 0) return config.nack_delay_us;
-    return learned_nack_delay(spread, kSpreadMarginUs, kSpreadMinSamples);
+    const Micros learned =
+        learned_nack_delay(spread, kSpreadMarginUs, kSpreadMinSamples);
+    return learned != UINT64_MAX ? learned : config.latency_us / 2;
   }
   Micros nack_retry() const {
     return std::max<Micros>(
