@@ -301,6 +301,7 @@ TEST(SimUneven, FreeRidersAreLearnedFromWhatTheTeamMisses) {
   c.buffer = 200;
   c.peer_upload_x = 1.5;
   c.free_riders = 0.2;
+  c.learn_shares = 1;
   const SimResult early = run_simulation(c);
   c.duration_s = 30;
   const SimResult later = run_simulation(c);

@@ -23,9 +23,10 @@ run a-1.2x --peer-upload-x 1.2 --nack 1
 run b-stated --peer-upload-x 2.5 --weak-fraction 0.5 --weak-upload-x 0.3 \
   --state-limits 1 --nack 1
 run b-learned --peer-upload-x 2.5 --weak-fraction 0.5 --weak-upload-x 0.3 \
-  --state-limits 0 --nack 1
+  --state-limits 0 --learn-shares 1 --nack 1
 run c-stated --peer-upload-x 1.5 --free-riders 0.2 --state-limits 1 --nack 1
-run c-learned --peer-upload-x 1.5 --free-riders 0.2 --state-limits 0 --nack 1
+run c-learned --peer-upload-x 1.5 --free-riders 0.2 --state-limits 0 \
+  --learn-shares 1 --nack 1
 
 # Summary: per run, the smallest buffer with CLR < 0.001 and its CLR, and
 # the CLR at B = 200 (the CSV's first two columns are buffer and CLR).

@@ -31,7 +31,7 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
 
 AcsConfig acs_config(const SplitterConfig& config) {
   AcsConfig acs;
-  acs.enabled = config.adaptive_shares;
+  acs.enabled = config.learn_shares;
   return acs;
 }
 

@@ -68,13 +68,18 @@ struct SplitterConfig {
   // Retransmissions all members together may cause: each chunk cut earns
   // this many thousandths of one, up to retransmit_total_burst saved, so
   // the splitter never spends more than that share of its chunk upload on
-  // NACKs however many peers ask (a storm cannot starve the stream).
-  // 0: no total cap.
-  uint32_t retransmit_share_permille = 1000;
-  uint32_t retransmit_total_burst = 256;
-  // Adaptive chunk shares (gst/p2psp/acs.h): a member whose chunks the
-  // team misses (NACKs reaching the splitter) is dealt fewer, down to none.
-  bool adaptive_shares = true;
+  // NACKs however many peers ask (a storm cannot starve the stream). Three
+  // per chunk: members a NAT keeps apart need the splitter for each
+  // other's chunks until relays are found (tests/nat). 0: no total cap.
+  uint32_t retransmit_share_permille = 3000;
+  uint32_t retransmit_total_burst = 1024;
+  // Adaptive chunk shares (gst/p2psp/acs.h): a member that stated an
+  // upload limit in JOIN is always dealt no more than it carries. With
+  // learn_shares, a member whose chunks the team misses (NACKs reaching
+  // the splitter) is also dealt fewer, down to none. Off by default: two
+  // members a NAT keeps apart look the same as a thin uplink until relays
+  // are found (tests/nat), and the cut outlasts them.
+  bool learn_shares = false;
 
   // Authenticated team (docs/security.md): empty = open team. Otherwise
   // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws

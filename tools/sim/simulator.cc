@@ -248,6 +248,7 @@ class Simulation {
     // Tokens and cookies from the run's seed, so a run repeats exactly.
     sc.secret_seed = static_cast<uint64_t>(config_.seed);
     sc.monitors = static_cast<uint32_t>(config_.monitors);
+    sc.learn_shares = config_.learn_shares != 0;
     if (config_.max_chunk_loss > 0) {
       sc.max_chunk_loss = static_cast<uint32_t>(config_.max_chunk_loss);
     }
@@ -700,6 +701,8 @@ const std::vector<SimParam>& sim_params() {
        "fraction of the peers that forward no chunk (control only)"},
       {"state-limits", &SimConfig::state_limits,
        "1: weak peers and free riders tell the splitter their uplink"},
+      {"learn-shares", &SimConfig::learn_shares,
+       "1: the splitter learns shares from the NACKs it gets"},
       {"joins", &SimConfig::joins_per_s, "peers joining per second"},
       {"leaves", &SimConfig::leaves_per_s,
        "peers leaving (with goodbye) per second"},

@@ -53,6 +53,8 @@ struct SimConfig {
   // (upload-limit: weak-upload-x times the stream, 0 for free riders);
   // 0: the splitter has to learn it from what the team misses.
   double state_limits = 0;
+  // 1: the splitter also learns shares from the NACKs (learn_shares).
+  double learn_shares = 0;
 
   // Churn, in events per second of stream, on peers that are not monitors.
   double joins_per_s = 0;
