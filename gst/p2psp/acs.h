@@ -27,7 +27,7 @@
 namespace p2psp {
 
 struct AcsConfig {
-  bool enabled = true;
+  bool enabled = true;         // learn from NACKs (stated limits apply always)
   Micros period_us = 2000000;  // weights are revised this often
   // A member missing more than this fraction of its copies is cut.
   double cut_above = 0.1;
