@@ -46,7 +46,8 @@ class SpreadEstimator {
 
 // How long a gap waits before its first NACK when no origin evidence
 // comes: the measured spread plus a quarter and `margin_us` (jitter), or
-// UINT64_MAX (never by time) until `min_samples` chunks were measured.
+// UINT64_MAX until `min_samples` chunks were measured (the caller chooses
+// what to do meanwhile).
 Micros learned_nack_delay(const SpreadEstimator& spread, Micros margin_us,
                           uint64_t min_samples);
 

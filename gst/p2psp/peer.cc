@@ -53,7 +53,7 @@ constexpr Micros kEvidenceGraceUs = 20000;
 // Added to the learned spread for the time-based first NACK (jitter).
 constexpr Micros kSpreadMarginUs = 20000;
 // Chunks measured before the spread is trusted for time-based NACKs; until
-// then only origin evidence makes a gap NACKable.
+// then the time-based delay is half the latency (see nack_delay).
 constexpr uint64_t kSpreadMinSamples = 64;
 
 // NACK batches are addressed to a neighbour id or to the splitter.
