@@ -383,7 +383,7 @@ GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
   const p2psp::Micros now = p2psp_gst::monotonic_now_us();
   const guint64 silent_ms =
       now > p.last_heard_us ? (now - p.last_heard_us) / 1000 : 0;
-  return gst_structure_new(
+  GstStructure *s = gst_structure_new(
       "application/x-p2psp-peer", "id", G_TYPE_UINT, p.id, "endpoint",
       G_TYPE_STRING, endpoint.c_str(), "chunks-sent", G_TYPE_UINT64,
       static_cast<guint64>(p.chunks_sent), "bytes-sent", G_TYPE_UINT64,
@@ -393,6 +393,14 @@ GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
       static_cast<guint64>(p.retransmits), "silent-ms", G_TYPE_UINT64,
       silent_ms, "burst-chunks", G_TYPE_UINT64,
       static_cast<guint64>(p.burst_chunks), nullptr);
+  // Adaptive chunk shares (docs/elements.md).
+  gst_structure_set(
+      s, "share", G_TYPE_DOUBLE, p.share, "forwarding", G_TYPE_DOUBLE,
+      p.forwarding, "upload-limit", G_TYPE_INT64,
+      static_cast<gint64>(p.upload_limit_kbps < 0 ? -1
+                                                  : p.upload_limit_kbps * 1000),
+      nullptr);
+  return s;
 }
 
 void add_peer_array(GstStructure *s,

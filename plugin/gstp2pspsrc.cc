@@ -233,9 +233,14 @@ static gchar* build_uri(const Settings& s) {
                            s.start_timeout_ms);
     separator = "&";
   }
-  if (s.join_burst != kDefaultJoinBurst)
+  if (s.join_burst != kDefaultJoinBurst) {
     g_string_append_printf(uri, "%sjoin-burst=%s", separator,
                            s.join_burst ? "true" : "false");
+    separator = "&";
+  }
+  if (s.upload_limit_bps >= 0)
+    g_string_append_printf(uri, "%supload-limit=%" G_GINT64_FORMAT, separator,
+                           s.upload_limit_bps);
   return g_string_free(uri, FALSE);
 }
 
@@ -436,6 +441,9 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     case PROP_START_TIMEOUT:
       s.start_timeout_ms = g_value_get_uint(value);
       break;
+    case PROP_UPLOAD_LIMIT:
+      s.upload_limit_bps = g_value_get_int64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -490,6 +498,9 @@ static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
       break;
     case PROP_START_TIMEOUT:
       g_value_set_uint(value, s.start_timeout_ms);
+      break;
+    case PROP_UPLOAD_LIMIT:
+      g_value_set_int64(value, s.upload_limit_bps);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -614,6 +625,17 @@ static void install_team_properties(GObjectClass* gobject_class) {
           "p2psp://tracker:port/channel does; the tracker picks the team, "
           "and again on each rejoin (NULL: host and port name the splitter)",
           nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_UPLOAD_LIMIT,
+      g_param_spec_int64(
+          "upload-limit", "Upload limit",
+          "Bits per second this peer may upload, told to the splitter when "
+          "joining so that it deals this peer no more chunks than that "
+          "carries (0 = forward nothing: the peer still receives the whole "
+          "stream; -1 = no limit)",
+          -1, G_MAXINT64, -1,
+          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                   GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(

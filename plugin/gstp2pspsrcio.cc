@@ -577,6 +577,7 @@ OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   config.passphrase = priv->active.passphrase;
   config.start_timeout_us =
       static_cast<Micros>(priv->active.start_timeout_ms) * 1000;
+  config.upload_limit_bps = priv->active.upload_limit_bps;
   priv->net.rx_batch.resize(kReceiveBatch);
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);

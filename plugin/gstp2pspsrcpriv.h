@@ -97,6 +97,7 @@ enum {
   PROP_START_TIMEOUT,
   PROP_JOIN_BURST,
   PROP_CHANNEL,
+  PROP_UPLOAD_LIMIT,
   PROP_STATS,
 };
 
@@ -113,7 +114,8 @@ struct Settings {
   guint io_interval_ms = kDefaultIoIntervalMs;
   guint start_timeout_ms = kDefaultStartTimeoutMs;
   bool join_burst = kDefaultJoinBurst;
-  std::string passphrase;  // never logged, never readable, not in the URI
+  gint64 upload_limit_bps = -1;  // -1: no limit stated
+  std::string passphrase;        // never logged, never readable, not in the URI
   // Non-empty: join this channel through the tracker at host:port
   // (p2psp://tracker:port/channel, docs/tracker.md).
   std::string channel;

@@ -1080,5 +1080,51 @@ TEST(Dbs, BurstPacerSendsAWindowThenItsRate) {
   EXPECT_FALSE(pacer.done());
 }
 
+// Adaptive chunk shares (docs/protocol.md 10.7): a peer that says it may
+// upload nothing (upload-limit 0, the JOIN flag) is dealt no chunk, and
+// still plays the whole stream from the others.
+TEST(Dbs, PeerThatForwardsNothingIsDealtNoChunkAndPlaysEverything) {
+  constexpr size_t kPeers = 5;
+  constexpr size_t kRider = 2;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) {
+    PeerConfig config;
+    if (i == kRider) config.upload_limit_bps = 0;
+    // Neighbours still drop a member that never repays its chunk debt
+    // (docs/protocol.md 10.7, limits): after 128 chunks each here, which
+    // this 10 s stream would reach. The debt is not what is tested.
+    config.max_chunk_debt = 100000;
+    team.add_peer(config);
+  }
+  team.net.run_until(kStreamStart);
+  ASSERT_EQ(team.sp().num_peers(), kPeers);
+  const uint32_t rider = team.peer(kRider).peer.id();
+  const auto stream = make_stream(StreamSpec{});
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+
+  const SplitterStats& s = team.sp().stats();
+  EXPECT_GT(s.chunks_cut, 1000u);
+  for (const SplitterPeerStats& p : team.sp().peer_stats()) {
+    SCOPED_TRACE("peer " + std::to_string(p.id));
+    if (p.id == rider) {
+      EXPECT_EQ(p.chunks_sent, 0u);
+      EXPECT_EQ(p.share, 0);
+      EXPECT_EQ(p.upload_limit_kbps, 0);
+    } else {
+      EXPECT_GT(p.chunks_sent, s.chunks_cut / kPeers);
+      EXPECT_NEAR(p.share, 1.0 / (kPeers - 1), 1e-9);
+      EXPECT_EQ(p.upload_limit_kbps, -1);
+    }
+  }
+  for (size_t i = 0; i < kPeers; ++i) {
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerStats& ps = team.peer(i).peer.stats();
+    EXPECT_EQ(ps.lost, 0u);
+    EXPECT_EQ(ps.played, s.chunks_cut);
+  }
+  EXPECT_EQ(team.peer(kRider).peer.stats().chunks_forwarded, 0u);
+}
+
 }  // namespace
 }  // namespace p2psp

@@ -230,6 +230,88 @@ TEST(SimTeam, TwoPercentDatagramLossStillPlays999PerMilleAtEveryPeer) {
   EXPECT_GT(r.recovered, 0u);
 }
 
+// ------------------------------------------------- peers as they are ---
+// (issue 15; docs/simulation.md, "Peers as they are")
+
+// Before loss was judged on evidence, NACKs for chunks that were only slow
+// to flood swamped the splitter here: CLR 0.54, splitter upload 10.6x.
+TEST(SimUneven, NackOnTwiceUplinkSmallBufferHasNoStorm) {
+  SimConfig c = small_team(100, 6);
+  c.buffer = 60;
+  const SimResult r = run_simulation(c);
+  EXPECT_LT(r.clr, 0.001);
+  EXPECT_LT(r.splitter_upload, 1.1);
+  EXPECT_EQ(r.udp_queue_drops, 0u);
+}
+
+TEST(SimUneven, EveryUplinkAt1point2TimesTheStream) {
+  SimConfig c = small_team(100, 6);
+  c.peer_upload_x = 1.2;
+  c.buffer = 120;  // was CLR 0.39 with NACK on
+  const SimResult r = run_simulation(c);
+  EXPECT_LT(r.clr, 0.001);
+  EXPECT_LT(r.splitter_upload, 1.1);
+}
+
+// Half the peers can upload 0.3 copies of the stream, and say so
+// (upload-limit): one chunk to 99 others would take them 2.8 s, so they
+// are dealt none; the 2.5x half carries the team.
+TEST(SimUneven, HalfWeakHalfStrongWithStatedLimits) {
+  SimConfig c = small_team(100, 6);
+  c.buffer = 200;
+  c.peer_upload_x = 2.5;
+  c.weak_fraction = 0.5;
+  c.weak_upload_x = 0.3;
+  c.state_limits = 1;
+  const SimResult r = run_simulation(c);
+  EXPECT_LT(r.clr, 0.001);
+  size_t weak = 0;
+  for (const PeerResult& p : r.peers) {
+    if (p.uplink_x > 0.29 && p.uplink_x < 0.31) {
+      ++weak;
+      EXPECT_EQ(p.queue_drops, 0u) << "peer " << p.index;
+    }
+  }
+  EXPECT_EQ(weak, 50u);
+}
+
+// A fifth of the team forwards nothing and says so (upload-limit=0): they
+// still play every chunk, and originate none.
+TEST(SimUneven, FreeRidersWithStatedLimitStillPlayEverything) {
+  SimConfig c = small_team(100, 6);
+  c.buffer = 200;
+  c.peer_upload_x = 1.5;
+  c.free_riders = 0.2;
+  c.state_limits = 1;
+  const SimResult r = run_simulation(c);
+  EXPECT_LT(r.clr, 0.001);
+  size_t riders = 0;
+  for (const PeerResult& p : r.peers) {
+    if (!p.free_rider) continue;
+    ++riders;
+    EXPECT_LT(p.clr, 0.001) << "peer " << p.index;
+  }
+  EXPECT_EQ(riders, 20u);
+}
+
+// Without stated limits the splitter learns from what the team misses:
+// the losses come while it learns, not once it has.
+TEST(SimUneven, FreeRidersAreLearnedFromWhatTheTeamMisses) {
+  SimConfig c = small_team(100, 10);
+  c.buffer = 200;
+  c.peer_upload_x = 1.5;
+  c.free_riders = 0.2;
+  c.learn_shares = 1;
+  const SimResult early = run_simulation(c);
+  c.duration_s = 30;
+  const SimResult later = run_simulation(c);
+  const uint64_t lost_early = early.chunks_expected - early.chunks_played;
+  const uint64_t lost_later = later.chunks_expected - later.chunks_played;
+  EXPECT_GT(lost_early, 0u);
+  // 20 s more of stream lose less than a tenth of what the first 10 s did.
+  EXPECT_LT(lost_later, lost_early + lost_early / 10);
+}
+
 TEST(SimTeam, ChurnEverySecondLeavesTheOthersPlaying) {
   SimConfig c = small_team(30, 20);
   c.joins_per_s = 1;

@@ -1757,6 +1757,28 @@ TEST(P2pspSrcStartTimeout, PropertyAndUri) {
   g_free(uri);
 }
 
+/* ---------------------------------------------------- upload-limit ---- */
+
+// What the peer may upload (issue 15): -1 (no limit) by default, a
+// property and a URI query key, and it round-trips through the URI.
+TEST(P2pspSrcUploadLimit, PropertyAndUri) {
+  ElementPtr src = MakeSrc();
+  gint64 limit = 0;
+  g_object_get(src.get(), "upload-limit", &limit, nullptr);
+  EXPECT_EQ(limit, -1);
+  const char* text = "p2psp://127.0.0.1:4552?upload-limit=300000";
+  g_object_set(src.get(), "uri", text, nullptr);
+  g_object_get(src.get(), "upload-limit", &limit, nullptr);
+  EXPECT_EQ(limit, 300000);
+  gchar* uri = nullptr;
+  g_object_get(src.get(), "uri", &uri, nullptr);
+  EXPECT_STREQ(uri, text);
+  g_free(uri);
+  g_object_set(src.get(), "upload-limit", G_GINT64_CONSTANT(0), nullptr);
+  g_object_get(src.get(), "upload-limit", &limit, nullptr);
+  EXPECT_EQ(limit, 0);
+}
+
 /* ----------------------------------------------------- io-interval ---- */
 
 TEST(P2pspSrcIoInterval, PropertyUriAndLatency) {

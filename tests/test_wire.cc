@@ -683,6 +683,26 @@ TEST(Tcp, MonitorFlagAndRoleLayout) {
   EXPECT_EQ(read_u32(role, 5), kFlagMonitor);
 }
 
+TEST(Tcp, JoinUploadLimitRoundTripsAndIsBoundsChecked) {
+  EXPECT_EQ(kFlagUploadLimit, 8u);
+  const JoinMsg join{kProtocolVersion, kFlagUploadLimit | kFlagMonitor, 300};
+  Bytes frame = encode_tcp(join);
+  ASSERT_EQ(frame.size(), 4u + 1 + 5 + 1 + 4 + 4);
+  EXPECT_EQ(read_u32(frame, 15), 300u);
+  Bytes body = body_of(frame);
+  auto back = decode_tcp_body(body.data(), body.size());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(std::get<JoinMsg>(*back).flags, kFlagUploadLimit | kFlagMonitor);
+  EXPECT_EQ(std::get<JoinMsg>(*back).upload_limit_kbps, 300u);
+  // The flag promises four more bytes: a body without them is refused.
+  for (size_t cut = 1; cut <= 4; ++cut) {
+    EXPECT_FALSE(decode_tcp_body(body.data(), body.size() - cut)) << cut;
+  }
+  // Without the flag nothing follows the flags, and a limit is not sent.
+  Bytes plain = encode_tcp(JoinMsg{kProtocolVersion, 0, 300});
+  EXPECT_EQ(plain.size(), 4u + 1 + 5 + 1 + 4);
+}
+
 TEST(Tcp, JoinWithAnotherVersionStillDecodes) {
   for (int version : {0, 2, 200, 255}) {
     JoinMsg join{static_cast<uint8_t>(version), 0};

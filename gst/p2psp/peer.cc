@@ -2,6 +2,7 @@
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
+#include <gst/p2psp/nack.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
 #include <gst/p2psp/signing.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <queue>
@@ -38,19 +40,21 @@ void in_batches(const std::vector<ChunkNumber>& numbers, Fn send_batch) {
   }
 }
 
-// The automatic NACK delay and retry period, as fractions of the latency:
-// a chunk's copies spread over the time its origin needs to upload them
-// all, which grows with the team and the stream rate and is what the
-// latency is sized for. A fixed short delay took that spread for loss and,
-// on upload-limited links, the NACK answers made it worse (a collapse in
-// the team simulator). Delay L/4 and retries every L/6 leave four attempts
-// before the deadline L.
-Micros auto_nack_delay(Micros configured, Micros latency) {
-  return configured != 0 ? configured : latency / 4;
-}
+// The automatic NACK retry period, a fraction of the latency: it leaves
+// several attempts before the deadline. The first NACK of a gap waits for
+// evidence of loss (gst/p2psp/nack.h) unless nack_delay_us fixes a delay.
 Micros auto_nack_retry(Micros configured, Micros latency) {
   return configured != 0 ? configured : latency / 6;
 }
+
+// Evidence from a later chunk of the same origin still waits this long:
+// jitter can reorder two datagrams of a very small team's round.
+constexpr Micros kEvidenceGraceUs = 20000;
+// Added to the learned spread for the time-based first NACK (jitter).
+constexpr Micros kSpreadMarginUs = 20000;
+// Chunks measured before the spread is trusted for time-based NACKs; until
+// then the time-based delay is half the latency (see nack_delay).
+constexpr uint64_t kSpreadMinSamples = 64;
 
 // NACK batches are addressed to a neighbour id or to the splitter.
 constexpr uint32_t kToSplitter = 0;
@@ -100,6 +104,11 @@ struct Peer::Impl {
     uint64_t heard_at_count = 0;  // accepted_count at that time
     bool relay_requested = false;
     size_t request_turn = 0;  // rotates REQUESTs over neighbours
+    // The longest run of other chunks seen between two of its own: the
+    // splitter may deal a member fewer chunks than others (adaptive
+    // shares), and such a member is not silent until twice that passed.
+    uint64_t longest_gap = 0;
+    bool heard = false;
   };
 
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
@@ -230,6 +239,9 @@ struct Peer::Impl {
   std::unordered_map<ChunkNumber, NackState> nacks;
   Micros nack_due_us = UINT64_MAX;
   size_t nack_turn = 0;
+  // Loss evidence (gst/p2psp/nack.h).
+  OriginNewest origin_newest;
+  SpreadEstimator spread;
 
   // ------------------------------------------------------------ helpers --
 
@@ -334,6 +346,7 @@ struct Peer::Impl {
   // and nobody needs them relayed.
   void forget_member(uint32_t peer_id) {
     members.erase(peer_id);
+    origin_newest.forget(peer_id);
     relay_to.erase(peer_id);
     for (auto& [origin, targets] : relay_to) {
       targets.erase(std::remove(targets.begin(), targets.end(), peer_id),
@@ -656,10 +669,15 @@ struct Peer::Impl {
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     note_delay(msg.send_time_ms, now);
+    note_loss_evidence(msg, now);
     note_accepted(chunk, now);
     if (had_chunks && seq_distance(newest_before, reorder.newest()) > 1) {
-      // New gaps: they become NACKable after the NACK delay.
-      nack_due_us = std::min(nack_due_us, saturating_add(now, nack_delay()));
+      // New gaps: they become NACKable after the NACK delay, or on
+      // evidence (one of our own chunks) after the grace.
+      const Micros first = config.nack_delay_us != 0
+                               ? nack_delay()
+                               : std::min(nack_delay(), kEvidenceGraceUs);
+      nack_due_us = std::min(nack_due_us, saturating_add(now, first));
     }
     const uint32_t sender_id = sender ? sender->info.id : kToSplitter;
     if (from_splitter && msg.origin != id && !nacks.count(msg.number)) {
@@ -694,8 +712,14 @@ struct Peer::Impl {
     }
     auto member = members.find(msg.origin);
     if (member != members.end()) {
-      member->second.last_heard_us = now;
-      member->second.heard_at_count = accepted_count;
+      Member& m = member->second;
+      if (m.heard) {
+        m.longest_gap =
+            std::max(m.longest_gap, accepted_count - m.heard_at_count);
+      }
+      m.heard = true;
+      m.last_heard_us = now;
+      m.heard_at_count = accepted_count;
     }
   }
 
@@ -767,7 +791,8 @@ struct Peer::Impl {
     for (auto& [origin, member] : members) {
       if (now >= saturating_add(member.last_heard_us,
                                 config.relay_request_after_us) &&
-          accepted_count - member.heard_at_count >= two_rounds) {
+          accepted_count - member.heard_at_count >=
+              std::max(two_rounds, 2 * member.longest_gap)) {
         request_relay(origin, member, now, out);
       }
       note_heard_bound(member.last_heard_us, member.heard_at_count);
@@ -804,12 +829,59 @@ struct Peer::Impl {
 
   // ------------------------------------------------------------ NACK -----
 
+  // The time-based first NACK: a fixed delay if configured, else the
+  // learned spread. Until it is learned, half the latency: an origin that
+  // never sends (a free rider, a frozen peer) leaves no other evidence, and
+  // a short or small stream may never measure enough chunks.
   Micros nack_delay() const {
-    return auto_nack_delay(config.nack_delay_us, config.latency_us);
+    if (config.nack_delay_us != 0) return config.nack_delay_us;
+    const Micros learned =
+        learned_nack_delay(spread, kSpreadMarginUs, kSpreadMinSamples);
+    return learned != UINT64_MAX ? learned : config.latency_us / 2;
   }
   Micros nack_retry() const {
     return std::max<Micros>(
         auto_nack_retry(config.nack_retry_us, config.latency_us), 1);
+  }
+  // After a neighbour was asked: its answer may wait behind a whole burst
+  // in its uplink queue, so the splitter is asked only after the spread.
+  Micros retry_after_neighbour() const {
+    if (config.nack_delay_us != 0) return nack_retry();
+    return std::max(nack_retry(), spread.value());
+  }
+
+  // A chunk that arrived on its own (not as a NACK's answer) tells how late
+  // chunks come (the spread) and that earlier chunks of its origin are no
+  // longer on their way: the chunk a round before it, if still missing,
+  // becomes NACKable now.
+  void note_loss_evidence(const ChunkMsg& msg, Micros now) {
+    if (nacks.count(msg.number) != 0) return;
+    spread.add(stats.chunk_delay_us, now);
+    origin_newest.note(msg.origin, msg.number);
+    if (config.nack_delay_us != 0 || reorder.tracked_gaps() == 0) return;
+    const ChunkNumber before = msg.number - team_round();
+    if (reorder.started() && seq_before(before, reorder.head())) return;
+    if (!seq_before(before, reorder.newest()) || reorder.find(before)) return;
+    nack_due_us = std::min(nack_due_us, saturating_add(now, kEvidenceGraceUs));
+  }
+
+  ChunkNumber team_round() const {
+    return static_cast<ChunkNumber>(members.size() + 1);
+  }
+
+  // A gap's first NACK is due: evidence that it is lost, or the delay.
+  bool first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
+    if (now >= saturating_add(gap.since_us, nack_delay())) return true;
+    if (config.nack_delay_us != 0 ||
+        now < saturating_add(gap.since_us, kEvidenceGraceUs)) {
+      return false;
+    }
+    // Our own chunks come straight from the splitter, sooner than any
+    // later chunk through another peer: missing one after the grace, it
+    // is lost (and the whole team needs our copy).
+    const uint32_t origin = guess_origin(gap.number);
+    if (origin == id && id != 0) return true;
+    return origin != 0 && origin_newest.later_than(origin, gap.number);
   }
 
   // Health messages; their bytes are kept apart from the chunk upload.
@@ -829,7 +901,7 @@ struct Peer::Impl {
   // of n is the origin of n - N (or n + N), N the team size: the neighbour
   // most likely to hold n. 0 if unknown.
   uint32_t guess_origin(ChunkNumber number) const {
-    const auto team = static_cast<ChunkNumber>(members.size() + 1);
+    const ChunkNumber team = team_round();
     for (ChunkNumber probe : {number - team, number + team}) {
       const Recent& r = recent[probe % recent.size()];
       if (r.datagram && r.number == probe) return r.origin;
@@ -854,15 +926,16 @@ struct Peer::Impl {
     }
     std::map<uint32_t, std::vector<ChunkNumber>> batches;
     std::vector<ChunkNumber> first_seen;
-    const Micros seen_by = now >= nack_delay() ? now - nack_delay() : 0;
-    for (const ReorderBuffer::Gap& gap :
-         now >= nack_delay() ? reorder.missing(seen_by)
-                             : std::vector<ReorderBuffer::Gap>()) {
+    for (const ReorderBuffer::Gap& gap : reorder.missing(now)) {
       if (in_burst(gap.number)) continue;  // only the burst brings those
-      auto [it, fresh] = nacks.try_emplace(gap.number);
+      auto it = nacks.find(gap.number);
+      if (it == nacks.end()) {
+        const Micros deadline = saturating_add(gap.since_us, config.latency_us);
+        if (now >= deadline || !first_nack_due(gap, now)) continue;
+        it = nacks.try_emplace(gap.number).first;
+        it->second.deadline_us = deadline;
+      }
       NackState& nack = it->second;
-      if (fresh)
-        nack.deadline_us = saturating_add(gap.since_us, config.latency_us);
       if (nack.next_us > now || nack.attempts >= config.max_nack_attempts ||
           now >= nack.deadline_us) {
         continue;
@@ -871,14 +944,15 @@ struct Peer::Impl {
           nack.attempts == 0 ? first_nack_target(gap.number) : kToSplitter;
       if (nack.attempts == 0) first_seen.push_back(gap.number);
       ++nack.attempts;
-      nack.next_us = saturating_add(now, nack_retry());
+      nack.next_us = saturating_add(
+          now, target == kToSplitter ? nack_retry() : retry_after_neighbour());
       batches[target].push_back(gap.number);
     }
     for (const auto& [target, numbers] : batches) {
       send_nacks(target, numbers, out);
     }
     if (monitor && !first_seen.empty()) report_lost(first_seen, out);
-    nack_due_us = next_nack_time();
+    nack_due_us = next_nack_time(now);
   }
 
   void send_nacks(uint32_t target, const std::vector<ChunkNumber>& numbers,
@@ -903,18 +977,27 @@ struct Peer::Impl {
 
   // When a missing number next needs a NACK: its first one is due a NACK
   // delay after it was seen missing, the others at their retry time.
-  Micros next_nack_time() {
+  Micros next_nack_time(Micros now) {
     Micros next = UINT64_MAX;
     for (const ReorderBuffer::Gap& gap : reorder.missing(UINT64_MAX)) {
       if (in_burst(gap.number)) continue;
       auto it = nacks.find(gap.number);
       if (it == nacks.end()) {
-        next = std::min(next, saturating_add(gap.since_us, nack_delay()));
+        // Due by time, or evidence may be there, waiting out the grace;
+        // never once the deadline passed (the gap is released as lost).
+        const Micros deadline = saturating_add(gap.since_us, config.latency_us);
+        const Micros due = saturating_add(gap.since_us, nack_delay());
+        const Micros graced = saturating_add(gap.since_us, kEvidenceGraceUs);
+        if (now >= deadline) continue;
+        if (due < deadline) next = std::min(next, std::max(due, now + 1));
+        if (config.nack_delay_us == 0 && graced > now && graced < deadline)
+          next = std::min(next, graced);
         continue;
       }
       const NackState& nack = it->second;
+      // Past its deadline a gap is only waiting to be released as lost.
       if (nack.attempts < config.max_nack_attempts &&
-          nack.next_us < nack.deadline_us) {
+          nack.next_us < nack.deadline_us && now < nack.deadline_us) {
         next = std::min(next, nack.next_us);
       }
     }
@@ -1438,6 +1521,14 @@ void Peer::start(Micros now, Outbox* out) {
   join.flags = impl_->config.monitor ? kFlagMonitor : 0;
   if (!impl_->config.passphrase.empty()) join.flags |= kFlagAuth;
   if (impl_->config.join_burst) join.flags |= kFlagBurst;
+  if (impl_->config.upload_limit_bps >= 0) {
+    // In kb/s on the wire, rounded up: a limit is never stated as 0 unless
+    // it is 0.
+    const uint64_t kbps = (impl_->config.upload_limit_bps + 999) / 1000;
+    join.flags |= kFlagUploadLimit;
+    join.upload_limit_kbps = static_cast<uint32_t>(
+        std::min<uint64_t>(kbps, std::numeric_limits<uint32_t>::max()));
+  }
   impl_->stats.monitor = impl_->monitor ? 1 : 0;
   out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;

@@ -58,6 +58,11 @@ struct PeerConfig {
   // Join burst (docs/protocol.md 7.4): ask the splitter for the chunks from
   // the latest start point on (JOIN flag), so playout starts there at once.
   bool join_burst = true;
+
+  // What this peer may upload, bits per second, told to the splitter in
+  // JOIN so that it deals us no more chunks than that carries: 0 forwards
+  // nothing (we still get the whole stream), -1 no limit.
+  int64_t upload_limit_bps = -1;
 };
 
 // Where the late-joiner gate is (Peer::start_state()).

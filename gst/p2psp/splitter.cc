@@ -1,8 +1,10 @@
 // gst-p2psp: the splitter state machine (sans-I/O).
+#include <gst/p2psp/acs.h>
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/burst.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
+#include <gst/p2psp/nack.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/startpoints.h>
@@ -28,6 +30,12 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+AcsConfig acs_config(const SplitterConfig& config) {
+  AcsConfig acs;
+  acs.enabled = config.learn_shares;
+  return acs;
+}
+
 }  // namespace
 
 struct Splitter::Impl {
@@ -44,7 +52,8 @@ struct Splitter::Impl {
     uint32_t peer_id = 0;
     uint64_t token = 0;
     uint32_t join_flags = 0;
-    auth::Nonce challenge{};  // the nonce sent in CHALLENGE
+    int64_t upload_limit_kbps = -1;  // stated in JOIN; -1: none
+    auth::Nonce challenge{};         // the nonce sent in CHALLENGE
     // Authenticated team: everything after PROOF is sealed, both ways.
     std::unique_ptr<auth::ChannelCrypto> channel;
   };
@@ -125,6 +134,11 @@ struct Splitter::Impl {
   Egress egress;
   JoinLimiter join_limiter;
   ChunkNumber next_chunk;
+  // The total NACK budget (gst/p2psp/nack.h), earned as chunks are cut.
+  RetransmitAllowance retransmit_allowance{config.retransmit_share_permille,
+                                           config.retransmit_total_burst};
+  // Adaptive chunk shares (gst/p2psp/acs.h).
+  AdaptiveShares shares{acs_config(config)};
   uint32_t next_peer_id = 1;
   size_t round_robin = 0;
   std::string caps;         // what WELCOME gives joiners
@@ -238,6 +252,7 @@ struct Splitter::Impl {
     const Member gone = members[index];
     members.erase(members.begin() + static_cast<ptrdiff_t>(index));
     reindex_members();
+    shares.remove(peer_id);
     // Only members' reports count: a reporter that leaves takes its
     // accusations along (see handle_polluted).
     for (Member& m : members) {
@@ -305,6 +320,9 @@ struct Splitter::Impl {
       return;
     }
     conn.join_flags = join.flags;
+    if (join.flags & kFlagUploadLimit) {
+      conn.upload_limit_kbps = join.upload_limit_kbps;
+    }
     const bool wants_auth = (join.flags & kFlagAuth) != 0;
     if (wants_auth != keys.has_value()) {
       ++stats.auth_failures;
@@ -498,12 +516,14 @@ struct Splitter::Impl {
     member.burst = burst;
     member_index[member.stats.id] = members.size();
     member_by_endpoint[endpoint] = member.stats.id;
+    member.stats.upload_limit_kbps = conn.upload_limit_kbps;
     members.push_back(member);
     if (burst) {
       ++stats.bursts;
       bursting.insert(conn.peer_id);
       send_bursts(now, out);
     }
+    shares.add(member.stats.id, now, conn.upload_limit_kbps);
     if (config.peer_timeout_us != 0) {
       liveness_due_us = std::min(liveness_due_us,
                                  saturating_add(now, config.peer_timeout_us));
@@ -670,6 +690,14 @@ struct Splitter::Impl {
     return s.datagram && s.number == number ? s.datagram : nullptr;
   }
 
+  // The origin's own NACKs are outside the total cap: it floods what it
+  // gets back to the whole team, so one retransmission serves every peer
+  // (and it can ask only for its own share of the stream).
+  bool is_origin(const Member& member, ChunkNumber number) const {
+    const Origin* origin = origin_of(number);
+    return origin && origin->peer_id == member.stats.id;
+  }
+
   // A chunk goes to its origin without the origin in it; anyone else must
   // be told whose it is.
   SharedBytes answer_to_nack(const Member& member, ChunkNumber number) const {
@@ -688,10 +716,15 @@ struct Splitter::Impl {
                    Outbox* out) {
     for (ChunkNumber number : nack.numbers) {
       ++stats.nacks_received;
+      const Origin* origin = origin_of(number);
+      if (origin && origin->peer_id != member.stats.id) {
+        shares.note_nack(origin->peer_id, number);
+      }
       SharedBytes datagram = answer_to_nack(member, number);
       if (!datagram) {
         ++stats.retransmits_unavailable;
-      } else if (!member.retransmit_budget.take(now)) {
+      } else if (!member.retransmit_budget.take(now) ||
+                 !(is_origin(member, number) || retransmit_allowance.take())) {
         ++stats.retransmits_limited;
       } else {
         ++stats.retransmits;
@@ -870,6 +903,7 @@ struct Splitter::Impl {
     const ChunkNumber number = next_chunk++;
     ++stats.chunks_cut;
     start_points.note_chunk(number, framer.cut_end(), now);
+    retransmit_allowance.on_chunk_cut();
     if (members.empty()) {
       // Sent to nobody, but kept: the first joiner of an empty team is a
       // late joiner too, and its join burst needs these chunks (7.4).
@@ -879,8 +913,7 @@ struct Splitter::Impl {
                    encode(number, kNoMemberOrigin, now, chunk)));
       return;
     }
-    round_robin %= members.size();
-    Member& dest = members[round_robin++];
+    Member& dest = next_origin(chunk.bytes.size(), now);
     auto datagram = std::make_shared<const Bytes>(
         encode(number, dest.stats.id, now, chunk));
     ++stats.chunks_sent;
@@ -889,6 +922,21 @@ struct Splitter::Impl {
     dest.stats.bytes_sent += datagram->size();
     remember(number, dest.stats.id, datagram);
     egress.send(dest.stats.endpoint, datagram, out);
+  }
+
+  // Who is dealt the next chunk: plain round robin while every member
+  // forwards what it gets, weighted by what each forwards otherwise.
+  Member& next_origin(size_t chunk_bytes, Micros now) {
+    shares.update(now, members.size(), next_chunk - 1);
+    round_robin %= members.size();
+    size_t index = round_robin++;
+    if (!shares.uniform()) {
+      const size_t picked = shares.pick(
+          members.size(), [this](size_t i) { return members[i].stats.id; });
+      if (picked < members.size()) index = picked;
+    }
+    shares.note_dealt(members[index].stats.id, chunk_bytes, now);
+    return members[index];
   }
 
   // The signature covers every field the splitter decides (team, number,
@@ -1118,7 +1166,11 @@ const SplitterStats& Splitter::stats() const {
 
 std::vector<SplitterPeerStats> Splitter::peer_stats() const {
   std::vector<SplitterPeerStats> result;
-  for (const Impl::Member& m : impl_->members) result.push_back(m.stats);
+  for (const Impl::Member& m : impl_->members) {
+    result.push_back(m.stats);
+    result.back().share = impl_->shares.share(m.stats.id);
+    result.back().forwarding = impl_->shares.forwarding(m.stats.id);
+  }
   return result;
 }
 

@@ -65,6 +65,21 @@ struct SplitterConfig {
   // and burst, so a NACK cannot make the splitter flood an address.
   uint32_t retransmit_rate = 256;
   uint32_t retransmit_burst = 256;
+  // Retransmissions all members together may cause: each chunk cut earns
+  // this many thousandths of one, up to retransmit_total_burst saved, so
+  // the splitter never spends more than that share of its chunk upload on
+  // NACKs however many peers ask (a storm cannot starve the stream). Three
+  // per chunk: members a NAT keeps apart need the splitter for each
+  // other's chunks until relays are found (tests/nat). 0: no total cap.
+  uint32_t retransmit_share_permille = 3000;
+  uint32_t retransmit_total_burst = 1024;
+  // Adaptive chunk shares (gst/p2psp/acs.h): a member that stated an
+  // upload limit in JOIN is always dealt no more than it carries. With
+  // learn_shares, a member whose chunks the team misses (NACKs reaching
+  // the splitter) is also dealt fewer, down to none. Off by default: two
+  // members a NAT keeps apart look the same as a thin uplink until relays
+  // are found (tests/nat), and the cut outlasts them.
+  bool learn_shares = false;
 
   // Authenticated team (docs/security.md): empty = open team. Otherwise
   // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws
@@ -109,6 +124,12 @@ struct SplitterPeerStats {
   // Distinct members that reported it for pollution.
   uint32_t pollution_accusers = 0;
   uint64_t burst_chunks = 0;  // chunks of its join burst sent to it
+  // Adaptive chunk shares: its share of the chunks dealt (weight over the
+  // team's), and the fraction of its copies the team got in the last
+  // period (from the NACKs that reached the splitter; 1 until measured).
+  double share = 0;
+  double forwarding = 1;
+  int64_t upload_limit_kbps = -1;  // stated in JOIN (kb/s); -1: none
 };
 
 struct SplitterStats {
@@ -137,7 +158,7 @@ struct SplitterStats {
   uint64_t retransmits = 0;       // chunks re-sent on NACK
   uint64_t retransmit_bytes = 0;  // their UDP bytes (not in bytes_sent)
   uint64_t retransmits_unavailable = 0;  // asked for, no longer held
-  uint64_t retransmits_limited = 0;      // refused by the rate limit
+  uint64_t retransmits_limited = 0;      // refused: member or total limit
   // Authenticated team.
   uint64_t auth_failures = 0;              // joins refused for the passphrase
   uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered

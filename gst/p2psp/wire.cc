@@ -272,6 +272,7 @@ struct BodyWriter {
     w.raw(kJoinMagic, sizeof kJoinMagic);
     w.u8(m.version);
     w.u32(m.flags);
+    if (m.flags & kFlagUploadLimit) w.u32(m.upload_limit_kbps);
   }
   void operator()(const WelcomeMsg& m) {
     w.u8(m.version);
@@ -351,6 +352,7 @@ JoinMsg read_join(Reader& r) {
   // Any version decodes, so the splitter can answer REJECT kVersion.
   m.version = r.u8();
   m.flags = r.u32();
+  if (m.flags & kFlagUploadLimit) m.upload_limit_kbps = r.u32();
   return m;
 }
 

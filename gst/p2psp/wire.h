@@ -217,6 +217,8 @@ constexpr uint32_t kFlagMonitor = 1u << 0;
 constexpr uint32_t kFlagAuth = 1u << 1;
 // JOIN flag: the peer takes a join burst (BURST, protocol.md 7.4).
 constexpr uint32_t kFlagBurst = 1u << 2;
+// JOIN: a u32 upload limit (kb/s) follows the flags (docs/protocol.md).
+constexpr uint32_t kFlagUploadLimit = 1u << 3;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -239,7 +241,9 @@ struct PeerInfo {
 
 struct JoinMsg {
   uint8_t version = kProtocolVersion;
-  uint32_t flags = 0;  // kFlagMonitor; other bits reserved, zero
+  uint32_t flags = 0;  // kFlagMonitor, kFlagAuth, kFlagUploadLimit
+  // With kFlagUploadLimit: what the peer may upload, kb/s (0: nothing).
+  uint32_t upload_limit_kbps = 0;
 };
 struct WelcomeMsg {
   uint8_t version = kProtocolVersion;

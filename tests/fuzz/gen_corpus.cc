@@ -84,6 +84,7 @@ std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {
   return {
       {"join", JoinMsg{kProtocolVersion, 0}},
       {"join-monitor", JoinMsg{kProtocolVersion, kFlagMonitor}},
+      {"join-upload-limit", JoinMsg{kProtocolVersion, kFlagUploadLimit, 300}},
       {"welcome", welcome},
       {"team", team},
       {"team-empty", TeamMsg{Endpoint::ipv4(10, 0, 0, 2, 1), 0, {}}},

@@ -266,16 +266,18 @@ std::string seconds_or_dash(const std::optional<double>& s) {
 void print_per_peer(const SimResult& r) {
   std::printf(
       "# peer id monitor joined_s departed_s removed_s removal "
-      "expected played clr upload_bytes\n");
+      "expected played clr upload_bytes uplink_x free_rider queue_drops\n");
   for (const p2psp::sim::PeerResult& p : r.peers) {
-    std::printf("%u %u %d %s %s %s %s %llu %llu %.6f %llu\n", p.index, p.id,
-                p.monitor ? 1 : 0, seconds_or_dash(p.joined_s).c_str(),
-                seconds_or_dash(p.departed_s).c_str(),
-                seconds_or_dash(p.removed_s).c_str(),
-                p.removal.empty() ? "-" : p.removal.c_str(),
-                static_cast<unsigned long long>(p.expected),
-                static_cast<unsigned long long>(p.played), p.clr,
-                static_cast<unsigned long long>(p.upload_bytes));
+    std::printf(
+        "%u %u %d %s %s %s %s %llu %llu %.6f %llu %.2f %d %llu\n", p.index,
+        p.id, p.monitor ? 1 : 0, seconds_or_dash(p.joined_s).c_str(),
+        seconds_or_dash(p.departed_s).c_str(),
+        seconds_or_dash(p.removed_s).c_str(),
+        p.removal.empty() ? "-" : p.removal.c_str(),
+        static_cast<unsigned long long>(p.expected),
+        static_cast<unsigned long long>(p.played), p.clr,
+        static_cast<unsigned long long>(p.upload_bytes), p.uplink_x,
+        p.free_rider ? 1 : 0, static_cast<unsigned long long>(p.queue_drops));
   }
 }
 

@@ -91,6 +91,33 @@ class TimedPeerNode : public PeerNode {
  public:
   using PeerNode::PeerNode;
   std::function<void(const PeerEvent&, Micros)> on_event;
+  bool free_rider = false;
+
+  // A free rider's chunk datagrams never leave it (floods, relays and NACK
+  // answers alike); its control messages do.
+  void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
+              Micros now, Outbox* out) override {
+    const size_t before = out->udp.size();
+    PeerNode::on_udp(from, data, size, now, out);
+    drop_chunks(before, out);
+  }
+  void tick(Micros now, Outbox* out) override {
+    const size_t before = out->udp.size();
+    PeerNode::tick(now, out);
+    drop_chunks(before, out);
+  }
+
+  void drop_chunks(size_t from_index, Outbox* out) const {
+    if (!free_rider) return;
+    auto& udp = out->udp;
+    udp.erase(std::remove_if(
+                  udp.begin() + static_cast<ptrdiff_t>(from_index), udp.end(),
+                  [](const UdpSend& s) {
+                    auto msg = decode_udp(s.data->data(), s.data->size());
+                    return msg && std::holds_alternative<ChunkMsg>(*msg);
+                  }),
+              udp.end());
+  }
 
   void settle(Micros now) override {
     PeerNode::settle(now);
@@ -221,6 +248,7 @@ class Simulation {
     // Tokens and cookies from the run's seed, so a run repeats exactly.
     sc.secret_seed = static_cast<uint64_t>(config_.seed);
     sc.monitors = static_cast<uint32_t>(config_.monitors);
+    sc.learn_shares = config_.learn_shares != 0;
     if (config_.max_chunk_loss > 0) {
       sc.max_chunk_loss = static_cast<uint32_t>(config_.max_chunk_loss);
     }
@@ -276,8 +304,17 @@ class Simulation {
   void add_peer() {
     const uint32_t index = static_cast<uint32_t>(peers_.size());
     const bool monitor = index < config_.monitors;
+    const bool weak = picked(index, config_.weak_fraction, 1);
+    const bool free_rider = picked(index, config_.free_riders, 0);
+    PeerConfig pc = peer_config(monitor);
+    if (config_.state_limits != 0 && (weak || free_rider)) {
+      pc.upload_limit_bps =
+          free_rider ? 0
+                     : static_cast<int64_t>(config_.weak_upload_x *
+                                            config_.bitrate_kbps * 1000);
+    }
     auto node = std::make_shared<TimedPeerNode>(
-        peer_config(monitor), splitter_endpoint(kSplitterTcpPort));
+        pc, splitter_endpoint(kSplitterTcpPort));
     node->on_event = [this, index](const PeerEvent& e, Micros now) {
       on_peer_event(index, e, now);
     };
@@ -290,12 +327,24 @@ class Simulation {
     slot.result.monitor = monitor;
     slot.played.assign(total_chunks_, false);
     peers_.push_back(std::move(slot));
-    net_.set_uplink(
-        peers_[index].node,
-        uplink(uplink_rate(config_.peer_upload_kbps, config_.peer_upload_x,
-                           config_.bitrate_kbps)));
+    node->free_rider = free_rider;
+    peers_[index].result.free_rider = node->free_rider;
+    const uint64_t rate =
+        weak ? uplink_rate(0, config_.weak_upload_x, config_.bitrate_kbps)
+             : uplink_rate(config_.peer_upload_kbps, config_.peer_upload_x,
+                           config_.bitrate_kbps);
+    peers_[index].result.uplink_x = rate / 1000.0 / config_.bitrate_kbps;
+    net_.set_uplink(peers_[index].node, uplink(rate));
     block_pairs_of(index);
     start_peer(net_, peers_[index].node, splitter_);
+  }
+
+  // Whether peer `index` is among `fraction` of the peers spread evenly over
+  // the join order (offset apart, so two fractions pick different peers).
+  static bool picked(uint32_t index, double fraction, uint32_t offset) {
+    if (fraction <= 0) return false;
+    const uint64_t i = index + offset;
+    return std::floor((i + 1) * fraction) > std::floor(i * fraction);
   }
 
   // The first team joins one by one before the stream starts.
@@ -549,6 +598,7 @@ class Simulation {
     r.clr =
         r.expected == 0 ? 0 : 1.0 - static_cast<double>(r.played) / r.expected;
     r.upload_bytes = net_.traffic(slot.node).udp_bytes;
+    r.queue_drops = net_.traffic(slot.node).queue_drops;
     result->chunks_expected += r.expected;
     result->chunks_played += r.played;
     // A handful of chunks says nothing about a peer's loss rate.
@@ -643,6 +693,16 @@ const std::vector<SimParam>& sim_params() {
        "splitter uplink as a multiple of the stream rate (0: unlimited)"},
       {"queue", &SimConfig::queue_ms,
        "uplink queue bound, ms of waiting (drop-tail)"},
+      {"weak-fraction", &SimConfig::weak_fraction,
+       "fraction of the peers with a weak uplink (--weak-upload-x)"},
+      {"weak-upload-x", &SimConfig::weak_upload_x,
+       "weak peers' uplink as a multiple of the stream rate"},
+      {"free-riders", &SimConfig::free_riders,
+       "fraction of the peers that forward no chunk (control only)"},
+      {"state-limits", &SimConfig::state_limits,
+       "1: weak peers and free riders tell the splitter their uplink"},
+      {"learn-shares", &SimConfig::learn_shares,
+       "1: the splitter learns shares from the NACKs it gets"},
       {"joins", &SimConfig::joins_per_s, "peers joining per second"},
       {"leaves", &SimConfig::leaves_per_s,
        "peers leaving (with goodbye) per second"},

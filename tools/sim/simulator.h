@@ -41,6 +41,20 @@ struct SimConfig {
   double splitter_upload_kbps = 0;
   double splitter_upload_x = 10;
   double queue_ms = 1000;  // drop-tail bound of every uplink queue
+  // Uneven uplinks (docs/simulation.md, "Peers as they are"): a fraction
+  // of the peers, spread evenly over the join order, has an uplink of
+  // weak_upload_x times the stream instead; a fraction forwards no chunk
+  // at all (free riders: they send control messages only, and neither
+  // flood nor answer NACKs). A peer picked for both is a free rider.
+  double weak_fraction = 0;
+  double weak_upload_x = 0.3;
+  double free_riders = 0;
+  // 1: weak peers and free riders state their uplink to the splitter
+  // (upload-limit: weak-upload-x times the stream, 0 for free riders);
+  // 0: the splitter has to learn it from what the team misses.
+  double state_limits = 0;
+  // 1: the splitter also learns shares from the NACKs (learn_shares).
+  double learn_shares = 0;
 
   // Churn, in events per second of stream, on peers that are not monitors.
   double joins_per_s = 0;
@@ -94,6 +108,9 @@ struct PeerResult {
   uint64_t played = 0;               // of those, played in time
   double clr = 0;                    // 1 - played / expected
   uint64_t upload_bytes = 0;
+  double uplink_x = 0;       // its uplink, times the stream (0: unlimited)
+  uint64_t queue_drops = 0;  // datagrams its uplink queue dropped
+  bool free_rider = false;
   // Last datagram another peer sent to it after it departed: once it has
   // been removed, the team must stop sending.
   std::optional<double> last_udp_from_peers_s;

@@ -1,0 +1,158 @@
+// gst-p2psp: adaptive chunk shares (see acs.h).
+#include <gst/p2psp/acs.h>
+
+#include <algorithm>
+
+namespace p2psp {
+
+void AdaptiveShares::add(uint32_t id, Micros now, int64_t stated_kbps) {
+  if (!started_) {
+    started_ = true;
+    next_update_us_ = now + config_.period_us;
+  }
+  auto [it, fresh] = entries_.try_emplace(id);
+  if (!fresh) return;
+  total_weight_ += it->second.weight;
+  it->second.stated_kbps = stated_kbps;
+  if (stated_kbps < 0) return;
+  any_stated_ = true;
+  // Until the stream rate is known, a limited member is dealt nothing: the
+  // others carry it for that half second, rather than a backlog building
+  // up in a thin uplink that it could never drain.
+  set_weight(it->second, 0);
+  if (stream_kbps_ > 0) apply_stated(entries_.size());
+}
+
+void AdaptiveShares::note_dealt(uint32_t id, size_t bytes, Micros now) {
+  ++entry(id).current.dealt;
+  measure_rate(bytes, now);
+}
+
+// The first estimate comes after half a second of stream, then one per
+// period; weights for stated limits follow each.
+void AdaptiveShares::measure_rate(size_t bytes, Micros now) {
+  chunk_bytes_ = bytes;
+  if (rate_bytes_ == 0) rate_from_us_ = now;
+  rate_bytes_ += bytes;
+  const Micros span = now - rate_from_us_;
+  const Micros due = stream_kbps_ > 0 ? config_.period_us : 500000;
+  if (span < due) return;
+  stream_kbps_ = static_cast<double>(rate_bytes_) * 8 / 1000 / (span / 1e6);
+  rate_bytes_ = 0;
+  if (any_stated_) apply_stated(entries_.size());
+}
+
+// A member that stated a limit uploads its share of the chunks to the
+// other team - 1 members: share x (team - 1) copies of the stream, each
+// datagram with its headers, and its NACK answers and control messages
+// too: kCopyCost leaves room for those. Its weight keeps that within the
+// limit, and never exceeds what was measured (the ceiling).
+double AdaptiveShares::stated_weight(const Entry& e, size_t team,
+                                     double total) const {
+  constexpr double kCopyCost = 1.3;
+  if (e.stated_kbps == 0) return 0;
+  // IPv4/UDP and the chunk header, about.
+  const double datagram_bits = (chunk_bytes_ + 60) * 8.0;
+  const double burst_us = std::max<double>(1, team - 1) * datagram_bits /
+                          static_cast<double>(e.stated_kbps) * 1000;
+  if (burst_us > static_cast<double>(config_.max_burst_us)) return 0;
+  const double copies = e.stated_kbps / (stream_kbps_ * kCopyCost);
+  const double weight = copies * total / std::max<double>(1, team - 1);
+  return std::min({1.0, e.ceiling, weight});
+}
+
+void AdaptiveShares::apply_stated(size_t team) {
+  if (stream_kbps_ <= 0) return;
+  // The weights of the others set each share: two rounds settle it.
+  for (int round = 0; round < 2; ++round) {
+    const double total = total_weight_;
+    for (auto& [id, e] : entries_) {
+      if (e.stated_kbps < 0) continue;
+      const double w = stated_weight(e, team, total);
+      set_weight(e, w < config_.min_weight ? 0 : w);
+    }
+  }
+}
+
+void AdaptiveShares::remove(uint32_t id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  set_weight(it->second, 1);  // keeps the counters right
+  total_weight_ -= 1;
+  entries_.erase(it);
+}
+
+void AdaptiveShares::set_weight(Entry& e, double weight) {
+  if ((e.weight != 1) != (weight != 1)) {
+    if (weight != 1) {
+      ++non_uniform_;
+    } else {
+      --non_uniform_;
+    }
+  }
+  total_weight_ += weight - e.weight;
+  e.weight = weight;
+}
+
+void AdaptiveShares::note_nack(uint32_t origin, ChunkNumber number) {
+  auto it = entries_.find(origin);
+  if (it == entries_.end()) return;
+  if (!seq_before(number, current_from_)) {
+    ++it->second.current.nacked;
+  } else if (!seq_before(number, previous_from_)) {
+    ++it->second.previous.nacked;
+  }
+}
+
+void AdaptiveShares::update(Micros now, size_t team, ChunkNumber next_number) {
+  if (!config_.enabled || !started_ || now < next_update_us_) return;
+  next_update_us_ = now + config_.period_us;
+  for (auto& [id, e] : entries_) {
+    if (e.previous.dealt >= config_.min_dealt && team >= 2) {
+      revise(e, team);
+      e.previous = e.current;
+    } else {
+      // Too few chunks to judge: the next period adds to them.
+      e.previous.dealt += e.current.dealt;
+      e.previous.nacked += e.current.nacked;
+    }
+    e.current = Counts();
+  }
+  previous_from_ = current_from_;
+  current_from_ = next_number;
+  if (any_stated_) apply_stated(entries_.size());
+}
+
+// What the member forwarded is about what it can forward: the ceiling.
+// Its weight is cut below that (by the missed fraction once more, so a
+// member that forwards next to nothing is out at once) and grows back to
+// the ceiling while nothing is missed, the ceiling creeping up to probe.
+void AdaptiveShares::revise(Entry& e, size_t team) {
+  const double copies = static_cast<double>(e.previous.dealt) * (team - 1);
+  const double missed = std::min(1.0, e.previous.nacked / copies);
+  e.forwarding = 1 - missed;
+  if (missed > config_.cut_above) {
+    e.ceiling = e.weight * (1 - missed);
+    const double cut = e.ceiling * (1 - missed);
+    set_weight(e, cut < config_.min_weight ? 0 : cut);
+  } else if (missed < config_.grow_below && e.weight > 0) {
+    e.ceiling = std::min(1.0, e.ceiling * config_.ceiling_creep);
+    set_weight(e, std::min(e.ceiling, e.weight * config_.grow));
+  }
+}
+
+double AdaptiveShares::weight(uint32_t id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? 0 : it->second.weight;
+}
+
+double AdaptiveShares::forwarding(uint32_t id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? 0 : it->second.forwarding;
+}
+
+double AdaptiveShares::share(uint32_t id) const {
+  return total_weight_ > 0 ? weight(id) / total_weight_ : 0;
+}
+
+}  // namespace p2psp

@@ -1,0 +1,153 @@
+// Loss evidence for NACKs (gst/p2psp/nack.h) and adaptive chunk shares
+// (gst/p2psp/acs.h), on their own.
+#include <gst/p2psp/acs.h>
+#include <gst/p2psp/nack.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+namespace p2psp {
+namespace {
+
+constexpr Micros kSecond = 1000000;
+
+TEST(Spread, MaximumOverTwoWindowsThenForgotten) {
+  SpreadEstimator spread(2 * kSecond);
+  EXPECT_EQ(spread.value(), 0u);
+  spread.add(400000, 0);
+  spread.add(100000, kSecond);
+  EXPECT_EQ(spread.value(), 400000u);
+  spread.add(50000, 2 * kSecond + 1);  // new window: the old one is kept
+  EXPECT_EQ(spread.value(), 400000u);
+  spread.add(60000, 4 * kSecond + 2);  // two windows on: forgotten
+  EXPECT_EQ(spread.value(), 60000u);
+  EXPECT_EQ(spread.samples(), 4u);
+}
+
+TEST(Spread, NoTimeBasedNackUntilEnoughSamples) {
+  SpreadEstimator spread;
+  for (int i = 0; i < 63; ++i) spread.add(400000, i);
+  EXPECT_EQ(learned_nack_delay(spread, 20000, 64), UINT64_MAX);
+  spread.add(400000, 63);
+  EXPECT_EQ(learned_nack_delay(spread, 20000, 64), 400000u + 100000 + 20000);
+}
+
+TEST(OriginNewest, LaterAcrossTheWrap) {
+  OriginNewest newest;
+  EXPECT_FALSE(newest.later_than(7, 10));
+  newest.note(7, 0xFFFFFFF0u);
+  newest.note(7, 5);            // after the wrap
+  newest.note(7, 0xFFFFFFF8u);  // older: ignored
+  EXPECT_TRUE(newest.later_than(7, 4));
+  EXPECT_TRUE(newest.later_than(7, 0xFFFFFFFFu));
+  EXPECT_FALSE(newest.later_than(7, 5));
+  newest.forget(7);
+  EXPECT_FALSE(newest.later_than(7, 4));
+}
+
+TEST(RetransmitAllowance, BurstThenOnePerChunkCutAtTheShare) {
+  RetransmitAllowance allowance(250, 2);  // a quarter per chunk, burst 2
+  EXPECT_TRUE(allowance.take());
+  EXPECT_TRUE(allowance.take());
+  EXPECT_FALSE(allowance.take());
+  for (int i = 0; i < 3; ++i) allowance.on_chunk_cut();
+  EXPECT_FALSE(allowance.take());
+  allowance.on_chunk_cut();
+  EXPECT_TRUE(allowance.take());
+  RetransmitAllowance unlimited(0, 0);
+  EXPECT_TRUE(unlimited.take());
+}
+
+// Deals `chunks` with `shares`, `ids` in member order; counts per id.
+std::map<uint32_t, int> deal(AdaptiveShares& shares,
+                             const std::vector<uint32_t>& ids, int chunks) {
+  std::map<uint32_t, int> dealt;
+  for (int i = 0; i < chunks; ++i) {
+    const size_t at = shares.pick(ids.size(), [&](size_t k) { return ids[k]; });
+    if (at < ids.size()) ++dealt[ids[at]];
+  }
+  return dealt;
+}
+
+TEST(AdaptiveShares, UniformUntilAMemberStatesItForwardsNothing) {
+  AdaptiveShares shares;
+  shares.add(1, 0);
+  shares.add(2, 0);
+  EXPECT_TRUE(shares.uniform());
+  shares.add(3, 0, /*stated_kbps=*/0);
+  EXPECT_FALSE(shares.uniform());
+  EXPECT_EQ(shares.share(3), 0);
+  EXPECT_DOUBLE_EQ(shares.share(1), 0.5);
+  const auto dealt = deal(shares, {1, 2, 3}, 100);
+  EXPECT_EQ(dealt.count(3), 0u);
+  EXPECT_EQ(dealt.at(1), 50);
+  EXPECT_EQ(dealt.at(2), 50);
+  shares.remove(3);
+  EXPECT_TRUE(shares.uniform());
+}
+
+// A member whose copies the team misses (NACKs reaching the splitter) is
+// cut once its period is judged; one that is missed in full, to nothing.
+TEST(AdaptiveShares, MissedCopiesCutTheWeight) {
+  AcsConfig config;
+  config.min_dealt = 2;
+  AdaptiveShares shares(config);
+  const std::vector<uint32_t> ids = {1, 2, 3, 4, 5};
+  for (uint32_t id : ids) shares.add(id, 0);
+  ChunkNumber number = 0;
+  Micros now = 0;
+  // Period 1: 20 chunks each; member 5's copies all missed (4 per chunk),
+  // member 4's half missed.
+  for (int i = 0; i < 100; ++i) {
+    const uint32_t id = ids[i % ids.size()];
+    shares.note_dealt(id, 1000, now);
+    if (id == 5) shares.note_nack(5, number), shares.note_nack(5, number);
+    if (id == 5) shares.note_nack(5, number), shares.note_nack(5, number);
+    if (id == 4) shares.note_nack(4, number), shares.note_nack(4, number);
+    ++number;
+  }
+  now += config.period_us;
+  shares.update(now, ids.size(), number);  // period 1 is now "previous"
+  EXPECT_TRUE(shares.uniform());
+  now += config.period_us;
+  shares.update(now, ids.size(), number);  // judged
+  EXPECT_EQ(shares.weight(5), 0);
+  EXPECT_NEAR(shares.forwarding(4), 0.5, 1e-9);
+  EXPECT_NEAR(shares.weight(4), 0.25, 1e-9);
+  EXPECT_EQ(shares.weight(1), 1);
+  EXPECT_NEAR(shares.share(4), 0.25 / 3.25, 1e-9);
+}
+
+// A stated limit needs the stream rate: until it is known the member is
+// dealt nothing; then its share keeps its copies within the limit.
+TEST(AdaptiveShares, StatedLimitFollowsTheMeasuredStreamRate) {
+  AdaptiveShares shares;
+  for (uint32_t id = 1; id <= 10; ++id) shares.add(id, 0);
+  shares.add(11, 0, /*stated_kbps=*/2000);
+  EXPECT_EQ(shares.weight(11), 0);
+  // 1 Mb/s of 1000-byte chunks: one every 8 ms, for 0.6 s.
+  for (Micros t = 0; t <= 600000; t += 8000) shares.note_dealt(1, 1000, t);
+  // 2000 kb/s / (1000 kb/s x 1.3) = 1.54 copies over 10 others: share
+  // 0.154, weight 0.154 x (10 + w) -> about 1.8, capped at 1.
+  EXPECT_EQ(shares.weight(11), 1);
+  AdaptiveShares thin;
+  for (uint32_t id = 1; id <= 10; ++id) thin.add(id, 0);
+  thin.add(11, 0, /*stated_kbps=*/400);
+  for (Micros t = 0; t <= 600000; t += 8000) thin.note_dealt(1, 1000, t);
+  // One chunk to 10 others at 400 kb/s: 10 x 1060 x 8 / 400k = 0.21 s,
+  // within the burst bound; 0.31 copies -> weight about 0.31 x 10.x / 10.
+  EXPECT_GT(thin.weight(11), 0.3);
+  EXPECT_LT(thin.weight(11), 0.33);
+}
+
+TEST(AdaptiveShares, LimitTooThinForOneFloodIsDealtNothing) {
+  AdaptiveShares shares;
+  for (uint32_t id = 1; id <= 100; ++id) shares.add(id, 0);
+  shares.add(101, 0, /*stated_kbps=*/300);  // 100 x 8480 bits: 2.8 s
+  for (Micros t = 0; t <= 600000; t += 8000) shares.note_dealt(1, 1000, t);
+  EXPECT_EQ(shares.weight(101), 0);
+}
+
+}  // namespace
+}  // namespace p2psp
