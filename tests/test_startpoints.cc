@@ -4,6 +4,7 @@
 #include <gst/p2psp/startpoints.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -459,10 +460,88 @@ TEST(StartPointsFlv, ResynchronisesOnTagBoundaries) {
                          run.out.end() - static_cast<ptrdiff_t>(data.size())));
 }
 
+// ------------------------------------------------- MP3 and ADTS audio ---
+
+// Frame offsets by walking the headers from the start (the samples are
+// clean), to check the analyser against.
+std::vector<size_t> audio_frames(const Bytes& d, Container c) {
+  std::vector<size_t> at;
+  size_t pos = 0;
+  for (;;) {
+    const size_t size =
+        c == Container::kAdts
+            ? adts_frame_size(d.data() + pos, d.size() - pos)
+            : mpeg_audio_frame_size(d.data() + pos, d.size() - pos);
+    if (size == 0 || pos + size > d.size()) break;
+    at.push_back(pos);
+    pos += size;
+  }
+  return at;
+}
+
+void expect_every_frame_a_start(Container c, const char* sample) {
+  const Bytes data = read_sample(sample);
+  const std::vector<size_t> frames = audio_frames(data, c);
+  ASSERT_GT(frames.size(), 30u) << sample;
+  for (size_t step : {1u, 333u, 4096u}) {
+    const Analysis run = analyse(c, data, step);
+    EXPECT_EQ(run.out, data) << step;
+    EXPECT_EQ(run.stats.skipped_bytes, 0u);
+    // Every frame starts a unit that opens the gate.
+    size_t checked = 0;
+    for (const Unit& u : run.units) {
+      if (u.random_access()) {
+        EXPECT_TRUE(std::binary_search(frames.begin(), frames.end(), u.offset))
+            << u.offset;
+        ++checked;
+      }
+    }
+    EXPECT_EQ(checked, frames.size()) << step;
+  }
+}
+
+TEST(StartPointsAudio, Mp3FramesAreStartPoints) {
+  EXPECT_EQ(container_from_caps("audio/mpeg, mpegversion=(int)1, layer=(int)3"),
+            Container::kMpegAudio);
+  expect_every_frame_a_start(Container::kMpegAudio, "tone.mp3");
+}
+
+TEST(StartPointsAudio, AdtsFramesAreStartPoints) {
+  EXPECT_EQ(
+      container_from_caps("audio/mpeg, framed=(boolean)false, "
+                          "mpegversion=(int)4, stream-format=(string)adts"),
+      Container::kAdts);
+  EXPECT_EQ(container_from_caps("audio/mpeg, mpegversion=(int)4, "
+                                "stream-format=(string)raw"),
+            Container::kUnknown);
+  expect_every_frame_a_start(Container::kAdts, "tone.aac");
+}
+
+// Joined mid-frame (an Icecast listener's first bytes) and garbage with
+// stray sync-like bytes: skipped up to the first frame followed by another.
+TEST(StartPointsAudio, ResynchronisesMidFrameAndAfterGarbage) {
+  for (auto [c, sample] : {std::pair{Container::kMpegAudio, "tone.mp3"},
+                           std::pair{Container::kAdts, "tone.aac"}}) {
+    const Bytes data = read_sample(sample);
+    const std::vector<size_t> frames = audio_frames(data, c);
+    Bytes input(data.begin() + frames[3] + 17, data.end());
+    const size_t lead = frames[4] - (frames[3] + 17);
+    std::mt19937 rng(5);
+    Bytes garbage(2000);
+    for (uint8_t& b : garbage) b = static_cast<uint8_t>(rng());
+    for (size_t k = 0; k < garbage.size(); k += 97) garbage[k] = 0xFF;
+    input.insert(input.begin(), garbage.begin(), garbage.end());
+    const Analysis run = analyse(c, input, 500);
+    EXPECT_EQ(run.stats.skipped_bytes, garbage.size() + lead) << sample;
+    EXPECT_EQ(run.out, Bytes(data.begin() + frames[4], data.end())) << sample;
+  }
+}
+
 TEST(StartPoints, GarbageNeverCrashesAndAccountsForEveryByte) {
   std::mt19937 rng(1);
-  for (Container c : {Container::kOgg, Container::kMpegTs, Container::kMatroska,
-                      Container::kFlv}) {
+  for (Container c :
+       {Container::kOgg, Container::kMpegTs, Container::kMatroska,
+        Container::kFlv, Container::kMpegAudio, Container::kAdts}) {
     for (int round = 0; round < 50; ++round) {
       Bytes input(rng() % 20000);
       for (uint8_t& b : input) b = static_cast<uint8_t>(rng());
@@ -473,6 +552,8 @@ TEST(StartPoints, GarbageNeverCrashesAndAccountsForEveryByte) {
           std::memcpy(&input[at], "OggS", 4);
         else if (c == Container::kMatroska && at + 4 <= input.size())
           std::memcpy(&input[at], "\x1f\x43\xb6\x75", 4);
+        else if (c == Container::kMpegAudio || c == Container::kAdts)
+          input[at] = 0xFF;
         else
           input[at] = 0x47;
       }
@@ -506,8 +587,10 @@ TEST(StartPointFilter, WelcomeCapsGetTheFoundHeaders) {
   f.set_caps("video/webm");
   ASSERT_NE(f.analyser(), nullptr);
   EXPECT_EQ(f.analyser()->container(), Container::kMatroska);
-  // Another container drops it; unknown ones pass buffers as they are.
-  f.set_caps("audio/mpeg, mpegversion=(int)1");
+  // Another container drops it; unknown ones pass buffers as they are (MP3
+  // and ADTS are analysed since the media matrix showed joiners starting
+  // mid-frame; raw audio has no frames to find).
+  f.set_caps("audio/x-raw, format=(string)S16LE");
   EXPECT_EQ(f.analyser(), nullptr);
   out.clear();
   f.push(b, &out);

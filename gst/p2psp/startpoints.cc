@@ -73,7 +73,54 @@ Container container_from_caps(const std::string& caps) {
       type == "audio/x-matroska" || type == "audio/webm")
     return Container::kMatroska;
   if (type == "video/x-flv") return Container::kFlv;
+  if (type == "audio/mpeg") {
+    // Elementary MPEG audio; "stream-format=raw" AAC has no frames to find.
+    if (caps.find("mpegversion=(int)1") != std::string::npos ||
+        caps.find("mpegversion=1") != std::string::npos)
+      return Container::kMpegAudio;
+    if (caps.find("adts") != std::string::npos) return Container::kAdts;
+  }
   return Container::kUnknown;
+}
+
+// ISO/IEC 11172-3 and 13818-3 frame headers: sync (11 bits), version,
+// layer, protection, bitrate index, sampling index, padding.
+size_t mpeg_audio_frame_size(const uint8_t* p, size_t n) {
+  if (n < 4 || p[0] != 0xFF || (p[1] & 0xE0) != 0xE0) return 0;
+  const int version = (p[1] >> 3) & 3;  // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+  const int layer = (p[1] >> 1) & 3;    // 3: I, 2: II, 1: III
+  const int bitrate_index = p[2] >> 4;
+  const int rate_index = (p[2] >> 2) & 3;
+  if (version == 1 || layer == 0 || bitrate_index == 0 || bitrate_index == 15 ||
+      rate_index == 3) {
+    return 0;  // reserved values, or "free format" (no length to find)
+  }
+  static const int kKbps[2][3][15] = {
+      {{0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448},
+       {0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384},
+       {0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320}},
+      {{0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256},
+       {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},
+       {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160}}};
+  static const int kRate[3] = {44100, 48000, 32000};
+  const bool mpeg1 = version == 3;
+  const int rate = kRate[rate_index] >> (mpeg1 ? 0 : version == 2 ? 1 : 2);
+  const int bps = kKbps[mpeg1 ? 0 : 1][3 - layer][bitrate_index] * 1000;
+  const int padding = (p[2] >> 1) & 1;
+  if (layer == 3) return static_cast<size_t>((12 * bps / rate + padding) * 4);
+  const int per_frame = (layer == 1 && !mpeg1) ? 72 : 144;
+  return static_cast<size_t>(per_frame * bps / rate + padding);
+}
+
+// ISO/IEC 13818-7 ADTS: sync (12 bits), layer 0, frame length (13 bits)
+// counting the 7- or 9-byte header.
+size_t adts_frame_size(const uint8_t* p, size_t n) {
+  if (n < 7 || p[0] != 0xFF || (p[1] & 0xF6) != 0xF0) return 0;
+  if (((p[2] >> 2) & 0xF) > 12) return 0;  // sampling frequency index
+  const size_t length = (static_cast<size_t>(p[3] & 3) << 11) |
+                        (static_cast<size_t>(p[4]) << 3) | (p[5] >> 5);
+  const size_t header = (p[1] & 1) ? 7 : 9;
+  return length > header ? length : 0;
 }
 
 bool caps_have_streamheader(const std::string& caps) {
@@ -153,7 +200,8 @@ void StartPoints::consume() {
     const Parsed r = container_ == Container::kOgg        ? parse_ogg(p, n)
                      : container_ == Container::kMpegTs   ? parse_ts(p, n)
                      : container_ == Container::kMatroska ? parse_mkv(p, n)
-                                                          : parse_flv(p, n);
+                     : container_ == Container::kFlv      ? parse_flv(p, n)
+                                                          : parse_audio(p, n);
     if (r.result == Parsed::Result::kNeedMore) break;
     const size_t size = std::min(std::max<size_t>(r.size, 1), n);
     if (r.result == Parsed::Result::kSkip) {
@@ -447,6 +495,40 @@ StartPoints::Class StartPoints::classify_ogg_page(const uint8_t* page,
 }
 
 // -------------------------------------------------------------- MPEG-TS ---
+
+StartPoints::Parsed StartPoints::parse_audio(const uint8_t* p, size_t n) {
+  auto frame_size = [this](const uint8_t* q, size_t m) {
+    return container_ == Container::kAdts ? adts_frame_size(q, m)
+                                          : mpeg_audio_frame_size(q, m);
+  };
+  const size_t header = container_ == Container::kAdts ? 7 : 4;
+  Parsed r;
+  if (n < header) return r;
+  const size_t size = frame_size(p, n);
+  if (size == 0) {
+    audio_synced_ = false;
+    r.result = Parsed::Result::kSkip;
+    r.size = 1;
+    while (r.size < n && p[r.size] != 0xFF) ++r.size;
+    return r;
+  }
+  if (!audio_synced_) {
+    // A stray 0xFF byte pair looks like a header now and then: believe one
+    // only when the next frame's header follows it.
+    if (n < size + header) return r;
+    if (frame_size(p + size, n - size) == 0) {
+      r.result = Parsed::Result::kSkip;
+      r.size = 1;
+      return r;
+    }
+    audio_synced_ = true;
+  }
+  if (n < size) return r;
+  r.result = Parsed::Result::kUnit;
+  r.size = size;
+  r.cls = Class::kRandomAccess;  // audio frames decode on their own
+  return r;
+}
 
 StartPoints::Parsed StartPoints::parse_ts(const uint8_t* p, size_t n) {
   constexpr size_t kPacket = 188;

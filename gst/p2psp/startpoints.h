@@ -29,7 +29,21 @@
 
 namespace p2psp {
 
-enum class Container { kUnknown, kOgg, kMpegTs, kMatroska, kFlv };
+enum class Container {
+  kUnknown,
+  kOgg,
+  kMpegTs,
+  kMatroska,
+  kFlv,
+  kMpegAudio,  // MP1/MP2/MP3 frames (audio/mpeg, mpegversion=1)
+  kAdts        // AAC in ADTS frames (audio/mpeg, mpegversion=2 or 4)
+};
+
+// The size of the MPEG audio (MP1/2/3) or ADTS frame whose header starts at
+// p (n bytes available, at least 4 or 7), or 0 if no valid header starts
+// there.
+size_t mpeg_audio_frame_size(const uint8_t* p, size_t n);
+size_t adts_frame_size(const uint8_t* p, size_t n);
 
 // The container named by a GstCaps string's media type ("application/ogg,
 // streamheader=..." -> kOgg); kUnknown for anything StartPoints does not
@@ -95,6 +109,10 @@ class StartPoints {
   Parsed parse_ts(const uint8_t* p, size_t n);
   Parsed parse_mkv(const uint8_t* p, size_t n);
   Parsed parse_flv(const uint8_t* p, size_t n);
+  // MP3/ADTS: every frame is a start point; out of sync, a header counts
+  // only with a valid one right after its frame.
+  Parsed parse_audio(const uint8_t* p, size_t n);
+  bool audio_synced_ = false;
   Class classify_flv_tag(const uint8_t* tag, size_t size);
   void set_flv_headers();
   Parsed mkv_cluster_start(const uint8_t* p, size_t n, size_t head);

@@ -21,10 +21,12 @@ using namespace p2psp;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   FuzzedDataProvider fdp(data + 1, size - 1);
-  const Container c = (data[0] & 8)   ? Container::kFlv
-                      : (data[0] & 4) ? Container::kMatroska
-                      : (data[0] & 1) ? Container::kMpegTs
-                                      : Container::kOgg;
+  const Container c = (data[0] & 0x30) == 0x10   ? Container::kMpegAudio
+                      : (data[0] & 0x30) == 0x20 ? Container::kAdts
+                      : (data[0] & 8)            ? Container::kFlv
+                      : (data[0] & 4)            ? Container::kMatroska
+                      : (data[0] & 1)            ? Container::kMpegTs
+                                                 : Container::kOgg;
   const bool whole = data[0] & 2;
   StartPoints sp(c);
   std::vector<uint8_t> in, out;
