@@ -438,7 +438,8 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "addresses-validated", G_TYPE_UINT64,
                     st.addresses_validated, "endpoints-moved", G_TYPE_UINT64,
                     st.endpoints_moved, "amplification-limited", G_TYPE_UINT64,
-                    st.amplification_limited, nullptr);
+                    st.amplification_limited, "lan-introductions",
+                    G_TYPE_UINT64, st.lan_introductions, nullptr);
   gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
                     "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
                     "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,

@@ -6,6 +6,22 @@ namespace p2psp_src {
 
 /* ------------------------------------------------------------ stats ---- */
 
+const char* path_nick(p2psp::NeighbourPath path) {
+  switch (path) {
+    case p2psp::NeighbourPath::kDirect:
+      return "direct";
+    case p2psp::NeighbourPath::kLan:
+      return "lan";
+    case p2psp::NeighbourPath::kRelayed:
+      return "relayed";
+    case p2psp::NeighbourPath::kSplitter:
+      return "splitter";
+    case p2psp::NeighbourPath::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
 GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours) {
   GValue list = G_VALUE_INIT;
@@ -23,7 +39,8 @@ GValue neighbours_list_value(
                           "chunks-sent", G_TYPE_UINT64,          //
                           (guint64)n.chunks_sent,                //
                           "chunks-received", G_TYPE_UINT64,      //
-                          (guint64)n.chunks_received, nullptr));
+                          (guint64)n.chunks_received,            //
+                          "path", G_TYPE_STRING, path_nick(n.path), nullptr));
     gst_value_array_append_and_take_value(&list, &entry);
   }
   return list;
@@ -98,6 +115,14 @@ GstStructure* build_stats(GstP2pspSrc* self) {
                     (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
                     (guint64)s.moves_refused, "amplification-limited",
                     G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
+  // Paths (docs/protocol.md 3.2, docs/elements.md).
+  gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
+                    (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
+                    (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
+                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
+                    (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
+                    (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
+                    (guint64)s.paths_splitter, nullptr);
   add_health_stats(stats, s, priv->run.reconnects);
   GValue list = neighbours_list_value(
       priv->link.peer ? priv->link.peer->neighbours()
@@ -458,6 +483,22 @@ OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
   return OpenError::kNone;
 }
 
+// The peer's own UDP endpoint on its LAN: the address its TCP connection
+// to the splitter leaves from (behind a NAT, the private one) with the UDP
+// socket's port. Reported in JOIN so that a member behind the same NAT can
+// reach it directly (docs/protocol.md 3.2); invalid when unknown.
+p2psp::Endpoint local_udp_endpoint(GstP2pspSrcPrivate* priv) {
+  GRef<GSocketAddress> tcp_local(g_socket_connection_get_local_address(
+      priv->net.tcp_stream.get(), nullptr));
+  GRef<GSocketAddress> udp_local(
+      g_socket_get_local_address(priv->net.udp.get(), nullptr));
+  if (!tcp_local || !udp_local) return p2psp::Endpoint();
+  const p2psp::Endpoint tcp = p2psp_gst::endpoint_from_address(tcp_local.get());
+  const p2psp::Endpoint udp = p2psp_gst::endpoint_from_address(udp_local.get());
+  if (!tcp.valid() || !udp.valid()) return p2psp::Endpoint();
+  return tcp.with_port(udp.port);
+}
+
 OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
@@ -481,6 +522,8 @@ OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   config.passphrase = priv->active.passphrase;
   config.start_timeout_us =
       static_cast<Micros>(priv->active.start_timeout_ms) * 1000;
+  const p2psp::Endpoint local = local_udp_endpoint(priv);
+  if (local.valid()) config.local_endpoints.push_back(local);
   priv->net.rx_batch.resize(kReceiveBatch);
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);

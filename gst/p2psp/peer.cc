@@ -2,6 +2,7 @@
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
+#include <gst/p2psp/lan.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
 #include <gst/p2psp/signing.h>
@@ -100,6 +101,7 @@ struct Peer::Impl {
     uint64_t heard_at_count = 0;  // accepted_count at that time
     bool relay_requested = false;
     size_t request_turn = 0;  // rotates REQUESTs over neighbours
+    NeighbourPath path = NeighbourPath::kUnknown;  // of its last own chunk
   };
 
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
@@ -156,6 +158,7 @@ struct Peer::Impl {
   CookieJar cookies;
   Egress egress;
   std::vector<UnannouncedHello> unannounced_hellos;
+  LanCandidates lan;  // members' LAN endpoints, being probed
   // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
   // reported for sending chunks that failed verification.
   std::optional<ChunkKey> chunk_key;
@@ -286,7 +289,10 @@ struct Peer::Impl {
   // splitter proved.
   void add_neighbour(const PeerInfo& peer, Micros now) {
     if (Neighbour* known = find_neighbour(peer.id)) {
-      move_neighbour(*known, peer.endpoint.normalized(), now);
+      // Its NAT's mapping changed, not its address on our LAN.
+      if (!known->info.lan) {
+        move_neighbour(*known, peer.endpoint.normalized(), now);
+      }
       return;
     }
     if (peer.id == id || find_departing(peer.id)) return;
@@ -321,6 +327,8 @@ struct Peer::Impl {
     if (!neighbours[index].pending.empty()) --pending_neighbours;
     neighbours.erase(neighbours.begin() + static_cast<ptrdiff_t>(index));
     reindex();
+    lan.forget(peer_id);
+    count_lan_neighbours();
     // Keep the trigger on the neighbour that followed the removed one.
     if (index < next_neighbour) --next_neighbour;
     stats.neighbours = neighbours.size();
@@ -350,6 +358,7 @@ struct Peer::Impl {
   // neighbour holds that one.
   bool move_neighbour(Neighbour& n, const Endpoint& to, Micros now) {
     if (n.info.endpoint == to || find_neighbour_at(to)) return false;
+    n.info.lan = false;
     index_by_endpoint.erase(n.info.endpoint);
     n.info.endpoint = to;
     n.heard_us = now;
@@ -370,6 +379,80 @@ struct Peer::Impl {
                   Outbox* out) {
     const ProbeMsg probe{team_id, cookies.issue(to, peer_id, now), peer_id};
     if (egress.send(to, encode_probe(probe), out)) ++stats.probes_sent;
+  }
+
+  // ------------------------------------------------------------ LAN ------
+  // Peers behind one NAT (protocol.md 3.2). The splitter names a member's
+  // LAN endpoint, which nobody validated: it is probed like any address,
+  // and the neighbour moves there once a HELLO from there echoes the
+  // cookie. No silence rule here (unlike on_hello's moves): the member
+  // itself reported this endpoint over its own TCP channel.
+  void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out) {
+    const Neighbour* n = find_neighbour(local.peer_id);
+    const Endpoint e = local.endpoint.normalized();
+    if (!n || n->info.lan || n->info.endpoint == e || !e.valid() ||
+        e == splitter_udp) {
+      return;
+    }
+    lan.add(local.peer_id, e, now);
+    probe_lan_candidates(now, out);
+  }
+
+  void probe_lan_candidates(Micros now, Outbox* out) {
+    const bool sealing = static_cast<bool>(crypto);
+    const size_t probe_size = encode_probe(ProbeMsg{team_id, 1, 0}).size() +
+                              (sealing ? auth::kSealOverhead : 0);
+    for (const LanCandidates::Due& due : lan.take_due(now)) {
+      egress.credit(due.endpoint, probe_size);
+      send_probe(due.endpoint, due.peer_id, now, out);
+    }
+  }
+
+  void move_to_lan(Neighbour& n, const Endpoint& to, Micros now) {
+    lan.forget(n.info.id);
+    if (!move_neighbour(n, to, now)) {
+      ++stats.moves_refused;
+      return;
+    }
+    n.info.lan = true;
+    count_lan_neighbours();
+  }
+
+  void count_lan_neighbours() {
+    stats.lan_neighbours = static_cast<uint64_t>(
+        std::count_if(neighbours.begin(), neighbours.end(),
+                      [](const Neighbour& n) { return n.info.lan; }));
+  }
+
+  NeighbourPath path_of(uint32_t origin, bool from_splitter,
+                        const Neighbour* sender) const {
+    if (from_splitter) return NeighbourPath::kSplitter;
+    if (!sender) return NeighbourPath::kRelayed;  // a departing member
+    if (sender->info.id != origin) return NeighbourPath::kRelayed;
+    return sender->info.lan ? NeighbourPath::kLan : NeighbourPath::kDirect;
+  }
+
+  void count_paths() {
+    stats.paths_direct = stats.paths_lan = 0;
+    stats.paths_relayed = stats.paths_splitter = 0;
+    for (const auto& [member_id, member] : members) {
+      switch (member.path) {
+        case NeighbourPath::kDirect:
+          ++stats.paths_direct;
+          break;
+        case NeighbourPath::kLan:
+          ++stats.paths_lan;
+          break;
+        case NeighbourPath::kRelayed:
+          ++stats.paths_relayed;
+          break;
+        case NeighbourPath::kSplitter:
+          ++stats.paths_splitter;
+          break;
+        case NeighbourPath::kUnknown:
+          break;
+      }
+    }
   }
 
   // ------------------------------------------------------------ DBS ------
@@ -606,6 +689,7 @@ struct Peer::Impl {
       // Only the origin's own flood repays debt (see Pending).
       if (msg.origin == sender->info.id) --sender->info.debt;
       ++sender->info.chunks_received;
+      if (sender->info.lan) ++stats.chunks_from_lan;
     }
     const ChunkNumber newest_before = reorder.newest();
     const bool had_chunks = reorder.started() || reorder.fill() > 0;
@@ -627,7 +711,7 @@ struct Peer::Impl {
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     note_delay(msg.send_time_ms, now);
-    note_accepted(chunk, now);
+    note_accepted(chunk, now, path_of(msg.origin, from_splitter, sender));
     if (had_chunks && seq_distance(newest_before, reorder.newest()) > 1) {
       // New gaps: they become NACKable after the NACK delay.
       nack_due_us = std::min(nack_due_us, saturating_add(now, nack_delay()));
@@ -648,7 +732,7 @@ struct Peer::Impl {
   }
 
   // Bookkeeping for a chunk that entered the playout buffer.
-  void note_accepted(const StoredChunk& chunk, Micros now) {
+  void note_accepted(const StoredChunk& chunk, Micros now, NeighbourPath via) {
     const ChunkMsg& msg = chunk.msg;
     recent[msg.number % recent.size()] =
         Recent{msg.number, msg.origin, chunk.datagram};
@@ -657,13 +741,20 @@ struct Peer::Impl {
     if (nack != nacks.end()) {
       if (nack->second.next_us != UINT64_MAX) ++stats.recovered;
       nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
-      // An answer to a NACK says nothing about the origin's route to us.
+      // An answer to a NACK says nothing about the origin's route to us,
+      // unless nothing else ever came of it.
+      auto member = members.find(msg.origin);
+      if (member != members.end() &&
+          member->second.path == NeighbourPath::kUnknown) {
+        member->second.path = via;
+      }
       return;
     }
     auto member = members.find(msg.origin);
     if (member != members.end()) {
       member->second.last_heard_us = now;
       member->second.heard_at_count = accepted_count;
+      member->second.path = via;
     }
   }
 
@@ -917,6 +1008,7 @@ struct Peer::Impl {
   }
 
   void on_timers(Micros now, Outbox* out) {
+    if (lan.next_due_us() <= now) probe_lan_candidates(now, out);
     if (heartbeat_due() <= now) send_heartbeat(now, out);
     if (nack_due_us <= now) service_nacks(now, out);
     if (relay_check_due_us <= now) {
@@ -927,7 +1019,8 @@ struct Peer::Impl {
 
   Micros health_deadline() const {
     if (state != PeerState::kMember) return UINT64_MAX;
-    return std::min({heartbeat_due(), nack_due_us, relay_check_due_us});
+    return std::min(
+        {heartbeat_due(), nack_due_us, relay_check_due_us, lan.next_due_us()});
   }
 
   // A HELLO introduces nobody: only the splitter names members. A member's
@@ -948,6 +1041,10 @@ struct Peer::Impl {
     if (n->info.endpoint == from) return true;
     if (!cookies.check(hello.cookie, from, hello.peer_id, now)) {
       send_probe(from, hello.peer_id, now, out);
+      return true;
+    }
+    if (lan.matches(hello.peer_id, from)) {
+      move_to_lan(*n, from, now);
       return true;
     }
     const bool silent = n->heard_us == 0 ||
@@ -1250,6 +1347,9 @@ struct Peer::Impl {
     } else if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg);
                joined && receiving()) {
       welcome_member(joined->peer, now, out);
+    } else if (const auto* local = std::get_if<PeerLocalMsg>(&msg);
+               local && receiving()) {
+      on_peer_local(*local, now, out);
     } else if (const auto* left = std::get_if<PeerLeftMsg>(&msg);
                left && receiving()) {
       remove_neighbour(left->peer_id);
@@ -1400,6 +1500,11 @@ void Peer::start(Micros now, Outbox* out) {
   JoinMsg join;
   join.flags = impl_->config.monitor ? kFlagMonitor : 0;
   if (!impl_->config.passphrase.empty()) join.flags |= kFlagAuth;
+  for (const Endpoint& e : impl_->config.local_endpoints) {
+    if (join.local_endpoints.size() == kMaxLocalEndpoints) break;
+    if (e.valid()) join.local_endpoints.push_back(e.normalized());
+  }
+  if (!join.local_endpoints.empty()) join.flags |= kFlagLocalEndpoints;
   impl_->stats.monitor = impl_->monitor ? 1 : 0;
   out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;
@@ -1481,6 +1586,7 @@ const PeerStartState& Peer::start_state() const { return impl_->start; }
 
 const PeerStats& Peer::stats() const {
   impl_->stats.amplification_limited = impl_->egress.stats().limited;
+  impl_->count_paths();
   return impl_->stats;
 }
 
@@ -1488,6 +1594,8 @@ std::vector<NeighbourInfo> Peer::neighbours() const {
   std::vector<NeighbourInfo> result;
   for (const Impl::Neighbour& n : impl_->neighbours) {
     NeighbourInfo info = n.info;
+    auto member = impl_->members.find(info.id);
+    if (member != impl_->members.end()) info.path = member->second.path;
     for (const auto& [origin, targets] : impl_->relay_to) {
       if (std::find(targets.begin(), targets.end(), info.id) != targets.end()) {
         info.relayed_origins.push_back(origin);

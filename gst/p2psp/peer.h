@@ -55,6 +55,11 @@ struct PeerConfig {
   // long after the first buffer reached the peer, marked DISCONT. 0: wait
   // for a keyframe however long it takes.
   Micros start_timeout_us = 3000000;
+
+  // This peer's UDP endpoints on its LAN, reported in JOIN (at most
+  // kMaxLocalEndpoints) so that a member behind the same NAT can reach it
+  // without the NAT (docs/protocol.md 3.2). Empty: none reported.
+  std::vector<Endpoint> local_endpoints;
 };
 
 // Where the late-joiner gate is (Peer::start_state()).
@@ -124,6 +129,15 @@ struct PeerStats {
   uint64_t endpoints_moved = 0;  // neighbours that moved to a new address
   uint64_t moves_refused = 0;    // echoed, but its address was not silent
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
+  // Peers behind one NAT (docs/protocol.md 3.2).
+  uint64_t lan_neighbours = 0;   // neighbours reached at a LAN endpoint
+  uint64_t chunks_from_lan = 0;  // chunks accepted from those
+  // How each member's own chunks reached us last (NeighbourPath), over the
+  // members heard so far.
+  uint64_t paths_direct = 0;
+  uint64_t paths_lan = 0;
+  uint64_t paths_relayed = 0;
+  uint64_t paths_splitter = 0;
 };
 
 struct PeerEvent {
@@ -142,6 +156,12 @@ struct PeerEvent {
   std::string text;
 };
 
+// How a member's chunks reach this peer: from the member itself at the
+// endpoint the splitter named (or its NAT moved it to), from it at its LAN
+// endpoint, through another member (a relay, section 10.5), or from the
+// splitter (NACK answers only). kUnknown: none of its chunks came yet.
+enum class NeighbourPath { kUnknown, kDirect, kLan, kRelayed, kSplitter };
+
 struct NeighbourInfo {
   uint32_t id = 0;
   Endpoint endpoint;
@@ -149,6 +169,8 @@ struct NeighbourInfo {
   uint64_t chunks_sent = 0;
   uint64_t chunks_received = 0;
   std::vector<uint32_t> relayed_origins;  // origins we relay to it
+  bool lan = false;  // its endpoint is the LAN one (protocol.md 3.2)
+  NeighbourPath path = NeighbourPath::kUnknown;  // of its own chunks
 };
 
 class Peer {

@@ -2,6 +2,7 @@
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
+#include <gst/p2psp/lan.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/startpoints.h>
@@ -43,7 +44,8 @@ struct Splitter::Impl {
     uint32_t peer_id = 0;
     uint64_t token = 0;
     uint32_t join_flags = 0;
-    auth::Nonce challenge{};  // the nonce sent in CHALLENGE
+    std::vector<Endpoint> local_endpoints;  // from JOIN
+    auth::Nonce challenge{};                // the nonce sent in CHALLENGE
     // Authenticated team: everything after PROOF is sealed, both ways.
     std::unique_ptr<auth::ChannelCrypto> channel;
   };
@@ -296,6 +298,7 @@ struct Splitter::Impl {
       return;
     }
     conn.join_flags = join.flags;
+    conn.local_endpoints = join.local_endpoints;
     const bool wants_auth = (join.flags & kFlagAuth) != 0;
     if (wants_auth != keys.has_value()) {
       ++stats.auth_failures;
@@ -476,6 +479,8 @@ struct Splitter::Impl {
     member.stats.id = conn.peer_id;
     member.stats.endpoint = endpoint;
     member.stats.tcp_endpoint = conn.remote;
+    member.stats.local_endpoints =
+        usable_local_endpoints(conn.local_endpoints, endpoint);
     member.stats.joined_us = now;
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
@@ -487,9 +492,32 @@ struct Splitter::Impl {
                                  saturating_add(now, config.peer_timeout_us));
     }
     ++stats.peers_joined;
+    introduce_lan(members.back(), out);
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerAdded,
                                    conn.peer_id, endpoint,
                                    RemoveReason::kUnknown});
+  }
+
+  // Peers behind one NAT (protocol.md 3.2): members whose public endpoints
+  // share an address learn each other's LAN endpoints, after TEAM and
+  // PEER_JOINED named them. Each probes them before use: the splitter
+  // validated none of them.
+  void introduce_lan(const Member& member, Outbox* out) {
+    for (const Member& m : members) {
+      if (m.stats.id == member.stats.id ||
+          !behind_same_nat(m.stats.endpoint, member.stats.endpoint)) {
+        continue;
+      }
+      tell_local(m, member, out);
+      tell_local(member, m, out);
+    }
+  }
+
+  void tell_local(const Member& to, const Member& about, Outbox* out) {
+    for (const Endpoint& e : about.stats.local_endpoints) {
+      send_tcp(to.conn, PeerLocalMsg{about.stats.id, e}, out);
+      ++stats.lan_introductions;
+    }
   }
 
   // Return routability: the REGISTER's source gets a PROBE, and becomes the
@@ -550,6 +578,9 @@ struct Splitter::Impl {
         send_tcp(m.conn, PeerJoinedMsg{info}, out);
       }
     }
+    member.stats.local_endpoints =
+        usable_local_endpoints(member.stats.local_endpoints, to);
+    introduce_lan(member, out);
   }
 
   // A member's HEARTBEAT (its token proves who it is) from an address that

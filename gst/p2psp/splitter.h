@@ -90,6 +90,9 @@ struct SplitterPeerStats {
   uint32_t id = 0;
   Endpoint endpoint;  // UDP, public
   Endpoint tcp_endpoint;
+  // Its endpoints on its LAN, as it reported them in JOIN (those worth
+  // telling: not its public endpoint).
+  std::vector<Endpoint> local_endpoints;
   uint64_t chunks_sent = 0;
   uint64_t bytes_sent = 0;  // UDP payload bytes (headers included)
   Micros joined_us = 0;
@@ -115,9 +118,11 @@ struct SplitterStats {
   uint64_t handshake_timeouts = 0;    // of which: handshake not done in time
   uint64_t joins_limited = 0;  // of which: refused at once by the join limits
   // Return routability (docs/security.md, "Address validation").
-  uint64_t probes_sent = 0;            // PROBEs to addresses not validated
-  uint64_t addresses_validated = 0;    // cookies echoed: joins and moves
-  uint64_t endpoints_moved = 0;        // members whose NAT mapping changed
+  uint64_t probes_sent = 0;          // PROBEs to addresses not validated
+  uint64_t addresses_validated = 0;  // cookies echoed: joins and moves
+  uint64_t endpoints_moved = 0;      // members whose NAT mapping changed
+  // Peers behind one NAT (protocol.md 3.2): PEER_LOCAL messages sent.
+  uint64_t lan_introductions = 0;
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
   // Team health.
   uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)

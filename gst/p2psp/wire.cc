@@ -272,6 +272,9 @@ struct BodyWriter {
     w.raw(kJoinMagic, sizeof kJoinMagic);
     w.u8(m.version);
     w.u32(m.flags);
+    if ((m.flags & kFlagLocalEndpoints) == 0) return;
+    w.u8(static_cast<uint8_t>(m.local_endpoints.size()));
+    for (const Endpoint& e : m.local_endpoints) w.endpoint(e);
   }
   void operator()(const WelcomeMsg& m) {
     w.u8(m.version);
@@ -317,6 +320,10 @@ struct BodyWriter {
     w.u32(m.origin);
   }
   void operator()(const SealedMsg& m) { w.raw(m.box.data(), m.box.size()); }
+  void operator()(const PeerLocalMsg& m) {
+    w.u32(m.peer_id);
+    w.endpoint(m.endpoint);
+  }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -347,6 +354,15 @@ JoinMsg read_join(Reader& r) {
   // Any version decodes, so the splitter can answer REJECT kVersion.
   m.version = r.u8();
   m.flags = r.u32();
+  if ((m.flags & kFlagLocalEndpoints) == 0) return m;
+  const uint8_t count = r.u8();
+  if (!r.ok() || count == 0 || count > kMaxLocalEndpoints) {
+    r.fail();
+    return m;
+  }
+  for (uint8_t i = 0; i < count && r.ok(); ++i) {
+    m.local_endpoints.push_back(r.endpoint());
+  }
   return m;
 }
 
@@ -448,6 +464,12 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       m.sender = r.u32();
       m.number = r.u32();
       m.origin = r.u32();
+      return m;
+    }
+    case TcpType::kPeerLocal: {
+      PeerLocalMsg m;
+      m.peer_id = r.u32();
+      m.endpoint = r.endpoint();
       return m;
     }
     case TcpType::kSealed: {

@@ -205,12 +205,18 @@ enum class TcpType : uint8_t {
   kChunkKey = 13,  // splitter -> peer, before WELCOME: chunks are signed
   kPolluted = 14,  // peer -> splitter: this member sent an altered chunk
   kSealed = 15,    // either way, after the proofs: an AEAD-sealed message
+  // Peers behind one NAT (protocol.md 3.2): a member's LAN endpoint.
+  kPeerLocal = 16,  // splitter -> peer
 };
 
 // JOIN flags and ROLE flags.
 constexpr uint32_t kFlagMonitor = 1u << 0;
 // JOIN flag: the peer has a passphrase and wants an authenticated join.
 constexpr uint32_t kFlagAuth = 1u << 1;
+// JOIN flag: a u8 count (1..kMaxLocalEndpoints) and that many endpoints
+// follow, the peer's own UDP endpoints on its LAN (protocol.md 3.2).
+constexpr uint32_t kFlagLocalEndpoints = 1u << 3;
+constexpr size_t kMaxLocalEndpoints = 4;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -232,8 +238,14 @@ struct PeerInfo {
 };
 
 struct JoinMsg {
+  // A constructor, so that JoinMsg{version, flags} still names every field.
+  explicit JoinMsg(uint8_t v = kProtocolVersion, uint32_t f = 0)
+      : version(v), flags(f) {}
   uint8_t version = kProtocolVersion;
-  uint32_t flags = 0;  // kFlagMonitor; other bits reserved, zero
+  uint32_t flags = 0;  // kFlagMonitor, kFlagAuth, kFlagLocalEndpoints
+  // With kFlagLocalEndpoints: 1..kMaxLocalEndpoints; else empty. The
+  // encoder writes the list only with the flag.
+  std::vector<Endpoint> local_endpoints;
 };
 struct WelcomeMsg {
   uint8_t version = kProtocolVersion;
@@ -296,6 +308,13 @@ struct PollutedMsg {
   ChunkNumber number = 0;
   uint32_t origin = 0;
 };
+// A member that shares our public address said it listens on `endpoint` on
+// its LAN too. Unlike PEER_JOINED this names an address nobody validated:
+// the receiver PROBEs it before sending anything else there.
+struct PeerLocalMsg {
+  uint32_t peer_id = 0;
+  Endpoint endpoint;
+};
 // Any other message (type byte + body), encrypted and authenticated
 // (auth::ChannelCrypto): ciphertext then 16-byte tag.
 struct SealedMsg {
@@ -304,7 +323,8 @@ struct SealedMsg {
 using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
-                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg>;
+                 AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg,
+                 PeerLocalMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);
