@@ -36,18 +36,18 @@ void LanCandidates::add(uint32_t peer_id, const Endpoint& endpoint,
 }
 
 void LanCandidates::forget(uint32_t peer_id) {
-  candidates_.erase(std::remove_if(candidates_.begin(), candidates_.end(),
-                                   [&](const Candidate& c) {
-                                     return c.peer_id == peer_id;
-                                   }),
-                    candidates_.end());
+  candidates_.erase(
+      std::remove_if(candidates_.begin(), candidates_.end(),
+                     [&](const Candidate& c) { return c.peer_id == peer_id; }),
+      candidates_.end());
 }
 
 bool LanCandidates::matches(uint32_t peer_id, const Endpoint& from) const {
   const Endpoint e = from.normalized();
-  return std::any_of(
-      candidates_.begin(), candidates_.end(),
-      [&](const Candidate& c) { return c.peer_id == peer_id && c.endpoint == e; });
+  return std::any_of(candidates_.begin(), candidates_.end(),
+                     [&](const Candidate& c) {
+                       return c.peer_id == peer_id && c.endpoint == e;
+                     });
 }
 
 std::vector<LanCandidates::Due> LanCandidates::take_due(Micros now) {
@@ -60,12 +60,12 @@ std::vector<LanCandidates::Due> LanCandidates::take_due(Micros now) {
   }
   // The last attempt's answer may still come: keep a candidate one retry
   // period after its last probe, then drop it.
-  candidates_.erase(
-      std::remove_if(candidates_.begin(), candidates_.end(),
-                     [&](const Candidate& c) {
-                       return c.attempts >= kAttempts && c.due_us <= now;
-                     }),
-      candidates_.end());
+  candidates_.erase(std::remove_if(candidates_.begin(), candidates_.end(),
+                                   [&](const Candidate& c) {
+                                     return c.attempts >= kAttempts &&
+                                            c.due_us <= now;
+                                   }),
+                    candidates_.end());
   return due;
 }
 
