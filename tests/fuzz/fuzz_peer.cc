@@ -19,6 +19,7 @@
 //  - items played out are at most kMaxFrameSize.
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
+#include <gst/p2psp/lan.h>
 #include <gst/p2psp/peer.h>
 
 #include <deque>
@@ -100,6 +101,8 @@ class Harness {
   std::set<uint32_t> neighbour_ids_ever_;
   std::map<Endpoint, uint64_t> received_;
   std::map<Endpoint, uint64_t> sent_to_strangers_;
+  // PROBE bytes a PEER_LOCAL naming the endpoint may draw there.
+  std::map<Endpoint, uint64_t> lan_credit_;
 
   // Where the peer may send freely: the neighbours the splitter named
   // (before or after the call: leave() keeps them); the splitter's host is
@@ -132,7 +135,7 @@ class Harness {
       FUZZ_CHECK(m && !std::holds_alternative<ChunkMsg>(*m));
       sent_to_strangers_[s.to] += s.data->size();
       FUZZ_CHECK(sent_to_strangers_[s.to] <=
-                 kAmplificationFactor * received_[s.to]);
+                 kAmplificationFactor * received_[s.to] + lan_credit_[s.to]);
     }
   }
   std::set<Endpoint> farewell_;    // neighbours when leave() was called
@@ -245,7 +248,16 @@ class Harness {
   }
 
   TcpMessage control_message() {
-    switch (fdp_.ConsumeIntegralInRange<int>(0, 8)) {
+    switch (fdp_.ConsumeIntegralInRange<int>(0, 9)) {
+      case 9: {
+        // A member's LAN endpoint (protocol.md 3.2): any address, probed
+        // a few times at most before it answers.
+        const PeerLocalMsg local{pick_id(), pick_endpoint(fdp_)};
+        lan_credit_[local.endpoint.normalized()] +=
+            LanCandidates::kAttempts *
+            (encode_probe(ProbeMsg{1, 1, 0}).size() + auth::kSealOverhead);
+        return local;
+      }
       case 0:
       case 1: {
         const uint32_t id = pick_id();
