@@ -19,7 +19,9 @@ namespace {
 constexpr uint32_t kTeamId = 0x1a7;
 constexpr Micros kSecond = 1000000;
 
-Bytes body_of(const Bytes& frame) { return Bytes(frame.begin() + 4, frame.end()); }
+Bytes body_of(const Bytes& frame) {
+  return Bytes(frame.begin() + 4, frame.end());
+}
 
 std::optional<TcpMessage> round_trip(const TcpMessage& m) {
   const Bytes body = body_of(encode_tcp(m));
@@ -95,8 +97,8 @@ TEST(LanEndpoints, OnlyThoseWorthTellingAreKept) {
   const Endpoint pub = Endpoint::ipv4(203, 0, 113, 7, 6000);
   const Endpoint lan = Endpoint::ipv4(192, 168, 1, 5, 6000);
   EXPECT_TRUE(usable_local_endpoints({pub}, pub).empty());
-  EXPECT_TRUE(usable_local_endpoints({lan.with_port(0), Endpoint()}, pub)
-                  .empty());
+  EXPECT_TRUE(
+      usable_local_endpoints({lan.with_port(0), Endpoint()}, pub).empty());
   EXPECT_EQ(usable_local_endpoints({lan, lan, pub}, pub),
             std::vector<Endpoint>{lan});
   std::vector<Endpoint> many;
@@ -142,8 +144,8 @@ struct SplitterBench {
         token = w->token;
       }
     }
-    EXPECT_TRUE(test::register_at(sp, public_ep, kTeamId, m.id, token, now,
-                                  &out));
+    EXPECT_TRUE(
+        test::register_at(sp, public_ep, kTeamId, m.id, token, now, &out));
     return m;
   }
 
@@ -332,9 +334,9 @@ TEST(LanPeer, ANamedLanEndpointIsProbedThenUsed) {
   EXPECT_EQ(count_to<ChunkMsg>(bench.out, bench.kLan2), 1u);
   EXPECT_EQ(count_to<ChunkMsg>(bench.out, bench.kPublic.with_port(7002)), 0u);
   const Bytes payload(500, 0x66);
-  bench.udp(bench.kLan2, encode_chunk(kTeamId, 3, kImplicitOrigin, 0,
-                                      kNoFrameStart, payload.data(),
-                                      payload.size()));
+  bench.udp(bench.kLan2,
+            encode_chunk(kTeamId, 3, kImplicitOrigin, 0, kNoFrameStart,
+                         payload.data(), payload.size()));
   EXPECT_EQ(bench.peer.stats().chunks_from_lan, 1u);
   EXPECT_EQ(bench.neighbour(2)->path, NeighbourPath::kLan);
   EXPECT_EQ(bench.peer.stats().paths_lan, 1u);

@@ -65,6 +65,8 @@ constexpr Micros kUnannouncedHelloUs = 5000000;
 // one has been silent this long: a member cannot pull an active member's
 // flood to itself by echoing cookies in its name.
 constexpr Micros kMoveAfterSilenceUs = 2000000;
+// Bounds the members remembered as receiving the multicast group.
+constexpr size_t kMaxMulticastOrigins = 4096;
 
 }  // namespace
 
@@ -159,6 +161,13 @@ struct Peer::Impl {
   Egress egress;
   std::vector<UnannouncedHello> unannounced_hellos;
   LanCandidates lan;  // members' LAN endpoints, being probed
+  // IP multicast (protocol.md 8.5).
+  Endpoint multicast_group;     // named by the splitter; invalid: none
+  bool multicast_rx = false;    // the datagram being handled came from it
+  bool told_multicast = false;  // MULTICAST_RECEIVING sent
+  // Origins of chunks from the group: members that receive it, which our
+  // own chunks from the group need not be flooded to.
+  std::unordered_set<uint32_t> multicast_origins;
   // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
   // reported for sending chunks that failed verification.
   std::optional<ChunkKey> chunk_key;
@@ -339,6 +348,7 @@ struct Peer::Impl {
   // and nobody needs them relayed.
   void forget_member(uint32_t peer_id) {
     members.erase(peer_id);
+    multicast_origins.erase(peer_id);
     relay_to.erase(peer_id);
     for (auto& [origin, targets] : relay_to) {
       targets.erase(std::remove(targets.begin(), targets.end(), peer_id),
@@ -426,6 +436,7 @@ struct Peer::Impl {
 
   NeighbourPath path_of(uint32_t origin, bool from_splitter,
                         const Neighbour* sender) const {
+    if (multicast_rx) return NeighbourPath::kMulticast;
     if (from_splitter) return NeighbourPath::kSplitter;
     if (!sender) return NeighbourPath::kRelayed;  // a departing member
     if (sender->info.id != origin) return NeighbourPath::kRelayed;
@@ -434,7 +445,7 @@ struct Peer::Impl {
 
   void count_paths() {
     stats.paths_direct = stats.paths_lan = 0;
-    stats.paths_relayed = stats.paths_splitter = 0;
+    stats.paths_relayed = stats.paths_splitter = stats.paths_multicast = 0;
     for (const auto& [member_id, member] : members) {
       switch (member.path) {
         case NeighbourPath::kDirect:
@@ -448,6 +459,9 @@ struct Peer::Impl {
           break;
         case NeighbourPath::kSplitter:
           ++stats.paths_splitter;
+          break;
+        case NeighbourPath::kMulticast:
+          ++stats.paths_multicast;
           break;
         case NeighbourPath::kUnknown:
           break;
@@ -504,8 +518,13 @@ struct Peer::Impl {
     return n && !n->pending.empty() && n->pending_since_us == due.first;
   }
 
+  // Our own chunk from the group went to every member receiving it: the
+  // flood is for the others only.
   void queue_for_all(const SharedBytes& datagram, Micros now) {
-    for (Neighbour& n : neighbours) queue_for(n, datagram, now);
+    for (Neighbour& n : neighbours) {
+      if (multicast_rx && multicast_origins.count(n.info.id) != 0) continue;
+      queue_for(n, datagram, now);
+    }
   }
 
   // The DBS trigger: each received chunk releases one neighbour's queue, so
@@ -629,7 +648,7 @@ struct Peer::Impl {
   bool acceptable(const Endpoint& from, const Neighbour* sender,
                   const ChunkMsg& msg) const {
     const bool nacked = nacks.count(msg.number) != 0;
-    if (from == splitter_udp) return msg.origin == id || nacked;
+    if (from == splitter_udp) return msg.origin == id || nacked || multicast_rx;
     if (sender) {
       return msg.origin == sender->info.id || nacked ||
              relay_requested(msg.origin);
@@ -670,6 +689,12 @@ struct Peer::Impl {
     if (!departing.empty()) forget_departed(now);
     // Verification costs CPU: strangers are turned away before it.
     if (!from_splitter && member_at(from, sender) == 0) {
+      ++stats.rejected_datagrams;
+      return;
+    }
+    // From the group: the splitter's, with the origin stated.
+    if (multicast_rx &&
+        (!from_splitter || received.origin == kImplicitOrigin)) {
       ++stats.rejected_datagrams;
       return;
     }
@@ -717,6 +742,7 @@ struct Peer::Impl {
       nack_due_us = std::min(nack_due_us, saturating_add(now, nack_delay()));
     }
     const uint32_t sender_id = sender ? sender->info.id : kToSplitter;
+    if (multicast_rx) note_multicast(msg.origin, out);
     if (from_splitter && msg.origin == id) {
       ++stats.chunks_from_splitter;
       // Burst mode: the previous round's queues must not pile up.
@@ -725,10 +751,25 @@ struct Peer::Impl {
       if (state != PeerState::kMember)
         early_own_chunks.push_back(chunk.datagram);
     } else {
-      ++stats.chunks_from_peers;
+      ++(multicast_rx ? stats.chunks_from_multicast : stats.chunks_from_peers);
       relay(chunk, sender_id, now);
     }
     send_next_neighbour(out);
+  }
+
+  // A chunk came from the group: tell the splitter once, and remember that
+  // its origin receives the group too.
+  void note_multicast(uint32_t origin, Outbox* out) {
+    if (origin != id && multicast_origins.size() < kMaxMulticastOrigins) {
+      multicast_origins.insert(origin);
+    }
+    stats.multicast = 1;
+    // The splitter takes it from members only (before TEAM it would be a
+    // message out of place): the next chunk from the group tells then.
+    if (!told_multicast && state == PeerState::kMember) {
+      told_multicast = true;
+      send_tcp(MulticastReceivingMsg{}, out);
+    }
   }
 
   // Bookkeeping for a chunk that entered the playout buffer.
@@ -1172,6 +1213,7 @@ struct Peer::Impl {
       on_chunk(from, *chunk, size, now, out);
       return true;
     }
+    if (multicast_rx) return false;  // only chunks come that way
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
       return on_hello(from, *hello, now, out);
     }
@@ -1347,6 +1389,10 @@ struct Peer::Impl {
     } else if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg);
                joined && receiving()) {
       welcome_member(joined->peer, now, out);
+    } else if (const auto* group = std::get_if<MulticastMsg>(&msg);
+               group && receiving()) {
+      multicast_group = group->group.normalized();
+      push_event(PeerEvent::Kind::kMulticastGroup, 0, multicast_group);
     } else if (const auto* local = std::get_if<PeerLocalMsg>(&msg);
                local && receiving()) {
       on_peer_local(*local, now, out);
@@ -1524,6 +1570,14 @@ void Peer::on_tcp_closed(Micros now, Outbox* out) {
 void Peer::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
                   Micros now, Outbox* out) {
   impl_->on_udp(from, data, size, now, out);
+}
+
+void Peer::on_multicast(const Endpoint& from, const uint8_t* data, size_t size,
+                        Micros now, Outbox* out) {
+  if (!impl_->multicast_group.valid()) return;
+  impl_->multicast_rx = true;
+  impl_->on_udp(from, data, size, now, out);
+  impl_->multicast_rx = false;
 }
 
 void Peer::tick(Micros now, Outbox* out) {

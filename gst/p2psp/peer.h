@@ -138,6 +138,10 @@ struct PeerStats {
   uint64_t paths_lan = 0;
   uint64_t paths_relayed = 0;
   uint64_t paths_splitter = 0;
+  uint64_t paths_multicast = 0;
+  // IP multicast (protocol.md 8.5).
+  uint64_t multicast = 0;  // 1 once a chunk came from the splitter's group
+  uint64_t chunks_from_multicast = 0;  // accepted from the group
 };
 
 struct PeerEvent {
@@ -146,8 +150,11 @@ struct PeerEvent {
     kNeighbourAdded,
     kNeighbourRemoved,
     kNeighbourMoved,  // its endpoint changed (NAT): `endpoint` is the new one
-    kRemoved,         // REMOVED or REJECT from the splitter
-    kProtocolError,   // splitter sent garbage; connection must close
+    // The splitter names a multicast group (`endpoint`): the host should
+    // join it and hand what comes from it to on_multicast().
+    kMulticastGroup,
+    kRemoved,        // REMOVED or REJECT from the splitter
+    kProtocolError,  // splitter sent garbage; connection must close
   };
   Kind kind = Kind::kJoined;
   uint32_t peer_id = 0;
@@ -160,7 +167,15 @@ struct PeerEvent {
 // endpoint the splitter named (or its NAT moved it to), from it at its LAN
 // endpoint, through another member (a relay, section 10.5), or from the
 // splitter (NACK answers only). kUnknown: none of its chunks came yet.
-enum class NeighbourPath { kUnknown, kDirect, kLan, kRelayed, kSplitter };
+// kMulticast: from the splitter's multicast group (protocol.md 8.5).
+enum class NeighbourPath {
+  kUnknown,
+  kDirect,
+  kLan,
+  kRelayed,
+  kSplitter,
+  kMulticast
+};
 
 struct NeighbourInfo {
   uint32_t id = 0;
@@ -186,6 +201,11 @@ class Peer {
   void on_tcp_closed(Micros now, Outbox* out);
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out);
+  // A datagram that came from the multicast group the splitter named
+  // (kMulticastGroup). Only chunks from the splitter's UDP endpoint with
+  // their origin stated are taken.
+  void on_multicast(const Endpoint& from, const uint8_t* data, size_t size,
+                    Micros now, Outbox* out);
   void tick(Micros now, Outbox* out);
   Micros next_deadline() const;
   // Flushes pending forwards, says goodbye to neighbours and the splitter.

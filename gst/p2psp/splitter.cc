@@ -3,6 +3,7 @@
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
 #include <gst/p2psp/lan.h>
+#include <gst/p2psp/multicast.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
 #include <gst/p2psp/startpoints.h>
@@ -77,8 +78,14 @@ struct Splitter::Impl {
                                                       !c.passphrase.empty())),
         secrets(c.secret_seed),
         cookies(&secrets),
-        egress([this](const Endpoint& e) { return is_member_endpoint(e); },
-               &crypto),
+        egress(
+            [this](const Endpoint& e) {
+              // The group is the operator's choice, not a stranger's.
+              return is_member_endpoint(e) ||
+                     (config.multicast_group.valid() &&
+                      e == config.multicast_group.normalized());
+            },
+            &crypto),
         join_limiter(c.max_joins_per_address, c.join_window_us,
                      c.max_tracked_addresses),
         next_chunk(c.first_chunk) {
@@ -245,6 +252,7 @@ struct Splitter::Impl {
     }
     close_conn(gone.conn, out);
     ++stats.peers_left;
+    if (gone.stats.multicast) --stats.multicast_members;
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerRemoved, peer_id,
                                    gone.stats.endpoint, reason});
   }
@@ -365,6 +373,9 @@ struct Splitter::Impl {
     // Before WELCOME, so the peer knows the key before any chunk can come.
     if (signer) send_tcp(conn.id, ChunkKeyMsg{signer->public_key()}, out);
     send_tcp(conn.id, welcome, out);
+    if (config.multicast_group.valid()) {
+      send_tcp(conn.id, MulticastMsg{config.multicast_group}, out);
+    }
   }
 
   // Returns false when the connection is gone and reading must stop.
@@ -389,6 +400,16 @@ struct Splitter::Impl {
       const ConnId id = conn.id;
       handle_polluted(conn.peer_id, *polluted, out);
       return conns.count(id) != 0;
+    }
+    if (std::holds_alternative<MulticastReceivingMsg>(msg) &&
+        conn.state == ConnState::kMember) {
+      Member* member = find_member(conn.peer_id);
+      if (member && config.multicast_group.valid() &&
+          !member->stats.multicast) {
+        member->stats.multicast = true;
+        ++stats.multicast_members;
+      }
+      return true;
     }
     if (conn.state == ConnState::kMember && is_goodbye) {
       drop_member(conn.peer_id, RemoveReason::kUnknown, out);
@@ -823,7 +844,22 @@ struct Splitter::Impl {
     ++dest.stats.chunks_sent;
     dest.stats.bytes_sent += datagram->size();
     remember(number, dest.stats.id, datagram);
-    egress.send(dest.stats.endpoint, datagram, out);
+    const MulticastRoute route =
+        multicast_route(config.multicast_group.valid(), dest.stats.multicast,
+                        now - dest.stats.joined_us);
+    if (route.group) send_to_group(*datagram, dest.stats.id, out);
+    if (route.unicast) egress.send(dest.stats.endpoint, datagram, out);
+  }
+
+  // The same chunk, with its origin stated: everyone on the LAN gets it.
+  void send_to_group(const Bytes& datagram, uint32_t origin, Outbox* out) {
+    const std::optional<UdpMessage> msg =
+        decode_udp(datagram.data(), datagram.size());
+    if (!msg) return;
+    if (egress.send(config.multicast_group.normalized(),
+                    encode_chunk(std::get<ChunkMsg>(*msg), origin), out)) {
+      ++stats.multicast_chunks;
+    }
   }
 
   // The signature covers every field the splitter decides (team, number,

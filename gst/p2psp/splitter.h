@@ -84,6 +84,12 @@ struct SplitterConfig {
   // upstream, and give joiners the stream's headers as the caps'
   // streamheader when upstream put none there.
   bool find_start_points = true;
+
+  // IP multicast on the splitter's LAN (P2PSP's IMS, protocol.md 8.5): a
+  // member that receives this group gets its chunks there instead of at its
+  // endpoint, so the LAN carries each chunk once whatever the number of
+  // members on it. Invalid: off.
+  Endpoint multicast_group;
 };
 
 struct SplitterPeerStats {
@@ -102,6 +108,7 @@ struct SplitterPeerStats {
   uint64_t retransmits = 0;   // chunks re-sent to it on NACK
   // Distinct members that reported it for pollution.
   uint32_t pollution_accusers = 0;
+  bool multicast = false;  // it receives the multicast group
 };
 
 struct SplitterStats {
@@ -123,6 +130,10 @@ struct SplitterStats {
   uint64_t endpoints_moved = 0;      // members whose NAT mapping changed
   // Peers behind one NAT (protocol.md 3.2): PEER_LOCAL messages sent.
   uint64_t lan_introductions = 0;
+  // IP multicast (protocol.md 8.5): chunks sent to the group (each once;
+  // also in chunks_sent / bytes_sent), and members receiving it.
+  uint64_t multicast_chunks = 0;
+  uint64_t multicast_members = 0;
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
   // Team health.
   uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)

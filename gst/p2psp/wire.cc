@@ -320,6 +320,8 @@ struct BodyWriter {
     w.u32(m.origin);
   }
   void operator()(const SealedMsg& m) { w.raw(m.box.data(), m.box.size()); }
+  void operator()(const MulticastMsg& m) { w.endpoint(m.group); }
+  void operator()(const MulticastReceivingMsg&) {}
   void operator()(const PeerLocalMsg& m) {
     w.u32(m.peer_id);
     w.endpoint(m.endpoint);
@@ -472,6 +474,10 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       m.endpoint = r.endpoint();
       return m;
     }
+    case TcpType::kMulticast:
+      return MulticastMsg{r.endpoint()};
+    case TcpType::kMulticastReceiving:
+      return MulticastReceivingMsg{};
     case TcpType::kSealed: {
       // At least a tag and a type byte.
       const size_t n = r.remaining();

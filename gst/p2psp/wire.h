@@ -207,6 +207,9 @@ enum class TcpType : uint8_t {
   kSealed = 15,    // either way, after the proofs: an AEAD-sealed message
   // Peers behind one NAT (protocol.md 3.2): a member's LAN endpoint.
   kPeerLocal = 16,  // splitter -> peer
+  // IP multicast on the splitter's LAN (protocol.md 8.5).
+  kMulticast = 17,           // splitter -> peer, after WELCOME: the group
+  kMulticastReceiving = 18,  // peer -> splitter: chunks come from the group
 };
 
 // JOIN flags and ROLE flags.
@@ -315,6 +318,13 @@ struct PeerLocalMsg {
   uint32_t peer_id = 0;
   Endpoint endpoint;
 };
+// The group (address and port) the splitter also sends chunks to.
+struct MulticastMsg {
+  Endpoint group;
+};
+// The peer receives the splitter's chunks from the group: its own can go
+// there instead of to its endpoint.
+struct MulticastReceivingMsg {};
 // Any other message (type byte + body), encrypted and authenticated
 // (auth::ChannelCrypto): ciphertext then 16-byte tag.
 struct SealedMsg {
@@ -324,7 +334,7 @@ using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
                  AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg,
-                 PeerLocalMsg>;
+                 PeerLocalMsg, MulticastMsg, MulticastReceivingMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);

@@ -134,8 +134,8 @@ class Harness {
         JoinMsg join{fdp_.ConsumeIntegral<uint8_t>(),
                      fdp_.ConsumeIntegral<uint32_t>()};
         if (join.flags & kFlagLocalEndpoints) {
-          const size_t n = fdp_.ConsumeIntegralInRange<size_t>(
-              0, kMaxLocalEndpoints + 1);
+          const size_t n =
+              fdp_.ConsumeIntegralInRange<size_t>(0, kMaxLocalEndpoints + 1);
           for (size_t i = 0; i < n; ++i)
             join.local_endpoints.push_back(pick_endpoint(fdp_));
         }
