@@ -473,9 +473,18 @@ guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
       return &s.handshake_timeout_ms;
     case PROP_MAX_CONTROL_BACKLOG:
       return &s.max_control_backlog;
+    case PROP_MULTICAST_PORT:
+      return &s.multicast_port;
     default:
       return nullptr;
   }
+}
+
+/* The multicast strings (docs/protocol.md 8.5), likewise. */
+std::string *string_setting(SplitterSinkPrivate *priv, guint prop_id) {
+  if (prop_id == PROP_MULTICAST_GROUP) return &priv->settings.multicast_group;
+  if (prop_id == PROP_MULTICAST_IFACE) return &priv->settings.multicast_iface;
+  return nullptr;
 }
 
 /* The gboolean properties, likewise. */
@@ -509,6 +518,10 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
   } else if (prop_id == PROP_PASSPHRASE) {
     const gchar *passphrase = g_value_get_string(value);
     priv->settings.passphrase = passphrase ? passphrase : "";
+  } else if (std::string *text = string_setting(priv, prop_id)) {
+    *text = g_value_get_string(value) ? g_value_get_string(value) : "";
+  } else if (prop_id == PROP_TTL_MC) {
+    priv->settings.ttl_mc = g_value_get_int(value);
   } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -544,6 +557,10 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
     g_value_set_int(value, priv->settings.port);
   } else if (prop_id == PROP_CURRENT_PORT) {
     g_value_set_int(value, priv->current_port);
+  } else if (std::string *text = string_setting(priv, prop_id)) {
+    g_value_set_string(value, text->c_str());
+  } else if (prop_id == PROP_TTL_MC) {
+    g_value_set_int(value, priv->settings.ttl_mc);
   } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -600,6 +617,29 @@ void install_stream_properties() {
 }
 
 /* Team health (docs/protocol.md section 10). */
+/* IP multicast on the splitter's LAN (docs/protocol.md 8.5); names as in
+ * udpsrc (multicast-group) and udpsink (multicast-iface, ttl-mc). */
+void install_multicast_properties() {
+  properties[PROP_MULTICAST_GROUP] = g_param_spec_string(
+      "multicast-group", "Multicast group",
+      "IP multicast group (address) the chunks of members on this LAN go "
+      "to, once each; members elsewhere still get theirs unicast. Empty: off",
+      "", kReadWrite);
+  properties[PROP_MULTICAST_PORT] = g_param_spec_uint(
+      "multicast-port", "Multicast port",
+      "UDP port of the multicast group (0: the splitter's UDP port)", 0, 65535,
+      0, kReadWrite);
+  properties[PROP_MULTICAST_IFACE] = g_param_spec_string(
+      "multicast-iface", "Multicast interface",
+      "Network interface to send to the group on (empty: the one of host, "
+      "or the routing table's)",
+      "", kReadWrite);
+  properties[PROP_TTL_MC] = g_param_spec_int(
+      "ttl-mc", "Multicast TTL",
+      "TTL (IPv6: hop limit) of datagrams to the group (1: this LAN only)", 0,
+      255, 1, kReadWrite);
+}
+
 void install_health_properties() {
   properties[PROP_MONITORS] = g_param_spec_uint(
       "monitors", "Monitors",
@@ -662,6 +702,7 @@ void install_security_properties() {
       "\"slow\" and counted in peers-slow. One message always gets through",
       MIN_MAX_CONTROL_BACKLOG, G_MAXUINT, DEFAULT_MAX_CONTROL_BACKLOG,
       kReadWrite);
+  install_multicast_properties();
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",

@@ -92,6 +92,10 @@ enum {
   PROP_MAX_HANDSHAKES,
   PROP_HANDSHAKE_TIMEOUT,
   PROP_MAX_CONTROL_BACKLOG,
+  PROP_MULTICAST_GROUP,
+  PROP_MULTICAST_PORT,
+  PROP_MULTICAST_IFACE,
+  PROP_TTL_MC,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -120,6 +124,11 @@ struct Settings {
   guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
   guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
   guint max_control_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
+  /* IP multicast on the LAN (docs/protocol.md 8.5); empty group: off. */
+  std::string multicast_group;
+  guint multicast_port = 0; /* 0: the splitter's UDP port */
+  std::string multicast_iface;
+  gint ttl_mc = 1;
 };
 
 enum class State { kStopped, kRunning };

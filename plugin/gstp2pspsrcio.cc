@@ -1,5 +1,6 @@
 /* gst-p2psp: p2pspsrc's network side: the sockets, the poll thread that
  * drives p2psp::Peer, joining and leaving, and the stats. */
+#include "gstp2pspmulticast.h"
 #include "gstp2pspsrcpriv.h"
 
 namespace p2psp_src {
@@ -16,6 +17,8 @@ const char* path_nick(p2psp::NeighbourPath path) {
       return "relayed";
     case p2psp::NeighbourPath::kSplitter:
       return "splitter";
+    case p2psp::NeighbourPath::kMulticast:
+      return "multicast";
     case p2psp::NeighbourPath::kUnknown:
       break;
   }
@@ -122,7 +125,10 @@ GstStructure* build_stats(GstP2pspSrc* self) {
                     (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
                     (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
                     (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
-                    (guint64)s.paths_splitter, nullptr);
+                    (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
+                    (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
+                    (gboolean)(s.multicast != 0), "chunks-from-multicast",
+                    G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
   add_health_stats(stats, s, priv->run.reconnects);
   GValue list = neighbours_list_value(
       priv->link.peer ? priv->link.peer->neighbours()
@@ -158,6 +164,28 @@ void dispatch_outbox(GstP2pspSrc* self) {
   out.clear();
 }
 
+// The splitter named a multicast group (docs/protocol.md 8.5): join it on
+// the interface the splitter is reached through. A host that cannot (no
+// multicast there) just keeps getting its chunks unicast. Called with
+// core_lock; the poll thread watches the socket from its next round.
+void open_multicast(GstP2pspSrc* self, const p2psp::Endpoint& group) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  if (priv->net.mcast) return;
+  GRef<GSocketAddress> local(g_socket_connection_get_local_address(
+      priv->net.tcp_stream.get(), nullptr));
+  const p2psp::Endpoint via =
+      local ? p2psp_gst::endpoint_from_address(local.get()) : p2psp::Endpoint();
+  std::string error;
+  priv->net.mcast.reset(p2psp_gst::multicast_receiver_open(group, via, &error));
+  if (priv->net.mcast) {
+    GST_INFO_OBJECT(self, "joined multicast group %s",
+                    group.to_string().c_str());
+  } else {
+    GST_INFO_OBJECT(self, "not joining multicast group %s: %s",
+                    group.to_string().c_str(), error.c_str());
+  }
+}
+
 // Turns peer events into state and pending signals. Called with core_lock.
 // Returns true when the streaming thread has something to look at.
 bool collect_events(GstP2pspSrc* self, Micros now,
@@ -184,6 +212,9 @@ bool collect_events(GstP2pspSrc* self, Micros now,
       case p2psp::PeerEvent::Kind::kNeighbourMoved:
         GST_INFO_OBJECT(self, "neighbour %u now at %s", ev.peer_id,
                         ev.endpoint.to_string().c_str());
+        break;
+      case p2psp::PeerEvent::Kind::kMulticastGroup:
+        open_multicast(self, ev.endpoint);
         break;
       case p2psp::PeerEvent::Kind::kRemoved:
         priv->run.removed_unposted = true;
@@ -213,7 +244,8 @@ bool collect_events(GstP2pspSrc* self, Micros now,
     }
   }
   const p2psp::PeerStats& stats = priv->link.peer->stats();
-  const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers;
+  const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers +
+                          stats.chunks_from_multicast;
   if (chunks != priv->link.chunks_seen) {
     priv->link.chunks_seen = chunks;
     priv->run.last_activity_us = now;
@@ -260,7 +292,8 @@ void emit_signals(GstP2pspSrc* self,
   }
 }
 
-void on_udp_readable(GstP2pspSrc* self) {
+// multicast: from the group's socket (Peer::on_multicast).
+void on_udp_readable(GstP2pspSrc* self, bool multicast) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
   {
@@ -270,13 +303,18 @@ void on_udp_readable(GstP2pspSrc* self) {
     // later datagrams look sent before they arrived (a 40 to 100 ms error
     // in chunk-delay-us).
     const bool full = p2psp_gst::drain_datagrams(
-        priv->net.udp.get(), priv->net.rx_batch, kMaxReceiveRounds,
-        [&](size_t n, Micros received) {
+        multicast ? priv->net.mcast.get() : priv->net.udp.get(),
+        priv->net.rx_batch, kMaxReceiveRounds, [&](size_t n, Micros received) {
           now = received;
           for (size_t i = 0; i < n; i++) {
             const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
-            priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
-                                    &priv->link.outbox);
+            if (multicast) {
+              priv->link.peer->on_multicast(d.from, d.data.data(), d.size, now,
+                                            &priv->link.outbox);
+            } else {
+              priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
+                                      &priv->link.outbox);
+            }
           }
         });
     // With io-interval, what is left must not wait for the next interval.
@@ -351,6 +389,7 @@ void watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
                       static_cast<GIOCondition>(condition));
   }
   list.emplace_back(priv->net.udp.get(), G_IO_IN);
+  if (priv->net.mcast) list.emplace_back(priv->net.mcast.get(), G_IO_IN);
 }
 
 // GstP2pspSrcLoss, at most once a second, when chunks were lost or
@@ -412,7 +451,9 @@ bool start_poll_thread(GstP2pspSrc* self) {
       },
       [self](GSocket* socket, GIOCondition condition) {
         if (socket == self->priv->net.udp.get())
-          on_udp_readable(self);
+          on_udp_readable(self, false);
+        else if (socket == self->priv->net.mcast.get())
+          on_udp_readable(self, true);
         else
           on_tcp_io(self, condition);
       },

@@ -194,6 +194,7 @@ struct Sockets {
   bool tcp_close_requested = false;
   bool tcp_closed = false;
   GRef<GSocket> udp;
+  GRef<GSocket> mcast; /* the splitter's multicast group, once named */
   std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
   std::vector<uint8_t> tcp_rx;
 };

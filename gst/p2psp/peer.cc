@@ -165,8 +165,9 @@ struct Peer::Impl {
   Endpoint multicast_group;     // named by the splitter; invalid: none
   bool multicast_rx = false;    // the datagram being handled came from it
   bool told_multicast = false;  // MULTICAST_RECEIVING sent
-  // Origins of chunks from the group: members that receive it, which our
-  // own chunks from the group need not be flooded to.
+  // Members the splitter says receive the group (MULTICAST_MEMBER): our
+  // own chunks from the group need not be flooded to them. Not learnt from
+  // the origins seen in the group: a newcomer's chunks go there too.
   std::unordered_set<uint32_t> multicast_origins;
   // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
   // reported for sending chunks that failed verification.
@@ -742,7 +743,7 @@ struct Peer::Impl {
       nack_due_us = std::min(nack_due_us, saturating_add(now, nack_delay()));
     }
     const uint32_t sender_id = sender ? sender->info.id : kToSplitter;
-    if (multicast_rx) note_multicast(msg.origin, out);
+    if (multicast_rx) note_multicast(out);
     if (from_splitter && msg.origin == id) {
       ++stats.chunks_from_splitter;
       // Burst mode: the previous round's queues must not pile up.
@@ -757,12 +758,8 @@ struct Peer::Impl {
     send_next_neighbour(out);
   }
 
-  // A chunk came from the group: tell the splitter once, and remember that
-  // its origin receives the group too.
-  void note_multicast(uint32_t origin, Outbox* out) {
-    if (origin != id && multicast_origins.size() < kMaxMulticastOrigins) {
-      multicast_origins.insert(origin);
-    }
+  // A chunk came from the group: tell the splitter once.
+  void note_multicast(Outbox* out) {
     stats.multicast = 1;
     // The splitter takes it from members only (before TEAM it would be a
     // message out of place): the next chunk from the group tells then.
@@ -1393,6 +1390,12 @@ struct Peer::Impl {
                group && receiving()) {
       multicast_group = group->group.normalized();
       push_event(PeerEvent::Kind::kMulticastGroup, 0, multicast_group);
+    } else if (const auto* member = std::get_if<MulticastMemberMsg>(&msg);
+               member && receiving()) {
+      if (member->peer_id != id &&
+          multicast_origins.size() < kMaxMulticastOrigins) {
+        multicast_origins.insert(member->peer_id);
+      }
     } else if (const auto* local = std::get_if<PeerLocalMsg>(&msg);
                local && receiving()) {
       on_peer_local(*local, now, out);

@@ -408,6 +408,11 @@ struct Splitter::Impl {
           !member->stats.multicast) {
         member->stats.multicast = true;
         ++stats.multicast_members;
+        for (const Member& m : members) {
+          if (m.stats.id != member->stats.id) {
+            send_tcp(m.conn, MulticastMemberMsg{member->stats.id}, out);
+          }
+        }
       }
       return true;
     }
@@ -514,6 +519,11 @@ struct Splitter::Impl {
     }
     ++stats.peers_joined;
     introduce_lan(members.back(), out);
+    for (const Member& m : members) {
+      if (m.stats.multicast) {
+        send_tcp(conn.id, MulticastMemberMsg{m.stats.id}, out);
+      }
+    }
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerAdded,
                                    conn.peer_id, endpoint,
                                    RemoveReason::kUnknown});

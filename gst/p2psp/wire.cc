@@ -322,6 +322,7 @@ struct BodyWriter {
   void operator()(const SealedMsg& m) { w.raw(m.box.data(), m.box.size()); }
   void operator()(const MulticastMsg& m) { w.endpoint(m.group); }
   void operator()(const MulticastReceivingMsg&) {}
+  void operator()(const MulticastMemberMsg& m) { w.u32(m.peer_id); }
   void operator()(const PeerLocalMsg& m) {
     w.u32(m.peer_id);
     w.endpoint(m.endpoint);
@@ -478,6 +479,8 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       return MulticastMsg{r.endpoint()};
     case TcpType::kMulticastReceiving:
       return MulticastReceivingMsg{};
+    case TcpType::kMulticastMember:
+      return MulticastMemberMsg{r.u32()};
     case TcpType::kSealed: {
       // At least a tag and a type byte.
       const size_t n = r.remaining();

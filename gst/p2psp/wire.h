@@ -210,6 +210,7 @@ enum class TcpType : uint8_t {
   // IP multicast on the splitter's LAN (protocol.md 8.5).
   kMulticast = 17,           // splitter -> peer, after WELCOME: the group
   kMulticastReceiving = 18,  // peer -> splitter: chunks come from the group
+  kMulticastMember = 19,     // splitter -> peers: this member receives it
 };
 
 // JOIN flags and ROLE flags.
@@ -325,6 +326,10 @@ struct MulticastMsg {
 // The peer receives the splitter's chunks from the group: its own can go
 // there instead of to its endpoint.
 struct MulticastReceivingMsg {};
+// A member receives the group: its own chunks need not be sent to it.
+struct MulticastMemberMsg {
+  uint32_t peer_id = 0;
+};
 // Any other message (type byte + body), encrypted and authenticated
 // (auth::ChannelCrypto): ciphertext then 16-byte tag.
 struct SealedMsg {
@@ -334,7 +339,8 @@ using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
                  AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg,
-                 PeerLocalMsg, MulticastMsg, MulticastReceivingMsg>;
+                 PeerLocalMsg, MulticastMsg, MulticastReceivingMsg,
+                 MulticastMemberMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);

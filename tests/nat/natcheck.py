@@ -45,6 +45,10 @@ Options:
                            both ways: b lists a with path "lan" in the steady
                            part, and every peer behind a NAT with another
                            peer has chunks-from-lan > 0
+  --assert-multicast       the splitter multicasts (IMS, protocol.md 8.5):
+                           every public peer (on the splitter's LAN)
+                           receives the group and got more than half its
+                           chunks from it; no peer behind a NAT did
 """
 
 import argparse
@@ -118,6 +122,7 @@ def main():
     ap.add_argument("--assert-direct", action="store_true")
     ap.add_argument("--ems", action="store_true")
     ap.add_argument("--assert-lan", action="store_true")
+    ap.add_argument("--assert-multicast", action="store_true")
     args = ap.parse_args()
     global EMS
     EMS = args.ems
@@ -157,9 +162,9 @@ def main():
     cols = ["played", "lost", "late", "chunks-from-splitter", "chunks-from-peers", "neighbours",
             "endpoints-moved", "probes-sent", "moves-refused", "relayed", "requests-sent",
             "relays-served", "nacks-sent", "nacks-to-splitter", "recovered", "duplicates",
-            "reconnects", "bytes-up", "lan-neighbours", "chunks-from-lan"]
+            "reconnects", "bytes-up", "lan-neighbours", "chunks-from-lan", "chunks-from-multicast"]
     short = ["played", "lost", "late", "from-spl", "from-peers", "nbrs", "moved", "probes",
-             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn", "bytes-up", "lan-nbrs", "from-lan"]
+             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn", "bytes-up", "lan-nbrs", "from-lan", "from-mcast"]
     print("peer      group    kind       id " + " ".join(f"{c:>10}" for c in short))
     for p in peers:
         f = p["final"]
@@ -313,6 +318,8 @@ def main():
 
     if args.assert_lan:
         check_lan(peers, lan_path, ok, fail)
+    if args.assert_multicast:
+        check_multicast(peers, sfinal, ok, fail)
 
     print(f"RESULT upload={ratio:.3f} whole_run={whole:.3f} direct={both}/{pairs} possible_direct={possible_both}/{possible_pairs} "
           f"failed={len(failed)}")
@@ -337,6 +344,27 @@ def check_lan(peers, lan_path, ok, fail):
             ok(f"{p['name']}: chunks-from-lan {n}")
         else:
             fail(f"{p['name']}: chunks-from-lan {n}, no chunk came over the LAN")
+
+
+def check_multicast(peers, sfinal, ok, fail):
+    """IMS: LAN peers take most chunks from the group, NAT peers none."""
+    print(f"splitter: multicast-chunks {sfinal.get('multicast-chunks')}, "
+          f"multicast-members {sfinal.get('multicast-members')}")
+    for p in peers:
+        f = p["final"]
+        got = f.get("chunks-from-multicast", 0)
+        played = max(1, f.get("played", 0))
+        msg = (f"{p['name']} ({p['kind']}): multicast {f.get('multicast')}, "
+               f"chunks-from-multicast {got} of {played} played")
+        if p["kind"] == "public":
+            if f.get("multicast") and got * 2 > played:
+                ok(msg)
+            else:
+                fail(msg + ": expected the group, and most chunks from it")
+        elif got:
+            fail(msg + ": a peer behind a NAT got chunks from the group")
+        else:
+            ok(msg)
 
 
 def by_id_name(peers, name):
