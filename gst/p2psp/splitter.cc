@@ -850,26 +850,36 @@ struct Splitter::Impl {
     auto datagram = std::make_shared<const Bytes>(
         encode(number, dest.stats.id, now, chunk));
     ++stats.chunks_sent;
-    stats.bytes_sent += datagram->size();
     ++dest.stats.chunks_sent;
-    dest.stats.bytes_sent += datagram->size();
     remember(number, dest.stats.id, datagram);
     const MulticastRoute route =
         multicast_route(config.multicast_group.valid(), dest.stats.multicast,
                         now - dest.stats.joined_us);
-    if (route.group) send_to_group(*datagram, dest.stats.id, out);
-    if (route.unicast) egress.send(dest.stats.endpoint, datagram, out);
+    // bytes_sent: what left, both copies while a newcomer is discovering.
+    size_t bytes = route.group ? send_to_group(*datagram, dest.stats.id, out)
+                               : 0;
+    if (route.unicast) {
+      egress.send(dest.stats.endpoint, datagram, out);
+      bytes += datagram->size();
+    }
+    stats.bytes_sent += bytes;
+    dest.stats.bytes_sent += bytes;
   }
 
   // The same chunk, with its origin stated: everyone on the LAN gets it.
-  void send_to_group(const Bytes& datagram, uint32_t origin, Outbox* out) {
+  // Returns the bytes sent.
+  size_t send_to_group(const Bytes& datagram, uint32_t origin, Outbox* out) {
     const std::optional<UdpMessage> msg =
         decode_udp(datagram.data(), datagram.size());
-    if (!msg) return;
-    if (egress.send(config.multicast_group.normalized(),
-                    encode_chunk(std::get<ChunkMsg>(*msg), origin), out)) {
-      ++stats.multicast_chunks;
+    if (!msg) return 0;
+    Bytes stated = encode_chunk(std::get<ChunkMsg>(*msg), origin);
+    const size_t size = stated.size();
+    if (!egress.send(config.multicast_group.normalized(), std::move(stated),
+                     out)) {
+      return 0;
     }
+    ++stats.multicast_chunks;
+    return size;
   }
 
   // The signature covers every field the splitter decides (team, number,
