@@ -89,8 +89,8 @@ bool multicast_sender_setup(GSocket *sock, const p2psp::Endpoint &group,
   if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) !=
       0)
     return fail(error, "IPV6_MULTICAST_HOPS");
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop6,
-                 sizeof loop6) != 0)
+  if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop6, sizeof loop6) !=
+      0)
     return fail(error, "IPV6_MULTICAST_LOOP");
   return true;
 }
@@ -126,9 +126,9 @@ GSocket *multicast_receiver_open(const p2psp::Endpoint &group,
   }
   const bool v4 = group.family == p2psp::Endpoint::Family::kIPv4;
   GError *gerror = nullptr;
-  GSocket *sock = g_socket_new(
-      v4 ? G_SOCKET_FAMILY_IPV4 : G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM,
-      G_SOCKET_PROTOCOL_UDP, &gerror);
+  GSocket *sock =
+      g_socket_new(v4 ? G_SOCKET_FAMILY_IPV4 : G_SOCKET_FAMILY_IPV6,
+                   G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &gerror);
   if (!sock) {
     *error = gerror->message;
     g_error_free(gerror);

@@ -856,8 +856,8 @@ struct Splitter::Impl {
         multicast_route(config.multicast_group.valid(), dest.stats.multicast,
                         now - dest.stats.joined_us);
     // bytes_sent: what left, both copies while a newcomer is discovering.
-    size_t bytes = route.group ? send_to_group(*datagram, dest.stats.id, out)
-                               : 0;
+    size_t bytes =
+        route.group ? send_to_group(*datagram, dest.stats.id, out) : 0;
     if (route.unicast) {
       egress.send(dest.stats.endpoint, datagram, out);
       bytes += datagram->size();

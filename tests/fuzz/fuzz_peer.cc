@@ -182,7 +182,9 @@ class Harness {
     peer_.on_tcp_data(b.data(), b.size(), now_, out);
   }
 
-  void udp_in(const Endpoint& from, const Bytes& b, Outbox* out) {
+  // group: as if from the splitter's multicast group (protocol.md 8.5).
+  void udp_in(const Endpoint& from, const Bytes& b, Outbox* out,
+              bool group = false) {
     ++datagrams_delivered_;
     received_[from.normalized()] += b.size();
     if (auto m = decode_udp(b.data(), b.size())) {
@@ -196,7 +198,11 @@ class Harness {
         nack_numbers_delivered_ += n->numbers.size();
       }
     }
-    peer_.on_udp(from, b.data(), b.size(), now_, out);
+    if (group) {
+      peer_.on_multicast(from, b.data(), b.size(), now_, out);
+    } else {
+      peer_.on_udp(from, b.data(), b.size(), now_, out);
+    }
   }
 
   // A chunk of the framed stream, or random bytes as a payload.
@@ -248,7 +254,11 @@ class Harness {
   }
 
   TcpMessage control_message() {
-    switch (fdp_.ConsumeIntegralInRange<int>(0, 9)) {
+    switch (fdp_.ConsumeIntegralInRange<int>(0, 11)) {
+      case 10:
+        return MulticastMsg{pick_endpoint(fdp_)};
+      case 11:
+        return MulticastMemberMsg{pick_id()};
       case 9: {
         // A member's LAN endpoint (protocol.md 3.2): any address, probed
         // a few times at most before it answers.
@@ -347,7 +357,7 @@ class Harness {
                next_chunk_datagram(fdp_.ConsumeIntegralInRange<int>(0, 7) == 0
                                        ? pick_id()
                                        : my_id_),
-               &out);
+               &out, fdp_.ConsumeIntegralInRange<int>(0, 3) == 0);
         break;
       case 9: {  // from a neighbour: its origin
         const uint32_t id = pick_id();
