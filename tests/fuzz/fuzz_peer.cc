@@ -103,6 +103,10 @@ class Harness {
   std::map<Endpoint, uint64_t> sent_to_strangers_;
   // PROBE bytes a PEER_LOCAL naming the endpoint may draw there.
   std::map<Endpoint, uint64_t> lan_credit_;
+  bool told_multicast_ = false;  // MULTICAST_RECEIVING seen
+  TcpReader from_splitter_;      // what tcp_in fed the peer, decoded
+  static constexpr uint64_t kLanProbeCredit =
+      LanCandidates::kAttempts * (24 + auth::kSealOverhead);  // PROBE: 24 B
 
   // Where the peer may send freely: the neighbours the splitter named
   // (before or after the call: leave() keeps them); the splitter's host is
@@ -179,7 +183,20 @@ class Harness {
   }
 
   void tcp_in(const Bytes& b, Outbox* out) {
+    note_peer_locals(b);
     peer_.on_tcp_data(b.data(), b.size(), now_, out);
+  }
+
+  // A PEER_LOCAL the peer reads, however it was made (random bytes too),
+  // allows the PROBEs it draws (see lan_credit_).
+  void note_peer_locals(const Bytes& b) {
+    from_splitter_.feed(b.data(), b.size());
+    TcpMessage msg;
+    while (from_splitter_.next(&msg) == TcpReader::Status::kMessage) {
+      if (const auto* local = std::get_if<PeerLocalMsg>(&msg)) {
+        lan_credit_[local->endpoint.normalized()] += kLanProbeCredit;
+      }
+    }
   }
 
   // group: as if from the splitter's multicast group (protocol.md 8.5).
@@ -263,9 +280,8 @@ class Harness {
         // A member's LAN endpoint (protocol.md 3.2): any address, probed
         // a few times at most before it answers.
         const PeerLocalMsg local{pick_id(), pick_endpoint(fdp_)};
-        lan_credit_[local.endpoint.normalized()] +=
-            LanCandidates::kAttempts *
-            (encode_probe(ProbeMsg{1, 1, 0}).size() + auth::kSealOverhead);
+        // Counted here too: sealed, note_peer_locals cannot read it.
+        lan_credit_[local.endpoint.normalized()] += kLanProbeCredit;
         return local;
       }
       case 0:
@@ -461,6 +477,12 @@ class Harness {
       TcpReader::Status st;
       while ((st = to_splitter_.next(&msg)) == TcpReader::Status::kMessage) {
         // POLLUTED: a signed team's chunk failed verification.
+        // MULTICAST_RECEIVING: once, a member, after a chunk from the group.
+        if (std::holds_alternative<MulticastReceivingMsg>(msg)) {
+          FUZZ_CHECK(!told_multicast_ && peer_.state() == PeerState::kMember);
+          told_multicast_ = true;
+          continue;
+        }
         FUZZ_CHECK(std::holds_alternative<JoinMsg>(msg) ||
                    std::holds_alternative<TcpGoodbyeMsg>(msg) ||
                    std::holds_alternative<PollutedMsg>(msg));
