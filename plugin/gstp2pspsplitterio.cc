@@ -3,6 +3,7 @@
  * connection table, and the stats. */
 #include <gst/p2psp/tracker.h>
 
+#include "gstp2pspmulticast.h"
 #include "gstp2pspsplittersinkpriv.h"
 
 namespace p2psp_sink {
@@ -303,7 +304,32 @@ p2psp::SplitterConfig splitter_config(const Settings &settings,
       static_cast<p2psp::Micros>(settings.handshake_timeout_ms) * 1000;
   config.burst_max_bytes = settings.burst_max_bytes;
   config.burst_rate = settings.burst_rate / 8;
+  std::string ignored; /* open_sockets checked it */
+  config.multicast_group = p2psp_gst::multicast_group_endpoint(
+      settings.multicast_group, settings.multicast_port, udp_port, &ignored);
   return config;
+}
+
+/* IMS (docs/protocol.md 8.5): the UDP socket also sends to the group. */
+gboolean setup_multicast(GstP2pspSplitterSink *self, const Settings &settings,
+                         GSocket *udp) {
+  if (settings.multicast_group.empty()) return TRUE;
+  std::string error;
+  const p2psp::Endpoint group = p2psp_gst::multicast_group_endpoint(
+      settings.multicast_group, settings.multicast_port, local_port(udp),
+      &error);
+  if (!group.valid() ||
+      !p2psp_gst::multicast_sender_setup(udp, group, settings.multicast_iface,
+                                         settings.ttl_mc, &error)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("Could not send to multicast group \"%s\"",
+                       settings.multicast_group.c_str()),
+                      ("%s", error.c_str()));
+    return FALSE;
+  }
+  GST_INFO_OBJECT(self, "chunks of members on the LAN go to %s",
+                  group.to_string().c_str());
+  return TRUE;
 }
 
 gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
@@ -342,6 +368,11 @@ gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
         ("Could not bind to %s:%d", settings.host.c_str(), settings.port),
         ("UDP: %s", error->message));
     listener->reset();
+    return FALSE;
+  }
+  if (!setup_multicast(self, settings, udp->get())) {
+    listener->reset();
+    udp->reset();
     return FALSE;
   }
   return TRUE;
@@ -465,7 +496,10 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "addresses-validated", G_TYPE_UINT64,
                     st.addresses_validated, "endpoints-moved", G_TYPE_UINT64,
                     st.endpoints_moved, "amplification-limited", G_TYPE_UINT64,
-                    st.amplification_limited, nullptr);
+                    st.amplification_limited, "lan-introductions",
+                    G_TYPE_UINT64, st.lan_introductions, "multicast-chunks",
+                    G_TYPE_UINT64, st.multicast_chunks, "multicast-members",
+                    G_TYPE_UINT64, st.multicast_members, nullptr);
   gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
                     "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
                     "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,

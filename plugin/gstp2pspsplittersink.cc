@@ -507,6 +507,8 @@ guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
       return &s.burst_max_bytes;
     case PROP_BURST_RATE:
       return &s.burst_rate;
+    case PROP_MULTICAST_PORT:
+      return &s.multicast_port;
     default:
       return nullptr;
   }
@@ -524,6 +526,10 @@ std::string *string_setting(SplitterSinkPrivate *priv, guint prop_id) {
       return &priv->settings.channel;
     case PROP_ANNOUNCE_KEY:
       return &priv->settings.announce_key;
+    case PROP_MULTICAST_GROUP:
+      return &priv->settings.multicast_group;
+    case PROP_MULTICAST_IFACE:
+      return &priv->settings.multicast_iface;
     default:
       return nullptr;
   }
@@ -560,6 +566,8 @@ void gst_p2psp_splitter_sink_set_property(GObject *object, guint prop_id,
   } else if (std::string *text = string_setting(priv, prop_id)) {
     const gchar *v = g_value_get_string(value);
     *text = v ? v : "";
+  } else if (prop_id == PROP_TTL_MC) {
+    priv->settings.ttl_mc = g_value_get_int(value);
   } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -598,6 +606,11 @@ void gst_p2psp_splitter_sink_get_property(GObject *object, guint prop_id,
   } else if (prop_id == PROP_TRACKER || prop_id == PROP_CHANNEL) {
     const std::string &v = *string_setting(priv, prop_id);
     g_value_set_string(value, v.empty() ? nullptr : v.c_str());
+  } else if (prop_id == PROP_MULTICAST_GROUP ||
+             prop_id == PROP_MULTICAST_IFACE) {
+    g_value_set_string(value, string_setting(priv, prop_id)->c_str());
+  } else if (prop_id == PROP_TTL_MC) {
+    g_value_set_int(value, priv->settings.ttl_mc);
   } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -654,6 +667,29 @@ void install_stream_properties() {
 }
 
 /* Team health (docs/protocol.md section 10). */
+/* IP multicast on the splitter's LAN (docs/protocol.md 8.5); names as in
+ * udpsrc (multicast-group) and udpsink (multicast-iface, ttl-mc). */
+void install_multicast_properties() {
+  properties[PROP_MULTICAST_GROUP] = g_param_spec_string(
+      "multicast-group", "Multicast group",
+      "IP multicast group (address) the chunks of members on this LAN go "
+      "to, once each; members elsewhere still get theirs unicast. Empty: off",
+      "", kReadWrite);
+  properties[PROP_MULTICAST_PORT] = g_param_spec_uint(
+      "multicast-port", "Multicast port",
+      "UDP port of the multicast group (0: the splitter's UDP port)", 0, 65535,
+      0, kReadWrite);
+  properties[PROP_MULTICAST_IFACE] = g_param_spec_string(
+      "multicast-iface", "Multicast interface",
+      "Network interface to send to the group on (empty: the one of host, "
+      "or the routing table's)",
+      "", kReadWrite);
+  properties[PROP_TTL_MC] = g_param_spec_int(
+      "ttl-mc", "Multicast TTL",
+      "TTL (IPv6: hop limit) of datagrams to the group (1: this LAN only)", 0,
+      255, 1, kReadWrite);
+}
+
 void install_health_properties() {
   properties[PROP_MONITORS] = g_param_spec_uint(
       "monitors", "Monitors",
@@ -745,6 +781,7 @@ void install_security_properties() {
       "The tracker's announce key, if it has one (write-only)", nullptr,
       static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
                                GST_PARAM_MUTABLE_READY));
+  install_multicast_properties();
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Counters of the current (or last) run, with one structure per peer",

@@ -106,6 +106,10 @@ enum {
   PROP_TRACKER,
   PROP_CHANNEL,
   PROP_ANNOUNCE_KEY,
+  PROP_MULTICAST_GROUP,
+  PROP_MULTICAST_PORT,
+  PROP_MULTICAST_IFACE,
+  PROP_TTL_MC,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -140,6 +144,11 @@ struct Settings {
   std::string tracker; /* http://host:port[,http://...], empty: none */
   std::string channel;
   std::string announce_key; /* never logged, never readable */
+  /* IP multicast on the LAN (docs/protocol.md 8.5); empty group: off. */
+  std::string multicast_group;
+  guint multicast_port = 0; /* 0: the splitter's UDP port */
+  std::string multicast_iface;
+  gint ttl_mc = 1;
 };
 
 enum class State { kStopped, kRunning };

@@ -1,11 +1,30 @@
 /* gst-p2psp: p2pspsrc's network side: the sockets, the poll thread that
  * drives p2psp::Peer, joining and leaving, and the stats. */
+#include "gstp2pspmulticast.h"
 #include "gstp2pspsrcpriv.h"
 #include "gstp2psptracker.h"
 
 namespace p2psp_src {
 
 /* ------------------------------------------------------------ stats ---- */
+
+const char* path_nick(p2psp::NeighbourPath path) {
+  switch (path) {
+    case p2psp::NeighbourPath::kDirect:
+      return "direct";
+    case p2psp::NeighbourPath::kLan:
+      return "lan";
+    case p2psp::NeighbourPath::kRelayed:
+      return "relayed";
+    case p2psp::NeighbourPath::kSplitter:
+      return "splitter";
+    case p2psp::NeighbourPath::kMulticast:
+      return "multicast";
+    case p2psp::NeighbourPath::kUnknown:
+      break;
+  }
+  return "unknown";
+}
 
 GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours) {
@@ -24,7 +43,8 @@ GValue neighbours_list_value(
                           "chunks-sent", G_TYPE_UINT64,          //
                           (guint64)n.chunks_sent,                //
                           "chunks-received", G_TYPE_UINT64,      //
-                          (guint64)n.chunks_received, nullptr));
+                          (guint64)n.chunks_received,            //
+                          "path", G_TYPE_STRING, path_nick(n.path), nullptr));
     gst_value_array_append_and_take_value(&list, &entry);
   }
   return list;
@@ -100,6 +120,17 @@ GstStructure* build_stats(GstP2pspSrc* self) {
                     (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
                     (guint64)s.moves_refused, "amplification-limited",
                     G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
+  // Paths (docs/protocol.md 3.2, docs/elements.md).
+  gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
+                    (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
+                    (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
+                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
+                    (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
+                    (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
+                    (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
+                    (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
+                    (gboolean)(s.multicast != 0), "chunks-from-multicast",
+                    G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
   add_health_stats(stats, s, priv->run.reconnects);
   // The kernel's side of the UDP socket (datagrams it dropped for a full
   // receive buffer never reach the counters above).
@@ -146,6 +177,28 @@ void dispatch_outbox(GstP2pspSrc* self) {
   out.clear();
 }
 
+// The splitter named a multicast group (docs/protocol.md 8.5): join it on
+// the interface the splitter is reached through. A host that cannot (no
+// multicast there) just keeps getting its chunks unicast. Called with
+// core_lock; the poll thread watches the socket from its next round.
+void open_multicast(GstP2pspSrc* self, const p2psp::Endpoint& group) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  if (priv->net.mcast) return;
+  GRef<GSocketAddress> local(g_socket_connection_get_local_address(
+      priv->net.tcp_stream.get(), nullptr));
+  const p2psp::Endpoint via =
+      local ? p2psp_gst::endpoint_from_address(local.get()) : p2psp::Endpoint();
+  std::string error;
+  priv->net.mcast.reset(p2psp_gst::multicast_receiver_open(group, via, &error));
+  if (priv->net.mcast) {
+    GST_INFO_OBJECT(self, "joined multicast group %s",
+                    group.to_string().c_str());
+  } else {
+    GST_INFO_OBJECT(self, "not joining multicast group %s: %s",
+                    group.to_string().c_str(), error.c_str());
+  }
+}
+
 // Turns peer events into state and pending signals. Called with core_lock.
 // Returns true when the streaming thread has something to look at.
 bool collect_events(GstP2pspSrc* self, Micros now,
@@ -172,6 +225,9 @@ bool collect_events(GstP2pspSrc* self, Micros now,
       case p2psp::PeerEvent::Kind::kNeighbourMoved:
         GST_INFO_OBJECT(self, "neighbour %u now at %s", ev.peer_id,
                         ev.endpoint.to_string().c_str());
+        break;
+      case p2psp::PeerEvent::Kind::kMulticastGroup:
+        open_multicast(self, ev.endpoint);
         break;
       case p2psp::PeerEvent::Kind::kRemoved:
         priv->run.removed_unposted = true;
@@ -201,7 +257,8 @@ bool collect_events(GstP2pspSrc* self, Micros now,
     }
   }
   const p2psp::PeerStats& stats = priv->link.peer->stats();
-  const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers;
+  const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers +
+                          stats.chunks_from_multicast;
   if (chunks != priv->link.chunks_seen) {
     priv->link.chunks_seen = chunks;
     priv->run.last_activity_us = now;
@@ -256,7 +313,8 @@ void copy_udp_kernel_stats(GstP2pspSrcPrivate* priv) {
   priv->link.udp_kernel.send_buffer = b.send_buffer();
 }
 
-void on_udp_readable(GstP2pspSrc* self) {
+// multicast: from the group's socket (Peer::on_multicast).
+void on_udp_readable(GstP2pspSrc* self, bool multicast) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
   {
@@ -266,19 +324,25 @@ void on_udp_readable(GstP2pspSrc* self) {
     // later datagrams look sent before they arrived (a 40 to 100 ms error
     // in chunk-delay-us).
     const bool full = p2psp_gst::drain_datagrams(
-        priv->net.udp.get(), priv->net.rx_batch, kMaxReceiveRounds,
+        multicast ? priv->net.mcast.get() : priv->net.udp.get(),
+        priv->net.rx_batch, kMaxReceiveRounds,
         [&](size_t n, Micros received) {
           now = received;
           size_t bytes = 0;
           for (size_t i = 0; i < n; i++) {
             const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
             bytes += d.size;
-            priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
-                                    &priv->link.outbox);
+            if (multicast) {
+              priv->link.peer->on_multicast(d.from, d.data.data(), d.size, now,
+                                            &priv->link.outbox);
+            } else {
+              priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
+                                      &priv->link.outbox);
+            }
           }
-          priv->net.udp_buffers.count(bytes, 0, now);
+          if (!multicast) priv->net.udp_buffers.count(bytes, 0, now);
         },
-        priv->net.udp_buffers.drop_counter());
+        multicast ? nullptr : priv->net.udp_buffers.drop_counter());
     copy_udp_kernel_stats(priv);
     // With io-interval, what is left must not wait for the next interval.
     if (full) priv->poll.run_again();
@@ -352,13 +416,19 @@ bool watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
     condition = G_IO_IN;
     if (priv->net.tcp->wants_write()) condition |= G_IO_OUT;
   }
-  if (!list.empty() && condition == priv->net.watched_tcp) return false;
+  const bool mcast = static_cast<bool>(priv->net.mcast);
+  if (!list.empty() && condition == priv->net.watched_tcp &&
+      mcast == priv->net.watched_mcast) {
+    return false;
+  }
   priv->net.watched_tcp = condition;
+  priv->net.watched_mcast = mcast;
   list.clear();
   if (condition != 0)
     list.emplace_back(priv->net.tcp->socket(),
                       static_cast<GIOCondition>(condition));
   list.emplace_back(priv->net.udp.get(), G_IO_IN);
+  if (priv->net.mcast) list.emplace_back(priv->net.mcast.get(), G_IO_IN);
   return true;
 }
 
@@ -421,7 +491,9 @@ bool start_poll_thread(GstP2pspSrc* self) {
       },
       [self](GSocket* socket, GIOCondition condition) {
         if (socket == self->priv->net.udp.get())
-          on_udp_readable(self);
+          on_udp_readable(self, false);
+        else if (socket == self->priv->net.mcast.get())
+          on_udp_readable(self, true);
         else
           on_tcp_io(self, condition);
       },
@@ -550,6 +622,22 @@ OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
   return OpenError::kNone;
 }
 
+// The peer's own UDP endpoint on its LAN: the address its TCP connection
+// to the splitter leaves from (behind a NAT, the private one) with the UDP
+// socket's port. Reported in JOIN so that a member behind the same NAT can
+// reach it directly (docs/protocol.md 3.2); invalid when unknown.
+p2psp::Endpoint local_udp_endpoint(GstP2pspSrcPrivate* priv) {
+  GRef<GSocketAddress> tcp_local(g_socket_connection_get_local_address(
+      priv->net.tcp_stream.get(), nullptr));
+  GRef<GSocketAddress> udp_local(
+      g_socket_get_local_address(priv->net.udp.get(), nullptr));
+  if (!tcp_local || !udp_local) return p2psp::Endpoint();
+  const p2psp::Endpoint tcp = p2psp_gst::endpoint_from_address(tcp_local.get());
+  const p2psp::Endpoint udp = p2psp_gst::endpoint_from_address(udp_local.get());
+  if (!tcp.valid() || !udp.valid()) return p2psp::Endpoint();
+  return tcp.with_port(udp.port);
+}
+
 OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
@@ -578,6 +666,8 @@ OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   config.start_timeout_us =
       static_cast<Micros>(priv->active.start_timeout_ms) * 1000;
   config.upload_limit_bps = priv->active.upload_limit_bps;
+  const p2psp::Endpoint local = local_udp_endpoint(priv);
+  if (local.valid()) config.local_endpoints.push_back(local);
   priv->net.rx_batch.resize(kReceiveBatch);
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);

@@ -225,8 +225,10 @@ struct Sockets {
   bool tcp_closed = false;
   // The TCP conditions in the poll thread's current list (0: not watched).
   int watched_tcp = -1;
+  bool watched_mcast = false;  // the group's socket is in the list
   GRef<GSocket> udp;
   p2psp_gst::UdpBuffers udp_buffers;  // sized from the traffic, drop counter
+  GRef<GSocket> mcast; /* the splitter's multicast group, once named */
   std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
   std::vector<uint8_t> tcp_rx;
 };
@@ -299,7 +301,7 @@ void finish_core_round(GstP2pspSrc* self, Micros now,
                        std::vector<NeighbourSignal>* signals);
 void emit_signals(GstP2pspSrc* self,
                   const std::vector<NeighbourSignal>& signals);
-void on_udp_readable(GstP2pspSrc* self);
+void on_udp_readable(GstP2pspSrc* self, bool multicast);
 void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why);
 void read_tcp(GstP2pspSrc* self, Micros now,
               std::vector<NeighbourSignal>* signals);

@@ -1332,6 +1332,54 @@ TEST(SplitterSinkActions, RemoveReasonIsARegisteredEnum) {
   EXPECT_NE(g_type_from_name("GstP2pspPeerState"), G_TYPE_INVALID);
 }
 
+/* IMS (docs/protocol.md 8.5): the group must be a multicast address, the
+ * interface must exist; a good one starts and is counted in the stats. */
+GError *StartError(const char *props) {
+  SinkPipeline p(props);
+  EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_PAUSED),
+            GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  GError *error = nullptr;
+  if (msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
+    gst_message_parse_error(msg, &error, nullptr);
+  if (msg) gst_message_unref(msg);
+  return error;
+}
+
+TEST(SplitterSinkMulticast, BadGroupsAndInterfacesDoNotStart) {
+  for (const char *props :
+       {"multicast-group=10.0.0.1", "multicast-group=nonsense",
+        "multicast-group=239.255.14.7 multicast-iface=nosuchif0"}) {
+    GError *error = StartError(props);
+    ASSERT_NE(error, nullptr) << props;
+    EXPECT_EQ(error->domain, GST_RESOURCE_ERROR) << props;
+    EXPECT_EQ(error->code, GST_RESOURCE_ERROR_SETTINGS) << props;
+    g_error_free(error);
+  }
+}
+
+TEST(SplitterSinkMulticast, AGroupOnLoopbackStarts) {
+  SinkPipeline p(
+      "multicast-group=239.255.14.7 multicast-port=0 multicast-iface=lo "
+      "ttl-mc=0");
+  ASSERT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_READY),
+            GST_STATE_CHANGE_SUCCESS);
+  gchar *group = nullptr;
+  gint ttl = -1;
+  g_object_get(p.sink(), "multicast-group", &group, "ttl-mc", &ttl, nullptr);
+  EXPECT_STREQ(group, "239.255.14.7");
+  EXPECT_EQ(ttl, 0);
+  g_free(group);
+  StatsPtr stats;
+  g_object_get(p.sink(), "stats", &stats.s, nullptr);
+  guint64 chunks = 1, members = 1;
+  EXPECT_TRUE(gst_structure_get_uint64(stats.s, "multicast-chunks", &chunks));
+  EXPECT_TRUE(gst_structure_get_uint64(stats.s, "multicast-members", &members));
+  EXPECT_EQ(chunks, 0u);
+  EXPECT_EQ(members, 0u);
+  gst_element_set_state(p.pipeline(), GST_STATE_NULL);
+}
+
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);

@@ -118,6 +118,16 @@ void Egress::received(const Endpoint& from, size_t size) {
   budgets_[source].received += size;
 }
 
+void Egress::credit(const Endpoint& to, size_t bytes) {
+  const Endpoint dest = to.normalized();
+  if (validated_(dest)) return;
+  if (budgets_.size() >= kMaxTracked && budgets_.count(dest) == 0) {
+    budgets_.clear();
+  }
+  budgets_[dest].received +=
+      (bytes + kAmplificationFactor - 1) / kAmplificationFactor;
+}
+
 bool Egress::allowed(const Endpoint& to, size_t size) {
   if (validated_(to)) return true;
   auto it = budgets_.find(to);

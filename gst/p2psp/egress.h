@@ -82,6 +82,10 @@ class Egress {
   // Counts a datagram received (as it came, sealed or not) towards the
   // budget for sending back to its source.
   void received(const Endpoint& from, size_t size);
+  // Lets `bytes` more go to an address not validated, as if it had sent
+  // bytes / kAmplificationFactor: for a PROBE to an address the splitter
+  // named (a member's LAN endpoint, protocol.md 3.2), which has not spoken.
+  void credit(const Endpoint& to, size_t bytes);
   // Queues `datagram` for `to` in out->udp. False (and counted) when the
   // amplification limit keeps it back.
   bool send(const Endpoint& to, const SharedBytes& datagram, Outbox* out);

@@ -2,6 +2,7 @@
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
+#include <gst/p2psp/lan.h>
 #include <gst/p2psp/nack.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/reorder.h>
@@ -68,6 +69,8 @@ constexpr Micros kUnannouncedHelloUs = 5000000;
 // one has been silent this long: a member cannot pull an active member's
 // flood to itself by echoing cookies in its name.
 constexpr Micros kMoveAfterSilenceUs = 2000000;
+// Bounds the members remembered as receiving the multicast group.
+constexpr size_t kMaxMulticastOrigins = 4096;
 
 }  // namespace
 
@@ -109,6 +112,7 @@ struct Peer::Impl {
     // shares), and such a member is not silent until twice that passed.
     uint64_t longest_gap = 0;
     bool heard = false;
+    NeighbourPath path = NeighbourPath::kUnknown;  // of its last own chunk
   };
 
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
@@ -165,6 +169,15 @@ struct Peer::Impl {
   CookieJar cookies;
   Egress egress;
   std::vector<UnannouncedHello> unannounced_hellos;
+  LanCandidates lan;  // members' LAN endpoints, being probed
+  // IP multicast (protocol.md 8.5).
+  Endpoint multicast_group;     // named by the splitter; invalid: none
+  bool multicast_rx = false;    // the datagram being handled came from it
+  bool told_multicast = false;  // MULTICAST_RECEIVING sent
+  // Members the splitter says receive the group (MULTICAST_MEMBER): our
+  // own chunks from the group need not be flooded to them. Not learnt from
+  // the origins seen in the group: a newcomer's chunks go there too.
+  std::unordered_set<uint32_t> multicast_origins;
   // Pollution: the splitter's chunk key (CHUNK_KEY), and the members we
   // reported for sending chunks that failed verification.
   std::optional<ChunkKey> chunk_key;
@@ -301,7 +314,10 @@ struct Peer::Impl {
   // splitter proved.
   void add_neighbour(const PeerInfo& peer, Micros now) {
     if (Neighbour* known = find_neighbour(peer.id)) {
-      move_neighbour(*known, peer.endpoint.normalized(), now);
+      // Its NAT's mapping changed, not its address on our LAN.
+      if (!known->info.lan) {
+        move_neighbour(*known, peer.endpoint.normalized(), now);
+      }
       return;
     }
     if (peer.id == id || find_departing(peer.id)) return;
@@ -336,6 +352,8 @@ struct Peer::Impl {
     if (!neighbours[index].pending.empty()) --pending_neighbours;
     neighbours.erase(neighbours.begin() + static_cast<ptrdiff_t>(index));
     reindex();
+    lan.forget(peer_id);
+    count_lan_neighbours();
     // Keep the trigger on the neighbour that followed the removed one.
     if (index < next_neighbour) --next_neighbour;
     stats.neighbours = neighbours.size();
@@ -347,6 +365,7 @@ struct Peer::Impl {
   void forget_member(uint32_t peer_id) {
     members.erase(peer_id);
     origin_newest.forget(peer_id);
+    multicast_origins.erase(peer_id);
     relay_to.erase(peer_id);
     for (auto& [origin, targets] : relay_to) {
       targets.erase(std::remove(targets.begin(), targets.end(), peer_id),
@@ -366,6 +385,7 @@ struct Peer::Impl {
   // neighbour holds that one.
   bool move_neighbour(Neighbour& n, const Endpoint& to, Micros now) {
     if (n.info.endpoint == to || find_neighbour_at(to)) return false;
+    n.info.lan = false;
     index_by_endpoint.erase(n.info.endpoint);
     n.info.endpoint = to;
     n.heard_us = now;
@@ -386,6 +406,84 @@ struct Peer::Impl {
                   Outbox* out) {
     const ProbeMsg probe{team_id, cookies.issue(to, peer_id, now), peer_id};
     if (egress.send(to, encode_probe(probe), out)) ++stats.probes_sent;
+  }
+
+  // ------------------------------------------------------------ LAN ------
+  // Peers behind one NAT (protocol.md 3.2). The splitter names a member's
+  // LAN endpoint, which nobody validated: it is probed like any address,
+  // and the neighbour moves there once a HELLO from there echoes the
+  // cookie. No silence rule here (unlike on_hello's moves): the member
+  // itself reported this endpoint over its own TCP channel.
+  void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out) {
+    const Neighbour* n = find_neighbour(local.peer_id);
+    const Endpoint e = local.endpoint.normalized();
+    if (!n || n->info.lan || n->info.endpoint == e || !e.valid() ||
+        e == splitter_udp) {
+      return;
+    }
+    lan.add(local.peer_id, e, now);
+    probe_lan_candidates(now, out);
+  }
+
+  void probe_lan_candidates(Micros now, Outbox* out) {
+    const bool sealing = static_cast<bool>(crypto);
+    const size_t probe_size = encode_probe(ProbeMsg{team_id, 1, 0}).size() +
+                              (sealing ? auth::kSealOverhead : 0);
+    for (const LanCandidates::Due& due : lan.take_due(now)) {
+      egress.credit(due.endpoint, probe_size);
+      send_probe(due.endpoint, due.peer_id, now, out);
+    }
+  }
+
+  void move_to_lan(Neighbour& n, const Endpoint& to, Micros now) {
+    lan.forget(n.info.id);
+    if (!move_neighbour(n, to, now)) {
+      ++stats.moves_refused;
+      return;
+    }
+    n.info.lan = true;
+    count_lan_neighbours();
+  }
+
+  void count_lan_neighbours() {
+    stats.lan_neighbours = static_cast<uint64_t>(
+        std::count_if(neighbours.begin(), neighbours.end(),
+                      [](const Neighbour& n) { return n.info.lan; }));
+  }
+
+  NeighbourPath path_of(uint32_t origin, bool from_splitter,
+                        const Neighbour* sender) const {
+    if (multicast_rx) return NeighbourPath::kMulticast;
+    if (from_splitter) return NeighbourPath::kSplitter;
+    if (!sender) return NeighbourPath::kRelayed;  // a departing member
+    if (sender->info.id != origin) return NeighbourPath::kRelayed;
+    return sender->info.lan ? NeighbourPath::kLan : NeighbourPath::kDirect;
+  }
+
+  void count_paths() {
+    stats.paths_direct = stats.paths_lan = 0;
+    stats.paths_relayed = stats.paths_splitter = stats.paths_multicast = 0;
+    for (const auto& [member_id, member] : members) {
+      switch (member.path) {
+        case NeighbourPath::kDirect:
+          ++stats.paths_direct;
+          break;
+        case NeighbourPath::kLan:
+          ++stats.paths_lan;
+          break;
+        case NeighbourPath::kRelayed:
+          ++stats.paths_relayed;
+          break;
+        case NeighbourPath::kSplitter:
+          ++stats.paths_splitter;
+          break;
+        case NeighbourPath::kMulticast:
+          ++stats.paths_multicast;
+          break;
+        case NeighbourPath::kUnknown:
+          break;
+      }
+    }
   }
 
   // ------------------------------------------------------------ DBS ------
@@ -437,8 +535,13 @@ struct Peer::Impl {
     return n && !n->pending.empty() && n->pending_since_us == due.first;
   }
 
+  // Our own chunk from the group went to every member receiving it: the
+  // flood is for the others only.
   void queue_for_all(const SharedBytes& datagram, Micros now) {
-    for (Neighbour& n : neighbours) queue_for(n, datagram, now);
+    for (Neighbour& n : neighbours) {
+      if (multicast_rx && multicast_origins.count(n.info.id) != 0) continue;
+      queue_for(n, datagram, now);
+    }
   }
 
   // The DBS trigger: each received chunk releases one neighbour's queue, so
@@ -587,7 +690,8 @@ struct Peer::Impl {
                   const ChunkMsg& msg) const {
     const bool nacked = nacks.count(msg.number) != 0;
     if (from == splitter_udp) {
-      return msg.origin == id || nacked || burst_chunk(msg.number);
+      return msg.origin == id || nacked || multicast_rx ||
+             burst_chunk(msg.number);
     }
     if (sender) {
       return msg.origin == sender->info.id || nacked ||
@@ -632,6 +736,12 @@ struct Peer::Impl {
       ++stats.rejected_datagrams;
       return;
     }
+    // From the group: the splitter's, with the origin stated.
+    if (multicast_rx &&
+        (!from_splitter || received.origin == kImplicitOrigin)) {
+      ++stats.rejected_datagrams;
+      return;
+    }
     ChunkMsg msg = received;
     if (msg.origin == kImplicitOrigin)
       msg.origin = implicit_origin(from, sender);
@@ -648,6 +758,7 @@ struct Peer::Impl {
       // Only the origin's own flood repays debt (see Pending).
       if (msg.origin == sender->info.id) --sender->info.debt;
       ++sender->info.chunks_received;
+      if (sender->info.lan) ++stats.chunks_from_lan;
     }
     const ChunkNumber newest_before = reorder.newest();
     const bool had_chunks = reorder.started() || reorder.fill() > 0;
@@ -670,7 +781,7 @@ struct Peer::Impl {
     stats.buffer_fill = reorder.fill();
     note_delay(msg.send_time_ms, now);
     note_loss_evidence(msg, now);
-    note_accepted(chunk, now);
+    note_accepted(chunk, now, path_of(msg.origin, from_splitter, sender));
     if (had_chunks && seq_distance(newest_before, reorder.newest()) > 1) {
       // New gaps: they become NACKable after the NACK delay, or on
       // evidence (one of our own chunks) after the grace.
@@ -680,7 +791,9 @@ struct Peer::Impl {
       nack_due_us = std::min(nack_due_us, saturating_add(now, first));
     }
     const uint32_t sender_id = sender ? sender->info.id : kToSplitter;
-    if (from_splitter && msg.origin != id && !nacks.count(msg.number)) {
+    if (multicast_rx) note_multicast(out);
+    if (from_splitter && msg.origin != id && !nacks.count(msg.number) &&
+        !multicast_rx) {
       ++stats.burst_chunks;  // never flooded: the team has it already
       reorder.note_run_progress(now);
     } else if (from_splitter && msg.origin == id) {
@@ -691,14 +804,25 @@ struct Peer::Impl {
       if (state != PeerState::kMember)
         early_own_chunks.push_back(chunk.datagram);
     } else {
-      ++stats.chunks_from_peers;
+      ++(multicast_rx ? stats.chunks_from_multicast : stats.chunks_from_peers);
       relay(chunk, sender_id, now);
     }
     send_next_neighbour(out);
   }
 
+  // A chunk came from the group: tell the splitter once.
+  void note_multicast(Outbox* out) {
+    stats.multicast = 1;
+    // The splitter takes it from members only (before TEAM it would be a
+    // message out of place): the next chunk from the group tells then.
+    if (!told_multicast && state == PeerState::kMember) {
+      told_multicast = true;
+      send_tcp(MulticastReceivingMsg{}, out);
+    }
+  }
+
   // Bookkeeping for a chunk that entered the playout buffer.
-  void note_accepted(const StoredChunk& chunk, Micros now) {
+  void note_accepted(const StoredChunk& chunk, Micros now, NeighbourPath via) {
     const ChunkMsg& msg = chunk.msg;
     recent[msg.number % recent.size()] =
         Recent{msg.number, msg.origin, chunk.datagram};
@@ -707,7 +831,13 @@ struct Peer::Impl {
     if (nack != nacks.end()) {
       if (nack->second.next_us != UINT64_MAX) ++stats.recovered;
       nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
-      // An answer to a NACK says nothing about the origin's route to us.
+      // An answer to a NACK says nothing about the origin's route to us,
+      // unless nothing else ever came of it.
+      auto member = members.find(msg.origin);
+      if (member != members.end() &&
+          member->second.path == NeighbourPath::kUnknown) {
+        member->second.path = via;
+      }
       return;
     }
     auto member = members.find(msg.origin);
@@ -720,6 +850,7 @@ struct Peer::Impl {
       m.heard = true;
       m.last_heard_us = now;
       m.heard_at_count = accepted_count;
+      m.path = via;
     }
   }
 
@@ -1034,6 +1165,7 @@ struct Peer::Impl {
   }
 
   void on_timers(Micros now, Outbox* out) {
+    if (lan.next_due_us() <= now) probe_lan_candidates(now, out);
     if (heartbeat_due() <= now) send_heartbeat(now, out);
     if (nack_due_us <= now) service_nacks(now, out);
     if (relay_check_due_us <= now) {
@@ -1044,7 +1176,8 @@ struct Peer::Impl {
 
   Micros health_deadline() const {
     if (state != PeerState::kMember) return UINT64_MAX;
-    return std::min({heartbeat_due(), nack_due_us, relay_check_due_us});
+    return std::min(
+        {heartbeat_due(), nack_due_us, relay_check_due_us, lan.next_due_us()});
   }
 
   // A HELLO introduces nobody: only the splitter names members. A member's
@@ -1065,6 +1198,10 @@ struct Peer::Impl {
     if (n->info.endpoint == from) return true;
     if (!cookies.check(hello.cookie, from, hello.peer_id, now)) {
       send_probe(from, hello.peer_id, now, out);
+      return true;
+    }
+    if (lan.matches(hello.peer_id, from)) {
+      move_to_lan(*n, from, now);
       return true;
     }
     const bool silent = n->heard_us == 0 ||
@@ -1192,6 +1329,7 @@ struct Peer::Impl {
       on_chunk(from, *chunk, size, now, out);
       return true;
     }
+    if (multicast_rx) return false;  // only chunks come that way
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
       return on_hello(from, *hello, now, out);
     }
@@ -1370,6 +1508,19 @@ struct Peer::Impl {
     } else if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg);
                joined && receiving()) {
       welcome_member(joined->peer, now, out);
+    } else if (const auto* group = std::get_if<MulticastMsg>(&msg);
+               group && receiving()) {
+      multicast_group = group->group.normalized();
+      push_event(PeerEvent::Kind::kMulticastGroup, 0, multicast_group);
+    } else if (const auto* member = std::get_if<MulticastMemberMsg>(&msg);
+               member && receiving()) {
+      if (member->peer_id != id &&
+          multicast_origins.size() < kMaxMulticastOrigins) {
+        multicast_origins.insert(member->peer_id);
+      }
+    } else if (const auto* local = std::get_if<PeerLocalMsg>(&msg);
+               local && receiving()) {
+      on_peer_local(*local, now, out);
     } else if (const auto* left = std::get_if<PeerLeftMsg>(&msg);
                left && receiving()) {
       remove_neighbour(left->peer_id);
@@ -1529,6 +1680,11 @@ void Peer::start(Micros now, Outbox* out) {
     join.upload_limit_kbps = static_cast<uint32_t>(
         std::min<uint64_t>(kbps, std::numeric_limits<uint32_t>::max()));
   }
+  for (const Endpoint& e : impl_->config.local_endpoints) {
+    if (join.local_endpoints.size() == kMaxLocalEndpoints) break;
+    if (e.valid()) join.local_endpoints.push_back(e.normalized());
+  }
+  if (!join.local_endpoints.empty()) join.flags |= kFlagLocalEndpoints;
   impl_->stats.monitor = impl_->monitor ? 1 : 0;
   out->tcp.push_back(TcpSend{0, encode_tcp(join)});
   impl_->state = PeerState::kJoining;
@@ -1548,6 +1704,14 @@ void Peer::on_tcp_closed(Micros now, Outbox* out) {
 void Peer::on_udp(const Endpoint& from, const uint8_t* data, size_t size,
                   Micros now, Outbox* out) {
   impl_->on_udp(from, data, size, now, out);
+}
+
+void Peer::on_multicast(const Endpoint& from, const uint8_t* data, size_t size,
+                        Micros now, Outbox* out) {
+  if (!impl_->multicast_group.valid()) return;
+  impl_->multicast_rx = true;
+  impl_->on_udp(from, data, size, now, out);
+  impl_->multicast_rx = false;
 }
 
 void Peer::tick(Micros now, Outbox* out) {
@@ -1610,6 +1774,7 @@ const PeerStartState& Peer::start_state() const { return impl_->start; }
 
 const PeerStats& Peer::stats() const {
   impl_->stats.amplification_limited = impl_->egress.stats().limited;
+  impl_->count_paths();
   return impl_->stats;
 }
 
@@ -1617,6 +1782,8 @@ std::vector<NeighbourInfo> Peer::neighbours() const {
   std::vector<NeighbourInfo> result;
   for (const Impl::Neighbour& n : impl_->neighbours) {
     NeighbourInfo info = n.info;
+    auto member = impl_->members.find(info.id);
+    if (member != impl_->members.end()) info.path = member->second.path;
     for (const auto& [origin, targets] : impl_->relay_to) {
       if (std::find(targets.begin(), targets.end(), info.id) != targets.end()) {
         info.relayed_origins.push_back(origin);

@@ -63,6 +63,11 @@ struct PeerConfig {
   // JOIN so that it deals us no more chunks than that carries: 0 forwards
   // nothing (we still get the whole stream), -1 no limit.
   int64_t upload_limit_bps = -1;
+
+  // This peer's UDP endpoints on its LAN, reported in JOIN (at most
+  // kMaxLocalEndpoints) so that a member behind the same NAT can reach it
+  // without the NAT (docs/protocol.md 3.2). Empty: none reported.
+  std::vector<Endpoint> local_endpoints;
 };
 
 // Where the late-joiner gate is (Peer::start_state()).
@@ -133,6 +138,19 @@ struct PeerStats {
   uint64_t endpoints_moved = 0;  // neighbours that moved to a new address
   uint64_t moves_refused = 0;    // echoed, but its address was not silent
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
+  // Peers behind one NAT (docs/protocol.md 3.2).
+  uint64_t lan_neighbours = 0;   // neighbours reached at a LAN endpoint
+  uint64_t chunks_from_lan = 0;  // chunks accepted from those
+  // How each member's own chunks reached us last (NeighbourPath), over the
+  // members heard so far.
+  uint64_t paths_direct = 0;
+  uint64_t paths_lan = 0;
+  uint64_t paths_relayed = 0;
+  uint64_t paths_splitter = 0;
+  uint64_t paths_multicast = 0;
+  // IP multicast (protocol.md 8.5).
+  uint64_t multicast = 0;  // 1 once a chunk came from the splitter's group
+  uint64_t chunks_from_multicast = 0;  // accepted from the group
 };
 
 struct PeerEvent {
@@ -141,14 +159,31 @@ struct PeerEvent {
     kNeighbourAdded,
     kNeighbourRemoved,
     kNeighbourMoved,  // its endpoint changed (NAT): `endpoint` is the new one
-    kRemoved,         // REMOVED or REJECT from the splitter
-    kProtocolError,   // splitter sent garbage; connection must close
+    // The splitter names a multicast group (`endpoint`): the host should
+    // join it and hand what comes from it to on_multicast().
+    kMulticastGroup,
+    kRemoved,        // REMOVED or REJECT from the splitter
+    kProtocolError,  // splitter sent garbage; connection must close
   };
   Kind kind = Kind::kJoined;
   uint32_t peer_id = 0;
   Endpoint endpoint;
   RemoveReason reason = RemoveReason::kUnknown;
   std::string text;
+};
+
+// How a member's chunks reach this peer: from the member itself at the
+// endpoint the splitter named (or its NAT moved it to), from it at its LAN
+// endpoint, through another member (a relay, section 10.5), or from the
+// splitter (NACK answers only). kUnknown: none of its chunks came yet.
+// kMulticast: from the splitter's multicast group (protocol.md 8.5).
+enum class NeighbourPath {
+  kUnknown,
+  kDirect,
+  kLan,
+  kRelayed,
+  kSplitter,
+  kMulticast
 };
 
 struct NeighbourInfo {
@@ -158,6 +193,8 @@ struct NeighbourInfo {
   uint64_t chunks_sent = 0;
   uint64_t chunks_received = 0;
   std::vector<uint32_t> relayed_origins;  // origins we relay to it
+  bool lan = false;  // its endpoint is the LAN one (protocol.md 3.2)
+  NeighbourPath path = NeighbourPath::kUnknown;  // of its own chunks
 };
 
 class Peer {
@@ -173,6 +210,11 @@ class Peer {
   void on_tcp_closed(Micros now, Outbox* out);
   void on_udp(const Endpoint& from, const uint8_t* data, size_t size,
               Micros now, Outbox* out);
+  // A datagram that came from the multicast group the splitter named
+  // (kMulticastGroup). Only chunks from the splitter's UDP endpoint with
+  // their origin stated are taken.
+  void on_multicast(const Endpoint& from, const uint8_t* data, size_t size,
+                    Micros now, Outbox* out);
   void tick(Micros now, Outbox* out);
   Micros next_deadline() const;
   // Flushes pending forwards, says goodbye to neighbours and the splitter.

@@ -4,6 +4,8 @@
 #include <gst/p2psp/burst.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
+#include <gst/p2psp/lan.h>
+#include <gst/p2psp/multicast.h>
 #include <gst/p2psp/nack.h>
 #include <gst/p2psp/signing.h>
 #include <gst/p2psp/splitter.h>
@@ -52,8 +54,9 @@ struct Splitter::Impl {
     uint32_t peer_id = 0;
     uint64_t token = 0;
     uint32_t join_flags = 0;
-    int64_t upload_limit_kbps = -1;  // stated in JOIN; -1: none
-    auth::Nonce challenge{};         // the nonce sent in CHALLENGE
+    int64_t upload_limit_kbps = -1;         // stated in JOIN; -1: none
+    std::vector<Endpoint> local_endpoints;  // from JOIN
+    auth::Nonce challenge{};                // the nonce sent in CHALLENGE
     // Authenticated team: everything after PROOF is sealed, both ways.
     std::unique_ptr<auth::ChannelCrypto> channel;
   };
@@ -86,8 +89,14 @@ struct Splitter::Impl {
                                                       !c.passphrase.empty())),
         secrets(c.secret_seed),
         cookies(&secrets),
-        egress([this](const Endpoint& e) { return is_member_endpoint(e); },
-               &crypto),
+        egress(
+            [this](const Endpoint& e) {
+              // The group is the operator's choice, not a stranger's.
+              return is_member_endpoint(e) ||
+                     (config.multicast_group.valid() &&
+                      e == config.multicast_group.normalized());
+            },
+            &crypto),
         join_limiter(c.max_joins_per_address, c.join_window_us,
                      c.max_tracked_addresses),
         next_chunk(c.first_chunk) {
@@ -267,6 +276,7 @@ struct Splitter::Impl {
     }
     close_conn(gone.conn, out);
     ++stats.peers_left;
+    if (gone.stats.multicast) --stats.multicast_members;
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerRemoved, peer_id,
                                    gone.stats.endpoint, reason});
   }
@@ -323,6 +333,7 @@ struct Splitter::Impl {
     if (join.flags & kFlagUploadLimit) {
       conn.upload_limit_kbps = join.upload_limit_kbps;
     }
+    conn.local_endpoints = join.local_endpoints;
     const bool wants_auth = (join.flags & kFlagAuth) != 0;
     if (wants_auth != keys.has_value()) {
       ++stats.auth_failures;
@@ -389,6 +400,9 @@ struct Splitter::Impl {
     // Before WELCOME, so the peer knows the key before any chunk can come.
     if (signer) send_tcp(conn.id, ChunkKeyMsg{signer->public_key()}, out);
     send_tcp(conn.id, welcome, out);
+    if (config.multicast_group.valid()) {
+      send_tcp(conn.id, MulticastMsg{config.multicast_group}, out);
+    }
   }
 
   // Returns false when the connection is gone and reading must stop.
@@ -413,6 +427,21 @@ struct Splitter::Impl {
       const ConnId id = conn.id;
       handle_polluted(conn.peer_id, *polluted, out);
       return conns.count(id) != 0;
+    }
+    if (std::holds_alternative<MulticastReceivingMsg>(msg) &&
+        conn.state == ConnState::kMember) {
+      Member* member = find_member(conn.peer_id);
+      if (member && config.multicast_group.valid() &&
+          !member->stats.multicast) {
+        member->stats.multicast = true;
+        ++stats.multicast_members;
+        for (const Member& m : members) {
+          if (m.stats.id != member->stats.id) {
+            send_tcp(m.conn, MulticastMemberMsg{member->stats.id}, out);
+          }
+        }
+      }
+      return true;
     }
     if (conn.state == ConnState::kMember && is_goodbye) {
       drop_member(conn.peer_id, RemoveReason::kUnknown, out);
@@ -510,6 +539,8 @@ struct Splitter::Impl {
     member.stats.id = conn.peer_id;
     member.stats.endpoint = endpoint;
     member.stats.tcp_endpoint = conn.remote;
+    member.stats.local_endpoints =
+        usable_local_endpoints(conn.local_endpoints, endpoint);
     member.stats.joined_us = now;
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
@@ -529,9 +560,37 @@ struct Splitter::Impl {
                                  saturating_add(now, config.peer_timeout_us));
     }
     ++stats.peers_joined;
+    introduce_lan(members.back(), out);
+    for (const Member& m : members) {
+      if (m.stats.multicast) {
+        send_tcp(conn.id, MulticastMemberMsg{m.stats.id}, out);
+      }
+    }
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerAdded,
                                    conn.peer_id, endpoint,
                                    RemoveReason::kUnknown});
+  }
+
+  // Peers behind one NAT (protocol.md 3.2): members whose public endpoints
+  // share an address learn each other's LAN endpoints, after TEAM and
+  // PEER_JOINED named them. Each probes them before use: the splitter
+  // validated none of them.
+  void introduce_lan(const Member& member, Outbox* out) {
+    for (const Member& m : members) {
+      if (m.stats.id == member.stats.id ||
+          !behind_same_nat(m.stats.endpoint, member.stats.endpoint)) {
+        continue;
+      }
+      tell_local(m, member, out);
+      tell_local(member, m, out);
+    }
+  }
+
+  void tell_local(const Member& to, const Member& about, Outbox* out) {
+    for (const Endpoint& e : about.stats.local_endpoints) {
+      send_tcp(to.conn, PeerLocalMsg{about.stats.id, e}, out);
+      ++stats.lan_introductions;
+    }
   }
 
   // Return routability: the REGISTER's source gets a PROBE, and becomes the
@@ -592,6 +651,9 @@ struct Splitter::Impl {
         send_tcp(m.conn, PeerJoinedMsg{info}, out);
       }
     }
+    member.stats.local_endpoints =
+        usable_local_endpoints(member.stats.local_endpoints, to);
+    introduce_lan(member, out);
   }
 
   // A member's HEARTBEAT (its token proves who it is) from an address that
@@ -917,11 +979,36 @@ struct Splitter::Impl {
     auto datagram = std::make_shared<const Bytes>(
         encode(number, dest.stats.id, now, chunk));
     ++stats.chunks_sent;
-    stats.bytes_sent += datagram->size();
     ++dest.stats.chunks_sent;
-    dest.stats.bytes_sent += datagram->size();
     remember(number, dest.stats.id, datagram);
-    egress.send(dest.stats.endpoint, datagram, out);
+    const MulticastRoute route =
+        multicast_route(config.multicast_group.valid(), dest.stats.multicast,
+                        now - dest.stats.joined_us);
+    // bytes_sent: what left, both copies while a newcomer is discovering.
+    size_t bytes =
+        route.group ? send_to_group(*datagram, dest.stats.id, out) : 0;
+    if (route.unicast) {
+      egress.send(dest.stats.endpoint, datagram, out);
+      bytes += datagram->size();
+    }
+    stats.bytes_sent += bytes;
+    dest.stats.bytes_sent += bytes;
+  }
+
+  // The same chunk, with its origin stated: everyone on the LAN gets it.
+  // Returns the bytes sent.
+  size_t send_to_group(const Bytes& datagram, uint32_t origin, Outbox* out) {
+    const std::optional<UdpMessage> msg =
+        decode_udp(datagram.data(), datagram.size());
+    if (!msg) return 0;
+    Bytes stated = encode_chunk(std::get<ChunkMsg>(*msg), origin);
+    const size_t size = stated.size();
+    if (!egress.send(config.multicast_group.normalized(), std::move(stated),
+                     out)) {
+      return 0;
+    }
+    ++stats.multicast_chunks;
+    return size;
   }
 
   // Who is dealt the next chunk: plain round robin while every member

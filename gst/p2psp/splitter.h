@@ -108,12 +108,20 @@ struct SplitterConfig {
   uint64_t burst_max_bytes = 4u << 20;
   uint64_t burst_rate = 0;
   uint64_t burst_min_rate = 10000000 / 8;
+  // IP multicast on the splitter's LAN (P2PSP's IMS, protocol.md 8.5): a
+  // member that receives this group gets its chunks there instead of at its
+  // endpoint, so the LAN carries each chunk once whatever the number of
+  // members on it. Invalid: off.
+  Endpoint multicast_group;
 };
 
 struct SplitterPeerStats {
   uint32_t id = 0;
   Endpoint endpoint;  // UDP, public
   Endpoint tcp_endpoint;
+  // Its endpoints on its LAN, as it reported them in JOIN (those worth
+  // telling: not its public endpoint).
+  std::vector<Endpoint> local_endpoints;
   uint64_t chunks_sent = 0;
   uint64_t bytes_sent = 0;  // UDP payload bytes (headers included)
   Micros joined_us = 0;
@@ -130,6 +138,7 @@ struct SplitterPeerStats {
   double share = 0;
   double forwarding = 1;
   int64_t upload_limit_kbps = -1;  // stated in JOIN (kb/s); -1: none
+  bool multicast = false;          // it receives the multicast group
 };
 
 struct SplitterStats {
@@ -146,9 +155,15 @@ struct SplitterStats {
   uint64_t handshake_timeouts = 0;    // of which: handshake not done in time
   uint64_t joins_limited = 0;  // of which: refused at once by the join limits
   // Return routability (docs/security.md, "Address validation").
-  uint64_t probes_sent = 0;            // PROBEs to addresses not validated
-  uint64_t addresses_validated = 0;    // cookies echoed: joins and moves
-  uint64_t endpoints_moved = 0;        // members whose NAT mapping changed
+  uint64_t probes_sent = 0;          // PROBEs to addresses not validated
+  uint64_t addresses_validated = 0;  // cookies echoed: joins and moves
+  uint64_t endpoints_moved = 0;      // members whose NAT mapping changed
+  // Peers behind one NAT (protocol.md 3.2): PEER_LOCAL messages sent.
+  uint64_t lan_introductions = 0;
+  // IP multicast (protocol.md 8.5): chunks sent to the group (each once;
+  // also in chunks_sent / bytes_sent), and members receiving it.
+  uint64_t multicast_chunks = 0;
+  uint64_t multicast_members = 0;
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
   // Team health.
   uint64_t peers_timed_out = 0;   // removed for silence (REMOVED timeout)

@@ -273,6 +273,9 @@ struct BodyWriter {
     w.u8(m.version);
     w.u32(m.flags);
     if (m.flags & kFlagUploadLimit) w.u32(m.upload_limit_kbps);
+    if ((m.flags & kFlagLocalEndpoints) == 0) return;
+    w.u8(static_cast<uint8_t>(m.local_endpoints.size()));
+    for (const Endpoint& e : m.local_endpoints) w.endpoint(e);
   }
   void operator()(const WelcomeMsg& m) {
     w.u8(m.version);
@@ -322,6 +325,13 @@ struct BodyWriter {
     w.u32(m.first);
     w.u32(m.count);
   }
+  void operator()(const MulticastMsg& m) { w.endpoint(m.group); }
+  void operator()(const MulticastReceivingMsg&) {}
+  void operator()(const MulticastMemberMsg& m) { w.u32(m.peer_id); }
+  void operator()(const PeerLocalMsg& m) {
+    w.u32(m.peer_id);
+    w.endpoint(m.endpoint);
+  }
 
  private:
   void peer_info(const PeerInfo& p) {
@@ -353,6 +363,15 @@ JoinMsg read_join(Reader& r) {
   m.version = r.u8();
   m.flags = r.u32();
   if (m.flags & kFlagUploadLimit) m.upload_limit_kbps = r.u32();
+  if ((m.flags & kFlagLocalEndpoints) == 0) return m;
+  const uint8_t count = r.u8();
+  if (!r.ok() || count == 0 || count > kMaxLocalEndpoints) {
+    r.fail();
+    return m;
+  }
+  for (uint8_t i = 0; i < count && r.ok(); ++i) {
+    m.local_endpoints.push_back(r.endpoint());
+  }
   return m;
 }
 
@@ -456,6 +475,18 @@ std::optional<TcpMessage> read_body(TcpType type, Reader& r) {
       m.origin = r.u32();
       return m;
     }
+    case TcpType::kPeerLocal: {
+      PeerLocalMsg m;
+      m.peer_id = r.u32();
+      m.endpoint = r.endpoint();
+      return m;
+    }
+    case TcpType::kMulticast:
+      return MulticastMsg{r.endpoint()};
+    case TcpType::kMulticastReceiving:
+      return MulticastReceivingMsg{};
+    case TcpType::kMulticastMember:
+      return MulticastMemberMsg{r.u32()};
     case TcpType::kSealed: {
       // At least a tag and a type byte.
       const size_t n = r.remaining();

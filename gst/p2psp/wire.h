@@ -209,6 +209,12 @@ enum class TcpType : uint8_t {
   kPolluted = 14,  // peer -> splitter: this member sent an altered chunk
   kSealed = 15,    // either way, after the proofs: an AEAD-sealed message
   kBurst = 16,     // splitter -> peer, before TEAM: the join burst's chunks
+  // Peers behind one NAT (protocol.md 3.2): a member's LAN endpoint.
+  kPeerLocal = 17,  // splitter -> peer
+  // IP multicast on the splitter's LAN (protocol.md 8.5).
+  kMulticast = 18,           // splitter -> peer, after WELCOME: the group
+  kMulticastReceiving = 19,  // peer -> splitter: chunks come from the group
+  kMulticastMember = 20,     // splitter -> peers: this member receives it
 };
 
 // JOIN flags and ROLE flags.
@@ -219,6 +225,10 @@ constexpr uint32_t kFlagAuth = 1u << 1;
 constexpr uint32_t kFlagBurst = 1u << 2;
 // JOIN: a u32 upload limit (kb/s) follows the flags (docs/protocol.md).
 constexpr uint32_t kFlagUploadLimit = 1u << 3;
+// JOIN flag: a u8 count (1..kMaxLocalEndpoints) and that many endpoints
+// follow, the peer's own UDP endpoints on its LAN (protocol.md 3.2).
+constexpr uint32_t kFlagLocalEndpoints = 1u << 4;
+constexpr size_t kMaxLocalEndpoints = 4;
 
 enum class RemoveReason : uint8_t {
   kUnknown = 0,
@@ -240,10 +250,19 @@ struct PeerInfo {
 };
 
 struct JoinMsg {
+  // A constructor, so that JoinMsg{version, flags[, upload limit]} still
+  // names every field.
+  explicit JoinMsg(uint8_t v = kProtocolVersion, uint32_t f = 0,
+                   uint32_t upload_kbps = 0)
+      : version(v), flags(f), upload_limit_kbps(upload_kbps) {}
   uint8_t version = kProtocolVersion;
-  uint32_t flags = 0;  // kFlagMonitor, kFlagAuth, kFlagUploadLimit
+  uint32_t flags = 0;  // kFlagMonitor, kFlagAuth, kFlagBurst,
+                       // kFlagUploadLimit, kFlagLocalEndpoints
   // With kFlagUploadLimit: what the peer may upload, kb/s (0: nothing).
   uint32_t upload_limit_kbps = 0;
+  // With kFlagLocalEndpoints: 1..kMaxLocalEndpoints; else empty. The
+  // encoder writes the list only with the flag.
+  std::vector<Endpoint> local_endpoints;
 };
 struct WelcomeMsg {
   uint8_t version = kProtocolVersion;
@@ -312,6 +331,24 @@ struct BurstMsg {
   ChunkNumber first = 0;
   uint32_t count = 0;
 };
+// A member that shares our public address said it listens on `endpoint` on
+// its LAN too. Unlike PEER_JOINED this names an address nobody validated:
+// the receiver PROBEs it before sending anything else there.
+struct PeerLocalMsg {
+  uint32_t peer_id = 0;
+  Endpoint endpoint;
+};
+// The group (address and port) the splitter also sends chunks to.
+struct MulticastMsg {
+  Endpoint group;
+};
+// The peer receives the splitter's chunks from the group: its own can go
+// there instead of to its endpoint.
+struct MulticastReceivingMsg {};
+// A member receives the group: its own chunks need not be sent to it.
+struct MulticastMemberMsg {
+  uint32_t peer_id = 0;
+};
 // Any other message (type byte + body), encrypted and authenticated
 // (auth::ChannelCrypto): ciphertext then 16-byte tag.
 struct SealedMsg {
@@ -321,7 +358,8 @@ using TcpMessage =
     std::variant<JoinMsg, WelcomeMsg, TeamMsg, PeerJoinedMsg, PeerLeftMsg,
                  RemovedMsg, TcpGoodbyeMsg, RejectMsg, RoleMsg, ChallengeMsg,
                  AuthMsg, ProofMsg, ChunkKeyMsg, PollutedMsg, SealedMsg,
-                 BurstMsg>;
+                 BurstMsg, PeerLocalMsg, MulticastMsg, MulticastReceivingMsg,
+                 MulticastMemberMsg>;
 
 // Encodes one framed TCP message (length prefix included).
 Bytes encode_tcp(const TcpMessage& m);

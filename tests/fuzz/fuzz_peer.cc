@@ -19,6 +19,7 @@
 //  - items played out are at most kMaxFrameSize.
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/framing.h>
+#include <gst/p2psp/lan.h>
 #include <gst/p2psp/peer.h>
 
 #include <deque>
@@ -100,6 +101,12 @@ class Harness {
   std::set<uint32_t> neighbour_ids_ever_;
   std::map<Endpoint, uint64_t> received_;
   std::map<Endpoint, uint64_t> sent_to_strangers_;
+  // PROBE bytes a PEER_LOCAL naming the endpoint may draw there.
+  std::map<Endpoint, uint64_t> lan_credit_;
+  bool told_multicast_ = false;  // MULTICAST_RECEIVING seen
+  TcpReader from_splitter_;      // what tcp_in fed the peer, decoded
+  static constexpr uint64_t kLanProbeCredit =
+      LanCandidates::kAttempts * (24 + auth::kSealOverhead);  // PROBE: 24 B
 
   // Where the peer may send freely: the neighbours the splitter named
   // (before or after the call: leave() keeps them); the splitter's host is
@@ -132,7 +139,7 @@ class Harness {
       FUZZ_CHECK(m && !std::holds_alternative<ChunkMsg>(*m));
       sent_to_strangers_[s.to] += s.data->size();
       FUZZ_CHECK(sent_to_strangers_[s.to] <=
-                 kAmplificationFactor * received_[s.to]);
+                 kAmplificationFactor * received_[s.to] + lan_credit_[s.to]);
     }
   }
   std::set<Endpoint> farewell_;    // neighbours when leave() was called
@@ -176,10 +183,25 @@ class Harness {
   }
 
   void tcp_in(const Bytes& b, Outbox* out) {
+    note_peer_locals(b);
     peer_.on_tcp_data(b.data(), b.size(), now_, out);
   }
 
-  void udp_in(const Endpoint& from, const Bytes& b, Outbox* out) {
+  // A PEER_LOCAL the peer reads, however it was made (random bytes too),
+  // allows the PROBEs it draws (see lan_credit_).
+  void note_peer_locals(const Bytes& b) {
+    from_splitter_.feed(b.data(), b.size());
+    TcpMessage msg;
+    while (from_splitter_.next(&msg) == TcpReader::Status::kMessage) {
+      if (const auto* local = std::get_if<PeerLocalMsg>(&msg)) {
+        lan_credit_[local->endpoint.normalized()] += kLanProbeCredit;
+      }
+    }
+  }
+
+  // group: as if from the splitter's multicast group (protocol.md 8.5).
+  void udp_in(const Endpoint& from, const Bytes& b, Outbox* out,
+              bool group = false) {
     ++datagrams_delivered_;
     received_[from.normalized()] += b.size();
     if (auto m = decode_udp(b.data(), b.size())) {
@@ -193,7 +215,11 @@ class Harness {
         nack_numbers_delivered_ += n->numbers.size();
       }
     }
-    peer_.on_udp(from, b.data(), b.size(), now_, out);
+    if (group) {
+      peer_.on_multicast(from, b.data(), b.size(), now_, out);
+    } else {
+      peer_.on_udp(from, b.data(), b.size(), now_, out);
+    }
   }
 
   // A chunk of the framed stream, or random bytes as a payload.
@@ -245,7 +271,19 @@ class Harness {
   }
 
   TcpMessage control_message() {
-    switch (fdp_.ConsumeIntegralInRange<int>(0, 9)) {
+    switch (fdp_.ConsumeIntegralInRange<int>(0, 12)) {
+      case 11:
+        return MulticastMsg{pick_endpoint(fdp_)};
+      case 12:
+        return MulticastMemberMsg{pick_id()};
+      case 10: {
+        // A member's LAN endpoint (protocol.md 3.2): any address, probed
+        // a few times at most before it answers.
+        const PeerLocalMsg local{pick_id(), pick_endpoint(fdp_)};
+        // Counted here too: sealed, note_peer_locals cannot read it.
+        lan_credit_[local.endpoint.normalized()] += kLanProbeCredit;
+        return local;
+      }
       case 0:
       case 1: {
         const uint32_t id = pick_id();
@@ -339,7 +377,7 @@ class Harness {
                next_chunk_datagram(fdp_.ConsumeIntegralInRange<int>(0, 7) == 0
                                        ? pick_id()
                                        : my_id_),
-               &out);
+               &out, fdp_.ConsumeIntegralInRange<int>(0, 3) == 0);
         break;
       case 9: {  // from a neighbour: its origin
         const uint32_t id = pick_id();
@@ -443,6 +481,12 @@ class Harness {
       TcpReader::Status st;
       while ((st = to_splitter_.next(&msg)) == TcpReader::Status::kMessage) {
         // POLLUTED: a signed team's chunk failed verification.
+        // MULTICAST_RECEIVING: once, a member, after a chunk from the group.
+        if (std::holds_alternative<MulticastReceivingMsg>(msg)) {
+          FUZZ_CHECK(!told_multicast_ && peer_.state() == PeerState::kMember);
+          told_multicast_ = true;
+          continue;
+        }
         FUZZ_CHECK(std::holds_alternative<JoinMsg>(msg) ||
                    std::holds_alternative<TcpGoodbyeMsg>(msg) ||
                    std::holds_alternative<PollutedMsg>(msg));

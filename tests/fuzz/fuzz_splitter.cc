@@ -130,9 +130,17 @@ class Harness {
 
   TcpMessage any_tcp_message() {
     switch (fdp_.ConsumeIntegralInRange<int>(0, 8)) {
-      case 0:
-        return JoinMsg{fdp_.ConsumeIntegral<uint8_t>(),
-                       fdp_.ConsumeIntegral<uint32_t>()};
+      case 0: {
+        JoinMsg join{fdp_.ConsumeIntegral<uint8_t>(),
+                     fdp_.ConsumeIntegral<uint32_t>()};
+        if (join.flags & kFlagLocalEndpoints) {
+          const size_t n =
+              fdp_.ConsumeIntegralInRange<size_t>(0, kMaxLocalEndpoints + 1);
+          for (size_t i = 0; i < n; ++i)
+            join.local_endpoints.push_back(pick_endpoint(fdp_));
+        }
+        return join;
+      }
       case 1: {
         WelcomeMsg w;
         w.caps = fdp_.ConsumeRandomLengthString(50);

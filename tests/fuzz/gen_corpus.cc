@@ -81,10 +81,19 @@ std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {
   team.next_chunk = 100;
   team.peers = {PeerInfo{3, Endpoint::ipv4(10, 0, 0, 3, 4553)},
                 PeerInfo{4, *Endpoint::parse("[2001:db8::4]:4554")}};
+  JoinMsg join_local(kProtocolVersion, kFlagLocalEndpoints);
+  join_local.local_endpoints = {Endpoint::ipv4(192, 168, 1, 5, 4555),
+                                *Endpoint::parse("[fd00::5]:4555")};
   return {
       {"join", JoinMsg{kProtocolVersion, 0}},
       {"join-monitor", JoinMsg{kProtocolVersion, kFlagMonitor}},
       {"join-upload-limit", JoinMsg{kProtocolVersion, kFlagUploadLimit, 300}},
+      {"join-local", join_local},
+      {"peer-local", PeerLocalMsg{5, *Endpoint::parse("[fd00::5]:4555")}},
+      {"peer-local-v4", PeerLocalMsg{5, Endpoint::ipv4(192, 168, 1, 5, 4555)}},
+      {"multicast", MulticastMsg{Endpoint::ipv4(239, 255, 14, 1, 5004)}},
+      {"multicast-receiving", MulticastReceivingMsg{}},
+      {"multicast-member", MulticastMemberMsg{5}},
       {"welcome", welcome},
       {"team", team},
       {"team-empty", TeamMsg{Endpoint::ipv4(10, 0, 0, 2, 1), 0, {}}},

@@ -32,5 +32,5 @@ nat_lan_peer c1a nat1 10.200.1.11
 nat_lan_peer c1b nat1 10.200.1.12
 nat_lan_peer c2a nat2 10.200.2.11
 nat_lan_peer c2b nat2 10.200.2.12
-nat_run 20 --min-played-permille 999 --max-upload 1.10 --assert-direct
+nat_run 20 --min-played-permille 999 --max-upload 1.10 --assert-direct --ems --assert-lan
 e2e_finish

@@ -15,10 +15,12 @@ STATS lines of the last 6 s before b played its last chunk: the final stats
 come after the team started leaving, when neighbours are being removed).
 
 Where a direct path is possible without help beyond protocol 3 (HELLO from
-both sides, PROBE echo, no hairpinning, no port prediction, no EMS):
+both sides, PROBE echo, no hairpinning, no port prediction):
   public <-> anyone, cone <-> cone behind different NATs: direct expected;
-  same NAT (no hairpinning), cone <-> symmetric, symmetric <-> symmetric:
-  impossible (relays and NACKs cover them).
+  same NAT (no hairpinning): direct on the LAN with --ems (PEER_LOCAL,
+  protocol.md 3.2), impossible without;
+  cone <-> symmetric, symmetric <-> symmetric: impossible (relays and NACKs
+  cover them).
 
 Options:
   --min-played-permille N  every peer: (chunks-cut - missing) / chunks-cut
@@ -37,6 +39,16 @@ Options:
                            and TCP control included)
   --assert-direct          every pair where a direct path is possible is
                            direct both ways
+  --ems                    peers behind one NAT can reach each other on
+                           their LAN (counted as possible above)
+  --assert-lan             every pair behind one NAT uses its LAN endpoints
+                           both ways: b lists a with path "lan" in the steady
+                           part, and every peer behind a NAT with another
+                           peer has chunks-from-lan > 0
+  --assert-multicast       the splitter multicasts (IMS, protocol.md 8.5):
+                           every public peer (on the splitter's LAN)
+                           receives the group and got more than half its
+                           chunks from it; no peer behind a NAT did
 """
 
 import argparse
@@ -68,13 +80,27 @@ def read_log(path, element):
     return final, series, events
 
 
+EMS = False
+
+
+def same_nat(a, b):
+    return a["kind"] != "public" and a["group"] == b["group"]
+
+
 def possible(a, b):
     """Whether a direct path between peers a and b can exist (see above)."""
     if a["kind"] == "public" or b["kind"] == "public":
         return True
     if a["group"] == b["group"]:
-        return False
+        return EMS
     return a["kind"] == "cone" and b["kind"] == "cone"
+
+
+def path_of(sample, nid):
+    for n in sample.get("neighbours-list") or []:
+        if n.get("id") == nid:
+            return n.get("path")
+    return None
 
 
 def received_from(sample, nid):
@@ -94,7 +120,12 @@ def main():
     ap.add_argument("--max-wire-upload", type=float)
     ap.add_argument("--wire-tx", type=int)
     ap.add_argument("--assert-direct", action="store_true")
+    ap.add_argument("--ems", action="store_true")
+    ap.add_argument("--assert-lan", action="store_true")
+    ap.add_argument("--assert-multicast", action="store_true")
     args = ap.parse_args()
+    global EMS
+    EMS = args.ems
     failed = []
 
     def fail(msg):
@@ -131,9 +162,9 @@ def main():
     cols = ["played", "lost", "late", "chunks-from-splitter", "chunks-from-peers", "neighbours",
             "endpoints-moved", "probes-sent", "moves-refused", "relayed", "requests-sent",
             "relays-served", "nacks-sent", "nacks-to-splitter", "recovered", "duplicates",
-            "reconnects", "bytes-up"]
+            "reconnects", "bytes-up", "lan-neighbours", "chunks-from-lan", "chunks-from-multicast"]
     short = ["played", "lost", "late", "from-spl", "from-peers", "nbrs", "moved", "probes",
-             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn", "bytes-up"]
+             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn", "bytes-up", "lan-nbrs", "from-lan", "from-mcast"]
     print("peer      group    kind       id " + " ".join(f"{c:>10}" for c in short))
     for p in peers:
         f = p["final"]
@@ -212,6 +243,7 @@ def main():
 
     # 3. Direct pairs, from the steady part of the run.
     direct = {}
+    lan_path = {}
     first_seen = {}
     for b in peers:
         if not b["series"]:
@@ -226,6 +258,8 @@ def main():
             vals = [received_from(s, a["id"]) for _, s in window]
             vals = [v for v in vals if v is not None]
             direct[(a["name"], b["name"])] = len(vals) >= 2 and vals[-1] > vals[0]
+            paths = [path_of(s, a["id"]) for _, s in window]
+            lan_path[(a["name"], b["name"])] = bool(paths) and all(x == "lan" for x in paths)
             for t, s in b["series"]:
                 v = received_from(s, a["id"])
                 if v:
@@ -282,9 +316,55 @@ def main():
         else:
             ok(f"all {possible_pairs} pairs where a direct path is possible exchange directly")
 
+    if args.assert_lan:
+        check_lan(peers, lan_path, ok, fail)
+    if args.assert_multicast:
+        check_multicast(peers, sfinal, ok, fail)
+
     print(f"RESULT upload={ratio:.3f} whole_run={whole:.3f} direct={both}/{pairs} possible_direct={possible_both}/{possible_pairs} "
           f"failed={len(failed)}")
     return 1 if failed else 0
+
+
+def check_lan(peers, lan_path, ok, fail):
+    """Peers behind one NAT: LAN paths both ways, LAN chunks counted."""
+    pairs = [(a, b) for i, a in enumerate(peers) for b in peers[i + 1:] if same_nat(a, b)]
+    if not pairs:
+        fail("--assert-lan: no two peers behind one NAT")
+        return
+    bad = [f"{a['name']}-{b['name']}" for a, b in pairs
+           if not (lan_path.get((a["name"], b["name"])) and lan_path.get((b["name"], a["name"])))]
+    if bad:
+        fail(f"pairs behind one NAT not on their LAN path both ways: {', '.join(bad)}")
+    else:
+        ok(f"all {len(pairs)} pairs behind one NAT exchange on their LAN both ways")
+    for p in {x["name"]: x for pair in pairs for x in pair}.values():
+        n = p["final"].get("chunks-from-lan", 0)
+        if n > 0:
+            ok(f"{p['name']}: chunks-from-lan {n}")
+        else:
+            fail(f"{p['name']}: chunks-from-lan {n}, no chunk came over the LAN")
+
+
+def check_multicast(peers, sfinal, ok, fail):
+    """IMS: LAN peers take most chunks from the group, NAT peers none."""
+    print(f"splitter: multicast-chunks {sfinal.get('multicast-chunks')}, "
+          f"multicast-members {sfinal.get('multicast-members')}")
+    for p in peers:
+        f = p["final"]
+        got = f.get("chunks-from-multicast", 0)
+        played = max(1, f.get("played", 0))
+        msg = (f"{p['name']} ({p['kind']}): multicast {f.get('multicast')}, "
+               f"chunks-from-multicast {got} of {played} played")
+        if p["kind"] == "public":
+            if f.get("multicast") and got * 2 > played:
+                ok(msg)
+            else:
+                fail(msg + ": expected the group, and most chunks from it")
+        elif got:
+            fail(msg + ": a peer behind a NAT got chunks from the group")
+        else:
+            ok(msg)
 
 
 def by_id_name(peers, name):

@@ -13,6 +13,7 @@
 # The splitter is the host "splitter" at 10.200.0.1 on the public segment;
 # it holds the stream until every peer joined (wait-for-peers), the peers
 # join one after another, 0.5 s apart, and the stream lasts the given seconds.
+# NAT_SPLITTER_ARGS adds splitter properties (e.g. multicast-group=...).
 
 NAT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../health/hlib.sh
@@ -64,7 +65,8 @@ nat_run() {
   t0=$(e2e_now)
   # chunk-size 1024 (as health-loss): more chunks, so that 0.1 % is more
   # than one chunk.
-  e2e_start_splitter "$HEALTH_DESC" "host=$NAT_SPLITTER_ADDR" wait-for-peers="$n" chunk-size=1024
+  # shellcheck disable=SC2086  # NAT_SPLITTER_ARGS: extra properties
+  e2e_start_splitter "$HEALTH_DESC" "host=$NAT_SPLITTER_ADDR" wait-for-peers="$n" chunk-size=1024 ${NAT_SPLITTER_ARGS:-}
   e2e_log "splitter on $NAT_SPLITTER_ADDR:$SPLITTER_PORT in $(netlab_ns splitter)"
   local nat_pids=()
   for name in "${NAT_PEERS[@]}"; do

@@ -36,5 +36,5 @@ nat_lan_peer c1a nat1 10.200.1.11
 nat_lan_peer c1b nat1 10.200.1.12
 nat_lan_peer s3a nat3 10.200.3.11
 nat_lan_peer s3b nat3 10.200.3.12
-nat_run 20 --min-played-permille 999 --max-upload 1.30 --assert-direct
+nat_run 20 --min-played-permille 999 --max-upload 1.30 --assert-direct --ems --assert-lan
 e2e_finish
