@@ -82,7 +82,13 @@ case "$FORMAT" in
 esac
 case "$PARSER" in
   raw) PARSE=identity ;;
-  oggparse | tsparse | matroskaparse) PARSE=$PARSER; need "$PARSER" ;;
+  oggparse | matroskaparse) PARSE=$PARSER; need "$PARSER" ;;
+  # tsparse reports a latency (100 ms), and in one thread with udpsrc the
+  # splitter (a sink that syncs, like udpsink or tcpserversink) then waits
+  # that long for every datagram: 10 datagrams a second get through, the
+  # socket overflows, and GStreamer warns "Pipeline construction is invalid,
+  # please add queues". The queue it asks for is part of this pipeline.
+  tsparse) PARSE="tsparse ! queue"; need "$PARSER" ;;
   *) echo "unknown parser $PARSER" >&2; exit 2 ;;
 esac
 
