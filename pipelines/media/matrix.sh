@@ -18,8 +18,8 @@
 #   PARSER  raw (no parser, no caps: the splitter typefinds), oggparse,
 #           tsparse, matroskaparse
 # The splitter's pipeline is what a user writes, unchanged. The source lasts
-# JOIN + REC + 1 s; the recorded time is the peer's PLAYING to the source's
-# end. The row's result line (RESULT ...) is what bench/media-matrix.sh
+# JOIN + REC + 1 s; the recorded time is the peer's PLAYING to its end of
+# stream. The row's result line (RESULT ...) is what bench/media-matrix.sh
 # tabulates.
 #
 # Env: JOIN (3), REC (6), MIN_RATIO (0.9). Exit 0 pass, 1 fail, 77 when an
