@@ -12,7 +12,7 @@
 # the files of each row stay in bench/out/media-matrix-<date>/ROW/.
 # Exit 0 when every row passed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 ROWS=("$@")
 [[ ${#ROWS[@]} -gt 0 ]] || read -r -a ROWS <<<"$(bash pipelines/media/matrix.sh --list | tr '\n' ' ')"

@@ -235,7 +235,10 @@ case "$SCEN" in
     JOIN=3 REC=6 run_scenario "$PIPES/media/matrix.sh" "$row" "$OUT"
     grep -a -q '^\[.*\] SKIP: ' "$E2E_TMP/scenario.log" && e2e_skip "$(sed -n 's/.*SKIP: //p' "$E2E_TMP/scenario.log")"
     rec=$(sed -n 's/.*peer recorded \([0-9.]*\)s.*/\1/p' "$E2E_TMP/scenario.log")
-    f=$(ls "$OUT"/peer.* 2>/dev/null | grep -v -E '\.(log|json|ffcheck)$' | head -1)
+    f=
+    for g in "$OUT"/peer.*; do
+      case "$g" in *.log | *.json | *.ffcheck) ;; *) [ -f "$g" ] && f=$g && break ;; esac
+    done
     [ -n "$f" ] || e2e_fail "no recording"
     [ -n "$f" ] && ffdecodes "$f" "${rec:-6}" 0.9 2.5
     if grep -a -q 'GstP2pspSrcStart, status=(string)started.*started-at=(string)keyframe' "$OUT/peer.log"; then
