@@ -128,7 +128,7 @@ case "$FEED" in
     fi
     SOURCE=$LAST_PID
     icecast_wait_mount "$ICE" "$MOUNT" 10 || { cat "$OUT/source.log"; log "no source on $MOUNT"; exit 1; }
-    SRC="souphttpsrc location=http://127.0.0.1:$ICE$MOUNT" ;;
+    SRC="souphttpsrc location=http://127.0.0.1:$ICE$MOUNT ${ICY:-}" ;;
   udp)
     need udpsink udpsrc
     P=$(icecast_free_port)
