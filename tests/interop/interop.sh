@@ -104,6 +104,9 @@ case "$SCEN" in
     done
     ;;
   tracker-relay)
+    # Icecast, a tracker, a launcher and 6 pipelines: past its time budget
+    # under ASan (scripts/sanitize.sh); tracker-channels covers the code.
+    [ -n "${P2PSP_SANITIZE:-}" ] && e2e_skip "too slow under the sanitizers"
     # docs/cookbook.md recipe 7: an Icecast relay server replaced by
     # p2psp-channels and p2psp-tracker; peers join by channel name, late.
     need_icecast
@@ -228,6 +231,10 @@ case "$SCEN" in
     fi
     ;;
   matrix-*)
+    # Live encoders and FFmpeg's duration check: under ASan the join falls
+    # behind the recording window (scripts/sanitize.sh); feed-* and media-*
+    # cover the same code under the sanitizers.
+    [ -n "${P2PSP_SANITIZE:-}" ] && e2e_skip "too slow under the sanitizers"
     # A row of the media matrix (issue 13; bench/media-matrix.sh runs all).
     row=${SCEN#matrix-}
     command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || e2e_skip "ffmpeg/ffprobe missing (apt-get install ffmpeg)"
