@@ -4,7 +4,7 @@
   natcheck.py --splitter LOG --peer NAME:GROUP:KIND:LOG ... [options]
 
 GROUP names the network a peer sits in ("public", or the NAT router's name),
-KIND is public, cone or symmetric. Prints a table of every peer's final stats,
+KIND is public, cone, fullcone or symmetric. Prints a table of every peer's final stats,
 the splitter's upload per stream byte, and which pairs of peers exchange
 chunks directly, then one "ok:" or "FAIL:" line per assertion; exits 1 if one
 failed.
@@ -16,7 +16,9 @@ come after the team started leaving, when neighbours are being removed).
 
 Where a direct path is possible without help beyond protocol 3 (HELLO from
 both sides, PROBE echo, no hairpinning, no port prediction):
-  public <-> anyone, cone <-> cone behind different NATs: direct expected;
+  public <-> anyone, full cone <-> anyone (its NAT forwards whatever
+  reaches its mapped port), cone <-> cone behind different NATs: direct
+  expected;
   same NAT (no hairpinning): direct on the LAN with --ems (PEER_LOCAL,
   protocol.md 3.2), impossible without;
   cone <-> symmetric, symmetric <-> symmetric: impossible (relays and NACKs
@@ -89,10 +91,10 @@ def same_nat(a, b):
 
 def possible(a, b):
     """Whether a direct path between peers a and b can exist (see above)."""
-    if a["kind"] == "public" or b["kind"] == "public":
-        return True
-    if a["group"] == b["group"]:
+    if a["group"] == b["group"] and a["kind"] != "public":
         return EMS
+    if a["kind"] in ("public", "fullcone") or b["kind"] in ("public", "fullcone"):
+        return True
     return a["kind"] == "cone" and b["kind"] == "cone"
 
 
@@ -173,6 +175,7 @@ def main():
 
     # 1. Everyone plays.
     n = len(peers)
+    worst = 100.0
     for p in peers:
         f = p["final"]
         played, lost = f.get("played"), f.get("lost")
@@ -183,6 +186,7 @@ def main():
         tail = missing - lost
         counted = lost if tail <= n else missing
         share = 1000.0 * (cut - counted) / cut
+        worst = min(worst, share / 10)
         msg = (f"{p['name']} ({p['kind']}): played {played} of {cut} chunks, lost {lost}, "
                f"tail {tail}{' (not counted)' if tail <= n else ''}: {share / 10:.2f} %")
         if counted * 1000 > cut * (1000 - args.min_played_permille):
@@ -321,7 +325,7 @@ def main():
     if args.assert_multicast:
         check_multicast(peers, sfinal, ok, fail)
 
-    print(f"RESULT upload={ratio:.3f} whole_run={whole:.3f} direct={both}/{pairs} possible_direct={possible_both}/{possible_pairs} "
+    print(f"RESULT min_played={worst:.2f}% upload={ratio:.3f} whole_run={whole:.3f} direct={both}/{pairs} possible_direct={possible_both}/{possible_pairs} "
           f"failed={len(failed)}")
     return 1 if failed else 0
 

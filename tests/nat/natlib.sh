@@ -14,6 +14,10 @@
 # it holds the stream until every peer joined (wait-for-peers), the peers
 # join one after another, 0.5 s apart, and the stream lasts the given seconds.
 # NAT_SPLITTER_ARGS adds splitter properties (e.g. multicast-group=...).
+# NAT_LOSS_PERMILLE (default 0) drops that share of the datagrams crossing
+# the internet segment (netlab_loss), from the first join to the end.
+# NAT_FULL=1 asks the scenarios for the full-size team of issue 14's goals
+# (bench/nat.sh); the suite runs the short forms.
 
 NAT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../health/hlib.sh
@@ -60,6 +64,8 @@ nat_run() {
   health_media "$secs"
   E2E_SPLITTER_LAUNCH="ip netns exec $(netlab_ns splitter) $HEALTH_PY $HEALTH_DIR/splitter.py"
   local tx0 tx1
+  netlab_loss "${NAT_LOSS_PERMILLE:-0}"
+  [ "${NAT_LOSS_PERMILLE:-0}" = 0 ] || e2e_log "loss: ${NAT_LOSS_PERMILLE} per mille of the datagrams crossing the internet segment"
   tx0=$(netlab_bytes splitter tx)
   local t0
   t0=$(e2e_now)
@@ -97,6 +103,7 @@ nat_run() {
     fi
     e2e_check_log "$name"
   done
+  [ "${NAT_LOSS_PERMILLE:-0}" = 0 ] || e2e_log "loss: $(netlab_lost) datagrams dropped on the internet segment"
   local router
   for router in "${!NETLAB_WAN[@]}"; do
     e2e_log "router $router (${NETLAB_KIND[$router]}): dropped $(netlab_drops "$router"), conntrack entries $(netlab_conntrack "$router")"

@@ -14,7 +14,10 @@
 # NAT's peers cannot (their NAT drops what comes from an address they did not
 # send to) and neither can the two behind the same NAT: relays cover those.
 #
-# Ogg Theora + Vorbis, 20 s, wait-for-peers=6, joins 0.5 s apart; the
+# NAT_FULL=1 (bench/nat.sh): issue 14's 2 of 8, with a second cone NAT nat2
+# .102 (LAN 10.200.2.0/24: c2a, c2b).
+#
+# Ogg Theora + Vorbis, 20 s, wait-for-peers=6 (8), joins 0.5 s apart; the
 # bounds on the splitter's upload apply to the steady part, from 5 s after
 # the last join to the end (about 12 s; the whole run's figure is printed).
 # Asserts (natcheck.py):
@@ -34,6 +37,11 @@ netlab_nat nat1 cone 10.200.0.101 10.200.1
 netlab_nat nat3 symmetric 10.200.0.103 10.200.3
 nat_lan_peer c1a nat1 10.200.1.11
 nat_lan_peer c1b nat1 10.200.1.12
+if [ "${NAT_FULL:-0}" = 1 ]; then
+  netlab_nat nat2 cone 10.200.0.102 10.200.2
+  nat_lan_peer c2a nat2 10.200.2.11
+  nat_lan_peer c2b nat2 10.200.2.12
+fi
 nat_lan_peer s3a nat3 10.200.3.11
 nat_lan_peer s3b nat3 10.200.3.12
 nat_run 20 --min-played-permille 999 --max-upload 1.30 --assert-direct --ems --assert-lan

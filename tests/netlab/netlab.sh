@@ -43,6 +43,14 @@
 #              "fully-random" works too): every new (destination address,
 #              port) gets its own randomly chosen public port, as carrier-grade
 #              and many corporate NATs; same filtering as above.
+#   fullcone   full-cone NAT (endpoint-independent mapping and filtering):
+#              `masquerade` as cone, and every outbound flow records its
+#              local (address, port) under its source port in a dynamic map;
+#              a datagram from ANY outside sender to that public port is
+#              forwarded to it (`dnat ... map`). Linux keeps the local port
+#              when it is free, so the public port is the local one (a clash
+#              between two LAN hosts' ports would break that mapping; ports
+#              are random, and the tests never see one).
 #
 # No NAT hairpins: a LAN host's datagram to its own router's public address is
 # dropped (`iifname "lan" ip daddr <wan> ct state new drop`), so two hosts
@@ -53,8 +61,13 @@
 #                                    namespace; installs the cleanup (EXIT trap,
 #                                    chained before any EXIT trap already set)
 #   netlab_host NAME ADDR            host on the public segment
-#   netlab_nat NAME KIND WAN LAN24   router (KIND cone|symmetric), LAN24 like
-#                                    10.200.1 (the router takes .1)
+#   netlab_nat NAME KIND WAN LAN24   router (KIND cone|symmetric|fullcone),
+#                                    LAN24 like 10.200.1 (the router takes .1)
+#   netlab_loss PERMILLE             every IPv4 datagram crossing the inet
+#                                    segment (between any two of its sites)
+#                                    is lost with this probability, in 1/1000
+#                                    (nft numgen on br0; 0 removes it)
+#   netlab_lost                      datagrams netlab_loss dropped so far
 #   netlab_lan_host NAME ROUTER ADDR host behind ROUTER
 #   netlab_ns NAME                   prints the namespace of NAME
 #   netlab_exec NAME CMD...          runs CMD in NAME's namespace
@@ -172,25 +185,30 @@ netlab_host() {
   NETLAB_KIND[$name]=host
 }
 
-netlab_nat() {
-  local name=$1 kind=$2 wan=$3 lan=$4 masq err
-  case "$kind" in
-    cone) masq="masquerade" ;;
-    symmetric) masq="masquerade $NETLAB_SYMMETRIC_FLAGS" ;;
-    *) netlab_die "netlab_nat: unknown NAT kind $kind (cone, symmetric)" ;;
-  esac
-  _netlab_new_ns "$name"
-  local ns=${NETLAB_NS[$name]}
-  _netlab_inet_port "$ns" wan
-  _netlab_try "address" ip -n "$ns" addr add "$wan/24" dev wan
-  _netlab_try "lan bridge" ip -n "$ns" link add lan type bridge
-  _netlab_try "lan address" ip -n "$ns" addr add "$lan.1/24" dev lan
-  ip -n "$ns" link set lan up
-  _netlab_try "ip_forward" ip netns exec "$ns" sysctl -q -w net.ipv4.ip_forward=1
-  if ! err=$(ip netns exec "$ns" nft -f - 2>&1 <<EOF
+# _netlab_nat_rules KIND WAN MASQ: the router's nft table on stdout.
+_netlab_nat_rules() {
+  local kind=$1 wan=$2 masq=$3 learn="" map=""
+  local forward_in='iifname "wan" ct state new counter drop comment "unsolicited"'
+  if [ "$kind" = fullcone ]; then
+    map='map fullcone {
+    type inet_service : ipv4_addr . inet_service
+    flags dynamic,timeout
+    timeout 10m
+  }
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "wan" meta l4proto udp dnat ip to udp dport map @fullcone
+  }'
+    learn='oifname "wan" meta l4proto udp update @fullcone { udp sport : ip saddr . udp sport }'
+    # What the map forwarded is solicited, by definition of full cone.
+    forward_in='iifname "wan" ct state new ct status & dnat == 0 counter drop comment "unsolicited"'
+  fi
+  cat <<EOF
 table ip netlab {
+  $map
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
+    $learn
     oifname "wan" $masq
   }
   chain in {
@@ -200,11 +218,28 @@ table ip netlab {
   }
   chain fw {
     type filter hook forward priority 0; policy accept;
-    iifname "wan" ct state new counter drop comment "unsolicited"
+    $forward_in
   }
 }
 EOF
-  ); then
+}
+
+netlab_nat() {
+  local name=$1 kind=$2 wan=$3 lan=$4 masq err
+  case "$kind" in
+    cone | fullcone) masq="masquerade" ;;
+    symmetric) masq="masquerade $NETLAB_SYMMETRIC_FLAGS" ;;
+    *) netlab_die "netlab_nat: unknown NAT kind $kind (cone, symmetric, fullcone)" ;;
+  esac
+  _netlab_new_ns "$name"
+  local ns=${NETLAB_NS[$name]}
+  _netlab_inet_port "$ns" wan
+  _netlab_try "address" ip -n "$ns" addr add "$wan/24" dev wan
+  _netlab_try "lan bridge" ip -n "$ns" link add lan type bridge
+  _netlab_try "lan address" ip -n "$ns" addr add "$lan.1/24" dev lan
+  ip -n "$ns" link set lan up
+  _netlab_try "ip_forward" ip netns exec "$ns" sysctl -q -w net.ipv4.ip_forward=1
+  if ! err=$(_netlab_nat_rules "$kind" "$wan" "$masq" | ip netns exec "$ns" nft -f - 2>&1); then
     netlab_die "nft cannot load the NAT of $name: $(echo "$err" | head -3)"
   fi
   NETLAB_IF[$name]=wan
@@ -262,6 +297,25 @@ netlab_drops() {
       if ($0 ~ /hairpin/) h += n; else u += n
     }
     END { printf "unsolicited %d hairpin %d\n", u, h }'
+}
+
+netlab_loss() {
+  local permille=$1
+  ip netns exec "$NETLAB_INET" nft delete table bridge netlab_loss 2>/dev/null
+  [ "$permille" -gt 0 ] || return 0
+  _netlab_try "loss on br0" ip netns exec "$NETLAB_INET" nft -f - <<EOF
+table bridge netlab_loss {
+  chain fw {
+    type filter hook forward priority 0; policy accept;
+    ether type ip numgen random mod 1000 < $permille counter drop
+  }
+}
+EOF
+}
+
+netlab_lost() {
+  ip netns exec "$NETLAB_INET" nft list table bridge netlab_loss 2>/dev/null |
+    awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'
 }
 
 netlab_conntrack() {
