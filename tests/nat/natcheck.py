@@ -306,10 +306,12 @@ def main():
             ds = [q["name"] for q in peers if q is not p and direct.get((q["name"], p["name"]))
                   and direct.get((p["name"], q["name"]))]
             print(f"{p['name']} ({kind}) exchanges directly with: {', '.join(ds) if ds else 'nobody'}")
+    connect = "n/a"
     if last_join is not None and first_seen:
         delays = [t - last_join for k, t in first_seen.items()
                   if possible(by_id_name(peers, k[0]), by_id_name(peers, k[1]))]
         if delays:
+            connect = f"{max(delays):.1f}s"
             print(f"first direct chunk of every possible pair, after the last join: "
                   f"at most {max(delays):.1f} s (stats sampled every "
                   f"{sample_period(peers):.1f} s)")
@@ -325,7 +327,7 @@ def main():
     if args.assert_multicast:
         check_multicast(peers, sfinal, ok, fail)
 
-    print(f"RESULT min_played={worst:.2f}% upload={ratio:.3f} whole_run={whole:.3f} direct={both}/{pairs} possible_direct={possible_both}/{possible_pairs} "
+    print(f"RESULT min_played={worst:.2f}% upload={ratio:.3f} whole_run={whole:.3f} direct={both}/{pairs} connected_after_last_join={connect} possible_direct={possible_both}/{possible_pairs} "
           f"failed={len(failed)}")
     return 1 if failed else 0
 
