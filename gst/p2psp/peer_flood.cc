@@ -1,0 +1,114 @@
+// gst-p2psp: DBS flooding (see peer_flood.h).
+#include <gst/p2psp/peer_flood.h>
+#include <gst/p2psp/peer_session.h>
+
+#include <algorithm>
+
+namespace p2psp {
+
+void PeerFlood::queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
+                          bool relayed) {
+  if (n.pending.empty()) {
+    ++pending_neighbours_;
+    n.pending_since_us = now;
+    forward_due_.push(ForwardDue{now, n.info.id});
+  }
+  n.pending.push_back(Pending{datagram, relayed});
+}
+
+void PeerFlood::queue_for_all(const SharedBytes& datagram, Micros now,
+                              const std::function<bool(uint32_t)>& skip) {
+  for (Neighbour& n : *table_) {
+    if (skip(n.info.id)) continue;
+    queue_for(n, datagram, now);
+  }
+}
+
+// Sends a neighbour everything pending for it. Returns false when the
+// neighbour was dropped for exceeding the chunk debt.
+bool PeerFlood::send_pending(size_t index, Outbox* out) {
+  Neighbour& n = (*table_)[index];
+  std::vector<Pending> batch;
+  batch.swap(n.pending);
+  if (!batch.empty()) --pending_neighbours_;
+  for (const auto& [datagram, relayed] : batch) {
+    tx_->datagram(n.info.endpoint, datagram, out);
+    if (!relayed) ++n.info.debt;
+    ++n.info.chunks_sent;
+    ++stats_->chunks_forwarded;
+    stats_->bytes_up += datagram->size();
+    // A neighbour that takes but never gives is unreachable or a freeloader.
+    if (n.info.debt > static_cast<int64_t>(config_->max_chunk_debt)) {
+      drop_(n.info.id);
+      return false;
+    }
+  }
+  return true;
+}
+
+void PeerFlood::send_all_pending(Outbox* out) {
+  for (size_t i = 0; i < table_->size();) {
+    if (send_pending(i, out)) ++i;
+  }
+}
+
+void PeerFlood::send_next_neighbour(Outbox* out) {
+  // Most chunks find every queue empty (flushed) or the next one full: the
+  // scan below stays short either way.
+  if (pending_neighbours_ == 0) return;
+  const size_t count = table_->size();
+  for (size_t step = 0; step < count; ++step) {
+    const size_t index = (next_neighbour_ + step) % count;
+    if ((*table_)[index].pending.empty()) continue;
+    next_neighbour_ = index + 1;
+    if (!send_pending(index, out)) next_neighbour_ = index;
+    if (next_neighbour_ >= table_->size()) next_neighbour_ = 0;
+    return;
+  }
+}
+
+void PeerFlood::send_overdue(Micros now, Outbox* out) {
+  std::vector<size_t> overdue;
+  while (!forward_due_.empty() &&
+         saturating_add(forward_due_.top().first, config_->forward_flush_us) <=
+             now) {
+    if (current_forward(forward_due_.top())) {
+      overdue.push_back(table_->index_of(forward_due_.top().second));
+    }
+    forward_due_.pop();
+  }
+  if (overdue.empty()) return;
+  // In team order (the order of the trigger). A neighbour dropped for its
+  // debt shifts the later ones, so they are looked up again by id.
+  std::sort(overdue.begin(), overdue.end());
+  overdue.erase(std::unique(overdue.begin(), overdue.end()), overdue.end());
+  std::vector<uint32_t> ids;
+  for (size_t index : overdue) ids.push_back((*table_)[index].info.id);
+  for (uint32_t peer_id : ids) {
+    if (table_->contains(peer_id)) send_pending(table_->index_of(peer_id), out);
+  }
+}
+
+Micros PeerFlood::forward_deadline() {
+  while (!forward_due_.empty() && !current_forward(forward_due_.top())) {
+    forward_due_.pop();
+  }
+  return forward_due_.empty() ? UINT64_MAX
+                              : saturating_add(forward_due_.top().first,
+                                               config_->forward_flush_us);
+}
+
+// Whether a forward_due entry still describes a neighbour's queue (not sent
+// since, neighbour not removed).
+bool PeerFlood::current_forward(const ForwardDue& due) const {
+  const Neighbour* n =
+      static_cast<const NeighbourTable*>(table_)->find(due.second);
+  return n && !n->pending.empty() && n->pending_since_us == due.first;
+}
+
+void PeerFlood::on_removed(size_t index, bool had_pending) {
+  if (had_pending) --pending_neighbours_;
+  if (index < next_neighbour_) --next_neighbour_;
+}
+
+}  // namespace p2psp

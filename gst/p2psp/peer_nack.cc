@@ -1,0 +1,253 @@
+// gst-p2psp: the peer's loss recovery (see peer_nack.h).
+#include <gst/p2psp/peer_nack.h>
+#include <gst/p2psp/seq.h>
+
+namespace p2psp {
+
+namespace {
+
+// Evidence from a later chunk of the same origin still waits this long:
+// jitter can reorder two datagrams of a very small team's round.
+constexpr Micros kEvidenceGraceUs = 20000;
+// Added to the learned spread for the time-based first NACK (jitter).
+constexpr Micros kSpreadMarginUs = 20000;
+// Chunks measured before the spread is trusted for time-based NACKs; until
+// then the time-based delay is half the latency (see PeerNack::delay).
+constexpr uint64_t kSpreadMinSamples = 64;
+
+// NACK batches are addressed to a neighbour id or to the splitter.
+constexpr uint32_t kToSplitter = 0;
+
+// NACK and LOST lists longer than one datagram holds are split.
+template <typename Fn>
+void in_batches(const std::vector<ChunkNumber>& numbers, Fn send_batch) {
+  for (size_t at = 0; at < numbers.size(); at += kMaxNackNumbers) {
+    const size_t end = std::min(numbers.size(), at + kMaxNackNumbers);
+    send_batch(
+        std::vector<ChunkNumber>(numbers.begin() + at, numbers.begin() + end));
+  }
+}
+
+}  // namespace
+
+bool PeerNack::on_accepted(const StoredChunk& chunk) {
+  const ChunkMsg& msg = chunk.msg;
+  recent_[msg.number % recent_.size()] =
+      Recent{msg.number, msg.origin, chunk.datagram};
+  auto nack = nacks_.find(msg.number);
+  if (nack == nacks_.end()) return false;
+  if (nack->second.next_us != UINT64_MAX) ++stats_->recovered;
+  nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
+  return true;
+}
+
+// The time-based first NACK: a fixed delay if configured, else the learned
+// spread. Until it is learned, half the latency: an origin that never sends
+// (a free rider, a frozen peer) leaves no other evidence, and a short or
+// small stream may never measure enough chunks.
+Micros PeerNack::delay() const {
+  if (config_->nack_delay_us != 0) return config_->nack_delay_us;
+  const Micros learned =
+      learned_nack_delay(spread_, kSpreadMarginUs, kSpreadMinSamples);
+  return learned != UINT64_MAX ? learned : config_->latency_us / 2;
+}
+
+// The automatic retry period, a fraction of the latency: it leaves several
+// attempts before the deadline.
+Micros PeerNack::retry() const {
+  const Micros configured = config_->nack_retry_us != 0
+                                ? config_->nack_retry_us
+                                : config_->latency_us / 6;
+  return std::max<Micros>(configured, 1);
+}
+
+// After a neighbour was asked: its answer may wait behind a whole burst in
+// its uplink queue, so the splitter is asked only after the spread.
+Micros PeerNack::retry_after_neighbour() const {
+  if (config_->nack_delay_us != 0) return retry();
+  return std::max(retry(), spread_.value());
+}
+
+// A chunk that arrived on its own tells how late chunks come (the spread)
+// and that earlier chunks of its origin are no longer on their way: the
+// chunk a round before it, if still missing, becomes NACKable now.
+void PeerNack::note_loss_evidence(const ChunkMsg& msg, Micros now) {
+  if (nacks_.count(msg.number) != 0) return;
+  spread_.add(stats_->chunk_delay_us, now);
+  origin_newest_.note(msg.origin, msg.number);
+  const ReorderBuffer& reorder = playout_->reorder;
+  if (config_->nack_delay_us != 0 || reorder.tracked_gaps() == 0) return;
+  const ChunkNumber before = msg.number - health_->team_round();
+  if (reorder.started() && seq_before(before, reorder.head())) return;
+  if (!seq_before(before, reorder.newest()) || reorder.find(before)) return;
+  due_us_ = std::min(due_us_, saturating_add(now, kEvidenceGraceUs));
+}
+
+// New gaps become NACKable after the NACK delay, or on evidence (one of our
+// own chunks) after the grace.
+void PeerNack::note_new_gaps(Micros now) {
+  const Micros first = config_->nack_delay_us != 0
+                           ? delay()
+                           : std::min(delay(), kEvidenceGraceUs);
+  due_us_ = std::min(due_us_, saturating_add(now, first));
+}
+
+// A gap's first NACK is due: evidence that it is lost, or the delay.
+bool PeerNack::first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
+  if (now >= saturating_add(gap.since_us, delay())) return true;
+  if (config_->nack_delay_us != 0 ||
+      now < saturating_add(gap.since_us, kEvidenceGraceUs)) {
+    return false;
+  }
+  // Our own chunks come straight from the splitter, sooner than any later
+  // chunk through another peer: missing one after the grace, it is lost
+  // (and the whole team needs our copy).
+  const uint32_t origin = guess_origin(gap.number);
+  if (origin == session_->id && session_->id != 0) return true;
+  return origin != 0 && origin_newest_.later_than(origin, gap.number);
+}
+
+SharedBytes PeerNack::held_datagram(ChunkNumber number) const {
+  const Recent& r = recent_[number % recent_.size()];
+  if (r.datagram && r.number == number) return r.datagram;
+  const StoredChunk* held = playout_->reorder.find(number);
+  return held ? held->datagram : nullptr;
+}
+
+// The splitter deals chunks round-robin, so in a steady team the origin of
+// n is the origin of n - N (or n + N), N the team size: the neighbour most
+// likely to hold n. 0 if unknown.
+uint32_t PeerNack::guess_origin(ChunkNumber number) const {
+  const ChunkNumber team = health_->team_round();
+  for (ChunkNumber probe : {number - team, number + team}) {
+    const Recent& r = recent_[probe % recent_.size()];
+    if (r.datagram && r.number == probe) return r.origin;
+  }
+  return 0;
+}
+
+// First attempt: the likely origin, or the next neighbour in turn. A chunk
+// of our own origin only the splitter can have.
+uint32_t PeerNack::first_target(ChunkNumber number) {
+  if (table_->empty()) return kToSplitter;
+  const uint32_t origin = guess_origin(number);
+  if (origin == session_->id) return kToSplitter;
+  if (origin != 0 && table_->find(origin)) return origin;
+  return (*table_)[turn_++ % table_->size()].info.id;
+}
+
+void PeerNack::service(Micros now, Outbox* out) {
+  if (config_->max_nack_attempts == 0 ||
+      session_->state != PeerState::kMember) {
+    due_us_ = UINT64_MAX;
+    return;
+  }
+  Batches batches;
+  std::vector<ChunkNumber> first_seen;
+  for (const ReorderBuffer::Gap& gap : playout_->reorder.missing(now)) {
+    if (playout_->in_burst(gap.number)) continue;  // only the burst has those
+    attempt(gap, now, &batches, &first_seen);
+  }
+  for (const auto& [target, numbers] : batches) {
+    send_nacks(target, numbers, out);
+  }
+  if (health_->monitor && !first_seen.empty()) report_lost(first_seen, out);
+  due_us_ = next_time(now);
+}
+
+// Adds a gap to the batch of its next target, if an attempt is due.
+void PeerNack::attempt(const ReorderBuffer::Gap& gap, Micros now,
+                       Batches* batches, std::vector<ChunkNumber>* first_seen) {
+  auto it = nacks_.find(gap.number);
+  if (it == nacks_.end()) {
+    const Micros deadline = saturating_add(gap.since_us, config_->latency_us);
+    if (now >= deadline || !first_nack_due(gap, now)) return;
+    it = nacks_.try_emplace(gap.number).first;
+    it->second.deadline_us = deadline;
+  }
+  NackState& nack = it->second;
+  if (nack.next_us > now || nack.attempts >= config_->max_nack_attempts ||
+      now >= nack.deadline_us) {
+    return;
+  }
+  const uint32_t target =
+      nack.attempts == 0 ? first_target(gap.number) : kToSplitter;
+  if (nack.attempts == 0) first_seen->push_back(gap.number);
+  ++nack.attempts;
+  nack.next_us = saturating_add(
+      now, target == kToSplitter ? retry() : retry_after_neighbour());
+  (*batches)[target].push_back(gap.number);
+}
+
+void PeerNack::send_nacks(uint32_t target,
+                          const std::vector<ChunkNumber>& numbers,
+                          Outbox* out) {
+  const Neighbour* n = target == kToSplitter ? nullptr : table_->find(target);
+  const Endpoint to = n ? n->info.endpoint : session_->splitter_udp;
+  in_batches(numbers, [&](std::vector<ChunkNumber> batch) {
+    stats_->nacks_sent += batch.size();
+    if (!n) stats_->nacks_to_splitter += batch.size();
+    tx_->control(
+        to,
+        encode_nack(NackMsg{session_->team_id, session_->id, std::move(batch)}),
+        out);
+  });
+}
+
+void PeerNack::report_lost(const std::vector<ChunkNumber>& numbers,
+                           Outbox* out) {
+  in_batches(numbers, [&](std::vector<ChunkNumber> batch) {
+    stats_->lost_reports_sent += batch.size();
+    tx_->control(session_->splitter_udp,
+                 encode_lost(LostMsg{session_->team_id, session_->id,
+                                     session_->token, std::move(batch)}),
+                 out);
+  });
+}
+
+// When a missing number next needs a NACK: its first one is due a NACK delay
+// after it was seen missing, the others at their retry time.
+Micros PeerNack::next_time(Micros now) const {
+  Micros next = UINT64_MAX;
+  for (const ReorderBuffer::Gap& gap : playout_->reorder.missing(UINT64_MAX)) {
+    if (playout_->in_burst(gap.number)) continue;
+    auto it = nacks_.find(gap.number);
+    if (it == nacks_.end()) {
+      // Due by time, or evidence may be there, waiting out the grace; never
+      // once the deadline passed (the gap is released as lost).
+      const Micros deadline = saturating_add(gap.since_us, config_->latency_us);
+      const Micros due = saturating_add(gap.since_us, delay());
+      const Micros graced = saturating_add(gap.since_us, kEvidenceGraceUs);
+      if (now >= deadline) continue;
+      if (due < deadline) next = std::min(next, std::max(due, now + 1));
+      if (config_->nack_delay_us == 0 && graced > now && graced < deadline)
+        next = std::min(next, graced);
+      continue;
+    }
+    const NackState& nack = it->second;
+    // Past its deadline a gap is only waiting to be released as lost.
+    if (nack.attempts < config_->max_nack_attempts &&
+        nack.next_us < nack.deadline_us && now < nack.deadline_us) {
+      next = std::min(next, nack.next_us);
+    }
+  }
+  return next;
+}
+
+void PeerNack::on_nack(Neighbour& from, const NackMsg& nack, Micros now,
+                       Outbox* out) {
+  for (ChunkNumber number : nack.numbers) {
+    SharedBytes datagram = held_datagram(number);
+    if (!datagram) continue;
+    if (!from.retransmit_budget.take(now)) {
+      ++stats_->retransmits_limited;
+      continue;
+    }
+    ++stats_->retransmits_sent;
+    stats_->bytes_up += datagram->size();
+    ++from.info.chunks_sent;  // an answer, not in the debt (see Pending)
+    tx_->datagram(from.info.endpoint, datagram, out);
+  }
+}
+
+}  // namespace p2psp

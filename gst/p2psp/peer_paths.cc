@@ -1,0 +1,137 @@
+// gst-p2psp: where the peer reaches its neighbours (see peer_paths.h).
+#include <gst/p2psp/peer_paths.h>
+
+#include <algorithm>
+
+namespace p2psp {
+
+namespace {
+
+// HELLOs from ids the splitter has not named yet, remembered so that the
+// PEER_JOINED that follows can probe where they came from (a NAT that maps
+// each destination apart). Honest ones are named within a round trip.
+constexpr size_t kMaxUnannouncedHellos = 64;
+constexpr Micros kUnannouncedHelloUs = 5000000;
+// A neighbour moves to the address a probe validated only if its current
+// one has been silent this long: a member cannot pull an active member's
+// flood to itself by echoing cookies in its name.
+constexpr Micros kMoveAfterSilenceUs = 2000000;
+
+}  // namespace
+
+bool PeerPaths::move(Neighbour& n, const Endpoint& to, Micros now) {
+  if (!table_->move(n, to, now)) return false;
+  ++stats_->endpoints_moved;
+  session_->push_event(PeerEvent::Kind::kNeighbourMoved, n.info.id, to);
+  return true;
+}
+
+void PeerPaths::send_probe(const Endpoint& to, uint32_t peer_id, Micros now,
+                           Outbox* out) {
+  const ProbeMsg probe{session_->team_id, cookies_.issue(to, peer_id, now),
+                       peer_id};
+  if (tx_->datagram(to, encode_probe(probe), out)) ++stats_->probes_sent;
+}
+
+// A member's HELLO from another address than the splitter named (a NAT that
+// maps each destination apart) gets a PROBE there, and the neighbour moves
+// there once a HELLO from there echoes the cookie.
+void PeerPaths::on_hello(const Endpoint& from, const HelloMsg& hello,
+                         Micros now, Outbox* out) {
+  if (!session_->joined() || hello.peer_id == session_->id) return;
+  Neighbour* n = table_->find(hello.peer_id);
+  if (!n) {
+    note_unannounced_hello(hello.peer_id, from, now);
+    return;
+  }
+  if (n->info.endpoint == from) return;
+  if (!cookies_.check(hello.cookie, from, hello.peer_id, now)) {
+    send_probe(from, hello.peer_id, now, out);
+    return;
+  }
+  if (lan_.matches(hello.peer_id, from)) {
+    move_to_lan(*n, from, now);
+    return;
+  }
+  const bool silent = n->heard_us == 0 ||
+                      now >= saturating_add(n->heard_us, kMoveAfterSilenceUs);
+  if (!silent || !move(*n, from, now)) ++stats_->moves_refused;
+}
+
+void PeerPaths::answer_probe(const Endpoint& from, const ProbeMsg& probe,
+                             Outbox* out) {
+  if (!session_->joined()) return;
+  tx_->datagram(
+      from,
+      encode_hello(HelloMsg{session_->team_id, session_->id, probe.cookie}),
+      out);
+}
+
+void PeerPaths::note_unannounced_hello(uint32_t peer_id, const Endpoint& from,
+                                       Micros now) {
+  auto& hellos = unannounced_hellos_;
+  hellos.erase(std::remove_if(hellos.begin(), hellos.end(),
+                              [&](const UnannouncedHello& h) {
+                                return h.peer_id == peer_id ||
+                                       now >= saturating_add(
+                                                  h.at_us, kUnannouncedHelloUs);
+                              }),
+               hellos.end());
+  if (hellos.size() >= kMaxUnannouncedHellos) hellos.erase(hellos.begin());
+  hellos.push_back(UnannouncedHello{peer_id, from, now});
+}
+
+// Probes the address its NAT uses towards us, too.
+void PeerPaths::probe_early_hello(const PeerInfo& peer, Micros now,
+                                  Outbox* out) {
+  for (const UnannouncedHello& h : unannounced_hellos_) {
+    if (h.peer_id == peer.id && h.from != peer.endpoint.normalized() &&
+        now < saturating_add(h.at_us, kUnannouncedHelloUs)) {
+      send_probe(h.from, peer.id, now, out);
+    }
+  }
+}
+
+// Peers behind one NAT (protocol.md 3.2). The splitter names a member's LAN
+// endpoint, which nobody validated: it is probed like any address, and the
+// neighbour moves there once a HELLO from there echoes the cookie. No
+// silence rule here (unlike on_hello's moves): the member itself reported
+// this endpoint over its own TCP channel.
+void PeerPaths::on_peer_local(const PeerLocalMsg& local, Micros now,
+                              Outbox* out) {
+  const Neighbour* n = table_->find(local.peer_id);
+  const Endpoint e = local.endpoint.normalized();
+  if (!n || n->info.lan || n->info.endpoint == e || !e.valid() ||
+      e == session_->splitter_udp) {
+    return;
+  }
+  lan_.add(local.peer_id, e, now);
+  probe_lan_candidates(now, out);
+}
+
+void PeerPaths::probe_lan_candidates(Micros now, Outbox* out) {
+  const size_t probe_size =
+      encode_probe(ProbeMsg{session_->team_id, 1, 0}).size() +
+      (auth_->sealing() ? auth::kSealOverhead : 0);
+  for (const LanCandidates::Due& due : lan_.take_due(now)) {
+    tx_->egress().credit(due.endpoint, probe_size);
+    send_probe(due.endpoint, due.peer_id, now, out);
+  }
+}
+
+void PeerPaths::move_to_lan(Neighbour& n, const Endpoint& to, Micros now) {
+  lan_.forget(n.info.id);
+  if (!move(n, to, now)) {
+    ++stats_->moves_refused;
+    return;
+  }
+  n.info.lan = true;
+  count_lan_neighbours();
+}
+
+void PeerPaths::forget(uint32_t peer_id) {
+  lan_.forget(peer_id);
+  count_lan_neighbours();
+}
+
+}  // namespace p2psp

@@ -1,0 +1,75 @@
+// gst-p2psp: where the peer reaches its neighbours (docs/security.md,
+// "Address validation"; docs/protocol.md 3.2). Owns the PROBE cookies, the
+// HELLOs from members the splitter has not named yet, and the members' LAN
+// endpoints being probed; moves a neighbour to an endpoint once a HELLO from
+// there echoed our cookie (its NAT rebound, or it is on our LAN).
+#pragma once
+
+#include <gst/p2psp/egress.h>
+#include <gst/p2psp/lan.h>
+#include <gst/p2psp/peer.h>
+#include <gst/p2psp/peer_auth.h>
+#include <gst/p2psp/peer_neighbours.h>
+#include <gst/p2psp/peer_session.h>
+#include <gst/p2psp/peer_tx.h>
+
+#include <vector>
+
+namespace p2psp {
+
+class PeerPaths {
+ public:
+  PeerPaths(const PeerConfig* config, PeerSession* session,
+            NeighbourTable* table, const PeerAuth* auth, PeerTx* tx,
+            PeerStats* stats)
+      : secrets_(config->secret_seed),
+        cookies_(&secrets_),
+        session_(session),
+        table_(table),
+        auth_(auth),
+        tx_(tx),
+        stats_(stats) {}
+
+  // Points a neighbour's traffic at a new endpoint (counted, and told to
+  // the host), unless another neighbour holds that one.
+  bool move(Neighbour& n, const Endpoint& to, Micros now);
+  // A HELLO introduces nobody: only the splitter names members.
+  void on_hello(const Endpoint& from, const HelloMsg& hello, Micros now,
+                Outbox* out);
+  // Someone checks that HELLOs from here are ours: echo its cookie.
+  void answer_probe(const Endpoint& from, const ProbeMsg& probe, Outbox* out);
+  // A member the splitter just named may have said HELLO first.
+  void probe_early_hello(const PeerInfo& peer, Micros now, Outbox* out);
+  void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out);
+  void probe_lan_candidates(Micros now, Outbox* out);
+  Micros lan_due() const { return lan_.next_due_us(); }
+  // The neighbour was removed.
+  void forget(uint32_t peer_id);
+
+ private:
+  struct UnannouncedHello {
+    uint32_t peer_id = 0;
+    Endpoint from;
+    Micros at_us = 0;
+  };
+
+  void send_probe(const Endpoint& to, uint32_t peer_id, Micros now,
+                  Outbox* out);
+  void move_to_lan(Neighbour& n, const Endpoint& to, Micros now);
+  void note_unannounced_hello(uint32_t peer_id, const Endpoint& from,
+                              Micros now);
+  void count_lan_neighbours() { stats_->lan_neighbours = table_->count_lan(); }
+
+  // PROBE cookie keys (deterministic for a seed: tests, the simulator).
+  SecretSource secrets_;
+  CookieJar cookies_;
+  PeerSession* session_;
+  NeighbourTable* table_;
+  const PeerAuth* auth_;
+  PeerTx* tx_;
+  PeerStats* stats_;
+  std::vector<UnannouncedHello> unannounced_hellos_;
+  LanCandidates lan_;  // members' LAN endpoints, being probed
+};
+
+}  // namespace p2psp
