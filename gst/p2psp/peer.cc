@@ -75,12 +75,9 @@ constexpr size_t kMaxMulticastOrigins = 4096;
 }  // namespace
 
 struct Peer::Impl {
-  // A datagram queued for a neighbour. Relayed ones (route discovery) do
-  // not count in the chunk debt: the debt weighs the flood each way, and a
-  // relay is a favour asked for, which the requester cannot repay in kind.
+  // A datagram queued for a neighbour.
   struct Pending {
     SharedBytes datagram;
-    bool relayed = false;
   };
 
   struct Neighbour {
@@ -492,22 +489,42 @@ struct Peer::Impl {
   // neighbour was dropped for exceeding the chunk debt.
   bool send_pending(size_t index, Outbox* out) {
     Neighbour& n = neighbours[index];
+    // Judged when we would give it more (see note_delivery).
+    if (n.info.debt > static_cast<int64_t>(config.max_chunk_debt)) {
+      remove_neighbour(n.info.id);
+      return false;
+    }
     std::vector<Pending> batch;
     batch.swap(n.pending);
     if (!batch.empty()) --pending_neighbours;
-    for (const auto& [datagram, relayed] : batch) {
-      egress.send(n.info.endpoint, datagram, out);
-      if (!relayed) ++n.info.debt;
+    for (const Pending& pending : batch) {
+      egress.send(n.info.endpoint, pending.datagram, out);
       ++n.info.chunks_sent;
       ++stats.chunks_forwarded;
-      stats.bytes_up += datagram->size();
-      // A neighbour that takes but never gives is unreachable or a freeloader.
-      if (n.info.debt > static_cast<int64_t>(config.max_chunk_debt)) {
-        remove_neighbour(n.info.id);
-        return false;
-      }
+      stats.bytes_up += pending.datagram->size();
     }
     return true;
+  }
+
+  // Chunk debt (docs/protocol.md 8.3): a neighbour owes us a copy of each
+  // chunk the splitter dealt it, whatever its share, so it is judged on its
+  // own chunks only. One that reached us another way (a NACK answer, a
+  // relay) adds one, one from the neighbour itself (even late) pays one
+  // back, and the debt never goes below zero: a lossy link or a late
+  // flood stays near zero, a member dealt nothing (a free rider, a thin
+  // uplink) owes nothing, and one that keeps its chunks climbs steadily.
+  // The join burst and the multicast group are not the origin's to send.
+  void note_delivery(const ChunkMsg& msg, Neighbour* sender,
+                     bool from_splitter) {
+    if (sender && msg.origin == sender->info.id) {
+      sender->info.debt = std::max<int64_t>(sender->info.debt - 1, 0);
+      return;
+    }
+    if (msg.origin == id ||
+        (from_splitter && (multicast_rx || burst_chunk(msg.number)))) {
+      return;
+    }
+    if (Neighbour* origin = find_neighbour(msg.origin)) ++origin->info.debt;
   }
 
   void send_all_pending(Outbox* out) {
@@ -518,14 +535,13 @@ struct Peer::Impl {
 
   bool any_pending() const { return pending_neighbours != 0; }
 
-  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
-                 bool relayed = false) {
+  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now) {
     if (n.pending.empty()) {
       ++pending_neighbours;
       n.pending_since_us = now;
       forward_due.push(ForwardDue{now, n.info.id});
     }
-    n.pending.push_back(Pending{datagram, relayed});
+    n.pending.push_back(Pending{datagram});
   }
 
   // Whether a forward_due entry still describes a neighbour's queue (not
@@ -755,8 +771,6 @@ struct Peer::Impl {
       return;
     }
     if (sender) {
-      // Only the origin's own flood repays debt (see Pending).
-      if (msg.origin == sender->info.id) --sender->info.debt;
       ++sender->info.chunks_received;
       if (sender->info.lan) ++stats.chunks_from_lan;
     }
@@ -777,6 +791,7 @@ struct Peer::Impl {
       case ReorderBuffer::Insert::kAccepted:
         break;
     }
+    note_delivery(msg, sender, from_splitter);
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     note_delay(msg.send_time_ms, now);
@@ -864,7 +879,7 @@ struct Peer::Impl {
     for (uint32_t target : it->second) {
       Neighbour* n = find_neighbour(target);
       if (!n || target == sender_id) continue;
-      queue_for(*n, chunk.datagram, now, /*relayed=*/true);
+      queue_for(*n, chunk.datagram, now);
       ++stats.relayed;
     }
   }
@@ -1145,7 +1160,7 @@ struct Peer::Impl {
       }
       ++stats.retransmits_sent;
       stats.bytes_up += datagram->size();
-      ++from.info.chunks_sent;  // an answer, not in the debt (see Pending)
+      ++from.info.chunks_sent;
       egress.send(from.info.endpoint, datagram, out);
     }
   }
