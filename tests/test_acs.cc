@@ -150,6 +150,10 @@ TEST(AdaptiveShares, EveryMemberStatingALimitIsDealtInProportion) {
   for (uint32_t id = 1; id <= 12; ++id) {
     shares.add(id, 0, /*stated_kbps=*/id % 2 ? 300 : 2500);
   }
+  // Before the stream rate is known: in proportion to the limits too.
+  for (uint32_t id = 1; id <= 12; ++id) {
+    EXPECT_NEAR(shares.weight(id), id % 2 ? 300.0 / 2500 : 1, 1e-9);
+  }
   for (Micros t = 0; t <= 600000; t += 8000) shares.note_dealt(1, 1000, t);
   EXPECT_FALSE(shares.uniform());
   for (uint32_t id = 1; id <= 12; ++id) {

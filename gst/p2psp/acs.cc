@@ -20,7 +20,27 @@ void AdaptiveShares::add(uint32_t id, Micros now, int64_t stated_kbps) {
   // others carry it for that half second, rather than a backlog building
   // up in a thin uplink that it could never drain.
   set_weight(it->second, 0);
-  if (stream_kbps_ > 0) apply_stated(entries_.size());
+  if (stream_kbps_ > 0) {
+    apply_stated(entries_.size());
+  } else {
+    apply_provisional();
+  }
+}
+
+// Before the stream rate is known, when every member stated a limit there
+// is nobody else to carry the stream: the limits share it in proportion
+// (an even deal would give the thinnest uplinks a backlog of seconds).
+void AdaptiveShares::apply_provisional() {
+  int64_t widest = 0;
+  for (const auto& [id, e] : entries_) {
+    if (e.stated_kbps < 0) return;
+    widest = std::max(widest, e.stated_kbps);
+  }
+  for (auto& [id, e] : entries_) {
+    set_weight(e, widest > 0 ? static_cast<double>(e.stated_kbps) /
+                                   static_cast<double>(widest)
+                             : 0);
+  }
 }
 
 void AdaptiveShares::note_dealt(uint32_t id, size_t bytes, Micros now) {

@@ -114,6 +114,7 @@ class AdaptiveShares {
   void revise(Entry& e, size_t team);
   void measure_rate(size_t bytes, Micros now);
   void apply_stated(size_t team);
+  void apply_provisional();
   double stated_share(const Entry& e, size_t team) const;
 
   AcsConfig config_;

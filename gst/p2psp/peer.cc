@@ -508,19 +508,20 @@ struct Peer::Impl {
 
   // Chunk debt (docs/protocol.md 8.3): a neighbour owes us a copy of each
   // chunk the splitter dealt it, whatever its share, so it is judged on its
-  // own chunks only. One that reached us another way (a NACK answer, a
-  // relay) adds one, one from the neighbour itself (even late) pays one
-  // back, and the debt never goes below zero: a lossy link or a late
-  // flood stays near zero, a member dealt nothing (a free rider, a thin
-  // uplink) owes nothing, and one that keeps its chunks climbs steadily.
-  // The join burst and the multicast group are not the origin's to send.
-  void note_delivery(const ChunkMsg& msg, Neighbour* sender,
-                     bool from_splitter) {
+  // own chunks only. One that first reached us another way (a NACK answer,
+  // a relay) adds one, one from the neighbour itself (even late, even a
+  // duplicate) pays one back, and the debt never goes below zero: a lossy
+  // link or a late flood stays near zero, a member dealt nothing (a free
+  // rider, a thin uplink) owes nothing, and one that keeps its chunks
+  // climbs steadily. The join burst and the multicast group are not the
+  // origin's to send.
+  void note_delivery(const ChunkMsg& msg, Neighbour* sender, bool from_splitter,
+                     bool accepted) {
     if (sender && msg.origin == sender->info.id) {
       sender->info.debt = std::max<int64_t>(sender->info.debt - 1, 0);
       return;
     }
-    if (msg.origin == id ||
+    if (!accepted || msg.origin == id ||
         (from_splitter && (multicast_rx || burst_chunk(msg.number)))) {
       return;
     }
@@ -777,7 +778,10 @@ struct Peer::Impl {
     const ChunkNumber newest_before = reorder.newest();
     const bool had_chunks = reorder.started() || reorder.fill() > 0;
     const StoredChunk chunk = store(msg, now);
-    switch (reorder.insert(chunk, now)) {
+    const ReorderBuffer::Insert inserted = reorder.insert(chunk, now);
+    note_delivery(msg, sender, from_splitter,
+                  inserted == ReorderBuffer::Insert::kAccepted);
+    switch (inserted) {
       case ReorderBuffer::Insert::kDuplicate:
         ++stats.duplicates;
         if (sender) maybe_prune(*sender, msg.origin, now, out);
@@ -791,7 +795,6 @@ struct Peer::Impl {
       case ReorderBuffer::Insert::kAccepted:
         break;
     }
-    note_delivery(msg, sender, from_splitter);
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     note_delay(msg.send_time_ms, now);

@@ -31,7 +31,7 @@ PEERS=12
 TBF_BURST=${UPLINK_TBF_BURST:-3000}
 TBF_LATENCY=${UPLINK_TBF_LATENCY:-500ms}
 
-declare -A LINK_KBPS=()
+declare -A LINK_KBPS=() STATED_KBPS=()
 
 case "$MIX" in
   b | c) ;;
@@ -51,7 +51,8 @@ uplink_peer() {
     e2e_skip "tc tbf does not work in a namespace here: $err"
   fi
   LINK_KBPS[$name]=$kbps
-  NAT_PEER_ARGS[$name]="upload-limit=$((stated * 1000))"
+  STATED_KBPS[$name]=$stated
+  NAT_PEER_ARGS[$name]="upload-limit=$((stated * 1000)) ${UPLINK_PEER_ARGS:-}"
 }
 
 for ((i = 1; i <= PEERS; i++)); do
@@ -86,8 +87,7 @@ uplink_qdisc() {  # NAME -> "bytes packets dropped"
 total_drops=0
 for name in "${NAT_PEERS[@]}"; do
   read -r bytes pkts drops <<<"$(uplink_qdisc "$name")"
-  stated=${NAT_PEER_ARGS[$name]#upload-limit=}
-  echo "| $name | ${LINK_KBPS[$name]} | $((stated / 1000)) | $((bytes / 1000)) | $(awk -v b="$bytes" -v t="$UPLINK_WALL" 'BEGIN { printf "%.0f", b * 8 / 1000 / t }') | $pkts | $drops |" >>"$E2E_TMP/qdisc.md"
+  echo "| $name | ${LINK_KBPS[$name]} | ${STATED_KBPS[$name]} | $((bytes / 1000)) | $(awk -v b="$bytes" -v t="$UPLINK_WALL" 'BEGIN { printf "%.0f", b * 8 / 1000 / t }') | $pkts | $drops |" >>"$E2E_TMP/qdisc.md"
   total_drops=$((total_drops + drops))
   if ((drops * 1000 > pkts && drops > 2)); then
     e2e_fail "$name: its qdisc dropped $drops of $pkts packets (uplink ${LINK_KBPS[$name]} kb/s)"
