@@ -69,7 +69,13 @@ for ((i = 1; i <= PEERS; i++)); do
 done
 
 # 62500 samples/s x 16 bit = 1 Mb/s; 100 buffers of 1250 bytes a second.
-NAT_MEDIA="audiotestsrc is-live=true wave=white-noise num-buffers=$((SECS * 100)) samplesperbuffer=625 ! audio/x-raw,format=S16LE,rate=62500,channels=1"
+# The splitter holds the stream until the 12 peers joined (about 7 s): the
+# leaky queue drops what the live source makes meanwhile, so the team gets
+# the stream at its own rate from the start (without it the splitter
+# catches up on the backlog at about 1.5x for 10 s, more than a 2.5x uplink
+# carrying a share sized for 1x can take). The source runs JOIN_S longer.
+JOIN_S=8
+NAT_MEDIA="audiotestsrc is-live=true wave=white-noise num-buffers=$(((SECS + JOIN_S) * 100)) samplesperbuffer=625 ! audio/x-raw,format=S16LE,rate=62500,channels=1 ! queue leaky=downstream max-size-buffers=4 max-size-bytes=0 max-size-time=0"
 UPLINK_T0=$(e2e_now)
 nat_run "$SECS" --min-played-permille 999 --max-upload 1.15
 UPLINK_WALL=$(e2e_elapsed "$UPLINK_T0")
