@@ -141,6 +141,35 @@ TEST(AdaptiveShares, StatedLimitFollowsTheMeasuredStreamRate) {
   EXPECT_LT(thin.weight(11), 0.33);
 }
 
+// Every member states its uplink (tests/nat/uplink.sh): nobody is left
+// with weight 1 to carry the rest, so the widest uplink takes weight 1 and
+// the others theirs in proportion (they were all 0, and the splitter fell
+// back to an even round robin).
+TEST(AdaptiveShares, EveryMemberStatingALimitIsDealtInProportion) {
+  AdaptiveShares shares;
+  for (uint32_t id = 1; id <= 12; ++id) {
+    shares.add(id, 0, /*stated_kbps=*/id % 2 ? 300 : 2500);
+  }
+  // Before the stream rate is known: in proportion to the limits too.
+  for (uint32_t id = 1; id <= 12; ++id) {
+    EXPECT_NEAR(shares.weight(id), id % 2 ? 300.0 / 2500 : 1, 1e-9);
+  }
+  for (Micros t = 0; t <= 600000; t += 8000) shares.note_dealt(1, 1000, t);
+  EXPECT_FALSE(shares.uniform());
+  for (uint32_t id = 1; id <= 12; ++id) {
+    SCOPED_TRACE("member " + std::to_string(id));
+    EXPECT_NEAR(shares.weight(id), id % 2 ? 300.0 / 2500 : 1, 1e-9);
+  }
+  AdaptiveShares riders;  // free riders and 1.5x, every one stated
+  for (uint32_t id = 1; id <= 12; ++id) {
+    riders.add(id, 0, /*stated_kbps=*/id % 4 == 2 ? 0 : 1500);
+  }
+  for (Micros t = 0; t <= 600000; t += 8000) riders.note_dealt(1, 1000, t);
+  for (uint32_t id = 1; id <= 12; ++id) {
+    EXPECT_EQ(riders.weight(id), id % 4 == 2 ? 0 : 1) << "member " << id;
+  }
+}
+
 TEST(AdaptiveShares, LimitTooThinForOneFloodIsDealtNothing) {
   AdaptiveShares shares;
   for (uint32_t id = 1; id <= 100; ++id) shares.add(id, 0);

@@ -795,6 +795,71 @@ TEST(Dbs, NeighbourThatNeverSendsIsDroppedOverDebt) {
   }
 }
 
+// A good neighbour behind a lossy link delivers most of its chunks: its
+// debt must not creep up with the chunks lost (the old rule, sent minus
+// received, only ever grew with them and dropped it).
+TEST(Dbs, NeighbourBehindLossyLinkIsKept) {
+  constexpr size_t kPeers = 5;
+  PeerConfig config;
+  config.max_chunk_debt = 8;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer(config);
+  team.net.run_until(kStreamStart);
+  // 30 % lost: NACKs to the origin itself repay most, and the old rule
+  // still drifted up by the answers lost in turn.
+  team.net.set_link(team.peers[0], team.peers[1], sim::LinkParams{1000, 0.3});
+  const uint32_t lossy_id = team.peer(0).peer.id();
+  StreamSpec spec;
+  spec.count = 400;  // about 4 s: 500 chunks of the lossy neighbour's
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+
+  const PeerNode& node = team.peer(1);
+  EXPECT_GT(team.sp().stats().chunks_cut, 1000u);
+  EXPECT_FALSE(has_event(node, PeerEvent::Kind::kNeighbourRemoved, lossy_id));
+  EXPECT_TRUE(lists_neighbour(node.peer, lossy_id));
+  EXPECT_GT(node.peer.stats().recovered, 0u);  // the link did lose some
+  for (size_t i = 0; i < kPeers; ++i) {
+    SCOPED_TRACE("peer " + std::to_string(i));
+    EXPECT_EQ(team.peer(i).peer.neighbours().size(), kPeers - 1);
+    EXPECT_EQ(team.peer(i).peer.stats().lost, 0u);
+  }
+}
+
+// A member that claims a share and keeps its chunks (it reaches the
+// splitter, never its neighbours): they get its chunks from NACK answers,
+// which is debt, and drop it though the splitter keeps it in the team.
+TEST(Dbs, MemberThatKeepsItsChunksIsDroppedOverDebt) {
+  constexpr size_t kPeers = 5;
+  constexpr size_t kCheater = 3;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  team.net.run_until(kStreamStart);
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kCheater) continue;
+    team.net.set_link(team.peers[kCheater], team.peers[i],
+                      sim::LinkParams{1000, 1});
+  }
+  const uint32_t cheater_id = team.peer(kCheater).peer.id();
+  StreamSpec spec;
+  spec.count = 400;  // about 4 s, 500 chunks dealt to the cheater
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart);
+  team.finish(stream, kStreamStart);
+
+  EXPECT_EQ(team.sp().num_peers(), kPeers);
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kCheater) continue;
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerNode& node = team.peer(i);
+    EXPECT_TRUE(
+        has_event(node, PeerEvent::Kind::kNeighbourRemoved, cheater_id));
+    EXPECT_FALSE(lists_neighbour(node.peer, cheater_id));
+    EXPECT_EQ(node.peer.neighbours().size(), kPeers - 2);
+  }
+}
+
 // ------------------------------------------------- start points (7.3) ---
 
 TEST(Dbs, LateJoinerWithoutKeyframeStartsAfterBoundedWait) {
@@ -1090,10 +1155,6 @@ TEST(Dbs, PeerThatForwardsNothingIsDealtNoChunkAndPlaysEverything) {
   for (size_t i = 0; i < kPeers; ++i) {
     PeerConfig config;
     if (i == kRider) config.upload_limit_bps = 0;
-    // Neighbours still drop a member that never repays its chunk debt
-    // (docs/protocol.md 10.7, limits): after 128 chunks each here, which
-    // this 10 s stream would reach. The debt is not what is tested.
-    config.max_chunk_debt = 100000;
     team.add_peer(config);
   }
   team.net.run_until(kStreamStart);
@@ -1124,6 +1185,15 @@ TEST(Dbs, PeerThatForwardsNothingIsDealtNoChunkAndPlaysEverything) {
     EXPECT_EQ(ps.played, s.chunks_cut);
   }
   EXPECT_EQ(team.peer(kRider).peer.stats().chunks_forwarded, 0u);
+  // It owes nothing: dealt no chunk, it has none to repay (8.3). Each
+  // neighbour sent it far more than the default 128 chunks of debt.
+  for (size_t i = 0; i < kPeers; ++i) {
+    if (i == kRider) continue;
+    SCOPED_TRACE("peer " + std::to_string(i));
+    const PeerNode& node = team.peer(i);
+    EXPECT_FALSE(has_event(node, PeerEvent::Kind::kNeighbourRemoved, rider));
+    EXPECT_TRUE(lists_neighbour(node.peer, rider));
+  }
 }
 
 }  // namespace

@@ -20,7 +20,27 @@ void AdaptiveShares::add(uint32_t id, Micros now, int64_t stated_kbps) {
   // others carry it for that half second, rather than a backlog building
   // up in a thin uplink that it could never drain.
   set_weight(it->second, 0);
-  if (stream_kbps_ > 0) apply_stated(entries_.size());
+  if (stream_kbps_ > 0) {
+    apply_stated(entries_.size());
+  } else {
+    apply_provisional();
+  }
+}
+
+// Before the stream rate is known, when every member stated a limit there
+// is nobody else to carry the stream: the limits share it in proportion
+// (an even deal would give the thinnest uplinks a backlog of seconds).
+void AdaptiveShares::apply_provisional() {
+  int64_t widest = 0;
+  for (const auto& [id, e] : entries_) {
+    if (e.stated_kbps < 0) return;
+    widest = std::max(widest, e.stated_kbps);
+  }
+  for (auto& [id, e] : entries_) {
+    set_weight(e, widest > 0 ? static_cast<double>(e.stated_kbps) /
+                                   static_cast<double>(widest)
+                             : 0);
+  }
 }
 
 void AdaptiveShares::note_dealt(uint32_t id, size_t bytes, Micros now) {
@@ -45,10 +65,9 @@ void AdaptiveShares::measure_rate(size_t bytes, Micros now) {
 // A member that stated a limit uploads its share of the chunks to the
 // other team - 1 members: share x (team - 1) copies of the stream, each
 // datagram with its headers, and its NACK answers and control messages
-// too: kCopyCost leaves room for those. Its weight keeps that within the
-// limit, and never exceeds what was measured (the ceiling).
-double AdaptiveShares::stated_weight(const Entry& e, size_t team,
-                                     double total) const {
+// too: kCopyCost leaves room for those. Returns the share of the chunks
+// its limit carries (0: none).
+double AdaptiveShares::stated_share(const Entry& e, size_t team) const {
   constexpr double kCopyCost = 1.3;
   if (e.stated_kbps == 0) return 0;
   // IPv4/UDP and the chunk header, about.
@@ -57,20 +76,41 @@ double AdaptiveShares::stated_weight(const Entry& e, size_t team,
                           static_cast<double>(e.stated_kbps) * 1000;
   if (burst_us > static_cast<double>(config_.max_burst_us)) return 0;
   const double copies = e.stated_kbps / (stream_kbps_ * kCopyCost);
-  const double weight = copies * total / std::max<double>(1, team - 1);
-  return std::min({1.0, e.ceiling, weight});
+  return copies / std::max<double>(1, team - 1);
 }
 
+// Members without a limit keep their weight (1, or what was learned); a
+// member with one gets the weight that makes its share what its limit
+// carries: with W the others' weight and S the stated shares' sum, the
+// total is W / (1 - S). When nobody else is left to carry the rest (every
+// member stated one, or the stated shares cover the stream) the widest
+// stated uplink gets weight 1 and the others theirs in proportion. No
+// stated weight exceeds 1 (a weight of 1 is a plain DBS share) nor the
+// ceiling learned.
 void AdaptiveShares::apply_stated(size_t team) {
   if (stream_kbps_ <= 0) return;
-  // The weights of the others set each share: two rounds settle it.
-  for (int round = 0; round < 2; ++round) {
-    const double total = total_weight_;
-    for (auto& [id, e] : entries_) {
-      if (e.stated_kbps < 0) continue;
-      const double w = stated_weight(e, team, total);
-      set_weight(e, w < config_.min_weight ? 0 : w);
+  double others = 0;
+  double stated_sum = 0;
+  double widest = 0;
+  for (const auto& [id, e] : entries_) {
+    if (e.stated_kbps < 0) {
+      others += e.weight;
+      continue;
     }
+    const double share = stated_share(e, team);
+    stated_sum += share;
+    widest = std::max(widest, share);
+  }
+  double total = 0;
+  if (others > 0 && stated_sum < 1) {
+    total = others / (1 - stated_sum);
+  } else if (widest > 0) {
+    total = 1 / widest;
+  }
+  for (auto& [id, e] : entries_) {
+    if (e.stated_kbps < 0) continue;
+    const double w = std::min({1.0, e.ceiling, stated_share(e, team) * total});
+    set_weight(e, w < config_.min_weight ? 0 : w);
   }
 }
 

@@ -114,7 +114,8 @@ class AdaptiveShares {
   void revise(Entry& e, size_t team);
   void measure_rate(size_t bytes, Micros now);
   void apply_stated(size_t team);
-  double stated_weight(const Entry& e, size_t team, double total) const;
+  void apply_provisional();
+  double stated_share(const Entry& e, size_t team) const;
 
   AcsConfig config_;
   std::unordered_map<uint32_t, Entry> entries_;

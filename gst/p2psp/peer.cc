@@ -298,8 +298,6 @@ struct Peer::Impl {
     ChunkMsg msg = received;
     if (!admit(from, sender, &msg, out)) return;
     if (sender) {
-      // Only the origin's own flood repays debt (see Pending).
-      if (msg.origin == sender->info.id) --sender->info.debt;
       ++sender->info.chunks_received;
       if (sender->info.lan) ++stats.chunks_from_lan;
     }
@@ -307,7 +305,9 @@ struct Peer::Impl {
     const ChunkNumber newest_before = reorder.newest();
     const bool had_chunks = reorder.started() || reorder.fill() > 0;
     const StoredChunk chunk = store(msg, now);
-    if (!insert(chunk, sender, now, out)) return;
+    const bool accepted = insert(chunk, sender, now, out);
+    note_delivery(msg, sender, from_splitter, accepted);
+    if (!accepted) return;
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     playout.note_delay(msg.send_time_ms, now);
@@ -318,6 +318,28 @@ struct Peer::Impl {
     }
     pass_on(chunk, from_splitter, sender, now, out);
     flood.send_next_neighbour(out);
+  }
+
+  // Chunk debt (docs/protocol.md 8.3): a neighbour owes us a copy of each
+  // chunk the splitter dealt it, whatever its share, so it is judged on its
+  // own chunks only. One that first reached us another way (a NACK answer,
+  // a relay) adds one, one from the neighbour itself (even late, even a
+  // duplicate) pays one back, and the debt never goes below zero: a lossy
+  // link or a late flood stays near zero, a member dealt nothing (a free
+  // rider, a thin uplink) owes nothing, and one that keeps its chunks
+  // climbs steadily. The join burst and the multicast group are not the
+  // origin's to send.
+  void note_delivery(const ChunkMsg& msg, Neighbour* sender, bool from_splitter,
+                     bool accepted) {
+    if (sender && msg.origin == sender->info.id) {
+      sender->info.debt = std::max<int64_t>(sender->info.debt - 1, 0);
+      return;
+    }
+    if (!accepted || msg.origin == session.id ||
+        (from_splitter && (multicast_rx || burst_chunk(msg.number)))) {
+      return;
+    }
+    if (Neighbour* origin = table.find(msg.origin)) ++origin->info.debt;
   }
 
   // Into the playout buffer; false if it was not taken.

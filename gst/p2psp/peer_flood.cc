@@ -6,14 +6,14 @@
 
 namespace p2psp {
 
-void PeerFlood::queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
-                          bool relayed) {
+void PeerFlood::queue_for(Neighbour& n, const SharedBytes& datagram,
+                          Micros now) {
   if (n.pending.empty()) {
     ++pending_neighbours_;
     n.pending_since_us = now;
     forward_due_.push(ForwardDue{now, n.info.id});
   }
-  n.pending.push_back(Pending{datagram, relayed});
+  n.pending.push_back(Pending{datagram});
 }
 
 void PeerFlood::queue_for_all(const SharedBytes& datagram, Micros now,
@@ -28,20 +28,19 @@ void PeerFlood::queue_for_all(const SharedBytes& datagram, Micros now,
 // neighbour was dropped for exceeding the chunk debt.
 bool PeerFlood::send_pending(size_t index, Outbox* out) {
   Neighbour& n = (*table_)[index];
+  // Judged when we would give it more (see Peer's note_delivery).
+  if (n.info.debt > static_cast<int64_t>(config_->max_chunk_debt)) {
+    drop_(n.info.id);
+    return false;
+  }
   std::vector<Pending> batch;
   batch.swap(n.pending);
   if (!batch.empty()) --pending_neighbours_;
-  for (const auto& [datagram, relayed] : batch) {
-    tx_->datagram(n.info.endpoint, datagram, out);
-    if (!relayed) ++n.info.debt;
+  for (const Pending& pending : batch) {
+    tx_->datagram(n.info.endpoint, pending.datagram, out);
     ++n.info.chunks_sent;
     ++stats_->chunks_forwarded;
-    stats_->bytes_up += datagram->size();
-    // A neighbour that takes but never gives is unreachable or a freeloader.
-    if (n.info.debt > static_cast<int64_t>(config_->max_chunk_debt)) {
-      drop_(n.info.id);
-      return false;
-    }
+    stats_->bytes_up += pending.datagram->size();
   }
   return true;
 }

@@ -27,8 +27,7 @@ class PeerFlood {
         stats_(stats),
         drop_(std::move(drop)) {}
 
-  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
-                 bool relayed = false);
+  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now);
   // Our own chunk, to every neighbour but those `skip` names (members the
   // multicast group already reached).
   void queue_for_all(const SharedBytes& datagram, Micros now,

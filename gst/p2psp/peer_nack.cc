@@ -245,7 +245,7 @@ void PeerNack::on_nack(Neighbour& from, const NackMsg& nack, Micros now,
     }
     ++stats_->retransmits_sent;
     stats_->bytes_up += datagram->size();
-    ++from.info.chunks_sent;  // an answer, not in the debt (see Pending)
+    ++from.info.chunks_sent;
     tx_->datagram(from.info.endpoint, datagram, out);
   }
 }

@@ -16,12 +16,9 @@
 
 namespace p2psp {
 
-// A datagram queued for a neighbour. Relayed ones (route discovery) do not
-// count in the chunk debt: the debt weighs the flood each way, and a relay
-// is a favour asked for, which the requester cannot repay in kind.
+// A datagram queued for a neighbour.
 struct Pending {
   SharedBytes datagram;
-  bool relayed = false;
 };
 
 struct Neighbour {

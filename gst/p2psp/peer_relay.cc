@@ -12,7 +12,7 @@ void PeerRelay::relay(const StoredChunk& chunk, uint32_t sender_id,
   for (uint32_t target : it->second) {
     Neighbour* n = table_->find(target);
     if (!n || target == sender_id) continue;
-    flood_->queue_for(*n, chunk.datagram, now, /*relayed=*/true);
+    flood_->queue_for(*n, chunk.datagram, now);
     ++stats_->relayed;
   }
 }

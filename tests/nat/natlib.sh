@@ -18,6 +18,8 @@
 # the internet segment (netlab_loss), from the first join to the end.
 # NAT_FULL=1 asks the scenarios for the full-size team of issue 14's goals
 # (bench/nat.sh); the suite runs the short forms.
+# NAT_MEDIA replaces the Ogg stream (a pipeline description ending where
+# the sink is linked); NAT_PEER_ARGS[name] adds p2pspsrc properties.
 
 NAT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../health/hlib.sh
@@ -29,6 +31,7 @@ NAT_SPLITTER_ADDR=10.200.0.1
 NAT_PEERS=()
 declare -A NAT_GROUP=()
 declare -A NAT_KIND=()
+declare -A NAT_PEER_ARGS=()
 
 nat_init() {
   health_init "nat-$1"
@@ -62,6 +65,7 @@ nat_run() {
   shift
   local n=${#NAT_PEERS[@]}
   health_media "$secs"
+  [ -z "${NAT_MEDIA:-}" ] || HEALTH_DESC=$NAT_MEDIA
   E2E_SPLITTER_LAUNCH="ip netns exec $(netlab_ns splitter) $HEALTH_PY $HEALTH_DIR/splitter.py"
   local tx0 tx1
   netlab_loss "${NAT_LOSS_PERMILLE:-0}"
@@ -77,7 +81,7 @@ nat_run() {
   local nat_pids=()
   for name in "${NAT_PEERS[@]}"; do
     e2e_spawn "$name" ip netns exec "$(netlab_ns "$name")" "$HEALTH_PY" "$HEALTH_DIR/peer.py" \
-      p2pspsrc name=src "uri=p2psp://$NAT_SPLITTER_ADDR:$SPLITTER_PORT" ! fakesink sync=false
+      p2pspsrc name=src "uri=p2psp://$NAT_SPLITTER_ADDR:$SPLITTER_PORT" ${NAT_PEER_ARGS[$name]:-} ! fakesink sync=false
     nat_pids+=("$E2E_LAST_PID")
     e2e_log "peer $name (${NAT_KIND[$name]}, ${NAT_GROUP[$name]}) pid $E2E_LAST_PID"
     sleep 0.5
