@@ -175,10 +175,9 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     priv->run = Run();
     priv->run.splitter = std::move(splitter);
-    priv->run.listener = std::move(listener);
-    priv->run.udp = std::move(udp);
-    priv->run.udp_buffers.attach(priv->run.udp.get());
-    priv->run.max_backlog = settings.max_control_backlog;
+    priv->io.reset();
+    priv->io.adopt_listener(listener.release(), settings.max_control_backlog);
+    priv->io.adopt_udp(udp.release(), kReceiveBatch);
     priv->run.state = State::kRunning;
   }
   {
@@ -191,8 +190,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
                       ("Could not start the network thread"), (nullptr));
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     priv->run.state = State::kStopped;
-    priv->run.listener.reset();
-    priv->run.udp.reset();
+    priv->io.close();
     return FALSE;
   }
   GST_INFO_OBJECT(self, "team %08x on %s: TCP port %u, UDP port %u",
@@ -211,17 +209,13 @@ gboolean gst_p2psp_splitter_sink_stop(GstBaseSink *sink) {
     s.shutdown(now, out);
   });
   drain_tcp_output(priv);
-  priv->poll.stop();
+  priv->io.stop();
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     priv->run.state = State::kStopped;
-    priv->run.connections.close_all();
-    if (priv->run.listener) g_socket_close(priv->run.listener.get(), nullptr);
-    if (priv->run.udp) g_socket_close(priv->run.udp.get(), nullptr);
-    priv->run.listener.reset();
-    priv->run.udp.reset();
-    /* The splitter stays for the stats of the finished run; start() makes a
-     * new one. */
+    priv->io.close();
+    /* The splitter (and the I/O counters) stay for the stats of the finished
+     * run; start() makes a new one. */
   }
   emit_pending_events(self);
   publish_num_peers(self, 0);

@@ -143,7 +143,7 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
 static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
   GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->poll.stop();
+  priv->io.stop();
   leave_team(self);
   close_sockets(priv);
   {
@@ -436,7 +436,7 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     }
     case PROP_IO_INTERVAL:
       s.io_interval_ms = g_value_get_uint(value);
-      self->priv->poll.set_period(static_cast<Micros>(s.io_interval_ms) * 1000);
+      self->priv->io.set_period(static_cast<Micros>(s.io_interval_ms) * 1000);
       break;
     case PROP_START_TIMEOUT:
       s.start_timeout_ms = g_value_get_uint(value);
