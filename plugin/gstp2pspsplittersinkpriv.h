@@ -235,6 +235,9 @@ void emit_event(GstP2pspSplitterSink *self, const PendingEvent &pending);
 void publish_num_peers(GstP2pspSplitterSink *self, guint num_peers);
 void emit_pending_events(GstP2pspSplitterSink *self);
 
+/* gstp2pspsplittersinkprops.cc: fills properties[] and installs them. */
+void install_properties(GObjectClass *gobject_class);
+
 /* gstp2pspsplitterio.cc */
 /* The core's configuration for a run (a new random team id each time). */
 p2psp::SplitterConfig splitter_config(const Settings &settings,

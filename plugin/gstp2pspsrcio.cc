@@ -78,6 +78,26 @@ void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
       "reconnects", G_TYPE_UINT, reconnects, nullptr);
 }
 
+// Address validation and paths (docs/security.md, docs/protocol.md 3.2).
+void add_path_stats(GstStructure* stats, const p2psp::PeerStats& s) {
+  gst_structure_set(stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
+                    "endpoints-moved", G_TYPE_UINT64,
+                    (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
+                    (guint64)s.moves_refused, "amplification-limited",
+                    G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
+  // Paths (docs/protocol.md 3.2, docs/elements.md).
+  gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
+                    (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
+                    (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
+                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
+                    (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
+                    (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
+                    (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
+                    (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
+                    (gboolean)(s.multicast != 0), "chunks-from-multicast",
+                    G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
+}
+
 GstStructure* build_stats(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::unique_lock<std::mutex> lock(priv->core_lock);
@@ -114,23 +134,7 @@ GstStructure* build_stats(GstP2pspSrc* self) {
       "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
       "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
       nullptr);
-  // Address validation (docs/security.md).
-  gst_structure_set(stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
-                    "endpoints-moved", G_TYPE_UINT64,
-                    (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
-                    (guint64)s.moves_refused, "amplification-limited",
-                    G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
-  // Paths (docs/protocol.md 3.2, docs/elements.md).
-  gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
-                    (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
-                    (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
-                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
-                    (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
-                    (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
-                    (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
-                    (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
-                    (gboolean)(s.multicast != 0), "chunks-from-multicast",
-                    G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
+  add_path_stats(stats, s);
   add_health_stats(stats, s, priv->run.reconnects);
   // The kernel's side of the UDP socket (datagrams it dropped for a full
   // receive buffer never reach the counters above).
@@ -184,6 +188,28 @@ void open_multicast(GstP2pspSrc* self, const p2psp::Endpoint& group) {
   }
 }
 
+// REMOVED or REJECT: posted by the streaming thread; a shutdown is the
+// end of the stream, anything else a failure. Called with core_lock.
+void on_removed(GstP2pspSrc* self, const p2psp::PeerEvent& ev, Micros now) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->run.removed_unposted = true;
+  priv->run.removed_reason = ev.reason;
+  priv->run.removed_text = ev.text.empty()
+                               ? p2psp_gst::remove_reason_description(ev.reason)
+                               : ev.text;
+  if (ev.reason == p2psp::RemoveReason::kShutdown) {
+    GST_INFO_OBJECT(self, "the splitter is shutting down");
+    if (!priv->link.splitter_shutdown) priv->link.shutdown_at_us = now;
+    priv->link.splitter_shutdown = true;
+  } else if (priv->link.failure == Failure::kNone) {
+    priv->link.failure = Failure::kRemoved;
+    priv->link.failure_reason = ev.reason;
+    priv->link.failure_text =
+        ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
+                        : ev.text;
+  }
+}
+
 // Turns peer events into state and pending signals. Called with core_lock.
 // Returns true when the streaming thread has something to look at.
 bool collect_events(GstP2pspSrc* self, Micros now,
@@ -215,22 +241,7 @@ bool collect_events(GstP2pspSrc* self, Micros now,
         open_multicast(self, ev.endpoint);
         break;
       case p2psp::PeerEvent::Kind::kRemoved:
-        priv->run.removed_unposted = true;
-        priv->run.removed_reason = ev.reason;
-        priv->run.removed_text =
-            ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
-                            : ev.text;
-        if (ev.reason == p2psp::RemoveReason::kShutdown) {
-          GST_INFO_OBJECT(self, "the splitter is shutting down");
-          if (!priv->link.splitter_shutdown) priv->link.shutdown_at_us = now;
-          priv->link.splitter_shutdown = true;
-        } else if (priv->link.failure == Failure::kNone) {
-          priv->link.failure = Failure::kRemoved;
-          priv->link.failure_reason = ev.reason;
-          priv->link.failure_text =
-              ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
-                              : ev.text;
-        }
+        on_removed(self, ev, now);
         break;
       case p2psp::PeerEvent::Kind::kProtocolError:
         if (priv->link.failure == Failure::kNone) {

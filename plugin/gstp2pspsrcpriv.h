@@ -274,7 +274,9 @@ GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours);
 void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
                       guint reconnects);
+void add_path_stats(GstStructure* stats, const p2psp::PeerStats& s);
 GstStructure* build_stats(GstP2pspSrc* self);
+void on_removed(GstP2pspSrc* self, const p2psp::PeerEvent& ev, Micros now);
 void dispatch_outbox(GstP2pspSrc* self);
 bool collect_events(GstP2pspSrc* self, Micros now,
                     std::vector<NeighbourSignal>* signals);

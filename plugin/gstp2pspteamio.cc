@@ -12,8 +12,8 @@ constexpr p2psp::Micros kCloseGraceUs = 2000000;
 void add_udp_kernel_stats(GstStructure *stats, const UdpKernelStats &k) {
   gst_structure_set(stats, "kernel-drops", G_TYPE_UINT64,
                     static_cast<guint64>(k.kernel_drops), "udp-receive-buffer",
-                    G_TYPE_INT, k.receive_buffer, "udp-send-buffer",
-                    G_TYPE_INT, k.send_buffer, nullptr);
+                    G_TYPE_INT, k.receive_buffer, "udp-send-buffer", G_TYPE_INT,
+                    k.send_buffer, nullptr);
 }
 
 /* ----------------------------------------------------------- sockets ---- */
@@ -135,8 +135,7 @@ bool TeamIo::connection_watches(PollThread::WatchList &list) {
   net_.watched_mcast = mcast;
   list.clear();
   if (condition != 0)
-    list.emplace_back(net_.tcp->socket(),
-                      static_cast<GIOCondition>(condition));
+    list.emplace_back(net_.tcp->socket(), static_cast<GIOCondition>(condition));
   list.emplace_back(net_.udp.get(), G_IO_IN);
   if (net_.mcast) list.emplace_back(net_.mcast.get(), G_IO_IN);
   return true;
