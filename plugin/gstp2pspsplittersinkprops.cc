@@ -190,5 +190,4 @@ void install_properties(GObjectClass *gobject_class) {
   g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
 }
 
-
 }  // namespace p2psp_sink
