@@ -1,6 +1,7 @@
-/* gst-p2psp: p2pspsplittersink's network side: the sockets, the poll
- * thread that drives p2psp::Splitter, the dispatch of its outboxes into the
- * connection table, and the stats. */
+/* gst-p2psp: p2pspsplittersink's network side over the shared TeamIo
+ * (gstp2pspteamio.h): binding the sockets, the poll thread's callbacks that
+ * drive p2psp::Splitter (accepting peers, reading connections, the timer),
+ * dropping slow peers, and the stats. */
 #include <gst/p2psp/tracker.h>
 
 #include "gstp2pspmulticast.h"

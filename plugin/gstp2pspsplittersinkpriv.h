@@ -1,12 +1,13 @@
-/* gst-p2psp: p2pspsplittersink's private header, shared by its two files:
+/* gst-p2psp: p2pspsplittersink's private header, shared by its files:
  * gstp2pspsplittersink.cc (GObject glue: properties, signals, start/stop,
- * render, wait-for-peers, events to signals and messages) and
- * gstp2pspsplitterio.cc (sockets, the poll thread that drives
- * p2psp::Splitter, dispatch of its outboxes, stats).
+ * render, wait-for-peers, events to signals and messages),
+ * gstp2pspsplittersinkprops.cc (the property specs) and
+ * gstp2pspsplitterio.cc (the splitter's callbacks over the shared TeamIo:
+ * binding, accepting peers, slow peers, the core's timer, stats).
  *
- * Who owns what: Settings under the object lock; the Run under core_mutex
- * (streaming thread, poll thread, property readers), replaced whole by
- * start(); sockets are only closed on the poll thread (or after it stopped);
+ * Who owns what: Settings under the object lock; the Run and the TeamIo
+ * under core_mutex (streaming thread, poll thread, property readers), both
+ * replaced whole by start(); sockets are only closed on the poll thread (or after it stopped);
  * num-peers and wait-for-peers under peers_mutex. */
 #pragma once
 

@@ -1,5 +1,7 @@
-/* gst-p2psp: p2pspsrc's network side: the sockets, the poll thread that
- * drives p2psp::Peer, joining and leaving, and the stats. */
+/* gst-p2psp: p2pspsrc's network side over the shared TeamIo
+ * (gstp2pspteamio.h): connecting, the poll thread's callbacks that drive
+ * p2psp::Peer (its events, items for the streaming thread), joining and
+ * leaving, and the stats. */
 #include "gstp2pspmulticast.h"
 #include "gstp2pspsrcpriv.h"
 #include "gstp2psptracker.h"
