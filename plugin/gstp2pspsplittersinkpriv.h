@@ -7,8 +7,8 @@
  *
  * Who owns what: Settings under the object lock; the Run and the TeamIo
  * under core_mutex (streaming thread, poll thread, property readers), both
- * replaced whole by start(); sockets are only closed on the poll thread (or after it stopped);
- * num-peers and wait-for-peers under peers_mutex. */
+ * replaced whole by start(); sockets are only closed on the poll thread (or
+ * after it stopped); num-peers and wait-for-peers under peers_mutex. */
 #pragma once
 
 #include <gst/p2psp/auth.h>

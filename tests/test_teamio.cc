@@ -59,10 +59,9 @@ p2psp::UdpSend Datagram(const p2psp::Endpoint &to, size_t size) {
 TEST(TeamIo, SplitterDispatchBoundsEachConnection) {
   TeamIo io;
   GRef<GSocket> receiver(Udp());
-  io.adopt_listener(
-      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                   G_SOCKET_PROTOCOL_DEFAULT, nullptr),
-      1000);
+  io.adopt_listener(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_DEFAULT, nullptr),
+                    1000);
   io.adopt_udp(Udp(), 16);
   Pair a;
   const p2psp::ConnId id = io.connections().add(a.server, p2psp::Endpoint());
@@ -76,8 +75,7 @@ TEST(TeamIo, SplitterDispatchBoundsEachConnection) {
   EXPECT_TRUE(done.slow.empty());
   EXPECT_EQ(io.connections().queued_bytes(), 5000u);
   gchar buf[200];
-  EXPECT_EQ(g_socket_receive(receiver.get(), buf, sizeof buf, nullptr,
-                             nullptr),
+  EXPECT_EQ(g_socket_receive(receiver.get(), buf, sizeof buf, nullptr, nullptr),
             100);
 
   out.tcp.push_back({id, p2psp::Bytes(10, 2)}); /* past the bound */
@@ -95,8 +93,7 @@ TEST(TeamIo, SplitterDispatchBoundsEachConnection) {
 TEST(TeamIo, PeerConnectionIsWrittenAtOnceAndUnwatchedAfterClose) {
   TeamIo io;
   Pair a;
-  io.adopt_stream(
-      g_socket_connection_factory_create_connection(a.server));
+  io.adopt_stream(g_socket_connection_factory_create_connection(a.server));
   g_object_unref(a.server);
   io.adopt_udp(Udp(), 32);
 
