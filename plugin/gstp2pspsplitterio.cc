@@ -1,6 +1,7 @@
-/* gst-p2psp: p2pspsplittersink's network side: the sockets, the poll
- * thread that drives p2psp::Splitter, the dispatch of its outboxes into the
- * connection table, and the stats. */
+/* gst-p2psp: p2pspsplittersink's network side over the shared TeamIo
+ * (gstp2pspteamio.h): binding the sockets, the poll thread's callbacks that
+ * drive p2psp::Splitter (accepting peers, reading connections, the timer),
+ * dropping slow peers, and the stats. */
 #include <gst/p2psp/tracker.h>
 
 #include "gstp2pspmulticast.h"
@@ -27,19 +28,22 @@ void take_events_locked(Run &run) {
 /* A connection whose output backed up past max-control-backlog: its output
  * is dropped, the core forgets it (PEER_LEFT to the others) and the poll
  * thread closes it next round. Called with core_mutex held. */
-void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out) {
-  p2psp_gst::ConnectionTable::Connection *c = run.connections.find(conn);
+void drop_slow_locked(SplitterSinkPrivate *priv, p2psp::ConnId conn,
+                      p2psp::Outbox *out) {
+  Run &run = priv->run;
+  p2psp_gst::ConnectionTable &connections = priv->io.connections();
+  p2psp_gst::ConnectionTable::Connection *c = connections.find(conn);
   /* Gone, abandoned already, or closing anyway (its reap is bounded). */
   if (c == nullptr || c->close_when_flushed) return;
   GST_WARNING("connection %" G_GUINT64_FORMAT
               " (%s) has over %zu bytes of "
               "control output queued: dropping it",
               static_cast<guint64>(conn), c->remote.to_string().c_str(),
-              run.max_backlog);
+              priv->io.max_backlog());
   for (const auto &p : run.splitter->peer_stats())
     if (p.tcp_endpoint == c->remote) run.slow_peers.insert(p.id);
   run.peers_slow++;
-  run.connections.abandon(conn);
+  connections.abandon(conn);
   run.splitter->on_tcp_closed(conn, p2psp_gst::monotonic_now_us(), out);
 }
 
@@ -48,34 +52,16 @@ void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out) {
  * close, or an earlier deadline). */
 bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
   Run &run = priv->run;
-  bool wake = false;
-  std::vector<p2psp::ConnId> slow;
-  if (!out.udp.empty() && run.udp) {
-    size_t bytes = 0;
-    for (const p2psp::UdpSend &send : out.udp)
-      bytes += send.data ? send.data->size() : 0;
-    run.udp_buffers.count(0, bytes, p2psp_gst::monotonic_now_us());
-    run.datagrams_dropped += p2psp_gst::send_datagrams(run.udp.get(), out.udp);
-  }
-  for (const p2psp::TcpSend &send : out.tcp) {
-    if (!run.connections.queue(send.conn, send.data, run.max_backlog))
-      slow.push_back(send.conn);
-    wake = true;
-  }
-  for (p2psp::ConnId conn : out.tcp_close) {
-    run.connections.close_when_flushed(
-        conn, p2psp_gst::monotonic_now_us() + kCloseGraceUs);
-    wake = true;
-  }
-  out.clear();
+  const p2psp_gst::Dispatched done = priv->io.dispatch(out);
+  bool wake = done.wake;
   if (!run.splitter) return wake;
   p2psp::Outbox more;
-  for (p2psp::ConnId conn : slow) drop_slow_locked(run, conn, &more);
+  for (p2psp::ConnId conn : done.slow) drop_slow_locked(priv, conn, &more);
   take_events_locked(run);
   /* PEER_LEFT for the dropped ones; each round drops connections, so this
    * ends. */
   if (!more.empty()) wake |= dispatch_locked(priv, more);
-  if (run.splitter->next_deadline() < run.armed_deadline) wake = true;
+  if (priv->io.deadline_moved_up(run.splitter->next_deadline())) wake = true;
   return wake;
 }
 
@@ -86,18 +72,14 @@ bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out) {
 bool collect_watches(SplitterSinkPrivate *priv,
                      p2psp_gst::PollThread::WatchList &list) {
   std::lock_guard<std::mutex> lock(priv->core_mutex);
-  Run &run = priv->run;
-  /* Connections are only destroyed here, on the poll thread, so the sockets
-   * of a watch list stay alive for the whole poll round. */
-  run.connections.reap(p2psp_gst::monotonic_now_us());
-  return run.connections.watches(run.listener.get(), run.udp.get(), list);
+  return priv->io.watches(list);
 }
 
 void accept_connections(GstP2pspSplitterSink *self) {
   SplitterSinkPrivate *priv = self->priv;
   for (;;) {
     GError *error = nullptr;
-    GSocket *sock = g_socket_accept(priv->run.listener.get(), nullptr, &error);
+    GSocket *sock = g_socket_accept(priv->io.listener(), nullptr, &error);
     GErrorPtr owned(error);
     if (sock == nullptr) {
       if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
@@ -121,8 +103,8 @@ void accept_connections(GstP2pspSplitterSink *self) {
        * autotuned send buffer would hold megabytes for a peer that stopped
        * reading before max-control-backlog is ever reached. */
       g_socket_set_option(sock, SOL_SOCKET, SO_SNDBUF,
-                          static_cast<gint>(priv->run.max_backlog), nullptr);
-      conn = priv->run.connections.add(sock, remote);
+                          static_cast<gint>(priv->io.max_backlog()), nullptr);
+      conn = priv->io.connections().add(sock, remote);
     }
     GST_DEBUG_OBJECT(self, "TCP connection %" G_GUINT64_FORMAT " from %s",
                      static_cast<guint64>(conn), remote.to_string().c_str());
@@ -138,8 +120,8 @@ void drop_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
   SplitterSinkPrivate *priv = self->priv;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    if (priv->run.connections.find(conn) == nullptr) return;
-    priv->run.connections.erase(conn);
+    if (priv->io.connections().find(conn) == nullptr) return;
+    priv->io.connections().erase(conn);
   }
   run_core(self, [&](p2psp::Splitter &s, p2psp::Micros now,
                      p2psp::Outbox *out) { s.on_tcp_closed(conn, now, out); });
@@ -152,7 +134,7 @@ void read_connection(GstP2pspSplitterSink *self, p2psp::ConnId conn) {
     gssize n;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      auto *c = priv->run.connections.find(conn);
+      auto *c = priv->io.connections().find(conn);
       if (c == nullptr || c->close_when_flushed) return;
       n = c->tcp->read_some(buf, sizeof buf);
     }
@@ -175,9 +157,9 @@ void on_connection_io(GstP2pspSplitterSink *self, GSocket *sock,
   bool broken = false;
   {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
-    conn = priv->run.connections.find(sock);
+    conn = priv->io.connections().find(sock);
     if (conn == 0) return;
-    if ((cond & G_IO_OUT) && !priv->run.connections.flush(conn)) broken = true;
+    if ((cond & G_IO_OUT) && !priv->io.connections().flush(conn)) broken = true;
   }
   if (broken || (cond & (G_IO_ERR | G_IO_NVAL))) {
     drop_connection(self, conn);
@@ -194,33 +176,25 @@ void read_datagrams(GstP2pspSplitterSink *self) {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     if (priv->run.state != State::kRunning || !priv->run.splitter) return;
     /* Everything queued, batch by batch (the splitter's datagrams are
-     * small control messages). */
-    p2psp_gst::drain_datagrams(
-        priv->run.udp.get(), priv->run.rx_batch, G_MAXINT,
-        [&](size_t n, p2psp::Micros now) {
-          p2psp::Outbox out;
-          size_t bytes = 0;
-          for (size_t i = 0; i < n; i++) {
-            const auto &d = priv->run.rx_batch[i];
-            bytes += d.size;
-            priv->run.splitter->on_udp(d.from, d.data.data(), d.size, now,
-                                       &out);
-          }
-          priv->run.udp_buffers.count(bytes, 0, now);
-          wake |= dispatch_locked(priv, out);
+     * small control messages); each batch's outbox leaves after it. */
+    p2psp::Outbox out;
+    priv->io.receive(
+        priv->io.udp(), G_MAXINT,
+        [&](const p2psp_gst::ReceivedDatagram &d, p2psp::Micros now) {
+          priv->run.splitter->on_udp(d.from, d.data.data(), d.size, now, &out);
         },
-        priv->run.udp_buffers.drop_counter());
+        [&](p2psp::Micros) { wake |= dispatch_locked(priv, out); });
   }
-  if (wake) priv->poll.wake();
+  if (wake) priv->io.wake();
   emit_pending_events(self);
 }
 
 void on_socket_io(GstP2pspSplitterSink *self, GSocket *sock,
                   GIOCondition cond) {
   SplitterSinkPrivate *priv = self->priv;
-  if (sock == priv->run.listener.get()) {
+  if (sock == priv->io.listener()) {
     accept_connections(self);
-  } else if (sock == priv->run.udp.get()) {
+  } else if (sock == priv->io.udp()) {
     read_datagrams(self);
   } else {
     on_connection_io(self, sock, cond);
@@ -234,15 +208,12 @@ p2psp::Micros on_timer(GstP2pspSplitterSink *self, p2psp::Micros now) {
     std::lock_guard<std::mutex> lock(priv->core_mutex);
     if (priv->run.state != State::kRunning || !priv->run.splitter)
       return UINT64_MAX;
-    /* The poll thread asks after every round (each datagram): tick only
-     * when something is due. */
-    if (now >= priv->run.splitter->next_deadline()) {
+    p2psp::Splitter &splitter = *priv->run.splitter;
+    next = priv->io.on_timer(splitter, now, [&] {
       p2psp::Outbox out;
-      priv->run.splitter->tick(now, &out);
+      splitter.tick(now, &out);
       dispatch_locked(priv, out);
-    }
-    next = priv->run.splitter->next_deadline();
-    priv->run.armed_deadline = next;
+    });
   }
   /* The poll thread is the caller: it polls the new TCP output next round. */
   emit_pending_events(self);
@@ -379,7 +350,7 @@ gboolean open_sockets(GstP2pspSplitterSink *self, const Settings &settings,
 }
 
 gboolean start_poll_thread(GstP2pspSplitterSink *self) {
-  return self->priv->poll.start_cached(
+  return self->priv->io.start(
       "p2psp-splitter",
       [self](p2psp_gst::PollThread::WatchList &list) {
         return collect_watches(self->priv, list);
@@ -399,10 +370,10 @@ void drain_tcp_output(SplitterSinkPrivate *priv) {
     bool pending = false;
     {
       std::lock_guard<std::mutex> lock(priv->core_mutex);
-      pending = priv->run.connections.wants_write();
+      pending = priv->io.connections().wants_write();
     }
     if (!pending) return;
-    priv->poll.wake();
+    priv->io.wake();
     g_usleep(kStopFlushPollUs);
   }
 }
@@ -447,38 +418,25 @@ void add_peer_array(GstStructure *s,
   gst_structure_take_value(s, "peers", &array);
 }
 
-GstStructure *build_stats(GstP2pspSplitterSink *self) {
-  SplitterSinkPrivate *priv = self->priv;
-  guint64 paced;
-  {
-    std::lock_guard<std::mutex> lock(priv->peers_mutex);
-    paced = priv->paced_buffers;
-  }
-  std::lock_guard<std::mutex> lock(priv->core_mutex);
-  p2psp::SplitterStats st;
-  std::vector<p2psp::SplitterPeerStats> peers;
-  guint num_peers = 0;
-  if (priv->run.splitter) {
-    st = priv->run.splitter->stats();
-    num_peers = priv->run.splitter->num_peers();
-    if (priv->run.state == State::kRunning)
-      peers = priv->run.splitter->peer_stats();
-    else
-      num_peers = 0;
-  }
-  GstStructure *s = gst_structure_new(
+/* The core's traffic counters, and the element's own about the sockets. */
+GstStructure *traffic_stats(const p2psp::SplitterStats &st, const Run &run,
+                            const p2psp_gst::TeamIo &io, guint num_peers) {
+  return gst_structure_new(
       "application/x-p2psp-splitter-stats", "buffers-in", G_TYPE_UINT64,
       st.buffers_in, "bytes-in", G_TYPE_UINT64, st.bytes_in, "chunks-cut",
       G_TYPE_UINT64, st.chunks_cut, "chunks-sent", G_TYPE_UINT64,
       st.chunks_sent, "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
       "chunks-dropped", G_TYPE_UINT64, st.chunks_dropped, "datagrams-dropped",
-      G_TYPE_UINT64, static_cast<guint64>(priv->run.datagrams_dropped),
+      G_TYPE_UINT64, static_cast<guint64>(io.datagrams_dropped()),
       "peers-joined", G_TYPE_UINT64, st.peers_joined, "peers-left",
       G_TYPE_UINT64, st.peers_left, "rejected-datagrams", G_TYPE_UINT64,
       st.rejected_datagrams, "rejected-connections", G_TYPE_UINT64,
-      static_cast<guint64>(st.rejected_connections +
-                           priv->run.rejected_accepts),
+      static_cast<guint64>(st.rejected_connections + run.rejected_accepts),
       "num-peers", G_TYPE_UINT, num_peers, nullptr);
+}
+
+/* Team health (docs/protocol.md section 10) and security. */
+void add_health_stats(GstStructure *s, const p2psp::SplitterStats &st) {
   gst_structure_set(
       s, "peers-timed-out", G_TYPE_UINT64, st.peers_timed_out, "peers-expelled",
       G_TYPE_UINT64, st.peers_expelled, "lost-reports", G_TYPE_UINT64,
@@ -504,6 +462,11 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
                     "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
                     "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,
                     nullptr);
+}
+
+/* Join bursts, limits on strangers, slow peers, the UDP socket. */
+void add_io_stats(GstStructure *s, const p2psp::SplitterStats &st,
+                  const Run &run, p2psp_gst::TeamIo &io, guint64 paced) {
   gst_structure_set(s, "bursts", G_TYPE_UINT64, st.bursts, "bursts-unavailable",
                     G_TYPE_UINT64, st.bursts_unavailable, "burst-chunks",
                     G_TYPE_UINT64, st.burst_chunks, "burst-bytes",
@@ -511,18 +474,36 @@ GstStructure *build_stats(GstP2pspSplitterSink *self) {
   gst_structure_set(s, "handshake-timeouts", G_TYPE_UINT64,
                     st.handshake_timeouts, "joins-limited", G_TYPE_UINT64,
                     st.joins_limited, nullptr);
-  gst_structure_set(s, "peers-slow", G_TYPE_UINT64,
-                    static_cast<guint64>(priv->run.peers_slow),
-                    "control-backlog-bytes", G_TYPE_UINT64,
-                    static_cast<guint64>(priv->run.connections.queued_bytes()),
-                    nullptr);
-  /* The kernel's side of the UDP socket. */
-  gst_structure_set(s, "kernel-drops", G_TYPE_UINT64,
-                    static_cast<guint64>(priv->run.udp_buffers.kernel_drops()),
-                    "udp-receive-buffer", G_TYPE_INT,
-                    priv->run.udp_buffers.receive_buffer(), "udp-send-buffer",
-                    G_TYPE_INT, priv->run.udp_buffers.send_buffer(),
-                    "buffers-paced", G_TYPE_UINT64, paced, nullptr);
+  gst_structure_set(
+      s, "peers-slow", G_TYPE_UINT64, static_cast<guint64>(run.peers_slow),
+      "control-backlog-bytes", G_TYPE_UINT64,
+      static_cast<guint64>(io.connections().queued_bytes()), nullptr);
+  p2psp_gst::add_udp_kernel_stats(s, io.kernel_stats());
+  gst_structure_set(s, "buffers-paced", G_TYPE_UINT64, paced, nullptr);
+}
+
+GstStructure *build_stats(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  guint64 paced;
+  {
+    std::lock_guard<std::mutex> lock(priv->peers_mutex);
+    paced = priv->paced_buffers;
+  }
+  std::lock_guard<std::mutex> lock(priv->core_mutex);
+  p2psp::SplitterStats st;
+  std::vector<p2psp::SplitterPeerStats> peers;
+  guint num_peers = 0;
+  if (priv->run.splitter) {
+    st = priv->run.splitter->stats();
+    num_peers = priv->run.splitter->num_peers();
+    if (priv->run.state == State::kRunning)
+      peers = priv->run.splitter->peer_stats();
+    else
+      num_peers = 0;
+  }
+  GstStructure *s = traffic_stats(st, priv->run, priv->io, num_peers);
+  add_health_stats(s, st);
+  add_io_stats(s, st, priv->run, priv->io, paced);
   add_peer_array(s, peers);
   return s;
 }

@@ -1,13 +1,14 @@
-/* gst-p2psp: p2pspsplittersink's private header, shared by its two files:
+/* gst-p2psp: p2pspsplittersink's private header, shared by its files:
  * gstp2pspsplittersink.cc (GObject glue: properties, signals, start/stop,
- * render, wait-for-peers, events to signals and messages) and
- * gstp2pspsplitterio.cc (sockets, the poll thread that drives
- * p2psp::Splitter, dispatch of its outboxes, stats).
+ * render, wait-for-peers, events to signals and messages),
+ * gstp2pspsplittersinkprops.cc (the property specs) and
+ * gstp2pspsplitterio.cc (the splitter's callbacks over the shared TeamIo:
+ * binding, accepting peers, slow peers, the core's timer, stats).
  *
- * Who owns what: Settings under the object lock; the Run under core_mutex
- * (streaming thread, poll thread, property readers), replaced whole by
- * start(); sockets are only closed on the poll thread (or after it stopped);
- * num-peers and wait-for-peers under peers_mutex. */
+ * Who owns what: Settings under the object lock; the Run and the TeamIo
+ * under core_mutex (streaming thread, poll thread, property readers), both
+ * replaced whole by start(); sockets are only closed on the poll thread (or
+ * after it stopped); num-peers and wait-for-peers under peers_mutex. */
 #pragma once
 
 #include <gst/p2psp/auth.h>
@@ -26,6 +27,7 @@
 #include "gstp2pspconnections.h"
 #include "gstp2pspenums.h"
 #include "gstp2pspsplittersink.h"
+#include "gstp2pspteamio.h"
 #include "gstp2psptracker.h"
 #include "gstp2psputil.h"
 
@@ -80,7 +82,6 @@ constexpr gint64 kStopFlushPollUs = 5000;
 constexpr size_t kReceiveBatch = 16;
 constexpr size_t kTcpReadSize = 16384;
 constexpr gint kListenBacklog = 64;
-constexpr p2psp::Micros kCloseGraceUs = 2000000;
 
 enum {
   PROP_0,
@@ -164,24 +165,14 @@ struct PendingEvent {
 struct Run {
   State state = State::kStopped;
   std::unique_ptr<p2psp::Splitter> splitter;
-  GRef<GSocket> listener;
-  GRef<GSocket> udp;
-  /* Its kernel buffers follow the send rate; its drop counter. */
-  p2psp_gst::UdpBuffers udp_buffers;
-  p2psp_gst::ConnectionTable connections;
-  size_t max_backlog = DEFAULT_MAX_CONTROL_BACKLOG;
   /* Members dropped for a backed-up channel, until their event is taken. */
   std::unordered_set<uint32_t> slow_peers;
   std::deque<PendingEvent> pending_events;
   /* Caps held back while wait-for-peers holds the stream. */
   std::string pending_caps;
   bool has_pending_caps = false;
-  p2psp::Micros armed_deadline = UINT64_MAX;
-  uint64_t datagrams_dropped = 0;
   uint64_t rejected_accepts = 0;
   uint64_t peers_slow = 0; /* connections dropped for their backlog */
-  std::vector<p2psp_gst::ReceivedDatagram> rx_batch =
-      std::vector<p2psp_gst::ReceivedDatagram>(kReceiveBatch);
 };
 
 }  // namespace p2psp_sink
@@ -195,12 +186,13 @@ struct SplitterSinkPrivate {
   guint wait_for_peers = DEFAULT_WAIT_FOR_PEERS;
   gint current_port = -1;
 
-  /* core_mutex guards the run: the splitter, the sockets' bookkeeping and the
-   * counters the core does not keep. Outboxes are dispatched under it too
-   * (the sends never block), so datagrams leave in the order they were cut. */
+  /* core_mutex guards the run (the splitter, the counters the core does not
+   * keep) and the I/O object's sockets, connection table and counters.
+   * Outboxes are dispatched under it too (the sends never block), so
+   * datagrams leave in the order they were cut. Reset with the run. */
   std::mutex core_mutex;
   Run run;
-  p2psp_gst::PollThread poll;
+  p2psp_gst::TeamIo io;
   /* Announces the team to the tracker while running (streaming thread:
    * start/stop only). */
   std::vector<std::unique_ptr<p2psp_gst::TrackerAnnouncer>> announcers;
@@ -244,12 +236,16 @@ void emit_event(GstP2pspSplitterSink *self, const PendingEvent &pending);
 void publish_num_peers(GstP2pspSplitterSink *self, guint num_peers);
 void emit_pending_events(GstP2pspSplitterSink *self);
 
+/* gstp2pspsplittersinkprops.cc: fills properties[] and installs them. */
+void install_properties(GObjectClass *gobject_class);
+
 /* gstp2pspsplitterio.cc */
 /* The core's configuration for a run (a new random team id each time). */
 p2psp::SplitterConfig splitter_config(const Settings &settings,
                                       guint16 udp_port);
 void take_events_locked(Run &run);
-void drop_slow_locked(Run &run, p2psp::ConnId conn, p2psp::Outbox *out);
+void drop_slow_locked(SplitterSinkPrivate *priv, p2psp::ConnId conn,
+                      p2psp::Outbox *out);
 bool dispatch_locked(SplitterSinkPrivate *priv, p2psp::Outbox &out);
 bool collect_watches(SplitterSinkPrivate *priv,
                      p2psp_gst::PollThread::WatchList &list);
@@ -271,6 +267,11 @@ void drain_tcp_output(SplitterSinkPrivate *priv);
 GstStructure *peer_structure(const p2psp::SplitterPeerStats &p);
 void add_peer_array(GstStructure *s,
                     const std::vector<p2psp::SplitterPeerStats> &peers);
+GstStructure *traffic_stats(const p2psp::SplitterStats &st, const Run &run,
+                            const p2psp_gst::TeamIo &io, guint num_peers);
+void add_health_stats(GstStructure *s, const p2psp::SplitterStats &st);
+void add_io_stats(GstStructure *s, const p2psp::SplitterStats &st,
+                  const Run &run, p2psp_gst::TeamIo &io, guint64 paced);
 GstStructure *build_stats(GstP2pspSplitterSink *self);
 gboolean remove_peer(GstP2pspSplitterSink *self, guint peer_id);
 /* Channels (docs/tracker.md): false (an element error posted) on settings
@@ -293,7 +294,7 @@ void run_core(GstP2pspSplitterSink *self, Op op) {
     op(*priv->run.splitter, p2psp_gst::monotonic_now_us(), &out);
     wake = dispatch_locked(priv, out);
   }
-  if (wake) priv->poll.wake();
+  if (wake) priv->io.wake();
   emit_pending_events(self);
 }
 

@@ -143,7 +143,7 @@ static gboolean gst_p2psp_src_start(GstBaseSrc* bsrc) {
 static gboolean gst_p2psp_src_stop(GstBaseSrc* bsrc) {
   GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->poll.stop();
+  priv->io.stop();
   leave_team(self);
   close_sockets(priv);
   {
@@ -381,19 +381,10 @@ static void gst_p2psp_src_uri_handler_init(gpointer g_iface, gpointer) {
 
 /* ------------------------------------------------------ properties ---- */
 
-static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
-                                       const GValue* value, GParamSpec* pspec) {
-  GstP2pspSrc* self = GST_P2PSP_SRC(object);
+// Stores a property in Settings. Called with the object lock.
+static void set_setting(GstP2pspSrc* self, guint prop_id, const GValue* value,
+                        GParamSpec* pspec) {
   Settings& s = self->priv->settings;
-  if (prop_id == PROP_URI) {
-    GError* error = nullptr;
-    if (!gst_p2psp_src_set_uri(self, g_value_get_string(value), &error)) {
-      GST_WARNING_OBJECT(self, "%s", error->message);
-      g_error_free(error);
-    }
-    return;
-  }
-  GST_OBJECT_LOCK(self);
   switch (prop_id) {
     case PROP_HOST: {
       const gchar* host = g_value_get_string(value);
@@ -436,7 +427,7 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
     }
     case PROP_IO_INTERVAL:
       s.io_interval_ms = g_value_get_uint(value);
-      self->priv->poll.set_period(static_cast<Micros>(s.io_interval_ms) * 1000);
+      self->priv->io.set_period(static_cast<Micros>(s.io_interval_ms) * 1000);
       break;
     case PROP_START_TIMEOUT:
       s.start_timeout_ms = g_value_get_uint(value);
@@ -445,9 +436,24 @@ static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
       s.upload_limit_bps = g_value_get_int64(value);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(self, prop_id, pspec);
       break;
   }
+}
+
+static void gst_p2psp_src_set_property(GObject* object, guint prop_id,
+                                       const GValue* value, GParamSpec* pspec) {
+  GstP2pspSrc* self = GST_P2PSP_SRC(object);
+  if (prop_id == PROP_URI) {
+    GError* error = nullptr;
+    if (!gst_p2psp_src_set_uri(self, g_value_get_string(value), &error)) {
+      GST_WARNING_OBJECT(self, "%s", error->message);
+      g_error_free(error);
+    }
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  set_setting(self, prop_id, value, pspec);
   GST_OBJECT_UNLOCK(self);
   // It is part of the latency we report.
   if (prop_id == PROP_IO_INTERVAL)
@@ -559,7 +565,7 @@ static void install_connection_properties(GObjectClass* gobject_class) {
                         0, kMaxTimeoutS, kDefaultTimeoutS, rw));
 }
 
-// The team: monitor, rejoining, passphrase, pacing, stats.
+// The team: monitor, rejoining, passphrase, pacing.
 static void install_team_properties(GObjectClass* gobject_class) {
   const auto rw = static_cast<GParamFlags>(
       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -598,6 +604,13 @@ static void install_team_properties(GObjectClass* gobject_class) {
           0, kMaxIoIntervalMs, kDefaultIoIntervalMs,
           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                    GST_PARAM_MUTABLE_PLAYING)));
+}
+
+// Joining: the late-joiner gate, the join burst, channels, the upload limit,
+// and the stats.
+static void install_join_properties(GObjectClass* gobject_class) {
+  const auto rw = static_cast<GParamFlags>(
+      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       gobject_class, PROP_START_TIMEOUT,
       g_param_spec_uint(
@@ -648,6 +661,7 @@ static void install_team_properties(GObjectClass* gobject_class) {
 static void install_properties(GObjectClass* gobject_class) {
   install_connection_properties(gobject_class);
   install_team_properties(gobject_class);
+  install_join_properties(gobject_class);
 }
 
 static void install_signals(GObjectClass* gobject_class) {

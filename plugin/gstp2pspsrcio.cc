@@ -1,5 +1,7 @@
-/* gst-p2psp: p2pspsrc's network side: the sockets, the poll thread that
- * drives p2psp::Peer, joining and leaving, and the stats. */
+/* gst-p2psp: p2pspsrc's network side over the shared TeamIo
+ * (gstp2pspteamio.h): connecting, the poll thread's callbacks that drive
+ * p2psp::Peer (its events, items for the streaming thread), joining and
+ * leaving, and the stats. */
 #include "gstp2pspmulticast.h"
 #include "gstp2pspsrcpriv.h"
 #include "gstp2psptracker.h"
@@ -78,6 +80,26 @@ void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
       "reconnects", G_TYPE_UINT, reconnects, nullptr);
 }
 
+// Address validation and paths (docs/security.md, docs/protocol.md 3.2).
+void add_path_stats(GstStructure* stats, const p2psp::PeerStats& s) {
+  gst_structure_set(stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
+                    "endpoints-moved", G_TYPE_UINT64,
+                    (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
+                    (guint64)s.moves_refused, "amplification-limited",
+                    G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
+  // Paths (docs/protocol.md 3.2, docs/elements.md).
+  gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
+                    (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
+                    (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
+                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
+                    (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
+                    (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
+                    (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
+                    (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
+                    (gboolean)(s.multicast != 0), "chunks-from-multicast",
+                    G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
+}
+
 GstStructure* build_stats(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::unique_lock<std::mutex> lock(priv->core_lock);
@@ -114,31 +136,11 @@ GstStructure* build_stats(GstP2pspSrc* self) {
       "chunk-delay-us", G_TYPE_UINT64, (guint64)s.chunk_delay_us,
       "chunk-delay-max-us", G_TYPE_UINT64, (guint64)s.chunk_delay_max_us,
       nullptr);
-  // Address validation (docs/security.md).
-  gst_structure_set(stats, "probes-sent", G_TYPE_UINT64, (guint64)s.probes_sent,
-                    "endpoints-moved", G_TYPE_UINT64,
-                    (guint64)s.endpoints_moved, "moves-refused", G_TYPE_UINT64,
-                    (guint64)s.moves_refused, "amplification-limited",
-                    G_TYPE_UINT64, (guint64)s.amplification_limited, nullptr);
-  // Paths (docs/protocol.md 3.2, docs/elements.md).
-  gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
-                    (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
-                    (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
-                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
-                    (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
-                    (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
-                    (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
-                    (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
-                    (gboolean)(s.multicast != 0), "chunks-from-multicast",
-                    G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
+  add_path_stats(stats, s);
   add_health_stats(stats, s, priv->run.reconnects);
   // The kernel's side of the UDP socket (datagrams it dropped for a full
   // receive buffer never reach the counters above).
-  gst_structure_set(stats, "kernel-drops", G_TYPE_UINT64,
-                    (guint64)priv->link.udp_kernel.kernel_drops,
-                    "udp-receive-buffer", G_TYPE_INT,
-                    priv->link.udp_kernel.receive_buffer, "udp-send-buffer",
-                    G_TYPE_INT, priv->link.udp_kernel.send_buffer, nullptr);
+  p2psp_gst::add_udp_kernel_stats(stats, priv->link.udp_kernel);
   GValue list = neighbours_list_value(
       priv->link.peer ? priv->link.peer->neighbours()
                       : std::vector<p2psp::NeighbourInfo>());
@@ -151,30 +153,18 @@ GstStructure* build_stats(GstP2pspSrc* self) {
 // Hands what the peer asked for to the sockets. Called with core_lock held.
 void dispatch_outbox(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
-  p2psp::Outbox& out = priv->link.outbox;
-  if (!out.udp.empty() && priv->net.udp) {
-    size_t bytes = 0;
-    for (const p2psp::UdpSend& send : out.udp)
-      bytes += send.data ? send.data->size() : 0;
-    priv->net.udp_buffers.count(0, bytes, p2psp_gst::monotonic_now_us());
-    size_t dropped = p2psp_gst::send_datagrams(priv->net.udp.get(), out.udp);
-    if (dropped > 0)
-      GST_LOG_OBJECT(self, "%" G_GSIZE_FORMAT " datagrams dropped", dropped);
-  }
-  if (priv->net.tcp && !priv->net.tcp_closed) {
-    for (const p2psp::TcpSend& send : out.tcp) priv->net.tcp->queue(send.data);
-    if (!out.tcp_close.empty()) priv->net.tcp_close_requested = true;
-    if (priv->net.tcp->wants_write() && !priv->net.tcp->flush()) {
-      GST_DEBUG_OBJECT(self, "writing to the splitter failed");
-      priv->net.tcp_closed = true;
-      if (priv->link.failure == Failure::kNone &&
-          !priv->link.splitter_shutdown) {
-        priv->link.failure = Failure::kLostSplitter;
-        priv->link.failure_text = "Sending to the splitter failed";
-      }
+  const uint64_t dropped_before = priv->io.datagrams_dropped();
+  const p2psp_gst::Dispatched done = priv->io.dispatch(priv->link.outbox);
+  const uint64_t dropped = priv->io.datagrams_dropped() - dropped_before;
+  if (dropped > 0)
+    GST_LOG_OBJECT(self, "%" G_GUINT64_FORMAT " datagrams dropped", dropped);
+  if (done.tcp_failed) {
+    GST_DEBUG_OBJECT(self, "writing to the splitter failed");
+    if (priv->link.failure == Failure::kNone && !priv->link.splitter_shutdown) {
+      priv->link.failure = Failure::kLostSplitter;
+      priv->link.failure_text = "Sending to the splitter failed";
     }
   }
-  out.clear();
 }
 
 // The splitter named a multicast group (docs/protocol.md 8.5): join it on
@@ -183,19 +173,42 @@ void dispatch_outbox(GstP2pspSrc* self) {
 // core_lock; the poll thread watches the socket from its next round.
 void open_multicast(GstP2pspSrc* self, const p2psp::Endpoint& group) {
   GstP2pspSrcPrivate* priv = self->priv;
-  if (priv->net.mcast) return;
-  GRef<GSocketAddress> local(g_socket_connection_get_local_address(
-      priv->net.tcp_stream.get(), nullptr));
+  if (priv->io.multicast()) return;
+  GRef<GSocketAddress> local(
+      g_socket_connection_get_local_address(priv->io.stream(), nullptr));
   const p2psp::Endpoint via =
       local ? p2psp_gst::endpoint_from_address(local.get()) : p2psp::Endpoint();
   std::string error;
-  priv->net.mcast.reset(p2psp_gst::multicast_receiver_open(group, via, &error));
-  if (priv->net.mcast) {
+  priv->io.adopt_multicast(
+      p2psp_gst::multicast_receiver_open(group, via, &error));
+  if (priv->io.multicast()) {
     GST_INFO_OBJECT(self, "joined multicast group %s",
                     group.to_string().c_str());
   } else {
     GST_INFO_OBJECT(self, "not joining multicast group %s: %s",
                     group.to_string().c_str(), error.c_str());
+  }
+}
+
+// REMOVED or REJECT: posted by the streaming thread; a shutdown is the
+// end of the stream, anything else a failure. Called with core_lock.
+void on_removed(GstP2pspSrc* self, const p2psp::PeerEvent& ev, Micros now) {
+  GstP2pspSrcPrivate* priv = self->priv;
+  priv->run.removed_unposted = true;
+  priv->run.removed_reason = ev.reason;
+  priv->run.removed_text = ev.text.empty()
+                               ? p2psp_gst::remove_reason_description(ev.reason)
+                               : ev.text;
+  if (ev.reason == p2psp::RemoveReason::kShutdown) {
+    GST_INFO_OBJECT(self, "the splitter is shutting down");
+    if (!priv->link.splitter_shutdown) priv->link.shutdown_at_us = now;
+    priv->link.splitter_shutdown = true;
+  } else if (priv->link.failure == Failure::kNone) {
+    priv->link.failure = Failure::kRemoved;
+    priv->link.failure_reason = ev.reason;
+    priv->link.failure_text =
+        ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
+                        : ev.text;
   }
 }
 
@@ -230,22 +243,7 @@ bool collect_events(GstP2pspSrc* self, Micros now,
         open_multicast(self, ev.endpoint);
         break;
       case p2psp::PeerEvent::Kind::kRemoved:
-        priv->run.removed_unposted = true;
-        priv->run.removed_reason = ev.reason;
-        priv->run.removed_text =
-            ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
-                            : ev.text;
-        if (ev.reason == p2psp::RemoveReason::kShutdown) {
-          GST_INFO_OBJECT(self, "the splitter is shutting down");
-          if (!priv->link.splitter_shutdown) priv->link.shutdown_at_us = now;
-          priv->link.splitter_shutdown = true;
-        } else if (priv->link.failure == Failure::kNone) {
-          priv->link.failure = Failure::kRemoved;
-          priv->link.failure_reason = ev.reason;
-          priv->link.failure_text =
-              ev.text.empty() ? p2psp_gst::remove_reason_description(ev.reason)
-                              : ev.text;
-        }
+        on_removed(self, ev, now);
         break;
       case p2psp::PeerEvent::Kind::kProtocolError:
         if (priv->link.failure == Failure::kNone) {
@@ -292,7 +290,7 @@ void finish_core_round(GstP2pspSrc* self, Micros now,
   news |= pump_items(priv, now);
   // A connection that ended is news until create() has dealt with it (few
   // rounds: the streaming thread tears the connection down).
-  news |= priv->link.failure != Failure::kNone || priv->net.tcp_closed;
+  news |= priv->link.failure != Failure::kNone || priv->io.tcp_closed();
   if (news) priv->core_cond.notify_all();
 }
 
@@ -305,14 +303,6 @@ void emit_signals(GstP2pspSrc* self,
   }
 }
 
-// Called with core_lock.
-void copy_udp_kernel_stats(GstP2pspSrcPrivate* priv) {
-  const p2psp_gst::UdpBuffers& b = priv->net.udp_buffers;
-  priv->link.udp_kernel.kernel_drops = b.kernel_drops();
-  priv->link.udp_kernel.receive_buffer = b.receive_buffer();
-  priv->link.udp_kernel.send_buffer = b.send_buffer();
-}
-
 // multicast: from the group's socket (Peer::on_multicast).
 void on_udp_readable(GstP2pspSrc* self, bool multicast) {
   GstP2pspSrcPrivate* priv = self->priv;
@@ -320,32 +310,24 @@ void on_udp_readable(GstP2pspSrc* self, bool multicast) {
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     Micros now = p2psp_gst::monotonic_now_us();
+    p2psp::Peer& peer = *priv->link.peer;
     // Each batch at its time of receipt: one time for a whole backlog made
     // later datagrams look sent before they arrived (a 40 to 100 ms error
     // in chunk-delay-us).
-    const bool full = p2psp_gst::drain_datagrams(
-        multicast ? priv->net.mcast.get() : priv->net.udp.get(),
-        priv->net.rx_batch, kMaxReceiveRounds,
-        [&](size_t n, Micros received) {
+    const bool full = priv->io.receive(
+        multicast ? priv->io.multicast() : priv->io.udp(), kMaxReceiveRounds,
+        [&](const p2psp_gst::ReceivedDatagram& d, Micros received) {
           now = received;
-          size_t bytes = 0;
-          for (size_t i = 0; i < n; i++) {
-            const p2psp_gst::ReceivedDatagram& d = priv->net.rx_batch[i];
-            bytes += d.size;
-            if (multicast) {
-              priv->link.peer->on_multicast(d.from, d.data.data(), d.size, now,
-                                            &priv->link.outbox);
-            } else {
-              priv->link.peer->on_udp(d.from, d.data.data(), d.size, now,
-                                      &priv->link.outbox);
-            }
-          }
-          if (!multicast) priv->net.udp_buffers.count(bytes, 0, now);
+          if (multicast)
+            peer.on_multicast(d.from, d.data.data(), d.size, now,
+                              &priv->link.outbox);
+          else
+            peer.on_udp(d.from, d.data.data(), d.size, now, &priv->link.outbox);
         },
-        multicast ? nullptr : priv->net.udp_buffers.drop_counter());
-    copy_udp_kernel_stats(priv);
+        [](Micros) {});
+    priv->link.udp_kernel = priv->io.kernel_stats();
     // With io-interval, what is left must not wait for the next interval.
-    if (full) priv->poll.run_again();
+    if (full) priv->io.run_again();
     finish_core_round(self, now, &signals);
   }
   emit_signals(self, signals);
@@ -354,7 +336,7 @@ void on_udp_readable(GstP2pspSrc* self, bool multicast) {
 // The splitter's TCP connection ended. Called with core_lock held.
 void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why) {
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->net.tcp_closed = true;
+  priv->io.set_tcp_closed();
   priv->link.peer->on_tcp_closed(now, &priv->link.outbox);
   // A splitter that shuts down says so before closing; anything else is a
   // lost connection.
@@ -367,10 +349,10 @@ void on_tcp_ended(GstP2pspSrc* self, Micros now, const char* why) {
 void read_tcp(GstP2pspSrc* self, Micros now,
               std::vector<NeighbourSignal>* signals) {
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->net.tcp_rx.resize(kTcpReadSize);
-  while (!priv->net.tcp_closed) {
-    gssize n = priv->net.tcp->read_some(priv->net.tcp_rx.data(),
-                                        priv->net.tcp_rx.size());
+  priv->link.tcp_rx.resize(kTcpReadSize);
+  while (!priv->io.tcp_closed()) {
+    gssize n = priv->io.tcp()->read_some(priv->link.tcp_rx.data(),
+                                         priv->link.tcp_rx.size());
     if (n == -2) break;
     if (n <= 0) {
       // Events already read (e.g. a shutdown notice) decide what EOF means.
@@ -380,7 +362,7 @@ void read_tcp(GstP2pspSrc* self, Micros now,
                           : "Reading from the splitter failed");
       break;
     }
-    priv->link.peer->on_tcp_data(priv->net.tcp_rx.data(),
+    priv->link.peer->on_tcp_data(priv->link.tcp_rx.data(),
                                  static_cast<size_t>(n), now,
                                  &priv->link.outbox);
   }
@@ -392,7 +374,7 @@ void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     const Micros now = p2psp_gst::monotonic_now_us();
-    if ((condition & G_IO_OUT) && !priv->net.tcp->flush())
+    if ((condition & G_IO_OUT) && !priv->io.tcp()->flush())
       on_tcp_ended(self, now, "Sending to the splitter failed");
     if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
       read_tcp(self, now, &signals);
@@ -401,35 +383,11 @@ void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
   emit_signals(self, signals);
 }
 
-// Rewrites the poll list only when what is watched changed (the TCP
-// socket's write interest, its end): most rounds keep the registered set.
+// The connection to the splitter, UDP and the multicast group's socket.
 bool watch_sockets(GstP2pspSrc* self, p2psp_gst::PollThread::WatchList& list) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::unique_lock<std::mutex> lock(priv->core_lock);
-  if (priv->net.tcp_close_requested && !priv->net.tcp->wants_write() &&
-      !priv->net.tcp_closed) {
-    // The peer is done with the splitter: stop watching, close in stop().
-    priv->net.tcp_closed = true;
-  }
-  int condition = 0;
-  if (!priv->net.tcp_closed) {
-    condition = G_IO_IN;
-    if (priv->net.tcp->wants_write()) condition |= G_IO_OUT;
-  }
-  const bool mcast = static_cast<bool>(priv->net.mcast);
-  if (!list.empty() && condition == priv->net.watched_tcp &&
-      mcast == priv->net.watched_mcast) {
-    return false;
-  }
-  priv->net.watched_tcp = condition;
-  priv->net.watched_mcast = mcast;
-  list.clear();
-  if (condition != 0)
-    list.emplace_back(priv->net.tcp->socket(),
-                      static_cast<GIOCondition>(condition));
-  list.emplace_back(priv->net.udp.get(), G_IO_IN);
-  if (priv->net.mcast) list.emplace_back(priv->net.mcast.get(), G_IO_IN);
-  return true;
+  return priv->io.watches(list);
 }
 
 // GstP2pspSrcLoss, at most once a second, when chunks were lost or
@@ -466,12 +424,11 @@ Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
   GstStructure* loss = nullptr;
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
-    // Called after every poll round: the core only when it has work.
-    if (now >= priv->link.peer->next_deadline()) {
-      priv->link.peer->tick(now, &priv->link.outbox);
+    p2psp::Peer& peer = *priv->link.peer;
+    deadline = priv->io.on_timer(peer, now, [&] {
+      peer.tick(now, &priv->link.outbox);
       finish_core_round(self, now, &signals);
-    }
-    deadline = priv->link.peer->next_deadline();
+    });
     loss = loss_message_if_due(priv, now);
   }
   emit_signals(self, signals);
@@ -484,15 +441,15 @@ Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
 bool start_poll_thread(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
   // Its period is io-interval, which set_property keeps up to date.
-  return priv->poll.start_cached(
+  return priv->io.start(
       "p2pspsrc-io",
       [self](p2psp_gst::PollThread::WatchList& list) {
         return watch_sockets(self, list);
       },
       [self](GSocket* socket, GIOCondition condition) {
-        if (socket == self->priv->net.udp.get())
+        if (socket == self->priv->io.udp())
           on_udp_readable(self, false);
-        else if (socket == self->priv->net.mcast.get())
+        else if (socket == self->priv->io.multicast())
           on_udp_readable(self, true);
         else
           on_tcp_io(self, condition);
@@ -576,22 +533,17 @@ OpenError open_tcp(GstP2pspSrc* self, guint connect_timeout_s,
   GRef<GSocketClient> client(g_socket_client_new());
   g_socket_client_set_timeout(client.get(), connect_timeout_s);
   GST_DEBUG_OBJECT(self, "connecting to %s:%d", host.c_str(), port);
-  priv->net.tcp_stream.reset(g_socket_client_connect(
+  GSocketConnection* stream = g_socket_client_connect(
       client.get(), G_SOCKET_CONNECTABLE(splitter.get()), priv->cancel.get(),
-      &error));
-  if (!priv->net.tcp_stream) {
+      &error);
+  if (stream == nullptr) {
     GErrorPtr owned(error);
     *detail = error->message;
     return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
                ? OpenError::kCancelled
                : OpenError::kConnect;
   }
-  GSocket* socket = g_socket_connection_get_socket(priv->net.tcp_stream.get());
-  // The client's timeout was for connecting; the poll thread never blocks.
-  g_socket_set_timeout(socket, 0);
-  g_socket_set_blocking(socket, FALSE);
-  priv->net.tcp = std::make_unique<p2psp_gst::TcpConnection>(
-      G_SOCKET(g_object_ref(socket)));
+  priv->io.adopt_stream(stream);
   return OpenError::kNone;
 }
 
@@ -600,25 +552,21 @@ OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
                    std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
-  priv->net.udp.reset(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
-                                   G_SOCKET_PROTOCOL_UDP, &error));
-  if (priv->net.udp) {
+  GRef<GSocket> udp(g_socket_new(family, G_SOCKET_TYPE_DATAGRAM,
+                                 G_SOCKET_PROTOCOL_UDP, &error));
+  if (udp) {
     GRef<GInetAddress> any(g_inet_address_new_any(family));
     GRef<GSocketAddress> local(g_inet_socket_address_new(any.get(), 0));
-    if (!g_socket_bind(priv->net.udp.get(), local.get(), FALSE, &error))
-      priv->net.udp.reset();
+    if (!g_socket_bind(udp.get(), local.get(), FALSE, &error)) udp.reset();
   }
-  if (!priv->net.udp) {
+  if (!udp) {
     GErrorPtr owned(error);
     *detail = error->message;
     return OpenError::kUdp;
   }
-  g_socket_set_blocking(priv->net.udp.get(), FALSE);
-  priv->net.udp_buffers.attach(priv->net.udp.get());
-  {
-    std::unique_lock<std::mutex> lock(priv->core_lock);
-    copy_udp_kernel_stats(priv);
-  }
+  std::unique_lock<std::mutex> lock(priv->core_lock);
+  priv->io.adopt_udp(udp.release(), kReceiveBatch);
+  priv->link.udp_kernel = priv->io.kernel_stats();
   return OpenError::kNone;
 }
 
@@ -627,10 +575,10 @@ OpenError open_udp(GstP2pspSrc* self, GSocketFamily family,
 // socket's port. Reported in JOIN so that a member behind the same NAT can
 // reach it directly (docs/protocol.md 3.2); invalid when unknown.
 p2psp::Endpoint local_udp_endpoint(GstP2pspSrcPrivate* priv) {
-  GRef<GSocketAddress> tcp_local(g_socket_connection_get_local_address(
-      priv->net.tcp_stream.get(), nullptr));
+  GRef<GSocketAddress> tcp_local(
+      g_socket_connection_get_local_address(priv->io.stream(), nullptr));
   GRef<GSocketAddress> udp_local(
-      g_socket_get_local_address(priv->net.udp.get(), nullptr));
+      g_socket_get_local_address(priv->io.udp(), nullptr));
   if (!tcp_local || !udp_local) return p2psp::Endpoint();
   const p2psp::Endpoint tcp = p2psp_gst::endpoint_from_address(tcp_local.get());
   const p2psp::Endpoint udp = p2psp_gst::endpoint_from_address(udp_local.get());
@@ -641,8 +589,8 @@ p2psp::Endpoint local_udp_endpoint(GstP2pspSrcPrivate* priv) {
 OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   GstP2pspSrcPrivate* priv = self->priv;
   GError* error = nullptr;
-  GRef<GSocketAddress> remote(g_socket_connection_get_remote_address(
-      priv->net.tcp_stream.get(), &error));
+  GRef<GSocketAddress> remote(
+      g_socket_connection_get_remote_address(priv->io.stream(), &error));
   GErrorPtr owned(error);
   const p2psp::Endpoint splitter =
       p2psp_gst::endpoint_from_address(remote.get());
@@ -668,7 +616,6 @@ OpenError start_peer(GstP2pspSrc* self, std::string* detail) {
   config.upload_limit_bps = priv->active.upload_limit_bps;
   const p2psp::Endpoint local = local_udp_endpoint(priv);
   if (local.valid()) config.local_endpoints.push_back(local);
-  priv->net.rx_batch.resize(kReceiveBatch);
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     const Micros now = p2psp_gst::monotonic_now_us();
@@ -695,7 +642,7 @@ OpenError open_connection(GstP2pspSrc* self, guint connect_timeout_s,
   OpenError ret = open_tcp(self, connect_timeout_s, detail);
   if (ret == OpenError::kNone) ret = start_peer(self, detail);
   if (ret != OpenError::kNone) {
-    self->priv->poll.stop();
+    self->priv->io.stop();
     close_sockets(self->priv);
     std::unique_lock<std::mutex> lock(self->priv->core_lock);
     self->priv->link.peer.reset();
@@ -755,7 +702,7 @@ GstFlowReturn connect_to_splitter(GstP2pspSrc* self) {
 // what the next connection needs to know.
 void teardown_connection(GstP2pspSrc* self) {
   GstP2pspSrcPrivate* priv = self->priv;
-  priv->poll.stop();
+  priv->io.stop();
   close_sockets(priv);
   std::unique_lock<std::mutex> lock(priv->core_lock);
   if (priv->link.peer) {
@@ -771,15 +718,16 @@ void teardown_connection(GstP2pspSrc* self) {
 
 // Gives queued TCP bytes (the goodbye) a bounded chance to leave.
 void flush_tcp_bounded(GstP2pspSrcPrivate* priv) {
-  if (!priv->net.tcp || priv->net.tcp_closed) return;
+  p2psp_gst::TcpConnection* tcp = priv->io.tcp();
+  if (!priv->io.tcp_open()) return;
   const Micros end = p2psp_gst::monotonic_now_us() + kLeaveFlushUs;
-  while (priv->net.tcp->wants_write()) {
+  while (tcp->wants_write()) {
     const Micros now = p2psp_gst::monotonic_now_us();
     if (now >= end) break;
-    g_socket_condition_timed_wait(priv->net.tcp->socket(), G_IO_OUT,
+    g_socket_condition_timed_wait(tcp->socket(), G_IO_OUT,
                                   static_cast<gint64>(end - now), nullptr,
                                   nullptr);
-    if (!priv->net.tcp->flush()) break;
+    if (!tcp->flush()) break;
   }
 }
 
@@ -795,13 +743,8 @@ void leave_team(GstP2pspSrc* self) {
 }
 
 void close_sockets(GstP2pspSrcPrivate* priv) {
-  priv->net.tcp.reset();
-  if (priv->net.tcp_stream)
-    g_io_stream_close(G_IO_STREAM(priv->net.tcp_stream.get()), nullptr,
-                      nullptr);
-  priv->net.tcp_stream.reset();
-  if (priv->net.udp) g_socket_close(priv->net.udp.get(), nullptr);
-  priv->net = Sockets();
+  priv->io.close();
+  priv->io.reset();
 }
 
 }  // namespace p2psp_src

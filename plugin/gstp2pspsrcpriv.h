@@ -5,9 +5,9 @@
  * rejoining, mapping buffers, caps and stream headers).
  *
  * Who owns what: Settings under the object lock; Link and Run under
- * core_lock (poll thread and streaming thread); Sockets set up by the
- * streaming thread, then used by the poll thread only; Output by the
- * streaming thread only. Each is reset by assignment. */
+ * core_lock (poll thread and streaming thread); the TeamIo (sockets, poll
+ * thread) set up by the streaming thread, then used under core_lock;
+ * Output by the streaming thread only. Each is reset by assignment. */
 #pragma once
 
 #include <gio/gio.h>
@@ -26,6 +26,7 @@
 
 #include "gstp2pspenums.h"
 #include "gstp2pspsrc.h"
+#include "gstp2pspteamio.h"
 #include "gstp2psputil.h"
 
 GST_DEBUG_CATEGORY_EXTERN(gst_p2psp_src_debug);
@@ -173,13 +174,10 @@ struct Link {
   bool splitter_shutdown = false;
   Micros shutdown_at_us = 0;
   uint64_t chunks_seen = 0;
-  // The UDP socket's kernel side, copied from the poll thread's
-  // UdpBuffers for stats (docs/elements.md).
-  struct {
-    uint64_t kernel_drops = 0;
-    int receive_buffer = 0;
-    int send_buffer = 0;
-  } udp_kernel;
+  // The UDP socket's kernel side, copied from the I/O object for stats
+  // (docs/elements.md).
+  p2psp_gst::UdpKernelStats udp_kernel;
+  std::vector<uint8_t> tcp_rx;  // the poll thread's TCP read buffer
   // Items popped by the poll thread, in order, for the streaming thread: it
   // is woken only when there is one (or news), not for every datagram.
   std::deque<p2psp::StreamItem> ready;
@@ -214,23 +212,6 @@ struct Run {
   uint64_t posted_recovered = 0;
   uint64_t posted_nacks_sent = 0;
   Micros loss_posted_us = 0;
-};
-
-// Sockets: set up by create(), then used by the poll thread only, until
-// stop() has stopped it. Replaced whole once closed.
-struct Sockets {
-  GRef<GSocketConnection> tcp_stream;
-  std::unique_ptr<p2psp_gst::TcpConnection> tcp;
-  bool tcp_close_requested = false;
-  bool tcp_closed = false;
-  // The TCP conditions in the poll thread's current list (0: not watched).
-  int watched_tcp = -1;
-  bool watched_mcast = false;  // the group's socket is in the list
-  GRef<GSocket> udp;
-  p2psp_gst::UdpBuffers udp_buffers;  // sized from the traffic, drop counter
-  GRef<GSocket> mcast; /* the splitter's multicast group, once named */
-  std::vector<p2psp_gst::ReceivedDatagram> rx_batch;
-  std::vector<uint8_t> tcp_rx;
 };
 
 // Output, owned by the streaming thread. Replaced whole by start()/stop().
@@ -270,8 +251,9 @@ struct GstP2pspSrcPrivate {
   Link link;
   Run run;
 
-  Sockets net;
-  p2psp_gst::PollThread poll;
+  // The sockets, the poll thread, dispatch: set up by create() (the poll
+  // thread stopped), then used under core_lock. Reset once closed.
+  p2psp_gst::TeamIo io;
 
   Output out;
 };
@@ -292,7 +274,9 @@ GValue neighbours_list_value(
     const std::vector<p2psp::NeighbourInfo>& neighbours);
 void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
                       guint reconnects);
+void add_path_stats(GstStructure* stats, const p2psp::PeerStats& s);
 GstStructure* build_stats(GstP2pspSrc* self);
+void on_removed(GstP2pspSrc* self, const p2psp::PeerEvent& ev, Micros now);
 void dispatch_outbox(GstP2pspSrc* self);
 bool collect_events(GstP2pspSrc* self, Micros now,
                     std::vector<NeighbourSignal>* signals);

@@ -42,6 +42,12 @@ class GRef {
     p_ = adopt;
   }
   T *get() const { return p_; }
+  /* Gives the reference away (transfer full). */
+  T *release() {
+    T *p = p_;
+    p_ = nullptr;
+    return p;
+  }
   explicit operator bool() const { return p_ != nullptr; }
 
  private:

@@ -1,0 +1,175 @@
+/* gst-p2psp: the team I/O object both elements share (issue 12), in the
+ * shape of gst-plugins-bad's GstSRTObject: it owns the sockets (UDP, the
+ * splitter's listener and connection table, a peer's one TCP connection and
+ * its multicast socket), the poll thread and its watch list, batched UDP
+ * reads and sends, the timer's scheduling, the dispatch of a core's Outbox
+ * and the stats both elements report alike. The elements keep the GStreamer
+ * glue and their role's callbacks (accepting peers, a peer's events).
+ *
+ * Locking: the poll thread's controls (start, stop, wake, run_again,
+ * set_period) are thread-safe; everything else is guarded by the owning
+ * element's core lock, the same lock its core runs under. Nothing here
+ * knows the P2PSP protocol: it moves outboxes, whatever is in them. */
+#pragma once
+
+#include <gio/gio.h>
+#include <gst/gst.h>
+#include <gst/p2psp/outbox.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gstp2pspconnections.h"
+#include "gstp2pspudp.h"
+#include "gstp2psputil.h"
+
+namespace p2psp_gst {
+
+/* The kernel's side of the UDP socket, as both elements report it. */
+struct UdpKernelStats {
+  uint64_t kernel_drops = 0;
+  int receive_buffer = 0;
+  int send_buffer = 0;
+};
+
+/* kernel-drops, udp-receive-buffer, udp-send-buffer (docs/elements.md). */
+void add_udp_kernel_stats(GstStructure *stats, const UdpKernelStats &k);
+
+/* What a dispatch did that the element must act on. */
+struct Dispatched {
+  /* TCP output queued or a close asked for: the poll thread must look. */
+  bool wake = false;
+  /* Connections of the table whose output went past max_backlog. */
+  std::vector<p2psp::ConnId> slow;
+  /* The single connection's write failed (it is marked closed). */
+  bool tcp_failed = false;
+};
+
+class TeamIo {
+ public:
+  TeamIo() = default;
+  TeamIo(const TeamIo &) = delete;
+  TeamIo &operator=(const TeamIo &) = delete;
+
+  /* ---- sockets ---- */
+
+  /* Adopts the team's UDP socket: non-blocking, buffers sized from the
+   * traffic, the kernel's drop counter on; reads in batches of `batch`. */
+  void adopt_udp(GSocket *adopt, size_t batch);
+  GSocket *udp() const { return net_.udp.get(); }
+  /* The splitter: its TCP listener and the connections it accepted, each
+   * bounded by max_backlog unsent bytes. */
+  void adopt_listener(GSocket *adopt, size_t max_backlog);
+  GSocket *listener() const { return net_.listener.get(); }
+  ConnectionTable &connections() { return net_.connections; }
+  size_t max_backlog() const { return net_.max_backlog; }
+  /* A peer: its one TCP connection (to the splitter). */
+  void adopt_stream(GSocketConnection *adopt);
+  GSocketConnection *stream() const { return net_.tcp_stream.get(); }
+  TcpConnection *tcp() const { return net_.tcp.get(); }
+  bool tcp_open() const { return net_.tcp && !net_.tcp_closed; }
+  bool tcp_closed() const { return net_.tcp_closed; }
+  void set_tcp_closed() { net_.tcp_closed = true; }
+  /* A peer: the multicast group's socket, once joined. */
+  void adopt_multicast(GSocket *adopt) { net_.mcast.reset(adopt); }
+  GSocket *multicast() const { return net_.mcast.get(); }
+
+  /* Closes every socket. The counters stay for the stats until reset(). */
+  void close();
+  /* A fresh set (after close() or the poll thread stopped): no reset list. */
+  void reset() { net_ = Net(); }
+
+  /* ---- sending ---- */
+
+  /* Sends the datagrams (what the kernel refuses is dropped and counted),
+   * queues the TCP bytes (the table bounded; the single connection flushed
+   * at once), marks the closes, and clears `out`. */
+  Dispatched dispatch(p2psp::Outbox &out);
+  uint64_t datagrams_dropped() const { return net_.datagrams_dropped; }
+
+  /* ---- receiving ---- */
+
+  /* The UDP read loop: on_datagram(d, now) for each datagram of each batch,
+   * then after_batch(now); `now` is the batch's time of receipt. The team
+   * socket's traffic sizes its buffers. Returns TRUE when max_rounds full
+   * batches came (more may be waiting). */
+  template <typename OnDatagram, typename AfterBatch>
+  bool receive(GSocket *sock, int max_rounds, OnDatagram on_datagram,
+               AfterBatch after_batch) {
+    const bool team = sock == net_.udp.get();
+    return drain_datagrams(
+        sock, net_.rx_batch, max_rounds,
+        [&](size_t n, p2psp::Micros now) {
+          size_t bytes = 0;
+          for (size_t i = 0; i < n; i++) {
+            bytes += net_.rx_batch[i].size;
+            on_datagram(net_.rx_batch[i], now);
+          }
+          if (team) net_.udp_buffers.count(bytes, 0, now);
+          after_batch(now);
+        },
+        team ? net_.udp_buffers.drop_counter() : nullptr);
+  }
+  UdpKernelStats kernel_stats() const;
+
+  /* ---- the poll thread ---- */
+
+  /* The list the poll thread watches: the splitter's listener, UDP and
+   * connections (closing those due first), or a peer's connection, UDP and
+   * multicast socket. FALSE when it did not change since the last round. */
+  bool watches(PollThread::WatchList &list);
+  bool start(const char *name, PollThread::CachedWatchCallback watches,
+             PollThread::SocketCallback on_io,
+             PollThread::TimerCallback on_timer) {
+    return poll_.start_cached(name, std::move(watches), std::move(on_io),
+                              std::move(on_timer));
+  }
+  void stop() { poll_.stop(); }
+  void wake() { poll_.wake(); }
+  void run_again() { poll_.run_again(); }
+  void set_period(p2psp::Micros period) { poll_.set_period(period); }
+
+  /* The timer: runs tick() when the core's deadline is due (the poll thread
+   * asks after every round) and returns the next one, which it remembers. */
+  template <typename Core, typename Tick>
+  p2psp::Micros on_timer(Core &core, p2psp::Micros now, Tick tick) {
+    if (now >= core.next_deadline()) tick();
+    net_.armed_deadline = core.next_deadline();
+    return net_.armed_deadline;
+  }
+  /* The core now wants the timer earlier than the poll thread waits for. */
+  bool deadline_moved_up(p2psp::Micros next) const {
+    return next < net_.armed_deadline;
+  }
+
+ private:
+  bool connection_watches(PollThread::WatchList &list);
+  bool table_watches(PollThread::WatchList &list);
+  void dispatch_tcp(p2psp::Outbox &out, Dispatched *done);
+
+  /* One run's sockets and counters, replaced whole by reset(). */
+  struct Net {
+    GRef<GSocket> udp;
+    UdpBuffers udp_buffers;
+    std::vector<ReceivedDatagram> rx_batch;
+    uint64_t datagrams_dropped = 0;
+    p2psp::Micros armed_deadline = UINT64_MAX;
+    /* The splitter. */
+    GRef<GSocket> listener;
+    ConnectionTable connections;
+    size_t max_backlog = 0;
+    /* A peer. */
+    GRef<GSocketConnection> tcp_stream;
+    std::unique_ptr<TcpConnection> tcp;
+    bool tcp_close_requested = false;
+    bool tcp_closed = false;
+    int watched_tcp = -1; /* conditions in the current list, 0: none */
+    bool watched_mcast = false;
+    GRef<GSocket> mcast;
+  };
+  Net net_;
+  PollThread poll_;
+};
+
+}  // namespace p2psp_gst
