@@ -152,6 +152,7 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const Settings settings = priv->settings;
   GST_OBJECT_UNLOCK(self);
 
+  priv->icy.reset();
   if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase) ||
       !check_tracker_settings(self, settings))
     return FALSE;
@@ -245,11 +246,7 @@ bool team_short(GstP2pspSplitterSink *self) {
  * that was waited for gets it in-band instead of it being cut for nobody),
  * but WELCOME has them at once: a peer that joins as the team fills up may
  * get its TEAM after the first chunks went out. */
-gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
-  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
-  gchar *text = gst_caps_to_string(caps);
-  const std::string caps_string(text);
-  g_free(text);
+gboolean give_caps(GstP2pspSplitterSink *self, const std::string &caps_string) {
   GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
   if (team_short(self)) {
     std::lock_guard<std::mutex> lock(self->priv->core_mutex);
@@ -265,6 +262,35 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
              s.set_caps(caps_string, now, out);
            });
   return TRUE;
+}
+
+/* application/x-icy (souphttpsrc's default iradio-mode on a radio mount):
+ * the caps say nothing of the audio and joiners could not use them. The
+ * metadata blocks are taken out in render() and what is left is typefound
+ * like a stream that came without caps. */
+bool take_icy_caps(GstP2pspSplitterSink *self, const std::string &caps) {
+  SplitterSinkPrivate *priv = self->priv;
+  if (!p2psp::caps_are_icy(caps)) {
+    priv->icy.reset();
+    return false;
+  }
+  const size_t interval = p2psp::icy_metadata_interval(caps);
+  /* Caps repeated mid-stream must not restart the count of bytes. */
+  if (!priv->icy || priv->icy->stats().bytes_in == 0) {
+    priv->icy = std::make_unique<p2psp::IcyDeinterleaver>(interval);
+  }
+  GST_INFO_OBJECT(self, "ICY stream, metadata every %zu bytes: stripped",
+                  interval);
+  return true;
+}
+
+gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  gchar *text = gst_caps_to_string(caps);
+  const std::string caps_string(text);
+  g_free(text);
+  if (take_icy_caps(self, caps_string)) return TRUE;
+  return give_caps(self, caps_string);
 }
 
 /* Called with core_mutex held. */
@@ -361,7 +387,9 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   }
   if (tf.done) return FALSE;
   constexpr size_t kTypefindBytes = 64 * 1024;
-  if (!final && gst_pad_has_current_caps(GST_BASE_SINK_PAD(self))) {
+  const bool upstream_caps =
+      gst_pad_has_current_caps(GST_BASE_SINK_PAD(self)) && !priv->icy;
+  if (!final && upstream_caps) {
     tf.done = tf.held.empty();
     if (tf.done) return FALSE;
   }
@@ -380,7 +408,9 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   if (found) {
     GST_INFO_OBJECT(self, "no caps from upstream, typefound %" GST_PTR_FORMAT,
                     caps);
-    gst_p2psp_splitter_sink_set_caps(GST_BASE_SINK(self), caps);
+    gchar *text = gst_caps_to_string(caps);
+    give_caps(self, text);
+    g_free(text);
   }
   if (caps != nullptr) gst_caps_unref(caps);
   /* A slow stream is not held back for more than 2 s. */
@@ -426,6 +456,35 @@ void pace_catch_up(GstP2pspSplitterSink *self, GstClockTime running_time) {
                             [priv] { return priv->unlocked; });
 }
 
+/* Takes the ICY metadata out of mb; a new StreamTitle becomes a tag on the
+ * bus (joiners do not get it: the protocol carries no tags). FALSE when
+ * nothing of the stream is left in mb. */
+bool strip_icy(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb) {
+  p2psp::IcyDeinterleaver *icy = self->priv->icy.get();
+  if (icy == nullptr) return true;
+  const uint64_t bad = icy->stats().bad_blocks;
+  std::vector<uint8_t> stream;
+  stream.reserve(mb->data.size());
+  icy->push(mb->data.data(), mb->data.size(), &stream);
+  mb->data = std::move(stream);
+  if (icy->stats().bad_blocks != bad) {
+    GST_WARNING_OBJECT(self,
+                       "ICY metadata block that is not text (%" G_GUINT64_FORMAT
+                       " so far): is metadata-interval right?",
+                       icy->stats().bad_blocks);
+  }
+  std::string title;
+  if (icy->take_title(&title)) {
+    GST_INFO_OBJECT(self, "ICY StreamTitle '%s'", title.c_str());
+    gst_element_post_message(
+        GST_ELEMENT(self),
+        gst_message_new_tag(
+            GST_OBJECT(self),
+            gst_tag_list_new(GST_TAG_TITLE, title.c_str(), nullptr)));
+  }
+  return !mb->data.empty();
+}
+
 GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
                                              GstBuffer *buffer) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
@@ -440,6 +499,7 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
   }
   GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
   pace_catch_up(self, mb.pts);
+  if (!strip_icy(self, &mb)) return GST_FLOW_OK;
   if (typefind_uncapped(self, &mb, FALSE)) return GST_FLOW_OK;
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {

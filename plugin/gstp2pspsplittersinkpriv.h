@@ -11,6 +11,7 @@
 #pragma once
 
 #include <gst/p2psp/auth.h>
+#include <gst/p2psp/icy.h>
 #include <gst/p2psp/splitter.h>
 #include <sys/socket.h>
 
@@ -214,6 +215,10 @@ struct SplitterSinkPrivate {
     std::vector<p2psp::MediaBuffer> held;
     gint64 since_us = 0; /* monotonic time of the first held buffer */
   } typefind;
+
+  /* ICY metadata taken out of an application/x-icy stream before it is
+   * typefound and cut (streaming thread only; null: none). */
+  std::unique_ptr<p2psp::IcyDeinterleaver> icy;
 
   /* Serialises signal emission so handlers see events in order; never held
    * together with core_mutex. */
