@@ -29,8 +29,10 @@ std::vector<uint8_t> model(size_t interval, const std::vector<uint8_t>& in) {
       if (--block_left == 0) in_block = false, until_block = interval;
     } else if (until_block == 0) {
       block_left = 16u * b;
-      if (block_left != 0) in_block = true;
-      else until_block = interval;
+      if (block_left != 0)
+        in_block = true;
+      else
+        until_block = interval;
     } else {
       out.push_back(b);
       --until_block;
