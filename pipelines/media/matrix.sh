@@ -22,7 +22,9 @@
 # stream. The row's result line (RESULT ...) is what bench/media-matrix.sh
 # tabulates.
 #
-# Env: JOIN (3), REC (6), MIN_RATIO (0.9). Exit 0 pass, 1 fail, 77 when an
+# Env: JOIN (3), REC (6), MIN_RATIO (0.9), ICY (extra souphttpsrc
+# properties, e.g. ICY=iradio-mode=false: no ICY metadata from Icecast;
+# unset, radio mounts carry it and the splitter strips it). Exit 0 pass, 1 fail, 77 when an
 # element or tool it needs is missing.
 set -u
 ROWS="ogg-theora-vorbis-icecast-oggparse ogg-theora-vorbis-icecast-raw
