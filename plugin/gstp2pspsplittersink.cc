@@ -557,8 +557,8 @@ bool upstream_is_live(GstBaseSink *sink) {
  * the splitter has no other sink to keep in step with. basesink would hold
  * every buffer until its running time plus the pipeline's latency, on the
  * source's own thread: behind tsparse (100 ms of latency) udpsrc then read
- * one datagram every 100 ms and the socket dropped the rest. A stream that
- * is not live (filesrc) still leaves at its time; a live backlog is paced
+ * one datagram every 100 ms and fell ever further behind the stream. A stream
+ * that is not live (filesrc) still leaves at its time; a live backlog is paced
  * by pace_catch_up(). */
 void gst_p2psp_splitter_sink_get_times(GstBaseSink *sink, GstBuffer *buffer,
                                        GstClockTime *start, GstClockTime *end) {
