@@ -152,6 +152,8 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   const Settings settings = priv->settings;
   GST_OBJECT_UNLOCK(self);
 
+  priv->icy.reset();
+  priv->upstream_live = -1;
   if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase) ||
       !check_tracker_settings(self, settings))
     return FALSE;
@@ -239,11 +241,7 @@ bool team_short(GstP2pspSplitterSink *self) {
  * that was waited for gets it in-band instead of it being cut for nobody),
  * but WELCOME has them at once: a peer that joins as the team fills up may
  * get its TEAM after the first chunks went out. */
-gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
-  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
-  gchar *text = gst_caps_to_string(caps);
-  const std::string caps_string(text);
-  g_free(text);
+gboolean give_caps(GstP2pspSplitterSink *self, const std::string &caps_string) {
   GST_DEBUG_OBJECT(self, "caps %s", caps_string.c_str());
   if (team_short(self)) {
     std::lock_guard<std::mutex> lock(self->priv->core_mutex);
@@ -259,6 +257,35 @@ gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
              s.set_caps(caps_string, now, out);
            });
   return TRUE;
+}
+
+/* application/x-icy (souphttpsrc's default iradio-mode on a radio mount):
+ * the caps say nothing of the audio and joiners could not use them. The
+ * metadata blocks are taken out in render() and what is left is typefound
+ * like a stream that came without caps. */
+bool take_icy_caps(GstP2pspSplitterSink *self, const std::string &caps) {
+  SplitterSinkPrivate *priv = self->priv;
+  if (!p2psp::caps_are_icy(caps)) {
+    priv->icy.reset();
+    return false;
+  }
+  const size_t interval = p2psp::icy_metadata_interval(caps);
+  /* Caps repeated mid-stream must not restart the count of bytes. */
+  if (!priv->icy || priv->icy->stats().bytes_in == 0) {
+    priv->icy = std::make_unique<p2psp::IcyDeinterleaver>(interval);
+  }
+  GST_INFO_OBJECT(self, "ICY stream, metadata every %zu bytes: stripped",
+                  interval);
+  return true;
+}
+
+gboolean gst_p2psp_splitter_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
+  auto *self = GST_P2PSP_SPLITTER_SINK(sink);
+  gchar *text = gst_caps_to_string(caps);
+  const std::string caps_string(text);
+  g_free(text);
+  if (take_icy_caps(self, caps_string)) return TRUE;
+  return give_caps(self, caps_string);
 }
 
 /* Called with core_mutex held. */
@@ -355,7 +382,9 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   }
   if (tf.done) return FALSE;
   constexpr size_t kTypefindBytes = 64 * 1024;
-  if (!final && gst_pad_has_current_caps(GST_BASE_SINK_PAD(self))) {
+  const bool upstream_caps =
+      gst_pad_has_current_caps(GST_BASE_SINK_PAD(self)) && !priv->icy;
+  if (!final && upstream_caps) {
     tf.done = tf.held.empty();
     if (tf.done) return FALSE;
   }
@@ -374,7 +403,9 @@ gboolean typefind_uncapped(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb,
   if (found) {
     GST_INFO_OBJECT(self, "no caps from upstream, typefound %" GST_PTR_FORMAT,
                     caps);
-    gst_p2psp_splitter_sink_set_caps(GST_BASE_SINK(self), caps);
+    gchar *text = gst_caps_to_string(caps);
+    give_caps(self, text);
+    g_free(text);
   }
   if (caps != nullptr) gst_caps_unref(caps);
   /* A slow stream is not held back for more than 2 s. */
@@ -420,6 +451,35 @@ void pace_catch_up(GstP2pspSplitterSink *self, GstClockTime running_time) {
                             [priv] { return priv->unlocked; });
 }
 
+/* Takes the ICY metadata out of mb; a new StreamTitle becomes a tag on the
+ * bus (joiners do not get it: the protocol carries no tags). FALSE when
+ * nothing of the stream is left in mb. */
+bool strip_icy(GstP2pspSplitterSink *self, p2psp::MediaBuffer *mb) {
+  p2psp::IcyDeinterleaver *icy = self->priv->icy.get();
+  if (icy == nullptr) return true;
+  const uint64_t bad = icy->stats().bad_blocks;
+  std::vector<uint8_t> stream;
+  stream.reserve(mb->data.size());
+  icy->push(mb->data.data(), mb->data.size(), &stream);
+  mb->data = std::move(stream);
+  if (icy->stats().bad_blocks != bad) {
+    GST_WARNING_OBJECT(self,
+                       "ICY metadata block that is not text (%" G_GUINT64_FORMAT
+                       " so far): is metadata-interval right?",
+                       icy->stats().bad_blocks);
+  }
+  std::string title;
+  if (icy->take_title(&title)) {
+    GST_INFO_OBJECT(self, "ICY StreamTitle '%s'", title.c_str());
+    gst_element_post_message(
+        GST_ELEMENT(self),
+        gst_message_new_tag(
+            GST_OBJECT(self),
+            gst_tag_list_new(GST_TAG_TITLE, title.c_str(), nullptr)));
+  }
+  return !mb->data.empty();
+}
+
 GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
                                              GstBuffer *buffer) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
@@ -434,6 +494,7 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
   }
   GST_TRACE_OBJECT(self, "buffer of %zu bytes", mb.data.size());
   pace_catch_up(self, mb.pts);
+  if (!strip_icy(self, &mb)) return GST_FLOW_OK;
   if (typefind_uncapped(self, &mb, FALSE)) return GST_FLOW_OK;
   run_core(self,
            [&](p2psp::Splitter &s, p2psp::Micros now, p2psp::Outbox *out) {
@@ -452,6 +513,60 @@ gboolean gst_p2psp_splitter_sink_event(GstBaseSink *sink, GstEvent *event) {
                       p2psp::Outbox *out) { s.flush(now, out); });
   }
   return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
+}
+
+/* The pipeline's LATENCY query reaches the sink as an element query (not
+ * through GstBaseSinkClass::query): it says whether upstream is live. */
+gboolean gst_p2psp_splitter_sink_element_query(GstElement *element,
+                                               GstQuery *query) {
+  if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
+    return GST_ELEMENT_CLASS(parent_class)->query(element, query);
+  gboolean live = FALSE, upstream_live = FALSE;
+  GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
+  if (!gst_base_sink_query_latency(GST_BASE_SINK(element), &live,
+                                   &upstream_live, &min, &max))
+    return FALSE;
+  priv_of(element)->upstream_live = upstream_live ? 1 : 0;
+  gst_query_set_latency(query, live, min, max);
+  return TRUE;
+}
+
+/* Before the pipeline configured its latency (the first buffer). */
+bool upstream_is_live(GstBaseSink *sink) {
+  SplitterSinkPrivate *priv = priv_of(sink);
+  if (priv->upstream_live < 0) {
+    GstQuery *query = gst_query_new_latency();
+    gboolean live = FALSE;
+    if (gst_pad_peer_query(GST_BASE_SINK_PAD(sink), query))
+      gst_query_parse_latency(query, &live, nullptr, nullptr);
+    gst_query_unref(query);
+    int unknown = -1;
+    priv->upstream_live.compare_exchange_strong(unknown, live ? 1 : 0);
+  }
+  return priv->upstream_live > 0;
+}
+
+/* A live stream (udpsrc, srtsrc, a live encoder) is sent as it comes: its
+ * source already paces it, and the peers play it on their own clocks, so
+ * the splitter has no other sink to keep in step with. basesink would hold
+ * every buffer until its running time plus the pipeline's latency, on the
+ * source's own thread: behind tsparse (100 ms of latency) udpsrc then read
+ * one datagram every 100 ms and fell ever further behind the stream. A stream
+ * that is not live (filesrc) still leaves at its time; a live backlog is paced
+ * by pace_catch_up(). */
+void gst_p2psp_splitter_sink_get_times(GstBaseSink *sink, GstBuffer *buffer,
+                                       GstClockTime *start, GstClockTime *end) {
+  *start = *end = GST_CLOCK_TIME_NONE;
+  if (upstream_is_live(sink)) return;
+  if (GST_BASE_SINK_CLASS(parent_class)->get_times != nullptr) {
+    GST_BASE_SINK_CLASS(parent_class)->get_times(sink, buffer, start, end);
+    return;
+  }
+  const GstClockTime ts = GST_BUFFER_DTS_OR_PTS(buffer);
+  if (!GST_CLOCK_TIME_IS_VALID(ts)) return;
+  *start = ts;
+  if (GST_BUFFER_DURATION_IS_VALID(buffer))
+    *end = ts + GST_BUFFER_DURATION(buffer);
 }
 
 gboolean gst_p2psp_splitter_sink_unlock(GstBaseSink *sink) {
@@ -675,6 +790,7 @@ static void gst_p2psp_splitter_sink_class_init(
   install_properties(gobject_class);
   install_signals(gobject_class);
 
+  element_class->query = gst_p2psp_splitter_sink_element_query;
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   p2psp_gst::mark_enums_as_plugin_api();
   gst_element_class_set_static_metadata(
@@ -686,6 +802,7 @@ static void gst_p2psp_splitter_sink_class_init(
   basesink_class->stop = gst_p2psp_splitter_sink_stop;
   basesink_class->set_caps = gst_p2psp_splitter_sink_set_caps;
   basesink_class->render = gst_p2psp_splitter_sink_render;
+  basesink_class->get_times = gst_p2psp_splitter_sink_get_times;
   basesink_class->event = gst_p2psp_splitter_sink_event;
   basesink_class->unlock = gst_p2psp_splitter_sink_unlock;
   basesink_class->unlock_stop = gst_p2psp_splitter_sink_unlock_stop;
@@ -696,4 +813,8 @@ static void gst_p2psp_splitter_sink_class_init(
 
 static void gst_p2psp_splitter_sink_init(GstP2pspSplitterSink *self) {
   self->priv = new SplitterSinkPrivate;
+  /* A live stream is not held until a deadline (get_times()): none to
+   * budget for, and udpsrc ! tsparse ! p2pspsplittersink then configures
+   * its latency without "Pipeline construction is invalid". */
+  gst_base_sink_set_processing_deadline(GST_BASE_SINK(self), 0);
 }

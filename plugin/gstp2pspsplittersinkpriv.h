@@ -12,9 +12,11 @@
 #pragma once
 
 #include <gst/p2psp/auth.h>
+#include <gst/p2psp/icy.h>
 #include <gst/p2psp/splitter.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -206,6 +208,14 @@ struct SplitterSinkPrivate {
     std::vector<p2psp::MediaBuffer> held;
     gint64 since_us = 0; /* monotonic time of the first held buffer */
   } typefind;
+
+  /* Upstream is live: buffers are sent as they come, not held until their
+   * time (see get_times()). -1 until known: the first buffer asks upstream,
+   * every LATENCY query of the pipeline updates it. */
+  std::atomic<int> upstream_live{-1};
+  /* ICY metadata taken out of an application/x-icy stream before it is
+   * typefound and cut (streaming thread only; null: none). */
+  std::unique_ptr<p2psp::IcyDeinterleaver> icy;
 
   /* Serialises signal emission so handlers see events in order; never held
    * together with core_mutex. */

@@ -679,6 +679,92 @@ TEST(SplitterSink, LateJoinerGetsStreamheaderInWelcome) {
   gst_caps_unref(caps);
 }
 
+std::vector<uint8_t> ReadTestData(const std::string &name) {
+  gchar *contents = nullptr;
+  gsize size = 0;
+  const std::string path = std::string(P2PSP_TEST_DATA) + "/" + name;
+  if (!g_file_get_contents(path.c_str(), &contents, &size, nullptr)) {
+    ADD_FAILURE() << "cannot read " << path;
+    return {};
+  }
+  std::vector<uint8_t> data(contents, contents + size);
+  g_free(contents);
+  return data;
+}
+
+/* stream with an ICY metadata block (length byte, text, NUL padding) after
+ * every interval bytes, as a radio server sends it to a client that asked
+ * for metadata. */
+std::vector<uint8_t> WithIcyMetadata(const std::vector<uint8_t> &stream,
+                                     size_t interval, const std::string &text) {
+  std::vector<uint8_t> wire;
+  for (size_t at = 0; at < stream.size(); at += interval) {
+    const size_t n = std::min(interval, stream.size() - at);
+    wire.insert(wire.end(), stream.begin() + at, stream.begin() + at + n);
+    if (n < interval) break;
+    const bool first = at == 0;
+    const size_t units = first ? (text.size() + 15) / 16 : 0;
+    wire.push_back(static_cast<uint8_t>(units));
+    if (first) {
+      wire.insert(wire.end(), text.begin(), text.end());
+      wire.resize(wire.size() + units * 16 - text.size(), 0);
+    }
+  }
+  return wire;
+}
+
+/* souphttpsrc's default iradio-mode on a radio mount: caps
+ * application/x-icy and metadata blocks in the bytes. The peer gets the MP3
+ * alone, with caps typefound from it; the title is a tag on the bus. */
+TEST(SplitterSink, IcyMetadataIsStrippedAndTheAudioTypefound) {
+  SinkPipeline p;
+  GstCaps *caps =
+      gst_caps_from_string("application/x-icy, metadata-interval=(int)1000");
+  g_object_set(p.src(), "caps", caps, nullptr);
+  gst_caps_unref(caps);
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+
+  const std::vector<uint8_t> mp3 = ReadTestData("startpoints/tone.mp3");
+  ASSERT_GT(mp3.size(), 3000u);
+  const std::vector<uint8_t> wire =
+      WithIcyMetadata(mp3, 1000, "StreamTitle='Tone in A';");
+  for (size_t at = 0; at < wire.size(); at += 777) {
+    const std::vector<uint8_t> piece(
+        wire.begin() + at, wire.begin() + std::min(wire.size(), at + 777));
+    p.Push(MakeBuffer(piece, GST_CLOCK_TIME_NONE, false));
+  }
+  p.EndOfStream();
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(peer.PumpUntil([&] {
+    got.clear();
+    for (const auto &b : peer.Buffers())
+      got.insert(got.end(), b.data.begin(), b.data.end());
+    return got.size() >= mp3.size();
+  })) << "got "
+      << got.size() << " of " << mp3.size();
+  EXPECT_EQ(got, mp3);
+  std::string received_caps;
+  for (const auto &item : peer.Items())
+    if (item.kind == p2psp::StreamItem::Kind::kCaps) received_caps = item.caps;
+  EXPECT_EQ(received_caps.rfind("audio/mpeg", 0), 0u) << received_caps;
+
+  GstBus *bus = gst_element_get_bus(p.pipeline());
+  GstMessage *msg = gst_bus_timed_pop_filtered(bus, kTimeoutMs * GST_MSECOND,
+                                               GST_MESSAGE_TAG);
+  gst_object_unref(bus);
+  ASSERT_NE(msg, nullptr);
+  GstTagList *tags = nullptr;
+  gst_message_parse_tag(msg, &tags);
+  gchar *title = nullptr;
+  EXPECT_TRUE(gst_tag_list_get_string(tags, GST_TAG_TITLE, &title));
+  EXPECT_STREQ(title, "Tone in A");
+  g_free(title);
+  gst_tag_list_unref(tags);
+  gst_message_unref(msg);
+}
+
 struct SignalLog {
   std::mutex lock;
   std::vector<std::pair<guint, std::string>> added, removed;

@@ -22,7 +22,9 @@
 # stream. The row's result line (RESULT ...) is what bench/media-matrix.sh
 # tabulates.
 #
-# Env: JOIN (3), REC (6), MIN_RATIO (0.9). Exit 0 pass, 1 fail, 77 when an
+# Env: JOIN (3), REC (6), MIN_RATIO (0.9), ICY (extra souphttpsrc
+# properties, e.g. ICY=iradio-mode=false: no ICY metadata from Icecast;
+# unset, radio mounts carry it and the splitter strips it). Exit 0 pass, 1 fail, 77 when an
 # element or tool it needs is missing.
 set -u
 ROWS="ogg-theora-vorbis-icecast-oggparse ogg-theora-vorbis-icecast-raw
@@ -83,12 +85,10 @@ esac
 case "$PARSER" in
   raw) PARSE=identity ;;
   oggparse | matroskaparse) PARSE=$PARSER; need "$PARSER" ;;
-  # tsparse reports a latency (100 ms), and in one thread with udpsrc the
-  # splitter (a sink that syncs, like udpsink or tcpserversink) then waits
-  # that long for every datagram: 10 datagrams a second get through, the
-  # socket overflows, and GStreamer warns "Pipeline construction is invalid,
-  # please add queues". The queue it asks for is part of this pipeline.
-  tsparse) PARSE="tsparse ! queue"; need "$PARSER" ;;
+  # No queue: with a live source the splitter sends buffers as they come
+  # instead of holding each one for tsparse's 100 ms of latency on
+  # udpsrc's thread (docs/cookbook.md, recipe 6c).
+  tsparse) PARSE=tsparse; need "$PARSER" ;;
   *) echo "unknown parser $PARSER" >&2; exit 2 ;;
 esac
 
@@ -192,6 +192,35 @@ log "peer recorded ${RECORDED}s, $size bytes; ${start:-no GstP2pspSrcStart start
 [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 ratio=$(sed -n 's/.*"ratio": \([0-9.]*\).*/\1/p' "$OUT/ffcheck.json" | head -1)
 errs=$(grep -c '^      ffmpeg: ' "$OUT/ffcheck.txt" | head -1)
+if [ "$ext" = ts ] && [ "$errs" != 0 ]; then
+  # Where an FFmpeg error comes from: a recording made of whole packets
+  # with no continuity-counter gap holds what the splitter received, in
+  # order, up to its end (an error then is in the feed: TS over SRT ends
+  # inside a PES when srtsink closes, cookbook recipe 6c). Informative only.
+  /usr/bin/python3 - "$OUT/peer.$ext" <<'PY' | sed 's/^/    /'
+import sys
+d = open(sys.argv[1], "rb").read()
+cc, gaps, bad, seen_gap = {}, 0, 0, set()
+header_pids = {((d[i + 1] & 0x1F) << 8) | d[i + 2] for i in (0, 188) if len(d) >= i + 188}
+for i in range(0, len(d) - 187, 188):
+    p = d[i:i + 188]
+    if p[0] != 0x47:
+        bad += 1
+        continue
+    pid = ((p[1] & 0x1F) << 8) | p[2]
+    if p[3] & 0x10:
+        c = p[3] & 15
+        # The join's PAT/PMT come first, copies whose counters need not
+        # run on into the stream's next ones: a PID's first jump is allowed.
+        if pid in cc and (cc[pid] + 1) % 16 != c:
+            if pid in seen_gap or pid not in header_pids:
+                gaps += 1
+            seen_gap.add(pid)
+        cc[pid] = c
+print(f"peer TS: {len(d)} bytes ({len(d) % 188} past whole packets), "
+      f"{bad} packets out of sync, {gaps} continuity gaps after the headers")
+PY
+fi
 echo "RESULT $ROW recorded=$RECORDED ratio=${ratio:-0} ffmpeg_errors=$((errs)) started_at=${start##*started-at=(string)} $([ $rc = 0 ] && echo PASS || echo FAIL)"
 log "$ROW: $([ $rc = 0 ] && echo PASS || echo FAIL) (files in $OUT)"
 exit $rc

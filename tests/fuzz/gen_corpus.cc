@@ -6,6 +6,8 @@
 //      pieces; the whole handshake as one stream;
 // auth: handshake bodies, sealed and plain datagrams, control channel near
 //      misses and scripted sessions (written with Script, below);
+// icy: radio streams with metadata blocks (titles, empty blocks, the
+//      largest block), fed whole and in pieces;
 // deframer, reorder, splitter, peer: these targets build valid messages
 //      themselves from the input's choices, so their seeds are just byte
 //      strings of a few sizes (deterministic, fixed PRNG seed).
@@ -294,6 +296,31 @@ void auth_seeds() {
   channel_session_seeds();
 }
 
+// Interval (two bytes), whole/pieces, then `intervals` runs of stream bytes,
+// each followed by a metadata block.
+void icy_seed(const std::string& name, size_t interval, bool whole,
+              const std::vector<std::string>& texts, size_t intervals) {
+  Bytes b = {static_cast<uint8_t>(interval >> 8),
+             static_cast<uint8_t>(interval), whole ? uint8_t{1} : uint8_t{0}};
+  for (size_t i = 0; i < intervals; ++i) {
+    for (size_t j = 0; j < interval; ++j) b.push_back(0xFF - (j & 0x7F));
+    const std::string& text = texts[i % texts.size()];
+    const size_t units = (text.size() + 15) / 16;
+    b.push_back(static_cast<uint8_t>(units));
+    b.insert(b.end(), text.begin(), text.end());
+    b.resize(b.size() + units * 16 - text.size(), 0);
+  }
+  write("icy", name, b);
+}
+
+void icy_seeds() {
+  icy_seed("titles-whole", 64, true,
+           {"StreamTitle='Artist - Song';StreamUrl='';", ""}, 6);
+  icy_seed("titles-pieces", 100, false, {"StreamTitle='It''s';", "", ""}, 8);
+  icy_seed("empty-blocks", 16, false, {""}, 20);
+  icy_seed("largest-block", 32, false, {std::string(4080, 'x')}, 2);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -306,6 +333,7 @@ int main(int argc, char** argv) {
   udp_seeds();
   tcp_seeds();
   auth_seeds();
+  icy_seeds();
   std::mt19937 rng(20261125);
   for (const char* t : {"deframer", "reorder", "splitter", "peer"}) {
     random_seeds(t, rng);
