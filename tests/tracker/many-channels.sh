@@ -51,7 +51,8 @@ sleep 2
 for i in $(seq "$PER"); do
   for name in low high hush; do
     e2e_spawn "$name-$i" gst-launch-1.0 -e p2pspsrc "uri=p2psp://127.0.0.1:$TP/$name" \
-      auto-reconnect=true timeout=30 ! filesink "location=$E2E_TMP/$name-$i.raw"
+      auto-reconnect=true timeout=30 ! filesink buffer-mode=unbuffered \
+      "location=$E2E_TMP/$name-$i.raw"
   done
   sleep 0.7
 done

@@ -10,6 +10,7 @@ Every quarter second DIR/splitter-PID.json gets {"port", "num-peers",
 renamed). SIGINT or SIGTERM: EOS, then exit, as gst-launch-1.0 -e does."""
 import json
 import os
+import re
 import signal
 import sys
 
@@ -41,8 +42,10 @@ def main():
 
     def dump():
         stats = sink.get_property("stats")
-        peers = stats.get_value("peers") or []
-        ids = [p.get_value("id") for p in peers]
+        # PyGObject cannot read the GstValueArray of "peers": take the
+        # members' ids from its text.
+        ids = [int(i) for i in re.findall(r"\bid=\(uint\)(\d+)",
+                                           stats.to_string())]
         record = {"port": sink.get_property("current-port"),
                   "num-peers": stats.get_value("num-peers"), "peer-ids": ids}
         with open(path + ".tmp", "w") as f:
