@@ -613,7 +613,10 @@ void start_announcing(GstP2pspSplitterSink *self, const Settings &settings,
               return snapshot(self, settings, tcp_port, team_id, started_us);
             },
             on_result,
-            [self](guint count) {
+            /* Moves: the first tracker's only, so trackers that each ask
+             * do not move twice as many members. */
+            [self, first = self->priv->announcers.empty()](guint count) {
+              if (!first) return;
               run_core(self, [count](p2psp::Splitter &s, p2psp::Micros,
                                      p2psp::Outbox *out) {
                 p2psp_gst::move_members(s, count, out);

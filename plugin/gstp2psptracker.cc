@@ -226,9 +226,9 @@ void TrackerAnnouncer::stop() {
   g_clear_object(&cancel_);
 }
 
-bool TrackerAnnouncer::post(SoupSession *session, const char *path,
-                            const std::string &json, guint *status,
-                            std::string *body) {
+bool TrackerAnnouncer::post(SoupSession *session, GCancellable *cancel,
+                            const char *path, const std::string &json,
+                            guint *status, std::string *body) {
   Owned<SoupMessage> msg(soup_message_new("POST", (uri_ + path).c_str()));
   if (!msg) {
     *body = "invalid tracker URI " + uri_;
@@ -245,7 +245,7 @@ bool TrackerAnnouncer::post(SoupSession *session, const char *path,
   g_bytes_unref(request);
   GError *gerror = nullptr;
   GBytes *answer =
-      soup_session_send_and_read(session, msg.get(), cancel_, &gerror);
+      soup_session_send_and_read(session, msg.get(), cancel, &gerror);
   *status = answer ? soup_message_get_status(msg.get()) : 0;
   *body = answer ? text_of(answer) : (gerror ? gerror->message : "");
   g_clear_error(&gerror);
@@ -263,7 +263,7 @@ void TrackerAnnouncer::run() {
   for (;;) {
     guint status = 0;
     std::string body;
-    const bool ok = post(session.get(), "/v1/announce",
+    const bool ok = post(session.get(), cancel_, "/v1/announce",
                          announcement_json(snapshot_()), &status, &body);
     const std::string error =
         ok ? std::string() : (status ? p2psp_tracker::parse_error(body) : body);
@@ -278,13 +278,12 @@ void TrackerAnnouncer::run() {
     wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
     if (stopping_) break;
   }
-  /* The cancellable is spent: the withdrawal gets a fresh one. */
-  g_clear_object(&cancel_);
-  cancel_ = g_cancellable_new();
+  /* cancel_ is spent (and stop() still holds it): the withdrawal goes
+   * without one, bounded by the session's timeout. */
   const Announcement a = snapshot_();
   guint status = 0;
   std::string body;
-  post(session.get(), "/v1/withdraw",
+  post(session.get(), nullptr, "/v1/withdraw",
        p2psp_tracker::withdrawal_json(a.channel, a.team_id), &status, &body);
 }
 

@@ -84,8 +84,8 @@ class TrackerAnnouncer {
 
  private:
   void run();
-  bool post(SoupSession *session, const char *path, const std::string &json,
-            guint *status, std::string *body);
+  bool post(SoupSession *session, GCancellable *cancel, const char *path,
+            const std::string &json, guint *status, std::string *body);
   std::string uri_;
   std::string key_;
   std::function<Announcement()> snapshot_;
