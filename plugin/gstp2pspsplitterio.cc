@@ -561,6 +561,7 @@ static p2psp_gst::Announcement snapshot(GstP2pspSplitterSink *self,
     a.chunks_cut = st.chunks_cut;
     a.lost_reports = st.lost_reports;
     a.bitrate = up > 0 ? st.bytes_in * 8 * 1000000 / up : 0;
+    a.members = p2psp_gst::team_members(*priv->run.splitter);
   }
   return a;
 }
@@ -592,7 +593,16 @@ void start_announcing(GstP2pspSplitterSink *self, const Settings &settings,
             [self, settings, tcp_port, team_id, started_us] {
               return snapshot(self, settings, tcp_port, team_id, started_us);
             },
-            on_result));
+            on_result,
+            /* Moves: the first tracker's only, so trackers that each ask
+             * do not move twice as many members. */
+            [self, first = self->priv->announcers.empty()](guint count) {
+              if (!first) return;
+              run_core(self, [count](p2psp::Splitter &s, p2psp::Micros,
+                                     p2psp::Outbox *out) {
+                p2psp_gst::move_members(s, count, out);
+              });
+            }));
     self->priv->announcers.back()->start();
   }
   g_strfreev(uris);

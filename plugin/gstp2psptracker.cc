@@ -1,8 +1,8 @@
 /* gst-p2psp: the elements' side of the tracker (docs/tracker.md). */
 #include "gstp2psptracker.h"
 
-#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include <tracker_json.h>
 
 #include <algorithm>
 #include <chrono>
@@ -38,25 +38,17 @@ bool parse_team_uri(const char *text, TeamAddress *team) {
   return ok;
 }
 
-/* The "uri" member of a join answer. */
-bool team_from_json(GBytes *body, TeamAddress *team, std::string *error) {
-  Owned<JsonParser> parser(json_parser_new());
+std::string text_of(GBytes *body) {
+  if (body == nullptr) return {};
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(body, &size));
-  JsonNode *root = nullptr;
-  if (json_parser_load_from_data(parser.get(), data, static_cast<gssize>(size),
-                                 nullptr)) {
-    root = json_parser_get_root(parser.get());
-  }
-  if (root == nullptr || !JSON_NODE_HOLDS_OBJECT(root)) {
-    *error = "the tracker's answer is not a JSON object";
-    return false;
-  }
-  JsonObject *o = json_node_get_object(root);
-  const char *uri = json_object_has_member(o, "uri")
-                        ? json_object_get_string_member(o, "uri")
-                        : nullptr;
-  if (!parse_team_uri(uri, team)) {
+  return std::string(data, size);
+}
+
+/* The "uri" member of a join answer. */
+bool team_from_json(GBytes *body, TeamAddress *team, std::string *error) {
+  const std::string uri = p2psp_tracker::parse_join_uri(text_of(body));
+  if (!parse_team_uri(uri.empty() ? nullptr : uri.c_str(), team)) {
     *error = "the tracker's answer names no team";
     return false;
   }
@@ -64,53 +56,55 @@ bool team_from_json(GBytes *body, TeamAddress *team, std::string *error) {
 }
 
 std::string error_member(GBytes *body) {
-  if (body == nullptr) return {};
-  Owned<JsonParser> parser(json_parser_new());
-  gsize size = 0;
-  const char *data = static_cast<const char *>(g_bytes_get_data(body, &size));
-  if (!json_parser_load_from_data(parser.get(), data, static_cast<gssize>(size),
-                                  nullptr))
-    return {};
-  JsonNode *root = json_parser_get_root(parser.get());
-  if (root == nullptr || !JSON_NODE_HOLDS_OBJECT(root)) return {};
-  JsonObject *o = json_node_get_object(root);
-  return json_object_has_member(o, "error")
-             ? json_object_get_string_member(o, "error")
-             : "";
+  return p2psp_tracker::parse_error(text_of(body));
 }
 
 std::string announcement_json(const Announcement &a) {
-  Owned<JsonBuilder> b(json_builder_new());
-  JsonBuilder *j = b.get();
-  json_builder_begin_object(j);
-  auto member = [j](const char *name, gint64 v) {
-    json_builder_set_member_name(j, name);
-    json_builder_add_int_value(j, v);
-  };
-  json_builder_set_member_name(j, "channel");
-  json_builder_add_string_value(j, a.channel.c_str());
-  if (!a.host.empty()) {
-    json_builder_set_member_name(j, "host");
-    json_builder_add_string_value(j, a.host.c_str());
-  }
-  member("team-id", a.team_id);
-  member("port", a.port);
-  member("peers", a.peers);
-  member("max-peers", a.max_peers);
-  member("bitrate", static_cast<gint64>(a.bitrate));
-  member("chunks-cut", static_cast<gint64>(a.chunks_cut));
-  member("lost-reports", static_cast<gint64>(a.lost_reports));
-  member("uptime-ms", static_cast<gint64>(a.uptime_ms));
-  json_builder_end_object(j);
-  JsonNode *root = json_builder_get_root(j);
-  gchar *text = json_to_string(root, FALSE);
-  std::string out(text);
-  g_free(text);
-  json_node_unref(root);
-  return out;
+  p2psp_tracker::AnnouncementBody body;
+  body.team.channel = a.channel;
+  body.team.team_id = a.team_id;
+  body.host = a.host;
+  body.port = static_cast<uint16_t>(a.port);
+  body.team.peers = a.peers;
+  body.team.max_peers = a.max_peers;
+  body.team.bitrate_bps = a.bitrate;
+  body.team.chunks_cut = a.chunks_cut;
+  body.team.chunks_lost_reported = a.lost_reports;
+  body.team.uptime_us = static_cast<p2psp::Micros>(a.uptime_ms) * 1000;
+  body.team.members = a.members;
+  return p2psp_tracker::announcement_json(body);
 }
 
 }  // namespace
+
+std::vector<p2psp::TeamMember> team_members(const p2psp::Splitter &splitter) {
+  std::vector<p2psp::TeamMember> out;
+  for (const p2psp::SplitterPeerStats &p : splitter.peer_stats()) {
+    if (out.size() == p2psp::TeamAnnouncement::kMaxMembers) break;
+    p2psp::TeamMember m;
+    m.id = p.id;
+    m.endpoint = p.endpoint;
+    m.monitor = p.monitor;
+    m.chunks_sent = p.chunks_sent;
+    m.loss_counter = p.loss_counter;
+    out.push_back(m);
+  }
+  return out;
+}
+
+void move_members(p2psp::Splitter &splitter, guint count, p2psp::Outbox *out) {
+  std::vector<p2psp::SplitterPeerStats> peers = splitter.peer_stats();
+  std::stable_sort(
+      peers.begin(), peers.end(),
+      [](const auto &a, const auto &b) { return a.joined_us < b.joined_us; });
+  for (const p2psp::SplitterPeerStats &p : peers) {
+    if (count == 0) break;
+    if (p.monitor) continue;
+    /* "Team full": the team is over its share; the peer rejoins. */
+    splitter.remove_peer(p.id, p2psp::RemoveReason::kTeamFull, out);
+    --count;
+  }
+}
 
 std::string host_port(const std::string &host, int port) {
   return host_in_uri(host) + ":" + std::to_string(port);
@@ -202,11 +196,13 @@ JoinAnswer tracker_join(const std::string &tracker_host, int tracker_port,
 TrackerAnnouncer::TrackerAnnouncer(
     std::string tracker_uri, std::string announce_key,
     std::function<Announcement()> snapshot,
-    std::function<void(guint, const std::string &)> on_result)
+    std::function<void(guint, const std::string &)> on_result,
+    std::function<void(guint)> on_move)
     : uri_(std::move(tracker_uri)),
       key_(std::move(announce_key)),
       snapshot_(std::move(snapshot)),
-      on_result_(std::move(on_result)) {
+      on_result_(std::move(on_result)),
+      on_move_(std::move(on_move)) {
   while (!uri_.empty() && uri_.back() == '/') uri_.pop_back();
 }
 
@@ -230,13 +226,12 @@ void TrackerAnnouncer::stop() {
   g_clear_object(&cancel_);
 }
 
-bool TrackerAnnouncer::post(const char *path, const std::string &json,
-                            guint *status, std::string *error) {
-  Owned<SoupSession> session(
-      soup_session_new_with_options("timeout", 2u, nullptr));
+bool TrackerAnnouncer::post(SoupSession *session, GCancellable *cancel,
+                            const char *path, const std::string &json,
+                            guint *status, std::string *body) {
   Owned<SoupMessage> msg(soup_message_new("POST", (uri_ + path).c_str()));
   if (!msg) {
-    *error = "invalid tracker URI " + uri_;
+    *body = "invalid tracker URI " + uri_;
     *status = 0;
     return false;
   }
@@ -249,40 +244,47 @@ bool TrackerAnnouncer::post(const char *path, const std::string &json,
                                            request);
   g_bytes_unref(request);
   GError *gerror = nullptr;
-  GBytes *body =
-      soup_session_send_and_read(session.get(), msg.get(), cancel_, &gerror);
-  *status = body ? soup_message_get_status(msg.get()) : 0;
-  *error = body ? error_member(body) : (gerror ? gerror->message : "");
+  GBytes *answer =
+      soup_session_send_and_read(session, msg.get(), cancel, &gerror);
+  *status = answer ? soup_message_get_status(msg.get()) : 0;
+  *body = answer ? text_of(answer) : (gerror ? gerror->message : "");
   g_clear_error(&gerror);
-  if (body) g_bytes_unref(body);
+  if (answer) g_bytes_unref(answer);
   return *status == SOUP_STATUS_OK;
 }
 
 void TrackerAnnouncer::run() {
+  /* One session for the announcer's life: its connection is kept alive
+   * between announcements instead of a new one every second. */
+  Owned<SoupSession> session(
+      soup_session_new_with_options("timeout", 2u, nullptr));
   guint last_status = G_MAXUINT;
   std::string last_error;
   for (;;) {
     guint status = 0;
-    std::string error;
-    post("/v1/announce", announcement_json(snapshot_()), &status, &error);
+    std::string body;
+    const bool ok = post(session.get(), cancel_, "/v1/announce",
+                         announcement_json(snapshot_()), &status, &body);
+    const std::string error =
+        ok ? std::string() : (status ? p2psp_tracker::parse_error(body) : body);
     if (status != last_status || error != last_error) {
       on_result_(status, error);
       last_status = status;
       last_error = error;
     }
+    const guint moves = ok ? p2psp_tracker::parse_announce_reply(body) : 0;
+    if (moves > 0 && on_move_) on_move_(moves);
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
     if (stopping_) break;
   }
-  /* The cancellable is spent: the withdrawal gets a fresh one. */
-  g_clear_object(&cancel_);
-  cancel_ = g_cancellable_new();
+  /* cancel_ is spent (and stop() still holds it): the withdrawal goes
+   * without one, bounded by the session's timeout. */
   const Announcement a = snapshot_();
-  std::string json = "{\"channel\":\"" + a.channel +
-                     "\",\"team-id\":" + std::to_string(a.team_id) + "}";
   guint status = 0;
-  std::string error;
-  post("/v1/withdraw", json, &status, &error);
+  std::string body;
+  post(session.get(), nullptr, "/v1/withdraw",
+       p2psp_tracker::withdrawal_json(a.channel, a.team_id), &status, &body);
 }
 
 }  // namespace p2psp_gst

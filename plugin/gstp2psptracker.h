@@ -5,12 +5,17 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gst/p2psp/splitter.h>
+#include <gst/p2psp/tracker.h>
 
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
+
+typedef struct _SoupSession SoupSession;
 
 namespace p2psp_gst {
 
@@ -46,29 +51,46 @@ struct Announcement {
   guint64 chunks_cut = 0;
   guint64 lost_reports = 0;
   guint64 uptime_ms = 0;
+  /* A summary of the first members, for the status page's picture. */
+  std::vector<p2psp::TeamMember> members;
 };
+
+/* The members to announce (the first TeamAnnouncement::kMaxMembers). */
+std::vector<p2psp::TeamMember> team_members(const p2psp::Splitter &splitter);
+
+/* The tracker asked the team to move `count` members to a lighter team of
+ * its channel (docs/tracker.md, "Rebalancing"): removes the longest-serving
+ * members that are not monitors; their p2pspsrc rejoins through the
+ * tracker, which sends it elsewhere. The oldest, because the newest member
+ * of a team is often the feed of a cascade the launcher just added, which
+ * would only come back. */
+void move_members(p2psp::Splitter &splitter, guint count, p2psp::Outbox *out);
 
 /* Announces every second on its own thread until stop(), which withdraws
  * the team. `snapshot` is called on that thread for the current figures;
  * `on_result` with the HTTP status and error text when it changes (0: the
- * tracker could not be reached). */
+ * tracker could not be reached); `on_move` when the tracker asks the team
+ * to move members. One HTTP session (kept-alive connection) per announcer,
+ * used only on its thread. */
 class TrackerAnnouncer {
  public:
   TrackerAnnouncer(std::string tracker_uri, std::string announce_key,
                    std::function<Announcement()> snapshot,
-                   std::function<void(guint, const std::string &)> on_result);
+                   std::function<void(guint, const std::string &)> on_result,
+                   std::function<void(guint)> on_move = nullptr);
   ~TrackerAnnouncer();
   void start();
   void stop();
 
  private:
   void run();
-  bool post(const char *path, const std::string &json, guint *status,
-            std::string *error);
+  bool post(SoupSession *session, GCancellable *cancel, const char *path,
+            const std::string &json, guint *status, std::string *body);
   std::string uri_;
   std::string key_;
   std::function<Announcement()> snapshot_;
   std::function<void(guint, const std::string &)> on_result_;
+  std::function<void(guint)> on_move_;
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -166,5 +166,65 @@ TEST(Tracker, PickIsAlwaysALeastLoadedTeamWithRoom) {
   }
 }
 
+// A team added to a full channel starts empty: the full ones are asked to
+// move members to it, one at a time, until the teams are within one.
+TEST(Tracker, FullTeamsMoveMembersToANewTeam) {
+  Tracker t;
+  Micros now = kSecond;
+  uint32_t sizes[4] = {0, 6, 6, 0};
+  for (int round = 0; round < 20; ++round) {
+    for (uint32_t id = 1; id <= 3; ++id) {
+      ASSERT_EQ(t.announce(team("live", id, sizes[id]), now),
+                Tracker::AnnounceResult::kAccepted);
+      if (t.moves_for("live", id, now) == 0) continue;
+      // The splitter removes one member; it rejoins through the tracker.
+      --sizes[id];
+      auto picked = t.pick("live", now, team("live", id, 0).endpoint);
+      ASSERT_TRUE(picked);
+      ++sizes[picked->last.team_id];
+    }
+    now += kSecond;
+  }
+  EXPECT_EQ(sizes[1] + sizes[2] + sizes[3], 12u);
+  for (uint32_t id = 1; id <= 3; ++id) EXPECT_EQ(sizes[id], 4u) << id;
+}
+
+TEST(Tracker, NoMoveWithinTheGapOrWithoutRoomOrWhenDisabled) {
+  Tracker t;
+  t.announce(team("live", 1, 4), 0);
+  t.announce(team("live", 2, 3), 0);
+  EXPECT_EQ(t.moves_for("live", 1, 0), 0u);  // within one
+  t.announce(team("live", 3, 5), 0);
+  EXPECT_EQ(t.moves_for("live", 3, 0), 1u);  // 2 above team 2
+  t.announce(team("live", 1, 6), kSecond);
+  t.announce(team("live", 2, 6), kSecond);
+  t.announce(team("live", 4, 6, 8), kSecond);
+  EXPECT_EQ(t.moves_for("live", 4, kSecond), 0u);  // the others are full
+  TrackerConfig off;
+  off.rebalance_gap = 0;
+  Tracker never(off);
+  never.announce(team("live", 1, 6), 0);
+  never.announce(team("live", 2, 0), 0);
+  EXPECT_EQ(never.moves_for("live", 1, 0), 0u);
+  EXPECT_EQ(never.moves_for("nothing", 1, 0), 0u);
+}
+
+// A member that comes back to the same team (a direct URI) does not make
+// the team move someone every 2 s: the wait doubles while moves fail.
+TEST(Tracker, MovesThatDoNotShrinkTheTeamBackOff) {
+  Tracker t;
+  t.announce(team("live", 2, 0), 0);
+  std::vector<Micros> asked;
+  for (Micros now = 0; now <= 40 * kSecond; now += kSecond / 2) {
+    t.announce(team("live", 1, 6), now);
+    t.announce(team("live", 2, 0), now);
+    if (t.moves_for("live", 1, now) == 1) asked.push_back(now);
+  }
+  ASSERT_GE(asked.size(), 4u);
+  EXPECT_EQ(asked[1] - asked[0], 4 * kSecond);
+  EXPECT_EQ(asked[2] - asked[1], 8 * kSecond);
+  EXPECT_EQ(asked[3] - asked[2], 16 * kSecond);
+}
+
 }  // namespace
 }  // namespace p2psp

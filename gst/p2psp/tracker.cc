@@ -58,6 +58,9 @@ Tracker::AnnounceResult Tracker::announce(const TeamAnnouncement& a,
     team.pending.pop_front();
   }
   team.last = a;
+  if (team.last.members.size() > TeamAnnouncement::kMaxMembers) {
+    team.last.members.resize(TeamAnnouncement::kMaxMembers);
+  }
   team.announced_us = now;
   return AnnounceResult::kAccepted;
 }
@@ -91,6 +94,42 @@ std::optional<TrackedTeam> Tracker::pick(const std::string& channel, Micros now,
   best->pending.push_back(now);
   ++best->joiners_sent;
   return *best;
+}
+
+uint32_t Tracker::moves_for(const std::string& channel, uint32_t team_id,
+                            Micros now) {
+  auto c = channels_.find(channel);
+  if (config_.rebalance_gap == 0 || c == channels_.end()) return 0;
+  auto it = c->second.find(team_id);
+  if (it == c->second.end() || it->second.last.peers == 0) return 0;
+  TrackedTeam& team = it->second;
+  uint32_t lightest = UINT32_MAX;
+  for (const auto& [id, other] : c->second) {
+    if (id != team_id && !other.full()) {
+      lightest = std::min(lightest, other.load());
+    }
+  }
+  if (lightest == UINT32_MAX || team.load() < lightest + config_.rebalance_gap)
+    return 0;
+  if (team.moves_asked == 0) {
+    team.move_interval_us = config_.move_interval_us;
+  } else {
+    if (!team.move_judged &&
+        now >= team.move_asked_us + config_.move_interval_us) {
+      // The last move did not shrink the team: ask less often.
+      const bool shrank = team.last.peers < team.peers_at_move;
+      team.move_interval_us = shrank ? config_.move_interval_us
+                                     : std::min(team.move_interval_us * 2,
+                                                config_.max_move_interval_us);
+      team.move_judged = true;
+    }
+    if (now < team.move_asked_us + team.move_interval_us) return 0;
+  }
+  team.move_asked_us = now;
+  team.peers_at_move = team.last.peers;
+  team.move_judged = false;
+  ++team.moves_asked;
+  return 1;
 }
 
 void Tracker::expire(Micros now) {

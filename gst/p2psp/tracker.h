@@ -32,8 +32,27 @@ struct TrackerConfig {
   // Joiners sent to a team count towards its size for this long, unless an
   // announcement taken after them includes them.
   Micros pending_grace_us = 3000000;
+  // Rebalancing (docs/tracker.md): a team this many members above the
+  // lightest team of its channel that has room is asked to move one member
+  // (which rejoins through the tracker, to the lightest team). 0: never.
+  uint32_t rebalance_gap = 2;
+  // At most one move per team this often; doubled (up to
+  // max_move_interval_us) while a move does not make the team smaller,
+  // e.g. a member that rejoins the same team by a direct URI.
+  Micros move_interval_us = 2000000;
+  Micros max_move_interval_us = 60000000;
   size_t max_channels = 1024;
   size_t max_teams_per_channel = 256;
+};
+
+// One member as the splitter reports it, for the team's picture on the
+// status page (what p2psp-teamviz draws from the splitter's stats).
+struct TeamMember {
+  uint32_t id = 0;
+  Endpoint endpoint;  // UDP, as the splitter sees it
+  bool monitor = false;
+  uint64_t chunks_sent = 0;   // by the splitter to it
+  uint32_t loss_counter = 0;  // monitors' reports against it
 };
 
 // What a splitter says about its team.
@@ -47,6 +66,9 @@ struct TeamAnnouncement {
   uint64_t chunks_cut = 0;
   uint64_t chunks_lost_reported = 0;  // monitors' LOST reports
   Micros uptime_us = 0;
+  // The first kMaxMembers members (a summary: `peers` counts them all).
+  static constexpr size_t kMaxMembers = 64;
+  std::vector<TeamMember> members;
 };
 
 struct TrackedTeam {
@@ -57,6 +79,13 @@ struct TrackedTeam {
   // oldest first (within the grace period).
   std::deque<Micros> pending;
   uint64_t joiners_sent = 0;  // in all
+  // Rebalancing: when a move was last asked, the members then, the wait
+  // before the next one, and moves asked in all.
+  Micros move_asked_us = 0;
+  uint32_t peers_at_move = 0;
+  Micros move_interval_us = 0;
+  bool move_judged = false;
+  uint64_t moves_asked = 0;
 
   // Members now, counting the joiners sent since the last announcement.
   uint32_t load() const {
@@ -96,6 +125,13 @@ class Tracker {
   // the channel has no team with room.
   std::optional<TrackedTeam> pick(const std::string& channel, Micros now,
                                   const Endpoint& avoid = Endpoint());
+  // How many members the team should move to another team of its channel
+  // now (0 or 1; asked after its announcement): when it has
+  // rebalance_gap or more members than the lightest team with room. The
+  // splitter removes one, which rejoins through the tracker, avoiding it.
+  // Joins alone cannot keep teams even: a team added to a full channel
+  // starts empty while the others stay full.
+  uint32_t moves_for(const std::string& channel, uint32_t team_id, Micros now);
   // Forgets silent teams and empty channels, ends pending grace periods.
   void expire(Micros now);
   std::vector<ChannelStatus> status(Micros now);

@@ -14,25 +14,17 @@
 #   * playbin plays a channel URI,
 #   * a channel the tracker does not know is an element error, at once.
 . "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/lib.sh"
 e2e_init tracker-channels
 e2e_need_elements audiotestsrc filesink
-TRACKER=${P2PSP_BUILD_DIR:?}/tools/tracker/p2psp-tracker
 PY=/usr/bin/python3
-[ -x "$TRACKER" ] || e2e_die "no $TRACKER"
 
-e2e_spawn tracker "$TRACKER" --host 127.0.0.1 --port 0 --team-timeout-ms 5000
-for _ in $(seq 100); do
-  TP=$(grep -o 'port [0-9]*' "$E2E_TMP/tracker.log" | cut -d' ' -f2)
-  [ -n "$TP" ] && break
-  sleep 0.05
-done
-[ -n "$TP" ] || e2e_die "the tracker did not start"
+tracker_start tracker 127.0.0.1 0 --team-timeout-ms 5000
 e2e_log "tracker on 127.0.0.1:$TP"
 
-status() { $PY -c "import json,urllib.request;print(json.dumps(json.load(urllib.request.urlopen('http://127.0.0.1:$TP/status-json'))))"; }
 # team_sizes CHANNEL -> "2 2"
 team_sizes() {
-  status | $PY -c "import json,sys
+  tracker_status | $PY -c "import json,sys
 s=json.load(sys.stdin)
 print(' '.join(str(t['peers']) for c in s['channels'] if c['name']=='$1' for t in c['teams']))"
 }

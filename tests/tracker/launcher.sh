@@ -11,22 +11,16 @@
 #     playing again a few seconds later,
 #   * SIGTERM to the launcher stops every team it started.
 . "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/lib.sh"
 e2e_init tracker-launcher
 # Teams must start and announce within seconds: not under ASan
 # (scripts/sanitize.sh); tracker-channels covers the elements' side there.
 [ -n "${P2PSP_SANITIZE:-}" ] && e2e_skip "too slow under the sanitizers"
 e2e_need_elements audiotestsrc filesink
-TRACKER=${P2PSP_BUILD_DIR:?}/tools/tracker/p2psp-tracker
 LAUNCHER=${P2PSP_SOURCE_DIR:?}/tools/channels/p2psp-channels
 PY=/usr/bin/python3
 
-e2e_spawn tracker "$TRACKER" --host 127.0.0.1 --port 0 --team-timeout-ms 3000
-for _ in $(seq 100); do
-  TP=$(grep -o 'port [0-9]*' "$E2E_TMP/tracker.log" | cut -d' ' -f2)
-  [ -n "$TP" ] && break
-  sleep 0.05
-done
-[ -n "$TP" ] || e2e_die "the tracker did not start"
+tracker_start tracker 127.0.0.1 0 --team-timeout-ms 3000
 
 cat >"$E2E_TMP/channels.ini" <<INI
 [launcher]

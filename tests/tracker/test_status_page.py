@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """The tracker's status page in a real headless browser (Chromium): the
-page renders, and its table shows every team the status JSON lists, with
-the same member counts. Exit 77 (skip) without chromium."""
+page renders, its table shows every team the status JSON lists, with the
+same member counts, and each team's picture (SVG, as p2psp-teamviz draws
+it) shows that team's announced members: one circle per member with its
+id, an arrow from the splitter to each, the mesh between them, monitors
+marked. Exit 77 (skip) without chromium."""
 import html.parser
 import json
 import os
@@ -51,6 +54,54 @@ class Rows(html.parser.HTMLParser):
             self.cell += data
 
 
+class Pictures(html.parser.HTMLParser):
+    """Per team picture (channel, team id): member ids, arrows, mesh lines,
+    monitor marks."""
+
+    def __init__(self):
+        super().__init__()
+        self.pictures = {}
+        self.current = None
+        self.in_peer = None
+        self.text = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "svg" and "team-picture" in a.get("class", ""):
+            self.current = {"ids": [], "to-peer": 0, "mesh": 0, "monitors": []}
+            self.pictures[(a["data-channel"], int(a["data-team"]))] = self.current
+        elif self.current is None:
+            return
+        elif tag == "g" and a.get("class") == "peer":
+            self.in_peer = int(a["data-id"])
+            self.current["ids"].append(self.in_peer)
+        elif tag == "line" and a.get("class") in ("to-peer", "mesh"):
+            self.current[a["class"]] += 1
+        elif tag == "text" and self.in_peer is not None:
+            self.text = ""
+
+    def handle_endtag(self, tag):
+        if tag == "svg":
+            self.current = None
+        elif tag == "g":
+            self.in_peer = None
+        elif tag == "text" and self.text is not None:
+            if self.text == "M":
+                self.current["monitors"].append(self.in_peer)
+            self.text = None
+
+    def handle_data(self, data):
+        if self.text is not None:
+            self.text += data
+
+
+def members(team_id, count):
+    """`count` members of a team, the first a monitor."""
+    return [{"id": 10 * team_id + k, "endpoint": f"127.0.3.{team_id}:{5000 + k}",
+             "monitor": k == 0, "chunks-sent": 100 + k, "loss": k % 2}
+            for k in range(count)]
+
+
 tracker = subprocess.Popen([TRACKER, "--host", "127.0.0.1", "--port", "0"],
                            stdout=subprocess.PIPE, text=True)
 failures = 0
@@ -60,7 +111,8 @@ try:
     teams = [("news", 1, 2), ("news", 2, 3), ("music", 3, 5)]
     for channel, team_id, peers in teams:
         body = {"channel": channel, "team-id": team_id, "port": 4552,
-                "host": f"127.0.2.{team_id}", "peers": peers, "max-peers": 6}
+                "host": f"127.0.2.{team_id}", "peers": peers, "max-peers": 6,
+                "members": members(team_id, peers)}
         urllib.request.urlopen(urllib.request.Request(
             base + "/v1/announce", data=json.dumps(body).encode()), timeout=5)
     dom = subprocess.run(
@@ -82,6 +134,22 @@ try:
         failures += 1
     else:
         print("ok: summary line")
+    pictures = Pictures()
+    pictures.feed(dom)
+    for channel, team_id, peers in teams:
+        got = pictures.pictures.get((channel, team_id))
+        want_ids = [m["id"] for m in members(team_id, peers)]
+        want = {"ids": want_ids, "to-peer": peers,
+                "mesh": peers * (peers - 1) // 2, "monitors": [want_ids[0]]}
+        if got != want:
+            print(f"FAIL: {channel} team {team_id}: picture {got}, wanted {want}")
+            failures += 1
+        else:
+            print(f"ok: {channel} team {team_id}: the picture draws its "
+                  f"{peers} members, arrows, mesh and monitor")
+    if len(pictures.pictures) != len(teams):
+        print(f"FAIL: {len(pictures.pictures)} pictures for {len(teams)} teams")
+        failures += 1
 finally:
     tracker.terminate()
     tracker.wait()

@@ -80,8 +80,31 @@ try:
     check(request(base + "/v1/announce",
                   {"channel": "x", "team-id": 1, "port": 70000})[0] == 400,
           "port out of range: 400")
-    check(request(base + "/v1/announce", raw=b" " * 10000)[0] == 413,
-          "10 kB body: 413")
+    check(request(base + "/v1/announce", raw=b" " * 20000)[0] == 413,
+          "20 kB body: 413")
+    # The member summary: kept for the status page, bounded.
+    ms = [{"id": k, "endpoint": f"127.0.0.1:{6000 + k}", "monitor": k == 0,
+           "chunks-sent": 7 * k, "loss": k} for k in range(64)]
+    body = {"channel": "pic", "team-id": 5, "port": 4600, "peers": 64,
+            "members": ms}
+    check(request(base + "/v1/announce", body)[0] == 200,
+          "64 members (%d bytes): accepted" % len(json.dumps(body)))
+    _, st = request(base + "/status-json")
+    pic = [c for c in st["channels"] if c["name"] == "pic"][0]["teams"][0]
+    check(pic["members"] == ms, "status-json gives the members announced")
+    body["members"] = ms + [{"id": 99, "endpoint": "127.0.0.1:7000"}]
+    check(request(base + "/v1/announce", body)[0] == 400, "65 members: 400")
+    body["members"] = [{"id": 1, "endpoint": "nowhere"}]
+    check(request(base + "/v1/announce", body)[0] == 400,
+          "a member without an IP endpoint: 400")
+    # Rebalancing: a full team beside an empty one is asked to move one.
+    status, reply = announce(base, "grow", 61, 6)
+    check(status == 200 and reply.get("move") == 0, f"alone: no move {reply}")
+    announce(base, "grow", 62, 0)
+    status, reply = announce(base, "grow", 61, 6)
+    check(reply.get("move") == 1, f"6 beside 0: move one {reply}")
+    status, reply = announce(base, "grow", 61, 6)
+    check(reply.get("move") == 0, f"not again at once {reply}")
     check(announce(base, "ch0", 99, 0, port=4552)[0] == 200,
           "another endpoint, same channel: accepted")
     status, _ = request(base + "/v1/announce",
@@ -102,6 +125,17 @@ try:
     with urllib.request.urlopen(base + "/", timeout=5) as r:
         status, page = r.status, r.read()
     check(status == 200 and b"/status-json" in page, "status page served")
+finally:
+    tracker.terminate()
+    tracker.wait()
+
+# --no-rebalance: never a move.
+tracker, base = start("--no-rebalance")
+try:
+    announce(base, "grow", 61, 6)
+    announce(base, "grow", 62, 0)
+    check(announce(base, "grow", 61, 6)[1].get("move") == 0,
+          "--no-rebalance: 6 beside 0, no move")
 finally:
     tracker.terminate()
     tracker.wait()

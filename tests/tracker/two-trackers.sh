@@ -25,23 +25,17 @@ if [ -z "${P2PSP_IN_NETNS:-}" ]; then
 fi
 
 . "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/lib.sh"
 e2e_init tracker-two-trackers
 e2e_need_elements audiotestsrc filesink
 ip link set lo up
-TRACKER=${P2PSP_BUILD_DIR:?}/tools/tracker/p2psp-tracker
 PY=/usr/bin/python3
 [ "$(getent ahosts trackers | awk '{print $1}' | sort -u | wc -l)" -eq 2 ] ||
   e2e_die "\"trackers\" does not resolve to two addresses in the namespace"
 
-e2e_spawn tracker1 "$TRACKER" --host 127.0.0.1 --port 0
-T1=$E2E_LAST_PID
-for _ in $(seq 100); do
-  TP=$(grep -o 'port [0-9]*' "$E2E_TMP/tracker1.log" | cut -d' ' -f2)
-  [ -n "$TP" ] && break
-  sleep 0.05
-done
-[ -n "$TP" ] || e2e_die "tracker 1 did not start"
-e2e_spawn tracker2 "$TRACKER" --host 127.0.0.2 --port "$TP"
+tracker_start tracker1 127.0.0.1 0
+T1=$TRACKER_PID
+tracker_start tracker2 127.0.0.2 "$TP"
 sleep 0.3
 
 e2e_start_splitter \

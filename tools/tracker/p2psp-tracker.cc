@@ -17,31 +17,82 @@ namespace {
 
 using p2psp::Micros;
 
+// The status page: a table of the teams and, for each team, its picture
+// as p2psp-teamviz draws it (the splitter on top, an arrow to each member
+// as wide as its share of the chunks, the members' flooding mesh, monitors
+// marked M, loss reports in orange), drawn in SVG from the members the
+// splitters announce.
 const char kStatusPage[] = R"(<!doctype html>
 <html><head><meta charset="utf-8"><title>P2PSP tracker</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{border:1px solid #999;padding:.3em .6em;text-align:right}
-th{background:#eee}td.l{text-align:left}</style></head>
+th{background:#eee}td.l{text-align:left}
+#pictures{display:flex;flex-wrap:wrap;gap:1em;margin-top:1.5em}
+figure{margin:0;border:1px solid #ccc}figcaption{text-align:center;padding:.2em}
+</style></head>
 <body><h1>P2PSP tracker</h1><p id="summary">loading...</p>
 <table id="teams"><thead><tr><th>channel</th><th>team</th><th>endpoint</th>
 <th>peers</th><th>max</th><th>kb/s</th><th>chunks</th><th>lost reports</th>
 <th>uptime s</th></tr></thead><tbody></tbody></table>
+<div id="pictures"></div>
 <script>
+const esc = (x) => String(x).replace(/[&<>"]/g,
+  (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'})[c]);
+function picture(c, t) {
+  const W = 420, H = 330, sx = W / 2, sy = 62, ms = t.members || [];
+  const n = ms.length, r = Math.max(8, Math.min(20, 260 / Math.max(1, n)));
+  const pos = ms.map((m, i) => {
+    const a = (n === 1 ? 90 : 165 - 150 * i / (n - 1)) * Math.PI / 180;
+    return [W / 2 + 180 * Math.cos(a), 110 + 180 * Math.sin(a)];
+  });
+  const total = ms.reduce((s, m) => s + m['chunks-sent'], 0) || 1;
+  let g = '';
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++)
+    g += `<line class="mesh" x1="${pos[i][0]}" y1="${pos[i][1]}" x2="${pos[j][0]}"` +
+      ` y2="${pos[j][1]}" stroke="#5d8fc7" stroke-opacity="0.5"/>`;
+  ms.forEach((m, i) => {
+    const w = Math.min(8, 1 + 5 * n * m['chunks-sent'] / total);
+    g += `<line class="to-peer" x1="${sx}" y1="${sy + 22}" x2="${pos[i][0]}"` +
+      ` y2="${pos[i][1] - r}" stroke="#c0392b" stroke-opacity="0.75" stroke-width="${w.toFixed(1)}"/>`;
+  });
+  ms.forEach((m, i) => {
+    const [x, y] = pos[i], lost = m.loss > 0;
+    g += `<g class="peer" data-id="${m.id}"><title>${esc(m.endpoint)}: ` +
+      `${m['chunks-sent']} chunks, loss ${m.loss}</title>` +
+      `<circle cx="${x}" cy="${y}" r="${r}" fill="${lost ? '#fdebd0' : '#d5f5e3'}"` +
+      ` stroke="${lost ? '#d35400' : '#1e8449'}" stroke-width="${m.monitor ? 4 : 2}"/>` +
+      `<text x="${x}" y="${y + 4}" font-size="11" text-anchor="middle">P${m.id}</text>` +
+      (m.monitor ? `<text x="${x + r}" y="${y - r}" font-size="10" fill="#2e86c1">M</text>` : '') +
+      '</g>';
+  });
+  const more = t.peers > n ? ` (${n} of ${t.peers} drawn)` : '';
+  return `<figure><figcaption>${esc(c.name)} team ${t['team-id']}: ` +
+    `${t.peers} peers${more}</figcaption><svg class="team-picture" ` +
+    `data-channel="${esc(c.name)}" data-team="${t['team-id']}" width="${W}"` +
+    ` height="${H}" viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg">` +
+    `<g class="splitter"><rect x="${sx - 90}" y="${sy - 30}" width="180" height="52"` +
+    ` rx="8" fill="#fdebd0" stroke="#c0392b" stroke-width="2"/>` +
+    `<text x="${sx}" y="${sy - 10}" font-size="13" text-anchor="middle" font-weight="bold">` +
+    `Splitter</text><text x="${sx}" y="${sy + 8}" font-size="10" text-anchor="middle">` +
+    `${esc(t.endpoint)} · cut ${t['chunks-cut']}</text></g>${g}</svg></figure>`;
+}
 async function refresh() {
   const s = await (await fetch('/status-json')).json();
-  let rows = '', peers = 0, teams = 0;
+  let rows = '', pics = '', peers = 0, teams = 0;
   for (const c of s.channels) {
     peers += c.peers;
     for (const t of c.teams) {
       teams++;
-      rows += `<tr class="team"><td class="l">${c.name}</td><td>${t['team-id']}</td>` +
-        `<td class="l">${t.endpoint}</td><td class="peers">${t.peers}</td>` +
+      rows += `<tr class="team"><td class="l">${esc(c.name)}</td><td>${t['team-id']}</td>` +
+        `<td class="l">${esc(t.endpoint)}</td><td class="peers">${t.peers}</td>` +
         `<td>${t['max-peers'] || '-'}</td><td>${Math.round(t.bitrate / 1000)}</td>` +
         `<td>${t['chunks-cut']}</td><td>${t['lost-reports']}</td>` +
         `<td>${Math.round(t['uptime-ms'] / 1000)}</td></tr>`;
+      pics += picture(c, t);
     }
   }
   document.querySelector('#teams tbody').innerHTML = rows;
+  document.getElementById('pictures').innerHTML = pics;
   document.getElementById('summary').textContent =
     `${s.channels.length} channels, ${teams} teams, ${peers} peers`;
 }
@@ -55,6 +106,7 @@ struct Options {
   gchar* config = nullptr;
   gchar* announce_key = nullptr;
   gint team_timeout_ms = 5000;
+  gboolean no_rebalance = FALSE;
 };
 
 struct Server {
@@ -142,7 +194,10 @@ void on_announce(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
     reply(msg, status_of(result), p2psp_tracker::error_json("not accepted"));
     return;
   }
-  reply(msg, SOUP_STATUS_OK, "{\"interval-ms\":1000}");
+  // A team well above the lightest of its channel moves a member there.
+  reply(msg, SOUP_STATUS_OK,
+        p2psp_tracker::announce_reply_json(
+            s->tracker.moves_for(a->channel, a->team_id, now_us())));
 }
 
 void on_withdraw(SoupServer*, SoupServerMessage* msg, const char*, GHashTable*,
@@ -245,6 +300,9 @@ bool load_config(Options* o, GError** error) {
       !o->announce_key)
     o->announce_key =
         g_key_file_get_string(file, "tracker", "announce-key", nullptr);
+  if (ok && g_key_file_has_key(file, "tracker", "rebalance", nullptr) &&
+      !g_key_file_get_boolean(file, "tracker", "rebalance", nullptr))
+    o->no_rebalance = TRUE;
   if (ok && g_key_file_has_key(file, "tracker", "team-timeout-ms", nullptr))
     o->team_timeout_ms =
         g_key_file_get_integer(file, "tracker", "team-timeout-ms", nullptr);
@@ -260,7 +318,7 @@ bool parse_options(int* argc, char*** argv, Options* o) {
        "HTTP port (default 8000; 0: any free port, printed on stdout)", "PORT"},
       {"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config,
        "Key file with a [tracker] group: host, port, announce-key, "
-       "team-timeout-ms (options given on the command line win)",
+       "team-timeout-ms, rebalance (options given on the command line win)",
        "FILE"},
       {"announce-key", 'k', 0, G_OPTION_ARG_STRING, &o->announce_key,
        "Secret splitters must send (Authorization: Bearer KEY) to announce "
@@ -268,6 +326,11 @@ bool parse_options(int* argc, char*** argv, Options* o) {
        "KEY"},
       {"team-timeout-ms", 0, 0, G_OPTION_ARG_INT, &o->team_timeout_ms,
        "Forget a team not announced for this long (default 5000)", "MS"},
+      {"no-rebalance", 0, 0, G_OPTION_ARG_NONE, &o->no_rebalance,
+       "Never ask a team to move a member to a lighter team of its channel "
+       "(joiners are still balanced; a team added to a full channel then "
+       "stays emptier until new joiners come)",
+       nullptr},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
   GOptionContext* ctx = g_option_context_new(
       "- where the teams of each P2PSP channel are (docs/tracker.md)");
@@ -334,6 +397,7 @@ int main(int argc, char** argv) {
   }
   p2psp::TrackerConfig config;
   config.team_timeout_us = static_cast<Micros>(o.team_timeout_ms) * 1000;
+  if (o.no_rebalance) config.rebalance_gap = 0;
   Server s(config);
   s.announce_key = o.announce_key ? o.announce_key : "";
   s.started_us = now_us();

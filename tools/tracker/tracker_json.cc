@@ -102,6 +102,99 @@ std::optional<Endpoint> endpoint_of(const std::string& host, uint64_t port) {
   return Endpoint::parse(host + ":" + std::to_string(port));
 }
 
+bool get_bool(JsonObject* o, const char* name, bool* out, std::string* error) {
+  JsonNode* node = json_object_get_member(o, name);
+  if (node == nullptr) return true;
+  if (!JSON_NODE_HOLDS_VALUE(node) ||
+      json_node_get_value_type(node) != G_TYPE_BOOLEAN) {
+    *error = std::string("\"") + name + "\" must be true or false";
+    return false;
+  }
+  *out = json_node_get_boolean(node);
+  return true;
+}
+
+bool parse_member(JsonNode* node, p2psp::TeamMember* m, std::string* error) {
+  if (!JSON_NODE_HOLDS_OBJECT(node)) {
+    *error = "\"members\" must hold objects";
+    return false;
+  }
+  JsonObject* o = json_node_get_object(node);
+  uint64_t id = 0, chunks = 0, loss = 0;
+  std::string endpoint;
+  if (!get_uint(o, "id", UINT32_MAX, true, 0, &id, error) ||
+      !get_string(o, "endpoint", true, &endpoint, error) ||
+      !get_uint(o, "chunks-sent", INT64_MAX, false, 0, &chunks, error) ||
+      !get_uint(o, "loss", UINT32_MAX, false, 0, &loss, error) ||
+      !get_bool(o, "monitor", &m->monitor, error)) {
+    return false;
+  }
+  const std::optional<Endpoint> e = Endpoint::parse(endpoint);
+  if (!e) {
+    *error = "a member's \"endpoint\" must be IP:port";
+    return false;
+  }
+  m->id = static_cast<uint32_t>(id);
+  m->endpoint = *e;
+  m->chunks_sent = chunks;
+  m->loss_counter = static_cast<uint32_t>(loss);
+  return true;
+}
+
+// "members": at most TeamAnnouncement::kMaxMembers, each well formed.
+bool get_members(JsonObject* o, std::vector<p2psp::TeamMember>* out,
+                 std::string* error) {
+  JsonNode* node = json_object_get_member(o, "members");
+  if (node == nullptr) return true;
+  if (!JSON_NODE_HOLDS_ARRAY(node) ||
+      json_array_get_length(json_node_get_array(node)) >
+          p2psp::TeamAnnouncement::kMaxMembers) {
+    *error = "\"members\" must be an array of at most " +
+             std::to_string(p2psp::TeamAnnouncement::kMaxMembers);
+    return false;
+  }
+  JsonArray* array = json_node_get_array(node);
+  for (guint i = 0; i < json_array_get_length(array); ++i) {
+    p2psp::TeamMember m;
+    if (!parse_member(json_array_get_element(array, i), &m, error))
+      return false;
+    out->push_back(m);
+  }
+  return true;
+}
+
+void add_int(JsonBuilder* b, const char* name, gint64 value) {
+  json_builder_set_member_name(b, name);
+  json_builder_add_int_value(b, value);
+}
+
+void add_string(JsonBuilder* b, const char* name, const std::string& value) {
+  json_builder_set_member_name(b, name);
+  json_builder_add_string_value(b, value.c_str());
+}
+
+void add_members(JsonBuilder* b, const std::vector<p2psp::TeamMember>& ms) {
+  json_builder_set_member_name(b, "members");
+  json_builder_begin_array(b);
+  for (const p2psp::TeamMember& m : ms) {
+    json_builder_begin_object(b);
+    add_int(b, "id", m.id);
+    add_string(b, "endpoint", m.endpoint.to_string());
+    json_builder_set_member_name(b, "monitor");
+    json_builder_add_boolean_value(b, m.monitor);
+    add_int(b, "chunks-sent", static_cast<gint64>(m.chunks_sent));
+    add_int(b, "loss", m.loss_counter);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+}
+
+// The top-level object of a body we were answered with, or null.
+JsonObject* answer_object(JsonParser* parser, const std::string& body) {
+  std::string ignored;
+  return parse_object(parser, body, &ignored);
+}
+
 std::string to_json(JsonBuilder* builder) {
   JsonNode* root = json_builder_get_root(builder);
   gchar* text = json_to_string(root, FALSE);
@@ -138,6 +231,8 @@ void add_team(JsonBuilder* b, uint32_t id, const p2psp::TrackedTeam& t,
   json_builder_set_member_name(b, "announced-ms-ago");
   json_builder_add_int_value(
       b, static_cast<gint64>((now_us - t.announced_us) / 1000));
+  add_int(b, "moves-asked", static_cast<gint64>(t.moves_asked));
+  add_members(b, t.last.members);
   json_builder_end_object(b);
 }
 
@@ -161,7 +256,8 @@ std::optional<p2psp::TeamAnnouncement> parse_announcement(
       !get_uint(o, "chunks-cut", INT64_MAX, false, 0, &cut, error) ||
       !get_uint(o, "lost-reports", INT64_MAX, false, 0, &lost, error) ||
       !get_uint(o, "uptime-ms", INT64_MAX / 1000, false, 0, &uptime_ms,
-                error)) {
+                error) ||
+      !get_members(o, &a.members, error)) {
     return std::nullopt;
   }
   const std::optional<Endpoint> endpoint =
@@ -235,6 +331,74 @@ std::string error_json(const std::string& message) {
   json_builder_add_string_value(b.get(), message.c_str());
   json_builder_end_object(b.get());
   return to_json(b.get());
+}
+
+std::string announcement_json(const AnnouncementBody& body) {
+  const p2psp::TeamAnnouncement& a = body.team;
+  std::unique_ptr<JsonBuilder, BuilderDeleter> owner(json_builder_new());
+  JsonBuilder* b = owner.get();
+  json_builder_begin_object(b);
+  add_string(b, "channel", a.channel);
+  if (!body.host.empty()) add_string(b, "host", body.host);
+  add_int(b, "team-id", a.team_id);
+  add_int(b, "port", body.port);
+  add_int(b, "peers", a.peers);
+  add_int(b, "max-peers", a.max_peers);
+  add_int(b, "bitrate", static_cast<gint64>(a.bitrate_bps));
+  add_int(b, "chunks-cut", static_cast<gint64>(a.chunks_cut));
+  add_int(b, "lost-reports", static_cast<gint64>(a.chunks_lost_reported));
+  add_int(b, "uptime-ms", static_cast<gint64>(a.uptime_us / 1000));
+  std::vector<p2psp::TeamMember> members = a.members;
+  if (members.size() > p2psp::TeamAnnouncement::kMaxMembers)
+    members.resize(p2psp::TeamAnnouncement::kMaxMembers);
+  add_members(b, members);
+  json_builder_end_object(b);
+  return to_json(b);
+}
+
+std::string withdrawal_json(const std::string& channel, uint32_t team_id) {
+  std::unique_ptr<JsonBuilder, BuilderDeleter> owner(json_builder_new());
+  json_builder_begin_object(owner.get());
+  add_string(owner.get(), "channel", channel);
+  add_int(owner.get(), "team-id", team_id);
+  json_builder_end_object(owner.get());
+  return to_json(owner.get());
+}
+
+std::string announce_reply_json(uint32_t moves) {
+  std::unique_ptr<JsonBuilder, BuilderDeleter> owner(json_builder_new());
+  json_builder_begin_object(owner.get());
+  add_int(owner.get(), "interval-ms", 1000);
+  add_int(owner.get(), "move", moves);
+  json_builder_end_object(owner.get());
+  return to_json(owner.get());
+}
+
+uint32_t parse_announce_reply(const std::string& body) {
+  std::unique_ptr<JsonParser, ParserDeleter> parser(json_parser_new());
+  JsonObject* o = answer_object(parser.get(), body);
+  uint64_t moves = 0;
+  std::string ignored;
+  // A tracker never asks more than a few moves at once; more is nonsense.
+  if (o == nullptr || !get_uint(o, "move", 16, false, 0, &moves, &ignored))
+    return 0;
+  return static_cast<uint32_t>(moves);
+}
+
+std::string parse_join_uri(const std::string& body) {
+  std::unique_ptr<JsonParser, ParserDeleter> parser(json_parser_new());
+  JsonObject* o = answer_object(parser.get(), body);
+  std::string uri, ignored;
+  if (o == nullptr || !get_string(o, "uri", true, &uri, &ignored)) return {};
+  return uri;
+}
+
+std::string parse_error(const std::string& body) {
+  std::unique_ptr<JsonParser, ParserDeleter> parser(json_parser_new());
+  JsonObject* o = answer_object(parser.get(), body);
+  std::string text, ignored;
+  if (o == nullptr || !get_string(o, "error", true, &text, &ignored)) return {};
+  return text;
 }
 
 }  // namespace p2psp_tracker
