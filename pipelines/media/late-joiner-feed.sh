@@ -90,7 +90,11 @@ run_bg peer gst-launch-1.0 -e -m p2pspsrc uri="p2psp://127.0.0.1:$PORT" ! \
 PEER=$LAST_PID
 rc=0
 T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
-wait_exit "$SPLITTER" $((SECS + 15)) || { log "the splitter did not finish"; rc=1; }
+wait_exit "$SPLITTER" $((SECS + 15)) || {
+  log "the splitter did not finish"
+  dump_stuck splitter "$SPLITTER"
+  rc=1
+}
 [ "$RC" = 0 ] || { log "splitter exit $RC"; rc=1; }
 T1=$(date +%s.%N)
 RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')

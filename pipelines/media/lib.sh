@@ -74,6 +74,20 @@ wait_exit() {
   return 0
 }
 
+# dump_stuck NAME PID: what a process that should have ended is doing, for a
+# failure that only happens on a loaded machine: its last log lines and, when
+# gdb is installed, every thread's stack.
+dump_stuck() {
+  local name=$1 pid=$2
+  _alive "$pid" || return 0
+  echo "--- last lines of $name.log" >&2
+  tail -n 15 "$OUT/$name.log" >&2
+  command -v gdb >/dev/null || return 0
+  echo "--- $name's threads (gdb)" >&2
+  timeout 60 gdb -p "$pid" -batch -nx -ex "thread apply all bt 12" 2>/dev/null |
+    grep -E '^(Thread|#)' | head -n 120 >&2
+}
+
 stop_proc() {
   local pid=$1
   if _alive "$pid"; then
