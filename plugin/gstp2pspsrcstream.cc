@@ -509,6 +509,16 @@ GstFlowReturn handle_failure(GstP2pspSrc* self, Failure failure,
     priv->state = SrcState::kFailed;
     return GST_FLOW_ERROR;
   }
+  // A channel's tracker counts a team's members from announcements a few
+  // seconds old: the team it named may have filled meanwhile. That is the
+  // tracker's stale answer, not the splitter's: ask it again (the rejoin
+  // asks it to avoid this team).
+  if (reason == p2psp::RemoveReason::kTeamFull && !ever_joined &&
+      !s.channel.empty()) {
+    GST_INFO_OBJECT(self, "the tracker's team is full (%s); asking again",
+                    text.c_str());
+    return reconnect(self);
+  }
   const bool fatal = reason == p2psp::RemoveReason::kVersion || !ever_joined;
   if (!s.auto_reconnect || fatal) return post_failure(self, failure, text);
   if (failure == Failure::kRemoved) {

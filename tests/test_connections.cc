@@ -7,34 +7,14 @@
 #include <vector>
 
 #include "plugin/gstp2pspconnections.h"
+#include "tests/loopback_pair.h"
 
 namespace {
 
 using p2psp_gst::ConnectionTable;
 using p2psp_gst::GRef;
 
-/* A connected TCP pair on loopback: the server side goes into the table,
- * the client side is never read (so output piles up). */
-struct Pair {
-  GRef<GSocket> listener, client;
-  GSocket *server = nullptr; /* adopted by the table */
-
-  Pair() {
-    listener.reset(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                G_SOCKET_PROTOCOL_DEFAULT, nullptr));
-    GSocketAddress *any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
-    g_socket_bind(listener.get(), any, TRUE, nullptr);
-    g_object_unref(any);
-    g_socket_listen(listener.get(), nullptr);
-    GSocketAddress *addr = g_socket_get_local_address(listener.get(), nullptr);
-    client.reset(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                              G_SOCKET_PROTOCOL_DEFAULT, nullptr));
-    g_socket_connect(client.get(), addr, nullptr, nullptr);
-    g_object_unref(addr);
-    server = g_socket_accept(listener.get(), nullptr, nullptr);
-    g_socket_set_blocking(server, FALSE);
-  }
-};
+using Pair = LoopbackPair;
 
 TEST(ConnectionTable, FindsByIdAndBySocket) {
   Pair a, b;

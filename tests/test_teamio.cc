@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "plugin/gstp2pspteamio.h"
+#include "tests/loopback_pair.h"
 
 namespace {
 
@@ -31,26 +32,7 @@ p2psp::Endpoint LocalEndpoint(GSocket *s) {
   return ep;
 }
 
-/* A TCP pair on loopback; `server` is handed to the TeamIo. */
-struct Pair {
-  GRef<GSocket> listener, client;
-  GSocket *server = nullptr;
-  Pair() {
-    listener.reset(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                G_SOCKET_PROTOCOL_DEFAULT, nullptr));
-    GSocketAddress *any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
-    g_socket_bind(listener.get(), any, TRUE, nullptr);
-    g_object_unref(any);
-    g_socket_listen(listener.get(), nullptr);
-    GSocketAddress *addr = g_socket_get_local_address(listener.get(), nullptr);
-    client.reset(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                              G_SOCKET_PROTOCOL_DEFAULT, nullptr));
-    g_socket_connect(client.get(), addr, nullptr, nullptr);
-    g_object_unref(addr);
-    server = g_socket_accept(listener.get(), nullptr, nullptr);
-    g_socket_set_blocking(server, FALSE);
-  }
-};
+using Pair = LoopbackPair;
 
 p2psp::UdpSend Datagram(const p2psp::Endpoint &to, size_t size) {
   return {to, std::make_shared<const p2psp::Bytes>(size, 7)};
