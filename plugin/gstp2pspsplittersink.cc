@@ -153,7 +153,6 @@ gboolean gst_p2psp_splitter_sink_start(GstBaseSink *sink) {
   GST_OBJECT_UNLOCK(self);
 
   priv->icy.reset();
-  priv->upstream_live = -1;
   if (!p2psp_gst::check_passphrase(GST_ELEMENT(self), settings.passphrase) ||
       !check_tracker_settings(self, settings))
     return FALSE;
@@ -515,60 +514,6 @@ gboolean gst_p2psp_splitter_sink_event(GstBaseSink *sink, GstEvent *event) {
   return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
 }
 
-/* The pipeline's LATENCY query reaches the sink as an element query (not
- * through GstBaseSinkClass::query): it says whether upstream is live. */
-gboolean gst_p2psp_splitter_sink_element_query(GstElement *element,
-                                               GstQuery *query) {
-  if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
-    return GST_ELEMENT_CLASS(parent_class)->query(element, query);
-  gboolean live = FALSE, upstream_live = FALSE;
-  GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
-  if (!gst_base_sink_query_latency(GST_BASE_SINK(element), &live,
-                                   &upstream_live, &min, &max))
-    return FALSE;
-  priv_of(element)->upstream_live = upstream_live ? 1 : 0;
-  gst_query_set_latency(query, live, min, max);
-  return TRUE;
-}
-
-/* Before the pipeline configured its latency (the first buffer). */
-bool upstream_is_live(GstBaseSink *sink) {
-  SplitterSinkPrivate *priv = priv_of(sink);
-  if (priv->upstream_live < 0) {
-    GstQuery *query = gst_query_new_latency();
-    gboolean live = FALSE;
-    if (gst_pad_peer_query(GST_BASE_SINK_PAD(sink), query))
-      gst_query_parse_latency(query, &live, nullptr, nullptr);
-    gst_query_unref(query);
-    int unknown = -1;
-    priv->upstream_live.compare_exchange_strong(unknown, live ? 1 : 0);
-  }
-  return priv->upstream_live > 0;
-}
-
-/* A live stream (udpsrc, srtsrc, a live encoder) is sent as it comes: its
- * source already paces it, and the peers play it on their own clocks, so
- * the splitter has no other sink to keep in step with. basesink would hold
- * every buffer until its running time plus the pipeline's latency, on the
- * source's own thread: behind tsparse (100 ms of latency) udpsrc then read
- * one datagram every 100 ms and fell ever further behind the stream. A stream
- * that is not live (filesrc) still leaves at its time; a live backlog is paced
- * by pace_catch_up(). */
-void gst_p2psp_splitter_sink_get_times(GstBaseSink *sink, GstBuffer *buffer,
-                                       GstClockTime *start, GstClockTime *end) {
-  *start = *end = GST_CLOCK_TIME_NONE;
-  if (upstream_is_live(sink)) return;
-  if (GST_BASE_SINK_CLASS(parent_class)->get_times != nullptr) {
-    GST_BASE_SINK_CLASS(parent_class)->get_times(sink, buffer, start, end);
-    return;
-  }
-  const GstClockTime ts = GST_BUFFER_DTS_OR_PTS(buffer);
-  if (!GST_CLOCK_TIME_IS_VALID(ts)) return;
-  *start = ts;
-  if (GST_BUFFER_DURATION_IS_VALID(buffer))
-    *end = ts + GST_BUFFER_DURATION(buffer);
-}
-
 gboolean gst_p2psp_splitter_sink_unlock(GstBaseSink *sink) {
   SplitterSinkPrivate *priv = priv_of(sink);
   {
@@ -790,7 +735,6 @@ static void gst_p2psp_splitter_sink_class_init(
   install_properties(gobject_class);
   install_signals(gobject_class);
 
-  element_class->query = gst_p2psp_splitter_sink_element_query;
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   p2psp_gst::mark_enums_as_plugin_api();
   gst_element_class_set_static_metadata(
@@ -802,7 +746,6 @@ static void gst_p2psp_splitter_sink_class_init(
   basesink_class->stop = gst_p2psp_splitter_sink_stop;
   basesink_class->set_caps = gst_p2psp_splitter_sink_set_caps;
   basesink_class->render = gst_p2psp_splitter_sink_render;
-  basesink_class->get_times = gst_p2psp_splitter_sink_get_times;
   basesink_class->event = gst_p2psp_splitter_sink_event;
   basesink_class->unlock = gst_p2psp_splitter_sink_unlock;
   basesink_class->unlock_stop = gst_p2psp_splitter_sink_unlock_stop;
@@ -813,8 +756,4 @@ static void gst_p2psp_splitter_sink_class_init(
 
 static void gst_p2psp_splitter_sink_init(GstP2pspSplitterSink *self) {
   self->priv = new SplitterSinkPrivate;
-  /* A live stream is not held until a deadline (get_times()): none to
-   * budget for, and udpsrc ! tsparse ! p2pspsplittersink then configures
-   * its latency without "Pipeline construction is invalid". */
-  gst_base_sink_set_processing_deadline(GST_BASE_SINK(self), 0);
 }

@@ -209,10 +209,6 @@ struct SplitterSinkPrivate {
     gint64 since_us = 0; /* monotonic time of the first held buffer */
   } typefind;
 
-  /* Upstream is live: buffers are sent as they come, not held until their
-   * time (see get_times()). -1 until known: the first buffer asks upstream,
-   * every LATENCY query of the pipeline updates it. */
-  std::atomic<int> upstream_live{-1};
   /* ICY metadata taken out of an application/x-icy stream before it is
    * typefound and cut (streaming thread only; null: none). */
   std::unique_ptr<p2psp::IcyDeinterleaver> icy;

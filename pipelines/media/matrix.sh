@@ -85,10 +85,12 @@ esac
 case "$PARSER" in
   raw) PARSE=identity ;;
   oggparse | matroskaparse) PARSE=$PARSER; need "$PARSER" ;;
-  # No queue: with a live source the splitter sends buffers as they come
-  # instead of holding each one for tsparse's 100 ms of latency on
-  # udpsrc's thread (docs/cookbook.md, recipe 6c).
-  tsparse) PARSE=tsparse; need "$PARSER" ;;
+  # tsparse reports a latency (100 ms), and in one thread with udpsrc the
+  # splitter (a sink that syncs, like udpsink or tcpserversink) then waits
+  # that long for every datagram: 10 datagrams a second get through, the
+  # socket overflows, and GStreamer warns "Pipeline construction is invalid,
+  # please add queues". The queue it asks for is part of this pipeline.
+  tsparse) PARSE="tsparse ! queue"; need "$PARSER" ;;
   *) echo "unknown parser $PARSER" >&2; exit 2 ;;
 esac
 
