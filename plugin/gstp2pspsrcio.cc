@@ -71,6 +71,7 @@ void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
       "requests-sent", G_TYPE_UINT64, (guint64)s.requests_sent,          //
       "prunes-sent", G_TYPE_UINT64, (guint64)s.prunes_sent,              //
       "relays-served", G_TYPE_UINT64, (guint64)s.relays_served,          //
+      "requests-refused", G_TYPE_UINT64, (guint64)s.requests_refused,    //
       "signed-team", G_TYPE_BOOLEAN, s.signed_team != 0,                 //
       "bad-signatures", G_TYPE_UINT64, (guint64)s.bad_signatures,        //
       "unsigned-chunks", G_TYPE_UINT64, (guint64)s.unsigned_chunks,      //

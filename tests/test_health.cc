@@ -818,6 +818,55 @@ TEST(PeerHealth, RequestAndPruneSwitchARelayOnAndOff) {
   EXPECT_EQ(relay.stats().rejected_datagrams, rejected + 1);
 }
 
+// A relay adds an origin's share to our flood: a peer whose stated upload
+// limit is under twice the stream's rate refuses, and one with room accepts
+// once it measured the stream (docs/protocol.md 10.5).
+TEST(PeerHealth, RelayRequestsNeedRoomUnderTheStatedUploadLimit) {
+  PeerConfig thin;
+  thin.upload_limit_bps = 1000;  // far under the stream
+  PeerConfig wide;
+  wide.upload_limit_bps = 1000000000;
+  Team team(splitter_config(200));
+  team.add_peer(thin);
+  team.add_peer(wide);
+  team.add_peer();
+  team.add_peer();
+  team.net.run_until(kStreamStart);
+  const uint32_t asker = team.peer(2).peer.id();
+  const uint32_t origin = team.peer(3).peer.id();
+  team.schedule_stream(kStreamStart, 3 * kSecond);
+  const auto ask = [&](size_t relay) {
+    team.net.inject_udp(peer_udp(2), peer_udp(relay),
+                        encode_request(RequestMsg{kTeamId, asker, origin}));
+  };
+  // Before a second of the stream was measured, a stated limit refuses.
+  team.net.run_until(kStreamStart + 200000);
+  ask(1);
+  team.net.run_for(10000);
+  EXPECT_EQ(team.peer(1).peer.stats().requests_refused, 1u);
+  EXPECT_EQ(team.peer(1).peer.stats().relays_served, 0u);
+  team.net.run_until(kStreamStart + 1600000);
+  ask(0);
+  ask(1);
+  team.net.run_for(300000);
+  const Peer& thin_peer = team.peer(0).peer;
+  const Peer& wide_peer = team.peer(1).peer;
+  // (The team's own route discovery may ask too: counts are at least.)
+  EXPECT_GE(thin_peer.stats().requests_refused, 1u);
+  EXPECT_EQ(thin_peer.stats().relays_served, 0u);
+  EXPECT_EQ(thin_peer.stats().relayed, 0u);
+  EXPECT_GE(wide_peer.stats().relays_served, 1u);
+  EXPECT_GT(wide_peer.stats().relayed, 0u);
+  for (const NeighbourInfo& n : wide_peer.neighbours()) {
+    if (n.id != asker) continue;
+    EXPECT_NE(
+        std::find(n.relayed_origins.begin(), n.relayed_origins.end(), origin),
+        n.relayed_origins.end());
+  }
+  // Without a stated limit, nothing changes (the test above).
+  EXPECT_EQ(team.peer(2).peer.stats().requests_refused, 0u);
+}
+
 TEST(PeerHealth, NackAnswersAreRateLimitedAndOnlyForNeighbours) {
   PeerConfig config;
   config.retransmit_rate = 0;

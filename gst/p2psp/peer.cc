@@ -516,7 +516,7 @@ struct Peer::Impl {
     }
     if (const auto* request = std::get_if<RequestMsg>(&msg)) {
       const Neighbour* n = table.find_sender(request->peer_id, from);
-      if (n) relay.on_request(*n, request->origin);
+      if (n) relay.on_request(*n, request->origin, now);
       return n != nullptr;
     }
     if (const auto* prune = std::get_if<PruneMsg>(&msg)) {

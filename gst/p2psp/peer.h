@@ -124,7 +124,8 @@ struct PeerStats {
   uint64_t relayed = 0;              // chunks of other origins relayed
   uint64_t requests_sent = 0;
   uint64_t prunes_sent = 0;
-  uint64_t relays_served = 0;  // (neighbour, origin) pairs we relay now
+  uint64_t relays_served = 0;     // (neighbour, origin) pairs we relay now
+  uint64_t requests_refused = 0;  // REQUESTs our upload limit cannot carry
   // Authenticated team (also counted in rejected_datagrams).
   uint64_t unauthenticated_datagrams = 0;  // unsealed, forged or tampered
   uint64_t replayed_datagrams = 0;         // sealed, but seen before

@@ -37,7 +37,7 @@ class PeerRelay {
   // at most one PRUNE per (sender, origin) every retry_us.
   void maybe_prune(Neighbour& sender, uint32_t origin, Micros retry_us,
                    Micros now, Outbox* out);
-  void on_request(const Neighbour& from, uint32_t origin);
+  void on_request(const Neighbour& from, uint32_t origin, Micros now);
   void on_prune(const Neighbour& from, uint32_t origin);
   // The member left: nobody needs its chunks relayed, nor relays to it.
   void forget_member(uint32_t peer_id);
@@ -49,6 +49,8 @@ class PeerRelay {
 
  private:
   void count_relays();
+  bool upload_has_room(Micros now);
+  void measure_stream(Micros now);
   void request_missing_origins(Micros now, Outbox* out);
   void request_relay(uint32_t origin, Member& member, Micros now, Outbox* out);
   const Neighbour* pick_relay(uint32_t origin, size_t* turn) const;
@@ -65,6 +67,10 @@ class PeerRelay {
   // (REQUEST) to relay that origin's chunks.
   std::unordered_map<uint32_t, std::vector<uint32_t>> relay_to_;
   Micros check_due_us_ = UINT64_MAX;
+  // The stream's rate as it reaches us (measure_stream), 0 until known.
+  Micros rate_since_us_ = 0;
+  uint64_t rate_since_bytes_ = 0;
+  uint64_t stream_bps_ = 0;
 };
 
 }  // namespace p2psp
