@@ -644,7 +644,8 @@ static void install_join_properties(GObjectClass* gobject_class) {
           "upload-limit", "Upload limit",
           "Bits per second this peer may upload, told to the splitter when "
           "joining so that it deals this peer no more chunks than that "
-          "carries (0 = forward nothing: the peer still receives the whole "
+          "carries, and under twice the stream's rate it relays for no "
+          "neighbour (0 = forward nothing: the peer still receives the whole "
           "stream; -1 = no limit)",
           -1, G_MAXINT64, -1,
           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "plugin/gstp2pspconnections.h"
-#include "tests/loopback_pair.h"
+#include "tests/loopback_sockets.h"
 
 namespace {
 

@@ -9,28 +9,12 @@
 #include <vector>
 
 #include "plugin/gstp2pspteamio.h"
-#include "tests/loopback_pair.h"
+#include "tests/loopback_sockets.h"
 
 namespace {
 
 using p2psp_gst::GRef;
 using p2psp_gst::TeamIo;
-
-GSocket *Udp() {
-  GSocket *s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                            G_SOCKET_PROTOCOL_UDP, nullptr);
-  GSocketAddress *any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
-  g_socket_bind(s, any, FALSE, nullptr);
-  g_object_unref(any);
-  return s;
-}
-
-p2psp::Endpoint LocalEndpoint(GSocket *s) {
-  GSocketAddress *addr = g_socket_get_local_address(s, nullptr);
-  const p2psp::Endpoint ep = p2psp_gst::endpoint_from_address(addr);
-  g_object_unref(addr);
-  return ep;
-}
 
 using Pair = LoopbackPair;
 
@@ -40,11 +24,11 @@ p2psp::UdpSend Datagram(const p2psp::Endpoint &to, size_t size) {
 
 TEST(TeamIo, SplitterDispatchBoundsEachConnection) {
   TeamIo io;
-  GRef<GSocket> receiver(Udp());
+  GRef<GSocket> receiver(LoopbackUdp());
   io.adopt_listener(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
                                  G_SOCKET_PROTOCOL_DEFAULT, nullptr),
                     1000);
-  io.adopt_udp(Udp(), 16);
+  io.adopt_udp(LoopbackUdp(), 16);
   Pair a;
   const p2psp::ConnId id = io.connections().add(a.server, p2psp::Endpoint());
 
@@ -77,7 +61,7 @@ TEST(TeamIo, PeerConnectionIsWrittenAtOnceAndUnwatchedAfterClose) {
   Pair a;
   io.adopt_stream(g_socket_connection_factory_create_connection(a.server));
   g_object_unref(a.server);
-  io.adopt_udp(Udp(), 32);
+  io.adopt_udp(LoopbackUdp(), 32);
 
   p2psp_gst::PollThread::WatchList list;
   ASSERT_TRUE(io.watches(list));
@@ -105,8 +89,8 @@ TEST(TeamIo, PeerConnectionIsWrittenAtOnceAndUnwatchedAfterClose) {
 
 TEST(TeamIo, ReceiveHandsEveryDatagramWithItsBatch) {
   TeamIo io;
-  io.adopt_udp(Udp(), 4);
-  GRef<GSocket> sender(Udp());
+  io.adopt_udp(LoopbackUdp(), 4);
+  GRef<GSocket> sender(LoopbackUdp());
   GSocketAddress *to = g_socket_get_local_address(io.udp(), nullptr);
   for (int i = 0; i < 10; i++) {
     const gchar byte = static_cast<gchar>(i);

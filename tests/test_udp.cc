@@ -11,6 +11,7 @@
 
 #include "plugin/gstp2pspudp.h"
 #include "plugin/gstp2psputil.h"
+#include "tests/loopback_sockets.h"
 
 namespace {
 
@@ -19,20 +20,9 @@ using p2psp_gst::GRef;
 using p2psp_gst::UdpBuffers;
 
 GSocket *BoundUdp() {
-  GSocket *s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                            G_SOCKET_PROTOCOL_UDP, nullptr);
-  GSocketAddress *any = g_inet_socket_address_new_from_string("127.0.0.1", 0);
-  g_socket_bind(s, any, FALSE, nullptr);
-  g_object_unref(any);
+  GSocket *s = LoopbackUdp();
   g_socket_set_blocking(s, FALSE);
   return s;
-}
-
-p2psp::Endpoint LocalEndpoint(GSocket *s) {
-  GSocketAddress *a = g_socket_get_local_address(s, nullptr);
-  p2psp::Endpoint ep = p2psp_gst::endpoint_from_address(a);
-  g_object_unref(a);
-  return ep;
 }
 
 int BufferSize(GSocket *s, int option) {

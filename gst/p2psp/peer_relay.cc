@@ -110,9 +110,9 @@ void PeerRelay::measure_stream(Micros now) {
     }
     return;
   }
-  const Micros elapsed = now - rate_since_us_;
-  if (now <= rate_since_us_ || elapsed < 1000000) return;
-  stream_bps_ = (bytes - rate_since_bytes_) * 8 * 1000000 / elapsed;
+  if (now < saturating_add(rate_since_us_, 1000000)) return;
+  stream_bps_ =
+      (bytes - rate_since_bytes_) * 8 * 1000000 / (now - rate_since_us_);
   rate_since_us_ = now;
   rate_since_bytes_ = bytes;
 }
