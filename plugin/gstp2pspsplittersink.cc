@@ -503,6 +503,22 @@ GstFlowReturn gst_p2psp_splitter_sink_render(GstBaseSink *sink,
   return GST_FLOW_OK;
 }
 
+/* After EOS, before the EOS message makes the application stop us: the
+ * network thread keeps answering NACKs meanwhile. Ends early on unlock()
+ * (flushing, or a state change down). */
+void linger(GstP2pspSplitterSink *self) {
+  SplitterSinkPrivate *priv = self->priv;
+  GST_OBJECT_LOCK(self);
+  const guint linger_ms = priv->settings.linger_ms;
+  GST_OBJECT_UNLOCK(self);
+  std::unique_lock<std::mutex> lock(priv->peers_mutex);
+  if (linger_ms == 0 || priv->num_peers == 0) return;
+  GST_DEBUG_OBJECT(self, "end of stream: lingering %u ms for the team's NACKs",
+                   linger_ms);
+  priv->peers_cond.wait_for(lock, std::chrono::milliseconds(linger_ms),
+                            [priv] { return priv->unlocked; });
+}
+
 gboolean gst_p2psp_splitter_sink_event(GstBaseSink *sink, GstEvent *event) {
   auto *self = GST_P2PSP_SPLITTER_SINK(sink);
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
@@ -510,6 +526,7 @@ gboolean gst_p2psp_splitter_sink_event(GstBaseSink *sink, GstEvent *event) {
     typefind_uncapped(self, nullptr, TRUE);
     run_core(self, [](p2psp::Splitter &s, p2psp::Micros now,
                       p2psp::Outbox *out) { s.flush(now, out); });
+    linger(self);
   }
   return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
 }
@@ -549,6 +566,8 @@ guint *uint_setting(SplitterSinkPrivate *priv, guint prop_id) {
       return &s.max_chunk_loss;
     case PROP_PEER_TIMEOUT:
       return &s.peer_timeout_ms;
+    case PROP_LINGER:
+      return &s.linger_ms;
     case PROP_MAX_JOINS_PER_ADDRESS:
       return &s.max_joins_per_address;
     case PROP_MAX_HANDSHAKES:

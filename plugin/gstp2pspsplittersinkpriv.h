@@ -55,6 +55,11 @@ constexpr guint DEFAULT_WAIT_FOR_PEERS = 0;
 constexpr guint DEFAULT_MONITORS = 0;
 constexpr guint DEFAULT_MAX_CHUNK_LOSS = 32;
 constexpr guint DEFAULT_PEER_TIMEOUT_MS = 1500;
+/* After the stream's end the team still recovers its last chunks from the
+ * splitter (NACKs) for this long: more than the peers' default latency
+ * (200 ms) and one retry. */
+constexpr guint DEFAULT_LINGER_MS = 500;
+constexpr guint MAX_LINGER_MS = 60000;
 constexpr guint MAX_PEER_TIMEOUT_MS = 3600000;
 /* Limits on strangers (docs/security.md, "Limits"), the core's defaults. */
 constexpr guint DEFAULT_MAX_JOINS_PER_ADDRESS = 64;
@@ -97,6 +102,7 @@ enum {
   PROP_MONITORS,
   PROP_MAX_CHUNK_LOSS,
   PROP_PEER_TIMEOUT,
+  PROP_LINGER,
   PROP_PASSPHRASE,
   PROP_ENCRYPT,
   PROP_SIGN_CHUNKS,
@@ -134,6 +140,7 @@ struct Settings {
   guint monitors = DEFAULT_MONITORS;
   guint max_chunk_loss = DEFAULT_MAX_CHUNK_LOSS;
   guint peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+  guint linger_ms = DEFAULT_LINGER_MS;
   std::string passphrase; /* never logged, never readable */
   gboolean encrypt = TRUE;
   gboolean sign_chunks = FALSE;

@@ -89,6 +89,13 @@ void install_health_properties() {
       "A peer not heard from (heartbeats, any datagram) for this many "
       "milliseconds is removed (0: never)",
       0, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, kReadWrite);
+  properties[PROP_LINGER] = g_param_spec_uint(
+      "linger", "Linger",
+      "At the end of the stream, keep answering the team's NACKs for this "
+      "many milliseconds before telling the peers it ended, so that chunks "
+      "lost just before the end are recovered (set it above the peers' "
+      "latency; 0: end at once)",
+      0, MAX_LINGER_MS, DEFAULT_LINGER_MS, kReadWrite);
 }
 
 /* Authentication (docs/security.md). */

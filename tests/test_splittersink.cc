@@ -5,6 +5,7 @@
 #include <gio/gio.h>
 #include <gst/gst.h>
 #include <gst/p2psp/peer.h>
+#include <gst/p2psp/wire.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -95,6 +96,17 @@ class TestPeer {
     Dispatch(out);
     CollectItems();
     for (auto &ev : peer_.take_events()) events_.push_back(ev);
+  }
+
+  /* A NACK straight to the splitter's UDP endpoint (known once a chunk
+   * came from it). */
+  void SendNack(std::vector<p2psp::ChunkNumber> numbers) {
+    p2psp::Outbox out;
+    out.udp.push_back(p2psp::UdpSend{
+        splitter_udp_,
+        std::make_shared<p2psp::Bytes>(p2psp::encode_nack(
+            p2psp::NackMsg{peer_.team_id(), peer_.id(), std::move(numbers)}))});
+    Dispatch(out);
   }
 
   /* Pumps (and runs the GLib default context) until pred() holds. */
@@ -206,9 +218,11 @@ class TestPeer {
     std::vector<p2psp_gst::ReceivedDatagram> batch(8);
     size_t got;
     while ((got = p2psp_gst::receive_datagrams(udp_.get(), batch)) > 0) {
-      for (size_t i = 0; i < got; i++)
+      for (size_t i = 0; i < got; i++) {
+        splitter_udp_ = batch[i].from;
         peer_.on_udp(batch[i].from, batch[i].data.data(), batch[i].size,
                      p2psp_gst::monotonic_now_us(), out);
+      }
     }
   }
 
@@ -234,6 +248,7 @@ class TestPeer {
   std::unique_ptr<p2psp_gst::TcpConnection> tcp_;
   GRef<GSocket> udp_;
   bool tcp_closed_ = false;
+  p2psp::Endpoint splitter_udp_;
   std::vector<p2psp::StreamItem> items_;
   std::vector<p2psp::PeerEvent> events_;
 };
@@ -424,6 +439,7 @@ TEST(SplitterSink, PropertyDefaults) {
   EXPECT_EQ(UintProp(sink.get(), "max-peers"), 0u);
   EXPECT_EQ(UintProp(sink.get(), "num-peers"), 0u);
   EXPECT_EQ(UintProp(sink.get(), "wait-for-peers"), 0u);
+  EXPECT_EQ(UintProp(sink.get(), "linger"), 500u);
   gboolean sync = FALSE;
   g_object_get(sink.get(), "sync", &sync, nullptr);
   EXPECT_TRUE(sync);
@@ -594,6 +610,51 @@ TEST(SplitterSink, PeerRebuildsTheStream) {
   ASSERT_NE(msg, nullptr);
   EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
   gst_message_unref(msg);
+}
+
+/* The EOS message waits out `linger` while a team can still NACK the last
+ * chunks, and a NACK sent then is answered. */
+TEST(SplitterSink, EndOfStreamLingersAndAnswersNacks) {
+  SinkPipeline p("chunk-size=256 linger=600");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  PushStream(p, 20, 3);
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 20; }));
+  const guint64 retransmits = Stat(p.sink(), "retransmits");
+
+  const gint64 start = g_get_monotonic_time();
+  p.EndOfStream();
+  ASSERT_TRUE(WaitFor([&] { return Stat(p.sink(), "chunks-cut") > 0; }));
+  g_usleep(100 * 1000);
+  peer.SendNack({0u});  // chunk 0: the splitter still holds it
+  GstMessage *msg = p.WaitMessage(kTimeoutMs);
+  const gint64 waited_ms = (g_get_monotonic_time() - start) / 1000;
+  ASSERT_NE(msg, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  EXPECT_GE(waited_ms, 600);
+  EXPECT_GT(Stat(p.sink(), "retransmits"), retransmits);
+}
+
+/* linger=0 ends at once; a state change ends a linger early. */
+TEST(SplitterSink, LingerZeroOrAStateChangeEndsAtOnce) {
+  for (const char *props : {"linger=0", "linger=60000"}) {
+    SCOPED_TRACE(props);
+    SinkPipeline p(props);
+    ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+    TestPeer peer(p.port());
+    ASSERT_TRUE(JoinTeam(p, peer));
+    PushStream(p, 5, 4);
+    const gint64 start = g_get_monotonic_time();
+    p.EndOfStream();
+    GstMessage *msg = p.WaitMessage(300);
+    if (msg) gst_message_unref(msg);
+    EXPECT_EQ(msg != nullptr, g_str_equal(props, "linger=0"));
+    EXPECT_EQ(gst_element_set_state(p.pipeline(), GST_STATE_NULL),
+              GST_STATE_CHANGE_SUCCESS);
+    EXPECT_LT(g_get_monotonic_time() - start, 2 * G_USEC_PER_SEC);
+  }
 }
 
 TEST(SplitterSink, PeerRebuildsTheStreamOverIPv6) {
