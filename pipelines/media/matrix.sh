@@ -147,9 +147,10 @@ case "$FEED" in
     # recipe 6c); the 0.5 s are those the other feeds get between the
     # source's end and the splitter's. The tee keeps a copy of what the
     # source sent, to check the recording's tail against.
+    SOURCE_COPY=$OUT/source.$ext
     # shellcheck disable=SC2086
     run_bg source gst-launch-1.0 -e $MUX ! tee name=feed ! queue ! \
-      srtsink uri="srt://127.0.0.1:$P?mode=listener" feed. ! queue ! filesink location="$OUT/source.$ext" $TAIL \
+      srtsink uri="srt://127.0.0.1:$P?mode=listener" feed. ! queue ! filesink location="$SOURCE_COPY" $TAIL \
       audiotestsrc is-live=true wave=silence samplesperbuffer=4800 num-buffers=$((SECS * 10 + 5)) ! \
       audio/x-raw,rate=48000 ! fakesink sync=true
     SOURCE=$LAST_PID
@@ -237,10 +238,10 @@ print(f"peer TS: {len(d)} bytes ({len(d) % 188} past whole packets), "
       f"{bad} packets out of sync, {gaps} continuity gaps after the headers")
 PY
 fi
-if [ -f "$OUT/source.$ext" ]; then
+if [ -n "${SOURCE_COPY:-}" ]; then
   # Whatever the decoder says, the team must deliver the feed to its very
   # end: the recording's tail must be the source's tail, byte for byte.
-  /usr/bin/python3 - "$OUT/source.$ext" "$OUT/peer.$ext" <<'PY' | sed 's/^/    /'
+  /usr/bin/python3 - "$SOURCE_COPY" "$OUT/peer.$ext" <<'PY' | sed 's/^/    /'
 import sys
 src, rec = (open(f, "rb").read() for f in sys.argv[1:3])
 n = min(len(rec) // 2, 65536)
