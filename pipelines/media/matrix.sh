@@ -138,8 +138,21 @@ case "$FEED" in
   srt)
     need srtsink srtsrc
     P=$(icecast_free_port)
+    # An SRT sender must stay connected after its last packet for longer
+    # than the link's latency (125 ms): the receiver holds every packet that
+    # long before it hands it on, and srtsrc (1.22) drops what it still
+    # holds when the sender closes, which cut the stream's last PES. A
+    # gst-launch pipeline ends at its last sink's EOS, so a silent branch
+    # that ends 0.5 s after the stream keeps srtsink connected (cookbook
+    # recipe 6c); the 0.5 s are those the other feeds get between the
+    # source's end and the splitter's. The tee keeps a copy of what the
+    # source sent, to check the recording's tail against.
+    SOURCE_COPY=$OUT/source.$ext
     # shellcheck disable=SC2086
-    run_bg source gst-launch-1.0 -e $MUX ! srtsink uri="srt://127.0.0.1:$P?mode=listener" $TAIL
+    run_bg source gst-launch-1.0 -e $MUX ! tee name=feed ! queue ! \
+      srtsink uri="srt://127.0.0.1:$P?mode=listener" feed. ! queue ! filesink location="$SOURCE_COPY" $TAIL \
+      audiotestsrc is-live=true wave=silence samplesperbuffer=4800 num-buffers=$((SECS * 10 + 5)) ! \
+      audio/x-raw,rate=48000 ! fakesink sync=true
     SOURCE=$LAST_PID
     SRC="srtsrc uri=srt://127.0.0.1:$P?mode=caller" ;;
   tcp)
@@ -172,9 +185,11 @@ T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
 wait_exit "$SOURCE" $((SECS + 20)) || { log "the source did not finish"; rc=1; }
 [ "$RC" = 0 ] || { log "source exit $RC"; tail -5 "$OUT/source.log"; rc=1; }
 # Icecast and TCP feeds end with the source; UDP and SRT need an EOS
-# (gst-launch -e on SIGINT), which the splitter passes on to the peer.
+# (gst-launch -e on SIGINT), which the splitter passes on to the peer. The
+# SRT source has held its link for 0.5 s after the stream already.
 case "$FEED" in
-  udp | srt) sleep 0.5; stop_proc "$SPLITTER" 10 ;;
+  udp) sleep 0.5; stop_proc "$SPLITTER" 10 ;;
+  srt) stop_proc "$SPLITTER" 10 ;;
   *) wait_exit "$SPLITTER" 5 || stop_proc "$SPLITTER" 10 ;;
 esac
 [ "$RC" = 0 ] || { log "splitter exit $RC"; rc=1; }
@@ -197,8 +212,8 @@ errs=$(grep -c '^      ffmpeg: ' "$OUT/ffcheck.txt" | head -1)
 if [ "$ext" = ts ] && [ "$errs" != 0 ]; then
   # Where an FFmpeg error comes from: a recording made of whole packets
   # with no continuity-counter gap holds what the splitter received, in
-  # order, up to its end (an error then is in the feed: TS over SRT ends
-  # inside a PES when srtsink closes, cookbook recipe 6c). Informative only.
+  # order, up to its end (an error then is in the feed, as when TS over SRT
+  # ended inside a PES, cookbook recipe 6c). Informative only.
   /usr/bin/python3 - "$OUT/peer.$ext" <<'PY' | sed 's/^/    /'
 import sys
 d = open(sys.argv[1], "rb").read()
@@ -222,6 +237,23 @@ for i in range(0, len(d) - 187, 188):
 print(f"peer TS: {len(d)} bytes ({len(d) % 188} past whole packets), "
       f"{bad} packets out of sync, {gaps} continuity gaps after the headers")
 PY
+fi
+if [ -n "${SOURCE_COPY:-}" ]; then
+  # Whatever the decoder says, the team must deliver the feed to its very
+  # end: the recording's tail must be the source's tail, byte for byte.
+  /usr/bin/python3 - "$SOURCE_COPY" "$OUT/peer.$ext" <<'PY' | sed 's/^/    /'
+import sys
+src, rec = (open(f, "rb").read() for f in sys.argv[1:3])
+n = min(len(rec) // 2, 65536)
+if n and src.endswith(rec[-n:]):
+    print(f"tail: the recording ends with the source's last {n} bytes")
+    sys.exit(0)
+at = src.rfind(rec[-1316:]) if len(rec) >= 1316 else -1
+print("tail: the recording does not end with the source's end"
+      + (f" ({len(src) - at - 1316} bytes of the source's tail missing)" if at >= 0 else ""))
+sys.exit(1)
+PY
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 fi
 echo "RESULT $ROW recorded=$RECORDED ratio=${ratio:-0} ffmpeg_errors=$((errs)) started_at=${start##*started-at=(string)} $([ $rc = 0 ] && echo PASS || echo FAIL)"
 log "$ROW: $([ $rc = 0 ] && echo PASS || echo FAIL) (files in $OUT)"
