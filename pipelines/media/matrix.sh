@@ -178,11 +178,13 @@ if [ "$FEED" = udp ]; then
 fi
 log "$ROW: splitter on 127.0.0.1:$PORT ($SRC ! $PARSE), ${SECS}s live; a peer joins after ${JOIN}s"
 sleep "$JOIN"
-run_bg peer gst-launch-1.0 -e -m p2pspsrc uri="p2psp://127.0.0.1:$PORT" ! filesink location="$OUT/peer.$ext"
+# Unbuffered: the file's mtime is when the stream's last bytes came.
+run_bg peer gst-launch-1.0 -e -m p2pspsrc uri="p2psp://127.0.0.1:$PORT" ! filesink buffer-mode=unbuffered location="$OUT/peer.$ext"
 PEER=$LAST_PID
 rc=0
 T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
 wait_exit "$SOURCE" $((SECS + 20)) || { log "the source did not finish"; rc=1; }
+SOURCE_END=$(date +%s.%N)
 [ "$RC" = 0 ] || { log "source exit $RC"; tail -5 "$OUT/source.log"; rc=1; }
 # Icecast and TCP feeds end with the source; UDP and SRT need an EOS
 # (gst-launch -e on SIGINT), which the splitter passes on to the peer. The
@@ -193,11 +195,15 @@ case "$FEED" in
   *) wait_exit "$SPLITTER" 5 || stop_proc "$SPLITTER" 10 ;;
 esac
 [ "$RC" = 0 ] || { log "splitter exit $RC"; rc=1; }
-# The recorded time: the peer's PLAYING to its end of stream (a feed that
-# runs behind the source, as through Icecast, ends later than the source).
+# The recorded time: the peer's PLAYING to the last bytes it wrote (a feed
+# that runs behind the source, as through Icecast, ends later than the
+# source), and never before the source's end: a recording that stops early
+# counts the time it missed. Not to the peer's EOS: the splitter holds the
+# end of stream for its linger (500 ms), when there is nothing to record.
 wait_exit "$PEER" 10 || { log "the peer did not get EOS"; stop_proc "$PEER" 5; rc=1; }
 [ "$RC" = 0 ] || { log "peer exit $RC"; rc=1; }
-T1=$(date +%s.%N)
+T1=$(awk -v a="$(stat -c %.9Y "$OUT/peer.$ext" 2>/dev/null || echo 0)" -v b="$SOURCE_END" \
+  'BEGIN { x = a + 0; y = b + 0; printf "%.9f", (x > y) ? x : y }')
 RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
 size=$(stat -c %s "$OUT/peer.$ext" 2>/dev/null || echo 0)
 start=$(grep -a -o 'GstP2pspSrcStart, status=(string)started[^;]*started-at=(string)[a-z-]*' "$OUT/peer.log" | head -1)
