@@ -1,0 +1,77 @@
+// gst-p2psp: port prediction (see predict.h).
+#include <gst/p2psp/predict.h>
+
+#include <algorithm>
+
+namespace p2psp {
+
+uint16_t PortPredictions::window_for(size_t members) {
+  const size_t want = members + kExtraPorts;
+  return static_cast<uint16_t>(std::clamp<size_t>(want, kMinWindow,
+                                                  kMaxWindow));
+}
+
+void PortPredictions::add(uint32_t peer_id, const Endpoint& base,
+                          uint16_t window, Micros now) {
+  forget(peer_id);
+  if (candidates_.size() >= kMaxCandidates) {
+    candidates_.erase(candidates_.begin());
+  }
+  const uint16_t w = std::min(window, kMaxWindow);
+  candidates_.push_back(
+      Candidate{Due{peer_id, base.normalized(), w}, 0, now + kFirstAfterUs});
+}
+
+void PortPredictions::forget(uint32_t peer_id) {
+  candidates_.erase(std::remove_if(candidates_.begin(), candidates_.end(),
+                                   [&](const Candidate& c) {
+                                     return c.due.peer_id == peer_id;
+                                   }),
+                    candidates_.end());
+}
+
+bool PortPredictions::matches(uint32_t peer_id, const Endpoint& from) const {
+  const Endpoint e = from.normalized();
+  return std::any_of(
+      candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
+        return c.due.peer_id == peer_id && c.rounds > 0 &&
+               e.same_address(c.due.base) && e.port > c.due.base.port &&
+               e.port - c.due.base.port <= c.due.window;
+      });
+}
+
+std::vector<PortPredictions::Due> PortPredictions::take_due(Micros now) {
+  std::vector<Due> due;
+  for (Candidate& c : candidates_) {
+    if (c.due_us > now || c.rounds >= kRounds) continue;
+    ++c.rounds;
+    c.due_us = now + kRetryUs;
+    due.push_back(c.due);
+  }
+  // The last round's answer may still come: keep a candidate one retry
+  // period after it, then drop it.
+  candidates_.erase(std::remove_if(candidates_.begin(), candidates_.end(),
+                                   [&](const Candidate& c) {
+                                     return c.rounds >= kRounds &&
+                                            c.due_us <= now;
+                                   }),
+                    candidates_.end());
+  return due;
+}
+
+Micros PortPredictions::next_due_us() const {
+  Micros next = UINT64_MAX;
+  for (const Candidate& c : candidates_) next = std::min(next, c.due_us);
+  return next;
+}
+
+std::vector<Endpoint> predicted_endpoints(const Endpoint& base,
+                                          uint16_t window) {
+  std::vector<Endpoint> out;
+  for (uint32_t k = 1; k <= window && base.port + k <= 65535u; ++k) {
+    out.push_back(base.with_port(static_cast<uint16_t>(base.port + k)));
+  }
+  return out;
+}
+
+}  // namespace p2psp
