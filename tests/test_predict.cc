@@ -168,6 +168,36 @@ TEST(PredictPeer, ASilentNewcomerIsReachedAtAPredictedPort) {
   EXPECT_EQ(b.probes_to_nat(), 0u);
 }
 
+// A second newcomer behind the same sequential NAT: its HELLO leaves from
+// a port the first one's round probed, so our NAT lets it in; the usual
+// PROBE echo moves it there (3.1), and the path counts as predicted.
+// Ports nobody probed move as plain "direct" ones.
+TEST(PredictPeer, ALaterNewcomerThroughAProbedPortIsPredictedToo) {
+  Bench b;
+  b.tcp(PeerJoinedMsg{PeerInfo{4, b.kNat}});
+  b.advance(PortPredictions::kFirstAfterUs);
+  b.out.clear();
+  b.advance(200 * kMs);
+  const Endpoint named5 = b.kNat.with_port(20005);
+  const Endpoint from5 = b.kNat.with_port(20007);
+  b.tcp(PeerJoinedMsg{PeerInfo{5, named5}});
+  b.udp(from5, encode_hello(HelloMsg{kTeamId, 5, 0}));
+  const auto cookie = test::take_probe(&b.out, from5);
+  ASSERT_TRUE(cookie);
+  b.udp(from5, encode_hello(HelloMsg{kTeamId, 5, *cookie}));
+  ASSERT_EQ(b.neighbour(5)->endpoint, from5);
+  EXPECT_TRUE(b.neighbour(5)->predicted);
+  const Endpoint other = Endpoint::ipv4(192, 0, 2, 66, 9000);
+  b.tcp(PeerJoinedMsg{PeerInfo{6, other}});
+  const Endpoint from6 = other.with_port(9003);
+  b.udp(from6, encode_hello(HelloMsg{kTeamId, 6, 0}));
+  const auto cookie6 = test::take_probe(&b.out, from6);
+  ASSERT_TRUE(cookie6);
+  b.udp(from6, encode_hello(HelloMsg{kTeamId, 6, *cookie6}));
+  ASSERT_EQ(b.neighbour(6)->endpoint, from6);
+  EXPECT_FALSE(b.neighbour(6)->predicted);
+}
+
 // A PROBE's cookie is bound to the port and the member: another member's
 // HELLO with it, or an echo with a wrong cookie, moves nobody.
 TEST(PredictPeer, OnlyTheMembersOwnEchoMovesIt) {

@@ -63,7 +63,15 @@ void PeerPaths::on_hello(const Endpoint& from, const HelloMsg& hello,
   }
   const bool silent = n->heard_us == 0 ||
                       now >= saturating_add(n->heard_us, kMoveAfterSilenceUs);
-  if (!silent || !move(*n, from, now)) ++stats_->moves_refused;
+  if (!silent || !move(*n, from, now)) {
+    ++stats_->moves_refused;
+    return;
+  }
+  // Its HELLO got through our NAT thanks to a round of PROBEs (3.3).
+  if (predict_.probed_recently(from, now)) {
+    n->info.predicted = true;
+    count_predicted_neighbours();
+  }
 }
 
 void PeerPaths::answer_probe(const Endpoint& from, const ProbeMsg& probe,
@@ -169,6 +177,7 @@ void PeerPaths::probe_predicted(Micros now, Outbox* out) {
       send_first_probe(e, due.peer_id, now, out);
       ++stats_->predict_probes_sent;
     }
+    predict_.note_probed(due, now);
   }
 }
 

@@ -5,10 +5,19 @@
 
 namespace p2psp {
 
+namespace {
+
+bool in_window(const PortPredictions::Due& d, const Endpoint& e) {
+  return e.same_address(d.base) && e.port > d.base.port &&
+         e.port - d.base.port <= d.window;
+}
+
+}  // namespace
+
 uint16_t PortPredictions::window_for(size_t members) {
   const size_t want = members + kExtraPorts;
-  return static_cast<uint16_t>(std::clamp<size_t>(want, kMinWindow,
-                                                  kMaxWindow));
+  return static_cast<uint16_t>(
+      std::clamp<size_t>(want, kMinWindow, kMaxWindow));
 }
 
 void PortPredictions::add(uint32_t peer_id, const Endpoint& base,
@@ -34,9 +43,7 @@ bool PortPredictions::matches(uint32_t peer_id, const Endpoint& from) const {
   const Endpoint e = from.normalized();
   return std::any_of(
       candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
-        return c.due.peer_id == peer_id && c.rounds > 0 &&
-               e.same_address(c.due.base) && e.port > c.due.base.port &&
-               e.port - c.due.base.port <= c.due.window;
+        return c.due.peer_id == peer_id && c.rounds > 0 && in_window(c.due, e);
       });
 }
 
@@ -57,6 +64,23 @@ std::vector<PortPredictions::Due> PortPredictions::take_due(Micros now) {
                                    }),
                     candidates_.end());
   return due;
+}
+
+void PortPredictions::note_probed(const Due& round, Micros now) {
+  probed_.erase(std::remove_if(probed_.begin(), probed_.end(),
+                               [&](const Probed& p) {
+                                 return now >= p.at_us + kProbedKeptUs;
+                               }),
+                probed_.end());
+  if (probed_.size() >= kMaxProbed) probed_.erase(probed_.begin());
+  probed_.push_back(Probed{round, now});
+}
+
+bool PortPredictions::probed_recently(const Endpoint& from, Micros now) const {
+  const Endpoint e = from.normalized();
+  return std::any_of(probed_.begin(), probed_.end(), [&](const Probed& p) {
+    return now < p.at_us + kProbedKeptUs && in_window(p.round, e);
+  });
 }
 
 Micros PortPredictions::next_due_us() const {

@@ -43,8 +43,7 @@ class PortPredictions {
   // The window for a team of this many members, ourselves excluded.
   static uint16_t window_for(size_t members);
 
-  void add(uint32_t peer_id, const Endpoint& base, uint16_t window,
-           Micros now);
+  void add(uint32_t peer_id, const Endpoint& base, uint16_t window, Micros now);
   void forget(uint32_t peer_id);
   // `from` is one of the ports predicted for this member.
   bool matches(uint32_t peer_id, const Endpoint& from) const;
@@ -54,6 +53,15 @@ class PortPredictions {
   Micros next_due_us() const;  // UINT64_MAX: none
   size_t size() const { return candidates_.size(); }
 
+  // The ports a round probed keep our own NAT open towards them for a while
+  // (Linux: 30 s for a flow nothing answered): a later newcomer behind the
+  // same sequential NAT, whose HELLO leaves from one of them, gets through
+  // because of that round.
+  static constexpr Micros kProbedKeptUs = 30000000;
+  static constexpr size_t kMaxProbed = 64;
+  void note_probed(const Due& round, Micros now);
+  bool probed_recently(const Endpoint& from, Micros now) const;
+
  private:
   struct Candidate {
     Due due;
@@ -61,6 +69,11 @@ class PortPredictions {
     Micros due_us = 0;
   };
   std::vector<Candidate> candidates_;
+  struct Probed {
+    Due round;
+    Micros at_us = 0;
+  };
+  std::vector<Probed> probed_;
 };
 
 // The predicted endpoints of one round: the `window` ports above `base`'s,
