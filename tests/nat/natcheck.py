@@ -285,9 +285,10 @@ def main():
             vals = [received_from(s, a["id"]) for _, s in window]
             vals = [v for v in vals if v is not None]
             direct[(a["name"], b["name"])] = len(vals) >= 2 and vals[-1] > vals[0]
-            paths = [path_of(s, a["id"]) for _, s in window]
+            # Samples after a left (the team leaves at the end) list no path.
+            paths = [x for x in (path_of(s, a["id"]) for _, s in window) if x]
             lan_path[(a["name"], b["name"])] = bool(paths) and all(x == "lan" for x in paths)
-            steady_paths[(a["name"], b["name"])] = set(x for x in paths if x)
+            steady_paths[(a["name"], b["name"])] = set(paths)
             for t, s in b["series"]:
                 v = received_from(s, a["id"])
                 if v:
