@@ -22,9 +22,11 @@ constexpr Micros kMs = 1000;
 // ------------------------------------------------------------ table ------
 
 TEST(PredictTable, WindowGrowsWithTheTeamWithinBounds) {
-  EXPECT_EQ(PortPredictions::window_for(0), PortPredictions::kMinWindow);
-  EXPECT_EQ(PortPredictions::window_for(10), 14);
-  EXPECT_EQ(PortPredictions::window_for(1000), PortPredictions::kMaxWindow);
+  EXPECT_EQ(PortPredictions::window_for(0, 0), PortPredictions::kMinWindow);
+  EXPECT_EQ(PortPredictions::window_for(10, 0), 14);
+  EXPECT_EQ(PortPredictions::window_for(10, 1), 28);  // a NAT-mate
+  EXPECT_EQ(PortPredictions::window_for(1000, 0), PortPredictions::kMaxWindow);
+  EXPECT_EQ(PortPredictions::window_for(10, 1000), PortPredictions::kMaxWindow);
 }
 
 TEST(PredictTable, EndpointsStopAtTheLastPort) {
@@ -135,7 +137,7 @@ struct Bench {
 };
 
 // The newcomer's NAT gave our flow 20003: a round of PROBEs to
-// 20001..20008 (3 members: the minimum window), its HELLO echoing the one
+// 20001..20008 (2 other members: the minimum window), its HELLO echoing the one
 // to 20003 moves it there; its chunks are "predicted", ours go there, and
 // no further round follows.
 TEST(PredictPeer, ASilentNewcomerIsReachedAtAPredictedPort) {
@@ -196,6 +198,19 @@ TEST(PredictPeer, ALaterNewcomerThroughAProbedPortIsPredictedToo) {
   b.udp(from6, encode_hello(HelloMsg{kTeamId, 6, *cookie6}));
   ASSERT_EQ(b.neighbour(6)->endpoint, from6);
   EXPECT_FALSE(b.neighbour(6)->predicted);
+}
+
+// A member already behind the newcomer's address opens flows on the same
+// counter meanwhile: the window doubles (7 ports per member, so 14).
+TEST(PredictPeer, ANatMateWidensTheWindow) {
+  Bench b;
+  b.tcp(PeerJoinedMsg{PeerInfo{4, b.kNat}});
+  b.tcp(PeerJoinedMsg{PeerInfo{5, b.kNat.with_port(20100)}});
+  b.out.clear();
+  b.advance(PortPredictions::kFirstAfterUs);
+  EXPECT_EQ(b.probes_to_nat(), PortPredictions::kMinWindow + 14u);
+  EXPECT_TRUE(test::take_probe(&b.out, b.kNat.with_port(20114)));
+  EXPECT_FALSE(test::take_probe(&b.out, b.kNat.with_port(20115)));
 }
 
 // A PROBE's cookie is bound to the port and the member: another member's

@@ -665,7 +665,7 @@ struct Peer::Impl {
       const bool known = table.contains(joined->peer.id);
       welcome_member(joined->peer, now, out);
       const Neighbour* n = table.find(joined->peer.id);
-      if (!known && n) paths.predict(*n, public_endpoint, table.size(), now);
+      if (!known && n) paths.predict(*n, public_endpoint, now);
     } else if (const auto* group = std::get_if<MulticastMsg>(&msg)) {
       multicast_group = group->group.normalized();
       session.push_event(PeerEvent::Kind::kMulticastGroup, 0, multicast_group);

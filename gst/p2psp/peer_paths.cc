@@ -153,14 +153,19 @@ void PeerPaths::probe_lan_candidates(Micros now, Outbox* out) {
 // Not behind our own public address: that is the LAN's business (3.2), and
 // our NAT would not hairpin the PROBEs.
 void PeerPaths::predict(const Neighbour& n, const Endpoint& our_public,
-                        size_t members, Micros now) {
+                        Micros now) {
   const Endpoint& at = n.info.endpoint;
   if (n.info.lan || !at.valid() || at.port == 0 ||
       at.same_address(our_public.normalized()) ||
       at.same_address(session_->splitter_udp)) {
     return;
   }
-  predict_.add(n.info.id, at, PortPredictions::window_for(members), now);
+  const size_t mates = static_cast<size_t>(
+      std::count_if(table_->begin(), table_->end(), [&](const Neighbour& m) {
+        return m.info.id != n.info.id && m.info.endpoint.same_address(at);
+      }));
+  predict_.add(n.info.id, at,
+               PortPredictions::window_for(table_->size() - 1, mates), now);
 }
 
 // Each round PROBEs the whole window, unless the member has been heard at

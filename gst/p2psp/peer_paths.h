@@ -46,8 +46,7 @@ class PeerPaths {
   void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out);
   // A member that joined after us, at a public address other than ours:
   // if nothing comes from it, its NAT may allocate in sequence (3.3).
-  void predict(const Neighbour& n, const Endpoint& our_public, size_t members,
-               Micros now);
+  void predict(const Neighbour& n, const Endpoint& our_public, Micros now);
   // LAN candidates and predicted ports due for a PROBE.
   void service(Micros now, Outbox* out);
   Micros due() const {

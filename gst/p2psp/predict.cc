@@ -14,8 +14,9 @@ bool in_window(const PortPredictions::Due& d, const Endpoint& e) {
 
 }  // namespace
 
-uint16_t PortPredictions::window_for(size_t members) {
-  const size_t want = members + kExtraPorts;
+uint16_t PortPredictions::window_for(size_t members, size_t mates) {
+  const size_t want =
+      (members + kExtraPorts) * (1 + std::min<size_t>(mates, 16));
   return static_cast<uint16_t>(
       std::clamp<size_t>(want, kMinWindow, kMaxWindow));
 }

@@ -26,9 +26,11 @@ class PortPredictions {
   static constexpr Micros kRetryUs = 500000;
   static constexpr int kRounds = 3;
   // Ports tried above the named one: the newcomer's HELLOs to the members
-  // before us, plus what other hosts behind its NAT opened meanwhile.
+  // before us and a few more, and as many again per member already behind
+  // its address: those open flows on the same counter meanwhile (their
+  // own HELLOs, and PROBE rounds like ours, one new flow per port).
   static constexpr uint16_t kMinWindow = 8;
-  static constexpr uint16_t kMaxWindow = 32;
+  static constexpr uint16_t kMaxWindow = 64;
   static constexpr uint16_t kExtraPorts = 4;
   // Bounds what the splitter can make a peer track (a full table drops
   // the oldest).
@@ -40,8 +42,9 @@ class PortPredictions {
     uint16_t window = 0;
   };
 
-  // The window for a team of this many members, ourselves excluded.
-  static uint16_t window_for(size_t members);
+  // The window for a team of this many members (ourselves excluded),
+  // `mates` of them behind the newcomer's public address.
+  static uint16_t window_for(size_t members, size_t mates);
 
   void add(uint32_t peer_id, const Endpoint& base, uint16_t window, Micros now);
   void forget(uint32_t peer_id);

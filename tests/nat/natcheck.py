@@ -5,7 +5,8 @@
 
 GROUP names the network a peer sits in ("public", or the NAT router's name),
 KIND is public, cone, fullcone, symmetric (random ports) or sequential
-(a symmetric NAT that allocates in sequence); peers are given in join order. Prints a table of every peer's final stats,
+(a symmetric NAT that allocates in sequence). Join order (for --predict)
+comes from the splitter's peer-added events. Prints a table of every peer's final stats,
 the splitter's upload per stream byte, and which pairs of peers exchange
 chunks directly, then one "ok:" or "FAIL:" line per assertion; exits 1 if one
 failed.
@@ -168,6 +169,10 @@ def main():
     rbytes = sfinal.get("retransmit-bytes", 0)
     joins = [float(e[1]) for e in sevents if len(e) > 4 and e[3] == "signal" and e[4] == "peer-added"]
     last_join = max(joins) if joins else None
+    # Join order as the splitter saw it: a lost REGISTER can put a peer
+    # behind the one started after it.
+    added = [int(e[5]) for e in sevents if len(e) > 5 and e[3] == "signal"
+             and e[4] == "peer-added" and e[5].isdigit()]
 
     peers = []
     for spec in args.peer:
@@ -182,6 +187,9 @@ def main():
         if len(ids) > 1:
             print(f"note: {p['name']} had several peer ids {sorted(ids)} (rejoined)")
     by_id = {p["id"]: p for p in peers if p["id"]}
+    for p in peers:
+        if p["id"] in added:
+            p["order"] = added.index(p["id"])
 
     cols = ["played", "lost", "late", "chunks-from-splitter", "chunks-from-peers", "neighbours",
             "endpoints-moved", "probes-sent", "moves-refused", "relayed", "requests-sent",
