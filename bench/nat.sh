@@ -6,11 +6,13 @@
 #   cone       6 peers behind 3 NATs (2 port-restricted cone, 1 full cone)
 #              and 2 public peers; splitter <= 1.10, every possible pair direct
 #   symmetric  2 of 8 behind a symmetric NAT; splitter <= 1.30
+#   predict    2 of 8 behind a symmetric NAT that allocates in sequence
+#              (port prediction, protocol.md 3.3); splitter <= 1.30
 #   multicast  10 LAN peers on the splitter's LAN (IMS) and 2 behind a NAT;
 #              splitter <= 1.10
 # Every peer must play >= 99.9 % of the chunks. Root only (network namespaces).
 #
-#   bench/nat.sh [SCENARIO...]    (default: cone symmetric multicast)
+#   bench/nat.sh [SCENARIO...]    (default: cone symmetric predict multicast)
 #   NAT_BENCH_LOSSES="0 20"       per-mille losses to run (default "0 20")
 # Prints one RESULT line per run (natcheck.py) and a summary table; the logs
 # stay in $NAT_BENCH_OUT (default /tmp/p2psp-bench-nat).
@@ -22,7 +24,7 @@ ninja -C "$BUILD" >/dev/null || exit 1
 OUT=${NAT_BENCH_OUT:-/tmp/p2psp-bench-nat}
 mkdir -p "$OUT"
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cone symmetric multicast)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cone symmetric predict multicast)
 summary=()
 for s in "${scenarios[@]}"; do
   for loss in ${NAT_BENCH_LOSSES:-0 20}; do

@@ -14,6 +14,8 @@ const char* path_nick(p2psp::NeighbourPath path) {
   switch (path) {
     case p2psp::NeighbourPath::kDirect:
       return "direct";
+    case p2psp::NeighbourPath::kPredicted:
+      return "predicted";
     case p2psp::NeighbourPath::kLan:
       return "lan";
     case p2psp::NeighbourPath::kRelayed:
@@ -92,13 +94,18 @@ void add_path_stats(GstStructure* stats, const p2psp::PeerStats& s) {
   gst_structure_set(stats, "lan-neighbours", G_TYPE_UINT64,
                     (guint64)s.lan_neighbours, "chunks-from-lan", G_TYPE_UINT64,
                     (guint64)s.chunks_from_lan, "paths-direct", G_TYPE_UINT64,
-                    (guint64)s.paths_direct, "paths-lan", G_TYPE_UINT64,
+                    (guint64)s.paths_direct, "paths-predicted", G_TYPE_UINT64,
+                    (guint64)s.paths_predicted, "paths-lan", G_TYPE_UINT64,
                     (guint64)s.paths_lan, "paths-relayed", G_TYPE_UINT64,
                     (guint64)s.paths_relayed, "paths-splitter", G_TYPE_UINT64,
                     (guint64)s.paths_splitter, "paths-multicast", G_TYPE_UINT64,
                     (guint64)s.paths_multicast, "multicast", G_TYPE_BOOLEAN,
                     (gboolean)(s.multicast != 0), "chunks-from-multicast",
                     G_TYPE_UINT64, (guint64)s.chunks_from_multicast, nullptr);
+  // Port prediction (docs/protocol.md 3.3).
+  gst_structure_set(stats, "predict-probes-sent", G_TYPE_UINT64,
+                    (guint64)s.predict_probes_sent, "predicted-neighbours",
+                    G_TYPE_UINT64, (guint64)s.predicted_neighbours, nullptr);
 }
 
 GstStructure* build_stats(GstP2pspSrc* self) {

@@ -1105,6 +1105,23 @@ TEST(P2pspSrcHealth, StatsHaveTheHealthCounters) {
   gst_structure_free(stats);
 }
 
+// Paths (docs/protocol.md 3.2, 3.3): every counter is there, at 0, before
+// joining.
+TEST(P2pspSrcHealth, StatsHaveThePathCounters) {
+  ElementPtr src = MakeSrc();
+  GstStructure* stats = GetStats(src.get());
+  ASSERT_NE(stats, nullptr);
+  for (const char* field :
+       {"probes-sent", "endpoints-moved", "lan-neighbours", "paths-direct",
+        "paths-predicted", "paths-lan", "paths-relayed", "paths-splitter",
+        "predict-probes-sent", "predicted-neighbours"}) {
+    guint64 v = 1;
+    EXPECT_TRUE(gst_structure_get_uint64(stats, field, &v)) << field;
+    EXPECT_EQ(v, 0u) << field;
+  }
+  gst_structure_free(stats);
+}
+
 // monitor=true reaches the splitter (JOIN flag) and comes back in both
 // elements' stats; heartbeats flow.
 TEST(P2pspSrcHealth, MonitorPropertyMakesAMonitor) {

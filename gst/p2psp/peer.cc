@@ -377,7 +377,9 @@ struct Peer::Impl {
     if (from_splitter) return NeighbourPath::kSplitter;
     if (!sender) return NeighbourPath::kRelayed;  // a departing member
     if (sender->info.id != origin) return NeighbourPath::kRelayed;
-    return sender->info.lan ? NeighbourPath::kLan : NeighbourPath::kDirect;
+    if (sender->info.lan) return NeighbourPath::kLan;
+    return sender->info.predicted ? NeighbourPath::kPredicted
+                                  : NeighbourPath::kDirect;
   }
 
   // What an accepted chunk goes on to: our own ones to every neighbour
@@ -530,7 +532,7 @@ struct Peer::Impl {
   // ------------------------------------------------------------ timers ---
 
   void on_timers(Micros now, Outbox* out) {
-    if (paths.lan_due() <= now) paths.probe_lan_candidates(now, out);
+    if (paths.due() <= now) paths.service(now, out);
     if (health.heartbeat_due() <= now) health.send_heartbeat(now, out);
     if (nack.due() <= now) nack.service(now, out);
     relay.check(now, out);
@@ -538,8 +540,8 @@ struct Peer::Impl {
 
   Micros health_deadline() const {
     if (session.state != PeerState::kMember) return UINT64_MAX;
-    return std::min({health.heartbeat_due(), nack.due(), relay.check_due(),
-                     paths.lan_due()});
+    return std::min(
+        {health.heartbeat_due(), nack.due(), relay.check_due(), paths.due()});
   }
 
   // ------------------------------------------------------------ TCP ------
@@ -660,7 +662,10 @@ struct Peer::Impl {
   // Team changes, taken while receiving.
   bool on_member_message(const TcpMessage& msg, Micros now, Outbox* out) {
     if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg)) {
+      const bool known = table.contains(joined->peer.id);
       welcome_member(joined->peer, now, out);
+      const Neighbour* n = table.find(joined->peer.id);
+      if (!known && n) paths.predict(*n, public_endpoint, now);
     } else if (const auto* group = std::get_if<MulticastMsg>(&msg)) {
       multicast_group = group->group.normalized();
       session.push_event(PeerEvent::Kind::kMulticastGroup, 0, multicast_group);

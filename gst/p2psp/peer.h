@@ -142,9 +142,13 @@ struct PeerStats {
   // Peers behind one NAT (docs/protocol.md 3.2).
   uint64_t lan_neighbours = 0;   // neighbours reached at a LAN endpoint
   uint64_t chunks_from_lan = 0;  // chunks accepted from those
+  // Port prediction (docs/protocol.md 3.3).
+  uint64_t predict_probes_sent = 0;   // PROBEs to predicted ports
+  uint64_t predicted_neighbours = 0;  // neighbours reached at one
   // How each member's own chunks reached us last (NeighbourPath), over the
   // members heard so far.
   uint64_t paths_direct = 0;
+  uint64_t paths_predicted = 0;
   uint64_t paths_lan = 0;
   uint64_t paths_relayed = 0;
   uint64_t paths_splitter = 0;
@@ -178,9 +182,12 @@ struct PeerEvent {
 // endpoint, through another member (a relay, section 10.5), or from the
 // splitter (NACK answers only). kUnknown: none of its chunks came yet.
 // kMulticast: from the splitter's multicast group (protocol.md 8.5).
+// kPredicted: from the member itself, at a port predicted for its NAT
+// (protocol.md 3.3).
 enum class NeighbourPath {
   kUnknown,
   kDirect,
+  kPredicted,
   kLan,
   kRelayed,
   kSplitter,
@@ -194,7 +201,8 @@ struct NeighbourInfo {
   uint64_t chunks_sent = 0;
   uint64_t chunks_received = 0;
   std::vector<uint32_t> relayed_origins;  // origins we relay to it
-  bool lan = false;  // its endpoint is the LAN one (protocol.md 3.2)
+  bool lan = false;        // its endpoint is the LAN one (protocol.md 3.2)
+  bool predicted = false;  // its endpoint is a predicted port (3.3)
   NeighbourPath path = NeighbourPath::kUnknown;  // of its own chunks
 };
 

@@ -46,12 +46,15 @@ NeighbourPath PeerHealth::path_of(uint32_t member_id) const {
 
 void PeerHealth::count_paths() {
   PeerStats& s = *stats_;
-  s.paths_direct = s.paths_lan = 0;
+  s.paths_direct = s.paths_predicted = s.paths_lan = 0;
   s.paths_relayed = s.paths_splitter = s.paths_multicast = 0;
   for (const auto& [member_id, member] : members) {
     switch (member.path) {
       case NeighbourPath::kDirect:
         ++s.paths_direct;
+        break;
+      case NeighbourPath::kPredicted:
+        ++s.paths_predicted;
         break;
       case NeighbourPath::kLan:
         ++s.paths_lan;

@@ -21,6 +21,10 @@ constexpr Micros kMoveAfterSilenceUs = 2000000;
 
 bool PeerPaths::move(Neighbour& n, const Endpoint& to, Micros now) {
   if (!table_->move(n, to, now)) return false;
+  if (n.info.predicted) {
+    n.info.predicted = false;
+    count_predicted_neighbours();
+  }
   ++stats_->endpoints_moved;
   session_->push_event(PeerEvent::Kind::kNeighbourMoved, n.info.id, to);
   return true;
@@ -53,9 +57,21 @@ void PeerPaths::on_hello(const Endpoint& from, const HelloMsg& hello,
     move_to_lan(*n, from, now);
     return;
   }
+  if (predict_.matches(hello.peer_id, from)) {
+    move_predicted(*n, from, now);
+    return;
+  }
   const bool silent = n->heard_us == 0 ||
                       now >= saturating_add(n->heard_us, kMoveAfterSilenceUs);
-  if (!silent || !move(*n, from, now)) ++stats_->moves_refused;
+  if (!silent || !move(*n, from, now)) {
+    ++stats_->moves_refused;
+    return;
+  }
+  // Its HELLO got through our NAT thanks to a round of PROBEs (3.3).
+  if (predict_.probed_recently(from, now)) {
+    n->info.predicted = true;
+    count_predicted_neighbours();
+  }
 }
 
 void PeerPaths::answer_probe(const Endpoint& from, const ProbeMsg& probe,
@@ -109,14 +125,84 @@ void PeerPaths::on_peer_local(const PeerLocalMsg& local, Micros now,
   probe_lan_candidates(now, out);
 }
 
-void PeerPaths::probe_lan_candidates(Micros now, Outbox* out) {
+// Raises the allowance of an address nobody validated by exactly the PROBE
+// sent there (protocol.md 3.2, 3.3).
+void PeerPaths::send_first_probe(const Endpoint& to, uint32_t peer_id,
+                                 Micros now, Outbox* out) {
   const size_t probe_size =
       encode_probe(ProbeMsg{session_->team_id, 1, 0}).size() +
       (auth_->sealing() ? auth::kSealOverhead : 0);
+  tx_->egress().credit(to, probe_size);
+  send_probe(to, peer_id, now, out);
+}
+
+void PeerPaths::service(Micros now, Outbox* out) {
+  if (lan_.next_due_us() <= now) probe_lan_candidates(now, out);
+  if (predict_.next_due_us() <= now) probe_predicted(now, out);
+}
+
+void PeerPaths::probe_lan_candidates(Micros now, Outbox* out) {
   for (const LanCandidates::Due& due : lan_.take_due(now)) {
-    tx_->egress().credit(due.endpoint, probe_size);
-    send_probe(due.endpoint, due.peer_id, now, out);
+    send_first_probe(due.endpoint, due.peer_id, now, out);
   }
+}
+
+// Port prediction (protocol.md 3.3). Only for a newcomer: its NAT handed
+// out the ports of its HELLOs to the members right after the one the
+// splitter saw; an older member's NAT has moved on by an unknown count.
+// Not behind our own public address: that is the LAN's business (3.2), and
+// our NAT would not hairpin the PROBEs.
+void PeerPaths::predict(const Neighbour& n, const Endpoint& our_public,
+                        Micros now) {
+  const Endpoint& at = n.info.endpoint;
+  if (n.info.lan || !at.valid() || at.port == 0 ||
+      at.same_address(our_public.normalized()) ||
+      at.same_address(session_->splitter_udp)) {
+    return;
+  }
+  const size_t mates = static_cast<size_t>(
+      std::count_if(table_->begin(), table_->end(), [&](const Neighbour& m) {
+        return m.info.id != n.info.id && m.info.endpoint.same_address(at);
+      }));
+  predict_.add(n.info.id, at,
+               PortPredictions::window_for(table_->size() - 1, mates), now);
+}
+
+// Each round PROBEs the whole window, unless the member has been heard at
+// the endpoint the splitter named (its NAT keeps one port per socket) or
+// has moved since.
+void PeerPaths::probe_predicted(Micros now, Outbox* out) {
+  for (const PortPredictions::Due& due : predict_.take_due(now)) {
+    const Neighbour* n = table_->find(due.peer_id);
+    if (!n || n->heard_us != 0 || n->info.endpoint != due.base) {
+      predict_.forget(due.peer_id);
+      continue;
+    }
+    for (const Endpoint& e : predicted_endpoints(due.base, due.window)) {
+      send_first_probe(e, due.peer_id, now, out);
+      ++stats_->predict_probes_sent;
+    }
+    predict_.note_probed(due, now);
+  }
+}
+
+// The member's HELLO echoed a PROBE sent to a predicted port: nothing was
+// ever heard at the endpoint the splitter named, so the silence rule of
+// on_hello holds by construction.
+void PeerPaths::move_predicted(Neighbour& n, const Endpoint& to, Micros now) {
+  predict_.forget(n.info.id);
+  if (n.heard_us != 0 || !move(n, to, now)) {
+    ++stats_->moves_refused;
+    return;
+  }
+  n.info.predicted = true;
+  count_predicted_neighbours();
+}
+
+void PeerPaths::count_predicted_neighbours() {
+  stats_->predicted_neighbours = static_cast<uint64_t>(
+      std::count_if(table_->begin(), table_->end(),
+                    [](const Neighbour& n) { return n.info.predicted; }));
 }
 
 void PeerPaths::move_to_lan(Neighbour& n, const Endpoint& to, Micros now) {
@@ -131,7 +217,9 @@ void PeerPaths::move_to_lan(Neighbour& n, const Endpoint& to, Micros now) {
 
 void PeerPaths::forget(uint32_t peer_id) {
   lan_.forget(peer_id);
+  predict_.forget(peer_id);
   count_lan_neighbours();
+  count_predicted_neighbours();
 }
 
 }  // namespace p2psp

@@ -1,8 +1,9 @@
 // gst-p2psp: where the peer reaches its neighbours (docs/security.md,
 // "Address validation"; docs/protocol.md 3.2). Owns the PROBE cookies, the
 // HELLOs from members the splitter has not named yet, and the members' LAN
-// endpoints being probed; moves a neighbour to an endpoint once a HELLO from
-// there echoed our cookie (its NAT rebound, or it is on our LAN).
+// endpoints being probed and the ports predicted for newcomers behind a
+// sequential NAT; moves a neighbour to an endpoint once a HELLO from there
+// echoed our cookie (its NAT rebound, it is on our LAN, or a prediction hit).
 #pragma once
 
 #include <gst/p2psp/egress.h>
@@ -12,7 +13,9 @@
 #include <gst/p2psp/peer_neighbours.h>
 #include <gst/p2psp/peer_session.h>
 #include <gst/p2psp/peer_tx.h>
+#include <gst/p2psp/predict.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace p2psp {
@@ -41,8 +44,14 @@ class PeerPaths {
   // A member the splitter just named may have said HELLO first.
   void probe_early_hello(const PeerInfo& peer, Micros now, Outbox* out);
   void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out);
-  void probe_lan_candidates(Micros now, Outbox* out);
-  Micros lan_due() const { return lan_.next_due_us(); }
+  // A member that joined after us, at a public address other than ours:
+  // if nothing comes from it, its NAT may allocate in sequence (3.3).
+  void predict(const Neighbour& n, const Endpoint& our_public, Micros now);
+  // LAN candidates and predicted ports due for a PROBE.
+  void service(Micros now, Outbox* out);
+  Micros due() const {
+    return std::min(lan_.next_due_us(), predict_.next_due_us());
+  }
   // The neighbour was removed.
   void forget(uint32_t peer_id);
 
@@ -55,10 +64,17 @@ class PeerPaths {
 
   void send_probe(const Endpoint& to, uint32_t peer_id, Micros now,
                   Outbox* out);
+  void probe_lan_candidates(Micros now, Outbox* out);
+  void probe_predicted(Micros now, Outbox* out);
+  // A PROBE to an address nobody validated, within the raised allowance.
+  void send_first_probe(const Endpoint& to, uint32_t peer_id, Micros now,
+                        Outbox* out);
   void move_to_lan(Neighbour& n, const Endpoint& to, Micros now);
+  void move_predicted(Neighbour& n, const Endpoint& to, Micros now);
   void note_unannounced_hello(uint32_t peer_id, const Endpoint& from,
                               Micros now);
   void count_lan_neighbours() { stats_->lan_neighbours = table_->count_lan(); }
+  void count_predicted_neighbours();
 
   // PROBE cookie keys (deterministic for a seed: tests, the simulator).
   SecretSource secrets_;
@@ -69,7 +85,8 @@ class PeerPaths {
   PeerTx* tx_;
   PeerStats* stats_;
   std::vector<UnannouncedHello> unannounced_hellos_;
-  LanCandidates lan_;  // members' LAN endpoints, being probed
+  LanCandidates lan_;        // members' LAN endpoints, being probed
+  PortPredictions predict_;  // newcomers' predicted ports, being probed
 };
 
 }  // namespace p2psp

@@ -4,7 +4,9 @@
   natcheck.py --splitter LOG --peer NAME:GROUP:KIND:LOG ... [options]
 
 GROUP names the network a peer sits in ("public", or the NAT router's name),
-KIND is public, cone, fullcone or symmetric. Prints a table of every peer's final stats,
+KIND is public, cone, fullcone, symmetric (random ports) or sequential
+(a symmetric NAT that allocates in sequence). Join order (for --predict)
+comes from the splitter's peer-added events. Prints a table of every peer's final stats,
 the splitter's upload per stream byte, and which pairs of peers exchange
 chunks directly, then one "ok:" or "FAIL:" line per assertion; exits 1 if one
 failed.
@@ -22,7 +24,9 @@ both sides, PROBE echo, no hairpinning, no port prediction):
   same NAT (no hairpinning): direct on the LAN with --ems (PEER_LOCAL,
   protocol.md 3.2), impossible without;
   cone <-> symmetric, symmetric <-> symmetric: impossible (relays and NACKs
-  cover them).
+  cover them);
+  with --predict (port prediction, protocol.md 3.3): cone or full cone <->
+  sequential where the sequential peer joined later: direct expected.
 
 Options:
   --min-played-permille N  every peer: (chunks-cut - missing) / chunks-cut
@@ -47,6 +51,12 @@ Options:
                            both ways: b lists a with path "lan" in the steady
                            part, and every peer behind a NAT with another
                            peer has chunks-from-lan > 0
+  --predict                count the pairs of --predict above as possible
+  --assert-predicted       every cone peer lists each sequential peer that
+                           joined after it (behind another NAT) with path
+                           "predicted" in the steady part, and no cone peer
+                           lists a symmetric (random) peer as direct or
+                           predicted: those go through relays or the splitter
   --assert-multicast       the splitter multicasts (IMS, protocol.md 8.5):
                            every public peer (on the splitter's LAN)
                            receives the group and got more than half its
@@ -83,6 +93,7 @@ def read_log(path, element):
 
 
 EMS = False
+PREDICT = False
 
 
 def same_nat(a, b):
@@ -95,7 +106,15 @@ def possible(a, b):
         return EMS
     if a["kind"] in ("public", "fullcone") or b["kind"] in ("public", "fullcone"):
         return True
+    if PREDICT and predicted_pair(a, b):
+        return True
     return a["kind"] == "cone" and b["kind"] == "cone"
+
+
+def predicted_pair(a, b):
+    """A cone peer and a sequential one that joined after it (3.3)."""
+    older, newer = (a, b) if a["order"] < b["order"] else (b, a)
+    return older["kind"] in ("cone", "fullcone") and newer["kind"] == "sequential"
 
 
 def path_of(sample, nid):
@@ -125,9 +144,12 @@ def main():
     ap.add_argument("--ems", action="store_true")
     ap.add_argument("--assert-lan", action="store_true")
     ap.add_argument("--assert-multicast", action="store_true")
+    ap.add_argument("--predict", action="store_true")
+    ap.add_argument("--assert-predicted", action="store_true")
     args = ap.parse_args()
-    global EMS
+    global EMS, PREDICT
     EMS = args.ems
+    PREDICT = args.predict
     failed = []
 
     def fail(msg):
@@ -147,19 +169,27 @@ def main():
     rbytes = sfinal.get("retransmit-bytes", 0)
     joins = [float(e[1]) for e in sevents if len(e) > 4 and e[3] == "signal" and e[4] == "peer-added"]
     last_join = max(joins) if joins else None
+    # Join order as the splitter saw it: a lost REGISTER can put a peer
+    # behind the one started after it.
+    added = [int(e[5]) for e in sevents if len(e) > 5 and e[3] == "signal"
+             and e[4] == "peer-added" and e[5].isdigit()]
 
     peers = []
     for spec in args.peer:
         name, group, kind, log = spec.split(":", 3)
         final, series, _ = read_log(log, "src")
         peers.append({"name": name, "group": group, "kind": kind, "final": final or {},
-                      "series": series, "id": (final or {}).get("peer-id")})
+                      "series": series, "id": (final or {}).get("peer-id"),
+                      "order": len(peers)})
     # Ids: the final stats may come after a reconnection; the series knows too.
     for p in peers:
         ids = {s.get("peer-id") for _, s in p["series"] if s.get("peer-id")}
         if len(ids) > 1:
             print(f"note: {p['name']} had several peer ids {sorted(ids)} (rejoined)")
     by_id = {p["id"]: p for p in peers if p["id"]}
+    for p in peers:
+        if p["id"] in added:
+            p["order"] = added.index(p["id"])
 
     cols = ["played", "lost", "late", "chunks-from-splitter", "chunks-from-peers", "neighbours",
             "endpoints-moved", "probes-sent", "moves-refused", "relayed", "requests-sent",
@@ -248,6 +278,7 @@ def main():
     # 3. Direct pairs, from the steady part of the run.
     direct = {}
     lan_path = {}
+    steady_paths = {}
     first_seen = {}
     for b in peers:
         if not b["series"]:
@@ -262,8 +293,10 @@ def main():
             vals = [received_from(s, a["id"]) for _, s in window]
             vals = [v for v in vals if v is not None]
             direct[(a["name"], b["name"])] = len(vals) >= 2 and vals[-1] > vals[0]
-            paths = [path_of(s, a["id"]) for _, s in window]
+            # Samples after a left (the team leaves at the end) list no path.
+            paths = [x for x in (path_of(s, a["id"]) for _, s in window) if x]
             lan_path[(a["name"], b["name"])] = bool(paths) and all(x == "lan" for x in paths)
+            steady_paths[(a["name"], b["name"])] = set(paths)
             for t, s in b["series"]:
                 v = received_from(s, a["id"])
                 if v:
@@ -299,7 +332,7 @@ def main():
           f"where protocol 3 can open a path: {possible_both}"
           + (f" (not: {', '.join(missing_pairs)})" if missing_pairs else "")
           + (f"; {impossible_direct} direct where no path was expected" if impossible_direct else ""))
-    for kind in ("symmetric",):
+    for kind in ("symmetric", "sequential"):
         for p in peers:
             if p["kind"] != kind:
                 continue
@@ -324,6 +357,8 @@ def main():
 
     if args.assert_lan:
         check_lan(peers, lan_path, ok, fail)
+    if args.assert_predicted:
+        check_predicted(peers, steady_paths, ok, fail)
     if args.assert_multicast:
         check_multicast(peers, sfinal, ok, fail)
 
@@ -350,6 +385,36 @@ def check_lan(peers, lan_path, ok, fail):
             ok(f"{p['name']}: chunks-from-lan {n}")
         else:
             fail(f"{p['name']}: chunks-from-lan {n}, no chunk came over the LAN")
+
+
+def check_predicted(peers, steady_paths, ok, fail):
+    """Port prediction: cone -> later sequential "predicted", random not."""
+    print("predict-probes-sent / predicted-neighbours / paths-predicted: " + ", ".join(
+        f"{p['name']} {p['final'].get('predict-probes-sent', '-')}/"
+        f"{p['final'].get('predicted-neighbours', '-')}/{p['final'].get('paths-predicted', '-')}"
+        for p in peers))
+    cones = [p for p in peers if p["kind"] == "cone"]
+    pairs = [(c, q) for c in cones for q in peers
+             if q["kind"] == "sequential" and q["order"] > c["order"]]
+    if not pairs:
+        fail("--assert-predicted: no cone peer with a later sequential one")
+    for c, q in pairs:
+        paths = steady_paths.get((q["name"], c["name"]), set())
+        msg = f"{c['name']} lists {q['name']} with paths {sorted(paths) or 'none'} in the steady part"
+        if paths == {"predicted"}:
+            ok(msg)
+        else:
+            fail(msg + ', expected "predicted"')
+    for c in cones:
+        for r in peers:
+            if r["kind"] != "symmetric":
+                continue
+            paths = steady_paths.get((r["name"], c["name"]), set())
+            msg = f"{c['name']} lists {r['name']} (random ports) with paths {sorted(paths) or 'none'}"
+            if paths & {"direct", "predicted"}:
+                fail(msg + ": a random symmetric NAT cannot be predicted")
+            else:
+                ok(msg)
 
 
 def check_multicast(peers, sfinal, ok, fail):

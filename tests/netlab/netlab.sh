@@ -43,6 +43,17 @@
 #              "fully-random" works too): every new (destination address,
 #              port) gets its own randomly chosen public port, as carrier-grade
 #              and many corporate NATs; same filtering as above.
+#   sequential symmetric NAT that hands out its public ports in sequence, as
+#              many carrier-grade and older NATs: every new UDP flow (a new
+#              destination address or port) gets the next port of a counter
+#              shared by the whole LAN, NETLAB_SEQUENTIAL_STEP (default 1)
+#              above the previous one: `snat to <wan> : numgen inc mod
+#              NETLAB_SEQUENTIAL_PORTS map { 0 : base, 1 : base + step, ... }`
+#              (base 20000-29999, random per router). The map is needed: nft
+#              1.0.6 on this kernel stores a bare `numgen` result in host
+#              byte order, and `snat to <wan> : numgen inc mod 1000 offset
+#              20000` maps to 8270, 8526, 8782, ... (byte-swapped, step 256).
+#              TCP is `masquerade random`. Same filtering as above.
 #   fullcone   full-cone NAT (endpoint-independent mapping and filtering):
 #              `masquerade` as cone, and every outbound flow records its
 #              local (address, port) under its source port in a dynamic map;
@@ -61,7 +72,8 @@
 #                                    namespace; installs the cleanup (EXIT trap,
 #                                    chained before any EXIT trap already set)
 #   netlab_host NAME ADDR            host on the public segment
-#   netlab_nat NAME KIND WAN LAN24   router (KIND cone|symmetric|fullcone),
+#   netlab_nat NAME KIND WAN LAN24   router (KIND cone|symmetric|sequential|
+#                                    fullcone),
 #                                    LAN24 like 10.200.1 (the router takes .1)
 #   netlab_loss PERMILLE             every IPv4 datagram crossing the inet
 #                                    segment (between any two of its sites)
@@ -87,12 +99,14 @@
 NETLAB_PREFIX=
 NETLAB_INET=
 NETLAB_SYMMETRIC_FLAGS=${NETLAB_SYMMETRIC_FLAGS:-random}
+NETLAB_SEQUENTIAL_STEP=${NETLAB_SEQUENTIAL_STEP:-1}
+NETLAB_SEQUENTIAL_PORTS=${NETLAB_SEQUENTIAL_PORTS:-1000}
 NETLAB_NAMESPACES=()   # every namespace we created, inet first
 NETLAB_PREV_EXIT=
 NETLAB_PORTS=0         # veth ports on br0 so far
 declare -A NETLAB_NS=()      # name -> namespace
 declare -A NETLAB_IF=()      # name -> its interface (eth0 / wan)
-declare -A NETLAB_KIND=()    # name -> host | cone | symmetric
+declare -A NETLAB_KIND=()    # name -> host | cone | symmetric | sequential | fullcone
 declare -A NETLAB_WAN=()     # router -> its public address
 declare -A NETLAB_LANPORTS=() # router -> LAN ports so far
 
@@ -224,12 +238,24 @@ table ip netlab {
 EOF
 }
 
+# _netlab_sequential_snat WAN: the UDP rule of a sequential NAT (see above).
+_netlab_sequential_snat() {
+  local wan=$1 base=$((20000 + RANDOM % 10000)) i map=""
+  for ((i = 0; i < NETLAB_SEQUENTIAL_PORTS; i++)); do
+    map+="$i : $((base + i * NETLAB_SEQUENTIAL_STEP)), "
+  done
+  printf 'meta l4proto udp snat to %s : numgen inc mod %d map { %s }' \
+    "$wan" "$NETLAB_SEQUENTIAL_PORTS" "${map%, }"
+}
+
 netlab_nat() {
   local name=$1 kind=$2 wan=$3 lan=$4 masq err
   case "$kind" in
     cone | fullcone) masq="masquerade" ;;
     symmetric) masq="masquerade $NETLAB_SYMMETRIC_FLAGS" ;;
-    *) netlab_die "netlab_nat: unknown NAT kind $kind (cone, symmetric, fullcone)" ;;
+    sequential) masq="$(_netlab_sequential_snat "$wan")
+    oifname \"wan\" masquerade random" ;;
+    *) netlab_die "netlab_nat: unknown NAT kind $kind (cone, symmetric, sequential, fullcone)" ;;
   esac
   _netlab_new_ns "$name"
   local ns=${NETLAB_NS[$name]}

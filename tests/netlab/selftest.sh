@@ -5,6 +5,8 @@
 #     inside host never sent to is dropped;
 #   * fullcone: the same datagram is forwarded to the inside host;
 #   * symmetric: two destinations see two different public ports;
+#   * sequential: three new flows (two destinations, then a second socket)
+#     see three consecutive public ports;
 #   * no hairpinning: a LAN host cannot reach its own router's public address;
 #   * netlab_loss 100 (10 %) drops between 5 and 15 % of 2000 datagrams.
 # Root only (77 otherwise).
@@ -43,10 +45,12 @@ netlab_host pub2 10.200.0.12
 netlab_nat cone1 cone 10.200.0.101 10.200.1
 netlab_nat full2 fullcone 10.200.0.102 10.200.2
 netlab_nat sym3 symmetric 10.200.0.103 10.200.3
+netlab_nat seq4 sequential 10.200.0.104 10.200.4
 netlab_lan_host c1 cone1 10.200.1.11
 netlab_lan_host f2 full2 10.200.2.11
 netlab_lan_host s3 sym3 10.200.3.11
 netlab_lan_host s3b sym3 10.200.3.12
+netlab_lan_host q4 seq4 10.200.4.11
 
 # cone and full cone: the mapping keeps the local port.
 for pair in "c1 10.200.0.101 cone" "f2 10.200.0.102 fullcone"; do
@@ -101,6 +105,27 @@ p1=$(awk '{ print $3 }' "$out.1")
 p2=$(awk '{ print $3 }' "$out.2")
 [ -n "$p1" ] && [ -n "$p2" ] && [ "$p1" != "$p2" ] && diff=yes || diff="no ($p1, $p2)"
 check "symmetric: a public port per destination" yes "$diff"
+rm -f "$out" "$out.1" "$out.2"
+
+# sequential: one socket to two destinations, then another socket: the
+# ports the two listeners see follow each other (step 1).
+out=$(mktemp)
+udp_listen pub1 9000 1.5 >"$out.1" &
+udp_listen pub2 9000 1.5 >"$out.2" &
+sleep 0.3
+netlab_exec q4 "$PY" -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 42000))
+s.sendto(b"x", ("10.200.0.11", 9000)); time.sleep(0.05)
+s.sendto(b"x", ("10.200.0.12", 9000)); time.sleep(0.05)
+t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t.sendto(b"x", ("10.200.0.11", 9000))'
+wait
+ports=$(cat "$out.1" "$out.2" | awk '{ print $3 }' | sort -n | tr '\n' ' ')
+set -- $ports
+[ $# = 3 ] && [ $(($2 - $1)) = 1 ] && [ $(($3 - $2)) = 1 ] && seq=yes || seq="no ($ports)"
+check "sequential: consecutive public ports per new flow" yes "$seq"
 rm -f "$out" "$out.1" "$out.2"
 
 # No hairpinning: s3b sends to sym3's public address.
