@@ -285,6 +285,56 @@ TEST(Recovery, WithoutNackTheSameLossReachesThePlayout) {
   EXPECT_GT(lost * 100, (delivered + lost) * 2);
 }
 
+// Under unequal shares the numbers alone do not say whose a missing chunk
+// was; the next chunk of the same origin does (its `previous` field), so
+// every NACK goes to the true origin and none to the splitter.
+TEST(Recovery, UnequalSharesNackTheTrueOriginOfALostChunk) {
+  constexpr size_t kPeers = 5;
+  constexpr size_t kOrigin = 1;
+  constexpr size_t kReceiver = 2;
+  Team team(splitter_config());
+  for (size_t i = 0; i < kPeers; ++i) {
+    PeerConfig config;
+    config.upload_limit_bps = i == 0 ? 1000000 : 8000000;
+    team.add_peer(config);
+  }
+  team.net.run_until(kStreamStart);
+  // One in three of the origin's chunks, never two in a row (the second's
+  // successor would name only the second), and none near the stream's end
+  // (no successor at all): those fall back to the time-based NACK.
+  std::map<ChunkNumber, bool> dropped;
+  size_t seen = 0;
+  team.net.set_udp_filter(
+      [&](const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        const auto chunk = as_chunk(data);
+        if (!chunk || from != peer_udp(kOrigin) || to != peer_udp(kReceiver) ||
+            chunk->origin != kImplicitOrigin || chunk->number > 250 ||
+            dropped.count(chunk->number) != 0) {
+          return true;  // NACK answers come through
+        }
+        if (seen++ % 3 != 1) return true;
+        dropped.emplace(chunk->number, true);
+        return false;
+      });
+  std::map<Endpoint, size_t> nacks_to;
+  team.net.set_udp_tap(
+      [&](Micros, const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        const auto msg = decode_udp(data.data(), data.size());
+        if (from == peer_udp(kReceiver) && msg &&
+            std::holds_alternative<NackMsg>(*msg)) {
+          nacks_to[to] += std::get<NackMsg>(*msg).numbers.size();
+        }
+      });
+  team.schedule_stream(kStreamStart, 3 * kSecond);
+  team.net.run_until(kStreamStart + 4 * kSecond);
+  ASSERT_GT(dropped.size(), 15u);
+  const PeerStats& ps = team.peer(kReceiver).peer.stats();
+  EXPECT_EQ(ps.lost, 0u);
+  EXPECT_EQ(ps.nacks_to_splitter, 0u);
+  // A successor slower than the time-based NACK leaves only a guess.
+  EXPECT_GE(nacks_to[peer_udp(kOrigin)] * 10, dropped.size() * 8);
+}
+
 // ------------------------------------------------------------ monitors --
 
 TEST(Monitors, FreeRiderIsExpelledHonestPeersStay) {

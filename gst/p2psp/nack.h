@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 
 namespace p2psp {
@@ -57,6 +58,9 @@ class OriginNewest {
   void note(uint32_t origin, ChunkNumber number);
   // True once a chunk of `origin` numbered after `number` arrived.
   bool later_than(uint32_t origin, ChunkNumber number) const;
+  // The oldest newest chunk among all origins heard from (nullopt if none):
+  // each of them sent a chunk after any number before it.
+  std::optional<ChunkNumber> oldest() const;
   void forget(uint32_t origin) { newest_.erase(origin); }
   size_t size() const { return newest_.size(); }
 
