@@ -61,6 +61,7 @@ class OriginNewest {
   // The oldest newest chunk among all origins heard from (nullopt if none):
   // each of them sent a chunk after any number before it.
   std::optional<ChunkNumber> oldest() const;
+  bool heard_from(uint32_t origin) const { return newest_.count(origin) != 0; }
   void forget(uint32_t origin) { newest_.erase(origin); }
   size_t size() const { return newest_.size(); }
 

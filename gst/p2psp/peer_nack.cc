@@ -37,7 +37,10 @@ bool PeerNack::on_accepted(const StoredChunk& chunk) {
   note_previous(msg);
   auto nack = nacks_.find(msg.number);
   if (nack == nacks_.end()) return false;
-  if (nack->second.next_us != UINT64_MAX) ++stats_->recovered;
+  if (nack->second.next_us != UINT64_MAX) {
+    ++stats_->recovered;
+    note_silent_origin(chunk);
+  }
   nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
   return true;
 }
@@ -75,6 +78,19 @@ void PeerNack::note_previous(const ChunkMsg& msg) {
   if (msg.previous == kNoPrevious) return;
   const ChunkNumber previous = msg.number - msg.previous;
   dealt_[previous % dealt_.size()] = Dealt{previous, msg.origin};
+}
+
+// A recovered chunk whose origin never sent us one on its own: members
+// are dealt chunks they do not forward, whose loss no later chunk of
+// theirs reveals. For a while, a gap every origin we hear from has passed
+// counts as lost. Not always: when paths change (relays) one origin's
+// chunks can overtake each other, and that rule then NACKs chunks still on
+// their way.
+void PeerNack::note_silent_origin(const StoredChunk& chunk) {
+  const uint32_t origin = chunk.msg.origin;
+  if (origin == session_->id || origin_newest_.heard_from(origin)) return;
+  silent_origin_until_us_ =
+      saturating_add(chunk.arrival_us, 2 * config_->latency_us);
 }
 
 // A chunk that arrived on its own tells how late chunks come (the spread)
@@ -175,7 +191,9 @@ void PeerNack::service(Micros now, Outbox* out) {
   std::vector<ChunkNumber> first_seen;
   // An origin silent for long (dealt nothing lately) holds this back, and
   // the time-based NACK remains; one that never sent (a free rider) not.
-  all_origins_past_ = origin_newest_.oldest();
+  all_origins_past_.reset();
+  if (now < silent_origin_until_us_)
+    all_origins_past_ = origin_newest_.oldest();
   for (const ReorderBuffer::Gap& gap : playout_->reorder.missing(now)) {
     if (playout_->in_burst(gap.number)) continue;  // only the burst has those
     attempt(gap, now, &batches, &first_seen);

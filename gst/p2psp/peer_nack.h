@@ -81,6 +81,7 @@ class PeerNack {
                std::vector<ChunkNumber>* first_seen);
   SharedBytes held_datagram(ChunkNumber number) const;
   void note_previous(const ChunkMsg& msg);
+  void note_silent_origin(const StoredChunk& chunk);
   uint32_t known_origin(ChunkNumber number) const;
   uint32_t guess_origin(ChunkNumber number) const;
   uint32_t first_target(ChunkNumber number);
@@ -105,8 +106,11 @@ class PeerNack {
   // Loss evidence (gst/p2psp/nack.h).
   OriginNewest origin_newest_;
   // Every origin heard from sent a chunk after the numbers before this
-  // one (set at each service).
+  // one (set at each service, while silent origins are dealt chunks).
   std::optional<ChunkNumber> all_origins_past_;
+  // Until then, chunks of an origin never heard from on its own (a free
+  // rider) were recovered lately.
+  Micros silent_origin_until_us_ = 0;
   SpreadEstimator spread_;
 };
 
