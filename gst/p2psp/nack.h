@@ -9,8 +9,10 @@
 // retransmission storm (docs/simulation.md). So a missing chunk is taken
 // for lost only on evidence:
 //  - a later chunk of the same origin arrived: each origin floods its
-//    chunks to each neighbour in order, a round apart, so the earlier one
-//    cannot still be on its way (OriginNewest);
+//    chunks to each neighbour in order, so the earlier one cannot still be
+//    on its way (OriginNewest); the origin of a missing number is known
+//    from the chunk that names it as its origin's previous (protocol.md
+//    4.1);
 //  - or it is missing for longer than the arrival spread this peer
 //    measured (SpreadEstimator), plus a margin.
 #pragma once
