@@ -76,6 +76,11 @@ Micros PeerNack::retry_after_neighbour() const {
 // chunk was.
 void PeerNack::note_previous(const ChunkMsg& msg) {
   if (msg.previous == kNoPrevious) return;
+  if (msg.origin == session_->id &&
+      (own_spacing_ == kNoPrevious || seq_after(msg.number, own_newest_))) {
+    own_newest_ = msg.number;
+    own_spacing_ = msg.previous;
+  }
   const ChunkNumber previous = msg.number - msg.previous;
   dealt_[previous % dealt_.size()] = Dealt{previous, msg.origin};
 }
@@ -140,7 +145,7 @@ bool PeerNack::first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
   if (all_origins_past_ && seq_before(gap.number, *all_origins_past_)) {
     return true;
   }
-  const uint32_t origin = known_origin(gap.number);
+  const uint32_t origin = expected_origin(gap.number);
   if (origin == session_->id && session_->id != 0) return true;
   return origin != 0 && origin_newest_.later_than(origin, gap.number);
 }
@@ -156,6 +161,17 @@ SharedBytes PeerNack::held_datagram(ChunkNumber number) const {
 uint32_t PeerNack::known_origin(ChunkNumber number) const {
   const Dealt& d = dealt_[number % dealt_.size()];
   return d.number == number ? d.origin : 0;
+}
+
+// The known origin, else ourselves for the number that follows our newest
+// chunk as our last two were spaced: a lost chunk of our own is otherwise
+// known only when the next one comes, and meanwhile the whole team misses
+// it. Exact when the splitter deals round-robin; under unequal shares the
+// spacing varies, and a wrong prediction costs one splitter answer.
+uint32_t PeerNack::expected_origin(ChunkNumber number) const {
+  const uint32_t known = known_origin(number);
+  if (known != 0 || own_spacing_ == kNoPrevious) return known;
+  return number == own_newest_ + own_spacing_ ? session_->id : 0;
 }
 
 // Without a known origin: in a steady team dealt round-robin the origin of
@@ -174,7 +190,7 @@ uint32_t PeerNack::guess_origin(ChunkNumber number) const {
 // of our own origin only the splitter can have.
 uint32_t PeerNack::first_target(ChunkNumber number) {
   if (table_->empty()) return kToSplitter;
-  uint32_t origin = known_origin(number);
+  uint32_t origin = expected_origin(number);
   if (origin == 0) origin = guess_origin(number);
   if (origin == session_->id) return kToSplitter;
   if (origin != 0 && table_->find(origin)) return origin;

@@ -83,6 +83,7 @@ class PeerNack {
   void note_previous(const ChunkMsg& msg);
   void note_silent_origin(const StoredChunk& chunk);
   uint32_t known_origin(ChunkNumber number) const;
+  uint32_t expected_origin(ChunkNumber number) const;
   uint32_t guess_origin(ChunkNumber number) const;
   uint32_t first_target(ChunkNumber number);
   void send_nacks(uint32_t target, const std::vector<ChunkNumber>& numbers,
@@ -111,6 +112,9 @@ class PeerNack {
   // Until then, chunks of an origin never heard from on its own (a free
   // rider) were recovered lately.
   Micros silent_origin_until_us_ = 0;
+  // Our newest own chunk and how far back the one before it was dealt.
+  ChunkNumber own_newest_ = 0;
+  uint16_t own_spacing_ = kNoPrevious;
   SpreadEstimator spread_;
 };
 
