@@ -116,7 +116,7 @@ def random_datagram(rng):
                              rng.getrandbits(16), rng.getrandbits(16))
         if explicit:
             fields += struct.pack(">I", rng.randint(1, 4))
-        return header + fields + rng.randbytes(rng.choice((200, 1024, 1432)))
+        return header + fields + rng.randbytes(rng.choice((200, 1024, 1430)))
     kind = rng.randint(1, 9) if rng.random() < 0.9 else rng.randint(0, 255)
     flags = 0 if rng.random() < 0.8 else rng.getrandbits(8)
     header = udp_header(kind, flags, rng=rng)
