@@ -73,7 +73,7 @@ Micros PeerNack::retry_after_neighbour() const {
 }
 
 // Any accepted chunk, a NACK answer too, says whose its origin's previous
-// chunk was.
+// chunk was; our own ones also how the splitter spaces our chunks.
 void PeerNack::note_previous(const ChunkMsg& msg) {
   if (msg.previous == kNoPrevious) return;
   if (msg.origin == session_->id &&
@@ -135,16 +135,16 @@ bool PeerNack::first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
       now < saturating_add(gap.since_us, kEvidenceGraceUs)) {
     return false;
   }
-  // Only a known origin is evidence: under unequal shares a guessed one is
-  // often wrong, and a wrong one fires NACKs for chunks still on their way.
-  // Our own chunks come straight from the splitter, in order: one missing
-  // after the grace is lost (and the whole team needs our copy).
-  // Whoever's it was, when every origin sending within the buffer has sent
-  // a later chunk it is lost; a member that forwards nothing (a free rider)
-  // never sends one, so its chunks are recovered as early as the others'.
+  // While members that never forward are dealt chunks (see
+  // note_silent_origin), a gap every origin we hear from has passed is
+  // lost, whoever's it was.
   if (all_origins_past_ && seq_before(gap.number, *all_origins_past_)) {
     return true;
   }
+  // Otherwise only a known origin is evidence: under unequal shares a
+  // guessed one is often wrong, and a wrong one fires NACKs for chunks still
+  // on their way. Our own chunks come straight from the splitter, in order:
+  // one missing after the grace is lost (and the whole team needs our copy).
   const uint32_t origin = expected_origin(gap.number);
   if (origin == session_->id && session_->id != 0) return true;
   return origin != 0 && origin_newest_.later_than(origin, gap.number);
@@ -206,7 +206,8 @@ void PeerNack::service(Micros now, Outbox* out) {
   Batches batches;
   std::vector<ChunkNumber> first_seen;
   // An origin silent for long (dealt nothing lately) holds this back, and
-  // the time-based NACK remains; one that never sent (a free rider) not.
+  // the time-based NACK remains; one that never sent (a free rider) does
+  // not.
   all_origins_past_.reset();
   if (now < silent_origin_until_us_)
     all_origins_past_ = origin_newest_.oldest();
