@@ -51,7 +51,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NS = f"p2hr{os.getpid()}"
 X = ["ip", "netns", "exec", NS]
-CHUNK_BYTES = 1432  # the default chunk size (one 1452-byte datagram)
+CHUNK_BYTES = 1430  # the default chunk size (one 1452-byte datagram, wire version 4)
 HZ = os.sysconf("SC_CLK_TCK")
 
 

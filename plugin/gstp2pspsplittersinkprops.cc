@@ -30,7 +30,7 @@ void install_stream_properties() {
   properties[PROP_CHUNK_SIZE] = g_param_spec_uint(
       "chunk-size", "Chunk size",
       "Stream bytes per chunk (one UDP datagram). Unset, it fills a 1452-byte "
-      "datagram: 1432, less 64 with sign-chunks and 28 with a passphrase",
+      "datagram: 1430, less 64 with sign-chunks and 28 with a passphrase",
       MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, DEFAULT_CHUNK_SIZE, kReadWrite);
   properties[PROP_MAX_PEERS] =
       g_param_spec_uint("max-peers", "Maximum peers",

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "register_util.h"
@@ -283,6 +284,100 @@ TEST(Recovery, WithoutNackTheSameLossReachesThePlayout) {
     EXPECT_EQ(team.peer(i).peer.stats().nacks_sent, 0u);
   }
   EXPECT_GT(lost * 100, (delivered + lost) * 2);
+}
+
+// Under unequal shares the numbers alone do not say whose a missing chunk
+// was; the next chunk of the same origin does (its `previous` field), so
+// every NACK goes to the true origin and none to the splitter.
+TEST(Recovery, UnequalSharesNackTheTrueOriginOfALostChunk) {
+  constexpr size_t kPeers = 5;
+  constexpr size_t kOrigin = 1;
+  constexpr size_t kReceiver = 2;
+  Team team(splitter_config());
+  for (size_t i = 0; i < kPeers; ++i) {
+    PeerConfig config;
+    config.upload_limit_bps = i == 0 ? 1000000 : 8000000;
+    team.add_peer(config);
+  }
+  team.net.run_until(kStreamStart);
+  // One in three of the origin's chunks, never two in a row (the second's
+  // successor would name only the second), and none near the stream's end
+  // (no successor at all): those fall back to the time-based NACK.
+  std::map<ChunkNumber, bool> dropped;
+  size_t seen = 0;
+  team.net.set_udp_filter(
+      [&](const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        const auto chunk = as_chunk(data);
+        if (!chunk || from != peer_udp(kOrigin) || to != peer_udp(kReceiver) ||
+            chunk->origin != kImplicitOrigin || chunk->number > 250 ||
+            dropped.count(chunk->number) != 0) {
+          return true;  // NACK answers come through
+        }
+        if (seen++ % 3 != 1) return true;
+        dropped.emplace(chunk->number, true);
+        return false;
+      });
+  std::map<Endpoint, size_t> nacks_to;
+  team.net.set_udp_tap(
+      [&](Micros, const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        const auto msg = decode_udp(data.data(), data.size());
+        if (from == peer_udp(kReceiver) && msg &&
+            std::holds_alternative<NackMsg>(*msg)) {
+          nacks_to[to] += std::get<NackMsg>(*msg).numbers.size();
+        }
+      });
+  team.schedule_stream(kStreamStart, 3 * kSecond);
+  team.net.run_until(kStreamStart + 4 * kSecond);
+  ASSERT_GT(dropped.size(), 15u);
+  const PeerStats& ps = team.peer(kReceiver).peer.stats();
+  EXPECT_EQ(ps.lost, 0u);
+  EXPECT_EQ(ps.nacks_to_splitter, 0u);
+  // A successor slower than the time-based NACK leaves only a guess.
+  EXPECT_GE(nacks_to[peer_udp(kOrigin)] * 10, dropped.size() * 8);
+}
+
+// A chunk of our own lost on its way from the splitter: the next one would
+// name it a whole round later, while the whole team misses it. Where the
+// splitter's spacing of our chunks says it was ours, the splitter is asked
+// after the grace.
+TEST(Recovery, OwnChunkLostFromTheSplitterIsNackedBeforeTheNextOne) {
+  constexpr size_t kPeers = 20;
+  Team team(splitter_config());
+  for (size_t i = 0; i < kPeers; ++i) {
+    // Twice the stream: a flood takes about 90 ms, the time-based NACK
+    // waits longer than that.
+    team.net.set_uplink(team.add_peer(), sim::UplinkParams{2000000});
+  }
+  team.net.run_until(kStreamStart);
+  std::optional<Micros> dropped_at;
+  std::optional<Micros> nacked_at;
+  Micros now_us = 0;
+  team.net.set_udp_tap([&](Micros now, const Endpoint& from, const Endpoint& to,
+                           const Bytes& data) {
+    now_us = now;
+    const auto msg = decode_udp(data.data(), data.size());
+    if (!nacked_at && from == peer_udp(0) && to == splitter_udp() && msg &&
+        std::holds_alternative<NackMsg>(*msg)) {
+      nacked_at = now;
+    }
+  });
+  team.net.set_udp_filter(
+      [&](const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        if (dropped_at || from != splitter_udp() || to != peer_udp(0) ||
+            !as_chunk(data) || now_us < kStreamStart + kSecond) {
+          return true;
+        }
+        dropped_at = now_us;
+        return false;
+      });
+  team.schedule_stream(kStreamStart, 2 * kSecond);
+  team.net.run_until(kStreamStart + 3 * kSecond);
+  ASSERT_TRUE(dropped_at);
+  ASSERT_TRUE(nacked_at);
+  // 47 ms here (the gap is seen when a later chunk comes, then the grace);
+  // 77 ms by the time-based NACK alone, 160 ms for the next own chunk.
+  EXPECT_LT(*nacked_at - *dropped_at, 60000u);
+  EXPECT_EQ(team.peer(0).peer.stats().lost, 0u);
 }
 
 // ------------------------------------------------------------ monitors --

@@ -133,16 +133,18 @@ TEST(ChunkSignature, AlteredFieldsAreRejected) {
   const Bytes good_sig(good.end() - kChunkSignatureSize, good.end());
   // Re-encode with one field changed and the original signature.
   auto forged = [&](ChunkNumber number, uint32_t origin, uint16_t offset,
-                    uint8_t salt) {
+                    uint8_t salt, uint16_t previous = kNoPrevious) {
     const Bytes payload = payload_of(300, salt);
     return encode_chunk(kTeamId, number, origin, 1234, offset, payload.data(),
-                        payload.size(), good_sig.data());
+                        payload.size(), good_sig.data(), previous);
   };
   EXPECT_EQ(check(key, forged(5, 9, 17, 0)), ChunkCheck::kValid);
   EXPECT_EQ(check(key, forged(6, 9, 17, 0)), ChunkCheck::kBadSignature);
   EXPECT_EQ(check(key, forged(5, 8, 17, 0)), ChunkCheck::kBadSignature);
   EXPECT_EQ(check(key, forged(5, 9, 16, 0)), ChunkCheck::kBadSignature);
   EXPECT_EQ(check(key, forged(5, 9, 17, 1)), ChunkCheck::kBadSignature);
+  // A relay that named another previous chunk would misdirect NACKs.
+  EXPECT_EQ(check(key, forged(5, 9, 17, 0, 3)), ChunkCheck::kBadSignature);
 }
 
 TEST(ChunkSignature, UnsignedAndForeignKeyAreRejected) {

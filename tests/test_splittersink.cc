@@ -435,7 +435,7 @@ TEST(SplitterSink, PropertyDefaults) {
   g_free(host);
   EXPECT_EQ(IntProp(sink.get(), "port"), 4552);
   EXPECT_EQ(IntProp(sink.get(), "current-port"), -1);
-  EXPECT_EQ(UintProp(sink.get(), "chunk-size"), 1432u);
+  EXPECT_EQ(UintProp(sink.get(), "chunk-size"), 1430u);
   EXPECT_EQ(UintProp(sink.get(), "max-peers"), 0u);
   EXPECT_EQ(UintProp(sink.get(), "num-peers"), 0u);
   EXPECT_EQ(UintProp(sink.get(), "wait-for-peers"), 0u);

@@ -71,7 +71,9 @@ TEST(UdpBuffers, GrowsWithTheRateOnlyAfterAPeriod) {
     if (fscanf(f, "%d", &rmem_max) != 1) rmem_max = 0;
     fclose(f);
   }
-  if (rmem_max * 2 > before) EXPECT_GT(b.receive_buffer(), before);
+  if (rmem_max * 2 > before) {
+    EXPECT_GT(b.receive_buffer(), before);
+  }
   EXPECT_EQ(b.receive_buffer(), BufferSize(s.get(), SO_RCVBUF));
   EXPECT_EQ(b.send_buffer(), send_before) << "a trickle must not grow it";
   /* Never shrinks when the rate falls. */

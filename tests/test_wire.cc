@@ -365,8 +365,8 @@ TEST(Udp, ChunkWithImplicitOriginRoundTrip) {
 TEST(Udp, ChunkLayoutIsBigEndian) {
   Bytes payload = sample_payload(3);
   Bytes d = encode_chunk(0x01020304, 0x05060708, 0x090A0B0C, 0x0D0E0F10, 0x0002,
-                         payload.data(), payload.size());
-  ASSERT_EQ(d.size(), 20u + 3);
+                         payload.data(), payload.size(), nullptr, 0x1112);
+  ASSERT_EQ(d.size(), 22u + 3);
   EXPECT_EQ(d[0], 0x50);
   EXPECT_EQ(d[1], kUdpFlagOrigin);
   EXPECT_EQ(d[2], kProtocolVersion);
@@ -377,20 +377,40 @@ TEST(Udp, ChunkLayoutIsBigEndian) {
   EXPECT_EQ(d[13], 0x02);
   EXPECT_EQ(d[14], 0x0F);  // send time, low 16 bits
   EXPECT_EQ(d[15], 0x10);
-  EXPECT_EQ(read_u32(d, 16), 0x090A0B0Cu);
-  EXPECT_EQ(d[20], payload[0]);
+  EXPECT_EQ(d[16], 0x11);  // the origin's previous chunk, backwards
+  EXPECT_EQ(d[17], 0x12);
+  EXPECT_EQ(read_u32(d, 18), 0x090A0B0Cu);
+  EXPECT_EQ(d[22], payload[0]);
   Bytes implicit = encode_chunk(0x01020304, 0x05060708, kImplicitOrigin,
                                 0x0D0E0F10, 0x0002, payload.data(), 3);
-  ASSERT_EQ(implicit.size(), 16u + 3);
+  ASSERT_EQ(implicit.size(), 18u + 3);
   EXPECT_EQ(implicit[1], 0);
-  EXPECT_EQ(implicit[16], payload[0]);
+  EXPECT_EQ(implicit[16], 0);  // no previous chunk named
+  EXPECT_EQ(implicit[17], 0);
+  EXPECT_EQ(implicit[18], payload[0]);
+}
+
+// Whoever sends a chunk on (relay, NACK answer, the splitter's group)
+// re-encodes it: the previous chunk the splitter named goes along.
+TEST(Udp, PreviousSurvivesStatingTheOrigin) {
+  Bytes payload = sample_payload(8);
+  Bytes d = encode_chunk(1, 500, kImplicitOrigin, 4, 0, payload.data(),
+                         payload.size(), nullptr, 12);
+  auto msg = decode_udp(d.data(), d.size());
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(std::get<ChunkMsg>(*msg).previous, 12);
+  Bytes stated = encode_chunk(std::get<ChunkMsg>(*msg), 7);
+  auto again = decode_udp(stated.data(), stated.size());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(std::get<ChunkMsg>(*again).previous, 12);
+  EXPECT_EQ(std::get<ChunkMsg>(*again).origin, 7u);
 }
 
 TEST(Udp, ExplicitOriginZeroAndUnknownFlagsAreRejected) {
   Bytes payload = sample_payload(8);
   Bytes d = encode_chunk(1, 2, 3, 4, 0, payload.data(), payload.size());
   Bytes zero = d;
-  for (int i = 16; i < 20; ++i) zero[i] = 0;
+  for (int i = 18; i < 22; ++i) zero[i] = 0;
   EXPECT_FALSE(decode_udp(zero.data(), zero.size()));
   for (int bit = 1; bit < 8; ++bit) {
     Bytes flagged = d;

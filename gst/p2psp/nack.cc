@@ -40,4 +40,12 @@ bool OriginNewest::later_than(uint32_t origin, ChunkNumber number) const {
   return it != newest_.end() && seq_after(it->second, number);
 }
 
+std::optional<ChunkNumber> OriginNewest::oldest() const {
+  std::optional<ChunkNumber> oldest;
+  for (const auto& [origin, newest] : newest_) {
+    if (!oldest || seq_before(newest, *oldest)) oldest = newest;
+  }
+  return oldest;
+}
+
 }  // namespace p2psp

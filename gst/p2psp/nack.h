@@ -9,8 +9,10 @@
 // retransmission storm (docs/simulation.md). So a missing chunk is taken
 // for lost only on evidence:
 //  - a later chunk of the same origin arrived: each origin floods its
-//    chunks to each neighbour in order, a round apart, so the earlier one
-//    cannot still be on its way (OriginNewest);
+//    chunks to each neighbour in order, so the earlier one cannot still be
+//    on its way (OriginNewest); the origin of a missing number is known
+//    from the chunk that names it as its origin's previous (protocol.md
+//    4.1);
 //  - or it is missing for longer than the arrival spread this peer
 //    measured (SpreadEstimator), plus a margin.
 #pragma once
@@ -20,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 
 namespace p2psp {
@@ -57,6 +60,10 @@ class OriginNewest {
   void note(uint32_t origin, ChunkNumber number);
   // True once a chunk of `origin` numbered after `number` arrived.
   bool later_than(uint32_t origin, ChunkNumber number) const;
+  // The oldest newest chunk among all origins heard from (nullopt if none):
+  // each of them sent a chunk after any number before it.
+  std::optional<ChunkNumber> oldest() const;
+  bool heard_from(uint32_t origin) const { return newest_.count(origin) != 0; }
   void forget(uint32_t origin) { newest_.erase(origin); }
   size_t size() const { return newest_.size(); }
 

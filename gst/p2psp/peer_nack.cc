@@ -34,9 +34,13 @@ bool PeerNack::on_accepted(const StoredChunk& chunk) {
   const ChunkMsg& msg = chunk.msg;
   recent_[msg.number % recent_.size()] =
       Recent{msg.number, msg.origin, chunk.datagram};
+  note_previous(msg);
   auto nack = nacks_.find(msg.number);
   if (nack == nacks_.end()) return false;
-  if (nack->second.next_us != UINT64_MAX) ++stats_->recovered;
+  if (nack->second.next_us != UINT64_MAX) {
+    ++stats_->recovered;
+    note_silent_origin(chunk);
+  }
   nack->second.next_us = UINT64_MAX;  // kept: late answers are duplicates
   return true;
 }
@@ -80,16 +84,48 @@ Micros PeerNack::at_last_call(Micros planned, Micros deadline) const {
   return deadline - std::min(deadline, retry());
 }
 
+// Any accepted chunk, a NACK answer too, says whose its origin's previous
+// chunk was; our own ones also how the splitter spaces our chunks.
+void PeerNack::note_previous(const ChunkMsg& msg) {
+  if (msg.previous == kNoPrevious) return;
+  if (msg.origin == session_->id &&
+      (own_spacing_ == kNoPrevious || seq_after(msg.number, own_newest_))) {
+    own_newest_ = msg.number;
+    own_spacing_ = msg.previous;
+  }
+  const ChunkNumber previous = msg.number - msg.previous;
+  dealt_[previous % dealt_.size()] = Dealt{previous, msg.origin};
+}
+
+// A recovered chunk whose origin never sent us one on its own: members
+// are dealt chunks they do not forward, whose loss no later chunk of
+// theirs reveals. For a while, a gap every origin we hear from has passed
+// counts as lost. Not always: when paths change (relays) one origin's
+// chunks can overtake each other, and that rule then NACKs chunks still on
+// their way.
+void PeerNack::note_silent_origin(const StoredChunk& chunk) {
+  const uint32_t origin = chunk.msg.origin;
+  if (origin == session_->id || origin_newest_.heard_from(origin)) return;
+  silent_origin_until_us_ =
+      saturating_add(chunk.arrival_us, 2 * config_->latency_us);
+}
+
 // A chunk that arrived on its own tells how late chunks come (the spread)
-// and that earlier chunks of its origin are no longer on their way: the
-// chunk a round before it, if still missing, becomes NACKable now.
+// and that earlier chunks of its origin are no longer on their way: its
+// origin's previous chunk, if still missing, becomes NACKable now.
 void PeerNack::note_loss_evidence(const ChunkMsg& msg, Micros now) {
   if (nacks_.count(msg.number) != 0) return;
   spread_.add(stats_->chunk_delay_us, now);
+  // The origin furthest behind moved on: older gaps may now be lost.
+  const bool laggard = all_origins_past_ && !origin_newest_.later_than(
+                                                msg.origin, *all_origins_past_);
   origin_newest_.note(msg.origin, msg.number);
   const ReorderBuffer& reorder = playout_->reorder;
   if (config_->nack_delay_us != 0 || reorder.tracked_gaps() == 0) return;
-  const ChunkNumber before = msg.number - health_->team_round();
+  if (laggard)
+    due_us_ = std::min(due_us_, saturating_add(now, kEvidenceGraceUs));
+  if (msg.previous == kNoPrevious) return;
+  const ChunkNumber before = msg.number - msg.previous;
   if (reorder.started() && seq_before(before, reorder.head())) return;
   if (!seq_before(before, reorder.newest()) || reorder.find(before)) return;
   due_us_ = std::min(due_us_, saturating_add(now, kEvidenceGraceUs));
@@ -111,10 +147,17 @@ bool PeerNack::first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
       now < saturating_add(gap.since_us, kEvidenceGraceUs)) {
     return false;
   }
-  // Our own chunks come straight from the splitter, sooner than any later
-  // chunk through another peer: missing one after the grace, it is lost
-  // (and the whole team needs our copy).
-  const uint32_t origin = guess_origin(gap.number);
+  // While members that never forward are dealt chunks (see
+  // note_silent_origin), a gap every origin we hear from has passed is
+  // lost, whoever's it was.
+  if (all_origins_past_ && seq_before(gap.number, *all_origins_past_)) {
+    return true;
+  }
+  // Otherwise only a known origin is evidence: under unequal shares a
+  // guessed one is often wrong, and a wrong one fires NACKs for chunks still
+  // on their way. Our own chunks come straight from the splitter, in order:
+  // one missing after the grace is lost (and the whole team needs our copy).
+  const uint32_t origin = expected_origin(gap.number);
   if (origin == session_->id && session_->id != 0) return true;
   return origin != 0 && origin_newest_.later_than(origin, gap.number);
 }
@@ -127,7 +170,8 @@ bool PeerNack::first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
 // team lost 15 chunks in a row at a cone peer that way.
 Micros PeerNack::first_due(const ReorderBuffer::Gap& gap) const {
   const Micros planned = saturating_add(gap.since_us, delay());
-  const uint32_t origin = guess_origin(gap.number);
+  uint32_t origin = expected_origin(gap.number);
+  if (origin == 0) origin = guess_origin(gap.number);
   if (origin != 0 && table_->find(origin)) return planned;
   return at_last_call(planned,
                       saturating_add(gap.since_us, config_->latency_us));
@@ -140,7 +184,24 @@ SharedBytes PeerNack::held_datagram(ChunkNumber number) const {
   return held ? held->datagram : nullptr;
 }
 
-// The splitter deals chunks round-robin, so in a steady team the origin of
+// The origin of n, if a later chunk of it named n as its previous. 0 if not.
+uint32_t PeerNack::known_origin(ChunkNumber number) const {
+  const Dealt& d = dealt_[number % dealt_.size()];
+  return d.number == number ? d.origin : 0;
+}
+
+// The known origin, else ourselves for the number that follows our newest
+// chunk as our last two were spaced: a lost chunk of our own is otherwise
+// known only when the next one comes, and meanwhile the whole team misses
+// it. Exact when the splitter deals round-robin; under unequal shares the
+// spacing varies, and a wrong prediction costs one splitter answer.
+uint32_t PeerNack::expected_origin(ChunkNumber number) const {
+  const uint32_t known = known_origin(number);
+  if (known != 0 || own_spacing_ == kNoPrevious) return known;
+  return number == own_newest_ + own_spacing_ ? session_->id : 0;
+}
+
+// Without a known origin: in a steady team dealt round-robin the origin of
 // n is the origin of n - N (or n + N), N the team size: the neighbour most
 // likely to hold n. 0 if unknown.
 uint32_t PeerNack::guess_origin(ChunkNumber number) const {
@@ -156,7 +217,8 @@ uint32_t PeerNack::guess_origin(ChunkNumber number) const {
 // of our own origin only the splitter can have.
 uint32_t PeerNack::first_target(ChunkNumber number) {
   if (table_->empty()) return kToSplitter;
-  const uint32_t origin = guess_origin(number);
+  uint32_t origin = expected_origin(number);
+  if (origin == 0) origin = guess_origin(number);
   if (origin == session_->id) return kToSplitter;
   if (origin != 0 && table_->find(origin)) return origin;
   return (*table_)[turn_++ % table_->size()].info.id;
@@ -170,6 +232,12 @@ void PeerNack::service(Micros now, Outbox* out) {
   }
   Batches batches;
   std::vector<ChunkNumber> first_seen;
+  // An origin silent for long (dealt nothing lately) holds this back, and
+  // the time-based NACK remains; one that never sent (a free rider) does
+  // not.
+  all_origins_past_.reset();
+  if (now < silent_origin_until_us_)
+    all_origins_past_ = origin_newest_.oldest();
   for (const ReorderBuffer::Gap& gap : playout_->reorder.missing(now)) {
     if (playout_->in_burst(gap.number)) continue;  // only the burst has those
     attempt(gap, now, &batches, &first_seen);

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -32,7 +33,8 @@ class PeerNack {
         playout_(playout),
         tx_(tx),
         stats_(stats),
-        recent_(std::max<size_t>(config->history_chunks, 1)) {}
+        recent_(std::max<size_t>(config->history_chunks, 1)),
+        dealt_(recent_.size()) {}
 
   bool nacked(ChunkNumber number) const { return nacks_.count(number) != 0; }
   // A chunk entered the playout buffer: kept for NACKs; true if it was a
@@ -64,6 +66,12 @@ class PeerNack {
     uint32_t origin = 0;
     SharedBytes datagram;
   };
+  // Whose a number is, as a later chunk of that origin named it (its
+  // `previous` field): known before the chunk itself arrives.
+  struct Dealt {
+    ChunkNumber number = 0;
+    uint32_t origin = 0;  // 0: nothing recorded
+  };
   using Batches = std::map<uint32_t, std::vector<ChunkNumber>>;
 
   Micros delay() const;
@@ -74,6 +82,10 @@ class PeerNack {
   void attempt(const ReorderBuffer::Gap& gap, Micros now, Batches* batches,
                std::vector<ChunkNumber>* first_seen);
   SharedBytes held_datagram(ChunkNumber number) const;
+  void note_previous(const ChunkMsg& msg);
+  void note_silent_origin(const StoredChunk& chunk);
+  uint32_t known_origin(ChunkNumber number) const;
+  uint32_t expected_origin(ChunkNumber number) const;
   uint32_t guess_origin(ChunkNumber number) const;
   uint32_t first_target(ChunkNumber number);
   void send_nacks(uint32_t target, const std::vector<ChunkNumber>& numbers,
@@ -89,12 +101,22 @@ class PeerNack {
   PeerTx* tx_;
   PeerStats* stats_;
   std::vector<Recent> recent_;  // indexed by chunk number modulo size
+  std::vector<Dealt> dealt_;    // likewise
   // Missing numbers we NACKed, until they are played or declared lost.
   std::unordered_map<ChunkNumber, NackState> nacks_;
   Micros due_us_ = UINT64_MAX;
   size_t turn_ = 0;
   // Loss evidence (gst/p2psp/nack.h).
   OriginNewest origin_newest_;
+  // Every origin heard from sent a chunk after the numbers before this
+  // one (set at each service, while silent origins are dealt chunks).
+  std::optional<ChunkNumber> all_origins_past_;
+  // Until then, chunks of an origin never heard from on its own (a free
+  // rider) were recovered lately.
+  Micros silent_origin_until_us_ = 0;
+  // Our newest own chunk and how far back the one before it was dealt.
+  ChunkNumber own_newest_ = 0;
+  uint16_t own_spacing_ = kNoPrevious;
   SpreadEstimator spread_;
 };
 

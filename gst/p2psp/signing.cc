@@ -14,7 +14,7 @@ static_assert(kChunkKeySeedSize == crypto_sign_SEEDBYTES);
 
 // Domain separation: these bytes never start anything else the key could
 // be made to sign.
-constexpr char kContext[] = "p2psp chunk signature v2";
+constexpr char kContext[] = "p2psp chunk signature v3";
 
 // sodium_init() is idempotent and thread-safe; it picks the fastest
 // implementations and opens the random source.
@@ -32,7 +32,7 @@ uint8_t* put_be(uint8_t* p, uint64_t v, int bytes) {
 }  // namespace
 
 Bytes chunk_signed_bytes(const ChunkMsg& msg) {
-  constexpr size_t kFields = 4 + 4 + 4 + 2 + 2;
+  constexpr size_t kFields = 4 + 4 + 4 + 2 + 2 + 2;
   Bytes out(sizeof kContext + kFields + msg.payload_size);
   uint8_t* p = out.data();
   std::memcpy(p, kContext, sizeof kContext);
@@ -41,6 +41,7 @@ Bytes chunk_signed_bytes(const ChunkMsg& msg) {
   p = put_be(p, msg.origin, 4);
   p = put_be(p, msg.send_time_ms, 2);
   p = put_be(p, msg.first_frame_offset, 2);
+  p = put_be(p, msg.previous, 2);
   if (msg.payload_size > 0) std::memcpy(p, msg.payload, msg.payload_size);
   return out;
 }

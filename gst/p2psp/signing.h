@@ -21,7 +21,8 @@ using ChunkSignature = std::array<uint8_t, kChunkSignatureSize>;
 
 // What a chunk signature covers: a context string, then team id, number,
 // origin (always stated: peers re-encode a chunk with or without its origin
-// on the way, protocol.md "CHUNK"), send time, first-frame offset, payload.
+// on the way, protocol.md "CHUNK"), send time, first-frame offset, previous
+// chunk of the origin (a forged one would misdirect NACKs), payload.
 // msg.origin must be resolved (not kImplicitOrigin).
 Bytes chunk_signed_bytes(const ChunkMsg& msg);
 

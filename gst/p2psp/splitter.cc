@@ -68,6 +68,8 @@ struct Splitter::Impl {
     std::optional<BurstPacer> burst;  // its join burst, while under way
     SplitterPeerStats stats;
     std::set<uint32_t> accusers;  // members that reported it for pollution
+    // The last chunk dealt to it, for the next one's `previous` field.
+    std::optional<ChunkNumber> last_dealt;
   };
 
   // One recently cut chunk: who it went to, and (in the shorter datagram
@@ -976,8 +978,10 @@ struct Splitter::Impl {
       return;
     }
     Member& dest = next_origin(chunk.bytes.size(), now);
+    const uint16_t previous = previous_distance(dest, number);
+    dest.last_dealt = number;
     auto datagram = std::make_shared<const Bytes>(
-        encode(number, dest.stats.id, now, chunk));
+        encode(number, dest.stats.id, now, chunk, previous));
     ++stats.chunks_sent;
     ++dest.stats.chunks_sent;
     remember(number, dest.stats.id, datagram);
@@ -1011,6 +1015,15 @@ struct Splitter::Impl {
     return size;
   }
 
+  // Under unequal shares receivers cannot tell whose a missing chunk was
+  // from the numbers alone; each chunk names its origin's previous one.
+  static uint16_t previous_distance(const Member& origin, ChunkNumber number) {
+    if (!origin.last_dealt) return kNoPrevious;
+    const ChunkNumber distance = number - *origin.last_dealt;
+    return distance <= UINT16_MAX ? static_cast<uint16_t>(distance)
+                                  : kNoPrevious;
+  }
+
   // Who is dealt the next chunk: plain round robin while every member
   // forwards what it gets, weighted by what each forwards otherwise.
   Member& next_origin(size_t chunk_bytes, Micros now) {
@@ -1027,12 +1040,13 @@ struct Splitter::Impl {
   }
 
   // The signature covers every field the splitter decides (team, number,
-  // origin, send time, frame offset, payload). The datagram goes to the
-  // origin itself, so the origin is left out (implicit); the signature
+  // origin, send time, frame offset, previous, payload). The datagram goes to
+  // the origin itself, so the origin is left out (implicit); the signature
   // covers it all the same.
   Bytes encode(ChunkNumber number, uint32_t origin, Micros now,
-               const ChunkPayload& chunk) {
+               const ChunkPayload& chunk, uint16_t previous = kNoPrevious) {
     ChunkMsg msg;
+    msg.previous = previous;
     msg.team_id = config.team_id;
     msg.number = number;
     msg.origin = origin;

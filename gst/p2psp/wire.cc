@@ -136,6 +136,7 @@ std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id,
   m.number = r.u32();
   m.first_frame_offset = r.u16();
   m.send_time_ms = r.u16();
+  m.previous = r.u16();
   if (flags & kUdpFlagOrigin) {
     m.origin = r.u32();
     // An explicit origin names a peer; "implicit" has its own encoding.
@@ -558,7 +559,7 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
 Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                    uint32_t send_time_ms, uint16_t first_frame_offset,
                    const uint8_t* payload, size_t payload_size,
-                   const uint8_t* signature) {
+                   const uint8_t* signature, uint16_t previous) {
   const bool explicit_origin = origin != kImplicitOrigin;
   Bytes out;
   out.reserve(kChunkHeaderSize + (explicit_origin ? kChunkOriginSize : 0) +
@@ -570,6 +571,7 @@ Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
   w.u32(number);
   w.u16(first_frame_offset);
   w.u16(static_cast<uint16_t>(send_time_ms));
+  w.u16(previous);
   if (explicit_origin) w.u32(origin);
   if (payload_size > 0) w.raw(payload, payload_size);
   if (signature) w.raw(signature, kChunkSignatureSize);
@@ -579,7 +581,7 @@ Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin) {
   return encode_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
                       chunk.first_frame_offset, chunk.payload,
-                      chunk.payload_size, chunk.signature);
+                      chunk.payload_size, chunk.signature, chunk.previous);
 }
 
 Bytes encode_hello(const HelloMsg& m) {

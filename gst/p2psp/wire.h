@@ -1,4 +1,4 @@
-// gst-p2psp: wire format, version 3 (see docs/protocol.md, which is the
+// gst-p2psp: wire format, version 4 (see docs/protocol.md, which is the
 // normative text; keep the two in step).
 //
 // Every decoder here is bounds-checked: it reads only inside [data, data+size)
@@ -23,7 +23,7 @@ namespace p2psp {
 using Bytes = std::vector<uint8_t>;
 using SharedBytes = std::shared_ptr<const Bytes>;
 
-constexpr uint8_t kProtocolVersion = 3;
+constexpr uint8_t kProtocolVersion = 4;
 
 // ---------------------------------------------------------------- UDP ----
 // Common header, 8 bytes: u8 magic 0x50 ("P"), u8 flags, u8 version, u8 type,
@@ -49,7 +49,7 @@ constexpr size_t kChunkKeySize = 32;
 using ChunkKey = std::array<uint8_t, kChunkKeySize>;
 // Chunk datagram header (common header included), without the optional
 // origin.
-constexpr size_t kChunkHeaderSize = 16;
+constexpr size_t kChunkHeaderSize = 18;
 constexpr size_t kChunkOriginSize = 4;
 // ChunkMsg::origin of a chunk whose origin is implicit; peer ids start at 1.
 constexpr uint32_t kImplicitOrigin = 0;
@@ -61,7 +61,10 @@ constexpr uint32_t kNoMemberOrigin = 0xFFFFFFFFu;
 // even a chunk with an explicit origin within it, for either family.
 constexpr size_t kMaxUnfragmentedDatagram = 1452;
 constexpr size_t kDefaultChunkSize =
-    kMaxUnfragmentedDatagram - kChunkHeaderSize - kChunkOriginSize;  // 1432
+    kMaxUnfragmentedDatagram - kChunkHeaderSize - kChunkOriginSize;  // 1430
+// ChunkMsg::previous when the splitter dealt the origin no earlier chunk it
+// can name (a new member, or one further back than 16 bits reach).
+constexpr uint16_t kNoPrevious = 0;
 // No frame starts in this chunk.
 constexpr uint16_t kNoFrameStart = 0xFFFF;
 // Largest chunk payload: keeps a chunk datagram under 64 KiB and lets
@@ -96,6 +99,10 @@ struct ChunkMsg {
   uint32_t origin = kImplicitOrigin;
   uint16_t send_time_ms = 0;  // splitter clock, ms mod 65536; delay stats
   uint16_t first_frame_offset = kNoFrameStart;
+  // How far back the splitter dealt this origin its previous chunk (that
+  // chunk is number - previous), or kNoPrevious. Receivers learn from it
+  // which missing chunk is lost and whose it was (protocol.md 4.1, 10.4).
+  uint16_t previous = kNoPrevious;
   const uint8_t* payload = nullptr;
   size_t payload_size = 0;
   // Flag SIGNED: the kChunkSignatureSize bytes ending the datagram (see
@@ -164,11 +171,12 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size);
 Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                    uint32_t send_time_ms, uint16_t first_frame_offset,
                    const uint8_t* payload, size_t payload_size,
-                   const uint8_t* signature = nullptr);
+                   const uint8_t* signature = nullptr,
+                   uint16_t previous = kNoPrevious);
 // The same chunk with its origin stated (or left out for kImplicitOrigin):
 // for a chunk sent on by someone other than the one its implicit origin
-// would name (NACK answers, relays). The signature, if any, goes along: it
-// does not cover how the origin is encoded.
+// would name (NACK answers, relays). The signature and the previous chunk,
+// if any, go along: the signature does not cover how the origin is encoded.
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin);
 Bytes encode_hello(const HelloMsg& m);
 Bytes encode_register(const RegisterMsg& m);

@@ -38,7 +38,7 @@ import struct
 import threading
 import time
 
-VERSION = 3
+VERSION = 4
 MAGIC = 0x50
 CHUNK, HELLO, REGISTER, GOODBYE, LOST, NACK, REQUEST, PRUNE, HEARTBEAT, PROBE = range(1, 11)
 T_JOIN, T_WELCOME, T_TEAM = 1, 2, 3

@@ -47,9 +47,10 @@ import time
 
 # Keep in step with gst/p2psp/wire.h (docs/protocol.md): the UDP header is
 # u8 magic, u8 flags, u8 version, u8 type, u32 team id; a CHUNK goes on with
-# u32 number, u16 first frame offset, u16 send time, [u32 origin if flag 1].
+# u32 number, u16 first frame offset, u16 send time, u16 previous,
+# [u32 origin if flag 1].
 MAGIC = 0x50
-VERSION = 3
+VERSION = 4
 FLAG_ORIGIN = 1
 FLAG_SEALED = 0x80
 JOIN_MAGIC = b"P2PSP"
@@ -111,11 +112,11 @@ def random_datagram(rng):
         # only the team id (and who sends it) tells it from a real one.
         explicit = rng.random() < 0.5
         header = udp_header(1, FLAG_ORIGIN if explicit else 0, rng=rng)
-        fields = struct.pack(">IHH", rng.randint(0, 4095), rng.choice((0, 0xFFFF)),
-                             rng.getrandbits(16))
+        fields = struct.pack(">IHHH", rng.randint(0, 4095), rng.choice((0, 0xFFFF)),
+                             rng.getrandbits(16), rng.getrandbits(16))
         if explicit:
             fields += struct.pack(">I", rng.randint(1, 4))
-        return header + fields + rng.randbytes(rng.choice((200, 1024, 1432)))
+        return header + fields + rng.randbytes(rng.choice((200, 1024, 1430)))
     kind = rng.randint(1, 9) if rng.random() < 0.9 else rng.randint(0, 255)
     flags = 0 if rng.random() < 0.8 else rng.getrandbits(8)
     header = udp_header(kind, flags, rng=rng)

@@ -246,10 +246,16 @@ class Harness {
     }
     if (fdp_.ConsumeIntegralInRange<int>(0, 63) == 0)
       n += fdp_.ConsumeIntegral<uint32_t>();
+    // The origin's previous chunk: mostly near, sometimes anything (a
+    // previous that names a number already played, ahead, or itself).
+    const uint16_t previous = fdp_.ConsumeBool()
+                                  ? fdp_.ConsumeIntegralInRange<uint16_t>(0, 12)
+                                  : fdp_.ConsumeIntegral<uint16_t>();
     return encode_chunk(team(), n, origin,
                         static_cast<uint32_t>(now_ / 1000) -
                             fdp_.ConsumeIntegralInRange<uint32_t>(0, 300),
-                        c.first_frame_offset, c.bytes.data(), c.bytes.size());
+                        c.first_frame_offset, c.bytes.data(), c.bytes.size(),
+                        nullptr, previous);
   }
 
   void push_media() {

@@ -51,6 +51,8 @@ void udp_seeds() {
         encode_chunk(0x1234, 8, 3, 1000, 0, payload, 8, signature));
   write("udp", "chunk-no-frame-start",
         encode_chunk(0x1234, UINT32_MAX, 2, 1000, kNoFrameStart, payload, 8));
+  write("udp", "chunk-previous",
+        encode_chunk(0x1234, 5, 2, 1000, 0, payload, 8, nullptr, 12));
   write("udp", "hello", encode_hello(HelloMsg{0x1234, 2, 0}));
   write("udp", "hello-echo", encode_hello(HelloMsg{0x1234, 2, 0xC00C1E}));
   write("udp", "register", encode_register(RegisterMsg{0x1234, 2, ~0ull, 0}));

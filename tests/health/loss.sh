@@ -69,7 +69,7 @@ e2e_ok "nft drops $((drop1 - drop0)) of $sent UDP datagrams on lo in $HEALTH_NET
 # 2. The team.
 health_media $STREAM_SECONDS "$SRC"
 t0=$(e2e_now)
-# chunk-size 1024 (the default is 1432): the 0.1 % bar needs a few thousand
+# chunk-size 1024 (the default is 1430): the 0.1 % bar needs a few thousand
 # chunks to allow more than one loss per peer, and 1024 gives this run about
 # 2100 instead of 1500.
 e2e_start_splitter "$HEALTH_DESC" wait-for-peers=$PEERS chunk-size=1024
