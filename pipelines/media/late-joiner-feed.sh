@@ -96,8 +96,9 @@ wait_exit "$SPLITTER" $((SECS + 15)) || {
   rc=1
 }
 [ "$RC" = 0 ] || { log "splitter exit $RC"; rc=1; }
+# PLAYING to end of stream: the splitter exits its linger after the end.
 T1=$(date +%s.%N)
-RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
+RECORDED=$(awk -v a="$T0" -v b="$T1" -v l="$SPLITTER_LINGER_S" 'BEGIN { printf "%.2f", b - l - a }')
 wait_exit "$PEER" 10 || { log "the peer did not get EOS"; rc=1; }
 log "peer recorded ${RECORDED}s: exit $RC, $(stat -c %s "$OUT/peer.$ext" 2>/dev/null || echo 0) bytes"
 [ "$RC" = 0 ] || rc=1

@@ -72,9 +72,10 @@ T0=$(wait_playing peer 20) || { log "the peer never went to PLAYING"; exit 1; }
 wait_exit "$SPLITTER" $((SECS + 15)) || { log "the splitter did not finish"; rc=1; }
 log "splitter finished (exit $RC), source.$ext $(stat -c %s "$OUT/source.$ext") bytes"
 [ "$RC" = 0 ] || rc=1
-# The peer's time in the team, PLAYING to end of stream.
+# The peer's time in the team, PLAYING to end of stream: the splitter
+# exits its linger (p2pspsplittersink's default, 500 ms) after the end.
 T1=$(date +%s.%N)
-RECORDED=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
+RECORDED=$(awk -v a="$T0" -v b="$T1" -v l="$SPLITTER_LINGER_S" 'BEGIN { printf "%.2f", b - l - a }')
 wait_exit "$PEER" 10 || { log "the peer did not get EOS"; rc=1; }
 log "peer recorded ${RECORDED}s: exit $RC, $(stat -c %s "$OUT/peer.$ext" 2>/dev/null || echo 0) bytes"
 [ "$RC" = 0 ] || rc=1

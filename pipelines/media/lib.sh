@@ -128,6 +128,9 @@ wait_playing() {
 
 # The test sources every scenario uses: a live, small moving picture and a
 # tone, as raw caps.  SECS long (num-buffers), FPS frames a second.
+# p2pspsplittersink's default linger: it exits this long after the stream
+# ended (it keeps answering the team's NACKs meanwhile).
+SPLITTER_LINGER_S=0.5
 FPS=${FPS:-25}
 WIDTH=${WIDTH:-320}
 HEIGHT=${HEIGHT:-240}
