@@ -21,6 +21,7 @@
 #include <gst/p2psp/framing.h>
 #include <gst/p2psp/lan.h>
 #include <gst/p2psp/peer.h>
+#include <gst/p2psp/predict.h>
 
 #include <deque>
 #include <map>
@@ -101,12 +102,25 @@ class Harness {
   std::set<uint32_t> neighbour_ids_ever_;
   std::map<Endpoint, uint64_t> received_;
   std::map<Endpoint, uint64_t> sent_to_strangers_;
-  // PROBE bytes a PEER_LOCAL naming the endpoint may draw there.
+  // PROBE bytes a PEER_LOCAL naming the endpoint, or a PEER_JOINED naming
+  // one a few ports below it (port prediction), may draw there.
   std::map<Endpoint, uint64_t> lan_credit_;
   bool told_multicast_ = false;  // MULTICAST_RECEIVING seen
   TcpReader from_splitter_;      // what tcp_in fed the peer, decoded
   static constexpr uint64_t kLanProbeCredit =
       LanCandidates::kAttempts * (24 + auth::kSealOverhead);  // PROBE: 24 B
+  // Port prediction (protocol.md 3.3): a newcomer PEER_JOINED names may draw
+  // a PROBE per round to each of the ports above its own, on its address.
+  static constexpr uint64_t kPredictProbeCredit =
+      PortPredictions::kRounds * (24 + auth::kSealOverhead);
+
+  void credit_predicted_ports(const Endpoint& named) {
+    const Endpoint base = named.normalized();
+    for (const Endpoint& e :
+         predicted_endpoints(base, PortPredictions::kMaxWindow)) {
+      lan_credit_[e.normalized()] += kPredictProbeCredit;
+    }
+  }
 
   // Where the peer may send freely: the neighbours the splitter named
   // (before or after the call: leave() keeps them); the splitter's host is
@@ -195,6 +209,8 @@ class Harness {
     while (from_splitter_.next(&msg) == TcpReader::Status::kMessage) {
       if (const auto* local = std::get_if<PeerLocalMsg>(&msg)) {
         lan_credit_[local->endpoint.normalized()] += kLanProbeCredit;
+      } else if (const auto* joined = std::get_if<PeerJoinedMsg>(&msg)) {
+        credit_predicted_ports(joined->peer.endpoint);
       }
     }
   }
@@ -293,7 +309,10 @@ class Harness {
       case 0:
       case 1: {
         const uint32_t id = pick_id();
-        return PeerJoinedMsg{PeerInfo{id, from_for(id)}};
+        const PeerJoinedMsg joined{PeerInfo{id, from_for(id)}};
+        // Counted here too: sealed, note_peer_locals cannot read it.
+        credit_predicted_ports(joined.peer.endpoint);
+        return joined;
       }
       case 2:
         return PeerLeftMsg{pick_id()};
