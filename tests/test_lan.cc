@@ -11,6 +11,7 @@
 
 #include <variant>
 
+#include "core_member.h"
 #include "register_util.h"
 
 namespace p2psp {
@@ -241,64 +242,24 @@ size_t count_to(const Outbox& out, const Endpoint& to) {
 }
 
 // A member with neighbours 2 and 3 at their public endpoints (one NAT).
-struct PeerBench {
-  PeerBench() : peer(config(), Endpoint::ipv4(10, 0, 0, 1, 4552)) {
-    peer.start(0, &out);
-    join_frame = out.tcp.empty() ? Bytes() : out.tcp.front().data;
-    WelcomeMsg welcome;
-    welcome.team_id = kTeamId;
-    welcome.peer_id = 1;
-    welcome.token = 77;
-    welcome.chunk_size = 1000;
-    welcome.splitter_udp_port = 4553;
-    tcp(welcome);
-    udp(splitter, encode_probe(ProbeMsg{kTeamId, 0xC0FFEE, 1}));
-    TeamMsg team;
-    team.public_endpoint = kPublic.with_port(7001);
-    team.peers = {PeerInfo{2, kPublic.with_port(7002)},
-                  PeerInfo{3, kPublic.with_port(7003)}};
-    tcp(team);
-    EXPECT_EQ(peer.state(), PeerState::kMember);
-    out.clear();
+struct PeerBench : test::CoreMember {
+  PeerBench() : CoreMember(config(), kTeamId) {
+    join(kPublic.with_port(7001), {PeerInfo{2, kPublic.with_port(7002)},
+                                   PeerInfo{3, kPublic.with_port(7003)}});
   }
   static PeerConfig config() {
     PeerConfig c;
     c.local_endpoints = {Endpoint::ipv4(192, 168, 1, 11, 5000)};
     return c;
   }
-  void tcp(const TcpMessage& msg) {
-    const Bytes b = encode_tcp(msg);
-    peer.on_tcp_data(b.data(), b.size(), now, &out);
-  }
-  void udp(const Endpoint& from, const Bytes& bytes) {
-    peer.on_udp(from, bytes.data(), bytes.size(), now, &out);
-  }
-  void advance(Micros us) {
-    now += us;
-    peer.tick(now, &out);
-  }
+  // Our own chunk, and the time to pass it on.
   void own_chunk(ChunkNumber number) {
-    const Bytes payload(500, 0x55);
-    udp(splitter, encode_chunk(kTeamId, number, kImplicitOrigin, 0,
-                               kNoFrameStart, payload.data(), payload.size()));
+    CoreMember::own_chunk(number);
     advance(10000);
   }
-  const NeighbourInfo* neighbour(uint32_t id) {
-    infos = peer.neighbours();
-    for (const NeighbourInfo& n : infos) {
-      if (n.id == id) return &n;
-    }
-    return nullptr;
-  }
 
-  const Endpoint splitter = Endpoint::ipv4(10, 0, 0, 1, 4553);
   const Endpoint kPublic = Endpoint::ipv4(203, 0, 113, 7, 0);
   const Endpoint kLan2 = Endpoint::ipv4(192, 168, 1, 12, 5000);
-  Peer peer;
-  Outbox out;
-  Bytes join_frame;
-  Micros now = kSecond;
-  std::vector<NeighbourInfo> infos;
 };
 
 TEST(LanPeer, JoinReportsTheConfiguredLocalEndpoint) {

@@ -10,6 +10,7 @@
 
 #include <variant>
 
+#include "core_member.h"
 #include "register_util.h"
 
 namespace p2psp {
@@ -70,40 +71,11 @@ std::optional<UdpMessage> decode(const UdpSend& send) {
 
 // Us (id 1, behind a cone NAT at 203.0.113.7:7001) with members 2 and 3;
 // member 4 joins later behind a NAT at 198.51.100.9.
-struct Bench {
-  Bench() : peer(PeerConfig(), Endpoint::ipv4(10, 0, 0, 1, 4552)) {
-    peer.start(0, &out);
-    WelcomeMsg welcome;
-    welcome.team_id = kTeamId;
-    welcome.peer_id = 1;
-    welcome.token = 77;
-    welcome.chunk_size = 1000;
-    welcome.splitter_udp_port = 4553;
-    tcp(welcome);
-    udp(splitter, encode_probe(ProbeMsg{kTeamId, 0xC0FFEE, 1}));
-    TeamMsg team;
-    team.public_endpoint = kOurs.with_port(7001);
-    team.peers = {PeerInfo{2, Endpoint::ipv4(192, 0, 2, 2, 7002)},
-                  PeerInfo{3, Endpoint::ipv4(192, 0, 2, 3, 7003)}};
-    tcp(team);
-    EXPECT_EQ(peer.state(), PeerState::kMember);
-    out.clear();
-  }
-  void tcp(const TcpMessage& msg) {
-    const Bytes b = encode_tcp(msg);
-    peer.on_tcp_data(b.data(), b.size(), now, &out);
-  }
-  void udp(const Endpoint& from, const Bytes& bytes) {
-    peer.on_udp(from, bytes.data(), bytes.size(), now, &out);
-  }
-  void advance(Micros us) {
-    now += us;
-    peer.tick(now, &out);
-  }
-  void own_chunk(ChunkNumber number) {
-    const Bytes payload(500, 0x55);
-    udp(splitter, encode_chunk(kTeamId, number, kImplicitOrigin, 0,
-                               kNoFrameStart, payload.data(), payload.size()));
+struct Bench : test::CoreMember {
+  Bench() : CoreMember(PeerConfig(), kTeamId) {
+    join(kOurs.with_port(7001),
+         {PeerInfo{2, Endpoint::ipv4(192, 0, 2, 2, 7002)},
+          PeerInfo{3, Endpoint::ipv4(192, 0, 2, 3, 7003)}});
   }
   // PROBEs and chunks queued for the named NAT's address, then cleared.
   size_t probes_to_nat() { return count_to_nat<ProbeMsg>(); }
@@ -119,21 +91,8 @@ struct Bench {
     }
     return n;
   }
-  const NeighbourInfo* neighbour(uint32_t id) {
-    infos = peer.neighbours();
-    for (const NeighbourInfo& n : infos) {
-      if (n.id == id) return &n;
-    }
-    return nullptr;
-  }
-
-  const Endpoint splitter = Endpoint::ipv4(10, 0, 0, 1, 4553);
   const Endpoint kOurs = Endpoint::ipv4(203, 0, 113, 7, 0);
   const Endpoint kNat = Endpoint::ipv4(198, 51, 100, 9, 20000);
-  Peer peer;
-  Outbox out;
-  Micros now = kSecond;
-  std::vector<NeighbourInfo> infos;
 };
 
 // The newcomer's NAT gave our flow 20003: a round of PROBEs to
