@@ -11,6 +11,7 @@
 #include <map>
 #include <variant>
 
+#include "core_member.h"
 #include "register_util.h"
 
 namespace p2psp {
@@ -233,29 +234,10 @@ TEST(MulticastSplitter, ReceivingWithoutAGroupIsIgnored) {
 
 // ------------------------------------------------------------ peer -------
 
-struct PeerBench {
-  PeerBench() : peer(PeerConfig{}, Endpoint::ipv4(10, 0, 0, 1, 4552)) {
-    peer.start(0, &out);
-    WelcomeMsg welcome;
-    welcome.team_id = kTeamId;
-    welcome.peer_id = 1;
-    welcome.token = 77;
-    welcome.chunk_size = 1000;
-    welcome.splitter_udp_port = 4553;
-    tcp(welcome);
-    udp(splitter, encode_probe(ProbeMsg{kTeamId, 0xC0FFEE, 1}));
-    TeamMsg team;
-    team.public_endpoint = Endpoint::ipv4(10, 0, 0, 9, 5000);
-    team.peers = {PeerInfo{2, kTwo}, PeerInfo{3, kThree}};
-    tcp(team);
-    out.clear();
-  }
-  void tcp(const TcpMessage& msg) {
-    const Bytes b = encode_tcp(msg);
-    peer.on_tcp_data(b.data(), b.size(), now, &out);
-  }
-  void udp(const Endpoint& from, const Bytes& bytes) {
-    peer.on_udp(from, bytes.data(), bytes.size(), now, &out);
+struct PeerBench : test::CoreMember {
+  PeerBench() : CoreMember(PeerConfig{}, kTeamId) {
+    join(Endpoint::ipv4(10, 0, 0, 9, 5000),
+         {PeerInfo{2, kTwo}, PeerInfo{3, kThree}});
   }
   void group(const Endpoint& from, const Bytes& bytes) {
     peer.on_multicast(from, bytes.data(), bytes.size(), now, &out);
@@ -282,12 +264,8 @@ struct PeerBench {
     return n;
   }
 
-  const Endpoint splitter = Endpoint::ipv4(10, 0, 0, 1, 4553);
   const Endpoint kTwo = Endpoint::ipv4(10, 0, 0, 2, 5000);
   const Endpoint kThree = Endpoint::ipv4(10, 0, 0, 3, 5000);
-  Peer peer;
-  Outbox out;
-  Micros now = kSecond;
 };
 
 TEST(MulticastPeer, NothingFromAGroupNobodyNamed) {

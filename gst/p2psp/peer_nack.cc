@@ -77,8 +77,7 @@ Micros PeerNack::retry_after_neighbour() const {
 // splitter: after a neighbour was asked, waiting out a long spread would
 // otherwise leave a chunk the origin never got (lost on the splitter's hop)
 // unrecovered. Retries that fit keep their wait: an earlier ask would
-// mistake slow floods for loss, and so would a first NACK at the last call
-// (the team simulator's 2x uplinks: 80 % more splitter retransmissions).
+// mistake slow floods for loss. First NACKs: see first_due.
 Micros PeerNack::at_last_call(Micros planned, Micros deadline) const {
   if (config_->nack_delay_us != 0 || planned < deadline) return planned;
   return deadline - std::min(deadline, retry());
@@ -170,8 +169,7 @@ bool PeerNack::first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const {
 // team lost 15 chunks in a row at a cone peer that way.
 Micros PeerNack::first_due(const ReorderBuffer::Gap& gap) const {
   const Micros planned = saturating_add(gap.since_us, delay());
-  uint32_t origin = expected_origin(gap.number);
-  if (origin == 0) origin = guess_origin(gap.number);
+  const uint32_t origin = likely_origin(gap.number);
   if (origin != 0 && table_->find(origin)) return planned;
   return at_last_call(planned,
                       saturating_add(gap.since_us, config_->latency_us));
@@ -201,6 +199,12 @@ uint32_t PeerNack::expected_origin(ChunkNumber number) const {
   return number == own_newest_ + own_spacing_ ? session_->id : 0;
 }
 
+// The expected origin, else the round-robin guess.
+uint32_t PeerNack::likely_origin(ChunkNumber number) const {
+  const uint32_t expected = expected_origin(number);
+  return expected != 0 ? expected : guess_origin(number);
+}
+
 // Without a known origin: in a steady team dealt round-robin the origin of
 // n is the origin of n - N (or n + N), N the team size: the neighbour most
 // likely to hold n. 0 if unknown.
@@ -217,8 +221,7 @@ uint32_t PeerNack::guess_origin(ChunkNumber number) const {
 // of our own origin only the splitter can have.
 uint32_t PeerNack::first_target(ChunkNumber number) {
   if (table_->empty()) return kToSplitter;
-  uint32_t origin = expected_origin(number);
-  if (origin == 0) origin = guess_origin(number);
+  const uint32_t origin = likely_origin(number);
   if (origin == session_->id) return kToSplitter;
   if (origin != 0 && table_->find(origin)) return origin;
   return (*table_)[turn_++ % table_->size()].info.id;

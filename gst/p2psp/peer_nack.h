@@ -87,6 +87,7 @@ class PeerNack {
   uint32_t known_origin(ChunkNumber number) const;
   uint32_t expected_origin(ChunkNumber number) const;
   uint32_t guess_origin(ChunkNumber number) const;
+  uint32_t likely_origin(ChunkNumber number) const;
   uint32_t first_target(ChunkNumber number);
   void send_nacks(uint32_t target, const std::vector<ChunkNumber>& numbers,
                   Outbox* out);
