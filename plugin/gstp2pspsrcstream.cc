@@ -558,6 +558,13 @@ GstFlowReturn next_item(GstP2pspSrc* self) {
   }
   if (item.kind == p2psp::StreamItem::Kind::kCaps)
     return apply_caps(self, item.caps);
+  if (!self->priv->out.caps) {
+    // Downstream cannot take a buffer of unknown format; the caps frame the
+    // splitter repeats for joiners (protocol.md 7.2) is on its way.
+    GST_DEBUG_OBJECT(self, "dropping a buffer that came before any caps");
+    self->priv->out.carry_discont = true;
+    return GST_FLOW_OK;
+  }
   queue_buffer(self, std::move(item.buffer));
   return GST_FLOW_OK;
 }

@@ -322,6 +322,49 @@ TEST(Dbs, AnnouncedCapsGoInWelcomeAndLaterInBand) {
   }
 }
 
+// Caps that arrive while a joiner is between WELCOME (no caps yet) and
+// REGISTER go out in-band, in a chunk cut before the joiner's first one: the
+// splitter repeats the caps frame for it, so its first output is the caps.
+TEST(Dbs, CapsBetweenWelcomeAndRegisterAreRepeatedInBand) {
+  Team team(splitter_config(1024));
+  bool hold_register = true;
+  team.net.set_udp_filter(
+      [&](const Endpoint&, const Endpoint& to, const Bytes& data) {
+        auto msg = decode_udp(data.data(), data.size());
+        return !(hold_register && to == splitter_udp() && msg &&
+                 std::holds_alternative<RegisterMsg>(*msg));
+      });
+  const NodeId joiner = team.add_peer();
+  team.net.run_until(kStreamStart);
+  ASSERT_EQ(team.net.node<PeerNode>(joiner)->peer.state(),
+            PeerState::kRegistering);
+  EXPECT_EQ(team.net.node<PeerNode>(joiner)->peer.welcome_caps(), "");
+  team.net.with(team.splitter, [&](Micros now, Outbox* out) {
+    team.sp().set_caps(kCaps, now, out);
+  });
+  // The caps frame alone is flushed (20 ms) to a team with nobody in it.
+  team.net.run_until(kStreamStart + 100000);
+  EXPECT_EQ(team.sp().stats().chunks_cut, 1u);
+  hold_register = false;
+  team.net.run_until(kStreamStart + 500000);
+  ASSERT_EQ(team.net.node<PeerNode>(joiner)->peer.state(), PeerState::kMember);
+  EXPECT_EQ(team.sp().stats().caps_repeated, 1u);
+
+  StreamSpec spec;
+  spec.count = 40;
+  const auto stream = make_stream(spec);
+  team.schedule_stream(stream, kStreamStart + 500000);
+  team.finish(stream, kStreamStart + 500000);
+  const auto& items = team.net.node<PeerNode>(joiner)->items;
+  ASSERT_FALSE(items.empty());
+  EXPECT_EQ(items[0].kind, StreamItem::Kind::kCaps);
+  EXPECT_EQ(items[0].caps, kCaps);
+  expect_identical_from(buffers_of(*team.net.node<PeerNode>(joiner)), stream,
+                        0);
+  // Caps known at WELCOME are not repeated.
+  EXPECT_EQ(team.sp().stats().caps_repeated, 1u);
+}
+
 TEST(Dbs, LateJoinerStartsAtKeyframeWithDiscont) {
   Team team(splitter_config(1024));
   for (int i = 0; i < 6; ++i) team.add_peer();

@@ -148,6 +148,7 @@ struct SplitterStats {
   uint64_t chunks_sent = 0;
   uint64_t bytes_sent = 0;      // UDP bytes of chunk datagrams
   uint64_t chunks_dropped = 0;  // cut while the team was empty
+  uint64_t caps_repeated = 0;   // caps frames put in again for a joiner (7.2)
   uint64_t peers_joined = 0;
   uint64_t peers_left = 0;
   uint64_t rejected_datagrams = 0;    // malformed or foreign UDP
