@@ -183,8 +183,8 @@ void UdpBuffers::attach(GSocket *sock) {
   const int on = 1;
   /* Without it (very old kernels) the counter stays 0. */
   setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
-  grow(SO_RCVBUF, kFloorBytes, &asked_rcv_, &granted_rcv_);
-  grow(SO_SNDBUF, kFloorBytes, &asked_snd_, &granted_snd_);
+  grow(SO_RCVBUF, kReceiveFloorBytes, &asked_rcv_, &granted_rcv_);
+  grow(SO_SNDBUF, kSendFloorBytes, &asked_snd_, &granted_snd_);
 }
 
 /* Asks for `wanted` bytes if more than asked before. The kernel takes the

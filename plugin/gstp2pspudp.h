@@ -70,10 +70,16 @@ class UdpBuffers {
  public:
   /* Time of traffic each buffer should hold. */
   static constexpr p2psp::Micros kHoldUs = 500000;
-  /* What a buffer is asked for before any rate is known (the kernel
-   * doubles it for its bookkeeping): enough for a start-up burst of a
-   * stream of about 10 Mb/s. */
-  static constexpr int kFloorBytes = 512 * 1024;
+  /* What the buffers are asked for before any rate is known (the kernel
+   * doubles it for its bookkeeping, and caps it at rmem_max / wmem_max).
+   * Receiving asks for 4 MiB at once: the first seconds are the burstiest
+   * (a join, a backlog caught up at 1.5 x) while the rate is not measured
+   * yet, and a peer descheduled for 40 ms overflowed the 1 MiB it had at
+   * 150 Mb/s (docs/benchmarks.md, "High rates"). The memory is the
+   * kernel's, taken only while datagrams wait in it. */
+  static constexpr int kReceiveFloorBytes = 4 * 1024 * 1024;
+  /* Sending: enough for a start-up burst of a stream of about 10 Mb/s. */
+  static constexpr int kSendFloorBytes = 512 * 1024;
   /* Asking more is pointless: the kernel caps it at rmem_max anyway. */
   static constexpr int kCeilingBytes = 64 * 1024 * 1024;
 
