@@ -105,7 +105,9 @@ void add_path_stats(GstStructure* stats, const p2psp::PeerStats& s) {
   // Port prediction (docs/protocol.md 3.3).
   gst_structure_set(stats, "predict-probes-sent", G_TYPE_UINT64,
                     (guint64)s.predict_probes_sent, "predicted-neighbours",
-                    G_TYPE_UINT64, (guint64)s.predicted_neighbours, nullptr);
+                    G_TYPE_UINT64, (guint64)s.predicted_neighbours,
+                    "hellos-repeated", G_TYPE_UINT64,
+                    (guint64)s.hellos_repeated, nullptr);
 }
 
 GstStructure* build_stats(GstP2pspSrc* self) {

@@ -5,6 +5,7 @@
 // then count as "predicted". Bounded: a window of ports, kRounds rounds,
 // never a chunk to a port nobody validated.
 #include <gst/p2psp/peer.h>
+#include <gst/p2psp/peer_paths.h>
 #include <gst/p2psp/predict.h>
 #include <gtest/gtest.h>
 
@@ -234,6 +235,71 @@ TEST(PredictPeer, OnlySilentNewcomersElsewhereArePredicted) {
   }
   EXPECT_EQ(to_ours, 0u);
   EXPECT_EQ(b.peer.stats().predict_probes_sent, 0u);
+}
+
+// ------------------------------------------------------------ greeting -
+
+// HELLOs are repeated (protocol.md 3.1) to a member nothing came from yet:
+// one lost HELLO, or the PROBE and echo it starts across a NAT that maps
+// each destination apart, would otherwise leave the pair apart for good.
+size_t hellos_to(const Outbox& out, const Endpoint& to) {
+  size_t n = 0;
+  for (const UdpSend& send : out.udp) {
+    const auto msg = decode(send);
+    if (send.to == to && msg && std::holds_alternative<HelloMsg>(*msg)) ++n;
+  }
+  return n;
+}
+
+TEST(Greeting, HelloIsRepeatedWhileTheMemberIsSilentThenGivenUp) {
+  Bench b;
+  const Endpoint two = Endpoint::ipv4(192, 0, 2, 2, 7002);
+  b.advance(PeerPaths::kHelloRepeatUs - kMs);
+  EXPECT_EQ(hellos_to(b.out, two), 0u);
+  std::vector<Micros> sent_at;
+  for (Micros t = 0; t < 30 * kSecond; t += 10 * kMs) {
+    b.out.clear();
+    b.advance(10 * kMs);
+    if (hellos_to(b.out, two) != 0) sent_at.push_back(b.now);
+  }
+  ASSERT_EQ(sent_at.size(), PeerPaths::kHelloRepeats);
+  // 1, 2, 4 and 8 s apart (after the first, at join).
+  for (size_t i = 1; i < sent_at.size(); ++i) {
+    EXPECT_NEAR(static_cast<double>(sent_at[i] - sent_at[i - 1]),
+                static_cast<double>(PeerPaths::kHelloRepeatUs << i),
+                20.0 * kMs);
+  }
+  // Members 2 and 3, 4 each.
+  EXPECT_EQ(b.peer.stats().hellos_repeated, 2 * PeerPaths::kHelloRepeats);
+}
+
+TEST(Greeting, AnythingHeardFromTheMemberEndsTheRepeats) {
+  Bench b;
+  const Endpoint two = Endpoint::ipv4(192, 0, 2, 2, 7002);
+  const Endpoint three = Endpoint::ipv4(192, 0, 2, 3, 7003);
+  b.udp(two, encode_hello(HelloMsg{kTeamId, 2, 0}));
+  b.out.clear();
+  for (int i = 0; i < 400; ++i) b.advance(10 * kMs);
+  EXPECT_EQ(hellos_to(b.out, two), 0u);
+  EXPECT_EQ(hellos_to(b.out, three), 2u);  // at 1 and 3 s
+}
+
+// The symmetric-NAT case end to end from the member's side: its HELLO came
+// from another port, our PROBE there was lost; its repeated HELLO from that
+// port gets a new PROBE, whose echo moves it.
+TEST(Greeting, ARepeatedHelloGetsAnotherProbeAcrossASymmetricNat) {
+  Bench b;
+  const Endpoint named = Endpoint::ipv4(192, 0, 2, 2, 7002);
+  const Endpoint mapped = named.with_port(41234);
+  b.udp(mapped, encode_hello(HelloMsg{kTeamId, 2, 0}));
+  ASSERT_TRUE(test::take_probe(&b.out, mapped));  // lost on the way
+  b.out.clear();
+  b.advance(PeerPaths::kHelloRepeatUs);
+  b.udp(mapped, encode_hello(HelloMsg{kTeamId, 2, 0}));
+  const auto cookie = test::take_probe(&b.out, mapped);
+  ASSERT_TRUE(cookie);
+  b.udp(mapped, encode_hello(HelloMsg{kTeamId, 2, *cookie}));
+  EXPECT_EQ(b.neighbour(2)->endpoint, mapped);
 }
 
 }  // namespace

@@ -585,8 +585,7 @@ struct Peer::Impl {
     add_neighbour(peer, now);
     const Neighbour* n = table.find(peer.id);
     if (!n) return;
-    tx.datagram(n->info.endpoint,
-                encode_hello(HelloMsg{session.team_id, session.id, 0}), out);
+    paths.greet(*n, now, out);
     paths.probe_early_hello(peer, now, out);
   }
 

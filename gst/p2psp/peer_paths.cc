@@ -97,6 +97,48 @@ void PeerPaths::note_unannounced_hello(uint32_t peer_id, const Endpoint& from,
   hellos.push_back(UnannouncedHello{peer_id, from, now});
 }
 
+void PeerPaths::send_hello(const Endpoint& to, Outbox* out) {
+  tx_->datagram(to, encode_hello(HelloMsg{session_->team_id, session_->id, 0}),
+                out);
+}
+
+void PeerPaths::greet(const Neighbour& n, Micros now, Outbox* out) {
+  send_hello(n.info.endpoint, out);
+  greetings_.erase(
+      std::remove_if(greetings_.begin(), greetings_.end(),
+                     [&](const Greeting& g) { return g.peer_id == n.info.id; }),
+      greetings_.end());
+  greetings_.push_back(Greeting{n.info.id, now + kHelloRepeatUs, 0});
+}
+
+Micros PeerPaths::next_greeting_us() const {
+  Micros due = UINT64_MAX;
+  for (const Greeting& g : greetings_) due = std::min(due, g.due_us);
+  return due;
+}
+
+// Anything heard from the member (at the endpoint we send to) shows the
+// path works; a member whose HELLO reached us from another port moved
+// there once our PROBE was echoed.
+void PeerPaths::repeat_hellos(Micros now, Outbox* out) {
+  for (size_t i = 0; i < greetings_.size();) {
+    Greeting& g = greetings_[i];
+    const Neighbour* n = table_->find(g.peer_id);
+    if (!n || n->heard_us != 0 || g.repeats >= kHelloRepeats) {
+      greetings_[i] = greetings_.back();
+      greetings_.pop_back();
+      continue;
+    }
+    if (g.due_us <= now) {
+      send_hello(n->info.endpoint, out);
+      ++stats_->hellos_repeated;
+      ++g.repeats;
+      g.due_us = now + (kHelloRepeatUs << g.repeats);
+    }
+    ++i;
+  }
+}
+
 // Probes the address its NAT uses towards us, too.
 void PeerPaths::probe_early_hello(const PeerInfo& peer, Micros now,
                                   Outbox* out) {
@@ -137,6 +179,7 @@ void PeerPaths::send_first_probe(const Endpoint& to, uint32_t peer_id,
 }
 
 void PeerPaths::service(Micros now, Outbox* out) {
+  if (next_greeting_us() <= now) repeat_hellos(now, out);
   if (lan_.next_due_us() <= now) probe_lan_candidates(now, out);
   if (predict_.next_due_us() <= now) probe_predicted(now, out);
 }

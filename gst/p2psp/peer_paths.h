@@ -43,6 +43,10 @@ class PeerPaths {
   void answer_probe(const Endpoint& from, const ProbeMsg& probe, Outbox* out);
   // A member the splitter just named may have said HELLO first.
   void probe_early_hello(const PeerInfo& peer, Micros now, Outbox* out);
+  // HELLO to a member the splitter named, repeated while nothing comes from
+  // it (protocol.md 3.1): one lost HELLO, PROBE or echo left a pair across
+  // a symmetric NAT on relays for good.
+  void greet(const Neighbour& n, Micros now, Outbox* out);
   void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out);
   // A member that joined after us, at a public address other than ours:
   // if nothing comes from it, its NAT may allocate in sequence (3.3).
@@ -50,8 +54,11 @@ class PeerPaths {
   // LAN candidates and predicted ports due for a PROBE.
   void service(Micros now, Outbox* out);
   Micros due() const {
-    return std::min(lan_.next_due_us(), predict_.next_due_us());
+    return std::min(
+        {lan_.next_due_us(), predict_.next_due_us(), next_greeting_us()});
   }
+  static constexpr Micros kHelloRepeatUs = 1000000;  // then 2, 4, 8 s
+  static constexpr uint32_t kHelloRepeats = 4;
   // The neighbour was removed.
   void forget(uint32_t peer_id);
 
@@ -62,8 +69,17 @@ class PeerPaths {
     Micros at_us = 0;
   };
 
+  struct Greeting {
+    uint32_t peer_id = 0;
+    Micros due_us = 0;
+    uint32_t repeats = 0;  // HELLOs repeated so far
+  };
+
   void send_probe(const Endpoint& to, uint32_t peer_id, Micros now,
                   Outbox* out);
+  void send_hello(const Endpoint& to, Outbox* out);
+  void repeat_hellos(Micros now, Outbox* out);
+  Micros next_greeting_us() const;
   void probe_lan_candidates(Micros now, Outbox* out);
   void probe_predicted(Micros now, Outbox* out);
   // A PROBE to an address nobody validated, within the raised allowance.
@@ -85,8 +101,9 @@ class PeerPaths {
   PeerTx* tx_;
   PeerStats* stats_;
   std::vector<UnannouncedHello> unannounced_hellos_;
-  LanCandidates lan_;        // members' LAN endpoints, being probed
-  PortPredictions predict_;  // newcomers' predicted ports, being probed
+  std::vector<Greeting> greetings_;  // members not heard from yet
+  LanCandidates lan_;                // members' LAN endpoints, being probed
+  PortPredictions predict_;          // newcomers' predicted ports, being probed
 };
 
 }  // namespace p2psp
