@@ -197,20 +197,15 @@ void PollThread::Impl::run() {
   epoll_event events[kMaxEvents];
   p2psp::Micros deadline = on_timer(monotonic_now_us());
   p2psp::Micros last_round = 0;
-  p2psp::Micros last_io_round = 0;
+  bool sockets_quiet = false;
   while (!stopping.load()) {
     if (watches(list)) register_list(list);
 
     int timeout = poll_timeout_ms(deadline);
     const p2psp::Micros p = period.load();
-    /* Once the sockets have been quiet for two periods, sleeping out the
-     * period and looking again would only add wake-ups: wait for the next
-     * event as without a period, and let the period pace the rounds after
-     * it. A round for a timer between datagrams does not count as quiet:
-     * a team's flush and NACK timers fall between the rounds all the time,
-     * and each one then let the next datagram wake the thread at once. */
-    const bool sockets_quiet =
-        last_io_round == 0 || monotonic_now_us() > last_io_round + 2 * p;
+    /* After a round that found the sockets quiet, sleeping out the period
+     * and looking again would only add wake-ups: wait for the next event
+     * as without a period, and let the period pace the rounds after it. */
     if (p > 0 && !sockets_quiet) {
       /* Whatever is due waits for the round: that is the point. What a
        * callback left unread (run_again()) does not. */
@@ -221,6 +216,7 @@ void PollThread::Impl::run() {
     if (p > 0) last_round = monotonic_now_us();
     if (ready < 0 && errno != EINTR) break;
     if (stopping.load()) break;
+    sockets_quiet = true;
     for (int i = 0; i < ready; i++) {
       const uint32_t index = events[i].data.u32;
       if (index == 0) {
@@ -228,7 +224,7 @@ void PollThread::Impl::run() {
         continue;
       }
       if (index > list.size()) continue;
-      last_io_round = last_round;
+      sockets_quiet = false;
       on_io(list[index - 1].first, static_cast<GIOCondition>(events[i].events));
     }
     /* I/O and other threads (that called wake()) can move the deadline, so
