@@ -202,6 +202,16 @@ struct Team {
     net.run_until(end + 1000000);
   }
 
+  // `count` buffers of the default stream, from `start` to the end.
+  std::vector<MediaBuffer> play_stream(size_t count, Micros start) {
+    StreamSpec spec;
+    spec.count = count;
+    auto stream = make_stream(spec);
+    schedule_stream(stream, start);
+    finish(stream, start);
+    return stream;
+  }
+
   Splitter& sp() { return net.node<SplitterNode>(splitter)->splitter; }
   SplitterNode& splitter_node() { return *net.node<SplitterNode>(splitter); }
   PeerNode& peer(size_t i) { return *net.node<PeerNode>(peers[i]); }
@@ -308,11 +318,7 @@ TEST(Dbs, AnnouncedCapsGoInWelcomeAndLaterInBand) {
   EXPECT_EQ(team.net.node<PeerNode>(second)->peer.welcome_caps(), kCaps);
   EXPECT_EQ(team.sp().stats().chunks_cut, 0u);
 
-  StreamSpec spec;
-  spec.count = 20;
-  const auto stream = make_stream(spec);
-  team.schedule_stream(stream, kStreamStart + 500000);
-  team.finish(stream, kStreamStart + 500000);
+  const auto stream = team.play_stream(20, kStreamStart + 500000);
   for (NodeId id : {first, second}) {
     const auto& items = team.net.node<PeerNode>(id)->items;
     ASSERT_FALSE(items.empty());
@@ -350,11 +356,7 @@ TEST(Dbs, CapsBetweenWelcomeAndRegisterAreRepeatedInBand) {
   ASSERT_EQ(team.net.node<PeerNode>(joiner)->peer.state(), PeerState::kMember);
   EXPECT_EQ(team.sp().stats().caps_repeated, 1u);
 
-  StreamSpec spec;
-  spec.count = 40;
-  const auto stream = make_stream(spec);
-  team.schedule_stream(stream, kStreamStart + 500000);
-  team.finish(stream, kStreamStart + 500000);
+  const auto stream = team.play_stream(40, kStreamStart + 500000);
   const auto& items = team.net.node<PeerNode>(joiner)->items;
   ASSERT_FALSE(items.empty());
   EXPECT_EQ(items[0].kind, StreamItem::Kind::kCaps);

@@ -13,6 +13,7 @@
 
 #include "core_member.h"
 #include "register_util.h"
+#include "sent_util.h"
 
 namespace p2psp {
 namespace {
@@ -227,19 +228,8 @@ TEST(LanSplitter, NothingNewIsNotTold) {
 
 // ------------------------------------------------------------ peer -------
 
-std::optional<UdpMessage> decode(const UdpSend& send) {
-  return decode_udp(send.data->data(), send.data->size());
-}
-
-template <typename Msg>
-size_t count_to(const Outbox& out, const Endpoint& to) {
-  size_t n = 0;
-  for (const UdpSend& send : out.udp) {
-    const auto msg = decode(send);
-    if (send.to == to && msg && std::holds_alternative<Msg>(*msg)) ++n;
-  }
-  return n;
-}
+using test::count_to;
+using test::decode;
 
 // A member with neighbours 2 and 3 at their public endpoints (one NAT).
 struct PeerBench : test::CoreMember {

@@ -13,6 +13,7 @@
 
 #include "core_member.h"
 #include "register_util.h"
+#include "sent_util.h"
 
 namespace p2psp {
 namespace {
@@ -66,9 +67,8 @@ TEST(PredictTable, RoundsAreBoundedAndMatchTheWindowOnly) {
 
 // ------------------------------------------------------------ peer -------
 
-std::optional<UdpMessage> decode(const UdpSend& send) {
-  return decode_udp(send.data->data(), send.data->size());
-}
+using test::count_to;
+using test::decode;
 
 // Us (id 1, behind a cone NAT at 203.0.113.7:7001) with members 2 and 3;
 // member 4 joins later behind a NAT at 198.51.100.9.
@@ -243,12 +243,7 @@ TEST(PredictPeer, OnlySilentNewcomersElsewhereArePredicted) {
 // one lost HELLO, or the PROBE and echo it starts across a NAT that maps
 // each destination apart, would otherwise leave the pair apart for good.
 size_t hellos_to(const Outbox& out, const Endpoint& to) {
-  size_t n = 0;
-  for (const UdpSend& send : out.udp) {
-    const auto msg = decode(send);
-    if (send.to == to && msg && std::holds_alternative<HelloMsg>(*msg)) ++n;
-  }
-  return n;
+  return count_to<HelloMsg>(out, to);
 }
 
 TEST(Greeting, HelloIsRepeatedWhileTheMemberIsSilentThenGivenUp) {

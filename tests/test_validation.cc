@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "register_util.h"
+#include "sent_util.h"
 
 namespace p2psp {
 namespace {
@@ -31,19 +32,8 @@ SplitterConfig splitter_config() {
   return config;
 }
 
-std::optional<UdpMessage> decode(const UdpSend& send) {
-  return decode_udp(send.data->data(), send.data->size());
-}
-
-template <typename Msg>
-size_t count_to(const Outbox& out, const Endpoint& to) {
-  size_t n = 0;
-  for (const UdpSend& send : out.udp) {
-    const auto msg = decode(send);
-    if (send.to == to && msg && std::holds_alternative<Msg>(*msg)) ++n;
-  }
-  return n;
-}
+using test::count_to;
+using test::decode;
 
 size_t bytes_to(const Outbox& out, const Endpoint& to) {
   size_t n = 0;
