@@ -239,23 +239,19 @@ TEST(PredictPeer, OnlySilentNewcomersElsewhereArePredicted) {
 
 // ------------------------------------------------------------ greeting -
 
-// HELLOs are repeated (protocol.md 3.1) to a member nothing came from yet:
-// one lost HELLO, or the PROBE and echo it starts across a NAT that maps
+// HELLOs are repeated (protocol.md 3, step 6) to a member nothing came from
+// yet: one lost HELLO, or the PROBE and echo it starts across a NAT that maps
 // each destination apart, would otherwise leave the pair apart for good.
-size_t hellos_to(const Outbox& out, const Endpoint& to) {
-  return count_to<HelloMsg>(out, to);
-}
-
 TEST(Greeting, HelloIsRepeatedWhileTheMemberIsSilentThenGivenUp) {
   Bench b;
   const Endpoint two = Endpoint::ipv4(192, 0, 2, 2, 7002);
   b.advance(PeerPaths::kHelloRepeatUs - kMs);
-  EXPECT_EQ(hellos_to(b.out, two), 0u);
+  EXPECT_EQ(count_to<HelloMsg>(b.out, two), 0u);
   std::vector<Micros> sent_at;
   for (Micros t = 0; t < 30 * kSecond; t += 10 * kMs) {
     b.out.clear();
     b.advance(10 * kMs);
-    if (hellos_to(b.out, two) != 0) sent_at.push_back(b.now);
+    if (count_to<HelloMsg>(b.out, two) != 0) sent_at.push_back(b.now);
   }
   ASSERT_EQ(sent_at.size(), PeerPaths::kHelloRepeats);
   // 1, 2, 4 and 8 s apart (after the first, at join).
@@ -275,8 +271,8 @@ TEST(Greeting, AnythingHeardFromTheMemberEndsTheRepeats) {
   b.udp(two, encode_hello(HelloMsg{kTeamId, 2, 0}));
   b.out.clear();
   for (int i = 0; i < 400; ++i) b.advance(10 * kMs);
-  EXPECT_EQ(hellos_to(b.out, two), 0u);
-  EXPECT_EQ(hellos_to(b.out, three), 2u);  // at 1 and 3 s
+  EXPECT_EQ(count_to<HelloMsg>(b.out, two), 0u);
+  EXPECT_EQ(count_to<HelloMsg>(b.out, three), 2u);  // at 1 and 3 s
 }
 
 // The symmetric-NAT case end to end from the member's side: its HELLO came

@@ -138,7 +138,7 @@ struct PeerStats {
   uint64_t probes_sent = 0;      // PROBEs to HELLOs from unknown addresses
   uint64_t endpoints_moved = 0;  // neighbours that moved to a new address
   uint64_t moves_refused = 0;    // echoed, but its address was not silent
-  uint64_t hellos_repeated = 0;  // to members not heard from (3.1)
+  uint64_t hellos_repeated = 0;  // to members not heard from (3, step 6)
   uint64_t amplification_limited = 0;  // datagrams held back (3x rule)
   // Peers behind one NAT (docs/protocol.md 3.2).
   uint64_t lan_neighbours = 0;   // neighbours reached at a LAN endpoint

@@ -44,8 +44,8 @@ class PeerPaths {
   // A member the splitter just named may have said HELLO first.
   void probe_early_hello(const PeerInfo& peer, Micros now, Outbox* out);
   // HELLO to a member the splitter named, repeated while nothing comes from
-  // it (protocol.md 3.1): one lost HELLO, PROBE or echo left a pair across
-  // a symmetric NAT on relays for good.
+  // it (protocol.md 3, step 6): one lost HELLO, PROBE or echo left a pair
+  // across a symmetric NAT on relays for good.
   void greet(const Neighbour& n, Micros now, Outbox* out);
   void on_peer_local(const PeerLocalMsg& local, Micros now, Outbox* out);
   // A member that joined after us, at a public address other than ours:

@@ -57,7 +57,7 @@ struct Splitter::Impl {
     int64_t upload_limit_kbps = -1;         // stated in JOIN; -1: none
     std::vector<Endpoint> local_endpoints;  // from JOIN
     auth::Nonce challenge{};                // the nonce sent in CHALLENGE
-    uint64_t caps_frames_at_welcome = 0;    // caps_frames when welcomed
+    uint64_t caps_frame_at_welcome = 0;     // caps_frame_end then
     // Authenticated team: everything after PROOF is sealed, both ways.
     std::unique_ptr<auth::ChannelCrypto> channel;
   };
@@ -156,7 +156,6 @@ struct Splitter::Impl {
   std::string caps;         // what WELCOME gives joiners
   std::string framed_caps;  // the latest caps frame in the stream
   bool has_framed_caps = false;
-  uint64_t caps_frames = 0;     // caps frames put in the stream so far
   uint64_t caps_frame_end = 0;  // stream position just after the latest
   // Start points and headers found in the stream (docs/protocol.md 7.3).
   StartPointFilter start_filter;
@@ -402,7 +401,7 @@ struct Splitter::Impl {
     welcome.chunk_size = config.chunk_size;
     welcome.splitter_udp_port = config.udp_port;
     welcome.caps = caps;
-    conn.caps_frames_at_welcome = caps_frames;
+    conn.caps_frame_at_welcome = caps_frame_end;
     // Before WELCOME, so the peer knows the key before any chunk can come.
     if (signer) send_tcp(conn.id, ChunkKeyMsg{signer->public_key()}, out);
     send_tcp(conn.id, welcome, out);
@@ -702,10 +701,10 @@ struct Splitter::Impl {
 
   // Caps that came between a joiner's WELCOME and its REGISTER went out
   // in-band before its first chunk: it would play the buffers after them
-  // without ever learning them (docs/protocol.md 7.1). The frame goes in
+  // without ever learning them (docs/protocol.md 7.2). The frame goes in
   // again; members that have it ignore equal caps.
   void repeat_caps_for_joiner(const Conn& conn) {
-    if (conn.caps_frames_at_welcome == caps_frames) return;
+    if (conn.caps_frame_at_welcome == caps_frame_end) return;
     if (framer.cut_end() < caps_frame_end) return;  // not cut yet: in time
     framer.push_caps(framed_caps);
     ++stats.caps_repeated;
@@ -1172,7 +1171,6 @@ void Splitter::set_caps(const std::string& caps, Micros now, Outbox* out) {
   impl_->framed_caps = caps;
   impl_->has_framed_caps = true;
   impl_->framer.push_caps(caps);
-  ++impl_->caps_frames;
   impl_->caps_frame_end = impl_->framer.framed_end();
   impl_->send_full_chunks(now, out);
 }
