@@ -513,7 +513,7 @@ struct Splitter::Impl {
     awaiting_register.erase(conn.peer_id);
     end_handshake(conn);
     conn.state = ConnState::kMember;
-    repeat_caps_for_joiner(conn);
+    const bool caps_repeated = repeat_caps_for_joiner(conn);
     const bool monitor = (conn.join_flags & kFlagMonitor) != 0 ||
                          monitors_in_team() < config.monitors;
     if (monitor) send_tcp(conn.id, RoleMsg{kFlagMonitor}, out);
@@ -575,6 +575,9 @@ struct Splitter::Impl {
     events.push_back(SplitterEvent{SplitterEvent::Kind::kPeerAdded,
                                    conn.peer_id, endpoint,
                                    RemoveReason::kUnknown});
+    // Caps longer than a chunk go out now, not with the next buffer: the
+    // feed may be paused, and a tick flushes one partial chunk at a time.
+    if (caps_repeated) send_full_chunks(now, out);
   }
 
   // Peers behind one NAT (protocol.md 3.2): members whose public endpoints
@@ -703,11 +706,12 @@ struct Splitter::Impl {
   // in-band before its first chunk: it would play the buffers after them
   // without ever learning them (docs/protocol.md 7.2). The frame goes in
   // again; members that have it ignore equal caps.
-  void repeat_caps_for_joiner(const Conn& conn) {
-    if (conn.caps_frame_at_welcome == caps_frame_end) return;
-    if (framer.cut_end() < caps_frame_end) return;  // not cut yet: in time
+  bool repeat_caps_for_joiner(const Conn& conn) {
+    if (conn.caps_frame_at_welcome == caps_frame_end) return false;
+    if (framer.cut_end() < caps_frame_end) return false;  // not cut: in time
     framer.push_caps(framed_caps);
     ++stats.caps_repeated;
+    return true;
   }
 
   void send_burst(Member& member, Micros now, Outbox* out) {

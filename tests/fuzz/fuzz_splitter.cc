@@ -54,6 +54,7 @@ void check_stats(const SplitterStats& before, const SplitterStats& now) {
   CHECK_GROWS(retransmit_bytes);
   CHECK_GROWS(retransmits_unavailable);
   CHECK_GROWS(retransmits_limited);
+  CHECK_GROWS(caps_repeated);
 }
 #undef CHECK_GROWS
 
@@ -315,6 +316,7 @@ class Harness {
       case 12: {
         const std::string caps = fdp_.ConsumeRandomLengthString(300);
         input = caps.size();
+        largest_caps_ = std::max(largest_caps_, caps.size());
         sp_.set_caps(caps, now_, &out);
         break;
       }
@@ -342,6 +344,13 @@ class Harness {
     // began: a tick may reject and close every pending handshake at once.
     const size_t connected_before = members_.size() + open_.size();
     const SplitterStats now = sp_.stats();
+    // A joiner that missed the caps gets them framed again (protocol.md
+    // 7.2), once per joiner, and cut with whatever comes next: what its
+    // REGISTER framed counts as input until the splitter cuts chunks.
+    repeated_caps_bytes_ += (now.caps_repeated - last_.caps_repeated) *
+                            (largest_caps_ + kFrameHeaderSizeBound);
+    input += repeated_caps_bytes_;
+    if (now.chunks_cut != last_.chunks_cut) repeated_caps_bytes_ = 0;
     check_udp_out(out, config_.team_id);
     size_t chunk_datagrams = 0;
     for (const UdpSend& s : out.udp) {
@@ -400,6 +409,8 @@ class Harness {
 
   static constexpr size_t kFrameHeaderSizeBound = 64;
   SplitterStats last_{};
+  size_t largest_caps_ = 0;
+  size_t repeated_caps_bytes_ = 0;  // framed for joiners, not cut yet
   std::map<Endpoint, uint64_t> received_;
   std::map<Endpoint, uint64_t> sent_to_strangers_;
 };
