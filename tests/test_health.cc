@@ -380,6 +380,82 @@ TEST(Recovery, OwnChunkLostFromTheSplitterIsNackedBeforeTheNextOne) {
   EXPECT_EQ(team.peer(0).peer.stats().lost, 0u);
 }
 
+// A neighbour asked for a chunk that it does not answer: the splitter is
+// asked once the neighbour had time to answer, the measured spread. Where
+// that wait ends past the chunk's deadline, the splitter is asked at the
+// last call instead, one retry period before the deadline (docs/protocol.md
+// 10.4); waiting out the spread would lose the chunk.
+TEST(Recovery, RetryPastTheDeadlineAsksTheSplitterAtTheLastCall) {
+  constexpr size_t kPeers = 5;
+  constexpr size_t kOrigin = 1;
+  constexpr size_t kReceiver = 2;
+  constexpr size_t kSlow = 3;
+  constexpr Micros kLatency = 600000;
+  constexpr Micros kRetry = kLatency / 6;  // the default retry period
+  Team team(splitter_config());
+  PeerConfig config;
+  config.latency_us = kLatency;
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer(config);
+  // The receiver measures a spread of about 560 ms: longer than what is left
+  // of the latency once the origin was asked. It grows in steps, each within
+  // the NACK delay the previous one gives (spread x 1.25 + 20 ms), so that
+  // the slow neighbour's chunks are never NACKed (those are not measured).
+  const Micros steps[] = {250000, 320000, 410000, 500000, 560000};
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    team.net.schedule(kStreamStart + i * kSecond / 2, [&team, i, steps] {
+      team.net.set_link(team.peers[kSlow], team.peers[kReceiver],
+                        sim::LinkParams{steps[i], 0});
+    });
+  }
+  team.net.run_until(kStreamStart);
+  Micros now_us = 0;
+  std::optional<ChunkNumber> dropped;
+  Micros dropped_at = 0;
+  std::vector<Micros> asked_origin_at, asked_splitter_at;
+  team.net.set_udp_tap([&](Micros now, const Endpoint& from, const Endpoint& to,
+                           const Bytes& data) {
+    now_us = now;
+    const auto msg = decode_udp(data.data(), data.size());
+    if (!dropped || from != peer_udp(kReceiver) || !msg ||
+        !std::holds_alternative<NackMsg>(*msg)) {
+      return;
+    }
+    const auto& numbers = std::get<NackMsg>(*msg).numbers;
+    if (std::find(numbers.begin(), numbers.end(), *dropped) == numbers.end()) {
+      return;
+    }
+    (to == splitter_udp() ? asked_splitter_at : asked_origin_at).push_back(now);
+  });
+  // One chunk of the origin's never reaches the receiver from the origin:
+  // neither its flood nor its answers.
+  team.net.set_udp_filter(
+      [&](const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        const auto chunk = as_chunk(data);
+        if (!chunk || from != peer_udp(kOrigin) || to != peer_udp(kReceiver)) {
+          return true;
+        }
+        if (!dropped && chunk->origin == kImplicitOrigin &&
+            now_us >= kStreamStart + 3 * kSecond) {
+          dropped = chunk->number;
+          dropped_at = now_us;
+        }
+        return !dropped || chunk->number != *dropped;
+      });
+  team.schedule_stream(kStreamStart, 4 * kSecond);
+  team.net.run_until(kStreamStart + 5 * kSecond);
+  ASSERT_TRUE(dropped);
+  ASSERT_FALSE(asked_origin_at.empty());
+  ASSERT_EQ(asked_splitter_at.size(), 1u);
+  // Asked of the origin on evidence, long before the deadline...
+  EXPECT_LT(asked_origin_at.front() - dropped_at, kLatency / 3);
+  // ... and of the splitter at the last call: after the spread it would
+  // have been past the deadline, and not asked at all.
+  const Micros splitter_after = asked_splitter_at.front() - dropped_at;
+  EXPECT_GE(splitter_after, kLatency - kRetry - 50000);
+  EXPECT_LT(splitter_after, kLatency);
+  EXPECT_EQ(team.peer(kReceiver).peer.stats().lost, 0u);
+}
+
 // ------------------------------------------------------------ monitors --
 
 TEST(Monitors, FreeRiderIsExpelledHonestPeersStay) {
