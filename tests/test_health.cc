@@ -877,6 +877,43 @@ TEST(SplitterHealth, NackGetsTheSameChunkBackWithinTheRateLimit) {
   EXPECT_EQ(bench.sp.stats().retransmit_bytes, bytes);
 }
 
+// Learned shares (docs/protocol.md 10.7): half the team NACKing one chunk
+// to the splitter says its origin did not flood it, and the origin is dealt
+// nothing from then on, without waiting for the period's NACK counts. One
+// member's retries count once; without learning nothing changes.
+TEST(SplitterHealth, ChunkHalfTheTeamNacksDealsItsOriginOut) {
+  for (const bool learn : {true, false}) {
+    SCOPED_TRACE(learn ? "learning" : "not learning");
+    SplitterConfig config = bench_config();
+    config.learn_shares = learn;
+    SplitterBench bench(config);
+    std::vector<Joined> team;
+    for (int i = 0; i < 6; ++i) team.push_back(bench.join());
+    const auto chunks = bench.cut(24);
+    const Joined& origin = team[0];
+    std::optional<ChunkNumber> ours;
+    for (const auto& [number, sent] : chunks) {
+      if (sent.first == origin.udp) ours = number;
+    }
+    ASSERT_TRUE(ours);
+    auto nack = [&](const Joined& from) {
+      bench.udp(from, encode_nack(NackMsg{kTeamId, from.id, {*ours}}));
+      bench.take_udp();
+    };
+    for (int retry = 0; retry < 4; ++retry) nack(team[1]);
+    nack(team[2]);
+    ASSERT_GT(bench.stats_of(origin.id)->share, 0);
+    nack(team[3]);  // the third of six
+    if (learn) {
+      EXPECT_EQ(bench.stats_of(origin.id)->share, 0);
+      EXPECT_EQ(bench.stats_of(origin.id)->forwarding, 0);
+    } else {
+      EXPECT_GT(bench.stats_of(origin.id)->share, 0);
+    }
+    EXPECT_GT(bench.stats_of(team[1].id)->share, 0);
+  }
+}
+
 TEST(SplitterHealth, NackFromAStrangerOrAnotherEndpointIsRejected) {
   SplitterBench bench(bench_config());
   const Joined a = bench.join();

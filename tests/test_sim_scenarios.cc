@@ -295,7 +295,10 @@ TEST(SimUneven, FreeRidersWithStatedLimitStillPlayEverything) {
 }
 
 // Without stated limits the splitter learns from what the team misses:
-// the losses come while it learns, not once it has.
+// the losses come while it learns, not once it has. A chunk half the team
+// NACKs to the splitter deals its origin out at once (docs/protocol.md
+// 10.7): 3 016 chunk playouts lost in the first 10 s, against 10 629 when
+// only the 2 s periods of NACK counts cut it.
 TEST(SimUneven, FreeRidersAreLearnedFromWhatTheTeamMisses) {
   SimConfig c = small_team(100, 10);
   c.buffer = 200;
@@ -308,6 +311,7 @@ TEST(SimUneven, FreeRidersAreLearnedFromWhatTheTeamMisses) {
   const uint64_t lost_early = early.chunks_expected - early.chunks_played;
   const uint64_t lost_later = later.chunks_expected - later.chunks_played;
   EXPECT_GT(lost_early, 0u);
+  EXPECT_LT(lost_early, 5000u);
   // 20 s more of stream lose less than a tenth of what the first 10 s did.
   EXPECT_LT(lost_later, lost_early + lost_early / 10);
 }

@@ -144,6 +144,21 @@ void AdaptiveShares::note_nack(uint32_t origin, ChunkNumber number) {
   }
 }
 
+// A member whose flood missed half the team (a free rider, an uplink far
+// thinner than its share) loses a chunk for the whole team every time it
+// is dealt one; a period of NACKs would cost the team a few seconds of
+// them. Half the team is also far above what a congested but working
+// member misses (measured: a quarter already zeroed good members in the
+// team simulator, a tenth collapsed it).
+void AdaptiveShares::note_undelivered(uint32_t origin) {
+  if (!config_.enabled) return;
+  auto it = entries_.find(origin);
+  if (it == entries_.end() || it->second.weight <= 0) return;
+  it->second.forwarding = 0;
+  it->second.ceiling = 0;
+  set_weight(it->second, 0);
+}
+
 void AdaptiveShares::update(Micros now, size_t team, ChunkNumber next_number) {
   if (!config_.enabled || !started_ || now < next_update_us_) return;
   next_update_us_ = now + config_.period_us;

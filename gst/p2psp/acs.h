@@ -56,6 +56,10 @@ class AdaptiveShares {
   // A NACK that reached the splitter for chunk `number`, dealt to `origin`:
   // it counts in the period the chunk was dealt in.
   void note_nack(uint32_t origin, ChunkNumber number);
+  // Half the team NACKed one chunk of `origin` to the splitter: it did not
+  // flood it. Learning (enabled) deals it no more chunks at once, without
+  // waiting for the end of the period.
+  void note_undelivered(uint32_t origin);
   // Revises the weights once a period has passed; `team` members now,
   // `next_number` the next chunk to be dealt.
   void update(Micros now, size_t team, ChunkNumber next_number);

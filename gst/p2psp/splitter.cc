@@ -79,6 +79,10 @@ struct Splitter::Impl {
     bool valid = false;
     ChunkNumber number = 0;
     uint32_t peer_id = 0;
+    // Members other than the origin that NACKed it, until half the team
+    // did (then `undelivered`): retries count once.
+    std::vector<uint32_t> nackers;
+    bool undelivered = false;
   };
   struct Sent {
     ChunkNumber number = 0;
@@ -767,6 +771,22 @@ struct Splitter::Impl {
     const Origin& o = origins[number % origins.size()];
     return o.valid && o.number == number ? &o : nullptr;
   }
+  Origin* origin_of(ChunkNumber number) {
+    Origin& o = origins[number % origins.size()];
+    return o.valid && o.number == number ? &o : nullptr;
+  }
+
+  // Half the team asking for one chunk: its origin did not flood it.
+  void note_nacker(Origin& origin, uint32_t member_id) {
+    if (origin.undelivered) return;
+    auto& ids = origin.nackers;
+    if (std::find(ids.begin(), ids.end(), member_id) != ids.end()) return;
+    ids.push_back(member_id);
+    if (ids.size() < std::max<size_t>(members.size() / 2, 2)) return;
+    origin.undelivered = true;
+    ids = {};
+    shares.note_undelivered(origin.peer_id);
+  }
 
   SharedBytes datagram_of(ChunkNumber number) const {
     const Sent& s = sent[number % sent.size()];
@@ -799,9 +819,10 @@ struct Splitter::Impl {
                    Outbox* out) {
     for (ChunkNumber number : nack.numbers) {
       ++stats.nacks_received;
-      const Origin* origin = origin_of(number);
+      Origin* origin = origin_of(number);
       if (origin && origin->peer_id != member.stats.id) {
         shares.note_nack(origin->peer_id, number);
+        note_nacker(*origin, member.stats.id);
       }
       SharedBytes datagram = answer_to_nack(member, number);
       if (!datagram) {
