@@ -380,6 +380,28 @@ TEST(Recovery, OwnChunkLostFromTheSplitterIsNackedBeforeTheNextOne) {
   EXPECT_EQ(team.peer(0).peer.stats().lost, 0u);
 }
 
+// Keeps `*now_us` at the network's clock (for filters), and notes when and
+// where `peer` sends a NACK asking for `*number`, once that is set.
+using NackLog = std::vector<std::pair<Micros, Endpoint>>;
+void watch_nacks(Team& team, const Endpoint& peer,
+                 const std::optional<ChunkNumber>& number, Micros* now_us,
+                 NackLog* nacks) {
+  team.net.set_udp_tap([peer, &number, now_us, nacks](
+                           Micros now, const Endpoint& from, const Endpoint& to,
+                           const Bytes& data) {
+    *now_us = now;
+    const auto msg = decode_udp(data.data(), data.size());
+    if (!number || from != peer || !msg ||
+        !std::holds_alternative<NackMsg>(*msg)) {
+      return;
+    }
+    const auto& numbers = std::get<NackMsg>(*msg).numbers;
+    if (std::find(numbers.begin(), numbers.end(), *number) != numbers.end()) {
+      nacks->emplace_back(now, to);
+    }
+  });
+}
+
 // A neighbour asked for a chunk that it does not answer: the splitter is
 // asked once the neighbour had time to answer, the measured spread. Where
 // that wait ends past the chunk's deadline, the splitter is asked at the
@@ -411,21 +433,8 @@ TEST(Recovery, RetryPastTheDeadlineAsksTheSplitterAtTheLastCall) {
   Micros now_us = 0;
   std::optional<ChunkNumber> dropped;
   Micros dropped_at = 0;
-  std::vector<Micros> asked_origin_at, asked_splitter_at;
-  team.net.set_udp_tap([&](Micros now, const Endpoint& from, const Endpoint& to,
-                           const Bytes& data) {
-    now_us = now;
-    const auto msg = decode_udp(data.data(), data.size());
-    if (!dropped || from != peer_udp(kReceiver) || !msg ||
-        !std::holds_alternative<NackMsg>(*msg)) {
-      return;
-    }
-    const auto& numbers = std::get<NackMsg>(*msg).numbers;
-    if (std::find(numbers.begin(), numbers.end(), *dropped) == numbers.end()) {
-      return;
-    }
-    (to == splitter_udp() ? asked_splitter_at : asked_origin_at).push_back(now);
-  });
+  NackLog nacks;
+  watch_nacks(team, peer_udp(kReceiver), dropped, &now_us, &nacks);
   // One chunk of the origin's never reaches the receiver from the origin:
   // neither its flood nor its answers.
   team.net.set_udp_filter(
@@ -444,6 +453,10 @@ TEST(Recovery, RetryPastTheDeadlineAsksTheSplitterAtTheLastCall) {
   team.schedule_stream(kStreamStart, 4 * kSecond);
   team.net.run_until(kStreamStart + 5 * kSecond);
   ASSERT_TRUE(dropped);
+  std::vector<Micros> asked_origin_at, asked_splitter_at;
+  for (const auto& [at, to] : nacks) {
+    (to == splitter_udp() ? asked_splitter_at : asked_origin_at).push_back(at);
+  }
   ASSERT_FALSE(asked_origin_at.empty());
   ASSERT_EQ(asked_splitter_at.size(), 1u);
   // Asked of the origin on evidence, long before the deadline...
@@ -554,6 +567,53 @@ TEST(Routes, BlockedPairGetsEachOthersChunksThroughTheTeam) {
   EXPECT_EQ(team.peer(kB).peer.stats().nacks_sent, b_mid.nacks_sent);
   EXPECT_EQ(team.peer(kA).peer.stats().requests_sent, a_mid.requests_sent);
   EXPECT_EQ(team.sp().num_peers(), kPeers);
+}
+
+// A pair that never reached each other (a symmetric NAT) gets each
+// other's chunks through a relay. A relayed chunk lost on its way is asked
+// of the relay, which holds it, as soon as the relay's next chunk of that
+// origin shows the loss; not left for one last call to the splitter
+// (protocol.md 10.4), which a lost NACK or answer would make a loss.
+TEST(Routes, RelayedChunkLostIsAskedOfTheRelayFirst) {
+  constexpr size_t kPeers = 6;
+  constexpr size_t kA = 1, kB = 4;
+  Team team(splitter_config(200));
+  for (size_t i = 0; i < kPeers; ++i) team.add_peer();
+  team.block_pair(kA, kB);
+  team.net.run_until(kStreamStart);
+  ASSERT_EQ(team.peer(kA).peer.stats().played, 0u);
+  Micros now_us = 0;
+  std::optional<ChunkNumber> dropped;
+  Micros dropped_at = 0;
+  Endpoint relay;
+  NackLog nacks;
+  watch_nacks(team, peer_udp(kA), dropped, &now_us, &nacks);
+  const uint32_t b_id = team.peer(kB).peer.id();
+  // One of B's chunks, relayed to A once the relays are in place, is lost.
+  team.net.set_udp_filter(
+      [&](const Endpoint& from, const Endpoint& to, const Bytes& data) {
+        const auto chunk = as_chunk(data);
+        if (!chunk || to != peer_udp(kA) || chunk->origin != b_id ||
+            from == splitter_udp()) {
+          return true;
+        }
+        if (!dropped && now_us >= kStreamStart + 2 * kSecond) {
+          dropped = chunk->number;
+          dropped_at = now_us;
+          relay = from;
+          return false;
+        }
+        return true;
+      });
+  team.schedule_stream(kStreamStart, 4 * kSecond);
+  team.net.run_until(kStreamStart + 5 * kSecond);
+  ASSERT_TRUE(dropped);
+  ASSERT_FALSE(nacks.empty());
+  EXPECT_EQ(nacks.front().second, relay) << "asked of the relay first";
+  const Micros last_call =
+      PeerConfig().latency_us - PeerConfig().latency_us / 6;
+  EXPECT_LT(nacks.front().first - dropped_at, last_call / 2);
+  EXPECT_EQ(team.peer(kA).peer.stats().lost, 0u);
 }
 
 TEST(Routes, RelayIsPrunedWhenTheDirectPathReturns) {

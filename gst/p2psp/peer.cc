@@ -312,7 +312,8 @@ struct Peer::Impl {
     stats.buffer_fill = reorder.fill();
     playout.note_delay(msg.send_time_ms, now);
     nack.note_loss_evidence(msg, now);
-    note_accepted(chunk, now, path_of(msg.origin, from_splitter, sender));
+    note_accepted(chunk, now, path_of(msg.origin, from_splitter, sender),
+                  sender ? sender->info.id : 0);
     if (had_chunks && seq_distance(newest_before, reorder.newest()) > 1) {
       nack.note_new_gaps(now);
     }
@@ -365,10 +366,11 @@ struct Peer::Impl {
   }
 
   // Bookkeeping for a chunk that entered the playout buffer.
-  void note_accepted(const StoredChunk& chunk, Micros now, NeighbourPath via) {
+  void note_accepted(const StoredChunk& chunk, Micros now, NeighbourPath via,
+                     uint32_t sender) {
     const bool answered_nack = nack.on_accepted(chunk);
     ++health.accepted_count;
-    health.note_accepted(chunk.msg.origin, now, via, answered_nack);
+    health.note_accepted(chunk.msg.origin, now, via, sender, answered_nack);
   }
 
   NeighbourPath path_of(uint32_t origin, bool from_splitter,

@@ -17,7 +17,7 @@ void PeerHealth::note_heard_bound(Micros heard_us, uint64_t heard_at_count) {
 }
 
 void PeerHealth::note_accepted(uint32_t origin, Micros now, NeighbourPath via,
-                               bool answered_nack) {
+                               uint32_t sender, bool answered_nack) {
   auto member = members.find(origin);
   if (member == members.end()) return;
   Member& m = member->second;
@@ -32,6 +32,12 @@ void PeerHealth::note_accepted(uint32_t origin, Micros now, NeighbourPath via,
   m.last_heard_us = now;
   m.heard_at_count = accepted_count;
   m.path = via;
+  m.relayed_by = via == NeighbourPath::kRelayed ? sender : 0;
+}
+
+uint32_t PeerHealth::relay_of(uint32_t origin) const {
+  auto it = members.find(origin);
+  return it == members.end() ? 0 : it->second.relayed_by;
 }
 
 bool PeerHealth::relay_requested(uint32_t origin) const {

@@ -27,6 +27,9 @@ struct Member {
   uint64_t longest_gap = 0;
   bool heard = false;
   NeighbourPath path = NeighbourPath::kUnknown;  // of its last own chunk
+  // The neighbour its last chunk came through when relayed (0: none): it
+  // holds what it relays, so a NACK asks it first (protocol.md 10.4).
+  uint32_t relayed_by = 0;
 };
 
 class PeerHealth {
@@ -52,9 +55,13 @@ class PeerHealth {
   void note_heard_bound(Micros heard_us, uint64_t heard_at_count);
   // Bookkeeping for an accepted chunk of `origin`: a NACK's answer says
   // nothing about the origin's route to us, unless nothing else came of it.
+  // `sender`: the neighbour it came from (0: the splitter or the group).
   void note_accepted(uint32_t origin, Micros now, NeighbourPath via,
-                     bool answered_nack);
+                     uint32_t sender, bool answered_nack);
   bool relay_requested(uint32_t origin) const;
+  // The neighbour relaying `origin`'s chunks to us, 0 if they come
+  // otherwise.
+  uint32_t relay_of(uint32_t origin) const;
   NeighbourPath path_of(uint32_t member_id) const;
   void count_paths();
   // The splitter deals chunks round-robin over the team and us.

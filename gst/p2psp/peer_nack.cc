@@ -224,7 +224,17 @@ uint32_t PeerNack::first_target(ChunkNumber number) {
   const uint32_t origin = likely_origin(number);
   if (origin == session_->id) return kToSplitter;
   if (origin != 0 && table_->find(origin)) return origin;
+  if (const uint32_t relay = relay_holding(origin)) return relay;
   return (*table_)[turn_++ % table_->size()].info.id;
+}
+
+// The neighbour that relays an origin we have no path to: it holds what it
+// relays, and its later chunks of that origin tell a loss as the origin's
+// own would. 0 if there is none.
+uint32_t PeerNack::relay_holding(uint32_t origin) const {
+  if (origin == 0 || table_->find(origin)) return 0;
+  const uint32_t relay = health_->relay_of(origin);
+  return relay != 0 && table_->find(relay) ? relay : 0;
 }
 
 void PeerNack::service(Micros now, Outbox* out) {

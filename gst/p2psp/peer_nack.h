@@ -77,6 +77,7 @@ class PeerNack {
   Micros delay() const;
   Micros retry_after_neighbour() const;
   Micros at_last_call(Micros planned, Micros deadline) const;
+  uint32_t relay_holding(uint32_t origin) const;
   Micros first_due(const ReorderBuffer::Gap& gap) const;
   bool first_nack_due(const ReorderBuffer::Gap& gap, Micros now) const;
   void attempt(const ReorderBuffer::Gap& gap, Micros now, Batches* batches,
