@@ -148,8 +148,9 @@ void AdaptiveShares::note_nack(uint32_t origin, ChunkNumber number) {
 // thinner than its share) loses a chunk for the whole team every time it
 // is dealt one; a period of NACKs would cost the team a few seconds of
 // them. Half the team is also far above what a congested but working
-// member misses (measured: a quarter already zeroed good members in the
-// team simulator, a tenth collapsed it).
+// member misses (team simulator: at a tenth, working members were zeroed
+// one after another until the team collapsed; a quarter held, with little
+// margin).
 void AdaptiveShares::note_undelivered(uint32_t origin) {
   if (!config_.enabled) return;
   auto it = entries_.find(origin);
