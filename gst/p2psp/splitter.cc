@@ -79,8 +79,8 @@ struct Splitter::Impl {
     bool valid = false;
     ChunkNumber number = 0;
     uint32_t peer_id = 0;
-    // Members other than the origin that NACKed it, until half the team
-    // did (then `undelivered`): retries count once.
+    // With learn_shares: members other than the origin that NACKed it,
+    // until half the team did (then `undelivered`); retries count once.
     std::vector<uint32_t> nackers;
     bool undelivered = false;
   };
@@ -822,7 +822,7 @@ struct Splitter::Impl {
       Origin* origin = origin_of(number);
       if (origin && origin->peer_id != member.stats.id) {
         shares.note_nack(origin->peer_id, number);
-        note_nacker(*origin, member.stats.id);
+        if (config.learn_shares) note_nacker(*origin, member.stats.id);
       }
       SharedBytes datagram = answer_to_nack(member, number);
       if (!datagram) {

@@ -134,7 +134,8 @@ struct SplitterPeerStats {
   uint64_t burst_chunks = 0;  // chunks of its join burst sent to it
   // Adaptive chunk shares: its share of the chunks dealt (weight over the
   // team's), and the fraction of its copies the team got in the last
-  // period (from the NACKs that reached the splitter; 1 until measured).
+  // period (from the NACKs that reached the splitter; 0 at once when half
+  // the team NACKed one of its chunks; 1 until measured).
   double share = 0;
   double forwarding = 1;
   int64_t upload_limit_kbps = -1;  // stated in JOIN (kb/s); -1: none

@@ -344,13 +344,11 @@ class Harness {
     // began: a tick may reject and close every pending handshake at once.
     const size_t connected_before = members_.size() + open_.size();
     const SplitterStats now = sp_.stats();
-    // A joiner that missed the caps gets them framed again (protocol.md
-    // 7.2), once per joiner, and cut with whatever comes next: what its
-    // REGISTER framed counts as input until the splitter cuts chunks.
-    repeated_caps_bytes_ += (now.caps_repeated - last_.caps_repeated) *
-                            (largest_caps_ + kFrameHeaderSizeBound);
-    input += repeated_caps_bytes_;
-    if (now.chunks_cut != last_.chunks_cut) repeated_caps_bytes_ = 0;
+    // A joiner that missed the caps gets them framed again and cut at its
+    // REGISTER (protocol.md 7.2), once per joiner: they count as that
+    // call's input.
+    input += (now.caps_repeated - last_.caps_repeated) *
+             (largest_caps_ + kFrameHeaderSizeBound);
     check_udp_out(out, config_.team_id);
     size_t chunk_datagrams = 0;
     for (const UdpSend& s : out.udp) {
@@ -410,7 +408,6 @@ class Harness {
   static constexpr size_t kFrameHeaderSizeBound = 64;
   SplitterStats last_{};
   size_t largest_caps_ = 0;
-  size_t repeated_caps_bytes_ = 0;  // framed for joiners, not cut yet
   std::map<Endpoint, uint64_t> received_;
   std::map<Endpoint, uint64_t> sent_to_strangers_;
 };
