@@ -480,7 +480,13 @@ struct Peer::Impl {
       ++stats.rejected_datagrams;
       return;
     }
-    if (Neighbour* n = table.find_at(from)) n->heard_us = now;
+    // A PROBE asks us to prove our address; it does not show that the
+    // prober takes what we send. Counting it as heard ended our HELLO
+    // repeats while the echo it started could still be lost, leaving a
+    // pair across a symmetric NAT apart for good (protocol.md 3, step 6).
+    if (!std::holds_alternative<ProbeMsg>(*msg)) {
+      if (Neighbour* n = table.find_at(from)) n->heard_us = now;
+    }
     if (!on_datagram(from, *msg, size, now, out)) {
       // Foreign team, or what only the splitter takes (REGISTER, LOST,
       // HEARTBEAT), or a peer message from a stranger.
