@@ -30,6 +30,22 @@ Micros learned_nack_delay(const SpreadEstimator& spread, Micros margin_us,
   return s + s / 4 + margin_us;
 }
 
+void SplitterRtt::add(Micros rtt_us) {
+  if (samples_++ == 0) {
+    srtt_us_ = rtt_us;
+    rttvar_us_ = rtt_us / 2;
+    return;
+  }
+  const Micros err = rtt_us > srtt_us_ ? rtt_us - srtt_us_ : srtt_us_ - rtt_us;
+  rttvar_us_ = rttvar_us_ - rttvar_us_ / 4 + err / 4;
+  srtt_us_ = srtt_us_ - srtt_us_ / 8 + rtt_us / 8;
+}
+
+Micros SplitterRtt::timeout(Micros floor_us) const {
+  if (samples_ < kMinSamples) return UINT64_MAX;
+  return std::max(floor_us, srtt_us_ + 4 * rttvar_us_);
+}
+
 void OriginNewest::note(uint32_t origin, ChunkNumber number) {
   auto [it, fresh] = newest_.try_emplace(origin, number);
   if (!fresh && seq_after(number, it->second)) it->second = number;

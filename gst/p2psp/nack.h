@@ -54,6 +54,25 @@ class SpreadEstimator {
 Micros learned_nack_delay(const SpreadEstimator& spread, Micros margin_us,
                           uint64_t min_samples);
 
+// How long the splitter takes to answer our NACKs, measured from the NACKs
+// it answered (RFC 6298's smoothed round trip and its variation): a NACK
+// to the splitter that got no answer in that time was lost, or its answer
+// was, and is sent again while the playout deadline allows, instead of
+// waiting a whole retry period that leaves no time for another.
+class SplitterRtt {
+ public:
+  void add(Micros rtt_us);
+  // The time after which an unanswered NACK is asked again, at least
+  // floor_us; UINT64_MAX before any answer was measured.
+  Micros timeout(Micros floor_us) const;
+  static constexpr uint64_t kMinSamples = 1;
+
+ private:
+  Micros srtt_us_ = 0;
+  Micros rttvar_us_ = 0;
+  uint64_t samples_ = 0;
+};
+
 // The newest chunk number received from each origin (any sender).
 class OriginNewest {
  public:

@@ -368,7 +368,8 @@ struct Peer::Impl {
   // Bookkeeping for a chunk that entered the playout buffer.
   void note_accepted(const StoredChunk& chunk, Micros now, NeighbourPath via,
                      uint32_t sender) {
-    const bool answered_nack = nack.on_accepted(chunk);
+    const bool answered_nack =
+        nack.on_accepted(chunk, via == NeighbourPath::kSplitter);
     ++health.accepted_count;
     health.note_accepted(chunk.msg.origin, now, via, sender, answered_nack);
   }

@@ -15,6 +15,12 @@ constexpr Micros kSpreadMarginUs = 20000;
 // then the time-based delay is half the latency (see PeerNack::delay).
 constexpr uint64_t kSpreadMinSamples = 64;
 
+// An unanswered NACK to the splitter is asked again after its measured
+// round trip (SplitterRtt), never sooner than this: on a LAN or loopback
+// the measured time is a fraction of a millisecond, and a scheduling
+// hiccup of either side would then double answers that were only slow.
+constexpr Micros kSplitterTimeoutFloorUs = 10000;
+
 // NACK batches are addressed to a neighbour id or to the splitter.
 constexpr uint32_t kToSplitter = 0;
 
@@ -30,14 +36,17 @@ void in_batches(const std::vector<ChunkNumber>& numbers, Fn send_batch) {
 
 }  // namespace
 
-bool PeerNack::on_accepted(const StoredChunk& chunk) {
+bool PeerNack::on_accepted(const StoredChunk& chunk, bool from_splitter) {
   const ChunkMsg& msg = chunk.msg;
   recent_[msg.number % recent_.size()] =
       Recent{msg.number, msg.origin, chunk.datagram};
   note_previous(msg);
   auto nack = nacks_.find(msg.number);
   if (nack == nacks_.end()) return false;
+  const Micros asked = nack->second.asked_splitter_us;
   if (nack->second.next_us != UINT64_MAX) {
+    if (from_splitter && asked != 0 && chunk.arrival_us >= asked)
+      splitter_rtt_.add(chunk.arrival_us - asked);
     ++stats_->recovered;
     note_silent_origin(chunk);
   }
@@ -283,7 +292,11 @@ void PeerNack::attempt(const ReorderBuffer::Gap& gap, Micros now,
       nack.attempts == 0 && !last ? first_target(gap.number) : kToSplitter;
   if (nack.attempts == 0) first_seen->push_back(gap.number);
   ++nack.attempts;
-  const Micros wait = target == kToSplitter ? retry() : retry_after_neighbour();
+  Micros wait = retry_after_neighbour();
+  if (target == kToSplitter) {
+    nack.asked_splitter_us = now;
+    wait = std::min(retry(), splitter_rtt_.timeout(kSplitterTimeoutFloorUs));
+  }
   nack.next_us =
       std::max(saturating_add(now, std::min(wait, retry())),
                at_last_call(saturating_add(now, wait), nack.deadline_us));

@@ -38,8 +38,9 @@ class PeerNack {
 
   bool nacked(ChunkNumber number) const { return nacks_.count(number) != 0; }
   // A chunk entered the playout buffer: kept for NACKs; true if it was a
-  // NACK's answer (counted as recovered the first time).
-  bool on_accepted(const StoredChunk& chunk);
+  // NACK's answer (counted as recovered the first time). The splitter's
+  // answers time its round trip.
+  bool on_accepted(const StoredChunk& chunk, bool from_splitter);
   // A chunk that arrived on its own (not as a NACK's answer) is evidence.
   void note_loss_evidence(const ChunkMsg& msg, Micros now);
   // The newest chunk jumped ahead: the new gaps become NACKable.
@@ -57,8 +58,9 @@ class PeerNack {
  private:
   struct NackState {
     uint32_t attempts = 0;
-    Micros next_us = 0;      // next attempt (UINT64_MAX: recovered)
-    Micros deadline_us = 0;  // playout gives up on it then
+    Micros next_us = 0;            // next attempt (UINT64_MAX: recovered)
+    Micros deadline_us = 0;        // playout gives up on it then
+    Micros asked_splitter_us = 0;  // our latest NACK of it to the splitter
   };
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
   struct Recent {
@@ -120,6 +122,7 @@ class PeerNack {
   ChunkNumber own_newest_ = 0;
   uint16_t own_spacing_ = kNoPrevious;
   SpreadEstimator spread_;
+  SplitterRtt splitter_rtt_;
 };
 
 }  // namespace p2psp
