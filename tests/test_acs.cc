@@ -33,6 +33,24 @@ TEST(Spread, NoTimeBasedNackUntilEnoughSamples) {
   EXPECT_EQ(learned_nack_delay(spread, 20000, 64), 400000u + 100000 + 20000);
 }
 
+// RFC 6298: the first answer sets the round trip and half of it as the
+// variation (timeout 3 x); steady answers shrink the variation towards
+// the floor; a slow answer widens it at once.
+TEST(SplitterRtt, TimeoutFromTheAnswersAtLeastTheFloor) {
+  SplitterRtt rtt;
+  EXPECT_EQ(rtt.timeout(10000), UINT64_MAX);
+  rtt.add(40000);
+  EXPECT_EQ(rtt.timeout(10000), 40000u + 4 * 20000);
+  for (int i = 0; i < 40; ++i) rtt.add(40000);
+  EXPECT_LT(rtt.timeout(10000), 41000u);
+  EXPECT_GE(rtt.timeout(10000), 40000u);
+  rtt.add(120000);  // one late answer: srtt +10 ms, variation +20 ms
+  EXPECT_GT(rtt.timeout(10000), 120000u);
+  SplitterRtt fast;
+  fast.add(200);  // loopback
+  EXPECT_EQ(fast.timeout(10000), 10000u);
+}
+
 TEST(OriginNewest, LaterAcrossTheWrap) {
   OriginNewest newest;
   EXPECT_FALSE(newest.later_than(7, 10));

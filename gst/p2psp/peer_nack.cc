@@ -43,10 +43,13 @@ bool PeerNack::on_accepted(const StoredChunk& chunk, bool from_splitter) {
   note_previous(msg);
   auto nack = nacks_.find(msg.number);
   if (nack == nacks_.end()) return false;
-  const Micros asked = nack->second.asked_splitter_us;
-  if (nack->second.next_us != UINT64_MAX) {
-    if (from_splitter && asked != 0 && chunk.arrival_us >= asked)
-      splitter_rtt_.add(chunk.arrival_us - asked);
+  const NackState& state = nack->second;
+  if (state.next_us != UINT64_MAX) {
+    // Karn's rule: after a second ask, the answer may be to the first.
+    if (from_splitter && state.splitter_asks == 1 &&
+        chunk.arrival_us >= state.asked_splitter_us) {
+      splitter_rtt_.add(chunk.arrival_us - state.asked_splitter_us);
+    }
     ++stats_->recovered;
     note_silent_origin(chunk);
   }
@@ -295,6 +298,7 @@ void PeerNack::attempt(const ReorderBuffer::Gap& gap, Micros now,
   Micros wait = retry_after_neighbour();
   if (target == kToSplitter) {
     nack.asked_splitter_us = now;
+    ++nack.splitter_asks;
     wait = std::min(retry(), splitter_rtt_.timeout(kSplitterTimeoutFloorUs));
   }
   nack.next_us =

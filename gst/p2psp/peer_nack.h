@@ -61,6 +61,7 @@ class PeerNack {
     Micros next_us = 0;            // next attempt (UINT64_MAX: recovered)
     Micros deadline_us = 0;        // playout gives up on it then
     Micros asked_splitter_us = 0;  // our latest NACK of it to the splitter
+    uint32_t splitter_asks = 0;
   };
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
   struct Recent {
