@@ -288,6 +288,19 @@ bool pump_items(GstP2pspSrcPrivate* priv, Micros now) {
   return any;
 }
 
+// Each chunk given up on, with what recovery knew and tried: the first
+// thing to read when a peer plays less than it should
+// (docs/troubleshooting.md). Called with core_lock.
+void log_losses(GstP2pspSrc* self) {
+  for (const p2psp::ChunkLoss& l : self->priv->link.peer->take_losses()) {
+    GST_INFO_OBJECT(self,
+                    "chunk %u lost: origin %u, relayed by %u, %u NACKs "
+                    "(%u to the splitter), first to %u",
+                    l.number, l.origin, l.relay, l.nacks, l.splitter_nacks,
+                    l.first_asked);
+  }
+}
+
 // Ends a round of core work: sends, and wakes create() only when it has
 // something to do (an item, an event, a failure): waking it for every
 // datagram cost more than the datagrams (docs/benchmarks.md, profile).
@@ -298,6 +311,7 @@ void finish_core_round(GstP2pspSrc* self, Micros now,
   dispatch_outbox(self);
   bool news = collect_events(self, now, signals);
   news |= pump_items(priv, now);
+  log_losses(self);
   // A connection that ended is news until create() has dealt with it (few
   // rounds: the streaming thread tears the connection down).
   news |= priv->link.failure != Failure::kNone || priv->io.tcp_closed();

@@ -286,6 +286,45 @@ TEST(Recovery, WithoutNackTheSameLossReachesThePlayout) {
   EXPECT_GT(lost * 100, (delivered + lost) * 2);
 }
 
+// Each chunk given up on is described for the logs: what recovery tried,
+// and, without any attempt, that none was made. At most the newest
+// kMaxLossRecords are kept for a host that never takes them.
+TEST(Recovery, ChunksGivenUpOnAreDescribedNewestKept) {
+  constexpr size_t kPeers = 6;
+  Team team(splitter_config(), /*seed=*/77);
+  team.net.set_default_link(sim::LinkParams{1000, 0.3});
+  PeerConfig with_nack;
+  PeerConfig without_nack;
+  without_nack.max_nack_attempts = 0;
+  for (size_t i = 0; i < kPeers; ++i)
+    team.add_peer(i == 0 ? without_nack : with_nack);
+  team.schedule_stream(kStreamStart, 3 * kSecond);
+  team.net.run_until(kStreamStart + 4 * kSecond);
+
+  uint64_t asked = 0;
+  for (size_t i = 0; i < kPeers; ++i) {
+    SCOPED_TRACE("peer " + std::to_string(i));
+    Peer& peer = team.peer(i).peer;
+    const uint64_t lost = peer.stats().lost;
+    ASSERT_GT(lost, 0u);
+    const std::vector<ChunkLoss> losses = peer.take_losses();
+    EXPECT_EQ(losses.size(), std::min<uint64_t>(lost, Peer::kMaxLossRecords));
+    for (size_t k = 1; k < losses.size(); ++k)
+      EXPECT_TRUE(seq_before(losses[k - 1].number, losses[k].number));
+    for (const ChunkLoss& l : losses) {
+      EXPECT_LE(l.splitter_nacks, l.nacks);
+      if (i == 0) {
+        EXPECT_EQ(l.nacks, 0u);
+      }
+      asked += l.nacks;
+    }
+    EXPECT_TRUE(peer.take_losses().empty());
+  }
+  EXPECT_GT(asked, 0u);
+  // Without recovery more were lost than are kept: the cap was exercised.
+  EXPECT_GT(team.peer(0).peer.stats().lost, Peer::kMaxLossRecords);
+}
+
 // Under unequal shares the numbers alone do not say whose a missing chunk
 // was; the next chunk of the same origin does (its `previous` field), so
 // every NACK goes to the true origin and none to the splitter.

@@ -27,6 +27,7 @@
 #include <gst/p2psp/signing.h>
 
 #include <algorithm>
+#include <deque>
 #include <limits>
 #include <optional>
 #include <unordered_set>
@@ -73,6 +74,7 @@ struct Peer::Impl {
   PeerNack nack;
   PeerRelay relay;
   PeerPaths paths;
+  std::deque<ChunkLoss> losses;  // not taken yet (take_losses)
 
   TcpReader tcp_reader;
   uint32_t chunk_size = 0;
@@ -724,6 +726,11 @@ struct Peer::Impl {
 
   // ------------------------------------------------------------ playout --
 
+  void note_loss(ChunkNumber number) {
+    if (losses.size() == Peer::kMaxLossRecords) losses.pop_front();
+    losses.push_back(nack.describe_loss(number));
+  }
+
   bool pop_item(Micros now, StreamItem* out) {
     for (;;) {
       if (playout.pop_framed(now, out)) {
@@ -731,7 +738,9 @@ struct Peer::Impl {
         return true;
       }
       ChunkNumber released = 0;
+      const uint64_t lost_before = stats.lost;
       if (!playout.feed_deframer(now, &released)) break;
+      if (stats.lost != lost_before) note_loss(released);
       nack.forget(released);
     }
     stats.buffer_fill = playout.reorder.fill();
@@ -850,6 +859,12 @@ std::vector<PeerEvent> Peer::take_events() {
   std::vector<PeerEvent> events;
   events.swap(impl_->session.events);
   return events;
+}
+
+std::vector<ChunkLoss> Peer::take_losses() {
+  std::vector<ChunkLoss> losses(impl_->losses.begin(), impl_->losses.end());
+  impl_->losses.clear();
+  return losses;
 }
 
 const PeerStartState& Peer::start_state() const {

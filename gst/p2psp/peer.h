@@ -207,6 +207,17 @@ struct NeighbourInfo {
   NeighbourPath path = NeighbourPath::kUnknown;  // of its own chunks
 };
 
+// A chunk the playout gave up on (Peer::take_losses()): what recovery
+// knew and tried, for logs and troubleshooting.
+struct ChunkLoss {
+  ChunkNumber number = 0;
+  uint32_t origin = 0;  // its likely origin; 0 unknown
+  uint32_t relay = 0;   // the neighbour relaying that origin to us; 0 none
+  uint32_t nacks = 0;   // NACKs sent for it (0: never found due)
+  uint32_t splitter_nacks = 0;  // of which to the splitter
+  uint32_t first_asked = 0;     // first NACK's target; 0 the splitter
+};
+
 class Peer {
  public:
   // splitter: the splitter's address; its port is replaced by the UDP port
@@ -243,6 +254,10 @@ class Peer {
   uint32_t chunk_size() const;
   Endpoint public_endpoint() const;
   std::vector<PeerEvent> take_events();
+  // The chunks given up on since the last call, oldest first; at most the
+  // newest kMaxLossRecords (a host that never asks keeps no more).
+  std::vector<ChunkLoss> take_losses();
+  static constexpr size_t kMaxLossRecords = 64;
   const PeerStats& stats() const;
   const PeerStartState& start_state() const;
   std::vector<NeighbourInfo> neighbours() const;

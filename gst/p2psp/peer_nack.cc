@@ -293,7 +293,10 @@ void PeerNack::attempt(const ReorderBuffer::Gap& gap, Micros now,
   const bool last = now >= at_last_call(nack.deadline_us, nack.deadline_us);
   const uint32_t target =
       nack.attempts == 0 && !last ? first_target(gap.number) : kToSplitter;
-  if (nack.attempts == 0) first_seen->push_back(gap.number);
+  if (nack.attempts == 0) {
+    first_seen->push_back(gap.number);
+    nack.first_target = target;
+  }
   ++nack.attempts;
   Micros wait = retry_after_neighbour();
   if (target == kToSplitter) {
@@ -305,6 +308,20 @@ void PeerNack::attempt(const ReorderBuffer::Gap& gap, Micros now,
       std::max(saturating_add(now, std::min(wait, retry())),
                at_last_call(saturating_add(now, wait), nack.deadline_us));
   (*batches)[target].push_back(gap.number);
+}
+
+ChunkLoss PeerNack::describe_loss(ChunkNumber number) const {
+  ChunkLoss loss;
+  loss.number = number;
+  loss.origin = likely_origin(number);
+  loss.relay = relay_holding(loss.origin);
+  auto it = nacks_.find(number);
+  if (it != nacks_.end()) {
+    loss.nacks = it->second.attempts;
+    loss.splitter_nacks = it->second.splitter_asks;
+    loss.first_asked = it->second.first_target;
+  }
+  return loss;
 }
 
 void PeerNack::send_nacks(uint32_t target,

@@ -47,6 +47,8 @@ class PeerNack {
   void note_new_gaps(Micros now);
   // A number left the playout buffer (played or given up).
   void forget(ChunkNumber number) { nacks_.erase(number); }
+  // What recovery knew and tried for a number still tracked.
+  ChunkLoss describe_loss(ChunkNumber number) const;
   void forget_origin(uint32_t origin) { origin_newest_.forget(origin); }
   // A neighbour's NACK: what we still hold, within its budget.
   void on_nack(Neighbour& from, const NackMsg& nack, Micros now, Outbox* out);
@@ -62,6 +64,7 @@ class PeerNack {
     Micros deadline_us = 0;        // playout gives up on it then
     Micros asked_splitter_us = 0;  // our latest NACK of it to the splitter
     uint32_t splitter_asks = 0;
+    uint32_t first_target = 0;  // kToSplitter (0) or a neighbour id
   };
   // A recently accepted chunk, kept to answer NACKs and to guess origins.
   struct Recent {
