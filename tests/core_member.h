@@ -21,6 +21,14 @@ struct CoreMember {
 
   // We are peer 1, seen by the splitter at our_public, with these members.
   void join(const Endpoint& our_public, std::vector<PeerInfo> members) {
+    register_with_splitter();
+    team(our_public, std::move(members));
+    EXPECT_EQ(peer.state(), PeerState::kMember);
+    out.clear();
+  }
+
+  // WELCOME and the splitter's PROBE: registering, TEAM still to come.
+  void register_with_splitter() {
     WelcomeMsg welcome;
     welcome.team_id = team_id;
     welcome.peer_id = 1;
@@ -29,12 +37,15 @@ struct CoreMember {
     welcome.splitter_udp_port = splitter.port;
     tcp(welcome);
     udp(splitter, encode_probe(ProbeMsg{team_id, 0xC0FFEE, 1}));
-    TeamMsg team;
-    team.public_endpoint = our_public;
-    team.peers = std::move(members);
-    tcp(team);
-    EXPECT_EQ(peer.state(), PeerState::kMember);
-    out.clear();
+  }
+
+  void team(const Endpoint& our_public, std::vector<PeerInfo> members,
+            ChunkNumber next_chunk = 0) {
+    TeamMsg msg;
+    msg.public_endpoint = our_public;
+    msg.peers = std::move(members);
+    msg.next_chunk = next_chunk;
+    tcp(msg);
   }
 
   void tcp(const TcpMessage& msg) {

@@ -555,5 +555,27 @@ TEST(Reorder, GapBookkeepingStaysWithinTheWindowWithoutMissingCalls) {
   }
 }
 
+// hold_from(): a gap and the chunk waiting behind it count their hold from
+// then, not from when they came (a peer not yet a member could not ask).
+TEST(Reorder, HoldFromRestartsTheWaitOfGapsAndHeldChunks) {
+  ReorderBuffer buffer(64, 1000);
+  ASSERT_EQ(put(&buffer, 10, 0), Insert::kAccepted);
+  buffer.expect_from(10);
+  ASSERT_EQ(put(&buffer, 12, 100), Insert::kAccepted);
+  buffer.hold_from(5000);
+  auto gaps = buffer.missing(UINT64_MAX);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].number, 11u);
+  EXPECT_EQ(gaps[0].since_us, 5000u);
+  EXPECT_EQ(pop_all(&buffer, 5000), (Released{{10, false}}));
+  EXPECT_EQ(buffer.next_deadline_us(), 6000u);
+  EXPECT_TRUE(pop_all(&buffer, 5999).empty());
+  EXPECT_EQ(pop_all(&buffer, 6000), (Released{{11, true}, {12, false}}));
+  // Chunks that come later wait from their own arrival, as before.
+  ASSERT_EQ(put(&buffer, 14, 7000), Insert::kAccepted);
+  EXPECT_TRUE(pop_all(&buffer, 7999).empty());
+  EXPECT_EQ(pop_all(&buffer, 8000), (Released{{13, true}, {14, false}}));
+}
+
 }  // namespace
 }  // namespace p2psp

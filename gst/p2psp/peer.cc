@@ -574,9 +574,14 @@ struct Peer::Impl {
     public_endpoint = team.public_endpoint;
     playout.reorder.expect_from(playout.burst_known() ? playout.burst_first()
                                                       : team.next_chunk);
+    // Chunks may have come for a while (TEAM is a TCP segment, which a loss
+    // delays by a retransmission timeout, 200 ms or more), but only a
+    // member asks for what is missing: their hold starts now.
+    playout.reorder.hold_from(now);
     session.state = PeerState::kMember;
     health.on_joined(now);
     relay.on_joined(now);
+    if (playout.reorder.tracked_gaps() > 0) nack.note_new_gaps(now);
     session.push_event(PeerEvent::Kind::kJoined, session.id, public_endpoint);
     // Neighbours named before TEAM already have the early chunks queued.
     const size_t known_before = table.size();
@@ -732,6 +737,9 @@ struct Peer::Impl {
   }
 
   bool pop_item(Micros now, StreamItem* out) {
+    // Until TEAM names the first number and lets us recover gaps, nothing
+    // is played and nothing is given up on.
+    if (session.state == PeerState::kRegistering) return false;
     for (;;) {
       if (playout.pop_framed(now, out)) {
         stats.buffer_fill = playout.reorder.fill();
@@ -817,9 +825,8 @@ void Peer::tick(Micros now, Outbox* out) {
 Micros Peer::next_deadline() const {
   Micros deadline = impl_->playout.reorder.next_deadline_us();
   if (impl_->session.state == PeerState::kRegistering) {
-    deadline =
-        std::min(deadline, saturating_add(impl_->last_register_us,
-                                          impl_->config.register_retry_us));
+    deadline = saturating_add(impl_->last_register_us,
+                              impl_->config.register_retry_us);
   }
   if (impl_->session.receiving())
     deadline = std::min(deadline, impl_->flood.forward_deadline());

@@ -198,6 +198,7 @@ void ReorderBuffer::reset() {
   anchor_valid_ = false;
   anchor_ = 0;
   run_valid_ = false;
+  hold_floor_us_ = 0;
 }
 
 size_t ReorderBuffer::index_of(ChunkNumber n) const {
@@ -279,8 +280,15 @@ const ReorderBuffer::Cell& ReorderBuffer::first_present() const {
   return slots_[index_of(next_present_)];
 }
 
+void ReorderBuffer::hold_from(uint64_t now_us) {
+  hold_floor_us_ = std::max(hold_floor_us_, now_us);
+  if (count_ > 0) first_arrival_us_ = std::max(first_arrival_us_, now_us);
+  for (Gap& gap : gaps_) gap.since_us = std::max(gap.since_us, now_us);
+}
+
 uint64_t ReorderBuffer::oldest_waiting_us() const {
-  const uint64_t arrival = first_present().chunk.arrival_us;
+  const uint64_t arrival =
+      std::max(first_present().chunk.arrival_us, hold_floor_us_);
   if (run_valid_ && seq_before(head_, run_end_)) {
     return std::max(arrival, run_progress_us_);
   }

@@ -76,6 +76,10 @@ class ReorderBuffer {
   // stalls for hold_us gives way to them like any gap.
   void expect_run(ChunkNumber end, uint64_t now_us);
   void note_run_progress(uint64_t now_us) { run_progress_us_ = now_us; }
+  // Nothing counts as waiting before now_us: what is held and what is
+  // missing get a whole hold from then. For a peer that could not ask for
+  // its gaps until now (chunks come before TEAM makes it a member).
+  void hold_from(uint64_t now_us);
 
  private:
   struct Cell {
@@ -111,6 +115,7 @@ class ReorderBuffer {
   bool run_valid_ = false;  // expect_run()
   ChunkNumber run_end_ = 0;
   uint64_t run_progress_us_ = 0;
+  uint64_t hold_floor_us_ = 0;  // hold_from()
   // Playout may start: after hold_us, or at once when the named first
   // number is here.
   bool may_start(uint64_t now_us) const;
