@@ -80,6 +80,8 @@ void add_health_stats(GstStructure* stats, const p2psp::PeerStats& s,
       "pollution-reports-sent", G_TYPE_UINT64,                           //
       (guint64)s.pollution_reports_sent,                                 //
       "burst-chunks", G_TYPE_UINT64, (guint64)s.burst_chunks,            //
+      "nack-answers-from-splitter", G_TYPE_UINT64,
+      (guint64)s.nack_answers_from_splitter,  //
       "reconnects", G_TYPE_UINT, reconnects, nullptr);
 }
 
@@ -266,7 +268,8 @@ bool collect_events(GstP2pspSrc* self, Micros now,
   }
   const p2psp::PeerStats& stats = priv->link.peer->stats();
   const uint64_t chunks = stats.chunks_from_splitter + stats.chunks_from_peers +
-                          stats.chunks_from_multicast;
+                          stats.chunks_from_multicast +
+                          stats.nack_answers_from_splitter;
   if (chunks != priv->link.chunks_seen) {
     priv->link.chunks_seen = chunks;
     priv->run.last_activity_us = now;

@@ -387,6 +387,39 @@ TEST(Recovery, ChunksBeforeTeamWaitForItThenTheirGapsAreAsked) {
   EXPECT_EQ(m.peer.stats().played, 2u);
 }
 
+// The splitter's answer to our NACK for another member's chunk came from
+// the splitter, not from a peer: counted apart from chunks-from-peers
+// (docs/elements.md), which issue 14 found counting them.
+TEST(Recovery, SplitterAnswersAreNotCountedAsChunksFromPeers) {
+  PeerConfig config;
+  config.nack_delay_us = 20000;
+  test::CoreMember m(config, 7);
+  const Endpoint two = Endpoint::ipv4(10, 9, 0, 2, 5000);
+  m.register_with_splitter();
+  m.team(Endpoint::ipv4(10, 9, 0, 1, 5000), {PeerInfo{2, two}}, 10);
+  ASSERT_EQ(m.peer.state(), PeerState::kMember);
+  m.out.clear();
+  const Bytes payload(500, 0x22);
+  auto chunk = [&](ChunkNumber n, uint32_t origin) {
+    return encode_chunk(m.team_id, n, origin, 0, kNoFrameStart, payload.data(),
+                        payload.size());
+  };
+  m.udp(two, chunk(10, kImplicitOrigin));
+  m.udp(two, chunk(12, kImplicitOrigin));
+  std::vector<ChunkNumber> asked;
+  for (int i = 0; i < 100 && asked.empty(); ++i) {
+    m.advance(1000);
+    asked = nacked_numbers(m.out);
+  }
+  ASSERT_EQ(asked, std::vector<ChunkNumber>{11});
+  m.udp(m.splitter, chunk(11, 2));
+  const PeerStats& st = m.peer.stats();
+  EXPECT_EQ(st.recovered, 1u);
+  EXPECT_EQ(st.nack_answers_from_splitter, 1u);
+  EXPECT_EQ(st.chunks_from_peers, 2u);
+  EXPECT_EQ(st.chunks_from_splitter, 0u);
+}
+
 // Under unequal shares the numbers alone do not say whose a missing chunk
 // was; the next chunk of the same origin does (its `previous` field), so
 // every NACK goes to the true origin and none to the splitter.

@@ -185,10 +185,10 @@ TEST(P2pspSrc, StatsNeverNullBeforeJoining) {
   EXPECT_TRUE(gst_structure_has_name(stats, "application/x-p2psp-peer-stats"));
   EXPECT_STREQ(gst_structure_get_string(stats, "state"), "idle");
   for (const char* field :
-       {"chunks-from-splitter", "chunks-from-peers", "chunks-forwarded",
-        "duplicates", "lost", "late", "played", "bytes-up", "bytes-down",
-        "rejected-datagrams", "neighbours", "buffer-fill", "chunk-delay-us",
-        "chunk-delay-max-us"}) {
+       {"chunks-from-splitter", "chunks-from-peers",
+        "nack-answers-from-splitter", "chunks-forwarded", "duplicates", "lost",
+        "late", "played", "bytes-up", "bytes-down", "rejected-datagrams",
+        "neighbours", "buffer-fill", "chunk-delay-us", "chunk-delay-max-us"}) {
     guint64 v = 1;
     EXPECT_TRUE(gst_structure_get_uint64(stats, field, &v)) << field;
     EXPECT_EQ(v, 0u) << field;

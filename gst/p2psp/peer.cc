@@ -411,7 +411,13 @@ struct Peer::Impl {
       if (session.state != PeerState::kMember)
         early_own_chunks.push_back(chunk.datagram);
     } else {
-      ++(multicast_rx ? stats.chunks_from_multicast : stats.chunks_from_peers);
+      if (multicast_rx) {
+        ++stats.chunks_from_multicast;
+      } else if (from_splitter) {
+        ++stats.nack_answers_from_splitter;
+      } else {
+        ++stats.chunks_from_peers;
+      }
       relay.relay(chunk, sender_id, now);
     }
   }

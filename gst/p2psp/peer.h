@@ -98,6 +98,9 @@ enum class PeerState {
 struct PeerStats {
   uint64_t chunks_from_splitter = 0;
   uint64_t chunks_from_peers = 0;
+  // Other members' chunks the splitter sent as NACK answers (not in
+  // chunks_from_peers: they came from the splitter, not from a peer).
+  uint64_t nack_answers_from_splitter = 0;
   uint64_t burst_chunks = 0;      // join burst chunks from the splitter (7.4)
   uint64_t chunks_forwarded = 0;  // datagrams sent to neighbours
   uint64_t duplicates = 0;

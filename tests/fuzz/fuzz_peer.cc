@@ -38,6 +38,7 @@ namespace {
 void check_stats(const PeerStats& before, const PeerStats& now) {
   CHECK_GROWS(chunks_from_splitter);
   CHECK_GROWS(chunks_from_peers);
+  CHECK_GROWS(nack_answers_from_splitter);
   CHECK_GROWS(chunks_forwarded);
   CHECK_GROWS(duplicates);
   CHECK_GROWS(late);

@@ -193,10 +193,10 @@ def main():
 
     cols = ["played", "lost", "late", "chunks-from-splitter", "chunks-from-peers", "neighbours",
             "endpoints-moved", "probes-sent", "moves-refused", "relayed", "requests-sent",
-            "relays-served", "nacks-sent", "nacks-to-splitter", "recovered", "duplicates",
+            "relays-served", "nacks-sent", "nacks-to-splitter", "recovered", "nack-answers-from-splitter", "duplicates",
             "reconnects", "bytes-up", "lan-neighbours", "chunks-from-lan", "chunks-from-multicast"]
     short = ["played", "lost", "late", "from-spl", "from-peers", "nbrs", "moved", "probes",
-             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "dups", "reconn", "bytes-up", "lan-nbrs", "from-lan", "from-mcast"]
+             "refused", "relayed", "requests", "relays", "nacks", "nacks-spl", "recov", "spl-answer", "dups", "reconn", "bytes-up", "lan-nbrs", "from-lan", "from-mcast"]
     print("peer      group    kind       id " + " ".join(f"{c:>10}" for c in short))
     for p in peers:
         f = p["final"]
