@@ -4,8 +4,13 @@
 # the splitter, exactly 4 peer nodes, 4 splitter->peer arrows, the 6 lines
 # of the full mesh and 1 monitor; the PNG must be a PNG when rsvg-convert is
 # there; the same stats, read back from their GstStructure string and from
-# JSON (static mode), must draw the same 4 peers.
+# JSON (static mode), must draw the same 4 peers. The peers are
+# p2psp-peer-app --json (its path: the first argument): with their last
+# stats (--peer-stats) every line of the mesh is drawn as two halves, all
+# 12 `direct` on loopback, and one neighbour's path changed to `relayed` in
+# a copy shows as one relayed half.
 set -u
+peer_app=${1:?usage: test-teamviz.sh PATH-TO-p2psp-peer-app}
 here=$(cd "$(dirname "$0")" && pwd)
 src_dir=${P2PSP_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
 . "$src_dir/tests/e2e/lib.sh"
@@ -26,8 +31,10 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 [ -n "$port" ] || { e2e_show_log teamviz; e2e_die "the tool printed no port"; }
+peer_pids=()
 for i in 1 2 3 4; do
-  e2e_spawn "peer$i" gst-launch-1.0 p2pspsrc "uri=p2psp://127.0.0.1:$port" ! fakesink
+  e2e_spawn "peer$i" "$peer_app" --uri "p2psp://127.0.0.1:$port" --seconds 10 --json
+  peer_pids+=("$E2E_LAST_PID")
 done
 e2e_wait_exit "$tool_pid" 25 || e2e_fail "the tool did not stop after --seconds"
 [ "$E2E_RC" = 0 ] || e2e_fail "the tool exited with $E2E_RC"
@@ -97,5 +104,46 @@ if command -v rsvg-convert >/dev/null; then
     e2e_fail "no PNG although rsvg-convert is present"
   fi
 fi
+
+# How each pair exchanges, from the peers' own stats.
+for pid in "${peer_pids[@]}"; do
+  e2e_wait_exit "$pid" 15 || e2e_fail "peer (pid $pid) did not stop after --seconds"
+done
+peer_args=()
+for i in 1 2 3 4; do peer_args+=(--peer-stats "$E2E_TMP/peer$i.log"); done
+/usr/bin/python3 "$TOOL" -o "$E2E_TMP/paths.svg" --no-png "${peer_args[@]}" "$E2E_TMP/last-stats.txt" ||
+  e2e_fail "static mode with --peer-stats"
+# The same, with peer1's view of one neighbour made `relayed`.
+/usr/bin/python3 - "$E2E_TMP/peer1.log" "$E2E_TMP/peer1-relayed.json" <<'PY' || e2e_fail "no stats line with neighbours in peer1's output"
+import json, sys
+last = None
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        o = json.loads(line)
+        if o.get("event") == "stats" and o["stats"].get("neighbours-list"):
+            last = o["stats"]
+last["neighbours-list"][0]["path"] = "relayed"
+json.dump(last, open(sys.argv[2], "w"))
+PY
+peer_args[1]=$E2E_TMP/peer1-relayed.json
+/usr/bin/python3 "$TOOL" -o "$E2E_TMP/relayed.svg" --no-png "${peer_args[@]}" "$E2E_TMP/last-stats.txt" ||
+  e2e_fail "static mode with an edited peer's stats"
+count_halves() {
+  /usr/bin/python3 - "$1" <<'PY'
+import collections, sys
+import xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()
+kinds = collections.Counter(l.get("class") for l in root.iter(ns + "line")
+                            if (l.get("class") or "").startswith("half"))
+print(" ".join("%s=%d" % kv for kv in sorted(kinds.items())))
+PY
+}
+want_direct="half path-direct=12"
+want_relayed="half path-direct=11 half path-relayed=1"
+got=$(count_halves "$E2E_TMP/paths.svg")
+[ "$got" = "$want_direct" ] && e2e_ok "paths.svg: $got" || e2e_fail "paths.svg: '$got', want '$want_direct'"
+got=$(count_halves "$E2E_TMP/relayed.svg")
+[ "$got" = "$want_relayed" ] && e2e_ok "relayed.svg: $got" || e2e_fail "relayed.svg: '$got', want '$want_relayed'"
 [ "$E2E_FAILED" = 0 ] || e2e_show_log teamviz
 e2e_finish
