@@ -2,10 +2,12 @@
 #include "gstp2pspudp.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -61,36 +63,118 @@ static socklen_t sockaddr_from_endpoint(const p2psp::Endpoint &ep,
   return sizeof *in6;
 }
 
+namespace {
+
+/* Linux's limit on the segments of one GSO send (UDP_MAX_SEGMENTS). */
+constexpr size_t kMaxGsoSegments = 64;
+/* A GSO send is one UDP datagram to the kernel: its payload's limit. */
+constexpr size_t kMaxGsoBytes = 65000;
+
+/* Set once a kernel refused a GSO send (no UDP_SEGMENT before Linux 4.18,
+ * or a device without checksum offload): every send is plain from then. */
+std::atomic<bool> gso_refused{false};
+
+/* One sendmmsg message: `count` datagrams to one destination, of `size`
+ * bytes each but the last (which may be shorter), sent as one GSO send
+ * when count > 1. */
+struct SendRun {
+  size_t first = 0;  // index into the grouped order
+  size_t count = 0;
+  size_t size = 0;
+};
+
+/* The sends grouped by destination (stable: each destination's datagrams
+ * keep their order; only datagrams to different destinations change
+ * places), then cut into runs a GSO send can carry. */
+std::vector<SendRun> plan_runs(const std::vector<p2psp::UdpSend> &sends,
+                               std::vector<size_t> *order, bool gso) {
+  order->resize(sends.size());
+  for (size_t i = 0; i < sends.size(); i++) (*order)[i] = i;
+  if (gso) {
+    std::stable_sort(order->begin(), order->end(), [&](size_t a, size_t b) {
+      return sends[a].to < sends[b].to;
+    });
+  }
+  std::vector<SendRun> runs;
+  for (size_t k = 0; k < order->size(); k++) {
+    const p2psp::UdpSend &send = sends[(*order)[k]];
+    const size_t size = send.data ? send.data->size() : 0;
+    if (!runs.empty() && gso) {
+      SendRun &run = runs.back();
+      const p2psp::UdpSend &head = sends[(*order)[run.first]];
+      const p2psp::UdpSend &tail = sends[(*order)[run.first + run.count - 1]];
+      const size_t tail_size = tail.data ? tail.data->size() : 0;
+      /* Equal segments; a shorter one only last. */
+      if (send.data && head.data && send.to == head.to && size > 0 &&
+          size <= run.size && tail_size == run.size &&
+          run.count < kMaxGsoSegments &&
+          (run.count + 1) * run.size <= kMaxGsoBytes) {
+        run.count++;
+        continue;
+      }
+    }
+    runs.push_back(SendRun{k, 1, size});
+  }
+  return runs;
+}
+
+}  // namespace
+
 /* Straight sendmmsg on the socket's fd: g_socket_send_messages() wanted a
  * GSocketAddress per datagram, two GObjects built and freed for every chunk
- * copy, which showed in the peers' profile (docs/benchmarks.md). */
+ * copy, which showed in the peers' profile (docs/benchmarks.md). Datagrams
+ * of equal size to one destination go as one UDP GSO send (UDP_SEGMENT,
+ * Linux 4.18): one trip through the stack, cut into datagrams at the end of
+ * it (or delivered whole to a socket with UDP_GRO). */
 size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
   const int fd = g_socket_get_fd(sock);
   const bool ipv6_socket = g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6;
+  const bool gso = !gso_refused.load(std::memory_order_relaxed);
+  std::vector<size_t> order;
+  const std::vector<SendRun> runs = plan_runs(sends, &order, gso);
   mmsghdr messages[kSendBatch];
-  iovec vectors[kSendBatch];
   sockaddr_storage addresses[kSendBatch];
+  alignas(cmsghdr) char control[kSendBatch][CMSG_SPACE(sizeof(uint16_t))];
+  std::vector<iovec> vectors(sends.size());
   size_t dropped = 0;
   size_t next = 0;
-  while (next < sends.size()) {
-    /* A batch of sendable datagrams; one without an address is skipped
+  while (next < runs.size()) {
+    /* A batch of sendable runs; a datagram without an address is skipped
      * rather than sent to whatever the socket is connected to. */
     size_t count = 0;
-    while (next < sends.size() && count < kSendBatch) {
-      const p2psp::UdpSend &send = sends[next++];
+    size_t batch_runs[kSendBatch];
+    while (next < runs.size() && count < kSendBatch) {
+      const SendRun &run = runs[next++];
+      const p2psp::UdpSend &head = sends[order[run.first]];
       const socklen_t len =
-          sockaddr_from_endpoint(send.to, ipv6_socket, &addresses[count]);
-      if (len == 0 || !send.data) {
-        dropped++;
+          sockaddr_from_endpoint(head.to, ipv6_socket, &addresses[count]);
+      if (len == 0 || !head.data) {
+        dropped += run.count;
         continue;
       }
-      vectors[count].iov_base = const_cast<uint8_t *>(send.data->data());
-      vectors[count].iov_len = send.data->size();
+      for (size_t k = 0; k < run.count; k++) {
+        const p2psp::UdpSend &send = sends[order[run.first + k]];
+        vectors[run.first + k].iov_base =
+            const_cast<uint8_t *>(send.data->data());
+        vectors[run.first + k].iov_len = send.data->size();
+      }
       messages[count] = mmsghdr{};
-      messages[count].msg_hdr.msg_name = &addresses[count];
-      messages[count].msg_hdr.msg_namelen = len;
-      messages[count].msg_hdr.msg_iov = &vectors[count];
-      messages[count].msg_hdr.msg_iovlen = 1;
+      msghdr &hdr = messages[count].msg_hdr;
+      hdr.msg_name = &addresses[count];
+      hdr.msg_namelen = len;
+      hdr.msg_iov = &vectors[run.first];
+      hdr.msg_iovlen = run.count;
+      if (run.count > 1) {
+        hdr.msg_control = control[count];
+        hdr.msg_controllen = sizeof control[count];
+        cmsghdr *c = CMSG_FIRSTHDR(&hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const uint16_t segment = static_cast<uint16_t>(run.size);
+        std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
+      }
+      batch_runs[count] = next - 1;
       count++;
     }
     size_t done = 0;
@@ -100,23 +184,39 @@ size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
                    MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent > 0) {
         done += static_cast<size_t>(sent);
-      } else if (sent < 0 && errno == EINTR) {
         continue;
-      } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      }
+      const int err = errno;
+      const SendRun &run = runs[batch_runs[done]];
+      if (sent < 0 && err == EINTR) continue;
+      if (sent < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
         /* The kernel buffer is full: the rest of this batch is lost; the
          * next batch (and the next round) tries again. */
-        dropped += count - done;
+        for (size_t k = done; k < count; k++)
+          dropped += runs[batch_runs[k]].count;
         break;
-      } else {
-        /* Anything else (unreachable, wrong family) concerns that one
-         * destination only. */
-        dropped++;
-        done++;
       }
+      if (run.count > 1 && (err == EIO || err == EINVAL || err == ENOPROTOOPT ||
+                            err == EOPNOTSUPP)) {
+        /* No GSO here: this run and all later sends go plain. */
+        gso_refused.store(true, std::memory_order_relaxed);
+        std::vector<p2psp::UdpSend> plain;
+        for (size_t k = 0; k < run.count; k++)
+          plain.push_back(sends[order[run.first + k]]);
+        dropped += send_datagrams(sock, plain);
+        done++;
+        continue;
+      }
+      /* Anything else (unreachable, wrong family) concerns that one
+       * destination only. */
+      dropped += run.count;
+      done++;
     }
   }
   return dropped;
 }
+
+bool gso_enabled() { return !gso_refused.load(std::memory_order_relaxed); }
 
 static p2psp::Endpoint endpoint_from_sockaddr(const sockaddr_storage &sa) {
   if (sa.ss_family == AF_INET) {
@@ -183,6 +283,7 @@ void UdpBuffers::attach(GSocket *sock) {
   const int on = 1;
   /* Without it (very old kernels) the counter stays 0. */
   setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+
   grow(SO_RCVBUF, kReceiveFloorBytes, &asked_rcv_, &granted_rcv_);
   grow(SO_SNDBUF, kSendFloorBytes, &asked_snd_, &granted_snd_);
 }

@@ -20,6 +20,9 @@ p2psp::Micros monotonic_now_us();
  * kernel refuses (full buffer, unreachable) are dropped, not retried:
  * returns how many were dropped. */
 size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends);
+/* Whether send_datagrams() still sends runs of equal datagrams to one
+ * destination as one UDP GSO send (FALSE once a kernel refused one). */
+bool gso_enabled();
 
 struct ReceivedDatagram {
   p2psp::Endpoint from;

@@ -186,7 +186,17 @@ _netlab_inet_port() {
   _netlab_try "veth" ip link add "$ifname" netns "$ns" type veth peer name "$port" netns "$NETLAB_INET"
   _netlab_try "br0 port" ip -n "$NETLAB_INET" link set "$port" master br0
   ip -n "$NETLAB_INET" link set "$port" up
+  _netlab_wire "$ns" "$ifname"
   ip -n "$ns" link set "$ifname" up
+}
+
+# _netlab_wire NS IFNAME: the host's side of a link carries datagrams, as
+# a wire does. A UDP GSO send (the elements send runs of equal datagrams
+# to one destination that way) would otherwise cross the veth and the
+# bridge as one packet, and netlab_loss would drop a whole run at once
+# where a real network's NIC cuts it into datagrams first.
+_netlab_wire() {
+  ip -n "$1" link set "$2" gso_max_segs 1 2>/dev/null || true
 }
 
 netlab_host() {
@@ -287,6 +297,7 @@ netlab_lan_host() {
   _netlab_try "veth" ip link add eth0 netns "$ns" type veth peer name "$port" netns "$rns"
   _netlab_try "lan port" ip -n "$rns" link set "$port" master lan
   ip -n "$rns" link set "$port" up
+  _netlab_wire "$ns" eth0
   ip -n "$ns" link set eth0 up
   _netlab_try "address" ip -n "$ns" addr add "$addr/24" dev eth0
   gw=$(ip -n "$rns" -4 -o addr show dev lan | awk '{ print $4 }' | cut -d/ -f1)
