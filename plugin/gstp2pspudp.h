@@ -16,9 +16,11 @@ namespace p2psp_gst {
 
 p2psp::Micros monotonic_now_us();
 
-/* Sends datagrams with sendmmsg on a non-blocking socket. Datagrams the
- * kernel refuses (full buffer, unreachable) are dropped, not retried:
- * returns how many were dropped. */
+/* Sends datagrams with sendmmsg on a non-blocking socket, each
+ * destination's in the order given (datagrams to different destinations
+ * may change places: runs of equal ones to one destination go as one UDP
+ * GSO send). Datagrams the kernel refuses (full buffer, unreachable) are
+ * dropped, not retried: returns how many were dropped. */
 size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends);
 /* Whether send_datagrams() still sends runs of equal datagrams to one
  * destination as one UDP GSO send (FALSE once a kernel refused one). */

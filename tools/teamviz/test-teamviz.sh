@@ -139,6 +139,21 @@ kinds = collections.Counter(l.get("class") for l in root.iter(ns + "line")
 print(" ".join("%s=%d" % kv for kv in sorted(kinds.items())))
 PY
 }
+# A peer the splitter measures as forwarding 30 % of its chunks, and one
+# with a stated upload limit, are marked.
+/usr/bin/python3 - "$E2E_TMP/last-stats.json" "$E2E_TMP/weak.json" <<'PY' || e2e_fail "no peers in the JSON stats"
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["peers"][0]["forwarding"] = 0.3
+s["peers"][1]["upload-limit"] = 1000000
+json.dump(s, open(sys.argv[2], "w"))
+PY
+/usr/bin/python3 "$TOOL" -o "$E2E_TMP/weak.svg" --no-png "$E2E_TMP/weak.json" ||
+  e2e_fail "static mode on edited JSON stats"
+grep -q "forwards 30 %" "$E2E_TMP/weak.svg" && e2e_ok "weak.svg marks the peer forwarding 30 %" ||
+  e2e_fail "weak.svg does not mark the peer forwarding 30 %"
+grep -q "limit 1 Mb/s" "$E2E_TMP/weak.svg" && e2e_ok "weak.svg marks the stated upload limit" ||
+  e2e_fail "weak.svg does not mark the stated upload limit"
 want_direct="half path-direct=12"
 want_relayed="half path-direct=11 half path-relayed=1"
 got=$(count_halves "$E2E_TMP/paths.svg")
