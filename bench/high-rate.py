@@ -11,8 +11,11 @@ that second of stream waiting when the team is complete. After the team is
 complete and a warm-up, a window of W seconds is measured from /proc:
 
   * CPU per delivered chunk copy: the peers' CPU time (utime + stime) over
-    the window / the datagrams the namespace received (Udp InDatagrams:
-    each peer receives every chunk once, plus a little control traffic);
+    the window / the chunk copies the window delivered (N x the splitter's
+    chunks cut a second of stream x the window: each peer receives every
+    chunk once). Udp InDatagrams over the window is kept beside it
+    (`us_per_datagram_in`): it also counts control traffic and duplicates,
+    and with UDP GRO a joined run counts once;
   * RSS per peer (VmRSS at the end of the window, the largest of the team);
   * kernel drops (Udp RcvbufErrors) in the window.
 
@@ -207,6 +210,8 @@ def run_team(a, n, mbps):
         lost.append(int(m[-1]) if m else 0)
     got = u1["InDatagrams"] - u0["InDatagrams"]
     cpu_s = (c1 - c0) / HZ
+    # The stream is `seconds` long at the live source's pace.
+    copies = n * cut / seconds * a.window
     return {
         "n": n, "mbps": exact, "chunks_cut": cut,
         "chunks_per_s": exact * 1e6 / 8 / CHUNK_BYTES,
@@ -219,7 +224,9 @@ def run_team(a, n, mbps):
         "window_datagrams_in": got,
         "window_rcvbuf_errors": u1["RcvbufErrors"] - u0["RcvbufErrors"],
         "run_rcvbuf_errors": run_drops,
-        "us_per_copy": cpu_s / got * 1e6 if got else None,
+        "window_copies": copies,
+        "us_per_copy": cpu_s / copies * 1e6 if copies else None,
+        "us_per_datagram_in": cpu_s / got * 1e6 if got else None,
         "peer_cpu_pct": 100.0 * cpu_s / a.window / n,
         "rss_mb_max": rss / 1024.0,
         "machine_busy_pct": 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]),

@@ -180,8 +180,8 @@ void read_datagrams(GstP2pspSplitterSink *self) {
     p2psp::Outbox out;
     priv->io.receive(
         priv->io.udp(), G_MAXINT,
-        [&](const p2psp_gst::ReceivedDatagram &d, p2psp::Micros now) {
-          priv->run.splitter->on_udp(d.from, d.data.data(), d.size, now, &out);
+        [&](const p2psp_gst::DatagramView &d, p2psp::Micros now) {
+          priv->run.splitter->on_udp(d.from, d.data, d.size, now, &out);
         },
         [&](p2psp::Micros) { wake |= dispatch_locked(priv, out); });
   }

@@ -343,13 +343,12 @@ void on_udp_readable(GstP2pspSrc* self, bool multicast) {
     // in chunk-delay-us).
     const bool full = priv->io.receive(
         multicast ? priv->io.multicast() : priv->io.udp(), kMaxReceiveRounds,
-        [&](const p2psp_gst::ReceivedDatagram& d, Micros received) {
+        [&](const p2psp_gst::DatagramView& d, Micros received) {
           now = received;
           if (multicast)
-            peer.on_multicast(d.from, d.data.data(), d.size, now,
-                              &priv->link.outbox);
+            peer.on_multicast(d.from, d.data, d.size, now, &priv->link.outbox);
           else
-            peer.on_udp(d.from, d.data.data(), d.size, now, &priv->link.outbox);
+            peer.on_udp(d.from, d.data, d.size, now, &priv->link.outbox);
         },
         [](Micros) {});
     priv->link.udp_kernel = priv->io.kernel_stats();

@@ -104,7 +104,9 @@ class TeamIo {
           size_t bytes = 0;
           for (size_t i = 0; i < n; i++) {
             bytes += net_.rx_batch[i].size;
-            on_datagram(net_.rx_batch[i], now);
+            for_each_datagram(net_.rx_batch[i], [&](const DatagramView &d) {
+              on_datagram(d, now);
+            });
           }
           if (team) net_.udp_buffers.count(bytes, 0, now);
           after_batch(now);

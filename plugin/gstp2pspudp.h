@@ -9,6 +9,7 @@
 #include <gst/p2psp/endpoint.h>
 #include <gst/p2psp/outbox.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -30,7 +31,31 @@ struct ReceivedDatagram {
   p2psp::Endpoint from;
   std::vector<uint8_t> data;
   size_t size = 0;
+  /* On a socket with UDP_GRO (UdpBuffers::attach) the kernel may hand over
+   * several datagrams of one sender in one message, each `segment` bytes
+   * but the last; 0 when the message is one datagram. for_each_datagram()
+   * cuts them apart. */
+  size_t segment = 0;
 };
+
+/* One datagram of a received message. */
+struct DatagramView {
+  const p2psp::Endpoint &from;
+  const uint8_t *data;
+  size_t size;
+};
+
+/* fn(DatagramView) for each datagram in d, in the order they were sent. */
+template <typename Fn>
+void for_each_datagram(const ReceivedDatagram &d, Fn fn) {
+  if (d.segment == 0 || d.segment >= d.size) {
+    fn(DatagramView{d.from, d.data.data(), d.size});
+    return;
+  }
+  for (size_t at = 0; at < d.size; at += d.segment)
+    fn(DatagramView{d.from, d.data.data() + at,
+                    std::min(d.segment, d.size - at)});
+}
 
 /* Receives up to batch.size() (at most 64) datagrams without blocking, with a
  * single recvmmsg. Returns the number received (0 when none). A batch that

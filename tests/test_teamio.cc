@@ -102,7 +102,7 @@ TEST(TeamIo, ReceiveHandsEveryDatagramWithItsBatch) {
   /* Two rounds of 4: both full, so more may wait. */
   EXPECT_TRUE(io.receive(
       io.udp(), 2,
-      [&](const p2psp_gst::ReceivedDatagram &d, p2psp::Micros) {
+      [&](const p2psp_gst::DatagramView &d, p2psp::Micros) {
         EXPECT_EQ(d.from, LocalEndpoint(sender.get()));
         got.push_back(d.data[0]);
       },
@@ -110,7 +110,7 @@ TEST(TeamIo, ReceiveHandsEveryDatagramWithItsBatch) {
   EXPECT_EQ(batches, 2);
   EXPECT_FALSE(io.receive(
       io.udp(), 8,
-      [&](const p2psp_gst::ReceivedDatagram &d, p2psp::Micros) {
+      [&](const p2psp_gst::DatagramView &d, p2psp::Micros) {
         got.push_back(d.data[0]);
       },
       [&](p2psp::Micros) { batches++; }));
