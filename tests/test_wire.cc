@@ -1,5 +1,6 @@
 // Tests of the version 2 wire codec (gst/p2psp/wire.h), endpoints and
 // wrap-safe chunk numbers. docs/protocol.md is the specification checked here.
+#include <gst/p2psp/bytes_pool.h>
 #include <gst/p2psp/endpoint.h>
 #include <gst/p2psp/wire.h>
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -1003,6 +1005,63 @@ Bytes mutate(std::mt19937& rng, Bytes b) {
     }
   }
   return b;
+}
+
+// Written into a used buffer, a chunk is the same datagram as written
+// into a new one: nothing of the buffer's last use is left in it.
+TEST(ChunkEncoding, IntoAUsedBufferIsTheSameDatagram) {
+  const std::vector<uint8_t> payload(700, 0x42);
+  ChunkMsg m;
+  m.team_id = 9;
+  m.number = 123456789;
+  m.first_frame_offset = 3;
+  m.previous = 4;
+  m.payload = payload.data();
+  m.payload_size = payload.size();
+  Bytes used(1500, 0xEE);
+  encode_chunk(m, 77, &used);
+  EXPECT_EQ(used, encode_chunk(m, 77));
+  encode_chunk(m, kImplicitOrigin, &used);
+  EXPECT_EQ(used, encode_chunk(m, kImplicitOrigin));
+  const auto decoded = decode_udp(used.data(), used.size());
+  ASSERT_TRUE(decoded && std::holds_alternative<ChunkMsg>(*decoded));
+  EXPECT_EQ(std::get<ChunkMsg>(*decoded).payload_size, payload.size());
+}
+
+// A buffer comes back to the pool when its last reference goes, and is
+// handed out again with its capacity; no more than `keep` wait idle.
+TEST(BytesPool, BuffersComeBackWhenTheLastReferenceGoes) {
+  BytesPool pool(2);
+  std::shared_ptr<Bytes> a = pool.take();
+  a->assign(1400, 1);
+  const uint8_t* storage = a->data();
+  SharedBytes kept = a;
+  a.reset();
+  EXPECT_EQ(pool.idle(), 0u) << "still referenced";
+  kept.reset();
+  EXPECT_EQ(pool.idle(), 1u);
+  std::shared_ptr<Bytes> again = pool.take();
+  EXPECT_TRUE(again->empty());
+  EXPECT_GE(again->capacity(), 1400u);
+  EXPECT_EQ(again->data(), storage);
+  EXPECT_EQ(pool.idle(), 0u);
+  std::vector<std::shared_ptr<Bytes>> many;
+  for (int i = 0; i < 5; i++) many.push_back(pool.take());
+  many.clear();
+  EXPECT_EQ(pool.idle(), 2u);
+}
+
+// A buffer may outlive its pool (a datagram still queued for sending when
+// the peer goes) and be let go from another thread.
+TEST(BytesPool, ABufferMayOutliveItsPool) {
+  std::shared_ptr<Bytes> survivor;
+  {
+    BytesPool pool;
+    survivor = pool.take();
+    survivor->assign(10, 7);
+  }
+  std::thread([b = std::move(survivor)]() mutable { b.reset(); }).join();
+  EXPECT_FALSE(survivor);
 }
 
 TEST(Garbage, UdpDecoderNeverCrashesAndIsCanonical) {

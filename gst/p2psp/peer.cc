@@ -12,6 +12,7 @@
 //   peer_playout.h     reorder buffer, join burst, deframer, start gate
 // What stays here: chunk admission (origin, signature, who may send what),
 // multicast, and the TCP and UDP dispatch.
+#include <gst/p2psp/bytes_pool.h>
 #include <gst/p2psp/peer.h>
 #include <gst/p2psp/peer_auth.h>
 #include <gst/p2psp/peer_flood.h>
@@ -74,6 +75,8 @@ struct Peer::Impl {
   PeerNack nack;
   PeerRelay relay;
   PeerPaths paths;
+  // Where received chunks are kept, recycled (bytes_pool.h).
+  BytesPool datagrams;
   std::deque<ChunkLoss> losses;  // not taken yet (take_losses)
 
   TcpReader tcp_reader;
@@ -176,8 +179,10 @@ struct Peer::Impl {
   // origin left out for our own chunks (our neighbours take it from us),
   // stated for everyone else's (relays and NACK answers come from us).
   StoredChunk store(const ChunkMsg& msg, Micros now) {
-    auto copy = std::make_shared<const Bytes>(encode_chunk(
-        msg, msg.origin == session.id ? kImplicitOrigin : msg.origin));
+    std::shared_ptr<Bytes> buffer = datagrams.take();
+    encode_chunk(msg, msg.origin == session.id ? kImplicitOrigin : msg.origin,
+                 buffer.get());
+    SharedBytes copy = std::move(buffer);
     StoredChunk chunk;
     chunk.msg = msg;
     // The payload, then the signature if any, end the datagram.

@@ -556,15 +556,17 @@ std::optional<UdpMessage> decode_udp(const uint8_t* data, size_t size) {
   return std::nullopt;
 }
 
-Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
-                   uint32_t send_time_ms, uint16_t first_frame_offset,
-                   const uint8_t* payload, size_t payload_size,
-                   const uint8_t* signature, uint16_t previous) {
+namespace {
+
+void write_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
+                 uint32_t send_time_ms, uint16_t first_frame_offset,
+                 const uint8_t* payload, size_t payload_size,
+                 const uint8_t* signature, uint16_t previous, Bytes* out) {
   const bool explicit_origin = origin != kImplicitOrigin;
-  Bytes out;
-  out.reserve(kChunkHeaderSize + (explicit_origin ? kChunkOriginSize : 0) +
-              payload_size + (signature ? kChunkSignatureSize : 0));
-  Writer w(&out);
+  out->clear();
+  out->reserve(kChunkHeaderSize + (explicit_origin ? kChunkOriginSize : 0) +
+               payload_size + (signature ? kChunkSignatureSize : 0));
+  Writer w(out);
   write_udp_header(w, UdpType::kChunk, team_id,
                    (explicit_origin ? kUdpFlagOrigin : 0) |
                        (signature ? kUdpFlagSigned : 0));
@@ -575,13 +577,30 @@ Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
   if (explicit_origin) w.u32(origin);
   if (payload_size > 0) w.raw(payload, payload_size);
   if (signature) w.raw(signature, kChunkSignatureSize);
+}
+
+}  // namespace
+
+Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
+                   uint32_t send_time_ms, uint16_t first_frame_offset,
+                   const uint8_t* payload, size_t payload_size,
+                   const uint8_t* signature, uint16_t previous) {
+  Bytes out;
+  write_chunk(team_id, number, origin, send_time_ms, first_frame_offset,
+              payload, payload_size, signature, previous, &out);
   return out;
 }
 
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin) {
-  return encode_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
-                      chunk.first_frame_offset, chunk.payload,
-                      chunk.payload_size, chunk.signature, chunk.previous);
+  Bytes out;
+  encode_chunk(chunk, origin, &out);
+  return out;
+}
+
+void encode_chunk(const ChunkMsg& chunk, uint32_t origin, Bytes* out) {
+  write_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
+              chunk.first_frame_offset, chunk.payload, chunk.payload_size,
+              chunk.signature, chunk.previous, out);
 }
 
 Bytes encode_hello(const HelloMsg& m) {

@@ -178,6 +178,8 @@ Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
 // would name (NACK answers, relays). The signature and the previous chunk,
 // if any, go along: the signature does not cover how the origin is encoded.
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin);
+// The same into *out (emptied first; its capacity is used again).
+void encode_chunk(const ChunkMsg& chunk, uint32_t origin, Bytes* out);
 Bytes encode_hello(const HelloMsg& m);
 Bytes encode_register(const RegisterMsg& m);
 Bytes encode_goodbye(const GoodbyeMsg& m);
