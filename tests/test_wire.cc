@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <random>
 #include <set>
 #include <string>
@@ -1028,27 +1029,48 @@ TEST(ChunkEncoding, IntoAUsedBufferIsTheSameDatagram) {
   EXPECT_EQ(std::get<ChunkMsg>(*decoded).payload_size, payload.size());
 }
 
-// A buffer comes back to the pool when its last reference goes, and is
-// handed out again with its capacity; no more than `keep` wait idle.
-TEST(BytesPool, BuffersComeBackWhenTheLastReferenceGoes) {
-  BytesPool pool(2);
+// A buffer is handed out again once nobody else holds it, empty but with
+// its capacity: in a steady stream the pool stops growing.
+TEST(BytesPool, ABufferNobodyHoldsIsHandedOutAgain) {
+  BytesPool pool;
   std::shared_ptr<Bytes> a = pool.take();
   a->assign(1400, 1);
   const uint8_t* storage = a->data();
   SharedBytes kept = a;
   a.reset();
-  EXPECT_EQ(pool.idle(), 0u) << "still referenced";
+  std::shared_ptr<Bytes> b = pool.take();
+  EXPECT_NE(b->data(), storage) << "still held: not handed out";
   kept.reset();
-  EXPECT_EQ(pool.idle(), 1u);
+  b.reset();
   std::shared_ptr<Bytes> again = pool.take();
   EXPECT_TRUE(again->empty());
   EXPECT_GE(again->capacity(), 1400u);
-  EXPECT_EQ(again->data(), storage);
-  EXPECT_EQ(pool.idle(), 0u);
-  std::vector<std::shared_ptr<Bytes>> many;
-  for (int i = 0; i < 5; i++) many.push_back(pool.take());
-  many.clear();
-  EXPECT_EQ(pool.idle(), 2u);
+  again.reset();
+  // A window of 50 chunks kept, the oldest let go as each new one comes.
+  BytesPool window_pool;
+  std::deque<SharedBytes> window;
+  for (int i = 0; i < 10000; i++) {
+    std::shared_ptr<Bytes> chunk = window_pool.take();
+    chunk->assign(1400, static_cast<uint8_t>(i));
+    window.push_back(std::move(chunk));
+    if (window.size() > 50) window.pop_front();
+  }
+  EXPECT_LE(window_pool.size(), 60u);
+  for (const SharedBytes& c : window) EXPECT_EQ(c->size(), 1400u);
+}
+
+// One chunk held for long (a keyframe kept for late joiners) does not stop
+// the others from being used again, and past its limit the pool hands out
+// buffers it does not keep.
+TEST(BytesPool, OneBufferHeldLongDoesNotStopTheRest) {
+  BytesPool pool(100);
+  SharedBytes held = pool.take();
+  for (int i = 0; i < 1000; i++) pool.take();
+  EXPECT_LE(pool.size(), 3u);
+  std::vector<SharedBytes> all;
+  for (int i = 0; i < 150; i++) all.push_back(pool.take());
+  EXPECT_EQ(pool.size(), 100u);
+  EXPECT_EQ(all.back().use_count(), 1) << "not kept by the pool";
 }
 
 // A buffer may outlive its pool (a datagram still queued for sending when
@@ -1060,6 +1082,7 @@ TEST(BytesPool, ABufferMayOutliveItsPool) {
     survivor = pool.take();
     survivor->assign(10, 7);
   }
+  EXPECT_EQ(survivor.use_count(), 1);
   std::thread([b = std::move(survivor)]() mutable { b.reset(); }).join();
   EXPECT_FALSE(survivor);
 }

@@ -1,55 +1,35 @@
 // gst-p2psp: datagram buffers that are used again (see bytes_pool.h).
 #include <gst/p2psp/bytes_pool.h>
 
-#include <mutex>
-#include <vector>
+#include <atomic>
 
 namespace p2psp {
 
-struct BytesPool::State {
-  explicit State(size_t k) : keep(k) {}
-  const size_t keep;
-  mutable std::mutex lock;
-  std::vector<std::unique_ptr<Bytes>> idle;
-};
-
-namespace {
-
-// The deleter: back to the pool (shared, so a buffer may outlive it).
-struct GiveBack {
-  std::shared_ptr<void> keep_alive;
-  void (*give)(void* state, Bytes* bytes);
-  void operator()(Bytes* bytes) const { give(keep_alive.get(), bytes); }
-};
-
-}  // namespace
-
-BytesPool::BytesPool(size_t keep) : state_(std::make_shared<State>(keep)) {}
-
+// buffers_ is a ring in the order the buffers were handed out: the oldest
+// at next_, the newest just before it.
 std::shared_ptr<Bytes> BytesPool::take() {
-  std::unique_ptr<Bytes> bytes;
-  {
-    std::lock_guard<std::mutex> guard(state_->lock);
-    if (!state_->idle.empty()) {
-      bytes = std::move(state_->idle.back());
-      state_->idle.pop_back();
-    }
+  const size_t n = buffers_.size();
+  for (size_t look = 0; look < kLooks && look < n; ++look) {
+    if (buffers_[(next_ + look) % n].use_count() != 1) continue;
+    // The last other holder let go with a release decrement, possibly on
+    // another thread: its reads of the bytes come before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    // It becomes the newest; the older ones it passed keep their order.
+    std::shared_ptr<Bytes> found = std::move(buffers_[(next_ + look) % n]);
+    for (size_t k = look; k > 0; --k)
+      buffers_[(next_ + k) % n] = std::move(buffers_[(next_ + k - 1) % n]);
+    buffers_[next_] = found;
+    next_ = (next_ + 1) % n;
+    found->clear();
+    return found;
   }
-  if (!bytes) bytes = std::make_unique<Bytes>();
-  bytes->clear();
-  auto give = [](void* s, Bytes* b) {
-    std::unique_ptr<Bytes> owned(b);
-    auto* state = static_cast<State*>(s);
-    std::lock_guard<std::mutex> guard(state->lock);
-    if (state->idle.size() < state->keep)
-      state->idle.push_back(std::move(owned));
-  };
-  return std::shared_ptr<Bytes>(bytes.release(), GiveBack{state_, give});
-}
-
-size_t BytesPool::idle() const {
-  std::lock_guard<std::mutex> guard(state_->lock);
-  return state_->idle.size();
+  auto fresh = std::make_shared<Bytes>();
+  if (n < limit_) {
+    buffers_.insert(buffers_.begin() + static_cast<std::ptrdiff_t>(next_),
+                    fresh);
+    next_ = (next_ + 1) % buffers_.size();
+  }
+  return fresh;
 }
 
 }  // namespace p2psp

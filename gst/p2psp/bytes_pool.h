@@ -5,31 +5,41 @@
 // ones come: at 25 Mb/s that is over two thousand allocations and frees of
 // about 1.5 KB a second per peer, above the size glibc keeps in its
 // per-thread cache, and they showed as a tenth of a peer's CPU in the
-// profile of docs/benchmarks.md ("High rates"). The pool hands out buffers
-// that come back to it when their last reference goes.
+// profile of docs/benchmarks.md ("High rates"). The pool keeps the buffers
+// it handed out, with their shared_ptr control blocks, and hands one out
+// again once nobody else holds it: no allocation once the pool holds as
+// many buffers as are in use at once. Chunks are let go about in the order
+// they came, so the oldest buffer is the one to look at.
 #pragma once
 
 #include <gst/p2psp/wire.h>
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace p2psp {
 
 class BytesPool {
  public:
-  // keep: how many idle buffers the pool holds at most (the rest are freed).
-  explicit BytesPool(size_t keep = 256);
+  // limit: how many buffers the pool keeps at most; past it, take() hands
+  // out buffers it does not keep.
+  explicit BytesPool(size_t limit = 8192) : limit_(limit) {}
 
-  // An empty buffer, with the capacity it had when last used. It returns to
-  // the pool when the last shared_ptr to it goes, from any thread, or is
-  // freed if the pool is gone by then.
+  // An empty buffer (its capacity kept from its last use) that nobody
+  // else holds. Not thread-safe: the owner's thread or lock; the buffers
+  // themselves may be let go anywhere.
   std::shared_ptr<Bytes> take();
-  size_t idle() const;
+  // How many buffers the pool keeps (in use or not).
+  size_t size() const { return buffers_.size(); }
 
  private:
-  struct State;
-  std::shared_ptr<State> state_;
+  // Buffers looked at before a new one is made: a few, so that one held
+  // long (a chunk kept for the next keyframe) does not block the rest.
+  static constexpr size_t kLooks = 4;
+  const size_t limit_;
+  std::vector<std::shared_ptr<Bytes>> buffers_;
+  size_t next_ = 0;
 };
 
 }  // namespace p2psp
