@@ -101,8 +101,8 @@ struct SendRun {
 /* The sends grouped by destination (stable: each destination's datagrams
  * keep their order; only datagrams to different destinations change
  * places), then cut into runs a GSO send can carry. */
-std::vector<SendRun> plan_runs(const std::vector<p2psp::UdpSend> &sends,
-                               std::vector<size_t> *order, bool gso) {
+void plan_runs(const std::vector<p2psp::UdpSend> &sends, bool gso,
+               std::vector<size_t> *order, std::vector<SendRun> *runs) {
   order->resize(sends.size());
   for (size_t i = 0; i < sends.size(); i++) (*order)[i] = i;
   if (gso) {
@@ -110,27 +110,69 @@ std::vector<SendRun> plan_runs(const std::vector<p2psp::UdpSend> &sends,
       return sends[a].to < sends[b].to;
     });
   }
-  std::vector<SendRun> runs;
+  runs->clear();
   for (size_t k = 0; k < order->size(); k++) {
     const p2psp::UdpSend &send = sends[(*order)[k]];
     const size_t size = send.data ? send.data->size() : 0;
-    if (!runs.empty() && gso) {
-      SendRun &run = runs.back();
+    if (!runs->empty() && gso) {
+      SendRun &run = runs->back();
       const p2psp::UdpSend &head = sends[(*order)[run.first]];
       const p2psp::UdpSend &tail = sends[(*order)[run.first + run.count - 1]];
       const size_t tail_size = tail.data ? tail.data->size() : 0;
       /* Equal segments; a shorter one only last. */
-      if (send.data && head.data && send.to == head.to && size > 0 &&
-          size <= run.size && tail_size == run.size &&
-          run.count < kMaxGsoSegments &&
+      if (send.data && send.to == head.to && size > 0 && size <= run.size &&
+          tail_size == run.size && run.count < kMaxGsoSegments &&
           (run.count + 1) * run.size <= kMaxGsoBytes) {
         run.count++;
         continue;
       }
     }
-    runs.push_back(SendRun{k, 1, size});
+    runs->push_back(SendRun{k, 1, size});
   }
-  return runs;
+}
+
+/* The planning arrays of send_datagrams(), kept per thread so that their
+ * room is reused: one dispatch per network round, at high rates hundreds a
+ * second. */
+struct SendScratch {
+  std::vector<size_t> order;
+  std::vector<SendRun> runs;
+  std::vector<iovec> vectors;
+};
+
+SendScratch &send_scratch() {
+  thread_local SendScratch scratch;
+  return scratch;
+}
+
+/* A GSO message refused: its datagrams one message each. Returns how many
+ * the kernel did not take. */
+size_t send_one_by_one(int fd, const msghdr &run) {
+  mmsghdr messages[kMaxGsoSegments];
+  const size_t count = std::min<size_t>(run.msg_iovlen, kMaxGsoSegments);
+  for (size_t k = 0; k < count; k++) {
+    messages[k] = mmsghdr{};
+    messages[k].msg_hdr.msg_name = run.msg_name;
+    messages[k].msg_hdr.msg_namelen = run.msg_namelen;
+    messages[k].msg_hdr.msg_iov = &run.msg_iov[k];
+    messages[k].msg_hdr.msg_iovlen = 1;
+  }
+  size_t done = 0;
+  while (done < count) {
+    const int sent =
+        sendmmsg(fd, messages + done, static_cast<unsigned>(count - done),
+                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent > 0) {
+      done += static_cast<size_t>(sent);
+    } else if (sent < 0 && errno == EINTR) {
+      continue;
+    } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return count - done; /* full: the rest is lost, as in the caller */
+    } else {
+      done++; /* that one datagram */
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -144,13 +186,15 @@ std::vector<SendRun> plan_runs(const std::vector<p2psp::UdpSend> &sends,
 size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
   const int fd = g_socket_get_fd(sock);
   const bool ipv6_socket = g_socket_get_family(sock) == G_SOCKET_FAMILY_IPV6;
-  const bool gso = !gso_refused.load(std::memory_order_relaxed);
-  std::vector<size_t> order;
-  const std::vector<SendRun> runs = plan_runs(sends, &order, gso);
+  SendScratch &scratch = send_scratch();
+  std::vector<size_t> &order = scratch.order;
+  std::vector<SendRun> &runs = scratch.runs;
+  plan_runs(sends, !gso_refused.load(std::memory_order_relaxed), &order, &runs);
   mmsghdr messages[kSendBatch];
   sockaddr_storage addresses[kSendBatch];
   alignas(cmsghdr) char control[kSendBatch][CMSG_SPACE(sizeof(uint16_t))];
-  std::vector<iovec> vectors(sends.size());
+  std::vector<iovec> &vectors = scratch.vectors;
+  vectors.resize(sends.size());
   size_t dropped = 0;
   size_t next = 0;
   while (next < runs.size()) {
@@ -213,12 +257,9 @@ size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
       }
       if (run.count > 1 && (err == EIO || err == EINVAL || err == ENOPROTOOPT ||
                             err == EOPNOTSUPP)) {
-        /* No GSO here: this run and all later sends go plain. */
+        /* No GSO here: this run one by one, and all later sends plain. */
         gso_refused.store(true, std::memory_order_relaxed);
-        std::vector<p2psp::UdpSend> plain;
-        for (size_t k = 0; k < run.count; k++)
-          plain.push_back(sends[order[run.first + k]]);
-        dropped += send_datagrams(sock, plain);
+        dropped += send_one_by_one(fd, messages[done].msg_hdr);
         done++;
         continue;
       }

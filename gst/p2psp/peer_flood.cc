@@ -33,15 +33,16 @@ bool PeerFlood::send_pending(size_t index, Outbox* out) {
     drop_(n.info.id);
     return false;
   }
-  std::vector<Pending> batch;
-  batch.swap(n.pending);
-  if (!batch.empty()) --pending_neighbours_;
-  for (const Pending& pending : batch) {
+  if (!n.pending.empty()) --pending_neighbours_;
+  for (const Pending& pending : n.pending) {
     tx_->datagram(n.info.endpoint, pending.datagram, out);
     ++n.info.chunks_sent;
     ++stats_->chunks_forwarded;
     stats_->bytes_up += pending.datagram->size();
   }
+  // Cleared, not swapped out: the queue keeps its room for the next round
+  // (an allocation per chunk and neighbour otherwise, at high rates).
+  n.pending.clear();
   return true;
 }
 
