@@ -304,11 +304,12 @@ void log_losses(GstP2pspSrc* self) {
   }
 }
 
-// Ends a round of core work: sends, and wakes create() only when it has
+// Ends a round of core work: sends, and says whether create() has
 // something to do (an item, an event, a failure): waking it for every
 // datagram cost more than the datagrams (docs/benchmarks.md, profile).
-// Called with core_lock.
-void finish_core_round(GstP2pspSrc* self, Micros now,
+// Called with core_lock; the caller wakes create() (wake_streaming) once
+// it has let the lock go, or create() would wake only to wait for it.
+bool finish_core_round(GstP2pspSrc* self, Micros now,
                        std::vector<NeighbourSignal>* signals) {
   GstP2pspSrcPrivate* priv = self->priv;
   dispatch_outbox(self);
@@ -318,7 +319,11 @@ void finish_core_round(GstP2pspSrc* self, Micros now,
   // A connection that ended is news until create() has dealt with it (few
   // rounds: the streaming thread tears the connection down).
   news |= priv->link.failure != Failure::kNone || priv->io.tcp_closed();
-  if (news) priv->core_cond.notify_all();
+  return news;
+}
+
+void wake_streaming(GstP2pspSrc* self, bool news) {
+  if (news) self->priv->core_cond.notify_all();
 }
 
 void emit_signals(GstP2pspSrc* self,
@@ -334,6 +339,7 @@ void emit_signals(GstP2pspSrc* self,
 void on_udp_readable(GstP2pspSrc* self, bool multicast) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
+  bool news;
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     Micros now = p2psp_gst::monotonic_now_us();
@@ -354,8 +360,9 @@ void on_udp_readable(GstP2pspSrc* self, bool multicast) {
     priv->link.udp_kernel = priv->io.kernel_stats();
     // With io-interval, what is left must not wait for the next interval.
     if (full) priv->io.run_again();
-    finish_core_round(self, now, &signals);
+    news = finish_core_round(self, now, &signals);
   }
+  wake_streaming(self, news);
   emit_signals(self, signals);
 }
 
@@ -397,6 +404,7 @@ void read_tcp(GstP2pspSrc* self, Micros now,
 void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
   GstP2pspSrcPrivate* priv = self->priv;
   std::vector<NeighbourSignal> signals;
+  bool news;
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     const Micros now = p2psp_gst::monotonic_now_us();
@@ -404,8 +412,9 @@ void on_tcp_io(GstP2pspSrc* self, GIOCondition condition) {
       on_tcp_ended(self, now, "Sending to the splitter failed");
     if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
       read_tcp(self, now, &signals);
-    finish_core_round(self, now, &signals);
+    news = finish_core_round(self, now, &signals);
   }
+  wake_streaming(self, news);
   emit_signals(self, signals);
 }
 
@@ -448,15 +457,17 @@ Micros on_poll_timer(GstP2pspSrc* self, Micros now) {
   std::vector<NeighbourSignal> signals;
   Micros deadline;
   GstStructure* loss = nullptr;
+  bool news = false;
   {
     std::unique_lock<std::mutex> lock(priv->core_lock);
     p2psp::Peer& peer = *priv->link.peer;
     deadline = priv->io.on_timer(peer, now, [&] {
       peer.tick(now, &priv->link.outbox);
-      finish_core_round(self, now, &signals);
+      news = finish_core_round(self, now, &signals);
     });
     loss = loss_message_if_due(priv, now);
   }
+  wake_streaming(self, news);
   emit_signals(self, signals);
   if (loss != nullptr)
     gst_element_post_message(GST_ELEMENT(self),

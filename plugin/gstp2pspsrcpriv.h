@@ -281,8 +281,9 @@ void dispatch_outbox(GstP2pspSrc* self);
 bool collect_events(GstP2pspSrc* self, Micros now,
                     std::vector<NeighbourSignal>* signals);
 bool pump_items(GstP2pspSrcPrivate* priv, Micros now);
-void finish_core_round(GstP2pspSrc* self, Micros now,
+bool finish_core_round(GstP2pspSrc* self, Micros now,
                        std::vector<NeighbourSignal>* signals);
+void wake_streaming(GstP2pspSrc* self, bool news);
 void emit_signals(GstP2pspSrc* self,
                   const std::vector<NeighbourSignal>& signals);
 void on_udp_readable(GstP2pspSrc* self, bool multicast);
