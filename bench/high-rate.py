@@ -24,8 +24,9 @@ the last GstP2pspSrcLoss message each peer posts (`lost` / chunks cut; no
 message: nothing lost), and the splitter's retransmissions (its `stats`, via
 tests/e2e/e2e_launch.py) as a share of the chunks it cut.
 
-Raw UDP in the same namespace and run: `iperf3 -u -l 1448 -b 0` (the
-ceiling: datagrams/s and CPU per datagram, client + server), and, for the
+Raw UDP in the same namespace and run: `iperf3 -u -l 1448 -b 0` before and
+after the teams (the ceiling: datagrams/s from the first; CPU per datagram,
+client + server, the mean of both, which `/ iperf3 -b 0` compares with), and, for the
 1 Mb/s row, iperf3 paced at one peer's datagram rate (`--pacing-timer`), as
 in docs/benchmarks.md. A team of N at R chunks/s needs about 2 N R datagram
 operations a second (every copy is sent once and received once); `of the
@@ -377,11 +378,15 @@ def main():
         unl2 = iperf()
         log(f"iperf3 -b 0 again: {unl2['received_pps']:.0f} datagrams/s received, "
             f"{unl2['us_per_datagram']:.2f} us per datagram")
+        # The teams ran between the two: their mean is the comparison (one
+        # iperf3 run alone varied 5.6 - 9.6 us on this VM within minutes).
+        a.iperf_us = (unl["us_per_datagram"] + unl2["us_per_datagram"]) / 2
         with open("/proc/loadavg") as f:
             load1 = f.read().split()[:3]
         res = {"label": a.label, "peer_props": a.peer_props, "peer_delay_s": a.peer_delay,
                "ceiling_ops_per_s": ceiling, "iperf_unlimited": unl,
-               "iperf_unlimited_after": unl2, "iperf_paced_one_peer": paced,
+               "iperf_unlimited_after": unl2, "iperf_us_compared": a.iperf_us,
+               "iperf_paced_one_peer": paced,
                "loadavg_start": load0, "loadavg_end": load1, "teams": rows,
                "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
         with open(os.path.join(a.out, "results.json"), "w") as f:
