@@ -99,23 +99,25 @@ size_t Framer::pending_bytes() const { return pending_.size() - read_pos_; }
 
 bool Framer::pop_full(ChunkPayload* out) {
   if (pending_bytes() < chunk_size_) return false;
-  *out = take_chunk(chunk_size_);
+  take_chunk(chunk_size_, out);
   return true;
 }
 
 bool Framer::pop_partial(ChunkPayload* out) {
   if (pending_bytes() == 0) return false;
-  *out = take_chunk(std::min(pending_bytes(), chunk_size_));
+  take_chunk(std::min(pending_bytes(), chunk_size_), out);
   return true;
 }
 
-ChunkPayload Framer::take_chunk(size_t size) {
-  ChunkPayload chunk;
+// Into *chunk, whose bytes keep their room: a caller popping chunks in a
+// loop allocates once.
+void Framer::take_chunk(size_t size, ChunkPayload* chunk) {
   const auto begin = pending_.begin() + static_cast<ptrdiff_t>(read_pos_);
-  chunk.bytes.assign(begin, begin + static_cast<ptrdiff_t>(size));
+  chunk->bytes.assign(begin, begin + static_cast<ptrdiff_t>(size));
+  chunk->first_frame_offset = kNoFrameStart;
   const uint64_t chunk_end = stream_pos_ + size;
   if (!frame_starts_.empty() && frame_starts_.front() < chunk_end) {
-    chunk.first_frame_offset =
+    chunk->first_frame_offset =
         static_cast<uint16_t>(frame_starts_.front() - stream_pos_);
   }
   while (!frame_starts_.empty() && frame_starts_.front() < chunk_end) {
@@ -135,7 +137,6 @@ ChunkPayload Framer::take_chunk(size_t size) {
                    pending_.begin() + static_cast<ptrdiff_t>(read_pos_));
     read_pos_ = 0;
   }
-  return chunk;
 }
 
 // ----------------------------------------------------------- Deframer ----

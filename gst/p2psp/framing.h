@@ -63,7 +63,7 @@ class Framer {
  private:
   void append_frame(FrameKind kind, const MediaBuffer& meta,
                     const uint8_t* data, size_t size);
-  ChunkPayload take_chunk(size_t size);
+  void take_chunk(size_t size, ChunkPayload* chunk);
   size_t chunk_size_;
   // Framed bytes not yet cut into chunks start at pending_[read_pos_]; the
   // consumed prefix is dropped lazily so that cutting a chunk never moves the

@@ -2,6 +2,7 @@
 #include <gst/p2psp/acs.h>
 #include <gst/p2psp/auth.h>
 #include <gst/p2psp/burst.h>
+#include <gst/p2psp/bytes_pool.h>
 #include <gst/p2psp/egress.h>
 #include <gst/p2psp/join_limiter.h>
 #include <gst/p2psp/lan.h>
@@ -142,6 +143,10 @@ struct Splitter::Impl {
   SplitterConfig config;
   std::unique_ptr<ChunkSigner> signer;  // null unless sign_chunks
   Framer framer;
+  // Each chunk cut goes through `cut` (its room kept) into a datagram from
+  // the pool: no allocation per chunk once the pool holds the chunks kept.
+  ChunkPayload cut;
+  BytesPool datagrams;
   // Tokens and cookies: what a stranger must not guess (docs/security.md).
   SecretSource secrets;
   CookieJar cookies;
@@ -1013,15 +1018,13 @@ struct Splitter::Impl {
       // late joiner too, and its join burst needs these chunks (7.4).
       ++stats.chunks_dropped;
       remember(number, kNoMemberOrigin,
-               std::make_shared<const Bytes>(
-                   encode(number, kNoMemberOrigin, now, chunk)));
+               encode(number, kNoMemberOrigin, now, chunk));
       return;
     }
     Member& dest = next_origin(chunk.bytes.size(), now);
     const uint16_t previous = previous_distance(dest, number);
     dest.last_dealt = number;
-    auto datagram = std::make_shared<const Bytes>(
-        encode(number, dest.stats.id, now, chunk, previous));
+    SharedBytes datagram = encode(number, dest.stats.id, now, chunk, previous);
     ++stats.chunks_sent;
     ++dest.stats.chunks_sent;
     remember(number, dest.stats.id, datagram);
@@ -1083,8 +1086,9 @@ struct Splitter::Impl {
   // origin, send time, frame offset, previous, payload). The datagram goes to
   // the origin itself, so the origin is left out (implicit); the signature
   // covers it all the same.
-  Bytes encode(ChunkNumber number, uint32_t origin, Micros now,
-               const ChunkPayload& chunk, uint16_t previous = kNoPrevious) {
+  SharedBytes encode(ChunkNumber number, uint32_t origin, Micros now,
+                     const ChunkPayload& chunk,
+                     uint16_t previous = kNoPrevious) {
     ChunkMsg msg;
     msg.previous = previous;
     msg.team_id = config.team_id;
@@ -1100,15 +1104,16 @@ struct Splitter::Impl {
       msg.signature = signature.data();
       ++stats.chunks_signed;
     }
-    return encode_chunk(msg, kImplicitOrigin);
+    std::shared_ptr<Bytes> datagram = datagrams.take();
+    encode_chunk(msg, kImplicitOrigin, datagram.get());
+    return datagram;
   }
 
   void send_full_chunks(Micros now, Outbox* out) {
     const bool had_pending = framer.pending_bytes() > 0;
     bool popped = false;
-    ChunkPayload chunk;
-    while (framer.pop_full(&chunk)) {
-      send_chunk(chunk, now, out);
+    while (framer.pop_full(&cut)) {
+      send_chunk(cut, now, out);
       popped = true;
     }
     // What is left after a full chunk went out arrived just now; otherwise
@@ -1117,8 +1122,7 @@ struct Splitter::Impl {
   }
 
   void send_partial(Micros now, Outbox* out) {
-    ChunkPayload chunk;
-    if (framer.pop_partial(&chunk)) send_chunk(chunk, now, out);
+    if (framer.pop_partial(&cut)) send_chunk(cut, now, out);
   }
 
   Micros flush_deadline() const {
