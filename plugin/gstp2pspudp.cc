@@ -86,7 +86,8 @@ constexpr size_t kMaxGsoSegments = 64;
 constexpr size_t kMaxGsoBytes = 65000;
 
 /* Set once a kernel refused a GSO send (no UDP_SEGMENT before Linux 4.18,
- * or a device without checksum offload): every send is plain from then. */
+ * a device without checksum offload, datagrams over the path's MTU): every
+ * send is plain from then. */
 std::atomic<bool> gso_refused{false};
 
 /* One sendmmsg message: `count` datagrams to one destination, of `size`
@@ -256,8 +257,11 @@ size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
         break;
       }
       if (run.count > 1 && (err == EIO || err == EINVAL || err == ENOPROTOOPT ||
-                            err == EOPNOTSUPP)) {
-        /* No GSO here: this run one by one, and all later sends plain. */
+                            err == EOPNOTSUPP || err == EMSGSIZE)) {
+        /* No GSO here: this run one by one, and all later sends plain.
+         * EMSGSIZE: the datagrams are larger than the path's MTU (a VPN,
+         * a tunnel), which GSO cannot cut but IP fragments plain sends
+         * for; it says nothing of which other destinations it concerns. */
         gso_refused.store(true, std::memory_order_relaxed);
         dropped += send_one_by_one(fd, messages[done].msg_hdr);
         done++;
