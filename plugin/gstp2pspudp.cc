@@ -146,6 +146,12 @@ SendScratch &send_scratch() {
   return scratch;
 }
 
+/* One non-blocking sendmmsg of messages[0, count). */
+int send_messages(int fd, mmsghdr *messages, size_t count) {
+  return sendmmsg(fd, messages, static_cast<unsigned>(count),
+                  MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 /* A GSO message refused: its datagrams one message each. Returns how many
  * the kernel did not take. */
 size_t send_one_by_one(int fd, const msghdr &run) {
@@ -160,9 +166,7 @@ size_t send_one_by_one(int fd, const msghdr &run) {
   }
   size_t done = 0;
   while (done < count) {
-    const int sent =
-        sendmmsg(fd, messages + done, static_cast<unsigned>(count - done),
-                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    const int sent = send_messages(fd, messages + done, count - done);
     if (sent > 0) {
       done += static_cast<size_t>(sent);
     } else if (sent < 0 && errno == EINTR) {
@@ -239,9 +243,7 @@ size_t send_datagrams(GSocket *sock, const std::vector<p2psp::UdpSend> &sends) {
     }
     size_t done = 0;
     while (done < count) {
-      const int sent =
-          sendmmsg(fd, messages + done, static_cast<unsigned>(count - done),
-                   MSG_DONTWAIT | MSG_NOSIGNAL);
+      const int sent = send_messages(fd, messages + done, count - done);
       if (sent > 0) {
         done += static_cast<size_t>(sent);
         continue;
