@@ -14,6 +14,7 @@
 #include <gst/p2psp/token_bucket.h>
 
 #include <algorithm>
+#include <deque>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
@@ -72,6 +73,7 @@ struct Splitter::Impl {
     std::set<uint32_t> accusers;  // members that reported it for pollution
     // The last chunk dealt to it, for the next one's `previous` field.
     std::optional<ChunkNumber> last_dealt;
+    bool echoes = false;  // it echoes its chunks (flood checks)
   };
 
   // One recently cut chunk: who it went to, and (in the shorter datagram
@@ -84,6 +86,10 @@ struct Splitter::Impl {
     // until half the team did (then `undelivered`); retries count once.
     std::vector<uint32_t> nackers;
     bool undelivered = false;
+    // Flood checks: the member on trial whose echo of it is awaited, 0
+    // once echoed or when none is.
+    uint32_t echo_from = 0;
+    bool echo_missed = false;  // not in time: re-dealt
   };
   struct Sent {
     ChunkNumber number = 0;
@@ -198,6 +204,9 @@ struct Splitter::Impl {
   std::optional<auth::Keys> keys;
   std::unique_ptr<auth::DatagramCrypto> crypto;
 
+  // Flood checks: when each awaited echo is due, in that order (the
+  // timeout is the same for all).
+  std::deque<std::pair<Micros, ChunkNumber>> echo_due;
   std::vector<Origin> origins;  // indexed by chunk number modulo size
   std::vector<Sent> sent;       // likewise
   // Next time a member may have gone silent for too long, or UINT64_MAX.
@@ -525,7 +534,13 @@ struct Splitter::Impl {
     const bool caps_repeated = repeat_caps_for_joiner(conn);
     const bool monitor = (conn.join_flags & kFlagMonitor) != 0 ||
                          monitors_in_team() < config.monitors;
-    if (monitor) send_tcp(conn.id, RoleMsg{kFlagMonitor}, out);
+    const bool echoes = checks_floods() && (conn.join_flags & kFlagEcho) != 0;
+    if (monitor || echoes) {
+      send_tcp(conn.id,
+               RoleMsg{(monitor ? kFlagMonitor : 0u) |
+                       (echoes ? kRoleFlagEcho : 0u)},
+               out);
+    }
     std::optional<BurstPacer> burst = plan_burst(conn, now);
     if (burst) {
       send_tcp(conn.id,
@@ -559,6 +574,7 @@ struct Splitter::Impl {
     member.stats.joined_us = now;
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
+    member.echoes = echoes;
     member.burst = burst;
     member_index[member.stats.id] = members.size();
     member_by_endpoint[endpoint] = member.stats.id;
@@ -768,7 +784,10 @@ struct Splitter::Impl {
 
   void remember(ChunkNumber number, uint32_t origin,
                 const SharedBytes& datagram) {
-    origins[number % origins.size()] = Origin{true, number, origin};
+    origins[number % origins.size()] = Origin{};
+    origins[number % origins.size()].valid = true;
+    origins[number % origins.size()].number = number;
+    origins[number % origins.size()].peer_id = origin;
     sent[number % sent.size()] = Sent{number, datagram};
   }
 
@@ -939,10 +958,88 @@ struct Splitter::Impl {
     drop_member(peer_id, reason, out);
   }
 
-  // Peer-to-peer messages (REQUEST, PRUNE, CHUNK) never go to the splitter.
+  // ------------------------------------------------------ flood checks ---
+  // (docs/protocol.md 10.7) With learn_shares, a member that can echoes
+  // each chunk dealt to it after a quarter of its flood of it. A member's
+  // first chunk is on trial: an echo that does not come in time means the
+  // team is not getting that chunk (a free rider, a thin uplink), long
+  // before the peers' NACKs would say so (they wait for the spread of the
+  // floods, then for a neighbour). The chunk is re-dealt at once to a
+  // proven member, which floods it with the origin stated (flag FLOOD),
+  // and the member on trial is dealt nothing more.
+
+  bool checks_floods() const {
+    return config.learn_shares && config.echo_timeout_us != 0;
+  }
+
+  void await_echo(ChunkNumber number, uint32_t from, Micros now) {
+    Origin* origin = origin_of(number);
+    if (!origin) return;
+    origin->echo_from = from;
+    echo_due.emplace_back(saturating_add(now, config.echo_timeout_us), number);
+  }
+
+  Micros echo_deadline() const {
+    return echo_due.empty() ? UINT64_MAX : echo_due.front().first;
+  }
+
+  // A chunk from a member is the echo of one it floods.
+  bool handle_echo(const Endpoint& from, const ChunkMsg& chunk) {
+    auto it = member_by_endpoint.find(from.normalized());
+    if (it == member_by_endpoint.end()) return false;
+    Origin* origin = origin_of(chunk.number);
+    if (!origin || origin->echo_from == 0 || origin->echo_from != it->second) {
+      return true;  // not awaited (a proven member's): nothing to learn
+    }
+    origin->echo_from = 0;
+    if (origin->echo_missed) {
+      ++stats.echoes_late;
+      return true;
+    }
+    ++stats.echoes;
+    shares.note_echo(it->second);
+    return true;
+  }
+
+  void expire_echoes(Micros now, Outbox* out) {
+    while (!echo_due.empty() && echo_due.front().first <= now) {
+      const ChunkNumber number = echo_due.front().second;
+      echo_due.pop_front();
+      Origin* origin = origin_of(number);
+      if (!origin || origin->echo_from == 0 || origin->echo_missed) continue;
+      ++stats.echoes_missed;
+      origin->echo_missed = true;
+      shares.note_missed_echo(origin->echo_from);
+      redeal(*origin, now, out);
+    }
+  }
+
+  // To a proven member other than the origin, as a flood for the origin.
+  void redeal(const Origin& origin, Micros now, Outbox* out) {
+    const SharedBytes datagram = datagram_of(origin.number);
+    if (!datagram) return;
+    const size_t index = shares.pick_carrier(
+        members.size(), [this](size_t i) { return members[i].stats.id; },
+        origin.peer_id, now);
+    if (index >= members.size()) return;
+    const std::optional<UdpMessage> msg =
+        decode_udp(datagram->data(), datagram->size());
+    if (!msg) return;
+    auto flood = std::make_shared<const Bytes>(
+        encode_flood_chunk(std::get<ChunkMsg>(*msg), origin.peer_id));
+    ++stats.redeals;
+    stats.redeal_bytes += flood->size();
+    egress.send(members[index].stats.endpoint, flood, out);
+  }
+
+  // Peer-to-peer messages (REQUEST, PRUNE) never go to the splitter; a
+  // CHUNK from a member is an echo (flood checks).
   // Returns false for anything it does not take.
   bool handle_member_datagram(const Endpoint& from, const UdpMessage& msg,
                               Micros now, Outbox* out) {
+    if (const auto* chunk = std::get_if<ChunkMsg>(&msg)) {
+      return checks_floods() && handle_echo(from, *chunk);
+    }
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
       return touch(member_at(hello->peer_id, from), now);
     }
@@ -1028,6 +1125,9 @@ struct Splitter::Impl {
     ++stats.chunks_sent;
     ++dest.stats.chunks_sent;
     remember(number, dest.stats.id, datagram);
+    if (dest.echoes && shares.on_trial(dest.stats.id)) {
+      await_echo(number, dest.stats.id, now);
+    }
     const MulticastRoute route =
         multicast_route(config.multicast_group.valid(), dest.stats.multicast,
                         now - dest.stats.joined_us);
@@ -1254,13 +1354,15 @@ void Splitter::tick(Micros now, Outbox* out) {
   if (!impl_->bursting.empty() && impl_->burst_deadline() <= now) {
     impl_->send_bursts(now, out);
   }
+  if (impl_->echo_deadline() <= now) impl_->expire_echoes(now, out);
 }
 
 Micros Splitter::next_deadline() const {
   return std::min(
       {impl_->flush_deadline(), impl_->handshake_deadline(),
        impl_->liveness_due_us, impl_->decay_due_us,
-       impl_->bursting.empty() ? UINT64_MAX : impl_->burst_deadline()});
+       impl_->bursting.empty() ? UINT64_MAX : impl_->burst_deadline(),
+       impl_->echo_deadline()});
 }
 
 void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }
