@@ -312,6 +312,22 @@ TEST(SimUneven, FreeRidersAreCaughtByTheirFirstEcho) {
   EXPECT_LT(r.splitter_upload, 1.2);
 }
 
+// Far away (80 ms each way): a quarter of a 1.5x member's flood still
+// takes 0.14 s, but the echo comes a round trip later; the check allows
+// each member the round trip timed when it joined. Without it every
+// member failed its trial here: CLR 0.26, splitter 5.0.
+TEST(SimUneven, FloodChecksAllowForTheRoundTrip) {
+  SimConfig c = small_team(100, 6);
+  c.buffer = 200;
+  c.delay_ms = 80;
+  c.peer_upload_x = 1.5;
+  c.free_riders = 0.2;
+  c.learn_shares = 1;
+  const SimResult r = run_simulation(c);
+  EXPECT_LT(r.clr, 0.002);
+  EXPECT_LT(r.splitter_upload, 1.6);
+}
+
 // The same for half the team at 0.3x the stream: a quarter of a flood
 // takes them 0.7 s, so their first echo is late, and the other half
 // carries the stream.
