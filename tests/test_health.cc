@@ -456,6 +456,30 @@ TEST(FloodChecks, EchoAfterAQuarterOfTheFloodAndReDealtChunksFlooded) {
   EXPECT_EQ(m.peer.stats().floods_for_others, 1u);
 }
 
+// Without flood checks (no ROLE echo) a neighbour may not flood a chunk of
+// another origin at us: FLOOD would let any member replace any origin's
+// chunks (docs/security.md).
+TEST(FloodChecks, AFloodChunkFromANeighbourIsRefusedWithoutTheChecks) {
+  PeerConfig config;
+  test::CoreMember m(config, 7);
+  m.register_with_splitter();
+  std::vector<PeerInfo> members;
+  for (uint32_t id = 2; id <= 5; ++id) {
+    members.push_back(
+        PeerInfo{id, Endpoint::ipv4(10, 9, 0, static_cast<uint8_t>(id), 5000)});
+  }
+  m.join(Endpoint::ipv4(10, 9, 0, 1, 5000), members);
+  const Bytes payload(500, 0x44);
+  const Bytes plain = encode_chunk(7, 3, kImplicitOrigin, 0, kNoFrameStart,
+                                   payload.data(), payload.size());
+  const auto msg = decode_udp(plain.data(), plain.size());
+  const uint64_t rejected = m.peer.stats().rejected_datagrams;
+  m.udp(members[2].endpoint,  // from 4, for 5
+        encode_flood_chunk(std::get<ChunkMsg>(*msg), 5));
+  EXPECT_EQ(m.peer.stats().chunks_from_peers, 0u);
+  EXPECT_EQ(m.peer.stats().rejected_datagrams, rejected + 1);
+}
+
 // The splitter's answer to our NACK for another member's chunk came from
 // the splitter, not from a peer: counted apart from chunks-from-peers
 // (docs/elements.md), which issue 14 found counting them.

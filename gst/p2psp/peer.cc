@@ -230,7 +230,9 @@ struct Peer::Impl {
 
   // Who may send us a chunk of another origin: the splitter or any
   // neighbour when we NACKed that number, any neighbour when we asked for
-  // that origin to be relayed.
+  // that origin to be relayed, and in a team with flood checks (ROLE asked
+  // for echoes) a neighbour flooding a chunk the splitter re-dealt to it:
+  // only there can a neighbour name any origin (docs/security.md).
   bool acceptable(const Endpoint& from, const Neighbour* sender,
                   const ChunkMsg& msg) const {
     const bool nacked = nack.nacked(msg.number);
@@ -240,7 +242,7 @@ struct Peer::Impl {
     }
     if (sender) {
       return msg.origin == sender->info.id || nacked ||
-             health.relay_requested(msg.origin) || msg.flood;
+             health.relay_requested(msg.origin) || (msg.flood && echo_chunks);
     }
     return from_departing(from, msg.origin);
   }
