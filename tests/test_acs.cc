@@ -196,5 +196,47 @@ TEST(AdaptiveShares, LimitTooThinForOneFloodIsDealtNothing) {
   EXPECT_EQ(shares.weight(101), 0);
 }
 
+// Flood checks (protocol.md 10.7): a member is on trial until it echoes a
+// chunk in time, and is dealt no other chunk meanwhile; a proven member
+// carries re-dealt chunks, the one busy least recently first; a member
+// that missed its trial is dealt nothing for good.
+TEST(AdaptiveShares, TrialThenProvenOrDealtNothing) {
+  AdaptiveShares shares;
+  const std::vector<uint32_t> ids = {1, 2, 3};
+  for (uint32_t id : ids) shares.add(id, 0);
+  const auto id_at = [&](size_t k) { return ids[k]; };
+  EXPECT_EQ(shares.pick_carrier(3, id_at, 1, 0), 3u);  // nobody proven yet
+  EXPECT_TRUE(shares.on_trial(1));
+  EXPECT_FALSE(shares.uniform());
+  // Member 1 awaits its echo: the others get the chunks.
+  auto dealt = deal(shares, ids, 10);
+  EXPECT_EQ(dealt.count(1), 0u);
+  EXPECT_EQ(dealt.at(2), 5);
+  shares.note_echo(1);
+  EXPECT_TRUE(shares.proven(1));
+  EXPECT_FALSE(shares.on_trial(1));  // proven: never on trial again
+  EXPECT_TRUE(shares.uniform());
+  EXPECT_TRUE(shares.on_trial(2));
+  shares.note_missed_echo(2);
+  EXPECT_EQ(shares.weight(2), 0);
+  EXPECT_EQ(shares.forwarding(2), 0);
+  EXPECT_FALSE(shares.proven(2));
+  dealt = deal(shares, ids, 10);
+  EXPECT_EQ(dealt.count(2), 0u);
+  // Only member 1 is proven: it carries 2's chunk, not 2 nor the unproven 3.
+  EXPECT_EQ(shares.pick_carrier(3, id_at, 2, 1000), 0u);
+  EXPECT_TRUE(shares.on_trial(3));
+  shares.note_echo(3);
+  shares.note_dealt(3, 1000, 2000);
+  // 1 carried at 1000, 3 was dealt a chunk at 2000: 1 again.
+  EXPECT_EQ(shares.pick_carrier(3, id_at, 2, 3000), 0u);
+  EXPECT_EQ(shares.pick_carrier(3, id_at, 2, 4000), 2u);
+  // Never the origin itself.
+  EXPECT_EQ(shares.pick_carrier(3, id_at, 1, 5000), 2u);
+  shares.remove(3);
+  shares.remove(2);
+  EXPECT_TRUE(shares.uniform());
+}
+
 }  // namespace
 }  // namespace p2psp

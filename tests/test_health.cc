@@ -387,6 +387,99 @@ TEST(Recovery, ChunksBeforeTeamWaitForItThenTheirGapsAreAsked) {
   EXPECT_EQ(m.peer.stats().played, 2u);
 }
 
+// Flood checks (docs/protocol.md 8.3, 10.7): a peer says in JOIN that it
+// echoes; once ROLE asks, it echoes each own chunk to the splitter right
+// after a quarter of its copies, and it floods a chunk the splitter
+// re-dealt (flag FLOOD) to everyone but the origin, flag kept, without
+// echoing it. A re-dealt chunk from a neighbour is taken and not passed on.
+TEST(FloodChecks, EchoAfterAQuarterOfTheFloodAndReDealtChunksFlooded) {
+  PeerConfig config;
+  test::CoreMember m(config, 7);
+  TcpReader reader;
+  reader.feed(m.join_frame.data(), m.join_frame.size());
+  TcpMessage join;
+  ASSERT_EQ(reader.next(&join), TcpReader::Status::kMessage);
+  EXPECT_NE(std::get<JoinMsg>(join).flags & kFlagEcho, 0u);
+  m.register_with_splitter();
+  m.tcp(RoleMsg{kRoleFlagEcho});
+  std::vector<PeerInfo> members;
+  for (uint32_t id = 2; id <= 9; ++id) {
+    members.push_back(
+        PeerInfo{id, Endpoint::ipv4(10, 9, 0, static_cast<uint8_t>(id), 5000)});
+  }
+  m.join(Endpoint::ipv4(10, 9, 0, 1, 5000), members);
+  const auto sent_chunks = [&m]() {
+    std::vector<std::pair<Endpoint, ChunkMsg>> chunks;
+    for (const UdpSend& s : m.out.udp) {
+      auto msg = decode_udp(s.data->data(), s.data->size());
+      if (msg && std::holds_alternative<ChunkMsg>(*msg)) {
+        chunks.emplace_back(s.to, std::get<ChunkMsg>(*msg));
+      }
+    }
+    return chunks;
+  };
+
+  m.own_chunk(1);
+  m.advance(config.forward_flush_us);
+  auto chunks = sent_chunks();
+  ASSERT_EQ(chunks.size(), 9u);            // 8 copies and the echo
+  EXPECT_EQ(chunks[2].first, m.splitter);  // after (8 + 3) / 4 copies
+  EXPECT_EQ(chunks[2].second.number, 1u);
+  EXPECT_EQ(m.peer.stats().echoes_sent, 1u);
+
+  m.out.clear();
+  const Bytes payload(500, 0x33);
+  const Bytes plain = encode_chunk(7, 2, kImplicitOrigin, 0, kNoFrameStart,
+                                   payload.data(), payload.size());
+  const auto msg = decode_udp(plain.data(), plain.size());
+  m.udp(m.splitter, encode_flood_chunk(std::get<ChunkMsg>(*msg), 3));
+  m.advance(config.forward_flush_us);
+  chunks = sent_chunks();
+  ASSERT_EQ(chunks.size(), 7u);  // not to the origin, no echo
+  for (const auto& [to, chunk] : chunks) {
+    EXPECT_NE(to, members[1].endpoint);  // member 3
+    EXPECT_NE(to, m.splitter);
+    EXPECT_TRUE(chunk.flood);
+    EXPECT_EQ(chunk.origin, 3u);
+  }
+  EXPECT_EQ(m.peer.stats().floods_for_others, 1u);
+
+  m.out.clear();
+  const Bytes other = encode_chunk(7, 3, kImplicitOrigin, 0, kNoFrameStart,
+                                   payload.data(), payload.size());
+  const auto msg3 = decode_udp(other.data(), other.size());
+  m.udp(members[2].endpoint,
+        encode_flood_chunk(std::get<ChunkMsg>(*msg3), 5));  // from 4, for 5
+  m.advance(config.forward_flush_us);
+  EXPECT_TRUE(sent_chunks().empty());
+  EXPECT_EQ(m.peer.stats().chunks_from_peers, 1u);
+  EXPECT_EQ(m.peer.stats().floods_for_others, 1u);
+}
+
+// Without flood checks (no ROLE echo) a neighbour may not flood a chunk of
+// another origin at us: FLOOD would let any member replace any origin's
+// chunks (docs/security.md).
+TEST(FloodChecks, AFloodChunkFromANeighbourIsRefusedWithoutTheChecks) {
+  PeerConfig config;
+  test::CoreMember m(config, 7);
+  m.register_with_splitter();
+  std::vector<PeerInfo> members;
+  for (uint32_t id = 2; id <= 5; ++id) {
+    members.push_back(
+        PeerInfo{id, Endpoint::ipv4(10, 9, 0, static_cast<uint8_t>(id), 5000)});
+  }
+  m.join(Endpoint::ipv4(10, 9, 0, 1, 5000), members);
+  const Bytes payload(500, 0x44);
+  const Bytes plain = encode_chunk(7, 3, kImplicitOrigin, 0, kNoFrameStart,
+                                   payload.data(), payload.size());
+  const auto msg = decode_udp(plain.data(), plain.size());
+  const uint64_t rejected = m.peer.stats().rejected_datagrams;
+  m.udp(members[2].endpoint,  // from 4, for 5
+        encode_flood_chunk(std::get<ChunkMsg>(*msg), 5));
+  EXPECT_EQ(m.peer.stats().chunks_from_peers, 0u);
+  EXPECT_EQ(m.peer.stats().rejected_datagrams, rejected + 1);
+}
+
 // The splitter's answer to our NACK for another member's chunk came from
 // the splitter, not from a peer: counted apart from chunks-from-peers
 // (docs/elements.md), which issue 14 found counting them.

@@ -117,6 +117,7 @@ std::vector<TcpMessage> sample_tcp_messages() {
   out.push_back(RejectMsg{RemoveReason::kTeamFull, std::string(5000, 'x')});
   out.push_back(RoleMsg{kFlagMonitor});
   out.push_back(RoleMsg{0});
+  out.push_back(RoleMsg{kFlagMonitor | kRoleFlagEcho});
   return out;
 }
 
@@ -409,13 +410,46 @@ TEST(Udp, PreviousSurvivesStatingTheOrigin) {
   EXPECT_EQ(std::get<ChunkMsg>(*again).origin, 7u);
 }
 
+// A re-dealt chunk (protocol.md 10.7): FLOOD goes with a stated origin
+// only, survives the round trip, and a plain re-encoding (a NACK answer,
+// a relay of it) drops it, so that nobody floods it twice.
+TEST(Udp, FloodChunkNamesItsOriginAndIsNotPassedOn) {
+  Bytes payload = sample_payload(8);
+  const Bytes plain = encode_chunk(1, 2, kImplicitOrigin, 4, 0, payload.data(),
+                                   payload.size(), nullptr, 3);
+  auto decoded = decode_udp(plain.data(), plain.size());
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<ChunkMsg>(*decoded).flood);
+  const Bytes flood = encode_flood_chunk(std::get<ChunkMsg>(*decoded), 9);
+  ASSERT_EQ(flood.size(), plain.size() + kChunkOriginSize);
+  EXPECT_EQ(flood[1], kUdpFlagOrigin | kUdpFlagFlood);
+  auto again = decode_udp(flood.data(), flood.size());
+  ASSERT_TRUE(again);
+  const ChunkMsg& chunk = std::get<ChunkMsg>(*again);
+  EXPECT_TRUE(chunk.flood);
+  EXPECT_EQ(chunk.origin, 9u);
+  EXPECT_EQ(chunk.previous, 3);
+  EXPECT_EQ(Bytes(chunk.payload, chunk.payload + chunk.payload_size), payload);
+  const Bytes answer = encode_chunk(chunk, chunk.origin);
+  EXPECT_EQ(answer[1], kUdpFlagOrigin);
+  // Without a stated origin FLOOD would name nobody: dropped.
+  Bytes implicit = plain;
+  implicit[1] |= kUdpFlagFlood;
+  EXPECT_FALSE(decode_udp(implicit.data(), implicit.size()));
+  EXPECT_TRUE(encode_flood_chunk(chunk, kImplicitOrigin).empty());
+  // The flag means nothing outside CHUNK.
+  Bytes hello = encode_hello({1, 2});
+  hello[1] = kUdpFlagFlood;
+  EXPECT_FALSE(decode_udp(hello.data(), hello.size()));
+}
+
 TEST(Udp, ExplicitOriginZeroAndUnknownFlagsAreRejected) {
   Bytes payload = sample_payload(8);
   Bytes d = encode_chunk(1, 2, 3, 4, 0, payload.data(), payload.size());
   Bytes zero = d;
   for (int i = 18; i < 22; ++i) zero[i] = 0;
   EXPECT_FALSE(decode_udp(zero.data(), zero.size()));
-  for (int bit = 1; bit < 8; ++bit) {
+  for (int bit = 3; bit < 8; ++bit) {
     Bytes flagged = d;
     flagged[1] |= static_cast<uint8_t>(1 << bit);
     EXPECT_FALSE(decode_udp(flagged.data(), flagged.size())) << bit;
@@ -611,7 +645,8 @@ TEST(Udp, BitFlipsInMagicFlagsVersionOrTypeAreRejected) {
         // origin, or an origin into payload, and its signed flag 64 bytes
         // of payload into a signature (which a signed team then checks).
         auto msg = decode_udp(flipped.data(), flipped.size());
-        const bool chunk_flag = byte == 1 && (bit == 0 || bit == 1);
+        // Flag FLOOD on a chunk with an origin is a re-dealt chunk.
+        const bool chunk_flag = byte == 1 && (bit == 0 || bit == 1 || bit == 2);
         const bool as_chunk = (byte == 3 || chunk_flag) && msg &&
                               std::holds_alternative<ChunkMsg>(*msg);
         EXPECT_TRUE(!msg || as_chunk)
@@ -954,7 +989,9 @@ TEST(TcpReader, UndecodableBodyIsAnError) {
 void expect_udp_canonical(const Bytes& input, const UdpMessage& msg) {
   Bytes again;
   if (const auto* c = std::get_if<ChunkMsg>(&msg)) {
-    again = encode_chunk(*c, c->origin);  // the signature, if any, too
+    // The signature, if any, too.
+    again = c->flood ? encode_flood_chunk(*c, c->origin)
+                     : encode_chunk(*c, c->origin);
   } else if (const auto* h = std::get_if<HelloMsg>(&msg)) {
     again = encode_hello(*h);
   } else if (const auto* r = std::get_if<RegisterMsg>(&msg)) {

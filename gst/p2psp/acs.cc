@@ -45,6 +45,7 @@ void AdaptiveShares::apply_provisional() {
 
 void AdaptiveShares::note_dealt(uint32_t id, size_t bytes, Micros now) {
   ++entry(id).current.dealt;
+  entry(id).busy_us = now;
   measure_rate(bytes, now);
 }
 
@@ -117,6 +118,7 @@ void AdaptiveShares::apply_stated(size_t team) {
 void AdaptiveShares::remove(uint32_t id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
+  if (it->second.trial) --trials_;
   set_weight(it->second, 1);  // keeps the counters right
   total_weight_ -= 1;
   entries_.erase(it);
@@ -195,6 +197,48 @@ void AdaptiveShares::revise(Entry& e, size_t team) {
     e.ceiling = std::min(1.0, e.ceiling * config_.ceiling_creep);
     set_weight(e, std::min(e.ceiling, e.weight * config_.grow));
   }
+}
+
+bool AdaptiveShares::on_trial(uint32_t id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.proven) return false;
+  if (!it->second.trial) {
+    it->second.trial = true;
+    ++trials_;
+  }
+  return true;
+}
+
+void AdaptiveShares::end_trial(Entry& e) {
+  if (!e.trial) return;
+  e.trial = false;
+  --trials_;
+}
+
+void AdaptiveShares::note_echo(uint32_t id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  end_trial(it->second);
+  it->second.proven = true;
+}
+
+// A member that cannot upload a quarter of its first chunk's copies within
+// the check time (a free rider, an uplink far thinner than a share) would
+// lose each chunk it is dealt for most of the team, and every NACK-based
+// measure of that comes after the playout deadline of its first ones.
+void AdaptiveShares::note_missed_echo(uint32_t id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  end_trial(e);
+  e.forwarding = 0;
+  e.ceiling = 0;
+  set_weight(e, 0);
+}
+
+bool AdaptiveShares::proven(uint32_t id) const {
+  auto it = entries_.find(id);
+  return it != entries_.end() && it->second.proven;
 }
 
 double AdaptiveShares::weight(uint32_t id) const {

@@ -64,8 +64,22 @@ class AdaptiveShares {
   // `next_number` the next chunk to be dealt.
   void update(Micros now, size_t team, ChunkNumber next_number);
 
+  // Flood checks (protocol.md 10.7). A member is on trial until it echoes
+  // a chunk in time: on_trial() says whether chunk dealt to it now is on
+  // trial (the caller then awaits its echo), and while one is, the member
+  // is dealt no other. note_echo(): it echoed in time, it is proven and
+  // dealt chunks as any other. note_missed_echo(): it did not, and is
+  // dealt none for good (weight and measured forwarding 0), as after
+  // note_undelivered. Only members on trial are judged by echoes: a proven
+  // member's echo is late whenever its uplink is busy with the previous
+  // flood, which says nothing about whether it floods.
+  bool on_trial(uint32_t id);
+  void note_echo(uint32_t id);
+  void note_missed_echo(uint32_t id);
+  bool proven(uint32_t id) const;
+
   // True while every weight is 1: deal plain round robin.
-  bool uniform() const { return non_uniform_ == 0; }
+  bool uniform() const { return non_uniform_ == 0 && trials_ == 0; }
   // Smooth weighted round robin over the members in order: id_at(i) is the
   // id of member i of n. Returns the index dealt the next chunk, or n if
   // every weight is 0 (the caller then falls back to round robin).
@@ -76,7 +90,7 @@ class AdaptiveShares {
     double best_credit = 0;
     for (size_t i = 0; i < n; ++i) {
       Entry& e = entry(id_at(i));
-      if (e.weight <= 0) continue;
+      if (e.weight <= 0 || e.trial) continue;
       e.credit += e.weight;
       total += e.weight;
       if (best == n || e.credit > best_credit) {
@@ -85,6 +99,28 @@ class AdaptiveShares {
       }
     }
     if (best < n) entry(id_at(best)).credit -= total;
+    return best;
+  }
+
+  // Who floods a re-dealt chunk of `origin`: a member dealt chunks and
+  // proven by an echo (one on trial may be a free rider too), the one busy
+  // least recently (dealt or carrying a chunk): a flood takes its uplink a
+  // while, and one still flooding would make the re-dealt chunk wait.
+  // Returns n if there is none.
+  template <typename IdAt>
+  size_t pick_carrier(size_t n, IdAt id_at, uint32_t origin, Micros now) {
+    size_t best = n;
+    Micros best_busy = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t id = id_at(i);
+      const Entry& e = entry(id);
+      if (id == origin || e.weight <= 0 || !e.proven) continue;
+      if (best == n || e.busy_us < best_busy) {
+        best = i;
+        best_busy = e.busy_us;
+      }
+    }
+    if (best < n) entry(id_at(best)).busy_us = now;
     return best;
   }
 
@@ -112,9 +148,14 @@ class AdaptiveShares {
     Counts current;
     Counts previous;
     int64_t stated_kbps = -1;  // -1: no stated limit
+    // Flood checks.
+    bool proven = false;  // echoed a chunk in time
+    bool trial = false;   // a chunk of its awaits its echo
+    Micros busy_us = 0;   // last dealt or re-dealt a chunk
   };
   Entry& entry(uint32_t id) { return entries_[id]; }
   void set_weight(Entry& e, double weight);
+  void end_trial(Entry& e);
   void revise(Entry& e, size_t team);
   void measure_rate(size_t bytes, Micros now);
   void apply_stated(size_t team);
@@ -124,6 +165,7 @@ class AdaptiveShares {
   AcsConfig config_;
   std::unordered_map<uint32_t, Entry> entries_;
   size_t non_uniform_ = 0;  // entries whose weight is not 1
+  size_t trials_ = 0;       // entries with a chunk on trial
   double total_weight_ = 0;
   Micros next_update_us_ = 0;
   bool started_ = false;

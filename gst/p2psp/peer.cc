@@ -102,6 +102,10 @@ struct Peer::Impl {
   // Splitter chunks that arrived before TEAM named the neighbours; they are
   // queued for them once TEAM arrives, or the team would never get them.
   std::vector<SharedBytes> early_own_chunks;
+  // ROLE asked us to echo each own chunk after a quarter of its flood.
+  bool echo_chunks = false;
+  // What the reorder buffer made of the latest chunk offered to it.
+  ReorderBuffer::Insert last_insert = ReorderBuffer::Insert::kAccepted;
 
   // ------------------------------------------------------------ team -----
 
@@ -226,17 +230,19 @@ struct Peer::Impl {
 
   // Who may send us a chunk of another origin: the splitter or any
   // neighbour when we NACKed that number, any neighbour when we asked for
-  // that origin to be relayed.
+  // that origin to be relayed, and in a team with flood checks (ROLE asked
+  // for echoes) a neighbour flooding a chunk the splitter re-dealt to it:
+  // only there can a neighbour name any origin (docs/security.md).
   bool acceptable(const Endpoint& from, const Neighbour* sender,
                   const ChunkMsg& msg) const {
     const bool nacked = nack.nacked(msg.number);
     if (from == session.splitter_udp) {
       return msg.origin == session.id || nacked || multicast_rx ||
-             burst_chunk(msg.number);
+             burst_chunk(msg.number) || msg.flood;
     }
     if (sender) {
       return msg.origin == sender->info.id || nacked ||
-             health.relay_requested(msg.origin);
+             health.relay_requested(msg.origin) || (msg.flood && echo_chunks);
     }
     return from_departing(from, msg.origin);
   }
@@ -314,11 +320,14 @@ struct Peer::Impl {
     const StoredChunk chunk = store(msg, now);
     const bool accepted = insert(chunk, sender, now, out);
     note_delivery(msg, sender, from_splitter, accepted);
+    if (from_splitter && msg.flood) flood_for_origin(chunk, now, out);
     if (!accepted) return;
     stats.bytes_down += size;
     stats.buffer_fill = reorder.fill();
     playout.note_delay(msg.send_time_ms, now);
-    nack.note_loss_evidence(msg, now);
+    // A re-dealt chunk comes late and out of its origin's order: it says
+    // nothing of how late chunks come nor of what is lost.
+    if (!msg.flood) nack.note_loss_evidence(msg, now);
     note_accepted(chunk, now, path_of(msg.origin, from_splitter, sender),
                   sender ? sender->info.id : 0);
     if (had_chunks && seq_distance(newest_before, reorder.newest()) > 1) {
@@ -350,10 +359,41 @@ struct Peer::Impl {
     if (Neighbour* origin = table.find(msg.origin)) ++origin->info.debt;
   }
 
+  // Where our floods are echoed (protocol.md 10.7): invalid when ROLE did
+  // not ask, or before TEAM named the neighbours (the chunks that came
+  // before it are echoed when they are queued for them).
+  Endpoint echo_to() const {
+    return echo_chunks && session.state == PeerState::kMember
+               ? session.splitter_udp
+               : Endpoint();
+  }
+
+  // A chunk the splitter re-dealt us (flag FLOOD, protocol.md 10.7): its
+  // origin did not echo it in time, so we flood it to everyone but the
+  // origin, stating the origin, even if a copy reached us already (the
+  // others may still lack it), but not once it is too late to play.
+  void flood_for_origin(const StoredChunk& chunk, Micros now, Outbox* out) {
+    if (last_insert != ReorderBuffer::Insert::kAccepted &&
+        last_insert != ReorderBuffer::Insert::kDuplicate) {
+      return;
+    }
+    ++stats.floods_for_others;
+    const uint32_t origin = chunk.msg.origin;
+    // The stored copy is what we send as NACK answers and relays: FLOOD
+    // marks only these copies, so that nobody floods them further.
+    auto datagram =
+        std::make_shared<const Bytes>(encode_flood_chunk(chunk.msg, origin));
+    flood.queue_for_all(datagram, now, [origin](uint32_t peer_id) {
+      return peer_id == origin;
+    });
+    flood.send_next_neighbour(out);
+  }
+
   // Into the playout buffer; false if it was not taken.
   bool insert(const StoredChunk& chunk, Neighbour* sender, Micros now,
               Outbox* out) {
-    switch (playout.reorder.insert(chunk, now)) {
+    last_insert = playout.reorder.insert(chunk, now);
+    switch (last_insert) {
       case ReorderBuffer::Insert::kDuplicate:
         ++stats.duplicates;
         if (sender) {
@@ -378,7 +418,11 @@ struct Peer::Impl {
     const bool answered_nack =
         nack.on_accepted(chunk, via == NeighbourPath::kSplitter);
     ++health.accepted_count;
-    health.note_accepted(chunk.msg.origin, now, via, sender, answered_nack);
+    // A re-dealt chunk, like a NACK's answer, shows no route to its origin:
+    // route discovery would ask a neighbour to relay that origin's chunks,
+    // and the splitter re-deals them to the whole team already.
+    health.note_accepted(chunk.msg.origin, now, via, sender,
+                         answered_nack || chunk.msg.flood);
   }
 
   NeighbourPath path_of(uint32_t origin, bool from_splitter,
@@ -400,6 +444,7 @@ struct Peer::Impl {
     const ChunkMsg& msg = chunk.msg;
     const uint32_t sender_id = sender ? sender->info.id : 0;
     if (multicast_rx) note_multicast(out);
+    if (from_splitter && msg.flood) return;  // flooded already
     if (from_splitter && msg.origin != session.id && !nack.nacked(msg.number) &&
         !multicast_rx) {
       ++stats.burst_chunks;  // never flooded: the team has it already
@@ -410,9 +455,12 @@ struct Peer::Impl {
       if (flood.any_pending()) flood.send_all_pending(out);
       // Our own chunk from the group went to every member receiving it:
       // the flood is for the others only.
-      flood.queue_for_all(chunk.datagram, now, [this](uint32_t peer_id) {
-        return multicast_rx && multicast_origins.count(peer_id) != 0;
-      });
+      flood.queue_for_all(
+          chunk.datagram, now,
+          [this](uint32_t peer_id) {
+            return multicast_rx && multicast_origins.count(peer_id) != 0;
+          },
+          echo_to(), out);
       if (session.state != PeerState::kMember)
         early_own_chunks.push_back(chunk.datagram);
     } else {
@@ -423,7 +471,7 @@ struct Peer::Impl {
       } else {
         ++stats.chunks_from_peers;
       }
-      relay.relay(chunk, sender_id, now);
+      if (!msg.flood) relay.relay(chunk, sender_id, now);
     }
   }
 
@@ -597,9 +645,11 @@ struct Peer::Impl {
     // Neighbours named before TEAM already have the early chunks queued.
     const size_t known_before = table.size();
     for (const PeerInfo& peer : team.peers) welcome_member(peer, now, out);
-    for (size_t i = known_before; i < table.size(); ++i) {
-      for (const SharedBytes& datagram : early_own_chunks) {
-        flood.queue_for(table[i], datagram, now);
+    for (const SharedBytes& datagram : early_own_chunks) {
+      const auto echo = flood.echo_after(table.size() - known_before, echo_to(),
+                                         datagram, out);
+      for (size_t i = known_before; i < table.size(); ++i) {
+        flood.queue_for(table[i], datagram, now, echo);
       }
     }
     early_own_chunks.clear();
@@ -707,6 +757,7 @@ struct Peer::Impl {
       forget_member(left->peer_id);
     } else if (const auto* role = std::get_if<RoleMsg>(&msg)) {
       health.monitor = (role->flags & kFlagMonitor) != 0;
+      echo_chunks = (role->flags & kRoleFlagEcho) != 0;
       stats.monitor = health.monitor ? 1 : 0;
     } else {
       return false;
@@ -779,6 +830,7 @@ void Peer::start(Micros now, Outbox* out) {
   join.flags = config.monitor ? kFlagMonitor : 0;
   if (!config.passphrase.empty()) join.flags |= kFlagAuth;
   if (config.join_burst) join.flags |= kFlagBurst;
+  join.flags |= kFlagEcho;  // we echo and flood when the splitter asks
   if (config.upload_limit_bps >= 0) {
     // In kb/s on the wire, rounded up: a limit is never stated as 0 unless
     // it is 0.

@@ -103,6 +103,10 @@ struct PeerStats {
   uint64_t nack_answers_from_splitter = 0;
   uint64_t burst_chunks = 0;      // join burst chunks from the splitter (7.4)
   uint64_t chunks_forwarded = 0;  // datagrams sent to neighbours
+  // Learned shares (protocol.md 10.7): own chunks echoed to the splitter,
+  // and chunks of other origins the splitter re-dealt us to flood.
+  uint64_t echoes_sent = 0;
+  uint64_t floods_for_others = 0;
   uint64_t duplicates = 0;
   uint64_t late = 0;                // arrived after being declared lost/played
   uint64_t lost = 0;                // declared lost by the playout buffer

@@ -6,22 +6,47 @@
 
 namespace p2psp {
 
-void PeerFlood::queue_for(Neighbour& n, const SharedBytes& datagram,
-                          Micros now) {
+void PeerFlood::queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
+                          std::shared_ptr<EchoTicket> echo) {
   if (n.pending.empty()) {
     ++pending_neighbours_;
     n.pending_since_us = now;
     forward_due_.push(ForwardDue{now, n.info.id});
   }
-  n.pending.push_back(Pending{datagram});
+  n.pending.push_back(Pending{datagram, std::move(echo)});
 }
 
+// The echo follows the first quarter of the copies into the uplink, in
+// whatever order the queues go out: its delay at the splitter is the time
+// to upload them, which a thin uplink or a free rider cannot hide.
 void PeerFlood::queue_for_all(const SharedBytes& datagram, Micros now,
-                              const std::function<bool(uint32_t)>& skip) {
+                              const std::function<bool(uint32_t)>& skip,
+                              const Endpoint& echo_to, Outbox* out) {
+  size_t copies = 0;
+  for (const Neighbour& n : *table_) copies += skip(n.info.id) ? 0 : 1;
+  std::shared_ptr<EchoTicket> echo = echo_after(copies, echo_to, datagram, out);
   for (Neighbour& n : *table_) {
     if (skip(n.info.id)) continue;
-    queue_for(n, datagram, now);
+    queue_for(n, datagram, now, echo);
   }
+}
+
+std::shared_ptr<EchoTicket> PeerFlood::echo_after(size_t copies,
+                                                  const Endpoint& to,
+                                                  const SharedBytes& datagram,
+                                                  Outbox* out) {
+  if (!to.valid()) return nullptr;
+  auto echo =
+      std::make_shared<EchoTicket>(EchoTicket{(copies + 3) / 4, to, datagram});
+  if (echo->copies_left != 0) return echo;
+  send_echo(*echo, out);  // nobody to flood to
+  return nullptr;
+}
+
+void PeerFlood::send_echo(const EchoTicket& echo, Outbox* out) {
+  tx_->datagram(echo.to, echo.datagram, out);
+  ++stats_->echoes_sent;
+  stats_->bytes_up += echo.datagram->size();
 }
 
 // Sends a neighbour everything pending for it. Returns false when the
@@ -39,6 +64,10 @@ bool PeerFlood::send_pending(size_t index, Outbox* out) {
     ++n.info.chunks_sent;
     ++stats_->chunks_forwarded;
     stats_->bytes_up += pending.datagram->size();
+    if (pending.echo && pending.echo->copies_left > 0 &&
+        --pending.echo->copies_left == 0) {
+      send_echo(*pending.echo, out);
+    }
   }
   // Cleared, not swapped out: the queue keeps its room for the next round
   // (an allocation per chunk and neighbour otherwise, at high rates).

@@ -27,11 +27,22 @@ class PeerFlood {
         stats_(stats),
         drop_(std::move(drop)) {}
 
-  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now);
-  // Our own chunk, to every neighbour but those `skip` names (members the
-  // multicast group already reached).
+  void queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
+                 std::shared_ptr<EchoTicket> echo = nullptr);
+  // Our own chunk (or a FLOOD chunk), to every neighbour but those `skip`
+  // names (members the multicast group already reached, a FLOOD chunk's
+  // origin). With `echo_to` valid, a copy goes there once a quarter of the
+  // neighbours' copies went out (at once with no neighbour).
   void queue_for_all(const SharedBytes& datagram, Micros now,
-                     const std::function<bool(uint32_t)>& skip);
+                     const std::function<bool(uint32_t)>& skip,
+                     const Endpoint& echo_to = Endpoint(),
+                     Outbox* out = nullptr);
+  // The echo of `datagram` to `to` (invalid: none) after a quarter of
+  // `copies`: a ticket for the queued copies to count down, or sent at
+  // once (nullptr) when there are none.
+  std::shared_ptr<EchoTicket> echo_after(size_t copies, const Endpoint& to,
+                                         const SharedBytes& datagram,
+                                         Outbox* out);
   bool any_pending() const { return pending_neighbours_ != 0; }
   void send_all_pending(Outbox* out);
   // The DBS trigger.
@@ -47,6 +58,7 @@ class PeerFlood {
   using ForwardDue = std::pair<Micros, uint32_t>;
 
   bool send_pending(size_t index, Outbox* out);
+  void send_echo(const EchoTicket& echo, Outbox* out);
   bool current_forward(const ForwardDue& due) const;
 
   const PeerConfig* config_;

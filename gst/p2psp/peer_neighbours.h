@@ -11,14 +11,27 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
 namespace p2psp {
 
+// With learned shares, the splitter asks an origin to echo each chunk
+// dealt to it after a quarter of its flood (protocol.md 10.7): the echo
+// leaves the uplink behind those copies, so its delay tells the splitter
+// in a fraction of a second whether the chunk is being flooded at all and
+// how fast.
+struct EchoTicket {
+  size_t copies_left = 0;  // copies to send before the echo
+  Endpoint to;             // the splitter
+  SharedBytes datagram;
+};
+
 // A datagram queued for a neighbour.
 struct Pending {
   SharedBytes datagram;
+  std::shared_ptr<EchoTicket> echo;  // counts this copy, if set
 };
 
 struct Neighbour {

@@ -61,6 +61,10 @@ struct Splitter::Impl {
     uint64_t caps_frame_at_welcome = 0;     // caps_frame_end then
     // Authenticated team: everything after PROOF is sealed, both ways.
     std::unique_ptr<auth::ChannelCrypto> channel;
+    // The latest PROBEs sent to it (cookie, when): the REGISTER that echoes
+    // one times the round trip, which flood checks allow for.
+    std::vector<std::pair<uint64_t, Micros>> probes;
+    Micros round_trip_us = 0;
   };
 
   struct Member {
@@ -72,6 +76,8 @@ struct Splitter::Impl {
     std::set<uint32_t> accusers;  // members that reported it for pollution
     // The last chunk dealt to it, for the next one's `previous` field.
     std::optional<ChunkNumber> last_dealt;
+    bool echoes = false;       // it echoes its chunks (flood checks)
+    Micros round_trip_us = 0;  // PROBE to REGISTER, when it joined
   };
 
   // One recently cut chunk: who it went to, and (in the shorter datagram
@@ -84,6 +90,10 @@ struct Splitter::Impl {
     // until half the team did (then `undelivered`); retries count once.
     std::vector<uint32_t> nackers;
     bool undelivered = false;
+    // Flood checks: the member on trial whose echo of it is awaited, 0
+    // once echoed or when none is.
+    uint32_t echo_from = 0;
+    bool echo_missed = false;  // not in time: re-dealt
   };
   struct Sent {
     ChunkNumber number = 0;
@@ -198,6 +208,8 @@ struct Splitter::Impl {
   std::optional<auth::Keys> keys;
   std::unique_ptr<auth::DatagramCrypto> crypto;
 
+  // Flood checks: when each awaited echo is due.
+  std::set<std::pair<Micros, ChunkNumber>> echo_due;
   std::vector<Origin> origins;  // indexed by chunk number modulo size
   std::vector<Sent> sent;       // likewise
   // Next time a member may have gone silent for too long, or UINT64_MAX.
@@ -525,7 +537,13 @@ struct Splitter::Impl {
     const bool caps_repeated = repeat_caps_for_joiner(conn);
     const bool monitor = (conn.join_flags & kFlagMonitor) != 0 ||
                          monitors_in_team() < config.monitors;
-    if (monitor) send_tcp(conn.id, RoleMsg{kFlagMonitor}, out);
+    const bool echoes = checks_floods() && (conn.join_flags & kFlagEcho) != 0;
+    if (monitor || echoes) {
+      send_tcp(conn.id,
+               RoleMsg{(monitor ? kFlagMonitor : 0u) |
+                       (echoes ? kRoleFlagEcho : 0u)},
+               out);
+    }
     std::optional<BurstPacer> burst = plan_burst(conn, now);
     if (burst) {
       send_tcp(conn.id,
@@ -559,6 +577,8 @@ struct Splitter::Impl {
     member.stats.joined_us = now;
     member.stats.monitor = monitor;
     member.stats.last_heard_us = now;
+    member.echoes = echoes;
+    member.round_trip_us = conn.round_trip_us;
     member.burst = burst;
     member_index[member.stats.id] = members.size();
     member_by_endpoint[endpoint] = member.stats.id;
@@ -614,10 +634,29 @@ struct Splitter::Impl {
   // Return routability: the REGISTER's source gets a PROBE, and becomes the
   // peer's endpoint only once a REGISTER from there echoes its cookie. A
   // joiner that spoofs another address never sees the cookie sent there.
-  void probe(const Endpoint& to, uint32_t peer_id, Micros now, Outbox* out) {
+  uint64_t probe(const Endpoint& to, uint32_t peer_id, Micros now,
+                 Outbox* out) {
     const ProbeMsg probe{config.team_id, cookies.issue(to, peer_id, now),
                          peer_id};
     if (egress.send(to, encode_probe(probe), out)) ++stats.probes_sent;
+    return probe.cookie;
+  }
+
+  // The joiner's round trip, from the PROBE whose cookie its REGISTER
+  // echoes (REGISTERs are resent, so several PROBEs may be out; the
+  // earliest with that cookie: a longer round trip only waits longer).
+  static void note_probe(Conn& conn, uint64_t cookie, Micros now) {
+    constexpr size_t kKept = 8;
+    if (conn.probes.size() == kKept) conn.probes.erase(conn.probes.begin());
+    conn.probes.emplace_back(cookie, now);
+  }
+  static void time_round_trip(Conn& conn, uint64_t cookie, Micros now) {
+    for (const auto& [sent_cookie, at] : conn.probes) {
+      if (sent_cookie != cookie || at > now) continue;
+      conn.round_trip_us = now - at;
+      break;
+    }
+    conn.probes.clear();
   }
 
   void handle_register(const RegisterMsg& reg, const Endpoint& raw_from,
@@ -629,10 +668,11 @@ struct Splitter::Impl {
       Conn& conn = conns.at(waiting->second);
       if (conn.token == reg.token) {
         if (!echoed) {
-          probe(from, reg.peer_id, now, out);
+          note_probe(conn, probe(from, reg.peer_id, now, out), now);
           return;
         }
         ++stats.addresses_validated;
+        time_round_trip(conn, reg.cookie, now);
         register_peer(conn, from, now, out);
         return;
       }
@@ -768,7 +808,10 @@ struct Splitter::Impl {
 
   void remember(ChunkNumber number, uint32_t origin,
                 const SharedBytes& datagram) {
-    origins[number % origins.size()] = Origin{true, number, origin};
+    origins[number % origins.size()] = Origin{};
+    origins[number % origins.size()].valid = true;
+    origins[number % origins.size()].number = number;
+    origins[number % origins.size()].peer_id = origin;
     sent[number % sent.size()] = Sent{number, datagram};
   }
 
@@ -939,10 +982,92 @@ struct Splitter::Impl {
     drop_member(peer_id, reason, out);
   }
 
-  // Peer-to-peer messages (REQUEST, PRUNE, CHUNK) never go to the splitter.
+  // ------------------------------------------------------ flood checks ---
+  // (docs/protocol.md 10.7) With learn_shares, a member that can echoes
+  // each chunk dealt to it after a quarter of its flood of it. A member's
+  // first chunk is on trial: an echo that does not come in time means the
+  // team is not getting that chunk (a free rider, a thin uplink), long
+  // before the peers' NACKs would say so (they wait for the spread of the
+  // floods, then for a neighbour). The chunk is re-dealt at once to a
+  // proven member, which floods it with the origin stated (flag FLOOD),
+  // and the member on trial is dealt nothing more.
+
+  bool checks_floods() const {
+    return config.learn_shares && config.echo_timeout_us != 0;
+  }
+
+  // The member's round trip comes on top of the time a quarter of its
+  // flood may take: with 80 ms links every member missed a 300 ms check,
+  // and the team lost 0.42 of the chunks (team simulator, mix (c)).
+  void await_echo(ChunkNumber number, const Member& from, Micros now) {
+    Origin* origin = origin_of(number);
+    if (!origin) return;
+    origin->echo_from = from.stats.id;
+    const Micros wait = config.echo_timeout_us + from.round_trip_us;
+    echo_due.emplace(saturating_add(now, wait), number);
+  }
+
+  Micros echo_deadline() const {
+    return echo_due.empty() ? UINT64_MAX : echo_due.begin()->first;
+  }
+
+  // A chunk from a member is the echo of one it floods.
+  bool handle_echo(const Endpoint& from, const ChunkMsg& chunk) {
+    auto it = member_by_endpoint.find(from.normalized());
+    if (it == member_by_endpoint.end()) return false;
+    Origin* origin = origin_of(chunk.number);
+    if (!origin || origin->echo_from == 0 || origin->echo_from != it->second) {
+      return true;  // not awaited (a proven member's): nothing to learn
+    }
+    origin->echo_from = 0;
+    if (origin->echo_missed) {
+      ++stats.echoes_late;
+      return true;
+    }
+    ++stats.echoes;
+    shares.note_echo(it->second);
+    return true;
+  }
+
+  void expire_echoes(Micros now, Outbox* out) {
+    while (!echo_due.empty() && echo_due.begin()->first <= now) {
+      const ChunkNumber number = echo_due.begin()->second;
+      echo_due.erase(echo_due.begin());
+      Origin* origin = origin_of(number);
+      if (!origin || origin->echo_from == 0 || origin->echo_missed) continue;
+      ++stats.echoes_missed;
+      origin->echo_missed = true;
+      shares.note_missed_echo(origin->echo_from);
+      redeal(*origin, now, out);
+    }
+  }
+
+  // To a proven member other than the origin, as a flood for the origin.
+  void redeal(const Origin& origin, Micros now, Outbox* out) {
+    const SharedBytes datagram = datagram_of(origin.number);
+    if (!datagram) return;
+    const size_t index = shares.pick_carrier(
+        members.size(), [this](size_t i) { return members[i].stats.id; },
+        origin.peer_id, now);
+    if (index >= members.size()) return;
+    const std::optional<UdpMessage> msg =
+        decode_udp(datagram->data(), datagram->size());
+    if (!msg) return;
+    auto flood = std::make_shared<const Bytes>(
+        encode_flood_chunk(std::get<ChunkMsg>(*msg), origin.peer_id));
+    ++stats.redeals;
+    stats.redeal_bytes += flood->size();
+    egress.send(members[index].stats.endpoint, flood, out);
+  }
+
+  // Peer-to-peer messages (REQUEST, PRUNE) never go to the splitter; a
+  // CHUNK from a member is an echo (flood checks).
   // Returns false for anything it does not take.
   bool handle_member_datagram(const Endpoint& from, const UdpMessage& msg,
                               Micros now, Outbox* out) {
+    if (const auto* chunk = std::get_if<ChunkMsg>(&msg)) {
+      return checks_floods() && handle_echo(from, *chunk);
+    }
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
       return touch(member_at(hello->peer_id, from), now);
     }
@@ -1028,6 +1153,9 @@ struct Splitter::Impl {
     ++stats.chunks_sent;
     ++dest.stats.chunks_sent;
     remember(number, dest.stats.id, datagram);
+    if (dest.echoes && shares.on_trial(dest.stats.id)) {
+      await_echo(number, dest, now);
+    }
     const MulticastRoute route =
         multicast_route(config.multicast_group.valid(), dest.stats.multicast,
                         now - dest.stats.joined_us);
@@ -1254,13 +1382,15 @@ void Splitter::tick(Micros now, Outbox* out) {
   if (!impl_->bursting.empty() && impl_->burst_deadline() <= now) {
     impl_->send_bursts(now, out);
   }
+  if (impl_->echo_deadline() <= now) impl_->expire_echoes(now, out);
 }
 
 Micros Splitter::next_deadline() const {
   return std::min(
       {impl_->flush_deadline(), impl_->handshake_deadline(),
        impl_->liveness_due_us, impl_->decay_due_us,
-       impl_->bursting.empty() ? UINT64_MAX : impl_->burst_deadline()});
+       impl_->bursting.empty() ? UINT64_MAX : impl_->burst_deadline(),
+       impl_->echo_deadline()});
 }
 
 void Splitter::flush(Micros now, Outbox* out) { impl_->send_partial(now, out); }

@@ -80,6 +80,12 @@ struct SplitterConfig {
   // members a NAT keeps apart look the same as a thin uplink until relays
   // are found (tests/nat), and the cut outlasts them.
   bool learn_shares = false;
+  // Flood checks, with learn_shares (protocol.md 10.7): each member that
+  // can (JOIN flag) echoes every chunk dealt to it after a quarter of its
+  // flood of it. A member's first chunk not echoed within this time is
+  // re-dealt to a proven member to flood (flag FLOOD), and the member is
+  // dealt nothing more. 0: no flood checks.
+  Micros echo_timeout_us = 300000;
 
   // Authenticated team (docs/security.md): empty = open team. Otherwise
   // auth::kMinPassphrase..kMaxPassphrase characters (the constructor throws
@@ -189,6 +195,12 @@ struct SplitterStats {
   uint64_t bursts_unavailable = 0;  // asked for, not possible (see 7.4)
   uint64_t burst_chunks = 0;
   uint64_t burst_bytes = 0;  // their UDP bytes (not in bytes_sent)
+  // Flood checks (protocol.md 10.7).
+  uint64_t echoes = 0;         // trial chunks echoed in time
+  uint64_t echoes_late = 0;    // echoed after they were re-dealt
+  uint64_t echoes_missed = 0;  // not echoed in time
+  uint64_t redeals = 0;        // chunks re-dealt to another member (FLOOD)
+  uint64_t redeal_bytes = 0;   // their UDP bytes (not in bytes_sent)
 };
 
 struct SplitterEvent {

@@ -141,7 +141,10 @@ std::optional<UdpMessage> decode_chunk(Reader& r, uint32_t team_id,
     m.origin = r.u32();
     // An explicit origin names a peer; "implicit" has its own encoding.
     if (m.origin == kImplicitOrigin) return std::nullopt;
+  } else if (flags & kUdpFlagFlood) {
+    return std::nullopt;  // a re-dealt chunk always names its origin
   }
+  m.flood = (flags & kUdpFlagFlood) != 0;
   const size_t trailer = (flags & kUdpFlagSigned) ? kChunkSignatureSize : 0;
   if (!r.ok() || r.remaining() < trailer) return std::nullopt;
   m.payload_size = r.remaining() - trailer;
@@ -561,7 +564,8 @@ namespace {
 void write_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
                  uint32_t send_time_ms, uint16_t first_frame_offset,
                  const uint8_t* payload, size_t payload_size,
-                 const uint8_t* signature, uint16_t previous, Bytes* out) {
+                 const uint8_t* signature, uint16_t previous, Bytes* out,
+                 uint8_t extra_flags = 0) {
   const bool explicit_origin = origin != kImplicitOrigin;
   out->clear();
   out->reserve(kChunkHeaderSize + (explicit_origin ? kChunkOriginSize : 0) +
@@ -569,7 +573,7 @@ void write_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
   Writer w(out);
   write_udp_header(w, UdpType::kChunk, team_id,
                    (explicit_origin ? kUdpFlagOrigin : 0) |
-                       (signature ? kUdpFlagSigned : 0));
+                       (signature ? kUdpFlagSigned : 0) | extra_flags);
   w.u32(number);
   w.u16(first_frame_offset);
   w.u16(static_cast<uint16_t>(send_time_ms));
@@ -601,6 +605,15 @@ void encode_chunk(const ChunkMsg& chunk, uint32_t origin, Bytes* out) {
   write_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
               chunk.first_frame_offset, chunk.payload, chunk.payload_size,
               chunk.signature, chunk.previous, out);
+}
+
+Bytes encode_flood_chunk(const ChunkMsg& chunk, uint32_t origin) {
+  Bytes out;
+  if (origin == kImplicitOrigin) return out;
+  write_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
+              chunk.first_frame_offset, chunk.payload, chunk.payload_size,
+              chunk.signature, chunk.previous, &out, kUdpFlagFlood);
+  return out;
 }
 
 Bytes encode_hello(const HelloMsg& m) {

@@ -43,7 +43,13 @@ constexpr uint8_t kUdpFlagSealed = 1u << 7;
 // CHUNK: a kChunkSignatureSize-byte Ed25519 signature by the splitter ends
 // the datagram (protocol.md, "Chunk signatures").
 constexpr uint8_t kUdpFlagSigned = 1u << 1;
-constexpr uint8_t kUdpKnownFlags = kUdpFlagOrigin | kUdpFlagSigned;
+// CHUNK, with ORIGIN only: "flood this chunk, it is not yours". The
+// splitter re-deals a chunk whose origin did not echo it in time to
+// another member, which floods it to its neighbours as a relay of the
+// stated origin (protocol.md 10.7); nobody floods it further.
+constexpr uint8_t kUdpFlagFlood = 1u << 2;
+constexpr uint8_t kUdpKnownFlags =
+    kUdpFlagOrigin | kUdpFlagSigned | kUdpFlagFlood;
 constexpr size_t kChunkSignatureSize = 64;
 constexpr size_t kChunkKeySize = 32;
 using ChunkKey = std::array<uint8_t, kChunkKeySize>;
@@ -108,6 +114,9 @@ struct ChunkMsg {
   // Flag SIGNED: the kChunkSignatureSize bytes ending the datagram (see
   // signing.h for what they cover). nullptr when unsigned.
   const uint8_t* signature = nullptr;
+  // Flag FLOOD: a re-dealt chunk, flooded by a member that is not its
+  // origin (protocol.md 10.7).
+  bool flood = false;
 };
 // A cookie is the echo of a PROBE's; 0 when there is none to echo.
 struct HelloMsg {
@@ -180,6 +189,9 @@ Bytes encode_chunk(uint32_t team_id, ChunkNumber number, uint32_t origin,
 Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin);
 // The same into *out (emptied first; its capacity is used again).
 void encode_chunk(const ChunkMsg& chunk, uint32_t origin, Bytes* out);
+// The same chunk re-dealt: with its origin stated and flag
+// FLOOD: the receiver floods it for that origin (protocol.md 10.7).
+Bytes encode_flood_chunk(const ChunkMsg& chunk, uint32_t origin);
 Bytes encode_hello(const HelloMsg& m);
 Bytes encode_register(const RegisterMsg& m);
 Bytes encode_goodbye(const GoodbyeMsg& m);
@@ -238,6 +250,11 @@ constexpr uint32_t kFlagUploadLimit = 1u << 3;
 // JOIN flag: a u8 count (1..kMaxLocalEndpoints) and that many endpoints
 // follow, the peer's own UDP endpoints on its LAN (protocol.md 3.2).
 constexpr uint32_t kFlagLocalEndpoints = 1u << 4;
+// JOIN flag: the peer echoes its chunks when ROLE asks and floods FLOOD
+// chunks (protocol.md 10.7). ROLE flag: echo each chunk dealt to you to
+// the splitter after a quarter of your flood of it.
+constexpr uint32_t kFlagEcho = 1u << 5;
+constexpr uint32_t kRoleFlagEcho = 1u << 1;
 constexpr size_t kMaxLocalEndpoints = 4;
 
 enum class RemoveReason : uint8_t {

@@ -268,11 +268,23 @@ class Harness {
     const uint16_t previous = fdp_.ConsumeBool()
                                   ? fdp_.ConsumeIntegralInRange<uint16_t>(0, 12)
                                   : fdp_.ConsumeIntegral<uint16_t>();
-    return encode_chunk(team(), n, origin,
-                        static_cast<uint32_t>(now_ / 1000) -
-                            fdp_.ConsumeIntegralInRange<uint32_t>(0, 300),
-                        c.first_frame_offset, c.bytes.data(), c.bytes.size(),
-                        nullptr, previous);
+    Bytes chunk =
+        encode_chunk(team(), n, origin,
+                     static_cast<uint32_t>(now_ / 1000) -
+                         fdp_.ConsumeIntegralInRange<uint32_t>(0, 300),
+                     c.first_frame_offset, c.bytes.data(), c.bytes.size(),
+                     nullptr, previous);
+    return maybe_flood(std::move(chunk), origin);
+  }
+
+  // Sometimes a re-dealt chunk (flag FLOOD, protocol.md 10.7), from the
+  // splitter or a neighbour, for any origin stated.
+  Bytes maybe_flood(Bytes chunk, uint32_t origin) {
+    if (origin == kImplicitOrigin || fdp_.ConsumeIntegralInRange<int>(0, 7))
+      return chunk;
+    auto msg = decode_udp(chunk.data(), chunk.size());
+    if (!msg) return chunk;
+    return encode_flood_chunk(std::get<ChunkMsg>(*msg), origin);
   }
 
   void push_media() {

@@ -428,6 +428,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.monitors = fdp.ConsumeIntegralInRange<uint32_t>(0, 3);
   c.peer_timeout_us = fdp.ConsumeIntegralInRange<Micros>(0, 3000000);
   c.history_chunks = fdp.ConsumeIntegralInRange<size_t>(0, 64);
+  // Flood checks: members' echoes, trials and re-deals (protocol.md 10.7).
+  c.learn_shares = fdp.ConsumeBool();
+  c.echo_timeout_us = fdp.ConsumeIntegralInRange<Micros>(0, 500000);
   c.history_max_bytes = fdp.ConsumeIntegralInRange<size_t>(0, 200000);
   c.max_chunk_loss = fdp.ConsumeIntegralInRange<uint32_t>(0, 8);
   c.loss_decay_us = fdp.ConsumeIntegralInRange<Micros>(0, 2000000);

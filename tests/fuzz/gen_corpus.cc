@@ -53,6 +53,13 @@ void udp_seeds() {
         encode_chunk(0x1234, UINT32_MAX, 2, 1000, kNoFrameStart, payload, 8));
   write("udp", "chunk-previous",
         encode_chunk(0x1234, 5, 2, 1000, 0, payload, 8, nullptr, 12));
+  {
+    const Bytes plain =
+        encode_chunk(0x1234, 5, 2, 1000, 0, payload, 8, nullptr, 12);
+    write("udp", "chunk-flood",
+          encode_flood_chunk(
+              std::get<ChunkMsg>(*decode_udp(plain.data(), plain.size())), 2));
+  }
   write("udp", "hello", encode_hello(HelloMsg{0x1234, 2, 0}));
   write("udp", "hello-echo", encode_hello(HelloMsg{0x1234, 2, 0xC00C1E}));
   write("udp", "register", encode_register(RegisterMsg{0x1234, 2, ~0ull, 0}));
@@ -108,6 +115,8 @@ std::vector<std::pair<std::string, TcpMessage>> tcp_messages() {
       {"goodbye", TcpGoodbyeMsg{}},
       {"reject", RejectMsg{RemoveReason::kTeamFull, "team full (4 peers)"}},
       {"role", RoleMsg{kFlagMonitor}},
+      {"role-echo", RoleMsg{kRoleFlagEcho}},
+      {"join-echo", JoinMsg{kProtocolVersion, kFlagEcho}},
       {"challenge", ChallengeMsg{{1, 2, 3}, {4, 5, 6}, 1}},
       {"auth", AuthMsg{{7, 8}, {9, 10}}},
       {"proof", ProofMsg{{11, 12}}},
