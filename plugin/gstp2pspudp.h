@@ -57,14 +57,16 @@ void for_each_datagram(const ReceivedDatagram &d, Fn fn) {
                     std::min(d.segment, d.size - at)});
 }
 
-/* Receives up to batch.size() (at most 64) datagrams without blocking, with a
- * single recvmmsg. Returns the number received (0 when none). A batch that
- * came back full may have more behind it: only then is it worth calling
- * again before the next poll. With kernel_drops, and SO_RXQ_OVFL enabled on
- * the socket (UdpBuffers::attach), *kernel_drops is set to the kernel's
- * count of datagrams it dropped for this socket (receive buffer full), when
- * the batch carried it. The kernel stamps the count on each datagram it
- * queues: drops after the last queued datagram show with the next one. */
+/* Receives up to batch.size() (at most 64) messages without blocking, with a
+ * single recvmmsg; a message is one datagram, or with UDP_GRO a run of them
+ * (for_each_datagram). Returns the number received (0 when none). A batch
+ * that came back full may have more behind it: only then is it worth
+ * calling again before the next poll. With kernel_drops, and SO_RXQ_OVFL
+ * enabled on the socket (UdpBuffers::attach), *kernel_drops is set to the
+ * kernel's count of datagrams (a GRO run counting once) it dropped for this
+ * socket (receive buffer full), when the batch carried it. The kernel stamps
+ * the count on each datagram it queues: drops after the last queued datagram
+ * show with the next one. */
 size_t receive_datagrams(GSocket *sock, std::vector<ReceivedDatagram> &batch,
                          uint32_t *kernel_drops = nullptr);
 

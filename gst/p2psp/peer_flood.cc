@@ -22,9 +22,12 @@ void PeerFlood::queue_for(Neighbour& n, const SharedBytes& datagram, Micros now,
 void PeerFlood::queue_for_all(const SharedBytes& datagram, Micros now,
                               const std::function<bool(uint32_t)>& skip,
                               const Endpoint& echo_to, Outbox* out) {
-  size_t copies = 0;
-  for (const Neighbour& n : *table_) copies += skip(n.info.id) ? 0 : 1;
-  std::shared_ptr<EchoTicket> echo = echo_after(copies, echo_to, datagram, out);
+  std::shared_ptr<EchoTicket> echo;
+  if (echo_to.valid()) {  // counted only then: this runs for every chunk
+    size_t copies = 0;
+    for (const Neighbour& n : *table_) copies += skip(n.info.id) ? 0 : 1;
+    echo = echo_after(copies, echo_to, datagram, out);
+  }
   for (Neighbour& n : *table_) {
     if (skip(n.info.id)) continue;
     queue_for(n, datagram, now, echo);

@@ -601,18 +601,22 @@ Bytes encode_chunk(const ChunkMsg& chunk, uint32_t origin) {
   return out;
 }
 
-void encode_chunk(const ChunkMsg& chunk, uint32_t origin, Bytes* out) {
+// `chunk` with `origin` (and any extra flag) into *out.
+static void write_chunk_msg(const ChunkMsg& chunk, uint32_t origin, Bytes* out,
+                            uint8_t extra_flags = 0) {
   write_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
               chunk.first_frame_offset, chunk.payload, chunk.payload_size,
-              chunk.signature, chunk.previous, out);
+              chunk.signature, chunk.previous, out, extra_flags);
+}
+
+void encode_chunk(const ChunkMsg& chunk, uint32_t origin, Bytes* out) {
+  write_chunk_msg(chunk, origin, out);
 }
 
 Bytes encode_flood_chunk(const ChunkMsg& chunk, uint32_t origin) {
   Bytes out;
   if (origin == kImplicitOrigin) return out;
-  write_chunk(chunk.team_id, chunk.number, origin, chunk.send_time_ms,
-              chunk.first_frame_offset, chunk.payload, chunk.payload_size,
-              chunk.signature, chunk.previous, &out, kUdpFlagFlood);
+  write_chunk_msg(chunk, origin, &out, kUdpFlagFlood);
   return out;
 }
 
