@@ -269,6 +269,7 @@ p2psp::SplitterConfig splitter_config(const Settings &settings,
   config.passphrase = settings.passphrase;
   config.encrypt = settings.encrypt;
   config.sign_chunks = settings.sign_chunks;
+  config.learn_shares = settings.learn_shares;
   config.max_joins_per_address = settings.max_joins_per_address;
   config.max_handshakes = settings.max_handshakes;
   config.handshake_timeout_us =
@@ -401,7 +402,7 @@ GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
       p.forwarding, "upload-limit", G_TYPE_INT64,
       static_cast<gint64>(p.upload_limit_kbps < 0 ? -1
                                                   : p.upload_limit_kbps * 1000),
-      nullptr);
+      "proven", G_TYPE_BOOLEAN, static_cast<gboolean>(p.proven), nullptr);
   return s;
 }
 
@@ -461,6 +462,12 @@ void add_health_stats(GstStructure *s, const p2psp::SplitterStats &st) {
   gst_structure_set(s, "chunks-signed", G_TYPE_UINT64, st.chunks_signed,
                     "pollution-reports", G_TYPE_UINT64, st.pollution_reports,
                     "polluters-expelled", G_TYPE_UINT64, st.polluters_expelled,
+                    nullptr);
+  // Flood checks of learn-shares (docs/protocol.md 10.7).
+  gst_structure_set(s, "echoes", G_TYPE_UINT64, st.echoes, "echoes-late",
+                    G_TYPE_UINT64, st.echoes_late, "echoes-missed",
+                    G_TYPE_UINT64, st.echoes_missed, "redeals", G_TYPE_UINT64,
+                    st.redeals, "redeal-bytes", G_TYPE_UINT64, st.redeal_bytes,
                     nullptr);
 }
 

@@ -50,6 +50,12 @@
  * #GstP2pspSplitterSink:passphrase join, and every datagram is
  * authenticated and encrypted (#GstP2pspSplitterSink:encrypt=false keeps
  * the authentication but sends the payload in clear). See docs/security.md.
+ * |[
+ * gst-launch-1.0 souphttpsrc location=http://host:8000/stream.ogg ! \
+ *     p2pspsplittersink learn-shares=true
+ * ]| A team of strangers' uplinks: peers that forward nothing (free riders)
+ * are found by the echo of their first chunk or by the team's NACKs and
+ * are dealt no chunk, though they still get the whole stream.
  */
 
 #include <gst/base/gsttypefindhelper.h>
@@ -615,6 +621,8 @@ gboolean *boolean_setting(SplitterSinkPrivate *priv, guint prop_id) {
       return &priv->settings.encrypt;
     case PROP_SIGN_CHUNKS:
       return &priv->settings.sign_chunks;
+    case PROP_LEARN_SHARES:
+      return &priv->settings.learn_shares;
     default:
       return nullptr;
   }

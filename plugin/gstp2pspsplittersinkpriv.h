@@ -106,6 +106,7 @@ enum {
   PROP_PASSPHRASE,
   PROP_ENCRYPT,
   PROP_SIGN_CHUNKS,
+  PROP_LEARN_SHARES,
   PROP_MAX_JOINS_PER_ADDRESS,
   PROP_MAX_HANDSHAKES,
   PROP_HANDSHAKE_TIMEOUT,
@@ -144,6 +145,8 @@ struct Settings {
   std::string passphrase; /* never logged, never readable */
   gboolean encrypt = TRUE;
   gboolean sign_chunks = FALSE;
+  /* Adaptive chunk shares learned from the team (docs/protocol.md 10.7). */
+  gboolean learn_shares = FALSE;
   guint max_joins_per_address = DEFAULT_MAX_JOINS_PER_ADDRESS;
   guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
   guint handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;

@@ -117,6 +117,13 @@ void install_security_properties() {
       "Sign every chunk (Ed25519, 64 bytes each) so peers drop altered ones "
       "and report the sender, who is expelled once two peers reported it",
       FALSE, kReadWrite);
+  properties[PROP_LEARN_SHARES] = g_param_spec_boolean(
+      "learn-shares", "Learn shares",
+      "Deal each peer chunks in proportion to what the team sees it "
+      "forward, not only to the upload-limit it stated: a peer's first "
+      "chunk is checked by an echo, and a peer whose chunks the team misses "
+      "is dealt fewer, down to none (it still gets the whole stream)",
+      FALSE, kReadWrite);
 }
 
 /* Limits on strangers, slow peers and join bursts (docs/security.md,

@@ -1328,6 +1328,58 @@ TEST(SplitterSinkHealth, StatsHaveTheHealthCounters) {
   EXPECT_FALSE(monitor);
 }
 
+/* learn-shares reaches the core: the peer is asked to echo its first chunk
+ * (flood checks) and the echo proves it; without it nobody echoes. */
+bool PeerProven(GstElement *sink, guint64 *echoes) {
+  StatsPtr stats;
+  g_object_get(sink, "stats", &stats.s, nullptr);
+  if (!stats.s || !gst_structure_get_uint64(stats.s, "echoes", echoes))
+    return false;
+  const GValue *peers = gst_structure_get_value(stats.s, "peers");
+  if (!peers || gst_value_array_get_size(peers) != 1) return false;
+  gboolean proven = FALSE;
+  gst_structure_get_boolean(
+      gst_value_get_structure(gst_value_array_get_value(peers, 0)), "proven",
+      &proven);
+  return proven;
+}
+
+void StreamToOnePeer(bool learn, guint64 *echoes, bool *proven) {
+  SinkPipeline p(learn ? "chunk-size=256 learn-shares=true" : "chunk-size=256");
+  ASSERT_NE(p.Play(), GST_STATE_CHANGE_FAILURE);
+  gboolean set = !learn;
+  g_object_get(p.sink(), "learn-shares", &set, nullptr);
+  EXPECT_EQ(set, learn ? TRUE : FALSE);
+  TestPeer peer(p.port());
+  ASSERT_TRUE(JoinTeam(p, peer));
+  const std::vector<Sent> sent = PushStream(p, 30, 7);
+  ASSERT_TRUE(peer.PumpUntil([&] { return peer.Buffers().size() >= 30; }));
+  ExpectSameStream(sent, peer.Buffers());
+  // Without learn-shares there is nothing to wait for: a second of pumping
+  // gives an echo time to come (it comes within milliseconds when asked).
+  *proven = peer.PumpUntil([&] { return PeerProven(p.sink(), echoes); },
+                           learn ? kTimeoutMs : 1000);
+  PeerProven(p.sink(), echoes);
+}
+
+TEST(SplitterSinkShares, LearnSharesProvesAPeerByItsEcho) {
+  guint64 echoes = 0;
+  bool proven = false;
+  StreamToOnePeer(true, &echoes, &proven);
+  EXPECT_TRUE(proven);
+  // A team of one has nobody else to deal to while its chunk is on trial:
+  // the chunks pushed before the first echo came are all on trial.
+  EXPECT_GE(echoes, 1u);
+}
+
+TEST(SplitterSinkShares, WithoutLearnSharesNobodyEchoes) {
+  guint64 echoes = 1;
+  bool proven = true;
+  StreamToOnePeer(false, &echoes, &proven);
+  EXPECT_FALSE(proven);
+  EXPECT_EQ(echoes, 0u);
+}
+
 /* ------------------------------------------ backlog and remove-peer ---- */
 
 /* Pops element messages until a GstP2pspSplitterPeerRemoved with `reason`

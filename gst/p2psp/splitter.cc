@@ -1446,6 +1446,7 @@ std::vector<SplitterPeerStats> Splitter::peer_stats() const {
     result.push_back(m.stats);
     result.back().share = impl_->shares.share(m.stats.id);
     result.back().forwarding = impl_->shares.forwarding(m.stats.id);
+    result.back().proven = impl_->shares.proven(m.stats.id);
   }
   return result;
 }

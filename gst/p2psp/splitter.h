@@ -145,6 +145,7 @@ struct SplitterPeerStats {
   double share = 0;
   double forwarding = 1;
   int64_t upload_limit_kbps = -1;  // stated in JOIN (kb/s); -1: none
+  bool proven = false;             // flood checks: echoed a chunk in time
   bool multicast = false;          // it receives the multicast group
 };
 

@@ -3,14 +3,22 @@
 # uneven (issue 15). Every peer sits in its own namespace (tests/netlab) on
 # the public segment, with a `tc tbf` qdisc on its uplink (eth0 egress).
 #
-#   uplink.sh MIX [STREAM_SECONDS]   MIX: b | c   (default 15 s of stream)
+#   uplink.sh MIX [STREAM_SECONDS]   MIX: b | c | b-learned | c-learned
+#                                    (default 15 s of stream)
 #
 #   b: half the 12 peers at 0.3x the stream rate, half at 2.5x;
 #   c: 3 of the 12 (25 %, the nearest to 20 % from above) free riders
 #      (upload-limit=0; their link is 1.5x as well), the rest at 1.5x.
-# Each peer states its link rate as `upload-limit` (the splitter's adaptive
-# shares, docs/protocol.md 10.7). The stream: raw 16-bit mono PCM at
-# 62.5 kHz, exactly 1 Mb/s, chunk-size 1024.
+# In b and c each peer states its link rate as `upload-limit` (the
+# splitter's adaptive shares, docs/protocol.md 10.7). In b-learned and
+# c-learned no peer states anything and the splitter learns the shares
+# (learn-shares=true): the 0.3x peers only have their tbf uplink; the free
+# riders of c-learned run a plain p2pspsrc whose namespace drops every UDP
+# datagram it sends to anyone but the splitter (nft, output hook): it
+# still joins, echoes and NACKs to the splitter, but its neighbours get
+# nothing from it, as from a modified client that keeps its uplink.
+# The stream: raw 16-bit mono PCM at 62.5 kHz, exactly 1 Mb/s, chunk-size
+# 1024.
 #
 # Asserts (natcheck.py, as the NAT tests): every peer exits 0 and plays
 # >= 99.9 % of the chunks cut; the splitter uploads <= 1.15 bytes per stream
@@ -42,9 +50,11 @@ UPLINK_PEER_ARGS=${UPLINK_PEER_ARGS-latency=500}
 UPLINK_MAX_UPLOAD=${UPLINK_MAX_UPLOAD:-1.15}
 
 case "$MIX" in
-  b | c) ;;
-  *) echo "usage: $0 b|c [seconds]" >&2; exit 2 ;;
+  b | c) LEARNED= ;;
+  b-learned | c-learned) LEARNED=1 ;;
+  *) echo "usage: $0 b|c|b-learned|c-learned [seconds]" >&2; exit 2 ;;
 esac
+[ -z "$LEARNED" ] || NAT_SPLITTER_ARGS="learn-shares=true"
 
 nat_init "uplink-$MIX"
 # 13 ASan processes on 2 cores miss the stream's timing; the debt and share
@@ -53,9 +63,11 @@ nat_init "uplink-$MIX"
 command -v tc >/dev/null || e2e_skip "tc (iproute2) not found"
 
 # uplink_peer NAME ADDR KBPS [STATED_KBPS]: a public peer behind a tbf
-# uplink of KBPS, stating STATED_KBPS (default KBPS) as its upload-limit.
+# uplink of KBPS, stating STATED_KBPS (default KBPS) as its upload-limit,
+# nothing in the learned mixes.
 uplink_peer() {
   local name=$1 addr=$2 kbps=$3 stated=${4:-$3} err
+  [ -z "$LEARNED" ] || stated=-
   nat_public_peer "$name" "$addr"
   if ! err=$(netlab_exec "$name" tc qdisc replace dev eth0 root tbf \
     rate "${kbps}kbit" burst "$TBF_BURST" latency "$TBF_LATENCY" 2>&1); then
@@ -63,19 +75,42 @@ uplink_peer() {
   fi
   LINK_KBPS[$name]=$kbps
   STATED_KBPS[$name]=$stated
-  NAT_PEER_ARGS[$name]="upload-limit=$((stated * 1000)) $UPLINK_PEER_ARGS"
+  if [ -n "$LEARNED" ]; then
+    NAT_PEER_ARGS[$name]=$UPLINK_PEER_ARGS
+  else
+    NAT_PEER_ARGS[$name]="upload-limit=$((stated * 1000)) $UPLINK_PEER_ARGS"
+  fi
+}
+
+# uplink_free_rider NAME: its namespace drops the UDP it sends to anyone
+# but the splitter (c-learned).
+uplink_free_rider() {
+  local err
+  if ! err=$(netlab_exec "$1" nft -f - 2>&1 <<EOF
+table inet freeride {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    meta l4proto udp ip daddr != $NAT_SPLITTER_ADDR counter drop
+  }
+}
+EOF
+  ); then
+    e2e_die "cannot make $1 a free rider: $err"
+  fi
+  STATED_KBPS[$1]="free rider"
 }
 
 for ((i = 1; i <= PEERS; i++)); do
   name=$(printf 'p%02d' "$i")
   addr=10.200.0.$((10 + i))
-  if [ "$MIX" = b ]; then
+  if [ "${MIX%-learned}" = b ]; then
     if ((i % 2)); then kbps=$((STREAM_KBPS * 3 / 10)); else kbps=$((STREAM_KBPS * 5 / 2)); fi
     uplink_peer "$name" "$addr" "$kbps"
   else
     kbps=$((STREAM_KBPS * 3 / 2))
     # Free riders spread over the join order: peers 2, 6, 10.
     if ((i % 4 == 2)); then uplink_peer "$name" "$addr" "$kbps" 0; else uplink_peer "$name" "$addr" "$kbps"; fi
+    if ((i % 4 == 2)) && [ -n "$LEARNED" ]; then uplink_free_rider "$name"; fi
   fi
 done
 
