@@ -402,7 +402,11 @@ GstStructure *peer_structure(const p2psp::SplitterPeerStats &p) {
       p.forwarding, "upload-limit", G_TYPE_INT64,
       static_cast<gint64>(p.upload_limit_kbps < 0 ? -1
                                                   : p.upload_limit_kbps * 1000),
-      "proven", G_TYPE_BOOLEAN, static_cast<gboolean>(p.proven), nullptr);
+      "proven", G_TYPE_BOOLEAN, static_cast<gboolean>(p.proven),
+      "learned-upload", G_TYPE_INT64,
+      static_cast<gint64>(
+          p.learned_upload_kbps < 0 ? -1 : p.learned_upload_kbps * 1000),
+      nullptr);
   return s;
 }
 
@@ -468,7 +472,7 @@ void add_health_stats(GstStructure *s, const p2psp::SplitterStats &st) {
                     G_TYPE_UINT64, st.echoes_late, "echoes-missed",
                     G_TYPE_UINT64, st.echoes_missed, "redeals", G_TYPE_UINT64,
                     st.redeals, "redeal-bytes", G_TYPE_UINT64, st.redeal_bytes,
-                    nullptr);
+                    "uplinks-timed", G_TYPE_UINT64, st.uplinks_timed, nullptr);
 }
 
 /* Join bursts, limits on strangers, slow peers, the UDP socket. */

@@ -99,17 +99,32 @@ struct SendRun {
   size_t size = 0;
 };
 
+void sort_by_destination(const std::vector<p2psp::UdpSend> &sends,
+                         std::vector<size_t>::iterator begin,
+                         std::vector<size_t>::iterator end) {
+  std::stable_sort(begin, end, [&](size_t a, size_t b) {
+    return sends[a].to < sends[b].to;
+  });
+}
+
 /* The sends grouped by destination (stable: each destination's datagrams
  * keep their order; only datagrams to different destinations change
- * places), then cut into runs a GSO send can carry. */
+ * places), then cut into runs a GSO send can carry. A send marked in_order
+ * starts a new group: nothing crosses it (a flood-check echo must leave
+ * behind the copies queued before it; sorted by destination, the echo to
+ * the splitter went out first and timed nothing). */
 void plan_runs(const std::vector<p2psp::UdpSend> &sends, bool gso,
                std::vector<size_t> *order, std::vector<SendRun> *runs) {
   order->resize(sends.size());
   for (size_t i = 0; i < sends.size(); i++) (*order)[i] = i;
   if (gso) {
-    std::stable_sort(order->begin(), order->end(), [&](size_t a, size_t b) {
-      return sends[a].to < sends[b].to;
-    });
+    auto first = order->begin();
+    for (auto it = order->begin(); it != order->end(); ++it) {
+      if (!sends[*it].in_order || it == first) continue;
+      sort_by_destination(sends, first, it);
+      first = it;
+    }
+    sort_by_destination(sends, first, order->end());
   }
   runs->clear();
   for (size_t k = 0; k < order->size(); k++) {

@@ -196,6 +196,73 @@ TEST(AdaptiveShares, LimitTooThinForOneFloodIsDealtNothing) {
   EXPECT_EQ(shares.weight(101), 0);
 }
 
+// As deal(), each chunk noted as dealt (10 ms apart from `t`); a pick of
+// nobody deals nothing.
+std::map<uint32_t, int> deal_noted(AdaptiveShares& shares,
+                                   const std::vector<uint32_t>& ids, int n,
+                                   Micros t) {
+  std::map<uint32_t, int> dealt;
+  for (int i = 0; i < n; ++i, t += 10000) {
+    const size_t at = shares.pick(ids.size(), [&](size_t k) { return ids[k]; });
+    if (at == ids.size()) continue;
+    ++dealt[ids[at]];
+    shares.note_dealt(ids[at], 1000, t);
+  }
+  return dealt;
+}
+
+// Flood checks' uplink timing (protocol.md 10.7). In a team of 12 a member
+// being timed is dealt one chunk at most (an equal share would deal it
+// several in 600 ms); its learned uplink then limits it as a stated one
+// would, and one that carries an equal share is no limit.
+TEST(AdaptiveShares, TimedUplinksLimitThinMembersOnly) {
+  AdaptiveShares shares;
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 1; id <= 12; ++id) {
+    ids.push_back(id);
+    shares.add(id, 0);
+  }
+  // A chunk every 10 ms for 0.2 s, to member 12.
+  Micros t = 0;
+  for (; t < 200000; t += 10000) shares.note_dealt(12, 1000, t);
+  for (uint32_t id = 1; id <= 12; ++id) shares.note_echo(id, true, t, 600000);
+  EXPECT_FALSE(shares.uniform());
+  const auto dealt = deal_noted(shares, ids, 60, t);
+  for (uint32_t id = 1; id <= 12; ++id) EXPECT_EQ(dealt.at(id), 1) << id;
+  // Timed before the stream rate is known: against the widest uplink.
+  shares.note_flood_rate(1, 300);
+  shares.note_flood_rate(2, 2500);
+  for (uint32_t id = 1; id <= 12; ++id) shares.end_timing(id);
+  EXPECT_NEAR(shares.weight(1), 300.0 / 2500, 1e-9);
+  EXPECT_EQ(shares.weight(2), 1);
+  EXPECT_EQ(shares.learned_kbps(1), 300);
+  EXPECT_EQ(shares.learned_kbps(3), -1);
+  // About 1 Mb/s measured: 300 kb/s carry 300 / (1000 x 1.3) copies over
+  // 11 others, a share of about 0.02 (an equal one is 0.083); 2500 kb/s carry
+  // more than an equal share: member 2 is dealt as an unmeasured member.
+  for (; t <= 800000; t += 8000) shares.note_dealt(12, 1000, t);
+  EXPECT_GT(shares.share(1), 0.015);
+  EXPECT_LT(shares.share(1), 0.025);
+  EXPECT_EQ(shares.weight(2), 1);
+  EXPECT_EQ(shares.weight(3), 1);
+}
+
+// A team of 100 at 100 chunks a second: an equal share deals a member 0.6
+// chunks in 600 ms, so timing holds nobody back.
+TEST(AdaptiveShares, TimingInALargeTeamHoldsNobodyBack) {
+  AdaptiveShares shares;
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 1; id <= 100; ++id) {
+    ids.push_back(id);
+    shares.add(id, 0);
+  }
+  Micros t = 0;
+  for (; t < 200000; t += 10000) shares.note_dealt(100, 1000, t);
+  shares.note_echo(1, true, t, 600000);
+  const auto dealt = deal_noted(shares, ids, 300, t);
+  EXPECT_EQ(dealt.at(1), 3);
+}
+
 // Flood checks (protocol.md 10.7): a member is on trial until it echoes a
 // chunk in time, and is dealt no other chunk meanwhile; a proven member
 // carries re-dealt chunks, the one busy least recently first; a member

@@ -456,6 +456,45 @@ TEST(FloodChecks, EchoAfterAQuarterOfTheFloodAndReDealtChunksFlooded) {
   EXPECT_EQ(m.peer.stats().floods_for_others, 1u);
 }
 
+// ROLE may also ask (bit 2) for the first own chunk's echo once more after
+// the last copy of its flood, which times the peer's uplink at the
+// splitter; both echoes are marked to leave in order after the copies
+// queued before them. Later chunks are echoed once.
+TEST(FloodChecks, FirstChunkEchoedAgainAfterItsWholeFlood) {
+  PeerConfig config;
+  test::CoreMember m(config, 7);
+  m.register_with_splitter();
+  m.tcp(RoleMsg{kRoleFlagEcho | kRoleFlagEchoFloodEnd});
+  std::vector<PeerInfo> members;
+  for (uint32_t id = 2; id <= 9; ++id) {
+    members.push_back(
+        PeerInfo{id, Endpoint::ipv4(10, 9, 0, static_cast<uint8_t>(id), 5000)});
+  }
+  m.join(Endpoint::ipv4(10, 9, 0, 1, 5000), members);
+  const auto echoes_at = [&m]() {
+    std::vector<size_t> at;
+    for (size_t i = 0; i < m.out.udp.size(); ++i) {
+      if (!(m.out.udp[i].to == m.splitter)) continue;
+      auto msg =
+          decode_udp(m.out.udp[i].data->data(), m.out.udp[i].data->size());
+      if (!msg || !std::holds_alternative<ChunkMsg>(*msg)) continue;
+      EXPECT_TRUE(m.out.udp[i].in_order);
+      at.push_back(i);
+    }
+    return at;
+  };
+  m.out.clear();
+  m.own_chunk(1);
+  m.advance(config.forward_flush_us);
+  EXPECT_EQ(echoes_at(), (std::vector<size_t>{2, 9}));  // after 2, 8 copies
+  EXPECT_EQ(m.peer.stats().echoes_sent, 2u);
+  m.out.clear();
+  m.own_chunk(13);
+  m.advance(config.forward_flush_us);
+  EXPECT_EQ(echoes_at(), (std::vector<size_t>{2}));
+  EXPECT_EQ(m.peer.stats().echoes_sent, 3u);
+}
+
 // Without flood checks (no ROLE echo) a neighbour may not flood a chunk of
 // another origin at us: FLOOD would let any member replace any origin's
 // chunks (docs/security.md).
@@ -942,19 +981,21 @@ struct Joined {
   uint64_t token = 0;
   Endpoint udp;
   bool monitor = false;  // got ROLE monitor
+  uint32_t role_flags = 0;
 };
 
 class SplitterBench {
  public:
   explicit SplitterBench(const SplitterConfig& config) : sp(config) {}
 
-  Joined join(bool ask_monitor = false) {
+  Joined join(bool ask_monitor = false, uint32_t join_flags = 0) {
     Joined j;
     j.conn = next_conn++;
     j.udp = Endpoint::ipv4(10, 3, 0, static_cast<uint8_t>(j.conn), 5000);
     sp.on_tcp_accepted(j.conn, j.udp.with_port(40000), now, &out);
-    feed(j.conn, encode_tcp(JoinMsg{kProtocolVersion,
-                                    ask_monitor ? kFlagMonitor : 0u}));
+    feed(j.conn,
+         encode_tcp(JoinMsg{kProtocolVersion,
+                            (ask_monitor ? kFlagMonitor : 0u) | join_flags}));
     for (const TcpMessage& m : take_tcp(j.conn)) {
       if (const auto* w = std::get_if<WelcomeMsg>(&m)) {
         j.id = w->peer_id;
@@ -965,6 +1006,7 @@ class SplitterBench {
     for (const TcpMessage& m : take_tcp(j.conn)) {
       if (const auto* role = std::get_if<RoleMsg>(&m)) {
         j.monitor = (role->flags & kFlagMonitor) != 0;
+        j.role_flags = role->flags;
       }
     }
     return j;
@@ -1256,6 +1298,50 @@ TEST(SplitterHealth, ChunkHalfTheTeamNacksDealsItsOriginOut) {
     }
     EXPECT_GT(bench.stats_of(team[1].id)->share, 0);
   }
+}
+
+// Flood checks' uplink timing (docs/protocol.md 10.7): the time between a
+// trial chunk's quarter echo and its flood-end echo is what the rest of
+// the flood took the member's uplink; the splitter learns its upload from
+// it. A span within two flush timers times the peer, not its uplink.
+TEST(SplitterHealth, TwoEchoesOfTheFirstChunkTimeTheUplink) {
+  SplitterConfig config = bench_config();
+  config.learn_shares = true;
+  SplitterBench bench(config);
+  std::vector<Joined> team;
+  for (int i = 0; i < 12; ++i) team.push_back(bench.join(false, kFlagEcho));
+  EXPECT_EQ(team[0].role_flags & (kRoleFlagEcho | kRoleFlagEchoFloodEnd),
+            kRoleFlagEcho | kRoleFlagEchoFloodEnd);
+  const auto chunks = bench.cut(12);
+  std::map<Endpoint, SharedBytes> dealt;
+  for (const auto& [number, sent] : chunks) dealt[sent.first] = sent.second;
+  ASSERT_EQ(dealt.size(), 12u);  // one trial chunk each
+  const Joined& thin = team[0];
+  const Joined& fast = team[1];
+  bench.advance_to(40000);
+  for (const Joined& j : team) bench.udp(j, *dealt[j.udp]);
+  EXPECT_EQ(bench.sp.stats().echoes, 12u);
+  bench.advance_to(45000);  // the others' flood-end echoes: fast uplinks
+  for (size_t i = 2; i < team.size(); ++i) {
+    bench.udp(team[i], *dealt[team[i].udp]);
+  }
+  // Meanwhile, in a team of 12, each is dealt one chunk at most.
+  const auto more = bench.cut(24);
+  int to_thin = 0;
+  for (const auto& [number, sent] : more) to_thin += sent.first == thin.udp;
+  EXPECT_EQ(to_thin, 1);
+  bench.advance_to(55000);
+  bench.udp(fast, *dealt[fast.udp]);  // 15 ms: the peer's own pacing
+  // 8 copies and the echo at 300 kb/s: 9 x (size + 28) x 8 / 300 kb/s.
+  const size_t size = dealt[thin.udp]->size();
+  const Micros span = 9 * (size + 28) * 8 * 1000 / 300;
+  bench.advance_to(40000 + span);
+  bench.udp(thin, *dealt[thin.udp]);
+  EXPECT_EQ(bench.sp.stats().uplinks_timed, 1u);
+  EXPECT_NEAR(static_cast<double>(bench.stats_of(thin.id)->learned_upload_kbps),
+              300, 2);
+  EXPECT_EQ(bench.stats_of(fast.id)->learned_upload_kbps, -1);
+  EXPECT_TRUE(bench.stats_of(thin.id)->proven);
 }
 
 TEST(SplitterHealth, NackFromAStrangerOrAnotherEndpointIsRejected) {

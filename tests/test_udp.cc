@@ -197,6 +197,37 @@ TEST(SendDatagrams, InterleavedRunsArriveWholeAndInOrder) {
   std::printf("UDP GSO %s\n", p2psp_gst::gso_enabled() ? "used" : "refused");
 }
 
+/* A send marked in_order (a flood-check echo, protocol.md 10.7) leaves
+ * after everything queued before it, though grouping by destination would
+ * put it first: its destination sorts first. One socket bound to every
+ * address receives on 127.0.0.1 and 127.0.0.2, so it sees the order the
+ * datagrams left in. */
+TEST(SendDatagrams, InOrderSendsAreNotMovedAhead) {
+  GError *error = nullptr;
+  GRef<GSocket> rx(g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                G_SOCKET_PROTOCOL_UDP, &error));
+  ASSERT_TRUE(rx) << error->message;
+  GRef<GInetAddress> any(g_inet_address_new_any(G_SOCKET_FAMILY_IPV4));
+  GRef<GSocketAddress> bind_to(g_inet_socket_address_new(any.get(), 0));
+  ASSERT_TRUE(g_socket_bind(rx.get(), bind_to.get(), FALSE, &error))
+      << error->message;
+  g_socket_set_blocking(rx.get(), FALSE);
+  const uint16_t port = LocalEndpoint(rx.get()).port;
+  const auto copy_to = p2psp::Endpoint::ipv4(127, 0, 0, 2, port);
+  const auto echo_to = p2psp::Endpoint::ipv4(127, 0, 0, 1, port);
+  GRef<GSocket> tx(BoundUdp());
+  std::vector<p2psp::UdpSend> sends;
+  std::vector<std::pair<uint8_t, size_t>> want;
+  for (int i = 0; i < 6; i++) {
+    auto data = std::make_shared<std::vector<uint8_t>>(1000, i);
+    const bool echo = i == 3;
+    sends.push_back({echo ? echo_to : copy_to, data, echo});
+    want.emplace_back(static_cast<uint8_t>(i), 1000);
+  }
+  EXPECT_EQ(p2psp_gst::send_datagrams(tx.get(), sends), 0u);
+  ExpectSame(Drain(rx.get()), want);
+}
+
 /* On a socket with UDP_GRO (attach) a GSO run may come as one message:
  * for_each_datagram must hand out each datagram of it whole and in order,
  * the shorter last one included, from the run's sender. */

@@ -74,7 +74,17 @@ class AdaptiveShares {
   // member's echo is late whenever its uplink is busy with the previous
   // flood, which says nothing about whether it floods.
   bool on_trial(uint32_t id);
-  void note_echo(uint32_t id);
+  // `timing`: until end_timing(), while its first flood's end echo times
+  // its uplink (for up to `timing_wait_us`), it is dealt one chunk at most
+  // if an equal share would deal it more.
+  void note_echo(uint32_t id, bool timing = false, Micros now = 0,
+                 Micros timing_wait_us = 0);
+  void end_timing(uint32_t id);
+  // What the member's uplink carried between the two echoes of its first
+  // chunk (protocol.md 10.7), kb/s: a learned upload limit, applied as a
+  // stated one (the lower of the two when it stated one too).
+  void note_flood_rate(uint32_t id, int64_t kbps);
+  int64_t learned_kbps(uint32_t id) const;
   void note_missed_echo(uint32_t id);
   bool proven(uint32_t id) const;
 
@@ -90,7 +100,10 @@ class AdaptiveShares {
     double best_credit = 0;
     for (size_t i = 0; i < n; ++i) {
       Entry& e = entry(id_at(i));
-      if (e.weight <= 0 || e.trial) continue;
+      if (e.weight <= 0 || e.trial ||
+          (e.timing && e.timing_restricted && e.timing_dealt > 0)) {
+        continue;
+      }
       e.credit += e.weight;
       total += e.weight;
       if (best == n || e.credit > best_credit) {
@@ -147,11 +160,16 @@ class AdaptiveShares {
     // at the end of the current one, when their NACKs had time to come).
     Counts current;
     Counts previous;
-    int64_t stated_kbps = -1;  // -1: no stated limit
+    int64_t stated_kbps = -1;   // -1: no stated limit
+    int64_t learned_kbps = -1;  // -1: not measured
     // Flood checks.
-    bool proven = false;  // echoed a chunk in time
-    bool trial = false;   // a chunk of its awaits its echo
-    Micros busy_us = 0;   // last dealt or re-dealt a chunk
+    bool proven = false;             // echoed a chunk in time
+    bool trial = false;              // a chunk of its awaits its echo
+    bool timing = false;             // its first flood's end echo is awaited
+    uint32_t timing_dealt = 0;       // chunks dealt to it meanwhile
+    bool timing_restricted = false;  // one chunk at most meanwhile
+    bool provisional = false;  // weighed by its learned limit, rate unknown
+    Micros busy_us = 0;        // last dealt or re-dealt a chunk
   };
   Entry& entry(uint32_t id) { return entries_[id]; }
   void set_weight(Entry& e, double weight);
@@ -160,6 +178,8 @@ class AdaptiveShares {
   void measure_rate(size_t bytes, Micros now);
   void apply_stated(size_t team);
   void apply_provisional();
+  static int64_t limit_kbps(const Entry& e);
+  bool limited(const Entry& e, size_t team) const;
   double stated_share(const Entry& e, size_t team) const;
 
   AcsConfig config_;
@@ -177,6 +197,10 @@ class AdaptiveShares {
   Micros rate_from_us_ = 0;
   uint64_t rate_bytes_ = 0;
   bool any_stated_ = false;
+  // Chunks dealt since the first, for the chunk rate before the stream
+  // rate is measured.
+  Micros first_dealt_us_ = 0;
+  uint64_t dealt_count_ = 0;
 };
 
 }  // namespace p2psp

@@ -14,6 +14,11 @@ using ConnId = uint64_t;
 struct UdpSend {
   Endpoint to;
   SharedBytes data;  // shared: one chunk goes to many neighbours
+  // Must leave after every datagram queued before it (a flood-check echo
+  // times the copies ahead of it, protocol.md 10.7): a sender that groups
+  // datagrams by destination does not move it, nor anything after it,
+  // ahead of those.
+  bool in_order = false;
 };
 
 struct TcpSend {

@@ -758,6 +758,10 @@ struct Peer::Impl {
     } else if (const auto* role = std::get_if<RoleMsg>(&msg)) {
       health.monitor = (role->flags & kFlagMonitor) != 0;
       echo_chunks = (role->flags & kRoleFlagEcho) != 0;
+      if (echo_chunks && (role->flags & kRoleFlagEchoFloodEnd) != 0 &&
+          !stats.echoes_sent) {
+        flood.ask_flood_end_echo();
+      }
       stats.monitor = health.monitor ? 1 : 0;
     } else {
       return false;

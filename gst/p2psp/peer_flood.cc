@@ -41,13 +41,26 @@ std::shared_ptr<EchoTicket> PeerFlood::echo_after(size_t copies,
   if (!to.valid()) return nullptr;
   auto echo =
       std::make_shared<EchoTicket>(EchoTicket{(copies + 3) / 4, to, datagram});
-  if (echo->copies_left != 0) return echo;
+  if (echo->copies_left != 0) {
+    if (flood_end_echo_) echo->end_copies_left = copies;
+    flood_end_echo_ = false;
+    return echo;
+  }
   send_echo(*echo, out);  // nobody to flood to
   return nullptr;
 }
 
+void PeerFlood::count_copy(EchoTicket& echo, Outbox* out) {
+  if (echo.copies_left > 0 && --echo.copies_left == 0) send_echo(echo, out);
+  if (echo.end_copies_left > 0 && --echo.end_copies_left == 0) {
+    send_echo(echo, out);
+  }
+}
+
 void PeerFlood::send_echo(const EchoTicket& echo, Outbox* out) {
-  tx_->datagram(echo.to, echo.datagram, out);
+  if (tx_->datagram(echo.to, echo.datagram, out) && out && !out->udp.empty()) {
+    out->udp.back().in_order = true;
+  }
   ++stats_->echoes_sent;
   stats_->bytes_up += echo.datagram->size();
 }
@@ -67,10 +80,7 @@ bool PeerFlood::send_pending(size_t index, Outbox* out) {
     ++n.info.chunks_sent;
     ++stats_->chunks_forwarded;
     stats_->bytes_up += pending.datagram->size();
-    if (pending.echo && pending.echo->copies_left > 0 &&
-        --pending.echo->copies_left == 0) {
-      send_echo(*pending.echo, out);
-    }
+    if (pending.echo) count_copy(*pending.echo, out);
   }
   // Cleared, not swapped out: the queue keeps its room for the next round
   // (an allocation per chunk and neighbour otherwise, at high rates).

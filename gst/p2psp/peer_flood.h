@@ -43,6 +43,9 @@ class PeerFlood {
   std::shared_ptr<EchoTicket> echo_after(size_t copies, const Endpoint& to,
                                          const SharedBytes& datagram,
                                          Outbox* out);
+  // The next echo ticket also echoes after the flood's last copy (ROLE
+  // flag: the splitter times our uplink by the first chunk's two echoes).
+  void ask_flood_end_echo() { flood_end_echo_ = true; }
   bool any_pending() const { return pending_neighbours_ != 0; }
   void send_all_pending(Outbox* out);
   // The DBS trigger.
@@ -59,6 +62,7 @@ class PeerFlood {
 
   bool send_pending(size_t index, Outbox* out);
   void send_echo(const EchoTicket& echo, Outbox* out);
+  void count_copy(EchoTicket& echo, Outbox* out);
   bool current_forward(const ForwardDue& due) const;
 
   const PeerConfig* config_;
@@ -68,6 +72,7 @@ class PeerFlood {
   std::function<void(uint32_t)> drop_;
   size_t next_neighbour_ = 0;
   size_t pending_neighbours_ = 0;  // neighbours with a non-empty queue
+  bool flood_end_echo_ = false;
   // Neighbours with pending forwards, earliest pending_since_us first, so
   // the flush deadline is not a scan of the team on every event. Entries
   // are not removed when a queue is sent; they go stale (see

@@ -26,6 +26,7 @@ struct EchoTicket {
   size_t copies_left = 0;  // copies to send before the echo
   Endpoint to;             // the splitter
   SharedBytes datagram;
+  size_t end_copies_left = 0;  // before the flood-end echo (0: none)
 };
 
 // A datagram queued for a neighbour.

@@ -92,10 +92,17 @@ void PeerRelay::count_relays() {
 // (uplink-b: 66 drops at a 0.3x peer that had relayed 113 chunks). Until the
 // rate is measured, a stated limit refuses: the requester asks another
 // neighbour at its next check.
+// Without a stated limit the splitter's deal says it: a member dealt under
+// half an equal share was found thin by its flood checks (protocol.md
+// 10.7), and a relay would overflow its uplink the same way (uplink-b-
+// learned: 13 drops at a 0.3x first joiner after relaying 15 chunks).
 bool PeerRelay::upload_has_room(Micros now) {
   const int64_t limit = config_->upload_limit_bps;
-  if (limit < 0) return true;
   measure_stream(now);
+  if (limit < 0) {
+    const double equal = 1.0 / static_cast<double>(health_->members.size() + 1);
+    return own_share_ < 0 || own_share_ >= equal / 2;
+  }
   return stream_bps_ != 0 && static_cast<uint64_t>(limit) >= 2 * stream_bps_;
 }
 
@@ -115,6 +122,15 @@ void PeerRelay::measure_stream(Micros now) {
       (bytes - rate_since_bytes_) * 8 * 1000000 / (now - rate_since_us_);
   rate_since_us_ = now;
   rate_since_bytes_ = bytes;
+  const uint64_t own = stats_->chunks_from_splitter;
+  const uint64_t chunks =
+      stats_->chunks_from_splitter + stats_->chunks_from_peers;
+  if (chunks > rate_since_chunks_) {
+    own_share_ = static_cast<double>(own - rate_since_own_) /
+                 static_cast<double>(chunks - rate_since_chunks_);
+  }
+  rate_since_own_ = own;
+  rate_since_chunks_ = chunks;
 }
 
 void PeerRelay::on_joined(Micros now) {

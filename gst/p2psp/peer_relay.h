@@ -71,6 +71,10 @@ class PeerRelay {
   Micros rate_since_us_ = 0;
   uint64_t rate_since_bytes_ = 0;
   uint64_t stream_bps_ = 0;
+  // Our own chunks over all chunks received, in the last measured second.
+  uint64_t rate_since_own_ = 0;
+  uint64_t rate_since_chunks_ = 0;
+  double own_share_ = -1;  // -1: not measured yet
 };
 
 }  // namespace p2psp

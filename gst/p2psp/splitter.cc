@@ -33,6 +33,12 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+// Flood-end echoes closer to the quarter echo than two of the peers' 10 ms
+// flush timers time the peer, not its uplink.
+constexpr Micros kMinUplinkSpanUs = 20000;
+// IPv4 and UDP headers, which an uplink carries too.
+constexpr uint64_t kIpUdpBytes = 28;
+
 AcsConfig acs_config(const SplitterConfig& config) {
   AcsConfig acs;
   acs.enabled = config.learn_shares;
@@ -76,8 +82,9 @@ struct Splitter::Impl {
     std::set<uint32_t> accusers;  // members that reported it for pollution
     // The last chunk dealt to it, for the next one's `previous` field.
     std::optional<ChunkNumber> last_dealt;
-    bool echoes = false;       // it echoes its chunks (flood checks)
-    Micros round_trip_us = 0;  // PROBE to REGISTER, when it joined
+    bool echoes = false;        // it echoes its chunks (flood checks)
+    bool uplink_timed = false;  // its first flood's end echo came or not
+    Micros round_trip_us = 0;   // PROBE to REGISTER, when it joined
   };
 
   // One recently cut chunk: who it went to, and (in the shorter datagram
@@ -94,6 +101,10 @@ struct Splitter::Impl {
     // once echoed or when none is.
     uint32_t echo_from = 0;
     bool echo_missed = false;  // not in time: re-dealt
+    // A trial chunk's flood-end echo may follow (ROLE flag): when the
+    // quarter echo came, and the copies its origin had to send.
+    Micros quarter_echo_us = 0;
+    uint32_t copies = 0;
   };
   struct Sent {
     ChunkNumber number = 0;
@@ -541,7 +552,7 @@ struct Splitter::Impl {
     if (monitor || echoes) {
       send_tcp(conn.id,
                RoleMsg{(monitor ? kFlagMonitor : 0u) |
-                       (echoes ? kRoleFlagEcho : 0u)},
+                       (echoes ? kRoleFlagEcho | kRoleFlagEchoFloodEnd : 0u)},
                out);
     }
     std::optional<BurstPacer> burst = plan_burst(conn, now);
@@ -1012,10 +1023,15 @@ struct Splitter::Impl {
   }
 
   // A chunk from a member is the echo of one it floods.
-  bool handle_echo(const Endpoint& from, const ChunkMsg& chunk) {
+  bool handle_echo(const Endpoint& from, const ChunkMsg& chunk, Micros now) {
     auto it = member_by_endpoint.find(from.normalized());
     if (it == member_by_endpoint.end()) return false;
     Origin* origin = origin_of(chunk.number);
+    if (origin && origin->quarter_echo_us != 0 &&
+        origin->peer_id == it->second) {
+      time_uplink(*origin, chunk.number, now);
+      return true;
+    }
     if (!origin || origin->echo_from == 0 || origin->echo_from != it->second) {
       return true;  // not awaited (a proven member's): nothing to learn
     }
@@ -1025,8 +1041,38 @@ struct Splitter::Impl {
       return true;
     }
     ++stats.echoes;
-    shares.note_echo(it->second);
+    Member* member = find_member(it->second);
+    const bool timing = member && !member->uplink_timed && origin->copies > 0;
+    if (timing) {
+      member->uplink_timed = true;  // one try: the peer's first flood only
+      origin->quarter_echo_us = now;
+      echo_due.emplace(saturating_add(now, end_echo_wait()), chunk.number);
+    }
+    shares.note_echo(it->second, timing, now, end_echo_wait());
     return true;
+  }
+
+  // The flood-end echo of a 1.5x member in a team of 100 comes 0.44 s
+  // after its quarter echo (team simulator).
+  Micros end_echo_wait() const { return 2 * config.echo_timeout_us; }
+
+  // Between a trial chunk's two echoes its origin's uplink sent the other
+  // three quarters of the flood and the second echo, back to back (they
+  // were queued together), so their bytes over the time between is what
+  // the uplink carries, whatever burst a shaper let through first. A span
+  // within two flush timers (protocol.md 8.3) was the peer's own pacing,
+  // not its uplink's: nothing is learned from it.
+  void time_uplink(Origin& origin, ChunkNumber number, Micros now) {
+    const Micros span = now - origin.quarter_echo_us;
+    origin.quarter_echo_us = 0;
+    shares.end_timing(origin.peer_id);
+    const SharedBytes datagram = datagram_of(number);
+    if (!datagram || span <= kMinUplinkSpanUs) return;
+    const uint64_t datagrams = origin.copies - (origin.copies + 3) / 4 + 1;
+    const uint64_t bits = datagrams * (datagram->size() + kIpUdpBytes) * 8;
+    ++stats.uplinks_timed;
+    shares.note_flood_rate(origin.peer_id,
+                           static_cast<int64_t>(bits * 1000 / span));
   }
 
   void expire_echoes(Micros now, Outbox* out) {
@@ -1034,6 +1080,12 @@ struct Splitter::Impl {
       const ChunkNumber number = echo_due.begin()->second;
       echo_due.erase(echo_due.begin());
       Origin* origin = origin_of(number);
+      if (origin && origin->quarter_echo_us != 0 &&
+          now >= saturating_add(origin->quarter_echo_us, end_echo_wait())) {
+        origin->quarter_echo_us = 0;  // no end echo: dealt as proven
+        shares.end_timing(origin->peer_id);
+        continue;
+      }
       if (!origin || origin->echo_from == 0 || origin->echo_missed) continue;
       ++stats.echoes_missed;
       origin->echo_missed = true;
@@ -1066,7 +1118,7 @@ struct Splitter::Impl {
   bool handle_member_datagram(const Endpoint& from, const UdpMessage& msg,
                               Micros now, Outbox* out) {
     if (const auto* chunk = std::get_if<ChunkMsg>(&msg)) {
-      return checks_floods() && handle_echo(from, *chunk);
+      return checks_floods() && handle_echo(from, *chunk, now);
     }
     if (const auto* hello = std::get_if<HelloMsg>(&msg)) {
       return touch(member_at(hello->peer_id, from), now);
@@ -1155,6 +1207,8 @@ struct Splitter::Impl {
     remember(number, dest.stats.id, datagram);
     if (dest.echoes && shares.on_trial(dest.stats.id)) {
       await_echo(number, dest, now);
+      origins[number % origins.size()].copies =
+          static_cast<uint32_t>(members.size() - 1);
     }
     const MulticastRoute route =
         multicast_route(config.multicast_group.valid(), dest.stats.multicast,
@@ -1447,6 +1501,7 @@ std::vector<SplitterPeerStats> Splitter::peer_stats() const {
     result.back().share = impl_->shares.share(m.stats.id);
     result.back().forwarding = impl_->shares.forwarding(m.stats.id);
     result.back().proven = impl_->shares.proven(m.stats.id);
+    result.back().learned_upload_kbps = impl_->shares.learned_kbps(m.stats.id);
   }
   return result;
 }

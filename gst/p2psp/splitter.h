@@ -146,7 +146,9 @@ struct SplitterPeerStats {
   double forwarding = 1;
   int64_t upload_limit_kbps = -1;  // stated in JOIN (kb/s); -1: none
   bool proven = false;             // flood checks: echoed a chunk in time
-  bool multicast = false;          // it receives the multicast group
+  // Its uplink as its first chunk's two echoes timed it (kb/s); -1: not.
+  int64_t learned_upload_kbps = -1;
+  bool multicast = false;  // it receives the multicast group
 };
 
 struct SplitterStats {
@@ -200,6 +202,7 @@ struct SplitterStats {
   uint64_t echoes = 0;         // trial chunks echoed in time
   uint64_t echoes_late = 0;    // echoed after they were re-dealt
   uint64_t echoes_missed = 0;  // not echoed in time
+  uint64_t uplinks_timed = 0;  // flood-end echoes that timed an uplink
   uint64_t redeals = 0;        // chunks re-dealt to another member (FLOOD)
   uint64_t redeal_bytes = 0;   // their UDP bytes (not in bytes_sent)
 };

@@ -255,6 +255,10 @@ constexpr uint32_t kFlagLocalEndpoints = 1u << 4;
 // the splitter after a quarter of your flood of it.
 constexpr uint32_t kFlagEcho = 1u << 5;
 constexpr uint32_t kRoleFlagEcho = 1u << 1;
+// ROLE flag, with kRoleFlagEcho: echo your first own chunk once more after
+// the last copy of its flood (protocol.md 10.7): the time between its two
+// echoes is that of three quarters of a flood through your uplink.
+constexpr uint32_t kRoleFlagEchoFloodEnd = 1u << 2;
 constexpr size_t kMaxLocalEndpoints = 4;
 
 enum class RemoveReason : uint8_t {
