@@ -212,8 +212,8 @@ std::map<uint32_t, int> deal_noted(AdaptiveShares& shares,
 }
 
 // Flood checks' uplink timing (protocol.md 10.7). In a team of 12 a member
-// being timed is dealt one chunk at most (an equal share would deal it
-// several in 600 ms); its learned uplink then limits it as a stated one
+// being timed is dealt nothing (an equal share would deal it several
+// chunks in 600 ms); its learned uplink then limits it as a stated one
 // would, and one that carries an equal share is no limit.
 TEST(AdaptiveShares, TimedUplinksLimitThinMembersOnly) {
   AdaptiveShares shares;
@@ -227,8 +227,11 @@ TEST(AdaptiveShares, TimedUplinksLimitThinMembersOnly) {
   for (; t < 200000; t += 10000) shares.note_dealt(12, 1000, t);
   for (uint32_t id = 1; id <= 12; ++id) shares.note_echo(id, true, t, 600000);
   EXPECT_FALSE(shares.uniform());
-  const auto dealt = deal_noted(shares, ids, 60, t);
-  for (uint32_t id = 1; id <= 12; ++id) EXPECT_EQ(dealt.at(id), 1) << id;
+  shares.end_timing(12);
+  const auto dealt = deal_noted(shares, ids, 20, t);  // to t = 390 ms
+  EXPECT_EQ(dealt.size(), 1u);  // member 12 only
+  EXPECT_EQ(dealt.at(12), 20);
+  t += 200000;
   // Timed before the stream rate is known: against the widest uplink.
   shares.note_flood_rate(1, 300);
   shares.note_flood_rate(2, 2500);

@@ -75,8 +75,8 @@ class AdaptiveShares {
   // flood, which says nothing about whether it floods.
   bool on_trial(uint32_t id);
   // `timing`: until end_timing(), while its first flood's end echo times
-  // its uplink (for up to `timing_wait_us`), it is dealt one chunk at most
-  // if an equal share would deal it more.
+  // its uplink (for up to `timing_wait_us`), it is dealt nothing if an
+  // equal share would deal it more than one chunk meanwhile.
   void note_echo(uint32_t id, bool timing = false, Micros now = 0,
                  Micros timing_wait_us = 0);
   void end_timing(uint32_t id);
@@ -100,8 +100,7 @@ class AdaptiveShares {
     double best_credit = 0;
     for (size_t i = 0; i < n; ++i) {
       Entry& e = entry(id_at(i));
-      if (e.weight <= 0 || e.trial ||
-          (e.timing && e.timing_restricted && e.timing_dealt > 0)) {
+      if (e.weight <= 0 || e.trial || (e.timing && e.timing_restricted)) {
         continue;
       }
       e.credit += e.weight;
@@ -166,8 +165,7 @@ class AdaptiveShares {
     bool proven = false;             // echoed a chunk in time
     bool trial = false;              // a chunk of its awaits its echo
     bool timing = false;             // its first flood's end echo is awaited
-    uint32_t timing_dealt = 0;       // chunks dealt to it meanwhile
-    bool timing_restricted = false;  // one chunk at most meanwhile
+    bool timing_restricted = false;  // dealt nothing meanwhile
     bool provisional = false;  // weighed by its learned limit, rate unknown
     Micros busy_us = 0;        // last dealt or re-dealt a chunk
   };
