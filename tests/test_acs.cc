@@ -229,7 +229,7 @@ TEST(AdaptiveShares, TimedUplinksLimitThinMembersOnly) {
   EXPECT_FALSE(shares.uniform());
   shares.end_timing(12);
   const auto dealt = deal_noted(shares, ids, 20, t);  // to t = 390 ms
-  EXPECT_EQ(dealt.size(), 1u);  // member 12 only
+  EXPECT_EQ(dealt.size(), 1u);                        // member 12 only
   EXPECT_EQ(dealt.at(12), 20);
   t += 200000;
   // Timed before the stream rate is known: against the widest uplink.

@@ -104,6 +104,9 @@ struct Peer::Impl {
   std::vector<SharedBytes> early_own_chunks;
   // ROLE asked us to echo each own chunk after a quarter of its flood.
   bool echo_chunks = false;
+  // The team has flood checks: ROLE asked for echoes once (a later ROLE
+  // stops the echoes of a proven member, not the re-dealt floods).
+  bool flood_checks = false;
   // What the reorder buffer made of the latest chunk offered to it.
   ReorderBuffer::Insert last_insert = ReorderBuffer::Insert::kAccepted;
 
@@ -242,7 +245,7 @@ struct Peer::Impl {
     }
     if (sender) {
       return msg.origin == sender->info.id || nacked ||
-             health.relay_requested(msg.origin) || (msg.flood && echo_chunks);
+             health.relay_requested(msg.origin) || (msg.flood && flood_checks);
     }
     return from_departing(from, msg.origin);
   }
@@ -758,6 +761,7 @@ struct Peer::Impl {
     } else if (const auto* role = std::get_if<RoleMsg>(&msg)) {
       health.monitor = (role->flags & kFlagMonitor) != 0;
       echo_chunks = (role->flags & kRoleFlagEcho) != 0;
+      flood_checks = flood_checks || echo_chunks;
       if (echo_chunks && (role->flags & kRoleFlagEchoFloodEnd) != 0 &&
           !stats.echoes_sent) {
         flood.ask_flood_end_echo();
