@@ -493,6 +493,20 @@ TEST(FloodChecks, FirstChunkEchoedAgainAfterItsWholeFlood) {
   m.advance(config.forward_flush_us);
   EXPECT_EQ(echoes_at(), (std::vector<size_t>{2}));
   EXPECT_EQ(m.peer.stats().echoes_sent, 3u);
+  // Proven: ROLE stops the echoes, not the re-dealt floods of the team.
+  m.tcp(RoleMsg{0});
+  m.out.clear();
+  m.own_chunk(25);
+  m.advance(config.forward_flush_us);
+  EXPECT_TRUE(echoes_at().empty());
+  EXPECT_EQ(m.peer.stats().echoes_sent, 3u);
+  const Bytes payload(500, 0x33);
+  const Bytes other = encode_chunk(7, 26, kImplicitOrigin, 0, kNoFrameStart,
+                                   payload.data(), payload.size());
+  const auto msg = decode_udp(other.data(), other.size());
+  const uint64_t from_peers = m.peer.stats().chunks_from_peers;
+  m.udp(members[2].endpoint, encode_flood_chunk(std::get<ChunkMsg>(*msg), 5));
+  EXPECT_EQ(m.peer.stats().chunks_from_peers, from_peers + 1);
 }
 
 // Without flood checks (no ROLE echo) a neighbour may not flood a chunk of
@@ -1342,6 +1356,14 @@ TEST(SplitterHealth, TwoEchoesOfTheFirstChunkTimeTheUplink) {
               300, 2);
   EXPECT_EQ(bench.stats_of(fast.id)->learned_upload_kbps, -1);
   EXPECT_TRUE(bench.stats_of(thin.id)->proven);
+  // Proven and timed: a ROLE without the echo bit stops its echoes.
+  bool stopped = false;
+  for (const TcpMessage& m : bench.take_tcp(thin.conn)) {
+    if (const auto* role = std::get_if<RoleMsg>(&m)) {
+      stopped = (role->flags & kRoleFlagEcho) == 0;
+    }
+  }
+  EXPECT_TRUE(stopped);
 }
 
 TEST(SplitterHealth, NackFromAStrangerOrAnotherEndpointIsRejected) {
