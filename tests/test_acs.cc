@@ -211,20 +211,25 @@ std::map<uint32_t, int> deal_noted(AdaptiveShares& shares,
   return dealt;
 }
 
+// Members 1 to n, the last dealt a chunk every 10 ms for 0.2 s.
+std::vector<uint32_t> streaming_team(AdaptiveShares& shares, uint32_t n) {
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 1; id <= n; ++id) {
+    ids.push_back(id);
+    shares.add(id, 0);
+  }
+  for (Micros t = 0; t < 200000; t += 10000) shares.note_dealt(n, 1000, t);
+  return ids;
+}
+
 // Flood checks' uplink timing (protocol.md 10.7). In a team of 12 a member
 // being timed is dealt nothing (an equal share would deal it several
 // chunks in 600 ms); its learned uplink then limits it as a stated one
 // would, and one that carries an equal share is no limit.
 TEST(AdaptiveShares, TimedUplinksLimitThinMembersOnly) {
   AdaptiveShares shares;
-  std::vector<uint32_t> ids;
-  for (uint32_t id = 1; id <= 12; ++id) {
-    ids.push_back(id);
-    shares.add(id, 0);
-  }
-  // A chunk every 10 ms for 0.2 s, to member 12.
-  Micros t = 0;
-  for (; t < 200000; t += 10000) shares.note_dealt(12, 1000, t);
+  const std::vector<uint32_t> ids = streaming_team(shares, 12);
+  Micros t = 200000;
   for (uint32_t id = 1; id <= 12; ++id) shares.note_echo(id, true, t, 600000);
   EXPECT_FALSE(shares.uniform());
   shares.end_timing(12);
@@ -254,13 +259,8 @@ TEST(AdaptiveShares, TimedUplinksLimitThinMembersOnly) {
 // chunks in 600 ms, so timing holds nobody back.
 TEST(AdaptiveShares, TimingInALargeTeamHoldsNobodyBack) {
   AdaptiveShares shares;
-  std::vector<uint32_t> ids;
-  for (uint32_t id = 1; id <= 100; ++id) {
-    ids.push_back(id);
-    shares.add(id, 0);
-  }
-  Micros t = 0;
-  for (; t < 200000; t += 10000) shares.note_dealt(100, 1000, t);
+  const std::vector<uint32_t> ids = streaming_team(shares, 100);
+  const Micros t = 200000;
   shares.note_echo(1, true, t, 600000);
   const auto dealt = deal_noted(shares, ids, 300, t);
   EXPECT_EQ(dealt.at(1), 3);
