@@ -64,11 +64,8 @@ void AdaptiveShares::measure_rate(size_t bytes, Micros now) {
   if (any_stated_) apply_stated(entries_.size());
 }
 
-// A member that stated a limit uploads its share of the chunks to the
-// other team - 1 members: share x (team - 1) copies of the stream, each
-// datagram with its headers, and its NACK answers and control messages
-// too: kCopyCost leaves room for those. Returns the share of the chunks
-// its limit carries (0: none).
+// The limit a member is dealt by: the lower of the stated and the learned
+// one, -1 for none.
 int64_t AdaptiveShares::limit_kbps(const Entry& e) {
   if (e.stated_kbps < 0) return e.learned_kbps;
   if (e.learned_kbps < 0) return e.stated_kbps;
@@ -86,6 +83,11 @@ bool AdaptiveShares::limited(const Entry& e, size_t team) const {
   return stated_share(e, team) < 1.0 / std::max<double>(1, team);
 }
 
+// A member that stated a limit uploads its share of the chunks to the
+// other team - 1 members: share x (team - 1) copies of the stream, each
+// datagram with its headers, and its NACK answers and control messages
+// too: kCopyCost leaves room for those. Returns the share of the chunks
+// its limit carries (0: none).
 double AdaptiveShares::stated_share(const Entry& e, size_t team) const {
   constexpr double kCopyCost = 1.3;
   if (limit_kbps(e) == 0) return 0;
