@@ -112,6 +112,26 @@ def cpu_ticks(pids):
     return t
 
 
+def wakeups(pids):
+    """Voluntary context switches of every thread of `pids`: each one is a
+    sleep, so the next run is a wake-up."""
+    n = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{t}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            n += int(line.split()[1])
+            except OSError:
+                pass
+    return n
+
+
 def rss_kb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -191,9 +211,9 @@ def run_team(a, n, mbps):
         stop(peers + [splitter], signal.SIGKILL)
         raise RuntimeError(f"{tag}: the team never reached {n} peers")
     time.sleep(a.warmup)
-    u0, c0, m0 = udp_counters(), cpu_ticks(pids), machine_busy()
+    u0, c0, m0, w0 = udp_counters(), cpu_ticks(pids), machine_busy(), wakeups(pids)
     time.sleep(a.window)
-    u1, c1, m1 = udp_counters(), cpu_ticks(pids), machine_busy()
+    u1, c1, m1, w1 = udp_counters(), cpu_ticks(pids), machine_busy(), wakeups(pids)
     rss = max(rss_kb(p) for p in pids)
     splitter.wait(timeout=seconds + 60)
     time.sleep(1)
@@ -228,6 +248,8 @@ def run_team(a, n, mbps):
         "window_copies": copies,
         "us_per_copy": cpu_s / copies * 1e6 if copies else None,
         "us_per_datagram_in": cpu_s / got * 1e6 if got else None,
+        "wakeups_per_s": (w1 - w0) / a.window / n,
+        "copies_per_wakeup": copies / (w1 - w0) if w1 > w0 else None,
         "peer_cpu_pct": 100.0 * cpu_s / a.window / n,
         "rss_mb_max": rss / 1024.0,
         "machine_busy_pct": 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]),
@@ -311,15 +333,17 @@ def table(a, rows, ceiling):
     lines = [
         "| N | stream Mb/s | chunks/s | CLR (worst peer) | splitter retransmits % | "
         "datagram ops/s needed (2 N R) | of the ceiling | µs per copy | / iperf3 -b 0 | "
-        "peer CPU % | RSS per peer MB | kernel drops in window | in the run | machine busy % |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        "wake-ups/s a peer | peer CPU % | RSS per peer MB | kernel drops in window | in the run | "
+        "machine busy % |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |"]
     for r in rows:
         need = 2 * r["n"] * r["chunks_per_s"]
         lines.append(
             f"| {r['n']} | {r['mbps']:.1f} | {r['chunks_per_s']:.0f} | {r['clr_worst']:.5f} | "
             f"{r['retransmit_pct']:.2f} | {need:.0f} | {need / ceiling:.2f} | "
             f"{r['us_per_copy']:.1f} | {r['us_per_copy'] / a.iperf_us:.2f} | "
-            f"{r['peer_cpu_pct']:.1f} | {r['rss_mb_max']:.1f} | {r['window_rcvbuf_errors']} | "
+            f"{r['wakeups_per_s']:.0f} | {r['peer_cpu_pct']:.1f} | {r['rss_mb_max']:.1f} | {r['window_rcvbuf_errors']} | "
             f"{r['run_rcvbuf_errors']} | "
             f"{r['machine_busy_pct']:.0f} |")
     return "\n".join(lines)
@@ -369,6 +393,7 @@ def main():
                 rows.append(r)
                 log(f"N={n} {r['mbps']:.1f} Mb/s: CLR {r['clr_worst']:.5f}, retransmits "
                     f"{r['retransmit_pct']:.2f} %, {r['us_per_copy']:.1f} us per copy, "
+                    f"{r['wakeups_per_s']:.0f} wake-ups/s a peer, "
                     f"RSS {r['rss_mb_max']:.1f} MB, kernel drops {r['window_rcvbuf_errors']} "
                     f"in the window, {r['run_rcvbuf_errors']} in the run")
         paced = None

@@ -177,6 +177,20 @@ static gboolean gst_p2psp_src_unlock_stop(GstBaseSrc* bsrc) {
   return TRUE;
 }
 
+// The longest a round may wait: io-interval, or the automatic one's cap.
+static guint io_interval_delay_ms(const Settings& s) {
+  if (s.io_interval_ms >= 0) return static_cast<guint>(s.io_interval_ms);
+  return std::min(kAutoIoIntervalMaxMs, s.latency_ms / 10);
+}
+
+static void apply_io_interval(GstP2pspSrc* self, const Settings& s) {
+  const Micros delay = static_cast<Micros>(io_interval_delay_ms(s)) * 1000;
+  if (s.io_interval_ms < 0)
+    self->priv->io.set_interval(0, delay);
+  else
+    self->priv->io.set_interval(delay, 0);
+}
+
 static gboolean gst_p2psp_src_query(GstBaseSrc* bsrc, GstQuery* query) {
   GstP2pspSrc* self = GST_P2PSP_SRC(bsrc);
   if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
@@ -184,9 +198,9 @@ static gboolean gst_p2psp_src_query(GstBaseSrc* bsrc, GstQuery* query) {
   GST_OBJECT_LOCK(self);
   /* A buffer is taken out of the playout buffer in the network thread's
    * next round: up to io-interval after it is due. */
-  const GstClockTime latency =
-      (self->priv->settings.latency_ms + self->priv->settings.io_interval_ms) *
-      GST_MSECOND;
+  const GstClockTime latency = (self->priv->settings.latency_ms +
+                                io_interval_delay_ms(self->priv->settings)) *
+                               GST_MSECOND;
   GST_OBJECT_UNLOCK(self);
   /* Chunks wait in the playout buffer, not on a fixed ring: downstream may
    * add any latency of its own without us losing data (max = NONE), which
@@ -224,7 +238,7 @@ static gchar* build_uri(const Settings& s) {
     separator = "&";
   }
   if (s.io_interval_ms != kDefaultIoIntervalMs) {
-    g_string_append_printf(uri, "%sio-interval=%u", separator,
+    g_string_append_printf(uri, "%sio-interval=%d", separator,
                            s.io_interval_ms);
     separator = "&";
   }
@@ -396,6 +410,7 @@ static void set_setting(GstP2pspSrc* self, guint prop_id, const GValue* value,
       break;
     case PROP_LATENCY:
       s.latency_ms = g_value_get_uint(value);
+      apply_io_interval(self, s);
       break;
     case PROP_TIMEOUT:
       s.timeout_s = g_value_get_uint(value);
@@ -426,8 +441,8 @@ static void set_setting(GstP2pspSrc* self, guint prop_id, const GValue* value,
       break;
     }
     case PROP_IO_INTERVAL:
-      s.io_interval_ms = g_value_get_uint(value);
-      self->priv->io.set_period(static_cast<Micros>(s.io_interval_ms) * 1000);
+      s.io_interval_ms = g_value_get_int(value);
+      apply_io_interval(self, s);
       break;
     case PROP_START_TIMEOUT:
       s.start_timeout_ms = g_value_get_uint(value);
@@ -500,7 +515,7 @@ static void gst_p2psp_src_get_property(GObject* object, guint prop_id,
       g_value_set_boolean(value, s.auto_reconnect);
       break;
     case PROP_IO_INTERVAL:
-      g_value_set_uint(value, s.io_interval_ms);
+      g_value_set_int(value, s.io_interval_ms);
       break;
     case PROP_START_TIMEOUT:
       g_value_set_uint(value, s.start_timeout_ms);
@@ -526,6 +541,7 @@ static void gst_p2psp_src_finalize(GObject* object) {
 
 static void gst_p2psp_src_init(GstP2pspSrc* self) {
   self->priv = new GstP2pspSrcPrivate();
+  apply_io_interval(self, self->priv->settings);
   gst_base_src_set_live(GST_BASE_SRC(self), TRUE);
   gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
   gst_base_src_set_do_timestamp(GST_BASE_SRC(self), FALSE);
@@ -595,13 +611,15 @@ static void install_team_properties(GObjectClass* gobject_class) {
                                    GST_PARAM_MUTABLE_READY)));
   g_object_class_install_property(
       gobject_class, PROP_IO_INTERVAL,
-      g_param_spec_uint(
+      g_param_spec_int(
           "io-interval", "I/O interval",
           "Handle the network at most once per this many milliseconds "
           "instead of on every datagram: fewer wake-ups (less CPU) for up to "
           "this much more delay per hop, and as much more reported latency "
-          "(0 = on every datagram)",
-          0, kMaxIoIntervalMs, kDefaultIoIntervalMs,
+          "(0 = on every datagram; -1 = automatic: on every datagram while "
+          "the socket moves under 1000 datagrams a second, else once per "
+          "latency/10, 20 ms at most)",
+          -1, kMaxIoIntervalMs, kDefaultIoIntervalMs,
           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                    GST_PARAM_MUTABLE_PLAYING)));
 }

@@ -44,8 +44,11 @@ constexpr guint kDefaultLatencyMs = 200;
 constexpr guint kDefaultTimeoutS = 10;
 constexpr guint kMaxLatencyMs = 600000;
 constexpr guint kMaxTimeoutS = 3600;
-constexpr guint kDefaultIoIntervalMs = 0;
-constexpr guint kMaxIoIntervalMs = 100;
+// -1: automatic (TeamIo's AdaptiveInterval), rounds a tenth of `latency`
+// apart, at most kAutoIoIntervalMaxMs, while the traffic is busy.
+constexpr gint kDefaultIoIntervalMs = -1;
+constexpr gint kMaxIoIntervalMs = 100;
+constexpr guint kAutoIoIntervalMaxMs = 20;
 // The late-joiner gate's bounded wait for a start point (PeerConfig).
 constexpr guint kDefaultStartTimeoutMs = 3000;
 constexpr guint kMaxStartTimeoutMs = 600000;
@@ -112,7 +115,7 @@ struct Settings {
   guint timeout_s = kDefaultTimeoutS;
   bool monitor = kDefaultMonitor;
   bool auto_reconnect = kDefaultAutoReconnect;
-  guint io_interval_ms = kDefaultIoIntervalMs;
+  gint io_interval_ms = kDefaultIoIntervalMs;
   guint start_timeout_ms = kDefaultStartTimeoutMs;
   bool join_burst = kDefaultJoinBurst;
   gint64 upload_limit_bps = -1;  // -1: no limit stated

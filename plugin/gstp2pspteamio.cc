@@ -16,6 +16,42 @@ void add_udp_kernel_stats(GstStructure *stats, const UdpKernelStats &k) {
                     k.send_buffer, nullptr);
 }
 
+/* ---------------------------------------------------------- interval ---- */
+
+bool AdaptiveInterval::count(size_t datagrams, p2psp::Micros now) {
+  if (window_start_ == 0) window_start_ = now;
+  in_window_ += datagrams;
+  const p2psp::Micros span = now - window_start_;
+  if (span < kWindowUs) return false;
+  const uint64_t per_s = in_window_ * 1000000 / span;
+  window_start_ = now;
+  in_window_ = 0;
+  const bool was = busy_;
+  if (per_s >= kBusyPerS) busy_ = true;
+  if (per_s < kQuietPerS) busy_ = false;
+  return busy_ != was;
+}
+
+void TeamIo::set_interval(p2psp::Micros fixed, p2psp::Micros auto_cap) {
+  std::lock_guard<std::mutex> lock(interval_lock_);
+  fixed_interval_ = fixed;
+  auto_cap_ = auto_cap;
+  apply_interval();
+}
+
+void TeamIo::note_traffic(size_t datagrams, p2psp::Micros now) {
+  if (auto_cap_.load(std::memory_order_relaxed) == 0) return;
+  if (!adaptive_.count(datagrams, now)) return;
+  std::lock_guard<std::mutex> lock(interval_lock_);
+  busy_ = adaptive_.busy();
+  apply_interval();
+}
+
+void TeamIo::apply_interval() {
+  const p2psp::Micros cap = auto_cap_.load();
+  poll_.set_period(cap > 0 ? (busy_ ? cap : 0) : fixed_interval_);
+}
+
 /* ----------------------------------------------------------- sockets ---- */
 
 void TeamIo::adopt_udp(GSocket *adopt, size_t batch) {
@@ -68,7 +104,9 @@ Dispatched TeamIo::dispatch(p2psp::Outbox &out) {
     size_t bytes = 0;
     for (const p2psp::UdpSend &send : out.udp)
       bytes += send.data ? send.data->size() : 0;
-    net_.udp_buffers.count(0, bytes, monotonic_now_us());
+    const p2psp::Micros now = monotonic_now_us();
+    net_.udp_buffers.count(0, bytes, now);
+    note_traffic(out.udp.size(), now);
     net_.datagrams_dropped += send_datagrams(net_.udp.get(), out.udp);
   }
   dispatch_tcp(out, &done);

@@ -16,8 +16,10 @@
 #include <gst/gst.h>
 #include <gst/p2psp/outbox.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "gstp2pspconnections.h"
@@ -35,6 +37,33 @@ struct UdpKernelStats {
 
 /* kernel-drops, udp-receive-buffer, udp-send-buffer (docs/elements.md). */
 void add_udp_kernel_stats(GstStructure *stats, const UdpKernelStats &k);
+
+/* io-interval's automatic mode: coalescing fitted to the traffic, as NICs
+ * moderate their interrupts (ethtool's adaptive-rx). While the UDP socket
+ * moves few datagrams, a round for each: waking up costs little then, and
+ * delay is all that counts. From kBusyPerS datagrams a second (in and out),
+ * one round per interval: at 25 Mb/s waking up for every few datagrams was
+ * most of a peer's CPU (docs/benchmarks.md, "Automatic io-interval"). The
+ * rate is taken over windows of at least kWindowUs, and falls back below
+ * kQuietPerS only, so a rate near the threshold does not flip it every
+ * window. Not thread-safe: the owner's lock. */
+class AdaptiveInterval {
+ public:
+  static constexpr uint64_t kBusyPerS = 1000;
+  static constexpr uint64_t kQuietPerS = 500;
+  static constexpr p2psp::Micros kWindowUs = 250000;
+
+  /* Counts `datagrams` moved at `now`. TRUE when busy() changed. */
+  bool count(size_t datagrams, p2psp::Micros now);
+  /* Busy: rounds one interval apart; else a round per datagram. */
+  bool busy() const { return busy_; }
+  void reset() { *this = AdaptiveInterval(); }
+
+ private:
+  p2psp::Micros window_start_ = 0;
+  uint64_t in_window_ = 0;
+  bool busy_ = false;
+};
 
 /* What a dispatch did that the element must act on. */
 struct Dispatched {
@@ -102,13 +131,18 @@ class TeamIo {
         sock, net_.rx_batch, max_rounds,
         [&](size_t n, p2psp::Micros now) {
           size_t bytes = 0;
+          size_t datagrams = 0;
           for (size_t i = 0; i < n; i++) {
             bytes += net_.rx_batch[i].size;
             for_each_datagram(net_.rx_batch[i], [&](const DatagramView &d) {
+              datagrams++;
               on_datagram(d, now);
             });
           }
-          if (team) net_.udp_buffers.count(bytes, 0, now);
+          if (team) {
+            net_.udp_buffers.count(bytes, 0, now);
+            note_traffic(datagrams, now);
+          }
           after_batch(now);
         },
         team ? net_.udp_buffers.drop_counter() : nullptr);
@@ -130,7 +164,10 @@ class TeamIo {
   void stop() { poll_.stop(); }
   void wake() { poll_.wake(); }
   void run_again() { poll_.run_again(); }
-  void set_period(p2psp::Micros period) { poll_.set_period(period); }
+  /* A fixed interval between rounds (0: a round per datagram), or with
+   * `auto_cap` > 0, AdaptiveInterval's: `auto_cap` while the traffic is
+   * busy, none while it is not. Any thread, any time. */
+  void set_interval(p2psp::Micros fixed, p2psp::Micros auto_cap);
 
   /* The timer: runs tick() when the core's deadline is due (the poll thread
    * asks after every round) and returns the next one, which it remembers. */
@@ -146,6 +183,10 @@ class TeamIo {
   }
 
  private:
+  /* Counts datagrams for the automatic interval (core lock). */
+  void note_traffic(size_t datagrams, p2psp::Micros now);
+  /* Hands the period to the poll thread (interval_lock_). */
+  void apply_interval();
   bool connection_watches(PollThread::WatchList &list);
   bool table_watches(PollThread::WatchList &list);
   void dispatch_tcp(p2psp::Outbox &out, Dispatched *done);
@@ -172,6 +213,14 @@ class TeamIo {
   };
   Net net_;
   PollThread poll_;
+  /* The interval settings (set_interval) and, with auto_cap_, the
+   * traffic's state; the mutex orders set_interval() against the poll
+   * thread applying a change of state. */
+  std::mutex interval_lock_;
+  p2psp::Micros fixed_interval_ = 0;
+  std::atomic<p2psp::Micros> auto_cap_{0};
+  bool busy_ = false;         /* adaptive_.busy(), under interval_lock_ */
+  AdaptiveInterval adaptive_; /* the core lock */
 };
 
 }  // namespace p2psp_gst

@@ -382,7 +382,8 @@ TEST(P2pspSrcStates, LatencyQuery) {
   GstClockTime min = 0, max = 0;
   gst_query_parse_latency(query, &live, &min, &max);
   EXPECT_TRUE(live);
-  EXPECT_EQ(min, 350 * GST_MSECOND);
+  // latency, plus up to one round of the automatic io-interval (20 ms).
+  EXPECT_EQ(min, 370 * GST_MSECOND);
   EXPECT_EQ(max, GST_CLOCK_TIME_NONE) << "downstream may add latency freely";
   gst_query_unref(query);
   gst_element_set_state(src.get(), GST_STATE_NULL);
@@ -1798,36 +1799,48 @@ TEST(P2pspSrcUploadLimit, PropertyAndUri) {
 
 /* ----------------------------------------------------- io-interval ---- */
 
+// The minimum latency p2pspsrc answers in PAUSED.
+GstClockTime QueriedLatency(GstElement* src) {
+  EXPECT_NE(gst_element_set_state(src, GST_STATE_PAUSED),
+            GST_STATE_CHANGE_FAILURE);
+  GstQuery* query = gst_query_new_latency();
+  GstClockTime min = 0, max = 0;
+  if (gst_element_query(src, query))
+    gst_query_parse_latency(query, nullptr, &min, &max);
+  gst_query_unref(query);
+  gst_element_set_state(src, GST_STATE_NULL);
+  return min;
+}
+
 TEST(P2pspSrcIoInterval, PropertyUriAndLatency) {
   ElementPtr src = MakeSrc();
-  guint interval = 99;
+  gint interval = 99;
   g_object_get(src.get(), "io-interval", &interval, nullptr);
-  EXPECT_EQ(interval, 0u);
+  EXPECT_EQ(interval, -1) << "automatic by default";
   GParamSpec* spec = g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()),
                                                   "io-interval");
   ASSERT_NE(spec, nullptr);
-  EXPECT_EQ(G_PARAM_SPEC_UINT(spec)->maximum, 100u);
+  EXPECT_EQ(G_PARAM_SPEC_INT(spec)->minimum, -1);
+  EXPECT_EQ(G_PARAM_SPEC_INT(spec)->maximum, 100);
   EXPECT_TRUE(spec->flags & GST_PARAM_MUTABLE_PLAYING);
+  // Automatic: up to a tenth of latency (20 ms at most) more.
+  EXPECT_EQ(QueriedLatency(src.get()), 220 * GST_MSECOND);
+  g_object_set(src.get(), "latency", 100u, nullptr);
+  EXPECT_EQ(QueriedLatency(src.get()), 110 * GST_MSECOND);
+  g_object_set(src.get(), "latency", 1000u, nullptr);
+  EXPECT_EQ(QueriedLatency(src.get()), 1020 * GST_MSECOND);
 
   const char* text = "p2psp://127.0.0.1:4552?latency=300&io-interval=30";
   g_object_set(src.get(), "uri", text, nullptr);
   g_object_get(src.get(), "io-interval", &interval, nullptr);
-  EXPECT_EQ(interval, 30u);
+  EXPECT_EQ(interval, 30);
   gchar* uri = nullptr;
   g_object_get(src.get(), "uri", &uri, nullptr);
   EXPECT_STREQ(uri, text);
   g_free(uri);
 
   // A buffer may leave up to one interval after it is due.
-  ASSERT_NE(gst_element_set_state(src.get(), GST_STATE_PAUSED),
-            GST_STATE_CHANGE_FAILURE);
-  GstQuery* query = gst_query_new_latency();
-  ASSERT_TRUE(gst_element_query(src.get(), query));
-  GstClockTime min = 0, max = 0;
-  gst_query_parse_latency(query, nullptr, &min, &max);
-  EXPECT_EQ(min, 330 * GST_MSECOND);
-  gst_query_unref(query);
-  gst_element_set_state(src.get(), GST_STATE_NULL);
+  EXPECT_EQ(QueriedLatency(src.get()), 330 * GST_MSECOND);
 }
 
 // Voluntary context switches (sleeps) of this process's p2pspsrc network

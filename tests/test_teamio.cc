@@ -5,7 +5,10 @@
 #include <gio/gio.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "plugin/gstp2pspteamio.h"
@@ -13,6 +16,7 @@
 
 namespace {
 
+using p2psp_gst::AdaptiveInterval;
 using p2psp_gst::GRef;
 using p2psp_gst::TeamIo;
 
@@ -139,6 +143,106 @@ TEST(TeamIo, TimerTicksOnlyWhenDueAndRemembersTheDeadline) {
   EXPECT_EQ(core.ticks, 1);
   EXPECT_TRUE(io.deadline_moved_up(150));
   EXPECT_FALSE(io.deadline_moved_up(250));
+}
+
+/* ------------------------------------------------ automatic interval ---- */
+
+/* `per_s` datagrams a second for `seconds`, counted every millisecond from
+ * `*now`; returns how often busy() changed. */
+int Feed(AdaptiveInterval *a, p2psp::Micros *now, double per_s,
+         double seconds) {
+  int changes = 0;
+  double owed = 0;
+  for (int ms = 0; ms < seconds * 1000; ms++) {
+    *now += 1000;
+    owed += per_s / 1000;
+    const size_t n = static_cast<size_t>(owed);
+    owed -= n;
+    if (n > 0 && a->count(n, *now)) changes++;
+  }
+  return changes;
+}
+
+TEST(AdaptiveInterval, BusyFromAThousandDatagramsASecondQuietBelowFiveHundred) {
+  AdaptiveInterval a;
+  p2psp::Micros now = 1000000;
+  EXPECT_EQ(Feed(&a, &now, 900, 2), 0);
+  EXPECT_FALSE(a.busy());
+  EXPECT_EQ(Feed(&a, &now, 1100, 2), 1);
+  EXPECT_TRUE(a.busy());
+  /* Between the two thresholds it stays as it was. */
+  EXPECT_EQ(Feed(&a, &now, 700, 2), 0);
+  EXPECT_TRUE(a.busy());
+  EXPECT_EQ(Feed(&a, &now, 400, 2), 1);
+  EXPECT_FALSE(a.busy());
+  EXPECT_EQ(Feed(&a, &now, 700, 2), 0);
+  EXPECT_FALSE(a.busy());
+}
+
+TEST(AdaptiveInterval, DecidesOnWholeWindowsOnly) {
+  AdaptiveInterval a;
+  /* 100 datagrams at once, then nothing: a burst is not a rate. */
+  EXPECT_FALSE(a.count(100, 1000000));
+  EXPECT_FALSE(a.count(1, 1000000 + AdaptiveInterval::kWindowUs - 1));
+  EXPECT_FALSE(a.busy());
+  /* A long quiet gap after a busy time: the first count ends it. */
+  p2psp::Micros now = 2000000;
+  Feed(&a, &now, 5000, 1);
+  ASSERT_TRUE(a.busy());
+  EXPECT_TRUE(a.count(1, now + 5000000));
+  EXPECT_FALSE(a.busy());
+}
+
+/* TeamIo's poll thread on its UDP socket, `interval` automatic with a cap
+ * of 20 ms: `per_s` datagrams a second for `seconds` from another socket,
+ * each read through receive(). Returns the rounds run while they came. */
+int AutoRounds(double per_s, double seconds) {
+  TeamIo io;
+  io.adopt_udp(LoopbackUdp(), 32);
+  io.set_interval(0, 20000);
+  std::atomic<int> rounds{0}, read{0};
+  io.start(
+      "test-auto",
+      [&io](p2psp_gst::PollThread::WatchList &list) {
+        if (!list.empty()) return false;
+        list.emplace_back(io.udp(), G_IO_IN);
+        return true;
+      },
+      [&](GSocket *socket, GIOCondition) {
+        io.receive(
+            socket, 4,
+            [&](const p2psp_gst::DatagramView &, p2psp::Micros) { read++; },
+            [](p2psp::Micros) {});
+      },
+      [&](p2psp::Micros now) {
+        rounds++;
+        return now + 10 * G_USEC_PER_SEC;
+      });
+  GRef<GSocket> sender(LoopbackUdp());
+  GSocketAddress *to = g_socket_get_local_address(io.udp(), nullptr);
+  const int total = static_cast<int>(per_s * seconds);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < total; i++) {
+    std::this_thread::sleep_until(
+        start +
+        std::chrono::microseconds(static_cast<int64_t>(i * 1e6 / per_s)));
+    g_socket_send_to(sender.get(), to, "x", 1, nullptr, nullptr);
+  }
+  g_object_unref(to);
+  const int during = rounds;
+  for (int i = 0; i < 100 && read < total; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(read, total);
+  io.stop();
+  return during;
+}
+
+TEST(TeamIo, AutomaticIntervalCoalescesBusyTrafficOnly) {
+  /* 2000 a second for 1.5 s: a round per datagram for the first quarter
+   * second (about 500), then one per 20 ms (about 63), not 3000. */
+  EXPECT_LE(AutoRounds(2000, 1.5), 500 + 2 * 63 + 100);
+  /* 100 a second: a round for each. */
+  EXPECT_GE(AutoRounds(100, 1.0), 90);
 }
 
 }  // namespace
