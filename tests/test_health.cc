@@ -1366,6 +1366,48 @@ TEST(SplitterHealth, TwoEchoesOfTheFirstChunkTimeTheUplink) {
   EXPECT_TRUE(stopped);
 }
 
+// A member whose flood-end echo never comes is dealt as proven after the
+// wait, however fast the stream: the end of its timing was once found
+// through the trial chunk's slot in the origin ring, which a stream of
+// over 6,800 chunks a second reuses within the 600 ms wait, and the
+// member was then dealt nothing for good.
+TEST(SplitterHealth, TimingEndsAfterTheWaitEvenWhenTheOriginRingWrapped) {
+  SplitterConfig config = bench_config();
+  config.learn_shares = true;
+  config.history_chunks = 16;  // wraps as 6,800 chunks a second wrap 4096
+  SplitterBench bench(config);
+  std::vector<Joined> team;
+  for (int i = 0; i < 12; ++i) team.push_back(bench.join(false, kFlagEcho));
+  const auto chunks = bench.cut(12);
+  std::map<Endpoint, SharedBytes> dealt;
+  for (const auto& [number, sent] : chunks) dealt[sent.first] = sent.second;
+  ASSERT_EQ(dealt.size(), 12u);
+  const Joined& silent = team[0];  // its flood-end echo never comes
+  bench.advance_to(40000);
+  for (const Joined& j : team) bench.udp(j, *dealt[j.udp]);
+  bench.advance_to(45000);
+  for (size_t i = 1; i < team.size(); ++i)
+    bench.udp(team[i], *dealt[team[i].udp]);
+  bench.take_tcp(silent.conn);
+  int to_silent = 0;
+  for (int round = 0; round < 4; ++round) {  // 96 chunks: the ring wraps
+    for (const auto& [number, sent] : bench.cut(24))
+      to_silent += sent.first == silent.udp;
+  }
+  EXPECT_EQ(to_silent, 0) << "dealt nothing while timed";
+  bench.advance_to(40000 + 2 * config.echo_timeout_us + 1000);
+  for (const auto& [number, sent] : bench.cut(48))
+    to_silent += sent.first == silent.udp;
+  EXPECT_GE(to_silent, 2) << "dealt again once the wait is over";
+  bool stopped = false;
+  for (const TcpMessage& m : bench.take_tcp(silent.conn)) {
+    if (const auto* role = std::get_if<RoleMsg>(&m))
+      stopped = (role->flags & kRoleFlagEcho) == 0;
+  }
+  EXPECT_TRUE(stopped) << "proven: its echoes stop";
+  EXPECT_EQ(bench.sp.stats().uplinks_timed, 0u);
+}
+
 TEST(SplitterHealth, NackFromAStrangerOrAnotherEndpointIsRejected) {
   SplitterBench bench(bench_config());
   const Joined a = bench.join();

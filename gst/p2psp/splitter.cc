@@ -84,7 +84,13 @@ struct Splitter::Impl {
     std::optional<ChunkNumber> last_dealt;
     bool echoes = false;        // it echoes its chunks (flood checks)
     bool uplink_timed = false;  // its first flood's end echo came or not
-    Micros round_trip_us = 0;   // PROBE to REGISTER, when it joined
+    // While that end echo is awaited: the quarter echo's time and chunk.
+    // Kept here, not only on the chunk's Origin, whose ring slot a fast
+    // stream reuses within the wait (4096 slots: from about 6,800 chunks a
+    // second), which left the member dealt nothing for good.
+    Micros timing_since_us = 0;
+    ChunkNumber timing_chunk = 0;
+    Micros round_trip_us = 0;  // PROBE to REGISTER, when it joined
   };
 
   // One recently cut chunk: who it went to, and (in the shorter datagram
@@ -219,8 +225,10 @@ struct Splitter::Impl {
   std::optional<auth::Keys> keys;
   std::unique_ptr<auth::DatagramCrypto> crypto;
 
-  // Flood checks: when each awaited echo is due.
+  // Flood checks: when each awaited echo is due, and each member's uplink
+  // timing ends at the latest (by member id).
   std::set<std::pair<Micros, ChunkNumber>> echo_due;
+  std::set<std::pair<Micros, uint32_t>> timing_due;
   std::vector<Origin> origins;  // indexed by chunk number modulo size
   std::vector<Sent> sent;       // likewise
   // Next time a member may have gone silent for too long, or UINT64_MAX.
@@ -1019,7 +1027,10 @@ struct Splitter::Impl {
   }
 
   Micros echo_deadline() const {
-    return echo_due.empty() ? UINT64_MAX : echo_due.begin()->first;
+    const Micros echo = echo_due.empty() ? UINT64_MAX : echo_due.begin()->first;
+    const Micros timing =
+        timing_due.empty() ? UINT64_MAX : timing_due.begin()->first;
+    return std::min(echo, timing);
   }
 
   // A chunk from a member is the echo of one it floods.
@@ -1047,8 +1058,10 @@ struct Splitter::Impl {
     const bool timing = member && !member->uplink_timed && origin->copies > 0;
     if (timing) {
       member->uplink_timed = true;  // one try: the peer's first flood only
+      member->timing_since_us = now;
+      member->timing_chunk = chunk.number;
       origin->quarter_echo_us = now;
-      echo_due.emplace(saturating_add(now, end_echo_wait()), chunk.number);
+      timing_due.emplace(saturating_add(now, end_echo_wait()), it->second);
     }
     shares.note_echo(it->second, timing, now, end_echo_wait());
     if (!timing) stop_echoes(it->second, out);
@@ -1081,6 +1094,8 @@ struct Splitter::Impl {
   void time_uplink(Origin& origin, ChunkNumber number, Micros now) {
     const Micros span = now - origin.quarter_echo_us;
     origin.quarter_echo_us = 0;
+    if (Member* member = find_member(origin.peer_id))
+      member->timing_since_us = 0;
     shares.end_timing(origin.peer_id);
     const SharedBytes datagram = datagram_of(number);
     if (!datagram || span <= kMinUplinkSpanUs) return;
@@ -1091,18 +1106,29 @@ struct Splitter::Impl {
                            static_cast<int64_t>(bits * 1000 / span));
   }
 
+  // No end echo in time: the member is dealt as proven.
+  void expire_timings(Micros now, Outbox* out) {
+    while (!timing_due.empty() && timing_due.begin()->first <= now) {
+      const uint32_t id = timing_due.begin()->second;
+      timing_due.erase(timing_due.begin());
+      Member* member = find_member(id);
+      if (!member || member->timing_since_us == 0) continue;
+      Origin* origin = origin_of(member->timing_chunk);
+      if (origin && origin->peer_id == id &&
+          origin->quarter_echo_us == member->timing_since_us)
+        origin->quarter_echo_us = 0;
+      member->timing_since_us = 0;
+      shares.end_timing(id);
+      stop_echoes(id, out);
+    }
+  }
+
   void expire_echoes(Micros now, Outbox* out) {
+    expire_timings(now, out);
     while (!echo_due.empty() && echo_due.begin()->first <= now) {
       const ChunkNumber number = echo_due.begin()->second;
       echo_due.erase(echo_due.begin());
       Origin* origin = origin_of(number);
-      if (origin && origin->quarter_echo_us != 0 &&
-          now >= saturating_add(origin->quarter_echo_us, end_echo_wait())) {
-        origin->quarter_echo_us = 0;  // no end echo: dealt as proven
-        shares.end_timing(origin->peer_id);
-        stop_echoes(origin->peer_id, out);
-        continue;
-      }
       if (!origin || origin->echo_from == 0 || origin->echo_missed) continue;
       ++stats.echoes_missed;
       origin->echo_missed = true;
