@@ -64,7 +64,8 @@
  * ]| A peer that handles the network at most 25 times a second instead of on
  * every datagram (#GstP2pspSrc:io-interval): less CPU where datagrams come
  * faster than that, up to 40 ms more delay per hop. For hosts running many
- * peers.
+ * peers at low rates; the default (-1) does the same by itself, once per
+ * latency/10, from 1000 datagrams a second (a few Mb/s).
  */
 
 #include <gst/p2psp/tracker.h>
