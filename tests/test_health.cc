@@ -1001,11 +1001,17 @@ struct Joined {
 class SplitterBench {
  public:
   explicit SplitterBench(const SplitterConfig& config) : sp(config) {}
+  bool ipv6 = false;  // members join from IPv6 endpoints
 
   Joined join(bool ask_monitor = false, uint32_t join_flags = 0) {
     Joined j;
     j.conn = next_conn++;
     j.udp = Endpoint::ipv4(10, 3, 0, static_cast<uint8_t>(j.conn), 5000);
+    if (ipv6) {
+      std::array<uint8_t, 16> addr{0xfd, 0x03};
+      addr[15] = static_cast<uint8_t>(j.conn);
+      j.udp = Endpoint::ipv6(addr, 5000);
+    }
     sp.on_tcp_accepted(j.conn, j.udp.with_port(40000), now, &out);
     feed(j.conn,
          encode_tcp(JoinMsg{kProtocolVersion,
@@ -1364,6 +1370,37 @@ TEST(SplitterHealth, TwoEchoesOfTheFirstChunkTimeTheUplink) {
     }
   }
   EXPECT_TRUE(stopped);
+}
+
+// A team of 12 members on trial whose first floods end at once, but for
+// one whose uplink carries `kbps` with `header` bytes of IP and UDP per
+// datagram; what the splitter learned of that one's upload.
+int64_t LearnedThinUplink(bool ipv6, uint64_t header, Micros kbps) {
+  SplitterConfig config = bench_config();
+  config.learn_shares = true;
+  SplitterBench bench(config);
+  bench.ipv6 = ipv6;
+  std::vector<Joined> team;
+  for (int i = 0; i < 12; ++i) team.push_back(bench.join(false, kFlagEcho));
+  std::map<Endpoint, SharedBytes> dealt;
+  for (const auto& [number, sent] : bench.cut(12))
+    dealt[sent.first] = sent.second;
+  bench.advance_to(40000);
+  for (const Joined& j : team) bench.udp(j, *dealt[j.udp]);
+  bench.advance_to(45000);
+  for (size_t i = 1; i < team.size(); ++i)
+    bench.udp(team[i], *dealt[team[i].udp]);
+  const size_t size = dealt[team[0].udp]->size();
+  bench.advance_to(40000 + 9 * (size + header) * 8 * 1000 / kbps);
+  bench.udp(team[0], *dealt[team[0].udp]);
+  return bench.stats_of(team[0].id)->learned_upload_kbps;
+}
+
+// The headers an uplink carries with each chunk: 28 bytes over IPv4, 48
+// over IPv6 (2 % of a full datagram, once counted as IPv4's everywhere).
+TEST(SplitterHealth, UplinkTimingCountsTheHeadersOfTheMembersFamily) {
+  EXPECT_NEAR(static_cast<double>(LearnedThinUplink(false, 28, 300)), 300, 1);
+  EXPECT_NEAR(static_cast<double>(LearnedThinUplink(true, 48, 300)), 300, 1);
 }
 
 // A member whose flood-end echo never comes is dealt as proven after the

@@ -36,8 +36,9 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
 // Flood-end echoes closer to the quarter echo than two of the peers' 10 ms
 // flush timers time the peer, not its uplink.
 constexpr Micros kMinUplinkSpanUs = 20000;
-// IPv4 and UDP headers, which an uplink carries too.
-constexpr uint64_t kIpUdpBytes = 28;
+// IP and UDP headers, which an uplink carries too.
+constexpr uint64_t kIpv4UdpBytes = 28;
+constexpr uint64_t kIpv6UdpBytes = 48;
 
 AcsConfig acs_config(const SplitterConfig& config) {
   AcsConfig acs;
@@ -1094,13 +1095,16 @@ struct Splitter::Impl {
   void time_uplink(Origin& origin, ChunkNumber number, Micros now) {
     const Micros span = now - origin.quarter_echo_us;
     origin.quarter_echo_us = 0;
-    if (Member* member = find_member(origin.peer_id))
-      member->timing_since_us = 0;
+    Member* member = find_member(origin.peer_id);
+    if (member) member->timing_since_us = 0;
     shares.end_timing(origin.peer_id);
     const SharedBytes datagram = datagram_of(number);
     if (!datagram || span <= kMinUplinkSpanUs) return;
     const uint64_t datagrams = origin.copies - (origin.copies + 3) / 4 + 1;
-    const uint64_t bits = datagrams * (datagram->size() + kIpUdpBytes) * 8;
+    const bool ipv6 = member && member->stats.endpoint.normalized().family ==
+                                    Endpoint::Family::kIPv6;
+    const uint64_t header = ipv6 ? kIpv6UdpBytes : kIpv4UdpBytes;
+    const uint64_t bits = datagrams * (datagram->size() + header) * 8;
     ++stats.uplinks_timed;
     shares.note_flood_rate(origin.peer_id,
                            static_cast<int64_t>(bits * 1000 / span));
