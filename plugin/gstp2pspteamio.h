@@ -57,7 +57,6 @@ class AdaptiveInterval {
   bool count(size_t datagrams, p2psp::Micros now);
   /* Busy: rounds one interval apart; else a round per datagram. */
   bool busy() const { return busy_; }
-  void reset() { *this = AdaptiveInterval(); }
 
  private:
   p2psp::Micros window_start_ = 0;
