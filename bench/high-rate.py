@@ -16,6 +16,9 @@ complete and a warm-up, a window of W seconds is measured from /proc:
     chunk once). Udp InDatagrams over the window is kept beside it
     (`us_per_datagram_in`): it also counts control traffic and duplicates,
     and with UDP GRO a joined run counts once;
+  * wake-ups a second a peer: the voluntary context switches of every
+    thread of the peers over the window (each is a sleep, so a wake-up),
+    over the window and N;
   * RSS per peer (VmRSS at the end of the window, the largest of the team);
   * kernel drops (Udp RcvbufErrors) in the window.
 
